@@ -1,0 +1,138 @@
+"""Signal intake over HTTP: authentication by URL token or passphrase, storage of every alert
+(accepted or refused, with its reason and raw body), the execution job deferred with it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+CORPUS = [json.loads(line) for line in (FIXTURES / "tradingview_alerts.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def config(client, auth_headers):
+    data = client.post("/api/webhook-configs", json={"name": "intake"}, headers=auth_headers).json
+    return {**data, "headers": auth_headers, "url": f"/webhooks/{data['id']}/{data['token']}"}
+
+
+def stored(db, signal_id):
+    with db.transaction() as conn:
+        return conn.execute("select * from public.signals where id = %s", (signal_id,)).fetchone()
+
+
+class TestAccepted:
+    def test_stores_signal_and_defers_job_in_one_transaction(self, client, db, config):
+        body = b'{"ticker": "aapl", "action": "buy", "quantity": 2, "price": 190.5}'
+        response = client.post(config["url"], data=body, content_type="application/json",
+                               environ_base={"REMOTE_ADDR": "52.89.214.238"})
+        assert response.status_code == 200
+        assert response.json["status"] == "accepted"
+        row = stored(db, response.json["signal_id"])
+        assert row["status"] == "accepted"
+        assert row["raw_body"] == body.decode()
+        assert row["content_type"] == "application/json"
+        assert str(row["source_ip"]) == "52.89.214.238"
+        assert row["ticker"] == "AAPL" and row["action"] == "buy"
+        assert row["signal"]["quantity"] == "2"
+        with db.transaction() as conn:
+            job = conn.execute("select * from procrastinate_jobs where id = %s", (row["job_id"],)).fetchone()
+        assert job["task_name"] == "viewzenix.execute_signal"
+        assert job["args"] == {"signal_id": response.json["signal_id"]}
+        assert job["lock"] == f"signal:{config['id']}:AAPL"
+        assert job["status"] == "todo"
+
+    def test_accepts_valid_json_sent_as_text_plain(self, client, config):
+        response = client.post(config["url"], data='{"ticker":"SPY","action":"sell"}', content_type="text/plain")
+        assert response.status_code == 200
+
+
+class TestRefused:
+    def test_unknown_config_and_wrong_token_answer_the_same_404(self, client, db, config):
+        alert = {"ticker": "SPY", "action": "buy"}
+        wrong_token = client.post(f"/webhooks/{config['id']}/not-the-token", json=alert)
+        unknown = client.post(f"/webhooks/{uuid.uuid4()}/{config['token']}", json=alert)
+        assert wrong_token.status_code == unknown.status_code == 404
+        assert wrong_token.json == unknown.json
+        with db.transaction() as conn:
+            assert conn.execute("select count(*) as n from public.signals where config_id = %s", (config["id"],)).fetchone()["n"] == 0
+
+    def test_malformed_json_is_400_with_line_and_column_and_stored(self, client, db, config):
+        body = '{\n    "ticker": "TSLA",\n    "action": "buy",\n}'
+        response = client.post(config["url"], data=body, content_type="text/plain")
+        assert response.status_code == 400
+        assert response.json["code"] == "trailing_comma"
+        assert response.json["errors"]["line"] == 4
+        row = stored(db, response.json["signal_id"])
+        assert row["status"] == "rejected"
+        assert row["reject_code"] == "trailing_comma"
+        assert row["raw_body"] == body
+
+    def test_unknown_action_is_422_and_stored(self, client, db, config):
+        response = client.post(config["url"], json={"ticker": "SPY", "action": "hold"})
+        assert response.status_code == 422
+        assert response.json["code"] == "unknown_action"
+        assert stored(db, response.json["signal_id"])["reject_code"] == "unknown_action"
+
+    def test_inactive_config_refuses_with_403_and_stores(self, client, db, config):
+        client.patch(f"/api/webhook-configs/{config['id']}", json={"is_active": False}, headers=config["headers"])
+        response = client.post(config["url"], json={"ticker": "SPY", "action": "buy"})
+        assert response.status_code == 403
+        assert response.json["code"] == "config_inactive"
+        assert stored(db, response.json["signal_id"])["status"] == "rejected"
+
+    def test_oversized_body_is_413_and_stored_truncated(self, client, db, config):
+        body = '{"ticker": "SPY", "action": "buy", "pad": "' + "x" * 70_000 + '"}'
+        response = client.post(config["url"], data=body, content_type="application/json")
+        assert response.status_code == 413
+        assert response.json["code"] == "body_too_large"
+        assert stored(db, response.json["signal_id"])["status"] == "rejected"
+
+
+class TestSingleTenant:
+    def test_wrong_passphrase_is_401_and_stored_masked(self, client, db):
+        response = client.post("/webhook", json={"passphrase": "guess", "ticker": "SPY", "action": "buy"})
+        assert response.status_code == 401
+        assert response.json["code"] == "invalid_passphrase"
+        row = stored(db, response.json["signal_id"])
+        assert row["status"] == "rejected"
+        assert "guess" not in row["raw_body"]
+
+    def test_missing_passphrase_is_401(self, client):
+        response = client.post("/webhook", json={"ticker": "SPY", "action": "buy"})
+        assert response.status_code == 401
+
+    def test_right_passphrase_is_accepted_and_masked(self, client, db):
+        response = client.post(
+            "/webhook", json={"passphrase": "test-passphrase", "ticker": "SPY", "action": "buy", "price": 500}
+        )
+        assert response.status_code == 200
+        row = stored(db, response.json["signal_id"])
+        assert "test-passphrase" not in row["raw_body"]
+        assert "test-passphrase" not in json.dumps(row["payload"])
+
+    def test_strategy_format_with_passphrase(self, client):
+        body = CORPUS[24]["body"].replace('"abcdefgh"', '"test-passphrase"')
+        response = client.post("/webhook", data=body, content_type="application/json")
+        assert response.status_code == 200, response.json
+        assert response.json["ticker"] == "DOGEUSDT"
+
+
+@pytest.mark.parametrize("index", range(len(CORPUS)), ids=[f"corpus-{i}" for i in range(len(CORPUS))])
+def test_every_corpus_body_gets_a_deliberate_stored_answer(client, db, config, index):
+    entry = CORPUS[index]
+    response = client.post(config["url"], data=entry["body"].encode(), content_type=entry["content_type"])
+    assert response.status_code < 500
+    body = response.json
+    row = stored(db, body["signal_id"])
+    assert row is not None, "every alert reaching a known config is stored"
+    if response.status_code == 200:
+        assert body["status"] == row["status"] == "accepted"
+        assert row["signal"]["ticker"]
+    else:
+        assert response.status_code in (400, 413, 422)
+        assert body["code"] == row["reject_code"] and body["message"]
+        assert row["status"] == "rejected"

@@ -1,0 +1,37 @@
+"""``/api/account``: the paper account of one webhook config."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from viewzenix.api.auth import current_caller
+from viewzenix.runtime import get_runtime
+from viewzenix.services import queries
+
+bp = Blueprint("account", __name__, url_prefix="/api/account", description="Paper account balances.")
+
+
+class AccountSchema(ma.Schema):
+    config_id = ma.fields.UUID()
+    starting_cash = ma.fields.Decimal(as_string=True)
+    cash = ma.fields.Decimal(as_string=True)
+    positions_value = ma.fields.Decimal(as_string=True)
+    equity = ma.fields.Decimal(as_string=True)
+    realized_pnl = ma.fields.Decimal(as_string=True)
+    unrealized_pnl = ma.fields.Decimal(as_string=True)
+    updated_at = ma.fields.DateTime(allow_none=True)
+
+
+class AccountQueryArgsSchema(ma.Schema):
+    config_id = ma.fields.UUID(required=True)
+
+
+@bp.route("")
+class Account(MethodView):
+    @bp.arguments(AccountQueryArgsSchema, location="query")
+    @bp.response(200, AccountSchema)
+    def get(self, args):
+        """Get the paper account (cash, equity, P&L) of one of your configs."""
+        return queries.get_account(get_runtime().db, current_caller(), args["config_id"])

@@ -1,0 +1,109 @@
+"""``/api/orders``: orders placed (or denied) for your signals, with events and fills."""
+
+from __future__ import annotations
+
+import uuid
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from viewzenix.api.auth import current_caller
+from viewzenix.domain.model import OrderStatus
+from viewzenix.runtime import get_runtime
+from viewzenix.services import queries
+
+bp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Orders, their events and fills.")
+
+
+def _decimal(**kwargs):
+    return ma.fields.Decimal(as_string=True, allow_none=True, **kwargs)
+
+
+class OrderSchema(ma.Schema):
+    id = ma.fields.UUID()
+    config_id = ma.fields.UUID()
+    signal_id = ma.fields.UUID(allow_none=True)
+    parent_order_id = ma.fields.UUID(allow_none=True)
+    client_order_id = ma.fields.String()
+    broker_order_id = ma.fields.String(allow_none=True)
+    broker = ma.fields.String()
+    symbol = ma.fields.String()
+    side = ma.fields.String()
+    order_type = ma.fields.String()
+    time_in_force = ma.fields.String()
+    intent = ma.fields.String(allow_none=True)
+    purpose = ma.fields.String()
+    qty = _decimal()
+    limit_price = _decimal()
+    stop_price = _decimal()
+    trail_price = _decimal()
+    trail_percent = _decimal()
+    extended_hours = ma.fields.Boolean()
+    reference_price = _decimal()
+    status = ma.fields.String()
+    status_code = ma.fields.String(allow_none=True)
+    status_message = ma.fields.String(allow_none=True)
+    filled_qty = _decimal()
+    filled_avg_price = _decimal()
+    created_at = ma.fields.DateTime()
+    submitted_at = ma.fields.DateTime(allow_none=True)
+    filled_at = ma.fields.DateTime(allow_none=True)
+    canceled_at = ma.fields.DateTime(allow_none=True)
+
+
+class OrderEventSchema(ma.Schema):
+    event_type = ma.fields.String()
+    from_status = ma.fields.String(allow_none=True)
+    to_status = ma.fields.String()
+    detail = ma.fields.Dict()
+    created_at = ma.fields.DateTime()
+
+
+class FillSchema(ma.Schema):
+    trade_id = ma.fields.String()
+    symbol = ma.fields.String()
+    side = ma.fields.String()
+    last_qty = _decimal()
+    last_px = _decimal()
+    commission = _decimal()
+    filled_at = ma.fields.DateTime()
+
+
+class OrderDetailSchema(OrderSchema):
+    events = ma.fields.List(ma.fields.Nested(OrderEventSchema))
+    fills = ma.fields.List(ma.fields.Nested(FillSchema))
+
+
+class OrderQueryArgsSchema(ma.Schema):
+    config_id = ma.fields.UUID()
+    signal_id = ma.fields.UUID()
+    symbol = ma.fields.String()
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in OrderStatus]))
+
+
+@bp.route("")
+class Orders(MethodView):
+    @bp.arguments(OrderQueryArgsSchema, location="query")
+    @bp.response(200, OrderSchema(many=True))
+    @bp.paginate()
+    def get(self, args, pagination_parameters):
+        """List your orders, newest first (X-Pagination header)."""
+        rows, total = queries.list_orders(
+            get_runtime().db,
+            current_caller(),
+            filters=args,
+            limit=pagination_parameters.page_size,
+            offset=pagination_parameters.first_item,
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+
+@bp.route("/<uuid:order_id>")
+class OrderById(MethodView):
+    @bp.response(200, OrderDetailSchema)
+    def get(self, order_id: uuid.UUID):
+        """Get one order with its status events and fills."""
+        return queries.get_order(get_runtime().db, current_caller(), order_id)

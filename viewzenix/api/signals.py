@@ -1,0 +1,75 @@
+"""``/api/signals``: every alert received, accepted or rejected, and what it became."""
+
+from __future__ import annotations
+
+import uuid
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from viewzenix.api.auth import current_caller
+from viewzenix.api.orders import OrderSchema
+from viewzenix.domain.model import SignalStatus
+from viewzenix.runtime import get_runtime
+from viewzenix.services import queries
+
+bp = Blueprint("signals", __name__, url_prefix="/api/signals", description="Received alerts and their outcome.")
+
+
+class SignalSchema(ma.Schema):
+    id = ma.fields.UUID()
+    config_id = ma.fields.UUID()
+    status = ma.fields.String(metadata={"description": "accepted, rejected, executed, ignored, failed"})
+    reject_code = ma.fields.String(allow_none=True)
+    reject_message = ma.fields.String(allow_none=True)
+    outcome_message = ma.fields.String(allow_none=True)
+    ticker = ma.fields.String(allow_none=True)
+    action = ma.fields.String(allow_none=True)
+    content_type = ma.fields.String(allow_none=True)
+    source_ip = ma.fields.String(allow_none=True)
+    received_at = ma.fields.DateTime()
+    processed_at = ma.fields.DateTime(allow_none=True)
+
+
+class SignalDetailSchema(SignalSchema):
+    raw_body = ma.fields.String(metadata={"description": "The body as received (passphrases masked)"})
+    payload = ma.fields.Raw(allow_none=True, metadata={"description": "Decoded JSON"})
+    signal = ma.fields.Dict(allow_none=True, metadata={"description": "The normalised signal"})
+    reject_details = ma.fields.Dict(allow_none=True)
+    orders = ma.fields.List(ma.fields.Nested(OrderSchema))
+
+
+class SignalQueryArgsSchema(ma.Schema):
+    config_id = ma.fields.UUID()
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in SignalStatus]))
+    ticker = ma.fields.String()
+    since = ma.fields.AwareDateTime(metadata={"description": "received_at ≥ since (ISO 8601 with offset)"})
+    until = ma.fields.AwareDateTime(metadata={"description": "received_at < until"})
+
+
+@bp.route("")
+class Signals(MethodView):
+    @bp.arguments(SignalQueryArgsSchema, location="query")
+    @bp.response(200, SignalSchema(many=True))
+    @bp.paginate()
+    def get(self, args, pagination_parameters):
+        """List your signals, newest first (X-Pagination header)."""
+        rows, total = queries.list_signals(
+            get_runtime().db,
+            current_caller(),
+            filters=args,
+            limit=pagination_parameters.page_size,
+            offset=pagination_parameters.first_item,
+        )
+        pagination_parameters.item_count = total
+        return rows
+
+
+@bp.route("/<uuid:signal_id>")
+class SignalById(MethodView):
+    @bp.response(200, SignalDetailSchema)
+    def get(self, signal_id: uuid.UUID):
+        """Get one signal: raw body, normalised signal, outcome and resulting orders."""
+        return queries.get_signal(get_runtime().db, current_caller(), signal_id)

@@ -1,0 +1,148 @@
+"""``/api/webhook-configs``: a user's webhook configs and their trading settings."""
+
+from __future__ import annotations
+
+import uuid
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from viewzenix.api.auth import current_caller
+from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
+from viewzenix.runtime import get_runtime
+from viewzenix.services import webhook_configs as service
+
+bp = Blueprint(
+    "webhook_configs",
+    __name__,
+    url_prefix="/api/webhook-configs",
+    description="Webhook configs: the URL TradingView posts to, and how its alerts are traded.",
+)
+
+_BROKERS = ("simulated", "alpaca")
+_POSITIVE = validate.Range(min=0, min_inclusive=False)
+_NON_NEGATIVE = validate.Range(min=0)
+
+
+class TradingSettingsFields(ma.Schema):
+    """Trading settings shared by the create, update and read schemas."""
+
+    broker = ma.fields.String(validate=validate.OneOf(_BROKERS), metadata={"description": "simulated (paper, default) or alpaca"})
+    quantity_type = ma.fields.String(validate=validate.OneOf([q.value for q in QuantityType]))
+    quantity = ma.fields.Decimal(as_string=True, validate=_POSITIVE, metadata={"description": "Default size, read per quantity_type"})
+    use_signal_quantity = ma.fields.Boolean()
+    order_type = ma.fields.String(validate=validate.OneOf([o.value for o in OrderType]))
+    time_in_force = ma.fields.String(validate=validate.OneOf([t.value for t in TimeInForce]))
+    allow_reverse = ma.fields.Boolean(metadata={"description": "buy while short / sell while long also enters the other side"})
+    subtract_exit_quantity = ma.fields.Boolean(metadata={"description": "on a reversal, entry qty = signal qty − exited qty"})
+    allowed_symbols = ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=32)), metadata={"description": "Empty: every symbol"})
+    max_position_qty = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
+    max_position_notional = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
+    allow_short = ma.fields.Boolean()
+    allow_add = ma.fields.Boolean()
+    max_signal_age_seconds = ma.fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    starting_cash = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Paper account starting cash"})
+    slippage_bps = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated slippage, basis points"})
+    commission_rate = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated commission, fraction of notional"})
+    commission_fixed = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated commission per fill"})
+
+
+class WebhookConfigCreateSchema(TradingSettingsFields):
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = ma.fields.String(validate=validate.Length(max=2000))
+    notification_preferences = ma.fields.Dict()
+    is_active = ma.fields.Boolean()
+
+
+class WebhookConfigUpdateSchema(WebhookConfigCreateSchema):
+    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+
+
+class WebhookConfigSchema(TradingSettingsFields):
+    id = ma.fields.UUID(dump_only=True)
+    name = ma.fields.String()
+    description = ma.fields.String()
+    webhook_url = ma.fields.String(metadata={"description": "Token masked; the full URL is shown only on create and rotate"})
+    notification_preferences = ma.fields.Dict()
+    is_active = ma.fields.Boolean()
+    token_rotated_at = ma.fields.DateTime()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class WebhookConfigWithTokenSchema(WebhookConfigSchema):
+    webhook_url = ma.fields.String(metadata={"description": "Full URL with its token: shown once, store it in TradingView"})
+    token = ma.fields.String()
+
+
+class WebhookConfigQueryArgsSchema(ma.Schema):
+    is_active = ma.fields.Boolean()
+    broker = ma.fields.String(validate=validate.OneOf(_BROKERS))
+    q = ma.fields.String(metadata={"description": "Name contains (case-insensitive)"})
+
+
+def _base_url() -> str:
+    return get_runtime().config.PUBLIC_BASE_URL
+
+
+def _masked(row: dict) -> dict:
+    return {**row, "webhook_url": service.masked_webhook_url(_base_url(), row)}
+
+
+def _with_token(row: dict, token: str) -> dict:
+    return {**row, "token": token, "webhook_url": service.webhook_url(_base_url(), row["id"], token)}
+
+
+@bp.route("")
+class WebhookConfigs(MethodView):
+    @bp.arguments(WebhookConfigQueryArgsSchema, location="query")
+    @bp.response(200, WebhookConfigSchema(many=True))
+    @bp.paginate()
+    def get(self, args, pagination_parameters):
+        """List your webhook configs (newest first; X-Pagination header)."""
+        rows, total = service.list_page(
+            get_runtime().db,
+            current_caller(),
+            filters=args,
+            limit=pagination_parameters.page_size,
+            offset=pagination_parameters.first_item,
+        )
+        pagination_parameters.item_count = total
+        return [_masked(r) for r in rows]
+
+    @bp.arguments(WebhookConfigCreateSchema)
+    @bp.response(201, WebhookConfigWithTokenSchema)
+    def post(self, data):
+        """Create a webhook config; the answer holds its webhook URL with the token, shown once."""
+        row, token = service.create(get_runtime().db, current_caller(), data)
+        return _with_token(row, token)
+
+
+@bp.route("/<uuid:config_id>")
+class WebhookConfigById(MethodView):
+    @bp.response(200, WebhookConfigSchema)
+    def get(self, config_id: uuid.UUID):
+        """Get one webhook config (token masked)."""
+        return _masked(service.get(get_runtime().db, current_caller(), config_id))
+
+    @bp.arguments(WebhookConfigUpdateSchema)
+    @bp.response(200, WebhookConfigSchema)
+    def patch(self, data, config_id: uuid.UUID):
+        """Change some fields of a webhook config."""
+        return _masked(service.update(get_runtime().db, current_caller(), config_id, data))
+
+    @bp.response(204)
+    def delete(self, config_id: uuid.UUID):
+        """Delete a webhook config with its signals, orders, positions and paper account."""
+        service.delete(get_runtime().db, current_caller(), config_id)
+
+
+@bp.route("/<uuid:config_id>/rotate-token")
+class WebhookConfigRotateToken(MethodView):
+    @bp.response(200, WebhookConfigWithTokenSchema)
+    def post(self, config_id: uuid.UUID):
+        """Replace the URL token; the old URL stops working at once. The new URL is shown once."""
+        row, token = service.rotate_token(get_runtime().db, current_caller(), config_id)
+        return _with_token(row, token)

@@ -1,0 +1,78 @@
+"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import click
+from flask import Flask
+
+from viewzenix.db import Database
+from viewzenix.db.migrate import apply_migrations
+from viewzenix.repositories import webhook_configs as configs_repo
+
+
+def ensure_local_user(db: Database, email: str) -> uuid.UUID:
+    """Create (or find) a local-mode user: a row in the ``auth.users`` stand-in and its profile.
+
+    Local mode only (plain Postgres, no Supabase Auth). Returns the user id.
+    """
+    with db.transaction() as conn:
+        row = conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) "
+            "on conflict (email) do update set updated_at = now() returning id",
+            (uuid.uuid4(), email),
+        ).fetchone()
+        configs_repo.ensure_user(conn, row["id"], email)
+    return row["id"]
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to ``app.cli``."""
+
+    @app.cli.command("migrate")
+    def migrate() -> None:
+        """Apply pending SQL migrations (bootstrapping a plain Postgres first)."""
+        runtime = app.extensions["viewzenix"]
+        applied = apply_migrations(runtime.database_url)
+        click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+    @app.cli.command("local-token")
+    @click.argument("email")
+    def local_token(email: str) -> None:
+        """Print a bearer token for the local user EMAIL (created if missing). Local mode only."""
+        runtime = app.extensions["viewzenix"]
+        if runtime.local_signer is None:
+            raise click.ClickException(
+                "SUPABASE_URL is configured: sign in through Supabase Auth; local tokens are off."
+            )
+        user_id = ensure_local_user(runtime.db, email)
+        click.echo(runtime.local_signer.issue(user_id, email))
+
+    @app.cli.command("demo-config")
+    @click.argument("email")
+    @click.option("--name", default="Demo (simulated broker)")
+    @click.option("--settings", "settings_json", default="{}", help="JSON of trading settings")
+    def demo_config(email: str, name: str, settings_json: str) -> None:
+        """Create a webhook config for local user EMAIL; print it as JSON with its webhook URL."""
+        from viewzenix.services import webhook_configs as service
+        from viewzenix.services.common import Caller
+
+        runtime = app.extensions["viewzenix"]
+        if runtime.local_signer is None:
+            raise click.ClickException("demo-config is for local mode (SUPABASE_URL is set).")
+        user_id = ensure_local_user(runtime.db, email)
+        token = runtime.local_signer.issue(user_id, email)
+        caller = Caller(user_id=user_id, email=email, claims=runtime.verifier.verify(token).raw)
+        values = {"name": name, **json.loads(settings_json)}
+        row, url_token = service.create(runtime.db, caller, values)
+        click.echo(
+            json.dumps(
+                {
+                    "config_id": str(row["id"]),
+                    "webhook_url": service.webhook_url(runtime.config.PUBLIC_BASE_URL, row["id"], url_token),
+                    "access_token": token,
+                }
+            )
+        )

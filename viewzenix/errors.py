@@ -1,0 +1,115 @@
+"""One error body shape for every endpoint: ``{code, status, message, errors}``.
+
+``code`` is machine-readable (``token_expired``, ``validation_error``, ``not_found``), ``status``
+is the HTTP status, ``message`` a human sentence, ``errors`` optional details (field messages on
+422, line/column for malformed alerts).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, jsonify
+from flask_smorest import Api as _SmorestApi
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered with the standard body. Subclasses set ``status`` and ``code``."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"code": self.code, "status": self.status, "message": self.message}
+        if self.errors:
+            payload["errors"] = self.errors
+        return payload
+
+
+class NotFound(ApiError):
+    """The resource does not exist or is not yours."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class ErrorSchema(ma.Schema):
+    """The error body (documentation only)."""
+
+    code = ma.fields.String(metadata={"description": "Machine-readable error code"})
+    status = ma.fields.Integer(metadata={"description": "HTTP status"})
+    message = ma.fields.String(metadata={"description": "Human-readable message"})
+    errors = ma.fields.Dict(metadata={"description": "Details, e.g. field messages"})
+
+
+def _http_code(error: HTTPException) -> str:
+    if error.code == 422:
+        return "validation_error"
+    return (error.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+class Api(_SmorestApi):
+    """flask-smorest's Api with Viewzenix's error body (machine code as a string)."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        payload: dict[str, Any] = {
+            "code": _http_code(error),
+            "status": error.code,
+            "message": error.description,
+        }
+        headers: dict[str, str] = {}
+        data = getattr(error, "data", None)
+        if data:
+            if "message" in data:
+                payload["message"] = data["message"]
+            errors = data.get("errors") or data.get("messages")
+            if errors:
+                # webargs nests field messages under the location ("json", "query").
+                payload["errors"] = errors
+                if error.code == 422:
+                    payload["message"] = "The request is invalid; see errors for each field."
+            headers = data.get("headers") or {}
+        return payload, error.code, headers
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer ApiError with its body, and unexpected exceptions with a 500 in the same shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        response = jsonify(error.body())
+        response.status_code = error.status
+        response.headers.update(error.headers)
+        return response

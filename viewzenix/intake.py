@@ -1,0 +1,56 @@
+"""Intake endpoints: ``POST /webhooks/<config_id>/<token>`` and the single-tenant ``POST /webhook``.
+
+Plain Flask views (not flask-smorest): they read the raw bytes themselves, and the alert body is
+free-form text, not a JSON schema. Answers use the standard error body plus ``signal_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Blueprint, request
+
+from viewzenix.domain.parsing import MAX_BODY_BYTES
+from viewzenix.runtime import get_runtime
+from viewzenix.services import intake, single_tenant
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("intake", __name__)
+
+
+def _alert() -> intake.Alert:
+    # Read one byte past the limit so the parser can refuse an oversized body precisely.
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    return intake.Alert(
+        raw=raw,
+        content_type=request.mimetype or None,
+        source_ip=request.remote_addr,
+    )
+
+
+@bp.post("/webhooks/<uuid:config_id>/<token>")
+def receive_webhook(config_id: uuid.UUID, token: str):
+    """Receive a TradingView alert for one webhook config (token in the URL)."""
+    runtime = get_runtime()
+    result = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert())
+    return result.body, result.status
+
+
+@bp.post("/webhook")
+def receive_single_tenant():
+    """Receive an alert in single-tenant mode (``passphrase`` in the body)."""
+    runtime = get_runtime()
+    config = runtime.config
+    if not config.WEBHOOK_PASSPHRASE:
+        return {
+            "code": "single_tenant_disabled",
+            "status": 404,
+            "message": "POST /webhook is off: set WEBHOOK_PASSPHRASE to use single-tenant mode.",
+        }, 404
+    if not runtime.single_tenant_ready:
+        single_tenant.ensure_default_config(runtime.db, config)
+        runtime.single_tenant_ready = True
+    result = single_tenant.receive(runtime.db, runtime.jobs, config, _alert())
+    return result.body, result.status

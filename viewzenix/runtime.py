@@ -1,0 +1,76 @@
+"""The process-wide parts every entry point needs: database pool, job queue, token verifier.
+
+Built once per process (web worker, job worker, CLI) from a ``config.Config``; nothing here is
+shared between processes except through Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from viewzenix.auth import LocalSigner, TokenVerifier
+from viewzenix.db import Database
+from viewzenix.jobs import build_job_app
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from config import Config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    database_url: str
+    db: Database
+    jobs: procrastinate.App
+    verifier: TokenVerifier
+    local_signer: LocalSigner | None
+    embedded_server: object | None = None
+    # Set once the single-tenant default config has been upserted by this process.
+    single_tenant_ready: bool = False
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def resolve_database_url(config: Config) -> tuple[str, object | None]:
+    """Return ``(url, embedded_server_or_None)``: DATABASE_URL, else the embedded Postgres."""
+    if config.DATABASE_URL:
+        return config.DATABASE_URL, None
+    from viewzenix.db.embedded import start_embedded
+
+    return start_embedded(config.DATA_DIR)
+
+
+def build_runtime(config: Config) -> Runtime:
+    """Open the pool (lazily connecting), build the job app and the token verifier."""
+    url, server = resolve_database_url(config)
+    db = Database(url, min_size=config.DB_POOL_MIN_SIZE, max_size=config.DB_POOL_MAX_SIZE)
+    db.open(wait=False)
+    if config.SUPABASE_URL:
+        signer = None
+        verifier = TokenVerifier.for_supabase(config.SUPABASE_URL, config.SUPABASE_JWT_SECRET)
+    else:
+        signer = LocalSigner.load_or_create(config.DATA_DIR / "local_jwt_key.pem")
+        verifier = signer.verifier()
+    return Runtime(
+        config=config,
+        database_url=url,
+        db=db,
+        jobs=build_job_app(url),
+        verifier=verifier,
+        local_signer=signer,
+        embedded_server=server,
+    )
+
+
+def get_runtime() -> Runtime:
+    """Return the current Flask app's runtime (inside an app or request context)."""
+    return current_app.extensions["viewzenix"]

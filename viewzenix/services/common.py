@@ -1,0 +1,16 @@
+"""What every service call carries: the caller, and the database it runs its transaction on."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated user: ``user_id`` (Supabase ``sub``), ``email``, the verified ``claims``."""
+
+    user_id: uuid.UUID
+    email: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,119 @@
+"""The seed's single-tenant mode: ``POST /webhook`` with ``passphrase`` in the body.
+
+One default config, owned by a built-in user, is upserted from the environment
+(``DEFAULT_ORDER_QUANTITY``, ``POSITION_SIZING_METHOD``, ``POSITION_SIZE_VALUE``,
+``SIMULATION_MODE``) the first time a process needs it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+
+from viewzenix.db import Database
+from viewzenix.domain.model import QuantityType
+from viewzenix.domain.parsing import AlertRejected, parse_alert
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services.intake import Alert, IntakeResult, store_alert
+from viewzenix.services.webhook_configs import new_token
+
+if TYPE_CHECKING:
+    from config import Config
+
+DEFAULT_USER_ID = uuid.uuid5(uuid.NAMESPACE_URL, "viewzenix:single-tenant:user")
+DEFAULT_CONFIG_ID = uuid.uuid5(uuid.NAMESPACE_URL, "viewzenix:single-tenant:config")
+
+# The seed's POSITION_SIZING_METHOD words, and TradersPost quantityType values, to QuantityType.
+_SIZING_ALIASES = {
+    "fixed": QuantityType.FIXED_QUANTITY,
+    "fixed_quantity": QuantityType.FIXED_QUANTITY,
+    "dollar": QuantityType.DOLLAR_AMOUNT,
+    "dollar_amount": QuantityType.DOLLAR_AMOUNT,
+    "percent": QuantityType.PERCENT_OF_EQUITY,
+    "percentage": QuantityType.PERCENT_OF_EQUITY,
+    "percent_of_equity": QuantityType.PERCENT_OF_EQUITY,
+    "risk": QuantityType.RISK_PERCENT,
+    "risk_percent": QuantityType.RISK_PERCENT,
+    "risk_dollar_amount": QuantityType.RISK_DOLLAR_AMOUNT,
+    "percent_of_position": QuantityType.PERCENT_OF_POSITION,
+}
+
+
+class SingleTenantDisabled(RuntimeError):
+    """WEBHOOK_PASSPHRASE is not set, so /webhook is off."""
+
+
+class InvalidPassphrase(AlertRejected):
+    """The body's passphrase does not match WEBHOOK_PASSPHRASE."""
+
+    code = "invalid_passphrase"
+
+
+def default_settings(config: Config) -> dict[str, Any]:
+    """Return the default config's columns from the environment. Raises ValueError on a bad method."""
+    method = config.POSITION_SIZING_METHOD
+    if method not in _SIZING_ALIASES:
+        raise ValueError(
+            f"POSITION_SIZING_METHOD must be one of {', '.join(sorted(_SIZING_ALIASES))}, got {method!r}"
+        )
+    quantity_type = _SIZING_ALIASES[method]
+    quantity = (
+        config.DEFAULT_ORDER_QUANTITY
+        if quantity_type is QuantityType.FIXED_QUANTITY
+        else config.POSITION_SIZE_VALUE
+    )
+    return {
+        "name": "Single-tenant (/webhook)",
+        "description": "Built from the environment for POST /webhook.",
+        "broker": "simulated" if config.SIMULATION_MODE else "alpaca",
+        "quantity_type": quantity_type.value,
+        "quantity": quantity,
+    }
+
+
+def ensure_default_config(db: Database, config: Config) -> None:
+    """Upsert the built-in user and the default config with the environment's settings."""
+    values = default_settings(config)
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, DEFAULT_USER_ID, None)
+        if configs_repo.get(conn, DEFAULT_CONFIG_ID) is None:
+            token = new_token()  # never shown: this config is reached by passphrase only
+            configs_repo.insert(
+                conn,
+                user_id=DEFAULT_USER_ID,
+                token_hash=token.digest,
+                token_hint=token.hint,
+                values=values,
+                config_id=DEFAULT_CONFIG_ID,
+            )
+        else:
+            configs_repo.update(conn, DEFAULT_CONFIG_ID, values)
+
+
+def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Alert) -> IntakeResult:
+    """Check the body's passphrase against WEBHOOK_PASSPHRASE and store the alert.
+
+    A wrong or missing passphrase answers 401 (the alert is stored as rejected,
+    ``invalid_passphrase``, its passphrase masked). Raises SingleTenantDisabled when
+    WEBHOOK_PASSPHRASE is unset.
+    """
+    expected = config.WEBHOOK_PASSPHRASE
+    if not expected:
+        raise SingleTenantDisabled()
+    parsed = rejection = None
+    try:
+        parsed = parse_alert(alert.raw, alert.content_type)
+    except AlertRejected as error:
+        rejection = error
+    if rejection is None and not hmac.compare_digest(
+        (parsed.passphrase or "").encode(), expected.encode()
+    ):
+        rejection = InvalidPassphrase(
+            "The passphrase is missing or wrong." if parsed.passphrase is None else "The passphrase is wrong."
+        )
+    with db.transaction() as conn:
+        row = configs_repo.get(conn, DEFAULT_CONFIG_ID)
+        return store_alert(conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection)
