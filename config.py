@@ -64,8 +64,7 @@ class Config:
         missing = [name for name in self.REQUIRED if not env.get(name)]
         if missing:
             raise ConfigError(
-                f"{', '.join(missing)} must be set when VIEWZENIX_ENV={self.ENV} "
-                "(see .env.example)"
+                f"{', '.join(missing)} must be set when VIEWZENIX_ENV={self.ENV} (see .env.example)"
             )
         self.SECRET_KEY = env.get("SECRET_KEY") or "dev-only-not-secret"
         self.DATA_DIR = Path(env.get("DATA_DIR") or PROJECT_ROOT / ".data")

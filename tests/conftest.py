@@ -98,7 +98,9 @@ def run_jobs(database_url: str, db: Database) -> None:
 
     job_app = build_job_app(database_url)
     register_tasks(job_app, db)
-    job_app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False, concurrency=1)
+    job_app.run_worker(
+        wait=False, install_signal_handlers=False, listen_notify=False, concurrency=1
+    )
 
 
 @pytest.fixture()

@@ -43,7 +43,11 @@ class ApiError(Exception):
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"code": self.code, "status": self.status, "message": self.message}
+        payload: dict[str, Any] = {
+            "code": self.code,
+            "status": self.status,
+            "message": self.message,
+        }
         if self.errors:
             payload["errors"] = self.errors
         return payload

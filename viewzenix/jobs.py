@@ -34,7 +34,12 @@ def signal_lock(config_id: uuid.UUID | str, symbol: str) -> str:
 
 
 def defer_execute_signal(
-    job_app: procrastinate.App, conn: Connection, *, signal_id: uuid.UUID, config_id: uuid.UUID, symbol: str
+    job_app: procrastinate.App,
+    conn: Connection,
+    *,
+    signal_id: uuid.UUID,
+    config_id: uuid.UUID,
+    symbol: str,
 ) -> int:
     """Defer the execution of a stored signal on ``conn``'s open transaction; return the job id.
 
@@ -53,6 +58,11 @@ def register_tasks(job_app: procrastinate.App, db: Database) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions."""
     from viewzenix.services.execution import execute_signal
 
-    @job_app.task(name=EXECUTE_SIGNAL, queue=QUEUE, pass_context=True, retry=procrastinate.RetryStrategy(max_attempts=3, wait=1))
+    @job_app.task(
+        name=EXECUTE_SIGNAL,
+        queue=QUEUE,
+        pass_context=True,
+        retry=procrastinate.RetryStrategy(max_attempts=3, wait=1),
+    )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
         execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)

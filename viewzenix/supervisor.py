@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from config import PROJECT_ROOT, Config, load_config
 from viewzenix.db.migrate import apply_migrations
@@ -34,14 +33,22 @@ def _demo_config(config: Config, env: dict[str, str]) -> dict[str, str]:
         data = json.loads(saved.read_text())
         check = subprocess.run(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "flask", "--app", "wsgi", "local-token", DEMO_EMAIL],
-            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         data["access_token"] = check.stdout.strip()
         if _config_exists(env, data["config_id"]):
             return data
     out = subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-m", "flask", "--app", "wsgi", "demo-config", DEMO_EMAIL],
-        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
     saved.write_text(json.dumps({k: data[k] for k in ("config_id", "webhook_url")}))
@@ -53,7 +60,12 @@ def _config_exists(env: dict[str, str], config_id: str) -> bool:
     import psycopg
 
     with psycopg.connect(env["DATABASE_URL"]) as conn:
-        return conn.execute("select 1 from public.webhook_configs where id = %s", (config_id,)).fetchone() is not None
+        return (
+            conn.execute(
+                "select 1 from public.webhook_configs where id = %s", (config_id,)
+            ).fetchone()
+            is not None
+        )
 
 
 def _wait_healthy(url: str, timeout: float = 60.0) -> bool:
@@ -91,11 +103,14 @@ def main() -> int:
     demo = _demo_config(load_config(env), env)
 
     children = {
-        "web": subprocess.Popen(  # noqa: S603 - fixed argv
+        "web": subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "gunicorn.conf.py"],
-            env=env, cwd=PROJECT_ROOT,
+            env=env,
+            cwd=PROJECT_ROOT,
         ),
-        "worker": subprocess.Popen([sys.executable, "-m", "viewzenix.worker"], env=env, cwd=PROJECT_ROOT),  # noqa: S603
+        "worker": subprocess.Popen(
+            [sys.executable, "-m", "viewzenix.worker"], env=env, cwd=PROJECT_ROOT
+        ),
     }
     stopping = False
 
@@ -118,7 +133,7 @@ def main() -> int:
                     f"    {demo['access_token']}",
                     "  Try:",
                     f"    curl -s -X POST {demo['webhook_url']} -H 'Content-Type: application/json' "
-                    "-d '{\"ticker\": \"AAPL\", \"action\": \"buy\", \"quantity\": 10, \"price\": 190.5}'",
+                    '-d \'{"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190.5}\'',
                     f"    curl -s {base}/api/orders -H 'Authorization: Bearer <token above>'",
                     "",
                 ]

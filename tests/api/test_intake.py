@@ -10,7 +10,11 @@ import pytest
 
 from tests.conftest import FIXTURES
 
-CORPUS = [json.loads(line) for line in (FIXTURES / "tradingview_alerts.jsonl").read_text().splitlines() if line.strip()]
+CORPUS = [
+    json.loads(line)
+    for line in (FIXTURES / "tradingview_alerts.jsonl").read_text().splitlines()
+    if line.strip()
+]
 
 
 @pytest.fixture()
@@ -27,8 +31,12 @@ def stored(db, signal_id):
 class TestAccepted:
     def test_stores_signal_and_defers_job_in_one_transaction(self, client, db, config):
         body = b'{"ticker": "aapl", "action": "buy", "quantity": 2, "price": 190.5}'
-        response = client.post(config["url"], data=body, content_type="application/json",
-                               environ_base={"REMOTE_ADDR": "52.89.214.238"})
+        response = client.post(
+            config["url"],
+            data=body,
+            content_type="application/json",
+            environ_base={"REMOTE_ADDR": "52.89.214.238"},
+        )
         assert response.status_code == 200
         assert response.json["status"] == "accepted"
         row = stored(db, response.json["signal_id"])
@@ -39,14 +47,18 @@ class TestAccepted:
         assert row["ticker"] == "AAPL" and row["action"] == "buy"
         assert row["signal"]["quantity"] == "2"
         with db.transaction() as conn:
-            job = conn.execute("select * from procrastinate_jobs where id = %s", (row["job_id"],)).fetchone()
+            job = conn.execute(
+                "select * from procrastinate_jobs where id = %s", (row["job_id"],)
+            ).fetchone()
         assert job["task_name"] == "viewzenix.execute_signal"
         assert job["args"] == {"signal_id": response.json["signal_id"]}
         assert job["lock"] == f"signal:{config['id']}:AAPL"
         assert job["status"] == "todo"
 
     def test_accepts_valid_json_sent_as_text_plain(self, client, config):
-        response = client.post(config["url"], data='{"ticker":"SPY","action":"sell"}', content_type="text/plain")
+        response = client.post(
+            config["url"], data='{"ticker":"SPY","action":"sell"}', content_type="text/plain"
+        )
         assert response.status_code == 200
 
 
@@ -58,14 +70,19 @@ class TestRefused:
         assert wrong_token.status_code == unknown.status_code == 404
         assert wrong_token.json == unknown.json
         with db.transaction() as conn:
-            assert conn.execute("select count(*) as n from public.signals where config_id = %s", (config["id"],)).fetchone()["n"] == 0
+            assert (
+                conn.execute(
+                    "select count(*) as n from public.signals where config_id = %s", (config["id"],)
+                ).fetchone()["n"]
+                == 0
+            )
 
     def test_malformed_json_is_400_with_line_and_column_and_stored(self, client, db, config):
         body = '{\n    "ticker": "TSLA",\n    "action": "buy",\n}'
         response = client.post(config["url"], data=body, content_type="text/plain")
         assert response.status_code == 400
         assert response.json["code"] == "trailing_comma"
-        assert response.json["errors"]["line"] == 4
+        assert response.json["errors"]["line"] == 3  # the comma itself
         row = stored(db, response.json["signal_id"])
         assert row["status"] == "rejected"
         assert row["reject_code"] == "trailing_comma"
@@ -78,7 +95,11 @@ class TestRefused:
         assert stored(db, response.json["signal_id"])["reject_code"] == "unknown_action"
 
     def test_inactive_config_refuses_with_403_and_stores(self, client, db, config):
-        client.patch(f"/api/webhook-configs/{config['id']}", json={"is_active": False}, headers=config["headers"])
+        client.patch(
+            f"/api/webhook-configs/{config['id']}",
+            json={"is_active": False},
+            headers=config["headers"],
+        )
         response = client.post(config["url"], json={"ticker": "SPY", "action": "buy"})
         assert response.status_code == 403
         assert response.json["code"] == "config_inactive"
@@ -94,7 +115,9 @@ class TestRefused:
 
 class TestSingleTenant:
     def test_wrong_passphrase_is_401_and_stored_masked(self, client, db):
-        response = client.post("/webhook", json={"passphrase": "guess", "ticker": "SPY", "action": "buy"})
+        response = client.post(
+            "/webhook", json={"passphrase": "guess", "ticker": "SPY", "action": "buy"}
+        )
         assert response.status_code == 401
         assert response.json["code"] == "invalid_passphrase"
         row = stored(db, response.json["signal_id"])
@@ -107,7 +130,8 @@ class TestSingleTenant:
 
     def test_right_passphrase_is_accepted_and_masked(self, client, db):
         response = client.post(
-            "/webhook", json={"passphrase": "test-passphrase", "ticker": "SPY", "action": "buy", "price": 500}
+            "/webhook",
+            json={"passphrase": "test-passphrase", "ticker": "SPY", "action": "buy", "price": 500},
         )
         assert response.status_code == 200
         row = stored(db, response.json["signal_id"])
@@ -121,10 +145,14 @@ class TestSingleTenant:
         assert response.json["ticker"] == "DOGEUSDT"
 
 
-@pytest.mark.parametrize("index", range(len(CORPUS)), ids=[f"corpus-{i}" for i in range(len(CORPUS))])
+@pytest.mark.parametrize(
+    "index", range(len(CORPUS)), ids=[f"corpus-{i}" for i in range(len(CORPUS))]
+)
 def test_every_corpus_body_gets_a_deliberate_stored_answer(client, db, config, index):
     entry = CORPUS[index]
-    response = client.post(config["url"], data=entry["body"].encode(), content_type=entry["content_type"])
+    response = client.post(
+        config["url"], data=entry["body"].encode(), content_type=entry["content_type"]
+    )
     assert response.status_code < 500
     body = response.json
     row = stored(db, body["signal_id"])

@@ -33,8 +33,18 @@ def two_users(app, client, make_user, jobs):
     order = client.get(f"/api/orders?signal_id={signal['signal_id']}", headers=b_headers).json[0]
     verifier = app.extensions["viewzenix"].verifier
     return (
-        {"id": a_id, "headers": {"Authorization": f"Bearer {a_token}"}, "claims": verifier.verify(a_token).raw},
-        {"id": b_id, "headers": b_headers, "config": config, "signal_id": signal["signal_id"], "order": order},
+        {
+            "id": a_id,
+            "headers": {"Authorization": f"Bearer {a_token}"},
+            "claims": verifier.verify(a_token).raw,
+        },
+        {
+            "id": b_id,
+            "headers": b_headers,
+            "config": config,
+            "signal_id": signal["signal_id"],
+            "order": order,
+        },
     )
 
 
@@ -43,7 +53,12 @@ class TestThroughTheApi:
         _, b = two_users
         assert b["order"]["status"] == "filled"
         assert client.get(f"/api/signals/{b['signal_id']}", headers=b["headers"]).status_code == 200
-        assert client.get(f"/api/account?config_id={b['config']['id']}", headers=b["headers"]).status_code == 200
+        assert (
+            client.get(
+                f"/api/account?config_id={b['config']['id']}", headers=b["headers"]
+            ).status_code
+            == 200
+        )
 
     @pytest.mark.parametrize(
         ("method", "path", "body"),
@@ -64,7 +79,9 @@ class TestThroughTheApi:
         assert response.status_code == 404
         assert response.json["code"] == "not_found"
 
-    @pytest.mark.parametrize("path", ["/api/signals", "/api/orders", "/api/positions", "/api/webhook-configs"])
+    @pytest.mark.parametrize(
+        "path", ["/api/signals", "/api/orders", "/api/positions", "/api/webhook-configs"]
+    )
     def test_a_lists_none_of_b_rows(self, client, two_users, path):
         a, b = two_users
         response = client.get(f"{path}?config_id={b['config']['id']}", headers=a["headers"])
@@ -75,8 +92,15 @@ class TestThroughTheApi:
 
     def test_b_config_unchanged_after_a_attempts(self, client, two_users):
         a, b = two_users
-        client.patch(f"/api/webhook-configs/{b['config']['id']}", json={"name": "x"}, headers=a["headers"])
-        assert client.get(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"]).json["name"] == "B"
+        client.patch(
+            f"/api/webhook-configs/{b['config']['id']}", json={"name": "x"}, headers=a["headers"]
+        )
+        assert (
+            client.get(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"]).json[
+                "name"
+            ]
+            == "B"
+        )
 
 
 class TestDirectlyInSql:
@@ -84,23 +108,41 @@ class TestDirectlyInSql:
     def test_a_cannot_select_b_rows(self, db, two_users, table):
         a, b = two_users
         with db.transaction() as conn:  # backend role: B's rows exist
-            assert conn.execute(f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)).fetchone()["n"] > 0  # noqa: S608
+            assert (
+                conn.execute(
+                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
+                ).fetchone()["n"]
+                > 0
+            )
         with db.transaction(a["claims"]) as conn:
             assert conn.execute("select current_user as u").fetchone()["u"] == "authenticated"
-            assert conn.execute(f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)).fetchone()["n"] == 0  # noqa: S608
-            assert conn.execute(f"select count(*) as n from public.{table}").fetchone()["n"] == 0  # noqa: S608
+            assert (
+                conn.execute(
+                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
+                ).fetchone()["n"]
+                == 0
+            )
+            assert conn.execute(f"select count(*) as n from public.{table}").fetchone()["n"] == 0
 
     @pytest.mark.parametrize("table", OWNED_TABLES)
     def test_a_cannot_update_or_delete_b_rows(self, db, two_users, table):
         a, b = two_users
         with db.transaction(a["claims"]) as conn:
             updated = conn.execute(
-                f"update public.{table} set user_id = user_id where user_id = %s", (b["id"],)  # noqa: S608
+                f"update public.{table} set user_id = user_id where user_id = %s",
+                (b["id"],),
             ).rowcount
-            deleted = conn.execute(f"delete from public.{table} where user_id = %s", (b["id"],)).rowcount  # noqa: S608
+            deleted = conn.execute(
+                f"delete from public.{table} where user_id = %s", (b["id"],)
+            ).rowcount
         assert (updated, deleted) == (0, 0)
         with db.transaction() as conn:
-            assert conn.execute(f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)).fetchone()["n"] > 0  # noqa: S608
+            assert (
+                conn.execute(
+                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
+                ).fetchone()["n"]
+                > 0
+            )
 
     def test_a_cannot_insert_rows_owned_by_b(self, db, two_users):
         a, b = two_users
@@ -117,7 +159,10 @@ class TestDirectlyInSql:
         own = client.post("/api/webhook-configs", json={"name": "A"}, headers=a["headers"]).json
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
             with db.transaction(a["claims"]) as conn:
-                conn.execute("update public.webhook_configs set user_id = %s where id = %s", (b["id"], own["id"]))
+                conn.execute(
+                    "update public.webhook_configs set user_id = %s where id = %s",
+                    (b["id"], own["id"]),
+                )
 
     def test_anon_role_reads_nothing(self, db, two_users):
         with db.transaction() as conn:

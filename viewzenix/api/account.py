@@ -10,7 +10,9 @@ from viewzenix.api.auth import current_caller
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
 
-bp = Blueprint("account", __name__, url_prefix="/api/account", description="Paper account balances.")
+bp = Blueprint(
+    "account", __name__, url_prefix="/api/account", description="Paper account balances."
+)
 
 
 class AccountSchema(ma.Schema):

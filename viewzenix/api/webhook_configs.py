@@ -29,24 +29,54 @@ _NON_NEGATIVE = validate.Range(min=0)
 class TradingSettingsFields(ma.Schema):
     """Trading settings shared by the create, update and read schemas."""
 
-    broker = ma.fields.String(validate=validate.OneOf(_BROKERS), metadata={"description": "simulated (paper, default) or alpaca"})
+    broker = ma.fields.String(
+        validate=validate.OneOf(_BROKERS),
+        metadata={"description": "simulated (paper, default) or alpaca"},
+    )
     quantity_type = ma.fields.String(validate=validate.OneOf([q.value for q in QuantityType]))
-    quantity = ma.fields.Decimal(as_string=True, validate=_POSITIVE, metadata={"description": "Default size, read per quantity_type"})
+    quantity = ma.fields.Decimal(
+        as_string=True,
+        validate=_POSITIVE,
+        metadata={"description": "Default size, read per quantity_type"},
+    )
     use_signal_quantity = ma.fields.Boolean()
     order_type = ma.fields.String(validate=validate.OneOf([o.value for o in OrderType]))
     time_in_force = ma.fields.String(validate=validate.OneOf([t.value for t in TimeInForce]))
-    allow_reverse = ma.fields.Boolean(metadata={"description": "buy while short / sell while long also enters the other side"})
-    subtract_exit_quantity = ma.fields.Boolean(metadata={"description": "on a reversal, entry qty = signal qty − exited qty"})
-    allowed_symbols = ma.fields.List(ma.fields.String(validate=validate.Length(min=1, max=32)), metadata={"description": "Empty: every symbol"})
+    allow_reverse = ma.fields.Boolean(
+        metadata={"description": "buy while short / sell while long also enters the other side"}
+    )
+    subtract_exit_quantity = ma.fields.Boolean(
+        metadata={"description": "on a reversal, entry qty = signal qty − exited qty"}
+    )
+    allowed_symbols = ma.fields.List(
+        ma.fields.String(validate=validate.Length(min=1, max=32)),
+        metadata={"description": "Empty: every symbol"},
+    )
     max_position_qty = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
     max_position_notional = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
     allow_short = ma.fields.Boolean()
     allow_add = ma.fields.Boolean()
     max_signal_age_seconds = ma.fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    starting_cash = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Paper account starting cash"})
-    slippage_bps = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated slippage, basis points"})
-    commission_rate = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated commission, fraction of notional"})
-    commission_fixed = ma.fields.Decimal(as_string=True, validate=_NON_NEGATIVE, metadata={"description": "Simulated commission per fill"})
+    starting_cash = ma.fields.Decimal(
+        as_string=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "Paper account starting cash"},
+    )
+    slippage_bps = ma.fields.Decimal(
+        as_string=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "Simulated slippage, basis points"},
+    )
+    commission_rate = ma.fields.Decimal(
+        as_string=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "Simulated commission, fraction of notional"},
+    )
+    commission_fixed = ma.fields.Decimal(
+        as_string=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "Simulated commission per fill"},
+    )
 
 
 class WebhookConfigCreateSchema(TradingSettingsFields):
@@ -64,7 +94,9 @@ class WebhookConfigSchema(TradingSettingsFields):
     id = ma.fields.UUID(dump_only=True)
     name = ma.fields.String()
     description = ma.fields.String()
-    webhook_url = ma.fields.String(metadata={"description": "Token masked; the full URL is shown only on create and rotate"})
+    webhook_url = ma.fields.String(
+        metadata={"description": "Token masked; the full URL is shown only on create and rotate"}
+    )
     notification_preferences = ma.fields.Dict()
     is_active = ma.fields.Boolean()
     token_rotated_at = ma.fields.DateTime()
@@ -73,7 +105,9 @@ class WebhookConfigSchema(TradingSettingsFields):
 
 
 class WebhookConfigWithTokenSchema(WebhookConfigSchema):
-    webhook_url = ma.fields.String(metadata={"description": "Full URL with its token: shown once, store it in TradingView"})
+    webhook_url = ma.fields.String(
+        metadata={"description": "Full URL with its token: shown once, store it in TradingView"}
+    )
     token = ma.fields.String()
 
 
@@ -92,7 +126,11 @@ def _masked(row: dict) -> dict:
 
 
 def _with_token(row: dict, token: str) -> dict:
-    return {**row, "token": token, "webhook_url": service.webhook_url(_base_url(), row["id"], token)}
+    return {
+        **row,
+        "token": token,
+        "webhook_url": service.webhook_url(_base_url(), row["id"], token),
+    }
 
 
 @bp.route("")

@@ -68,12 +68,14 @@ class Database:
             with self.pool.connection(timeout=2.0) as conn:
                 conn.execute("select 1")
             return True
-        except (psycopg.Error, TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure is "down"
+        except (psycopg.Error, TimeoutError, Exception) as exc:
             logger.warning("database ping failed: %s", exc, extra={"action": "db_ping_failed"})
             return False
 
 
-def set_request_claims(conn: Connection, claims: Mapping[str, Any], role: str = "authenticated") -> None:
+def set_request_claims(
+    conn: Connection, claims: Mapping[str, Any], role: str = "authenticated"
+) -> None:
     """Switch the current transaction to ``role`` with ``request.jwt.claims`` = ``claims``.
 
     Transaction-local (``set_config(..., true)``): both reset at commit or rollback.

@@ -48,7 +48,9 @@ class Migration:
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Return the migrations in ``directory`` sorted by version. Raises MigrationError."""
-    found = sorted((Migration.from_path(p) for p in directory.glob("*.sql")), key=lambda m: m.version)
+    found = sorted(
+        (Migration.from_path(p) for p in directory.glob("*.sql")), key=lambda m: m.version
+    )
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError("two migration files share a version timestamp")

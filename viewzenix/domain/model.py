@@ -15,11 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 
-class StrEnum(str, enum.Enum):
-    """A ``str`` enum whose ``str()`` is its value (stored as text in Postgres)."""
-
-    def __str__(self) -> str:
-        return self.value
+# Enums are stored as their text value in Postgres; StrEnum's str() is that value.
+StrEnum = enum.StrEnum
 
 
 class Action(StrEnum):

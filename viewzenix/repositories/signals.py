@@ -71,7 +71,9 @@ def get_for_update(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | N
     ).fetchone()
 
 
-def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None) -> None:
+def finish(
+    conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None
+) -> None:
     """Record the execution outcome (executed, ignored, failed) and processed_at."""
     conn.execute(
         "update public.signals set status = %s, outcome_message = %s, processed_at = now() "

@@ -105,7 +105,9 @@ def update(conn: Connection, config_id: uuid.UUID, values: dict[str, Any]) -> di
     return conn.execute(query, params).fetchone()
 
 
-def set_token(conn: Connection, config_id: uuid.UUID, token_hash: bytes, token_hint: str) -> dict[str, Any] | None:
+def set_token(
+    conn: Connection, config_id: uuid.UUID, token_hash: bytes, token_hint: str
+) -> dict[str, Any] | None:
     return conn.execute(
         "update public.webhook_configs set security_token_hash = %s, token_hint = %s, "
         "token_rotated_at = now() where id = %s returning *",
@@ -114,7 +116,9 @@ def set_token(conn: Connection, config_id: uuid.UUID, token_hash: bytes, token_h
 
 
 def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
-    return conn.execute("select * from public.webhook_configs where id = %s", (config_id,)).fetchone()
+    return conn.execute(
+        "select * from public.webhook_configs where id = %s", (config_id,)
+    ).fetchone()
 
 
 def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
@@ -126,7 +130,9 @@ def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | N
 
 
 def delete(conn: Connection, config_id: uuid.UUID) -> bool:
-    return conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
+    return (
+        conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
+    )
 
 
 def list_page(

@@ -21,6 +21,7 @@ import procrastinate
 from viewzenix.db import Connection, Database
 from viewzenix.domain.parsing import (
     AlertRejected,
+    MalformedJson,
     ParsedAlert,
     parse_alert,
     redact_raw_body,
@@ -34,9 +35,7 @@ from viewzenix.services.webhook_configs import token_digest
 logger = logging.getLogger(__name__)
 
 # Parse refusals that mean "this is not valid JSON" answer 400; the rest 422; too large 413.
-_SYNTAX_CODES = frozenset(
-    {"malformed_json", "smart_quotes", "json_comments", "trailing_comma", "empty_body", "invalid_encoding"}
-)
+_SYNTAX_CODES = frozenset({"empty_body", "invalid_encoding"})
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,25 @@ class Alert:
     source_ip: str | None
 
 
+class ConfigInactive(AlertRejected):
+    """This webhook config is turned off (is_active is false)."""
+
+    code = "config_inactive"
+    status = 403
+
+
 def status_for(error: AlertRejected) -> int:
-    """Return the HTTP status answering a refused alert (400 syntax, 413 size, 422 meaning)."""
+    """Return the HTTP status answering a refused alert.
+
+    400 not valid JSON, 413 too large, 422 not a usable signal; a subclass may set ``status``
+    (403 config turned off, 401 wrong passphrase).
+    """
+    explicit = getattr(error, "status", None)
+    if explicit is not None:
+        return explicit
     if error.code == "body_too_large":
         return 413
-    if error.code in _SYNTAX_CODES:
+    if isinstance(error, MalformedJson) or error.code in _SYNTAX_CODES:
         return 400
     return 422
 
@@ -84,7 +97,10 @@ def receive(
         if config is None or not hmac.compare_digest(
             bytes(config["security_token_hash"]), token_digest(token)
         ):
-            logger.info("webhook with unknown config or wrong token", extra={"action": "intake_not_found", "config_id": config_id})
+            logger.info(
+                "webhook with unknown config or wrong token",
+                extra={"action": "intake_not_found", "config_id": config_id},
+            )
             return NOT_FOUND
         return store_alert(conn, job_app, config=config, alert=alert)
 
@@ -106,8 +122,7 @@ def store_alert(
         except AlertRejected as error:
             rejection = error
     if rejection is None and not config["is_active"]:
-        rejection = AlertRejected("This webhook config is turned off (is_active is false).")
-        rejection.code = "config_inactive"
+        rejection = ConfigInactive()
     common = {
         "signal_id": signal_id,
         "user_id": config["user_id"],
@@ -128,11 +143,10 @@ def store_alert(
             action=str(parsed.signal.action) if parsed else None,
             **common,
         )
-        status = 403 if rejection.code in ("config_inactive",) else (
-            401 if rejection.code == "invalid_passphrase" else status_for(rejection)
-        )
+        status = status_for(rejection)
         logger.info(
-            "alert rejected: %s", rejection.code,
+            "alert rejected: %s",
+            rejection.code,
             extra={"action": "signal_rejected", "signal_id": signal_id, "config_id": config["id"]},
         )
         body: dict[str, Any] = {

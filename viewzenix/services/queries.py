@@ -65,7 +65,11 @@ def get_order(db: Database, caller: Caller, order_id: uuid.UUID) -> dict[str, An
         row = orders.get(conn, order_id)
         if row is None:
             raise NotFound("No order with this id.")
-        return {**row, "events": orders.events_for(conn, order_id), "fills": orders.fills_for(conn, order_id)}
+        return {
+            **row,
+            "events": orders.events_for(conn, order_id),
+            "fills": orders.fills_for(conn, order_id),
+        }
 
 
 def list_positions(

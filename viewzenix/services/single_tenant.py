@@ -50,6 +50,7 @@ class InvalidPassphrase(AlertRejected):
     """The body's passphrase does not match WEBHOOK_PASSPHRASE."""
 
     code = "invalid_passphrase"
+    status = 401
 
 
 def default_settings(config: Config) -> dict[str, Any]:
@@ -112,8 +113,12 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
         (parsed.passphrase or "").encode(), expected.encode()
     ):
         rejection = InvalidPassphrase(
-            "The passphrase is missing or wrong." if parsed.passphrase is None else "The passphrase is wrong."
+            "The passphrase is missing or wrong."
+            if parsed.passphrase is None
+            else "The passphrase is wrong."
         )
     with db.transaction() as conn:
         row = configs_repo.get(conn, DEFAULT_CONFIG_ID)
-        return store_alert(conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection)
+        return store_alert(
+            conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection
+        )

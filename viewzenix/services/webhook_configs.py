@@ -58,7 +58,11 @@ def create(db: Database, caller: Caller, values: dict[str, Any]) -> tuple[dict[s
     with db.transaction(caller.claims) as conn:
         repo.ensure_user(conn, caller.user_id, caller.email)
         row = repo.insert(
-            conn, user_id=caller.user_id, token_hash=token.digest, token_hint=token.hint, values=values
+            conn,
+            user_id=caller.user_id,
+            token_hash=token.digest,
+            token_hint=token.hint,
+            values=values,
         )
     return row, token.token
 
@@ -87,7 +91,9 @@ def list_page(
         )
 
 
-def update(db: Database, caller: Caller, config_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+def update(
+    db: Database, caller: Caller, config_id: uuid.UUID, values: dict[str, Any]
+) -> dict[str, Any]:
     """Apply a partial update. Raises NotFound."""
     with db.transaction(caller.claims) as conn:
         row = repo.update(conn, config_id, values)

@@ -1,0 +1,468 @@
+"""Specification of signal execution: a stored signal becomes orders, fills and positions.
+
+``execute_signal`` runs against the real Postgres, with the real engine and the simulated
+broker. Each test opens its own user and webhook config and stores ``accepted`` signals the way
+intake does (``signal`` = ``signal_to_dict``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from viewzenix.db import Database
+from viewzenix.domain.model import (
+    Action,
+    OrderType,
+    Sentiment,
+    Signal,
+    StopLoss,
+    TakeProfit,
+)
+from viewzenix.domain.parsing import signal_to_dict
+from viewzenix.domain.serialization import signal_from_dict
+from viewzenix.repositories import accounts as accounts_repo
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+from viewzenix.repositories import signals as signals_repo
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services.execution import execute_signal
+
+pytestmark = pytest.mark.db
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+D = Decimal
+
+
+def clock() -> datetime:
+    return NOW
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def make_config(db: Database, **settings: Any) -> dict[str, Any]:
+    user_id = uuid.uuid4()
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
+        return configs_repo.insert(
+            conn,
+            user_id=user_id,
+            token_hash=os.urandom(32),
+            token_hint="test",  # noqa: S106 - a display hint, not a secret
+            values={"name": "paper", **settings},
+        )
+
+
+def store_signal(
+    db: Database,
+    config: dict[str, Any],
+    signal: Signal | dict[str, Any],
+    *,
+    job_id: int | None = None,
+) -> uuid.UUID:
+    signal_id = uuid.uuid4()
+    data = signal if isinstance(signal, dict) else signal_to_dict(signal)
+    with db.transaction() as conn:
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=data,
+            ticker=data.get("ticker"),
+            action=data.get("action"),
+            job_id=job_id,
+        )
+    return signal_id
+
+
+def run(db: Database, config: dict[str, Any], signal: Signal, **kwargs: Any) -> uuid.UUID:
+    signal_id = store_signal(db, config, signal)
+    execute_signal(db, signal_id, clock=clock, **kwargs)
+    return signal_id
+
+
+def buy(qty: str, price: str | None = "100", **fields: Any) -> Signal:
+    return Signal(
+        ticker="AAPL",
+        action=Action.BUY,
+        quantity=D(qty),
+        signal_price=None if price is None else D(price),
+        **fields,
+    )
+
+
+def sell(qty: str, price: str | None = "100", **fields: Any) -> Signal:
+    return replace(buy(qty, price, **fields), action=Action.SELL)
+
+
+def signal_row(db: Database, signal_id: uuid.UUID) -> dict[str, Any]:
+    with db.transaction() as conn:
+        return signals_repo.get(conn, signal_id)
+
+
+def orders_of(db: Database, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return orders_repo.for_signal(conn, signal_id)
+
+
+def summary(db: Database, config: dict[str, Any]) -> dict[str, Any]:
+    with db.transaction() as conn:
+        return accounts_repo.summary(conn, config["id"])
+
+
+def held(db: Database, config: dict[str, Any], symbol: str = "AAPL") -> dict[str, Any]:
+    with db.transaction() as conn:
+        rows = positions_repo.list_for(conn, config_id=config["id"], include_flat=True)
+    return next(r for r in rows if r["symbol"] == symbol)
+
+
+def brief(rows: list[dict[str, Any]]) -> list[tuple[str, str, Decimal, str]]:
+    return [(r["purpose"], r["side"], r["qty"], r["status"]) for r in rows]
+
+
+# --- entering and exiting ------------------------------------------------------------------
+
+
+class TestEnterAndExit:
+    def test_buy_while_flat_enters_long_with_a_filled_market_order(self, db):
+        config = make_config(db, commission_rate=D("0.001"))
+
+        signal_id = store_signal(db, config, buy("10", "100"))
+        status = execute_signal(db, signal_id, clock=clock)
+
+        assert status == "executed"
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "executed"
+        assert stored["processed_at"] is not None
+        assert stored["outcome_message"].startswith("enter: entry buy 10 AAPL market filled @ 100")
+        [order] = orders_of(db, signal_id)
+        assert (order["intent"], order["client_order_id"]) == ("enter", f"vzx-{signal_id.hex}-en")
+        assert (order["filled_qty"], order["filled_avg_price"]) == (D("10"), D("100"))
+        assert held(db, config)["qty"] == D("10")
+        assert summary(db, config)["cash"] == D("98999")  # 100000 - 1000 - 1
+
+    def test_exit_while_flat_is_ignored(self, db):
+        config = make_config(db)
+
+        signal_id = store_signal(db, config, Signal(ticker="AAPL", action=Action.EXIT))
+        status = execute_signal(db, signal_id, clock=clock)
+
+        assert status == "ignored"
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "ignored"
+        assert "nothing to exit" in stored["outcome_message"]
+        assert orders_of(db, signal_id) == []
+
+    def test_exit_closes_a_long_and_realises_pnl(self, db):
+        config = make_config(db)
+        run(db, config, buy("10", "100"))
+
+        signal_id = run(
+            db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("112"))
+        )
+
+        assert brief(orders_of(db, signal_id)) == [("exit", "sell", D("10"), "filled")]
+        position = held(db, config)
+        assert (position["qty"], position["realized_pnl"]) == (D("0"), D("120"))
+
+    def test_short_then_cover_realises_the_short_pnl(self, db):
+        config = make_config(db)
+        run(db, config, sell("10", "100", sentiment=Sentiment.SHORT))
+        assert held(db, config)["qty"] == D("-10")
+
+        run(db, config, buy("10", "90", sentiment=Sentiment.FLAT))
+
+        position = held(db, config)
+        assert (position["qty"], position["realized_pnl"]) == (D("0"), D("100"))
+        assert summary(db, config)["equity"] == D("100100")
+
+    def test_reversal_long_to_short_in_one_signal_exits_then_enters_with_pnl(self, db):
+        config = make_config(db, commission_rate=D("0.002"))
+        run(db, config, buy("10", "100", sentiment=Sentiment.LONG))
+
+        # TradingView's contracts on a reversal include the closing ones: 20 = exit 10 + enter 10.
+        signal_id = run(db, config, sell("20", "110", sentiment=Sentiment.SHORT))
+
+        assert brief(orders_of(db, signal_id)) == [
+            ("exit", "sell", D("10"), "filled"),
+            ("entry", "sell", D("10"), "filled"),
+        ]
+        assert {o["intent"] for o in orders_of(db, signal_id)} == {"reverse"}
+        position = held(db, config)
+        assert (position["qty"], position["avg_entry_price"]) == (D("-10"), D("110"))
+        assert position["realized_pnl"] == D("100")  # (110 - 100) * 10
+        # cash: 100000 - 1000 - 2 (buy) + 1100 - 2.2 (exit) + 1100 - 2.2 (short entry)
+        account = summary(db, config)
+        assert account["cash"] == D("101193.6")
+        assert account["equity"] == D("100093.6")  # cash - 10 * 110
+
+
+# --- orders that rest ----------------------------------------------------------------------
+
+
+class TestRestingOrders:
+    def test_a_later_signals_price_fills_a_resting_limit_before_planning(self, db):
+        config = make_config(db)
+        entry_id = run(
+            db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95"))
+        )
+        assert brief(orders_of(db, entry_id)) == [("entry", "buy", D("10"), "accepted")]
+
+        exit_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
+
+        assert orders_of(db, entry_id)[0]["status"] == "filled"
+        assert orders_of(db, entry_id)[0]["filled_avg_price"] == D("94")
+        assert brief(orders_of(db, exit_id)) == [("exit", "sell", D("10"), "filled")]
+        assert f"vzx-{entry_id.hex}-en" in signal_row(db, exit_id)["outcome_message"]
+
+    def test_bracket_entry_places_legs_and_a_later_price_hits_the_stop_loss(self, db):
+        config = make_config(db)
+        entry_id = run(
+            db,
+            config,
+            buy(
+                "10",
+                "100",
+                take_profit=TakeProfit(limit_price=D("110")),
+                stop_loss=StopLoss(stop_price=D("95")),
+            ),
+        )
+        assert brief(orders_of(db, entry_id)) == [
+            ("entry", "buy", D("10"), "filled"),
+            ("take_profit", "sell", D("10"), "accepted"),
+            ("stop_loss", "sell", D("10"), "accepted"),
+        ]
+
+        later_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
+
+        assert [o["status"] for o in orders_of(db, entry_id)] == ["filled", "canceled", "filled"]
+        assert signal_row(db, later_id)["status"] == "ignored"  # the stop already closed it
+        assert held(db, config)["realized_pnl"] == D("-60")
+
+    def test_exit_cancels_the_open_legs_of_the_position(self, db):
+        config = make_config(db)
+        entry_id = run(db, config, buy("10", "100", take_profit=TakeProfit(limit_price=D("120"))))
+
+        run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("101")))
+
+        take_profit = orders_of(db, entry_id)[1]
+        assert (take_profit["status"], take_profit["status_code"]) == (
+            "canceled",
+            "canceled_by_signal",
+        )
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+class TestRefusals:
+    def test_denial_is_stored_as_a_denied_order_with_its_reason(self, db):
+        config = make_config(db, max_position_qty=D("5"))
+
+        signal_id = run(db, config, buy("10", "100"))
+
+        [order] = orders_of(db, signal_id)
+        assert (order["status"], order["status_code"]) == ("denied", "max_position_qty")
+        assert "max_position_qty 5" in order["status_message"]
+        assert order["submitted_at"] is None
+        with db.transaction() as conn:
+            assert [e["event_type"] for e in orders_repo.events_for(conn, order["id"])] == [
+                "OrderDenied"
+            ]
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "executed"
+        assert "denied max_position_qty" in stored["outcome_message"]
+        assert summary(db, config)["cash"] == D("100000")
+
+    def test_denial_without_an_order_only_sets_the_signal_outcome(self, db):
+        config = make_config(db, max_signal_age_seconds=60)
+
+        signal_id = run(db, config, buy("10", "100", signal_time=NOW - timedelta(hours=1)))
+
+        assert orders_of(db, signal_id) == []
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "executed"
+        assert "stale_signal" in stored["outcome_message"]
+
+    def test_market_order_without_a_price_is_rejected_by_the_simulated_broker(self, db):
+        config = make_config(db)
+
+        signal_id = run(db, config, buy("10", price=None))
+
+        [order] = orders_of(db, signal_id)
+        assert (order["status"], order["status_code"]) == ("rejected", "no_market_price")
+        assert "no_market_price" in signal_row(db, signal_id)["outcome_message"]
+
+    def test_alpaca_config_fails_with_a_clear_message(self, db):
+        config = make_config(db, broker="alpaca")
+
+        signal_id = store_signal(db, config, buy("10"))
+        status = execute_signal(db, signal_id, clock=clock)
+
+        assert status == "failed"
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "failed"
+        assert "alpaca broker not available yet" in stored["outcome_message"]
+        assert orders_of(db, signal_id) == []
+
+
+# --- retries and idempotency ---------------------------------------------------------------
+
+
+class TestIdempotency:
+    def test_a_second_call_does_nothing(self, db):
+        config = make_config(db)
+        signal_id = run(db, config, buy("10", "100"))
+
+        status = execute_signal(db, signal_id, clock=clock)
+
+        assert status == "executed"
+        [order] = orders_of(db, signal_id)
+        with db.transaction() as conn:
+            assert len(orders_repo.fills_for(conn, order["id"])) == 1
+        assert held(db, config)["qty"] == D("10")
+        assert summary(db, config)["cash"] == D("99000")
+
+    def test_an_unknown_signal_is_not_found(self, db):
+        assert execute_signal(db, uuid.uuid4()) == "not_found"
+
+    @pytest.fixture()
+    def failing_fills(self, db):
+        """Make the database refuse fills of symbol FAILTEST (a fault after the first writes)."""
+        with db.transaction() as conn:
+            conn.execute(
+                "create or replace function public.test_refuse_fill() returns trigger "
+                "language plpgsql as $$ begin raise exception 'disk on fire'; end $$"
+            )
+            conn.execute("drop trigger if exists test_refuse_fill on public.fills")
+            conn.execute(
+                "create trigger test_refuse_fill before insert on public.fills for each row "
+                "when (new.symbol = 'FAILTEST') execute function public.test_refuse_fill()"
+            )
+        yield
+        with db.transaction() as conn:
+            conn.execute("drop trigger test_refuse_fill on public.fills")
+            conn.execute("drop function public.test_refuse_fill()")
+
+    def test_an_unexpected_error_rolls_back_marks_the_signal_failed_and_is_raised(
+        self, db, failing_fills
+    ):
+        config = make_config(db)
+        signal_id = store_signal(db, config, replace(buy("10", "100"), ticker="FAILTEST"))
+
+        with pytest.raises(psycopg.errors.RaiseException, match="disk on fire"):
+            execute_signal(db, signal_id, clock=clock)
+
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "failed"
+        assert "disk on fire" in stored["outcome_message"]
+        assert orders_of(db, signal_id) == []
+        with db.transaction() as conn:
+            assert positions_repo.list_for(conn, config_id=config["id"], include_flat=True) == []
+            assert accounts_repo.summary(conn, config["id"])["updated_at"] is None
+
+    def test_a_retry_of_its_own_job_runs_a_failed_signal_again(self, db):
+        config = make_config(db)
+        signal_id = store_signal(db, config, {"ticker": "AAPL", "quantity": "1"}, job_id=4243)
+        with pytest.raises(ValueError, match="no action"):
+            execute_signal(db, signal_id, job_id=4243, clock=clock)
+        with db.transaction() as conn:  # whatever broke is fixed before the retry
+            conn.execute(
+                'update public.signals set signal = signal || \'{"action": "buy", '
+                '"signal_price": "100"}\'::jsonb where id = %s',
+                (signal_id,),
+            )
+
+        assert execute_signal(db, signal_id, job_id=None, clock=clock) == "failed"
+        assert execute_signal(db, signal_id, job_id=999, clock=clock) == "failed"
+        assert execute_signal(db, signal_id, job_id=4243, clock=clock) == "executed"
+        assert brief(orders_of(db, signal_id)) == [("entry", "buy", D("1"), "filled")]
+
+
+# --- through the job queue -----------------------------------------------------------------
+
+
+def test_the_worker_job_executes_a_deferred_signal(db, database_url, jobs):
+    from viewzenix.jobs import build_job_app, defer_execute_signal
+
+    config = make_config(db)
+    signal_id = uuid.uuid4()
+    with db.transaction() as conn:
+        job_id = defer_execute_signal(
+            build_job_app(database_url),
+            conn,
+            signal_id=signal_id,
+            config_id=config["id"],
+            symbol="AAPL",
+        )
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=signal_to_dict(buy("10", "100")),
+            job_id=job_id,
+        )
+
+    jobs()
+
+    assert signal_row(db, signal_id)["status"] == "executed"
+    assert brief(orders_of(db, signal_id)) == [("entry", "buy", D("10"), "filled")]
+
+
+# --- isolation -----------------------------------------------------------------------------
+
+
+def test_two_configs_accounts_are_isolated(db):
+    small = make_config(db, starting_cash=D("10000"))
+    large = make_config(db, starting_cash=D("50000"))
+
+    run(db, small, buy("10", "100"))
+    run(db, large, sell("3", "100"))
+
+    assert (summary(db, small)["cash"], held(db, small)["qty"]) == (D("9000"), D("10"))
+    assert (summary(db, large)["cash"], held(db, large)["qty"]) == (D("50300"), D("-3"))
+
+
+# --- the stored signal ---------------------------------------------------------------------
+
+
+def test_a_stored_signal_reads_back_as_the_same_signal():
+    signal = Signal(
+        ticker="AAPL",
+        action=Action.SELL,
+        sentiment=Sentiment.SHORT,
+        quantity=D("2.5"),
+        order_type=OrderType.STOP_LIMIT,
+        stop_price=D("99.5"),
+        limit_price=D("99"),
+        signal_price=D("100.25"),
+        signal_time=NOW,
+        take_profit=TakeProfit(percent=D("3")),
+        stop_loss=StopLoss(type=OrderType.TRAILING_STOP, amount=D("1.5")),
+        extras={"strategy": "x"},
+        comment="hi",
+    )
+
+    assert signal_from_dict(signal_to_dict(signal)) == signal
+
+
+def test_a_stored_signal_with_missing_keys_takes_the_defaults():
+    assert signal_from_dict({"ticker": "AAPL", "action": "buy"}) == Signal("AAPL", Action.BUY)

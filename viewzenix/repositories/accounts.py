@@ -1,0 +1,112 @@
+"""SQL for the simulated broker's paper accounts (one per webhook config).
+
+Equity = cash + Σ qty * mark over the config's positions (shorts count with their sign); the
+mark is a position's ``last_price``, else its average entry price while no price is known.
+``summary`` runs on the caller's connection for the REST API, where Row-Level Security
+restricts the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from viewzenix.db import Connection
+from viewzenix.domain.model import AccountState
+
+ENSURE_ACCOUNT = """
+insert into public.paper_accounts (config_id, user_id, starting_cash, cash)
+values (%(config_id)s, %(user_id)s, %(starting_cash)s, %(starting_cash)s)
+on conflict (config_id) do nothing
+"""
+
+LOCK_ACCOUNT = "select * from public.paper_accounts where config_id = %(config_id)s for update"
+
+ADD_CASH = """
+update public.paper_accounts set cash = cash + %(delta)s where config_id = %(config_id)s
+returning *
+"""
+
+POSITIONS_VALUE = """
+select coalesce(sum(qty * coalesce(last_price, avg_entry_price)), 0) as value
+from public.positions where config_id = %(config_id)s
+"""
+
+SUMMARY = """
+select
+    c.id as config_id,
+    coalesce(a.starting_cash, c.starting_cash) as starting_cash,
+    coalesce(a.cash, c.starting_cash) as cash,
+    coalesce(p.positions_value, 0) as positions_value,
+    coalesce(a.cash, c.starting_cash) + coalesce(p.positions_value, 0) as equity,
+    coalesce(p.realized_pnl, 0) as realized_pnl,
+    coalesce(p.unrealized_pnl, 0) as unrealized_pnl,
+    a.updated_at
+from public.webhook_configs c
+left join public.paper_accounts a on a.config_id = c.id
+left join lateral (
+    select
+        sum(qty * coalesce(last_price, avg_entry_price)) as positions_value,
+        sum(realized_pnl) as realized_pnl,
+        sum((coalesce(last_price, avg_entry_price) - avg_entry_price) * qty) as unrealized_pnl
+    from public.positions where config_id = c.id
+) p on true
+where c.id = %(config_id)s
+"""
+
+
+@dataclass(frozen=True)
+class PaperAccount:
+    """One ``paper_accounts`` row: cash in account currency."""
+
+    config_id: uuid.UUID
+    user_id: uuid.UUID
+    starting_cash: Decimal
+    cash: Decimal
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PaperAccount:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def lock(
+    conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, starting_cash: Decimal
+) -> PaperAccount:
+    """Lock and return the config's paper account, opening it with ``starting_cash`` if missing."""
+    params = {"config_id": config_id, "user_id": user_id, "starting_cash": starting_cash}
+    conn.execute(ENSURE_ACCOUNT, params)
+    return PaperAccount.from_row(conn.execute(LOCK_ACCOUNT, params).fetchone())
+
+
+def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:
+    """Add ``delta`` (negative to pay) to the account's cash; return the account."""
+    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
+    return PaperAccount.from_row(row)
+
+
+def positions_value(conn: Connection, config_id: uuid.UUID) -> Decimal:
+    """Return Σ qty * mark over the config's positions (shorts negative)."""
+    return Decimal(conn.execute(POSITIONS_VALUE, {"config_id": config_id}).fetchone()["value"])
+
+
+def state(conn: Connection, account: PaperAccount) -> AccountState:
+    """The engine's view of a paper account: cash and equity."""
+    return AccountState(
+        cash=account.cash, equity=account.cash + positions_value(conn, account.config_id)
+    )
+
+
+def summary(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return the config's paper account summary, or None when the config is not visible.
+
+    Keys: config_id, starting_cash, cash, positions_value, equity, realized_pnl,
+    unrealized_pnl, updated_at (account currency). Before the first trade the account does not
+    exist yet: cash = starting_cash from the config's settings and ``updated_at`` is None.
+    ``realized_pnl`` excludes commissions, which are paid from cash (so equity - starting_cash
+    = realized_pnl + unrealized_pnl - commissions).
+    """
+    return conn.execute(SUMMARY, {"config_id": config_id}).fetchone()

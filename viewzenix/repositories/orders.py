@@ -1,0 +1,400 @@
+"""SQL for orders, their status events and fills.
+
+Writes (the broker adapters and the execution service) run as the backend role; the read
+functions for the REST API (``list_page``, ``get``, ``events_for``, ``fills_for``,
+``for_signal``) run on the caller's connection, where Row-Level Security restricts the rows.
+``created_at`` is set with ``clock_timestamp()`` so orders placed in one transaction keep their
+submission order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from viewzenix.db import Connection
+
+OPEN_STATUSES = ("pending", "submitted", "accepted", "partially_filled")
+UNIQUE_CLIENT_ORDER_ID = "orders_config_client_order_id_key"
+
+INSERT_ORDER = """
+insert into public.orders (
+    user_id, config_id, signal_id, parent_order_id, client_order_id, broker_order_id, broker,
+    symbol, side, order_type, time_in_force, intent, purpose, qty, limit_price, stop_price,
+    trail_price, trail_percent, extended_hours, reference_price, status, status_code,
+    status_message, submitted_at, created_at
+) values (
+    %(user_id)s, %(config_id)s, %(signal_id)s, %(parent_order_id)s, %(client_order_id)s,
+    %(broker_order_id)s, %(broker)s, %(symbol)s, %(side)s, %(order_type)s, %(time_in_force)s,
+    %(intent)s, %(purpose)s, %(qty)s, %(limit_price)s, %(stop_price)s, %(trail_price)s,
+    %(trail_percent)s, %(extended_hours)s, %(reference_price)s, %(status)s, %(status_code)s,
+    %(status_message)s, %(submitted_at)s, clock_timestamp()
+)
+returning *
+"""
+
+GET_BY_CLIENT_ORDER_ID = """
+select * from public.orders
+where config_id = %(config_id)s and client_order_id = %(client_order_id)s
+"""
+
+LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
+
+OPEN_ORDERS = """
+select * from public.orders
+where config_id = %(config_id)s
+  and status in ('pending', 'submitted', 'accepted', 'partially_filled')
+  and (%(symbol)s::text is null or symbol = %(symbol)s)
+order by created_at, id
+"""
+
+LOCK_RESTING_FOR_SYMBOL = """
+select * from public.orders
+where config_id = %(config_id)s and symbol = %(symbol)s
+  and status in ('accepted', 'partially_filled')
+order by created_at, id
+for update
+"""
+
+CHILDREN = """
+select * from public.orders where parent_order_id = %(parent_order_id)s order by created_at, id
+for update
+"""
+
+UPDATE_STATUS = """
+update public.orders set
+    status = %(status)s,
+    status_code = coalesce(%(status_code)s, status_code),
+    status_message = coalesce(%(status_message)s, status_message),
+    canceled_at = coalesce(%(canceled_at)s, canceled_at)
+where id = %(order_id)s
+returning *
+"""
+
+RECORD_FILL = """
+update public.orders set
+    status = %(status)s,
+    filled_qty = %(filled_qty)s,
+    filled_avg_price = %(filled_avg_price)s,
+    filled_at = %(filled_at)s
+where id = %(order_id)s
+returning *
+"""
+
+SET_STOP_PRICE = """
+update public.orders set stop_price = %(stop_price)s where id = %(order_id)s returning *
+"""
+
+INSERT_EVENT = """
+insert into public.order_events (
+    order_id, user_id, event_type, from_status, to_status, detail, created_at
+) values (%(order_id)s, %(user_id)s, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s,
+        coalesce(%(created_at)s, now()))
+returning *
+"""
+
+HAS_EVENT = """
+select exists (
+    select 1 from public.order_events where order_id = %(order_id)s and event_type = %(event_type)s
+) as found
+"""
+
+INSERT_FILL = """
+insert into public.fills (
+    order_id, user_id, config_id, trade_id, symbol, side, last_qty, last_px, commission, filled_at
+) values (
+    %(order_id)s, %(user_id)s, %(config_id)s, %(trade_id)s, %(symbol)s, %(side)s, %(last_qty)s,
+    %(last_px)s, %(commission)s, %(filled_at)s
+)
+returning *
+"""
+
+COUNT_FILLS = "select count(*) as n from public.fills where order_id = %(order_id)s"
+
+GET = "select * from public.orders where id = %(order_id)s"
+
+EVENTS_FOR = "select * from public.order_events where order_id = %(order_id)s order by id"
+
+FILLS_FOR = "select * from public.fills where order_id = %(order_id)s order by filled_at, trade_id"
+
+FOR_SIGNAL = "select * from public.orders where signal_id = %(signal_id)s order by created_at, id"
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One ``orders`` row: the fields the broker adapters work with."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    config_id: uuid.UUID
+    signal_id: uuid.UUID | None
+    parent_order_id: uuid.UUID | None
+    client_order_id: str
+    broker_order_id: str | None
+    symbol: str
+    side: str
+    order_type: str
+    time_in_force: str
+    purpose: str
+    qty: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    reference_price: Decimal | None
+    status: str
+    filled_qty: Decimal
+    filled_avg_price: Decimal | None
+    submitted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OrderRecord:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+def insert(conn: Connection, **values: Any) -> dict[str, Any]:
+    """Insert one order (keys of INSERT_ORDER; missing ones default to None); return the row.
+
+    Runs in a savepoint, so a refused insert leaves the caller's transaction usable. Raises
+    psycopg.errors.UniqueViolation (constraint ``UNIQUE_CLIENT_ORDER_ID``) when the config
+    already has this client_order_id; broker adapters translate it to DuplicateOrder.
+    """
+    params = dict.fromkeys(
+        (
+            "signal_id",
+            "parent_order_id",
+            "broker_order_id",
+            "intent",
+            "limit_price",
+            "stop_price",
+            "trail_price",
+            "trail_percent",
+            "reference_price",
+            "status_code",
+            "status_message",
+            "submitted_at",
+        )
+    )
+    params["extended_hours"] = False
+    params.update(values)
+    with conn.transaction():
+        return conn.execute(INSERT_ORDER, params).fetchone()
+
+
+def get_by_client_order_id(
+    conn: Connection, config_id: uuid.UUID, client_order_id: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    """Return (and optionally lock) the config's order with this client_order_id, or None."""
+    query = LOCK_BY_CLIENT_ORDER_ID if for_update else GET_BY_CLIENT_ORDER_ID
+    return conn.execute(
+        query, {"config_id": config_id, "client_order_id": client_order_id}
+    ).fetchone()
+
+
+def open_orders(
+    conn: Connection, config_id: uuid.UUID, symbol: str | None = None
+) -> list[dict[str, Any]]:
+    """Return the config's open orders (pending to partially_filled), oldest first."""
+    return conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
+
+
+def lock_resting(conn: Connection, config_id: uuid.UUID, symbol: str) -> list[dict[str, Any]]:
+    """Lock and return the symbol's working orders (accepted, partially_filled), oldest first."""
+    return conn.execute(
+        LOCK_RESTING_FOR_SYMBOL, {"config_id": config_id, "symbol": symbol}
+    ).fetchall()
+
+
+def children(conn: Connection, parent_order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Lock and return the take-profit/stop-loss legs of an order, oldest first."""
+    return conn.execute(CHILDREN, {"parent_order_id": parent_order_id}).fetchall()
+
+
+def update_status(
+    conn: Connection,
+    order_id: uuid.UUID,
+    status: str,
+    *,
+    status_code: str | None = None,
+    status_message: str | None = None,
+    canceled_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Set an order's status (and reason, canceled_at when given); return the row."""
+    return conn.execute(
+        UPDATE_STATUS,
+        {
+            "order_id": order_id,
+            "status": status,
+            "status_code": status_code,
+            "status_message": status_message,
+            "canceled_at": canceled_at,
+        },
+    ).fetchone()
+
+
+def record_fill(
+    conn: Connection,
+    order_id: uuid.UUID,
+    *,
+    status: str,
+    filled_qty: Decimal,
+    filled_avg_price: Decimal,
+    filled_at: datetime,
+) -> dict[str, Any]:
+    """Set an order's cumulative filled_qty, filled_avg_price, filled_at and status; return it."""
+    return conn.execute(
+        RECORD_FILL,
+        {
+            "order_id": order_id,
+            "status": status,
+            "filled_qty": filled_qty,
+            "filled_avg_price": filled_avg_price,
+            "filled_at": filled_at,
+        },
+    ).fetchone()
+
+
+def set_stop_price(conn: Connection, order_id: uuid.UUID, stop_price: Decimal) -> dict[str, Any]:
+    """Move an order's stop price (a trailing stop following the price); return the row."""
+    return conn.execute(SET_STOP_PRICE, {"order_id": order_id, "stop_price": stop_price}).fetchone()
+
+
+def insert_event(
+    conn: Connection,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    event_type: str,
+    from_status: str | None,
+    to_status: str,
+    detail: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Record one order event (past tense: OrderSubmitted, OrderFilled, ...); return the row."""
+    return conn.execute(
+        INSERT_EVENT,
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "event_type": event_type,
+            "from_status": from_status,
+            "to_status": to_status,
+            "detail": Jsonb(detail or {}),
+            "created_at": created_at,
+        },
+    ).fetchone()
+
+
+def has_event(conn: Connection, order_id: uuid.UUID, event_type: str) -> bool:
+    """Return True when the order has an event of this type (e.g. OrderTriggered)."""
+    return conn.execute(HAS_EVENT, {"order_id": order_id, "event_type": event_type}).fetchone()[
+        "found"
+    ]
+
+
+def insert_fill(
+    conn: Connection,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    config_id: uuid.UUID,
+    trade_id: str,
+    symbol: str,
+    side: str,
+    last_qty: Decimal,
+    last_px: Decimal,
+    commission: Decimal,
+    filled_at: datetime,
+) -> dict[str, Any]:
+    """Record one fill (execution); ``trade_id`` unique per config; return the row."""
+    return conn.execute(
+        INSERT_FILL,
+        {
+            "order_id": order_id,
+            "user_id": user_id,
+            "config_id": config_id,
+            "trade_id": trade_id,
+            "symbol": symbol,
+            "side": side,
+            "last_qty": last_qty,
+            "last_px": last_px,
+            "commission": commission,
+            "filled_at": filled_at,
+        },
+    ).fetchone()
+
+
+def count_fills(conn: Connection, order_id: uuid.UUID) -> int:
+    return conn.execute(COUNT_FILLS, {"order_id": order_id}).fetchone()["n"]
+
+
+# --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------
+
+
+def list_page(
+    conn: Connection,
+    *,
+    config_id: uuid.UUID | None,
+    status: str | None,
+    symbol: str | None,
+    signal_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Return (rows, total) of visible orders matching the filters, newest first.
+
+    None filters are ignored; ``total`` counts all matching rows, not only this page.
+    """
+    where = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    filters = (
+        ("config_id", config_id),
+        ("status", status),
+        ("symbol", symbol),
+        ("signal_id", signal_id),
+    )
+    for column, value in filters:
+        if value is not None:
+            where.append(f"{column} = %({column})s")
+            params[column] = value
+    clause = " and ".join(where)
+    rows = conn.execute(
+        f"select *, count(*) over () as total_count from public.orders where {clause} "  # noqa: S608 - fixed fragments
+        "order by created_at desc, id limit %(limit)s offset %(offset)s",
+        params,
+    ).fetchall()
+    if rows:
+        total = rows[0]["total_count"]
+    else:
+        total = conn.execute(
+            f"select count(*) as n from public.orders where {clause}",  # noqa: S608 - fixed fragments
+            params,
+        ).fetchone()["n"]
+    for row in rows:
+        del row["total_count"]
+    return rows, total
+
+
+def get(conn: Connection, order_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return one visible order by its id, or None."""
+    return conn.execute(GET, {"order_id": order_id}).fetchone()
+
+
+def events_for(conn: Connection, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Return an order's status events, oldest first."""
+    return conn.execute(EVENTS_FOR, {"order_id": order_id}).fetchall()
+
+
+def fills_for(conn: Connection, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Return an order's fills, oldest first."""
+    return conn.execute(FILLS_FOR, {"order_id": order_id}).fetchall()
+
+
+def for_signal(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Return the orders placed or denied for one signal, in submission order."""
+    return conn.execute(FOR_SIGNAL, {"signal_id": signal_id}).fetchall()

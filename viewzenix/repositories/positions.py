@@ -1,0 +1,137 @@
+"""SQL for net positions per (config, symbol): signed qty, average entry price, realised P&L.
+
+A position row is created at zero on first use and kept at qty 0 when flat, so its
+``realized_pnl`` and ``last_price`` (the mark) survive. ``list_for`` runs on the caller's
+connection for the REST API, where Row-Level Security restricts the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from viewzenix.db import Connection
+from viewzenix.domain.model import PositionState
+
+ENSURE_POSITION = """
+insert into public.positions (config_id, symbol, user_id)
+values (%(config_id)s, %(symbol)s, %(user_id)s)
+on conflict (config_id, symbol) do nothing
+"""
+
+LOCK_POSITION = """
+select * from public.positions where config_id = %(config_id)s and symbol = %(symbol)s for update
+"""
+
+SAVE_POSITION = """
+update public.positions set
+    qty = %(qty)s,
+    avg_entry_price = %(avg_entry_price)s,
+    realized_pnl = %(realized_pnl)s,
+    last_price = %(last_price)s,
+    opened_at = %(opened_at)s
+where config_id = %(config_id)s and symbol = %(symbol)s
+returning *
+"""
+
+MARK_POSITION = """
+update public.positions set last_price = %(last_price)s
+where config_id = %(config_id)s and symbol = %(symbol)s
+"""
+
+OPEN_POSITIONS = """
+select * from public.positions where config_id = %(config_id)s and qty <> 0 order by symbol
+"""
+
+LIST_FOR = """
+select
+    p.config_id, p.symbol, p.user_id, p.qty,
+    case when p.qty > 0 then 'long' when p.qty < 0 then 'short' else 'flat' end as side,
+    p.avg_entry_price, p.last_price,
+    p.qty * p.last_price as market_value,
+    (p.last_price - p.avg_entry_price) * p.qty as unrealized_pnl,
+    p.realized_pnl, p.opened_at, p.updated_at
+from public.positions p
+where (%(config_id)s::uuid is null or p.config_id = %(config_id)s)
+  and (%(include_flat)s or p.qty <> 0)
+order by p.config_id, p.symbol
+"""
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    """One ``positions`` row."""
+
+    config_id: uuid.UUID
+    symbol: str
+    user_id: uuid.UUID
+    qty: Decimal
+    avg_entry_price: Decimal
+    realized_pnl: Decimal
+    last_price: Decimal | None
+    opened_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PositionRecord:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    def state(self) -> PositionState:
+        """The engine's view: symbol, signed qty, average entry price."""
+        return PositionState(symbol=self.symbol, qty=self.qty, avg_entry_price=self.avg_entry_price)
+
+
+def lock(
+    conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: str
+) -> PositionRecord:
+    """Lock and return the (config, symbol) position, creating it at zero when missing.
+
+    The row lock serialises everything that changes this position until the transaction ends.
+    """
+    params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
+    conn.execute(ENSURE_POSITION, params)
+    return PositionRecord.from_row(conn.execute(LOCK_POSITION, params).fetchone())
+
+
+def save(conn: Connection, position: PositionRecord) -> PositionRecord:
+    """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at."""
+    row = conn.execute(
+        SAVE_POSITION,
+        {
+            "config_id": position.config_id,
+            "symbol": position.symbol,
+            "qty": position.qty,
+            "avg_entry_price": position.avg_entry_price,
+            "realized_pnl": position.realized_pnl,
+            "last_price": position.last_price,
+            "opened_at": position.opened_at,
+        },
+    ).fetchone()
+    return PositionRecord.from_row(row)
+
+
+def mark(conn: Connection, *, config_id: uuid.UUID, symbol: str, last_price: Decimal) -> None:
+    """Set the symbol's mark (``last_price``) when the config has a position row for it."""
+    conn.execute(
+        MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price}
+    )
+
+
+def open_for(conn: Connection, config_id: uuid.UUID) -> list[PositionRecord]:
+    """Return the config's non-flat positions, by symbol."""
+    rows = conn.execute(OPEN_POSITIONS, {"config_id": config_id}).fetchall()
+    return [PositionRecord.from_row(row) for row in rows]
+
+
+def list_for(
+    conn: Connection, *, config_id: uuid.UUID | None = None, include_flat: bool = False
+) -> list[dict[str, Any]]:
+    """Return visible positions (one config's, or all), by config and symbol.
+
+    Each row adds ``side`` (long/short/flat), ``market_value`` = qty * last_price and
+    ``unrealized_pnl`` = (last_price - avg_entry_price) * qty, both None while no price is known.
+    Flat rows (qty 0, kept for their realised P&L) only with ``include_flat``.
+    """
+    return conn.execute(LIST_FOR, {"config_id": config_id, "include_flat": include_flat}).fetchall()
