@@ -92,18 +92,30 @@ def auth_headers(make_user):
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_jobs(database_url: str, db: Database) -> None:
-    """Run every due job to completion in this process (procrastinate worker, wait=False)."""
+def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
+    """Run every due job to completion in this process (procrastinate worker, wait=False).
+
+    A worker with ``wait=False`` stops as soon as no job can be fetched — also when the only
+    jobs left wait for a lock held by a running one — so it is run again until none is left.
+    """
     from viewzenix.jobs import build_job_app, register_tasks
 
     job_app = build_job_app(database_url)
     register_tasks(job_app, db)
-    job_app.run_worker(
-        wait=False, install_signal_handlers=False, listen_notify=False, concurrency=1
-    )
+    for _ in range(100):
+        job_app.run_worker(
+            wait=False, install_signal_handlers=False, listen_notify=False, concurrency=concurrency
+        )
+        with db.transaction() as conn:
+            left = conn.execute(
+                "select count(*) as n from procrastinate_jobs where status in ('todo', 'doing')"
+            ).fetchone()["n"]
+        if not left:
+            return
+    raise AssertionError(f"{left} jobs still pending after 100 worker runs")
 
 
 @pytest.fixture()
 def jobs(database_url: str, db: Database):
     """Return a callable that runs all pending jobs (the worker, in-process)."""
-    return lambda: run_jobs(database_url, db)
+    return lambda concurrency=1: run_jobs(database_url, db, concurrency)

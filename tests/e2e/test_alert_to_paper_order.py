@@ -113,3 +113,27 @@ def test_refused_by_risk_rule_is_a_denied_order_with_reason(client, config, jobs
     assert [(o["status"], o["status_code"]) for o in signal["orders"]] == [
         ("denied", "symbol_not_allowed")
     ]
+
+
+def test_jobs_of_one_symbol_run_one_at_a_time_in_arrival_order(client, config, jobs):
+    """With 4 concurrent worker slots, alternating buy/sell alerts still execute in order:
+    out of order, a sell-to-flat would find no position and be ignored."""
+    prices = ["100", "101", "102", "103", "104", "105", "106", "107"]
+    for i, price in enumerate(prices):
+        buy = i % 2 == 0
+        body = {
+            "ticker": "GOOG",
+            "action": "buy" if buy else "sell",
+            "sentiment": "long" if buy else "flat",
+            "quantity": "5",
+            "price": price,
+        }
+        post(client, config, json.dumps(body))
+    jobs(concurrency=4)
+    orders = client.get(f"/api/orders?config_id={config['id']}&page_size=50", headers=config["headers"]).json
+    orders.sort(key=lambda o: o["created_at"])
+    assert [(o["side"], o["reference_price"], o["status"]) for o in orders] == [
+        ("buy" if i % 2 == 0 else "sell", price, "filled") for i, price in enumerate(prices)
+    ]
+    positions = client.get(f"/api/positions?config_id={config['id']}", headers=config["headers"]).json
+    assert positions == []  # flat

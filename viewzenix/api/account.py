@@ -6,13 +6,14 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from viewzenix.api.auth import current_caller
+from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
 
 bp = Blueprint(
     "account", __name__, url_prefix="/api/account", description="Paper account balances."
 )
+bp.before_request(authenticate)
 
 
 class AccountSchema(ma.Schema):

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from viewzenix.api.auth import current_caller
+from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.domain.model import OrderStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
@@ -17,6 +17,7 @@ from viewzenix.services import queries
 bp = Blueprint(
     "orders", __name__, url_prefix="/api/orders", description="Orders, their events and fills."
 )
+bp.before_request(authenticate)
 
 
 def _decimal(**kwargs):

@@ -6,11 +6,12 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from viewzenix.api.auth import current_caller
+from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
 
 bp = Blueprint("positions", __name__, url_prefix="/api/positions", description="Open positions.")
+bp.before_request(authenticate)
 
 
 class PositionSchema(ma.Schema):

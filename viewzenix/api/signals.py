@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from viewzenix.api.auth import current_caller
+from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.orders import OrderSchema
 from viewzenix.domain.model import SignalStatus
 from viewzenix.runtime import get_runtime
@@ -18,6 +18,7 @@ from viewzenix.services import queries
 bp = Blueprint(
     "signals", __name__, url_prefix="/api/signals", description="Received alerts and their outcome."
 )
+bp.before_request(authenticate)
 
 
 class SignalSchema(ma.Schema):

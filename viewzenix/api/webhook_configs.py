@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from viewzenix.api.auth import current_caller
+from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
 from viewzenix.runtime import get_runtime
 from viewzenix.services import webhook_configs as service
@@ -20,6 +20,7 @@ bp = Blueprint(
     url_prefix="/api/webhook-configs",
     description="Webhook configs: the URL TradingView posts to, and how its alerts are traded.",
 )
+bp.before_request(authenticate)
 
 _BROKERS = ("simulated", "alpaca")
 _POSITIVE = validate.Range(min=0, min_inclusive=False)
