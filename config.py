@@ -103,9 +103,7 @@ class Config:
         self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
         self.API_SPEC_OPTIONS = {
             "components": {
-                "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-                }
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
             "security": [{"bearerAuth": []}],
         }
@@ -149,7 +147,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     try:
         cls = _CONFIGS[name]
     except KeyError:
-        raise ConfigError(
-            f"VIEWZENIX_ENV must be one of {', '.join(_CONFIGS)}, got {name!r}"
-        ) from None
+        raise ConfigError(f"VIEWZENIX_ENV must be one of {', '.join(_CONFIGS)}, got {name!r}") from None
     return cls(env)

@@ -172,9 +172,7 @@ class TokenVerifier:
         if leeway_seconds < 0:
             raise ValueError("leeway_seconds must be >= 0")
         if hs256_secret is not None and len(hs256_secret.encode()) < MIN_HS256_SECRET_BYTES:
-            raise ValueError(
-                f"hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518 §3.2)"
-            )
+            raise ValueError(f"hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518 §3.2)")
         self.issuer = issuer
         self.audience = audience
         self.jwks_url = jwks_url
@@ -337,9 +335,7 @@ class TokenVerifier:
         is_anonymous = payload.get("is_anonymous", False)
         if not isinstance(is_anonymous, bool):
             raise TokenInvalid("token is_anonymous claim is not a boolean")
-        return Claims(
-            sub=user_id, role=role, email=email or None, is_anonymous=is_anonymous, raw=payload
-        )
+        return Claims(sub=user_id, role=role, email=email or None, is_anonymous=is_anonymous, raw=payload)
 
 
 # --- local mode -----------------------------------------------------------------------------------
@@ -438,9 +434,7 @@ class LocalSigner:
             "iat": now,
             "exp": now + ttl_seconds,
         }
-        return jwt.encode(
-            claims, self._private_key, algorithm=self.ALGORITHM, headers={"kid": self.kid}
-        )
+        return jwt.encode(claims, self._private_key, algorithm=self.ALGORITHM, headers={"kid": self.kid})
 
     def verifier(self) -> TokenVerifier:
         """Return a TokenVerifier that accepts exactly this signer's tokens (no network)."""
@@ -468,6 +462,4 @@ def _create_key_file(path: pathlib.Path) -> None:
             pass
     finally:
         os.unlink(tmp_name)
-    logger.info(
-        "created local signing key", extra={"action": "local_key_created", "path": str(path)}
-    )
+    logger.info("created local signing key", extra={"action": "local_key_created", "path": str(path)})

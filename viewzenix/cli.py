@@ -36,9 +36,7 @@ def register(app: Flask) -> None:
         """Apply pending SQL migrations (bootstrapping a plain Postgres first)."""
         runtime = app.extensions["viewzenix"]
         applied = apply_migrations(runtime.database_url)
-        click.echo(
-            f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
-        )
+        click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
     @app.cli.command("local-token")
     @click.argument("email")
@@ -73,9 +71,7 @@ def register(app: Flask) -> None:
             json.dumps(
                 {
                     "config_id": str(row["id"]),
-                    "webhook_url": service.webhook_url(
-                        runtime.config.PUBLIC_BASE_URL, row["id"], url_token
-                    ),
+                    "webhook_url": service.webhook_url(runtime.config.PUBLIC_BASE_URL, row["id"], url_token),
                     "access_token": token,
                 }
             )

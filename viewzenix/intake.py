@@ -34,9 +34,7 @@ def _alert() -> intake.Alert:
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
-    result = intake.receive(
-        runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert()
-    )
+    result = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert())
     return result.body, result.status
 
 

@@ -61,9 +61,7 @@ def _config_exists(env: dict[str, str], config_id: str) -> bool:
 
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         return (
-            conn.execute(
-                "select 1 from public.webhook_configs where id = %s", (config_id,)
-            ).fetchone()
+            conn.execute("select 1 from public.webhook_configs where id = %s", (config_id,)).fetchone()
             is not None
         )
 
@@ -108,9 +106,7 @@ def main() -> int:
             env=env,
             cwd=PROJECT_ROOT,
         ),
-        "worker": subprocess.Popen(
-            [sys.executable, "-m", "viewzenix.worker"], env=env, cwd=PROJECT_ROOT
-        ),
+        "worker": subprocess.Popen([sys.executable, "-m", "viewzenix.worker"], env=env, cwd=PROJECT_ROOT),
     }
     stopping = False
 

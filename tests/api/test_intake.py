@@ -47,9 +47,7 @@ class TestAccepted:
         assert row["ticker"] == "AAPL" and row["action"] == "buy"
         assert row["signal"]["quantity"] == "2"
         with db.transaction() as conn:
-            job = conn.execute(
-                "select * from procrastinate_jobs where id = %s", (row["job_id"],)
-            ).fetchone()
+            job = conn.execute("select * from procrastinate_jobs where id = %s", (row["job_id"],)).fetchone()
         assert job["task_name"] == "viewzenix.execute_signal"
         assert job["args"] == {"signal_id": response.json["signal_id"]}
         assert job["lock"] == f"signal:{config['id']}:AAPL"
@@ -115,9 +113,7 @@ class TestRefused:
 
 class TestSingleTenant:
     def test_wrong_passphrase_is_401_and_stored_masked(self, client, db):
-        response = client.post(
-            "/webhook", json={"passphrase": "guess", "ticker": "SPY", "action": "buy"}
-        )
+        response = client.post("/webhook", json={"passphrase": "guess", "ticker": "SPY", "action": "buy"})
         assert response.status_code == 401
         assert response.json["code"] == "invalid_passphrase"
         row = stored(db, response.json["signal_id"])
@@ -145,14 +141,10 @@ class TestSingleTenant:
         assert response.json["ticker"] == "DOGEUSDT"
 
 
-@pytest.mark.parametrize(
-    "index", range(len(CORPUS)), ids=[f"corpus-{i}" for i in range(len(CORPUS))]
-)
+@pytest.mark.parametrize("index", range(len(CORPUS)), ids=[f"corpus-{i}" for i in range(len(CORPUS))])
 def test_every_corpus_body_gets_a_deliberate_stored_answer(client, db, config, index):
     entry = CORPUS[index]
-    response = client.post(
-        config["url"], data=entry["body"].encode(), content_type=entry["content_type"]
-    )
+    response = client.post(config["url"], data=entry["body"].encode(), content_type=entry["content_type"])
     assert response.status_code < 500
     body = response.json
     row = stored(db, body["signal_id"])

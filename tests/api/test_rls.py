@@ -54,10 +54,7 @@ class TestThroughTheApi:
         assert b["order"]["status"] == "filled"
         assert client.get(f"/api/signals/{b['signal_id']}", headers=b["headers"]).status_code == 200
         assert (
-            client.get(
-                f"/api/account?config_id={b['config']['id']}", headers=b["headers"]
-            ).status_code
-            == 200
+            client.get(f"/api/account?config_id={b['config']['id']}", headers=b["headers"]).status_code == 200
         )
 
     @pytest.mark.parametrize(
@@ -92,14 +89,9 @@ class TestThroughTheApi:
 
     def test_b_config_unchanged_after_a_attempts(self, client, two_users):
         a, b = two_users
-        client.patch(
-            f"/api/webhook-configs/{b['config']['id']}", json={"name": "x"}, headers=a["headers"]
-        )
+        client.patch(f"/api/webhook-configs/{b['config']['id']}", json={"name": "x"}, headers=a["headers"])
         assert (
-            client.get(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"]).json[
-                "name"
-            ]
-            == "B"
+            client.get(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"]).json["name"] == "B"
         )
 
 
@@ -132,9 +124,7 @@ class TestDirectlyInSql:
                 f"update public.{table} set user_id = user_id where user_id = %s",
                 (b["id"],),
             ).rowcount
-            deleted = conn.execute(
-                f"delete from public.{table} where user_id = %s", (b["id"],)
-            ).rowcount
+            deleted = conn.execute(f"delete from public.{table} where user_id = %s", (b["id"],)).rowcount
         assert (updated, deleted) == (0, 0)
         with db.transaction() as conn:
             assert (

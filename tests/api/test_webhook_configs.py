@@ -23,17 +23,13 @@ class TestCreate:
 
         again = client.get(f"/api/webhook-configs/{data['id']}", headers=auth_headers).json
         assert data["token"] not in again["webhook_url"]
-        assert again["webhook_url"].startswith(
-            f"http://testserver/webhooks/{data['id']}/{data['token'][:4]}"
-        )
+        assert again["webhook_url"].startswith(f"http://testserver/webhooks/{data['id']}/{data['token'][:4]}")
         assert "token" not in again
 
     def test_stores_only_a_hash_of_the_token(self, client, auth_headers, db):
         data = create(client, auth_headers).json
         with db.transaction() as conn:
-            row = conn.execute(
-                "select * from public.webhook_configs where id = %s", (data["id"],)
-            ).fetchone()
+            row = conn.execute("select * from public.webhook_configs where id = %s", (data["id"],)).fetchone()
         assert data["token"] not in json.dumps(row, default=str)
         assert len(bytes(row["security_token_hash"])) == 32
 
@@ -123,10 +119,7 @@ class TestUpdateDeleteRotate:
 
     def test_delete_then_404(self, client, auth_headers):
         data = create(client, auth_headers).json
-        assert (
-            client.delete(f"/api/webhook-configs/{data['id']}", headers=auth_headers).status_code
-            == 204
-        )
+        assert client.delete(f"/api/webhook-configs/{data['id']}", headers=auth_headers).status_code == 204
         response = client.get(f"/api/webhook-configs/{data['id']}", headers=auth_headers)
         assert response.status_code == 404
         assert response.json["code"] == "not_found"
@@ -135,14 +128,10 @@ class TestUpdateDeleteRotate:
         data = create(client, auth_headers).json
         alert = {"ticker": "AAPL", "action": "buy", "price": 10}
         assert client.post(f"/webhooks/{data['id']}/{data['token']}", json=alert).status_code == 200
-        rotated = client.post(
-            f"/api/webhook-configs/{data['id']}/rotate-token", headers=auth_headers
-        ).json
+        rotated = client.post(f"/api/webhook-configs/{data['id']}/rotate-token", headers=auth_headers).json
         assert rotated["token"] != data["token"]
         assert client.post(f"/webhooks/{data['id']}/{data['token']}", json=alert).status_code == 404
-        assert (
-            client.post(f"/webhooks/{data['id']}/{rotated['token']}", json=alert).status_code == 200
-        )
+        assert client.post(f"/webhooks/{data['id']}/{rotated['token']}", json=alert).status_code == 200
 
 
 class TestAuth:

@@ -67,9 +67,7 @@ def test_strategy_long_then_reversal_to_short_then_exit(client, config, jobs):
     jobs()
     signal = client.get(f"/api/signals/{first}", headers=headers).json
     assert signal["status"] == "executed"
-    assert [(o["side"], o["qty"], o["status"]) for o in signal["orders"]] == [
-        ("buy", "10", "filled")
-    ]
+    assert [(o["side"], o["qty"], o["status"]) for o in signal["orders"]] == [("buy", "10", "filled")]
 
     reversal = post(client, config, alert("sell", "short", "20", "110.00"))
     jobs()
@@ -93,9 +91,7 @@ def test_strategy_long_then_reversal_to_short_then_exit(client, config, jobs):
     assert Decimal(account["equity"]) == Decimal("100141.50")
     assert Decimal(account["cash"]) == Decimal("100141.50")
 
-    order = client.get(f"/api/orders?config_id={config['id']}&page_size=50", headers=headers).json[
-        0
-    ]
+    order = client.get(f"/api/orders?config_id={config['id']}&page_size=50", headers=headers).json[0]
     detail = client.get(f"/api/orders/{order['id']}", headers=headers).json
     assert [e["event_type"] for e in detail["events"]][-1] == "OrderFilled"
     assert len(detail["fills"]) == 1
@@ -103,16 +99,12 @@ def test_strategy_long_then_reversal_to_short_then_exit(client, config, jobs):
 
 def test_refused_by_risk_rule_is_a_denied_order_with_reason(client, config, jobs):
     headers = config["headers"]
-    client.patch(
-        f"/api/webhook-configs/{config['id']}", json={"allowed_symbols": ["AAPL"]}, headers=headers
-    )
+    client.patch(f"/api/webhook-configs/{config['id']}", json={"allowed_symbols": ["AAPL"]}, headers=headers)
     signal_id = post(client, config, alert("buy", "long", "10", "100.00"))
     jobs()
     signal = client.get(f"/api/signals/{signal_id}", headers=headers).json
     assert signal["status"] == "executed"
-    assert [(o["status"], o["status_code"]) for o in signal["orders"]] == [
-        ("denied", "symbol_not_allowed")
-    ]
+    assert [(o["status"], o["status_code"]) for o in signal["orders"]] == [("denied", "symbol_not_allowed")]
 
 
 def test_jobs_of_one_symbol_run_one_at_a_time_in_arrival_order(client, config, jobs):

@@ -56,7 +56,7 @@ def make_config(db: Database, **settings: Any) -> dict[str, Any]:
             conn,
             user_id=user_id,
             token_hash=os.urandom(32),
-            token_hint="test",  # noqa: S106 - a display hint, not a secret
+            token_hint="test",
             values={"name": "paper", **settings},
         )
 
@@ -170,9 +170,7 @@ class TestEnterAndExit:
         config = make_config(db)
         run(db, config, buy("10", "100"))
 
-        signal_id = run(
-            db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("112"))
-        )
+        signal_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("112")))
 
         assert brief(orders_of(db, signal_id)) == [("exit", "sell", D("10"), "filled")]
         position = held(db, config)
@@ -216,9 +214,7 @@ class TestEnterAndExit:
 class TestRestingOrders:
     def test_a_later_signals_price_fills_a_resting_limit_before_planning(self, db):
         config = make_config(db)
-        entry_id = run(
-            db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95"))
-        )
+        entry_id = run(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
         assert brief(orders_of(db, entry_id)) == [("entry", "buy", D("10"), "accepted")]
 
         exit_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
@@ -279,9 +275,7 @@ class TestRefusals:
         assert "max_position_qty 5" in order["status_message"]
         assert order["submitted_at"] is None
         with db.transaction() as conn:
-            assert [e["event_type"] for e in orders_repo.events_for(conn, order["id"])] == [
-                "OrderDenied"
-            ]
+            assert [e["event_type"] for e in orders_repo.events_for(conn, order["id"])] == ["OrderDenied"]
         stored = signal_row(db, signal_id)
         assert stored["status"] == "executed"
         assert "denied max_position_qty" in stored["outcome_message"]
@@ -357,9 +351,7 @@ class TestIdempotency:
             conn.execute("drop trigger test_refuse_fill on public.fills")
             conn.execute("drop function public.test_refuse_fill()")
 
-    def test_an_unexpected_error_rolls_back_marks_the_signal_failed_and_is_raised(
-        self, db, failing_fills
-    ):
+    def test_an_unexpected_error_rolls_back_marks_the_signal_failed_and_is_raised(self, db, failing_fills):
         config = make_config(db)
         signal_id = store_signal(db, config, replace(buy("10", "100"), ticker="FAILTEST"))
 

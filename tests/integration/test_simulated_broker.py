@@ -61,7 +61,7 @@ def make_config(conn: Connection, **settings: Any) -> dict[str, Any]:
         conn,
         user_id=user_id,
         token_hash=os.urandom(32),
-        token_hint="test",  # noqa: S106 - a display hint, not a secret
+        token_hint="test",
         values={"name": "paper", **settings},
     )
 
@@ -91,10 +91,7 @@ def order(
         time_in_force=tif,
         purpose=purpose,
         reference_price=None if price is None else D(price),
-        **{
-            k: D(v) if isinstance(v, str) and k != "parent_client_order_id" else v
-            for k, v in prices.items()
-        },
+        **{k: D(v) if isinstance(v, str) and k != "parent_client_order_id" else v for k, v in prices.items()},
     )
 
 
@@ -108,16 +105,11 @@ def row(broker: SimulatedBroker, client_order_id: str) -> dict[str, Any]:
 
 
 def events(broker: SimulatedBroker, client_order_id: str) -> list[str]:
-    return [
-        e["event_type"]
-        for e in orders_repo.events_for(broker.conn, row(broker, client_order_id)["id"])
-    ]
+    return [e["event_type"] for e in orders_repo.events_for(broker.conn, row(broker, client_order_id)["id"])]
 
 
 def position(broker: SimulatedBroker, symbol: str = "AAPL") -> positions_repo.PositionRecord:
-    return positions_repo.lock(
-        broker.conn, config_id=broker.config_id, user_id=broker.user_id, symbol=symbol
-    )
+    return positions_repo.lock(broker.conn, config_id=broker.config_id, user_id=broker.user_id, symbol=symbol)
 
 
 # --- the port ------------------------------------------------------------------------------
@@ -348,9 +340,7 @@ class TestRestingOrders:
     def test_day_order_expires_when_a_price_arrives_on_a_later_new_york_date(self, conn):
         broker = make_broker(conn)
         broker.submit_order(order("day", BUY, "10", OrderType.LIMIT, limit_price="95"))
-        broker.submit_order(
-            order("gtc", BUY, "10", OrderType.LIMIT, limit_price="90", tif=TimeInForce.GTC)
-        )
+        broker.submit_order(order("gtc", BUY, "10", OrderType.LIMIT, limit_price="90", tif=TimeInForce.GTC))
 
         broker.process_price("AAPL", D("99"), NOW + timedelta(days=1))
 
@@ -371,9 +361,7 @@ class TestRestingOrders:
         broker = make_broker(conn)
         broker.submit_order(order("m1", BUY, "1", price="100"))
 
-        result = broker.submit_order(
-            order("l1", SELL, "1", OrderType.LIMIT, price=None, limit_price="99")
-        )
+        result = broker.submit_order(order("l1", SELL, "1", OrderType.LIMIT, price=None, limit_price="99"))
 
         assert (result.status, result.filled_avg_price) == (OrderStatus.FILLED, D("100"))
 
@@ -399,9 +387,7 @@ class TestRestingOrders:
 
     def test_stop_limit_triggers_then_waits_for_its_limit(self, conn):
         broker = make_broker(conn)
-        broker.submit_order(
-            order("sl", BUY, "10", OrderType.STOP_LIMIT, stop_price="105", limit_price="106")
-        )
+        broker.submit_order(order("sl", BUY, "10", OrderType.STOP_LIMIT, stop_price="105", limit_price="106"))
 
         assert broker.process_price("AAPL", D("107"), LATER) == []  # triggered above the limit
         assert events(broker, "test-sl")[-1] == "OrderTriggered"
@@ -428,9 +414,7 @@ class TestRestingOrders:
 
     def test_trailing_stop_by_percent(self, conn):
         broker = make_broker(conn)
-        broker.submit_order(
-            order("ts", BUY, "1", OrderType.TRAILING_STOP, price="200", trail_percent="10")
-        )
+        broker.submit_order(order("ts", BUY, "1", OrderType.TRAILING_STOP, price="200", trail_percent="10"))
         assert row(broker, "test-ts")["stop_price"] == D("220")
 
         broker.process_price("AAPL", D("150"), LATER)

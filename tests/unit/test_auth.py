@@ -39,7 +39,7 @@ from viewzenix.auth import (
 
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 # The Supabase CLI's default local JWT secret: a legacy HS256 secret of the usual shape.
-LEGACY_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105
+LEGACY_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 DROP = object()  # marks a claim to leave out
 
 
@@ -75,9 +75,7 @@ class SigningKey:
         return jwk_dict
 
     def sign(self, claims: dict[str, Any], *, alg: str | None = None) -> str:
-        return jwt.encode(
-            claims, self.private_key, algorithm=alg or self.alg, headers={"kid": self.kid}
-        )
+        return jwt.encode(claims, self.private_key, algorithm=alg or self.alg, headers={"kid": self.kid})
 
 
 def new_ec_key() -> SigningKey:
@@ -306,9 +304,7 @@ class TestFetchesSigningKeysFromJwks:
 
         assert fake_supabase_jwks.fetches == 1
 
-    def test_refetches_jwks_when_a_token_names_a_new_kid(
-        self, fake_supabase_jwks: FakeSupabaseJwks
-    ) -> None:
+    def test_refetches_jwks_when_a_token_names_a_new_kid(self, fake_supabase_jwks: FakeSupabaseJwks) -> None:
         old_key, new_key = new_ec_key(), new_ec_key()
         fake_supabase_jwks.publish(old_key)
         verifier = supabase_verifier(fake_supabase_jwks, jwks_refetch_cooldown_seconds=0)
@@ -412,9 +408,7 @@ class TestFetchesSigningKeysFromJwks:
 
 
 class TestTakesTheAlgorithmFromTheKey:
-    @pytest.mark.parametrize(
-        "legacy_secret", [None, LEGACY_JWT_SECRET], ids=["no-secret", "secret"]
-    )
+    @pytest.mark.parametrize("legacy_secret", [None, LEGACY_JWT_SECRET], ids=["no-secret", "secret"])
     def test_refuses_hs256_token_signed_with_the_rsa_public_key_as_secret(
         self,
         fake_supabase_jwks: FakeSupabaseJwks,
@@ -447,9 +441,7 @@ class TestTakesTheAlgorithmFromTheKey:
     def test_refuses_hs256_token_when_no_jwt_secret_is_configured(
         self, fake_supabase_jwks: FakeSupabaseJwks
     ) -> None:
-        token = jwt.encode(
-            supabase_claims(fake_supabase_jwks.issuer), LEGACY_JWT_SECRET, algorithm="HS256"
-        )
+        token = jwt.encode(supabase_claims(fake_supabase_jwks.issuer), LEGACY_JWT_SECRET, algorithm="HS256")
         verifier = TokenVerifier.for_supabase(fake_supabase_jwks.supabase_url)
 
         with pytest.raises(TokenInvalid, match="HS256"):
@@ -478,9 +470,7 @@ class TestTakesTheAlgorithmFromTheKey:
     ) -> None:
         fake_supabase_jwks.publish(es256_key, rs256_key)
         claims = supabase_claims(fake_supabase_jwks.issuer)
-        token = jwt.encode(
-            claims, rs256_key.private_key, algorithm="RS256", headers={"kid": es256_key.kid}
-        )
+        token = jwt.encode(claims, rs256_key.private_key, algorithm="RS256", headers={"kid": es256_key.kid})
         verifier = TokenVerifier.for_supabase(fake_supabase_jwks.supabase_url)
 
         with pytest.raises(TokenInvalid, match="ES256"):
@@ -531,11 +521,9 @@ class TestTakesTheAlgorithmFromTheKey:
         with pytest.raises(TokenInvalid, match="signature"):
             verifier.verify(token)
 
-    def test_refuses_token_signed_with_a_weak_rsa_key(
-        self, fake_supabase_jwks: FakeSupabaseJwks
-    ) -> None:
+    def test_refuses_token_signed_with_a_weak_rsa_key(self, fake_supabase_jwks: FakeSupabaseJwks) -> None:
         weak = SigningKey(
-            rsa.generate_private_key(public_exponent=65537, key_size=1024),  # noqa: S505
+            rsa.generate_private_key(public_exponent=65537, key_size=1024),
             str(uuid.uuid4()),
             "RS256",
         )
@@ -553,9 +541,7 @@ class TestTakesTheAlgorithmFromTheKey:
 
 class TestChecksClaims:
     @pytest.fixture
-    def verifier(
-        self, fake_supabase_jwks: FakeSupabaseJwks, es256_key: SigningKey
-    ) -> TokenVerifier:
+    def verifier(self, fake_supabase_jwks: FakeSupabaseJwks, es256_key: SigningKey) -> TokenVerifier:
         fake_supabase_jwks.publish(es256_key)
         return TokenVerifier.for_supabase(fake_supabase_jwks.supabase_url, LEGACY_JWT_SECRET)
 
@@ -604,9 +590,7 @@ class TestChecksClaims:
         es256_key: SigningKey,
         iss: str,
     ) -> None:
-        claims = supabase_claims(
-            fake_supabase_jwks.issuer, iss=iss.format(issuer=fake_supabase_jwks.issuer)
-        )
+        claims = supabase_claims(fake_supabase_jwks.issuer, iss=iss.format(issuer=fake_supabase_jwks.issuer))
 
         with pytest.raises(TokenInvalid, match="issuer"):
             verifier.verify(es256_key.sign(claims))
@@ -718,9 +702,7 @@ class TestRefusesMalformedTokens:
     ) -> None:
         header = b64url_json({"alg": "HS256", "typ": "JWT"})
         signing_input = f"{header}.{b64url(b'not json')}"
-        signature = hmac.new(
-            LEGACY_JWT_SECRET.encode(), signing_input.encode(), hashlib.sha256
-        ).digest()
+        signature = hmac.new(LEGACY_JWT_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
 
         with pytest.raises(TokenMalformed):
             verifier.verify(f"{signing_input}.{b64url(signature)}")
@@ -942,9 +924,7 @@ class TestLocalSigner:
         with pytest.raises(TokenInvalid):
             verifier.verify(signer.issue(uuid.uuid4(), "a@example.com"))
 
-    def test_refuses_a_key_file_that_is_not_a_private_key_and_leaves_it_alone(
-        self, tmp_path: Any
-    ) -> None:
+    def test_refuses_a_key_file_that_is_not_a_private_key_and_leaves_it_alone(self, tmp_path: Any) -> None:
         path = tmp_path / "signing_key.pem"
         path.write_text("not a key")
 

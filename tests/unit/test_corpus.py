@@ -6,7 +6,6 @@ examples vendors published as mistakes.
 """
 
 # The corpus's fake passphrases are test data.
-# ruff: noqa: S105
 
 from __future__ import annotations
 
@@ -153,7 +152,7 @@ def test_no_body_raises_anything_but_alert_rejected(index: int) -> None:
 @pytest.mark.parametrize("index", range(len(CORPUS)), ids=IDS)
 def test_damaged_bodies_are_refused_not_crashed_on(index: int) -> None:
     body = CORPUS[index]["body"]
-    rng = random.Random(index)  # noqa: S311 - reproducible damage, not cryptography
+    rng = random.Random(index)
     damaged = [body[:cut] for cut in range(len(body))]
     for _ in range(100):
         at = rng.randrange(len(body))

@@ -315,9 +315,7 @@ def test_reversal_disallowed_exits_and_denies_the_entry() -> None:
 
 def test_reversal_to_short_with_shorting_disallowed_exits_and_denies_the_entry() -> None:
     config = settings(allow_short=False)
-    result = plan(
-        signal("sell", sentiment=Sentiment.SHORT, quantity=D(20)), position="10", config=config
-    )
+    result = plan(signal("sell", sentiment=Sentiment.SHORT, quantity=D(20)), position="10", config=config)
     assert steps(result) == [(EXIT, SELL, D(10))]
     assert only_denial(result).code == "short_not_allowed"
 
@@ -770,9 +768,7 @@ def test_rejects_a_limit_order_without_any_price() -> None:
 def test_stop_order_needs_a_stop_price() -> None:
     entry = the(plan(signal("buy", order_type=OrderType.STOP, stop_price=D(105))), ENTRY)
     assert entry.stop_price == D(105) and entry.limit_price is None
-    assert only_denial(plan(signal("buy", order_type=OrderType.STOP))).code == (
-        "invalid_order_prices"
-    )
+    assert only_denial(plan(signal("buy", order_type=OrderType.STOP))).code == ("invalid_order_prices")
 
 
 def test_stop_limit_order_needs_both_prices() -> None:
@@ -966,9 +962,7 @@ def test_stop_loss_of_type_stop_limit_becomes_a_stop_limit_leg() -> None:
 
 
 def test_stop_loss_of_type_stop_limit_without_limit_price_is_denied() -> None:
-    sig = signal(
-        "buy", signal_price=D(100), stop_loss=StopLoss(type=OrderType.STOP_LIMIT, percent=D(5))
-    )
+    sig = signal("buy", signal_price=D(100), stop_loss=StopLoss(type=OrderType.STOP_LIMIT, percent=D(5)))
     result = plan(sig)
     assert steps(result) == [(ENTRY, BUY, D(1))]
     assert only_denial(result).code == "bracket_needs_price"
@@ -1076,9 +1070,7 @@ def test_computed_prices_below_one_dollar_round_to_four_decimals() -> None:
     ],
     ids=["exit", "add", "flat-sentiment", "target", "reversal"],
 )
-def test_a_signal_whose_order_type_lacks_its_price_is_denied_whole(
-    sig: Signal, position: str
-) -> None:
+def test_a_signal_whose_order_type_lacks_its_price_is_denied_whole(sig: Signal, position: str) -> None:
     config = settings(order_type=OrderType.STOP)
     result = plan(sig, position=position, config=config, open_orders=OPEN)
     denial = only_denial(result)

@@ -1,7 +1,6 @@
 """Specification of ``parse_alert``: what becomes a signal, and how everything else is refused."""
 
 # Curly quotes and fake passphrases are this file's test data.
-# ruff: noqa: RUF001, S105
 
 from __future__ import annotations
 
@@ -103,9 +102,7 @@ def test_rejects_a_body_that_is_not_utf8_naming_the_byte_and_offset() -> None:
 
 
 def test_rejects_latin1_text_as_not_utf8() -> None:
-    assert rejection('{"ticker": "ÄPL", "action": "buy"}'.encode("latin-1")).code == (
-        "invalid_encoding"
-    )
+    assert rejection('{"ticker": "ÄPL", "action": "buy"}'.encode("latin-1")).code == ("invalid_encoding")
 
 
 def test_accepts_a_utf8_byte_order_mark() -> None:
@@ -645,20 +642,14 @@ def test_reads_the_time_as_utc(given: Any, expected: datetime) -> None:
     assert parsed.tzinfo is UTC
 
 
-@pytest.mark.parametrize(
-    "given", ["yesterday", "09/09/2025", True, {}, "1e30", "0001-01-01T00:00:00+01:00"]
-)
+@pytest.mark.parametrize("given", ["yesterday", "09/09/2025", True, {}, "1e30", "0001-01-01T00:00:00+01:00"])
 def test_rejects_a_time_that_is_neither_iso_8601_nor_epoch(given: Any) -> None:
     assert field_rejection(time=given).details["field"] == "time"
 
 
 def test_reads_take_profit_variants() -> None:
-    assert signal(takeProfit={"limitPrice": 19.99}).take_profit == TakeProfit(
-        limit_price=Decimal("19.99")
-    )
-    assert signal(takeProfit={"price": "19.99"}).take_profit == TakeProfit(
-        limit_price=Decimal("19.99")
-    )
+    assert signal(takeProfit={"limitPrice": 19.99}).take_profit == TakeProfit(limit_price=Decimal("19.99"))
+    assert signal(takeProfit={"price": "19.99"}).take_profit == TakeProfit(limit_price=Decimal("19.99"))
     assert signal(takeProfit={"percent": 10}).take_profit == TakeProfit(percent=Decimal("10"))
     assert signal(takeProfit={"amount": "100"}).take_profit == TakeProfit(amount=Decimal("100"))
 
@@ -755,9 +746,7 @@ def test_rejects_lookalikes_of_known_fields_instead_of_ignoring_them(key: str, m
 
 
 def test_treats_null_as_absent() -> None:
-    assert signal(quantity=None, sentiment=None, stopLoss=None) == Signal(
-        ticker="AAPL", action=Action.BUY
-    )
+    assert signal(quantity=None, sentiment=None, stopLoss=None) == Signal(ticker="AAPL", action=Action.BUY)
 
 
 # --- the passphrase/strategy format (hackingthemarkets' tutorials) ------------------------------

@@ -10,9 +10,7 @@ from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
 
-bp = Blueprint(
-    "account", __name__, url_prefix="/api/account", description="Paper account balances."
-)
+bp = Blueprint("account", __name__, url_prefix="/api/account", description="Paper account balances.")
 bp.before_request(authenticate)
 
 

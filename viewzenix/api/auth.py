@@ -30,9 +30,7 @@ def authenticate() -> None:
         claims = get_runtime().verifier.verify(bearer_token(request.headers.get("Authorization")))
     except AuthError as error:
         headers = {"WWW-Authenticate": _challenge(error)} if error.status == 401 else {}
-        raise ApiError(
-            error.message, code=error.code, status=error.status, headers=headers
-        ) from None
+        raise ApiError(error.message, code=error.code, status=error.status, headers=headers) from None
     g.caller = Caller(user_id=claims.sub, email=claims.email, claims=claims.raw)
 
 

@@ -14,9 +14,7 @@ from viewzenix.domain.model import OrderStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
 
-bp = Blueprint(
-    "orders", __name__, url_prefix="/api/orders", description="Orders, their events and fills."
-)
+bp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Orders, their events and fills.")
 bp.before_request(authenticate)
 
 

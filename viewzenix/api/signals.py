@@ -24,9 +24,7 @@ bp.before_request(authenticate)
 class SignalSchema(ma.Schema):
     id = ma.fields.UUID()
     config_id = ma.fields.UUID()
-    status = ma.fields.String(
-        metadata={"description": "accepted, rejected, executed, ignored, failed"}
-    )
+    status = ma.fields.String(metadata={"description": "accepted, rejected, executed, ignored, failed"})
     reject_code = ma.fields.String(allow_none=True)
     reject_message = ma.fields.String(allow_none=True)
     outcome_message = ma.fields.String(allow_none=True)
@@ -39,9 +37,7 @@ class SignalSchema(ma.Schema):
 
 
 class SignalDetailSchema(SignalSchema):
-    raw_body = ma.fields.String(
-        metadata={"description": "The body as received (passphrases masked)"}
-    )
+    raw_body = ma.fields.String(metadata={"description": "The body as received (passphrases masked)"})
     payload = ma.fields.Raw(allow_none=True, metadata={"description": "Decoded JSON"})
     signal = ma.fields.Dict(allow_none=True, metadata={"description": "The normalised signal"})
     reject_details = ma.fields.Dict(allow_none=True)
@@ -52,9 +48,7 @@ class SignalQueryArgsSchema(ma.Schema):
     config_id = ma.fields.UUID()
     status = ma.fields.String(validate=validate.OneOf([s.value for s in SignalStatus]))
     ticker = ma.fields.String()
-    since = ma.fields.AwareDateTime(
-        metadata={"description": "received_at ≥ since (ISO 8601 with offset)"}
-    )
+    since = ma.fields.AwareDateTime(metadata={"description": "received_at ≥ since (ISO 8601 with offset)"})
     until = ma.fields.AwareDateTime(metadata={"description": "received_at < until"})
 
 

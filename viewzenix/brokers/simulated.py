@@ -140,9 +140,7 @@ def apply_fill(
             avg, opened_at = _ZERO, None
         elif (new > 0) != (old > 0):
             avg, opened_at = px, at
-    return replace(
-        position, qty=new, avg_entry_price=avg, realized_pnl=realized, opened_at=opened_at
-    )
+    return replace(position, qty=new, avg_entry_price=avg, realized_pnl=realized, opened_at=opened_at)
 
 
 class SimulatedBroker:
@@ -215,9 +213,7 @@ class SimulatedBroker:
                 self.conn, self.config_id, request.parent_client_order_id, for_update=True
             )
         waits = parent is not None and parent["status"] in _OPEN
-        row = self._insert(
-            request, parent, OrderStatus.PENDING if waits else OrderStatus.SUBMITTED, now
-        )
+        row = self._insert(request, parent, OrderStatus.PENDING if waits else OrderStatus.SUBMITTED, now)
         self._event(row, ORDER_SUBMITTED, None, row["status"], {"qty": request.qty}, now)
         logger.info(
             "simulated order submitted: %s %s %s %s",
@@ -244,9 +240,7 @@ class SimulatedBroker:
                 ORDER_CANCELED,
                 now,
                 code="parent_not_filled",
-                message=(
-                    f"parent order {parent['client_order_id']} is {parent['status']}, not filled"
-                ),
+                message=(f"parent order {parent['client_order_id']} is {parent['status']}, not filled"),
             )
             return BrokerOrder.from_row(row)
         problem = _invalid_request(request)
@@ -272,9 +266,7 @@ class SimulatedBroker:
         Canceling a canceled order returns it unchanged. Raises OrderNotFound, and
         OrderNotCancelable when it is filled, rejected, denied or expired.
         """
-        row = orders_repo.get_by_client_order_id(
-            self.conn, self.config_id, client_order_id, for_update=True
-        )
+        row = orders_repo.get_by_client_order_id(self.conn, self.config_id, client_order_id, for_update=True)
         if row is None:
             raise OrderNotFound(client_order_id=client_order_id)
         if row["status"] == OrderStatus.CANCELED:
@@ -363,9 +355,7 @@ class SimulatedBroker:
         if order_type is OrderType.STOP_LIMIT:
             triggered = orders_repo.has_event(self.conn, row["id"], ORDER_TRIGGERED)
             if not triggered and _crosses_stop(buy, price, row["stop_price"]):
-                self._event(
-                    row, ORDER_TRIGGERED, row["status"], row["status"], {"price": price}, at
-                )
+                self._event(row, ORDER_TRIGGERED, row["status"], row["status"], {"price": price}, at)
                 triggered = True
             if triggered:
                 return self._work_limit(row, price, at)
@@ -409,9 +399,7 @@ class SimulatedBroker:
             )
         return row
 
-    def _fill(
-        self, row: dict[str, Any], px: Decimal, market_price: Decimal, at: datetime
-    ) -> dict[str, Any]:
+    def _fill(self, row: dict[str, Any], px: Decimal, market_price: Decimal, at: datetime) -> dict[str, Any]:
         """Fill the order's remaining qty at ``px``: fill row, position, cash, legs, OCO."""
         qty = row["qty"] - row["filled_qty"]
         side = OrderSide(row["side"])
@@ -497,9 +485,7 @@ class SimulatedBroker:
                 message=f"canceled: sibling leg {leg['client_order_id']} filled (OCO)",
             )
 
-    def _cancel(
-        self, row: dict[str, Any], at: datetime, *, code: str, message: str | None
-    ) -> dict[str, Any]:
+    def _cancel(self, row: dict[str, Any], at: datetime, *, code: str, message: str | None) -> dict[str, Any]:
         canceled = self._transition(
             row,
             OrderStatus.CANCELED,
@@ -524,9 +510,7 @@ class SimulatedBroker:
                 )
 
     def _reject(self, row: dict[str, Any], code: str, message: str, at: datetime) -> dict[str, Any]:
-        rejected = self._transition(
-            row, OrderStatus.REJECTED, ORDER_REJECTED, at, code=code, message=message
-        )
+        rejected = self._transition(row, OrderStatus.REJECTED, ORDER_REJECTED, at, code=code, message=message)
         self._cancel_waiting_legs(row, at)
         logger.info("simulated order rejected: %s", code, extra=self._log("order_rejected", row))
         return rejected

@@ -73,15 +73,12 @@ class Database:
             return False
 
 
-def set_request_claims(
-    conn: Connection, claims: Mapping[str, Any], role: str = "authenticated"
-) -> None:
+def set_request_claims(conn: Connection, claims: Mapping[str, Any], role: str = "authenticated") -> None:
     """Switch the current transaction to ``role`` with ``request.jwt.claims`` = ``claims``.
 
     Transaction-local (``set_config(..., true)``): both reset at commit or rollback.
     """
     conn.execute(
-        "select set_config('role', %(role)s, true), "
-        "set_config('request.jwt.claims', %(claims)s, true)",
+        "select set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s, true)",
         {"role": role, "claims": json.dumps(dict(claims), default=str)},
     )

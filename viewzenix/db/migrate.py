@@ -48,9 +48,7 @@ class Migration:
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Return the migrations in ``directory`` sorted by version. Raises MigrationError."""
-    found = sorted(
-        (Migration.from_path(p) for p in directory.glob("*.sql")), key=lambda m: m.version
-    )
+    found = sorted((Migration.from_path(p) for p in directory.glob("*.sql")), key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError("two migration files share a version timestamp")
@@ -77,8 +75,7 @@ def apply_migrations(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 "(version text primary key, statements text[], name text)"
             )
             done = {
-                row[0]
-                for row in conn.execute("select version from supabase_migrations.schema_migrations")
+                row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")
             }
             for migration in discover(directory):
                 if migration.version in done:

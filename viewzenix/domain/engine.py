@@ -415,9 +415,7 @@ def _deny_symbol(ctx: _Context, plan: Plan) -> Plan:
     allowed = ", ".join(ctx.settings.risk.allowed_symbols)
     message = f"{ctx.symbol} is not in allowed_symbols ({allowed})"
     refused = [o for o in plan.orders if o.purpose in _PRIMARY]
-    refused += [
-        d.order for d in plan.denials if d.order is not None and d.order.purpose in _PRIMARY
-    ]
+    refused += [d.order for d in plan.denials if d.order is not None and d.order.purpose in _PRIMARY]
     denials = tuple(Denial("symbol_not_allowed", message, order) for order in refused)
     return Plan(
         intent=plan.intent,
@@ -444,9 +442,7 @@ def _plan_action(ctx: _Context) -> Plan:
 
 def _plan_cancel(ctx: _Context) -> Plan:
     wanted = ctx.signal.cancel_order_type
-    ids = tuple(
-        o.client_order_id for o in ctx.open_orders if wanted is None or o.order_type == wanted
-    )
+    ids = tuple(o.client_order_id for o in ctx.open_orders if wanted is None or o.order_type == wanted)
     if not ids:
         kind = f"{wanted} " if wanted is not None else ""
         return _ignored(Intent.CANCEL, f"no open {kind}orders for {ctx.symbol} to cancel")
@@ -495,9 +491,7 @@ def _plan_to_target(ctx: _Context, target: Decimal) -> Plan:
     return _build(ctx, pricing, intent, exit_qty=exit_qty, entry_side=side, entry=entry_qty)
 
 
-def _target_steps(
-    current: Decimal, target: Decimal
-) -> tuple[Intent, Decimal | None, Decimal | None]:
+def _target_steps(current: Decimal, target: Decimal) -> tuple[Intent, Decimal | None, Decimal | None]:
     """(intent, exit qty, entry qty) that take a signed position from current to target."""
     if current == 0:
         return Intent.ENTER, None, abs(target)
@@ -608,9 +602,7 @@ def _limit_pricing(base: _Pricing, signal: Signal) -> _Pricing | Denial:
         return replace(base, limit_price=signal.limit_price)
     if signal.signal_price is not None:
         return replace(base, limit_price=_round_price(signal.signal_price))
-    return _invalid_prices(
-        "a limit order needs limitPrice or a signal price; the signal has neither"
-    )
+    return _invalid_prices("a limit order needs limitPrice or a signal price; the signal has neither")
 
 
 def _stop_pricing(base: _Pricing, signal: Signal) -> _Pricing | Denial:
@@ -684,8 +676,7 @@ def _raw_size(
         if ctx.held == 0:
             return Denial(
                 "percent_of_position_needs_position",
-                f"percent_of_position {_fmt(amount)} needs a position, and "
-                f"{ctx.describe_position()}",
+                f"percent_of_position {_fmt(amount)} needs a position, and {ctx.describe_position()}",
                 None,
             )
         return ctx.held * amount / _HUNDRED
@@ -718,8 +709,7 @@ def _stop_distance(
     if stop is None:
         return Denial(
             "risk_sizing_needs_stop",
-            f"{quantity_type} sizing needs a stop loss (stopPrice, percent or amount); "
-            "the signal has none",
+            f"{quantity_type} sizing needs a stop loss (stopPrice, percent or amount); the signal has none",
             None,
         )
     distance = price - stop if side is OrderSide.BUY else stop - price
@@ -852,9 +842,7 @@ def _policy_denial(
     return None
 
 
-def _limit_denial(
-    ctx: _Context, pricing: _Pricing, order: OrderRequest, after: Decimal
-) -> Denial | None:
+def _limit_denial(ctx: _Context, pricing: _Pricing, order: OrderRequest, after: Decimal) -> Denial | None:
     """max_position_qty and max_position_notional on the absolute position after ``order``."""
     risk = ctx.settings.risk
     if risk.max_position_qty is not None and after > risk.max_position_qty:
@@ -889,9 +877,7 @@ def _limit_denial(
 # --- take-profit and stop-loss legs --------------------------------------------------------
 
 
-def _legs(
-    ctx: _Context, pricing: _Pricing, entry: OrderRequest
-) -> tuple[list[OrderRequest], list[Denial]]:
+def _legs(ctx: _Context, pricing: _Pricing, entry: OrderRequest) -> tuple[list[OrderRequest], list[Denial]]:
     """The entry's take-profit and stop-loss legs, and Denials for those that cannot go."""
     results: list[OrderRequest | Denial] = []
     if ctx.signal.take_profit is not None:
@@ -903,9 +889,7 @@ def _legs(
     return legs, denials
 
 
-def _offset(
-    base: Decimal, sign: int, percent: Decimal | None, amount: Decimal | None
-) -> Decimal | None:
+def _offset(base: Decimal, sign: int, percent: Decimal | None, amount: Decimal | None) -> Decimal | None:
     """``base`` moved by ``sign`` * (percent of base, else amount), rounded to a valid tick."""
     if percent is not None:
         return _round_price(base + sign * base * percent / _HUNDRED)
@@ -914,9 +898,7 @@ def _offset(
     return None
 
 
-def _take_profit_price(
-    tp: TakeProfit, entry_side: OrderSide, base: Decimal | None
-) -> Decimal | None:
+def _take_profit_price(tp: TakeProfit, entry_side: OrderSide, base: Decimal | None) -> Decimal | None:
     if tp.limit_price is not None:
         return tp.limit_price
     if base is None:
@@ -1009,8 +991,7 @@ def _stop_loss_leg(
     if sl.type not in (OrderType.STOP, OrderType.STOP_LIMIT):
         return Denial(
             "invalid_bracket_price",
-            f"stop_loss type {sl.type} is not one of stop, stop_limit, trailing_stop: "
-            "the leg is not placed",
+            f"stop_loss type {sl.type} is not one of stop, stop_limit, trailing_stop: the leg is not placed",
             None,
         )
     stop = _stop_loss_price(sl, entry.side, base)
@@ -1022,9 +1003,7 @@ def _stop_loss_leg(
             "stop_loss of type stop_limit has no limitPrice: the leg is not placed",
             None,
         )
-    leg = _leg(
-        ctx, entry, OrderPurpose.STOP_LOSS, sl.type, stop_price=stop, limit_price=sl.limit_price
-    )
+    leg = _leg(ctx, entry, OrderPurpose.STOP_LOSS, sl.type, stop_price=stop, limit_price=sl.limit_price)
     if _wrong_side(leg, stop, base):
         return _invalid_leg(leg, stop, base)
     return leg

@@ -14,7 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-
 # Enums are stored as their text value in Postgres; StrEnum's str() is that value.
 StrEnum = enum.StrEnum
 
@@ -140,7 +139,10 @@ class TakeProfit:
 
 @dataclass(frozen=True)
 class StopLoss:
-    """Protective stop: absolute ``stop_price`` or relative ``percent``/``amount``; ``limit_price`` for stop_limit."""
+    """Protective stop: absolute ``stop_price``, or relative ``percent``/``amount``.
+
+    ``limit_price`` for a stop_limit; for a trailing_stop, ``amount``/``percent`` is the trail.
+    """
 
     type: OrderType = OrderType.STOP
     stop_price: Decimal | None = None

@@ -343,18 +343,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise DuplicateKey(
-                f'The alert body gives the field "{key}" twice; send it once.', field=key
-            )
+            raise DuplicateKey(f'The alert body gives the field "{key}" twice; send it once.', field=key)
         out[key] = value
     return out
 
 
 def _looks_like_json(text: str) -> bool:
     start = text.lstrip()
-    return start.startswith(("[", "//", "/*")) or (
-        start.startswith("{") and not start.startswith("{{")
-    )
+    return start.startswith(("[", "//", "/*")) or (start.startswith("{") and not start.startswith("{{"))
 
 
 def _line_col(text: str, pos: int) -> tuple[int, int]:
@@ -362,7 +358,7 @@ def _line_col(text: str, pos: int) -> tuple[int, int]:
     return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
 
 
-_SMART_QUOTES = "“”‘’"  # noqa: RUF001
+_SMART_QUOTES = "“”‘’"
 _AFTER_CLOSING_QUOTE = re.compile(r"[ \t]*(?:[,:}\]\r\n]|\Z)")
 _SPACE = re.compile(r"\s*")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
@@ -514,8 +510,7 @@ def _refuse_text(text: str) -> AlertRejected:
             return _unsupported(slug, name)
     if _PLACEHOLDER.fullmatch(body):
         return UnfilledPlaceholder(
-            f"The whole alert body is the unfilled TradingView placeholder {body}. "
-            f"{_placeholder_help(body)}",
+            f"The whole alert body is the unfilled TradingView placeholder {body}. {_placeholder_help(body)}",
             placeholder=body,
             field=None,
         )
@@ -527,8 +522,7 @@ def _refuse_text(text: str) -> AlertRejected:
 
 def _unsupported(slug: str, name: str) -> UnsupportedFormat:
     return UnsupportedFormat(
-        f"The alert body looks written for {name}; Viewzenix does not accept that format. "
-        f"{_EXPECTED}.",
+        f"The alert body looks written for {name}; Viewzenix does not accept that format. {_EXPECTED}.",
         detected_format=slug,
         expected_fields=_EXPECTED_FIELDS,
     )
@@ -649,8 +643,7 @@ def _reject_placeholders(obj: dict[str, Any]) -> None:
     path, placeholder, whole = found
     verb = "is" if whole else "contains"
     raise UnfilledPlaceholder(
-        f"{path} {verb} the unfilled TradingView placeholder {placeholder}. "
-        f"{_placeholder_help(placeholder)}",
+        f"{path} {verb} the unfilled TradingView placeholder {placeholder}. {_placeholder_help(placeholder)}",
         field=path,
         placeholder=placeholder,
     )
@@ -764,9 +757,7 @@ def _ticker(body: dict[str, Any], where: dict[str, str]) -> tuple[str, str | Non
             hint = ' It has "symbol": Viewzenix reads the instrument from "ticker".'
         raise MissingTicker(f'The alert has no "{field}".{hint}', field=field)
     if not isinstance(value, str):
-        raise InvalidField(
-            f"{field} must be a string; got {_show(value)}", field=field, value=_plain(value)
-        )
+        raise InvalidField(f"{field} must be a string; got {_show(value)}", field=field, value=_plain(value))
     ticker = value.strip().upper()
     prefix, colon, symbol = ticker.partition(":")
     if colon:
@@ -779,9 +770,7 @@ def _ticker(body: dict[str, Any], where: dict[str, str]) -> tuple[str, str | Non
             )
         exchange = exchange or prefix or None
     if not ticker:
-        raise EmptyTicker(
-            f'The alert\'s "{field}" is empty; send the symbol, e.g. "AAPL".', field=field
-        )
+        raise EmptyTicker(f'The alert\'s "{field}" is empty; send the symbol, e.g. "AAPL".', field=field)
     return ticker, exchange
 
 
@@ -912,9 +901,7 @@ def _exactly_one(obj: dict[str, Any], field: str, keys: tuple[str, ...]) -> tupl
 def _forbid(obj: dict[str, Any], field: str, keys: tuple[str, ...], kind: str) -> None:
     for key in keys:
         if obj.get(key) is not None:
-            raise InvalidField(
-                f'{field}.{key} cannot be used with "type": "{kind}".', field=f"{field}.{key}"
-            )
+            raise InvalidField(f'{field}.{key} cannot be used with "type": "{kind}".', field=f"{field}.{key}")
 
 
 def _either(names: tuple[str, ...]) -> str:
@@ -1019,9 +1006,7 @@ def _positive(value: Any, field: str) -> Decimal | None:
 def _require_positive(value: Any, field: str) -> Decimal:
     number = _decimal(value, field)
     if number <= 0:
-        raise InvalidField(
-            f"{field} must be greater than zero; got {number}", field=field, value=str(number)
-        )
+        raise InvalidField(f"{field} must be greater than zero; got {number}", field=field, value=str(number))
     return number
 
 
@@ -1059,9 +1044,7 @@ def _boolean(value: Any, field: str) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise InvalidField(
-        f"{field} must be true or false; got {_show(value)}", field=field, value=_plain(value)
-    )
+    raise InvalidField(f"{field} must be true or false; got {_show(value)}", field=field, value=_plain(value))
 
 
 def _text(value: Any, field: str) -> str | None:
@@ -1070,9 +1053,7 @@ def _text(value: Any, field: str) -> str | None:
         return str(value)
     if value is None or isinstance(value, str):
         return (value or "").strip() or None
-    raise InvalidField(
-        f"{field} must be a string; got {_show(value)}", field=field, value=_plain(value)
-    )
+    raise InvalidField(f"{field} must be a string; got {_show(value)}", field=field, value=_plain(value))
 
 
 def _time(value: Any, field: str) -> datetime | None:
@@ -1095,9 +1076,7 @@ def _time(value: Any, field: str) -> datetime | None:
     try:
         return _EPOCH + timedelta(microseconds=int(seconds * 1_000_000))
     except (ArithmeticError, ValueError):
-        raise InvalidField(
-            f"{field} is out of range: {number}", field=field, value=str(number)
-        ) from None
+        raise InvalidField(f"{field} is out of range: {number}", field=field, value=str(number)) from None
 
 
 def _bad_time(value: Any, field: str) -> InvalidField:
@@ -1115,9 +1094,9 @@ _SECRET_KEYS = frozenset(
     "passphrase secret password api_key api_secret api_token token key email_token".split()
 )
 _SECRET_VALUE = re.compile(
-    r"""(?P<key>["'“”‘’]?\b(?:"""  # noqa: RUF001
+    r"""(?P<key>["'“”‘’]?\b(?:"""
     + "|".join(sorted(_SECRET_KEYS, key=len, reverse=True))
-    + r""")\b["'“”‘’]?\s*[:=]\s*)"""  # noqa: RUF001
+    + r""")\b["'“”‘’]?\s*[:=]\s*)"""
     r"""(?P<value>"(?:[^"\\\r\n]|\\.)*"?|“[^”\r\n]*”?|'[^'\r\n]*'?|[^\s,;{}\[\]][^\s,;}\]]*)""",
     re.IGNORECASE,
 )

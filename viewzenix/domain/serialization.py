@@ -126,9 +126,7 @@ def _datetime(value: Any, name: str) -> datetime | None:
         try:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(
-                f"stored signal field {name} is not an ISO 8601 time: {value!r}"
-            ) from None
+            raise ValueError(f"stored signal field {name} is not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

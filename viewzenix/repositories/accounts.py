@@ -95,9 +95,7 @@ def positions_value(conn: Connection, config_id: uuid.UUID) -> Decimal:
 
 def state(conn: Connection, account: PaperAccount) -> AccountState:
     """The engine's view of a paper account: cash and equity."""
-    return AccountState(
-        cash=account.cash, equity=account.cash + positions_value(conn, account.config_id)
-    )
+    return AccountState(cash=account.cash, equity=account.cash + positions_value(conn, account.config_id))
 
 
 def summary(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:

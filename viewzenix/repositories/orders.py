@@ -191,23 +191,17 @@ def get_by_client_order_id(
 ) -> dict[str, Any] | None:
     """Return (and optionally lock) the config's order with this client_order_id, or None."""
     query = LOCK_BY_CLIENT_ORDER_ID if for_update else GET_BY_CLIENT_ORDER_ID
-    return conn.execute(
-        query, {"config_id": config_id, "client_order_id": client_order_id}
-    ).fetchone()
+    return conn.execute(query, {"config_id": config_id, "client_order_id": client_order_id}).fetchone()
 
 
-def open_orders(
-    conn: Connection, config_id: uuid.UUID, symbol: str | None = None
-) -> list[dict[str, Any]]:
+def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the config's open orders (pending to partially_filled), oldest first."""
     return conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
 
 
 def lock_resting(conn: Connection, config_id: uuid.UUID, symbol: str) -> list[dict[str, Any]]:
     """Lock and return the symbol's working orders (accepted, partially_filled), oldest first."""
-    return conn.execute(
-        LOCK_RESTING_FOR_SYMBOL, {"config_id": config_id, "symbol": symbol}
-    ).fetchall()
+    return conn.execute(LOCK_RESTING_FOR_SYMBOL, {"config_id": config_id, "symbol": symbol}).fetchall()
 
 
 def children(conn: Connection, parent_order_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -292,9 +286,7 @@ def insert_event(
 
 def has_event(conn: Connection, order_id: uuid.UUID, event_type: str) -> bool:
     """Return True when the order has an event of this type (e.g. OrderTriggered)."""
-    return conn.execute(HAS_EVENT, {"order_id": order_id, "event_type": event_type}).fetchone()[
-        "found"
-    ]
+    return conn.execute(HAS_EVENT, {"order_id": order_id, "event_type": event_type}).fetchone()["found"]
 
 
 def insert_fill(

@@ -83,9 +83,7 @@ class PositionRecord:
         return PositionState(symbol=self.symbol, qty=self.qty, avg_entry_price=self.avg_entry_price)
 
 
-def lock(
-    conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: str
-) -> PositionRecord:
+def lock(conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: str) -> PositionRecord:
     """Lock and return the (config, symbol) position, creating it at zero when missing.
 
     The row lock serialises everything that changes this position until the transaction ends.
@@ -114,9 +112,7 @@ def save(conn: Connection, position: PositionRecord) -> PositionRecord:
 
 def mark(conn: Connection, *, config_id: uuid.UUID, symbol: str, last_price: Decimal) -> None:
     """Set the symbol's mark (``last_price``) when the config has a position row for it."""
-    conn.execute(
-        MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price}
-    )
+    conn.execute(MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price})
 
 
 def open_for(conn: Connection, config_id: uuid.UUID) -> list[PositionRecord]:

@@ -66,18 +66,13 @@ def insert(
 
 def get_for_update(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
     """Lock and return a signal row (the worker's claim on it)."""
-    return conn.execute(
-        "select * from public.signals where id = %s for update", (signal_id,)
-    ).fetchone()
+    return conn.execute("select * from public.signals where id = %s for update", (signal_id,)).fetchone()
 
 
-def finish(
-    conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None
-) -> None:
+def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None) -> None:
     """Record the execution outcome (executed, ignored, failed) and processed_at."""
     conn.execute(
-        "update public.signals set status = %s, outcome_message = %s, processed_at = now() "
-        "where id = %s",
+        "update public.signals set status = %s, outcome_message = %s, processed_at = now() where id = %s",
         (status, outcome_message, signal_id),
     )
 

@@ -97,9 +97,7 @@ def update(conn: Connection, config_id: uuid.UUID, values: dict[str, Any]) -> di
         if column not in SETTABLE_COLUMNS:
             raise ValueError(f"unknown column {column}")
     query = sql.SQL("update public.webhook_configs set {} where id = %s returning *").format(
-        sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values
-        )
+        sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values)
     )
     params = [_adapt(c, v) for c, v in values.items()] + [config_id]
     return conn.execute(query, params).fetchone()
@@ -116,9 +114,7 @@ def set_token(
 
 
 def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
-    return conn.execute(
-        "select * from public.webhook_configs where id = %s", (config_id,)
-    ).fetchone()
+    return conn.execute("select * from public.webhook_configs where id = %s", (config_id,)).fetchone()
 
 
 def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
@@ -130,9 +126,7 @@ def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | N
 
 
 def delete(conn: Connection, config_id: uuid.UUID) -> bool:
-    return (
-        conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
-    )
+    return conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
 
 
 def list_page(

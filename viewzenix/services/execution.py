@@ -62,9 +62,7 @@ def execute_signal(
         with db.transaction() as conn:
             return _execute(conn, signal_id, job_id, (clock or _utc_now)())
     except Exception as error:
-        logger.exception(
-            "signal execution failed: %s", error, extra={"action": "signal_failed", **ids}
-        )
+        logger.exception("signal execution failed: %s", error, extra={"action": "signal_failed", **ids})
         try:
             _record_failure(db, signal_id, job_id, error)
         except Exception:
@@ -149,9 +147,7 @@ def _carry_out(
 ) -> tuple[str, str]:
     """Cancel, submit in order, record denials; return (signal status, outcome message)."""
     notes = [
-        f"price filled resting order {o.client_order_id}"
-        for o in crossed
-        if o.status == OrderStatus.FILLED
+        f"price filled resting order {o.client_order_id}" for o in crossed if o.status == OrderStatus.FILLED
     ]
     if plan.ignored_reason is not None:
         return SignalStatus.IGNORED.value, "; ".join([plan.ignored_reason, *notes])
@@ -208,17 +204,13 @@ def _carry_out(
     return SignalStatus.EXECUTED.value, message
 
 
-def _record_denial(
-    conn: Connection, broker: SimulatedBroker, denial: Denial, ids: dict[str, Any]
-) -> None:
+def _record_denial(conn: Connection, broker: SimulatedBroker, denial: Denial, ids: dict[str, Any]) -> None:
     """Store a refused order with status DENIED and its reason, plus an OrderDenied event."""
     request = denial.order
     assert request is not None
     parent = None
     if request.parent_client_order_id is not None:
-        parent = orders_repo.get_by_client_order_id(
-            conn, broker.config_id, request.parent_client_order_id
-        )
+        parent = orders_repo.get_by_client_order_id(conn, broker.config_id, request.parent_client_order_id)
     existing = orders_repo.get_by_client_order_id(conn, broker.config_id, request.client_order_id)
     if existing is not None:
         return  # a retried job: already recorded
@@ -270,10 +262,7 @@ def _record_denial(
 
 
 def _describe(request: OrderRequest, result: BrokerOrder | None) -> str:
-    text = (
-        f"{request.purpose} {request.side} {_fmt(request.qty)} {request.symbol} "
-        f"{request.order_type}"
-    )
+    text = f"{request.purpose} {request.side} {_fmt(request.qty)} {request.symbol} {request.order_type}"
     if result is None:
         return text
     text += f" {result.status}"
@@ -288,9 +277,7 @@ def _fmt(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def _record_failure(
-    db: Database, signal_id: uuid.UUID, job_id: int | None, error: BaseException
-) -> None:
+def _record_failure(db: Database, signal_id: uuid.UUID, job_id: int | None, error: BaseException) -> None:
     """In a new transaction, mark the signal failed with the error text (if still runnable)."""
     with db.transaction() as conn:
         row = signals_repo.get_for_update(conn, signal_id)

@@ -46,9 +46,7 @@ class IntakeResult:
     body: dict[str, Any] = field(default_factory=dict)
 
 
-NOT_FOUND = IntakeResult(
-    404, {"code": "not_found", "status": 404, "message": "No webhook at this URL."}
-)
+NOT_FOUND = IntakeResult(404, {"code": "not_found", "status": 404, "message": "No webhook at this URL."})
 
 
 @dataclass(frozen=True)

@@ -109,16 +109,10 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
         parsed = parse_alert(alert.raw, alert.content_type)
     except AlertRejected as error:
         rejection = error
-    if rejection is None and not hmac.compare_digest(
-        (parsed.passphrase or "").encode(), expected.encode()
-    ):
+    if rejection is None and not hmac.compare_digest((parsed.passphrase or "").encode(), expected.encode()):
         rejection = InvalidPassphrase(
-            "The passphrase is missing or wrong."
-            if parsed.passphrase is None
-            else "The passphrase is wrong."
+            "The passphrase is missing or wrong." if parsed.passphrase is None else "The passphrase is wrong."
         )
     with db.transaction() as conn:
         row = configs_repo.get(conn, DEFAULT_CONFIG_ID)
-        return store_alert(
-            conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection
-        )
+        return store_alert(conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection)

@@ -91,9 +91,7 @@ def list_page(
         )
 
 
-def update(
-    db: Database, caller: Caller, config_id: uuid.UUID, values: dict[str, Any]
-) -> dict[str, Any]:
+def update(db: Database, caller: Caller, config_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
     """Apply a partial update. Raises NotFound."""
     with db.transaction(caller.claims) as conn:
         row = repo.update(conn, config_id, values)
