@@ -18,6 +18,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
+from viewzenix.domain.engine import OrderRequest
 
 OPEN_STATUSES = ("pending", "submitted", "accepted", "partially_filled")
 UNIQUE_CLIENT_ORDER_ID = "orders_config_client_order_id_key"
@@ -184,6 +185,25 @@ def insert(conn: Connection, **values: Any) -> dict[str, Any]:
     params.update(values)
     with conn.transaction():
         return conn.execute(INSERT_ORDER, params).fetchone()
+
+
+def request_columns(request: OrderRequest) -> dict[str, Any]:
+    """Return the order columns taken from an engine ``OrderRequest`` (for ``insert``)."""
+    return {
+        "client_order_id": request.client_order_id,
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "order_type": request.order_type.value,
+        "time_in_force": request.time_in_force.value,
+        "purpose": str(request.purpose),
+        "qty": request.qty,
+        "limit_price": request.limit_price,
+        "stop_price": request.stop_price,
+        "trail_price": request.trail_price,
+        "trail_percent": request.trail_percent,
+        "extended_hours": request.extended_hours,
+        "reference_price": request.reference_price,
+    }
 
 
 def get_by_client_order_id(
