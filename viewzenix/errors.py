@@ -104,6 +104,9 @@ class Api(_SmorestApi):
                 payload["errors"] = errors
                 if error.code == 422:
                     payload["message"] = "The request is invalid; see errors for each field."
+                elif error.code == 400 and "json" in errors:
+                    payload["code"] = "invalid_json"
+                    payload["message"] = "The request body is not valid JSON."
             headers = data.get("headers") or {}
         return payload, error.code, headers
 

@@ -74,6 +74,14 @@ class TestCreate:
         assert response.status_code == 422
         assert "user_id" in response.json["errors"]["json"]
 
+    def test_refuses_malformed_json_with_400_invalid_json(self, client, auth_headers):
+        response = client.post(
+            "/api/webhook-configs", data="{bad", content_type="application/json", headers=auth_headers
+        )
+        assert response.status_code == 400
+        assert response.json["code"] == "invalid_json"
+        assert response.json["message"] == "The request body is not valid JSON."
+
     def test_refuses_non_json_body(self, client, auth_headers):
         response = client.post(
             "/api/webhook-configs",
