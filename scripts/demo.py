@@ -14,8 +14,9 @@ TradingView-shaped webhooks, ends where an independent backtester ends:
   exclusive_orders=True, finalize_trades=True)``.
 
 It prints a table and exits 1 unless both sides closed the same number of trades and the final
-equities are within 0.5 %. Flags: ``--exit-price`` picks the final exit's price (see
-``--help``); ``--verbose`` shows every alert.
+equities are within 0.5 %. Flags (``--help``): ``--exit-price`` picks the final exit's price,
+``--burst`` sends without waiting for each signal to be processed, ``--verbose`` shows every
+alert with its outcome.
 """
 
 from __future__ import annotations
@@ -201,9 +202,7 @@ class Api:
     def get(self, path: str, **params: Any) -> requests.Response:
         response = self.session.get(f"{self.base_url}{path}", params=params, timeout=30)
         if response.status_code != 200:
-            raise RuntimeError(
-                f"GET {path} {params}: HTTP {response.status_code} {response.text[:500]}"
-            )
+            raise RuntimeError(f"GET {path} {params}: HTTP {response.status_code} {response.text[:500]}")
         return response
 
     def total(self, path: str, **params: Any) -> int:
@@ -227,8 +226,12 @@ class Api:
             page += 1
 
 
-def send_alerts(webhook_url: str, alerts: list[Alert], verbose: bool) -> list[str]:
-    """POST every alert in order; return the signal ids. Raises RuntimeError on a non-200."""
+def send_alerts(webhook_url: str, alerts: list[Alert], verbose: bool, api: Api | None) -> list[str]:
+    """POST every alert in order; return the signal ids. Raises RuntimeError on a non-200.
+
+    With ``api``, wait for each signal to leave ``accepted`` before sending the next one, as a
+    daily strategy's alerts (a day apart) would; without it, send them back to back.
+    """
     ids: list[str] = []
     with requests.Session() as session:
         for alert in alerts:
@@ -243,10 +246,26 @@ def send_alerts(webhook_url: str, alerts: list[Alert], verbose: bool) -> list[st
                     f"alert for {alert.day} ({alert.action} {alert.contracts}) answered "
                     f"HTTP {response.status_code}: {response.text[:500]}\nbody: {alert.body}"
                 )
-            ids.append(response.json()["signal_id"])
+            signal_id = response.json()["signal_id"]
+            ids.append(signal_id)
+            outcome = ""
+            if api is not None:
+                outcome = wait_signal(api, signal_id, timeout=30.0)
             if verbose:
-                print(f"  {alert.day} {alert.action:<4} {alert.contracts:>2} @ {alert.price}")
+                print(f"  {alert.day} {alert.action:<4} {alert.contracts:>2} @ {alert.price} {outcome}")
     return ids
+
+
+def wait_signal(api: Api, signal_id: str, timeout: float) -> str:
+    """Poll one signal until it is processed; return its status and outcome message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = api.get(f"/api/signals/{signal_id}").json()
+        if row["status"] != "accepted":
+            return f"{row['status']}: {row.get('outcome_message') or row.get('reject_message') or ''}"
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"signal {signal_id} not processed after {timeout:.0f} s")
+        time.sleep(0.01)
 
 
 def wait_processed(api: Api, expected: int, timeout: float) -> dict[str, int]:
@@ -301,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         "would read (default), or the close backtesting's finalize_trades actually fills at "
         "with trade_on_close (the previous bar's close), for a like-for-like comparison",
     )
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the worker")
     parser.add_argument(
-        "--timeout", type=float, default=180.0, help="seconds to wait for the worker"
+        "--burst",
+        action="store_true",
+        help="send all alerts back to back instead of waiting for each to be processed",
     )
     parser.add_argument("--verbose", action="store_true", help="print every alert sent")
     args = parser.parse_args(argv)
@@ -318,10 +340,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with running_stack("demo", settings=SETTINGS) as stack:
         print(f"stack up: {stack.base_url} (config {stack.config_id}); log {stack.log_path}")
-        started = time.monotonic()
-        signal_ids = send_alerts(stack.webhook_url, alerts, args.verbose)
-        sent_s = time.monotonic() - started
         api = Api(stack.base_url, stack.access_token, stack.config_id)
+        started = time.monotonic()
+        signal_ids = send_alerts(stack.webhook_url, alerts, args.verbose, None if args.burst else api)
+        sent_s = time.monotonic() - started
         statuses = wait_processed(api, len(alerts), args.timeout)
         done_s = time.monotonic() - started
         orders = api.all_pages("/api/orders")
@@ -363,13 +385,22 @@ def main(argv: list[str] | None = None) -> int:
     for label, ours, theirs in rows:
         print(f"{label:<{width}}  {ours:>28}  {theirs:>16}")
     print(f"{'equity difference':<{width}}  {diff_pct:>+27.4f}%")
-    print(f"\nsent {len(alerts)} alerts in {sent_s:.1f} s; all processed after {done_s:.1f} s")
-    last_bt_exit = stats["_trades"]["ExitPrice"].iloc[-1]
-    if args.exit_price == "last-close":
+    mode = "back to back" if args.burst else "each after the previous one was processed"
+    print(f"\nsent {len(alerts)} alerts ({mode}) in {sent_s:.1f} s; all processed after {done_s:.1f} s")
+    last_trade = stats["_trades"].iloc[-1]
+    if args.exit_price == "last-close" and alerts[-1].action == "exit":
+        # Our last trade closes at the last close, backtesting's at its finalize price: the
+        # difference in P&L is size x price gap, less the commission on that gap.
+        gap = alerts[-1].price - float(last_trade["ExitPrice"])
+        size = float(last_trade["Size"])
+        explained = gap * (size - abs(size) * COMMISSION)
+        residual = float(ours_equity) - bt_equity - explained
         print(
-            f"note: final exit sent at the last close {tv_number(alerts[-1].price)}; backtesting's "
-            f"finalize pass fills at {tv_number(last_bt_exit)} (previous bar's close with "
-            "trade_on_close), which accounts for part of the gap; --exit-price finalize removes it"
+            f"note: the final exit was sent at the last close ({tv_number(alerts[-1].price)}); "
+            f"backtesting's finalize_trades fills at {tv_number(last_trade['ExitPrice'])}, the "
+            f"previous bar's close (trade_on_close re-uses Close[-2]).\n      That explains "
+            f"{explained:+.4f} $ of the {float(ours_equity) - bt_equity:+.4f} $ difference "
+            f"(residual {residual:+.4f} $); --exit-price finalize sends the same price as backtesting."
         )
 
     ok = ours_trades == bt_trades and math.isfinite(diff_pct) and abs(diff_pct) <= TOLERANCE_PCT

@@ -74,9 +74,7 @@ def _recreate_database(server_url: str, dbname: str) -> str:
     from psycopg import sql
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-        )
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
     return _database_url(server_url, dbname)
 
@@ -90,7 +88,7 @@ def wait_healthy(url: str, *, timeout: float, children: Mapping[str, subprocess.
             if proc.poll() is not None:
                 raise StackError(f"{name} exited with code {proc.returncode} while starting")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
                 last = f"HTTP {response.status}"
@@ -143,21 +141,19 @@ class Stack:
         argv += ["--settings", json.dumps(dict(settings or {}))]
         if name:
             argv += ["--name", name]
-        out = subprocess.run(  # noqa: S603 - fixed argv
+        out = subprocess.run(
             argv, env=self.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
         )
         if out.returncode != 0:
             raise StackError(f"flask demo-config failed ({out.returncode}):\n{out.stderr.strip()}")
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    def spawn(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
-    ) -> subprocess.Popen:
+    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
         """Start a child process (output to the stack log), stopped with the stack."""
         assert self._log is not None
         self._log.write(f"\n===== {name}: {' '.join(argv)}\n".encode())
         self._log.flush()
-        proc = subprocess.Popen(  # noqa: S603 - argv built by the scripts
+        proc = subprocess.Popen(
             list(argv),
             env={**self.env, **(env or {})},
             cwd=PROJECT_ROOT,
@@ -184,9 +180,9 @@ class Stack:
         argv += ["--bind", f"127.0.0.1:{port}", *extra_args]
         return self.spawn(name, argv, {"PORT": str(port), **(env or {})})
 
-    def start_worker(self) -> subprocess.Popen:
-        """Start ``python -m viewzenix.worker`` (the job worker)."""
-        return self.spawn("worker", [sys.executable, "-m", "viewzenix.worker"])
+    def start_worker(self, name: str = "worker") -> subprocess.Popen:
+        """Start ``python -m viewzenix.worker`` (a job worker process) as child ``name``."""
+        return self.spawn(name, [sys.executable, "-m", "viewzenix.worker"])
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
         """Stop one child: SIGTERM, then SIGKILL after ``timeout`` seconds."""
@@ -286,9 +282,7 @@ def running_stack(
             stack.spawn_gunicorn("web", "wsgi:app", port)
             if worker:
                 stack.start_worker()
-            wait_healthy(
-                f"{stack.base_url}/healthz", timeout=health_timeout, children=stack.children
-            )
+            wait_healthy(f"{stack.base_url}/healthz", timeout=health_timeout, children=stack.children)
         except Exception as exc:
             print(f"\nstack {name!r} failed to start: {exc}", file=sys.stderr)
             if stack is not None:

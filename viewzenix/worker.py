@@ -26,7 +26,10 @@ def main() -> None:
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})
     try:
-        runtime.jobs.run_worker(concurrency=concurrency, shutdown_graceful_timeout=10)
+        # Workers wake on NOTIFY (inserts, and lock releases: see migrations); the poll is a fallback.
+        runtime.jobs.run_worker(
+            concurrency=concurrency, shutdown_graceful_timeout=10, fetch_job_polling_interval=1.0
+        )
     finally:
         runtime.close()
         logger.info("worker stopped", extra={"action": "worker_stop"})

@@ -289,10 +289,7 @@ class SimulatedBroker:
         return [p.state() for p in positions_repo.open_for(self.conn, self.config_id)]
 
     def get_account(self) -> AccountState:
-        """Return cash and equity, opening the paper account with starting_cash on first use.
-
-        Locks the account row until the transaction ends.
-        """
+        """Return cash and equity, opening the paper account with starting_cash on first use."""
         return accounts_repo.state(self.conn, self._account())
 
     # --- beyond the protocol ----------------------------------------------------------------
@@ -610,7 +607,7 @@ class SimulatedBroker:
         )
 
     def _account(self) -> accounts_repo.PaperAccount:
-        return accounts_repo.lock(
+        return accounts_repo.open_account(
             self.conn,
             config_id=self.config_id,
             user_id=self.user_id,

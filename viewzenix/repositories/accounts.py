@@ -23,7 +23,7 @@ values (%(config_id)s, %(user_id)s, %(starting_cash)s, %(starting_cash)s)
 on conflict (config_id) do nothing
 """
 
-LOCK_ACCOUNT = "select * from public.paper_accounts where config_id = %(config_id)s for update"
+GET_ACCOUNT = "select * from public.paper_accounts where config_id = %(config_id)s"
 
 ADD_CASH = """
 update public.paper_accounts set cash = cash + %(delta)s where config_id = %(config_id)s
@@ -73,13 +73,18 @@ class PaperAccount:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-def lock(
+def open_account(
     conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, starting_cash: Decimal
 ) -> PaperAccount:
-    """Lock and return the config's paper account, opening it with ``starting_cash`` if missing."""
+    """Return the config's paper account, opening it with ``starting_cash`` if missing.
+
+    Takes no row lock: jobs of one config for different symbols run in parallel and only
+    serialise on the account row from their first fill (``add_cash``, an atomic increment)
+    to their commit — not for the whole job.
+    """
     params = {"config_id": config_id, "user_id": user_id, "starting_cash": starting_cash}
     conn.execute(ENSURE_ACCOUNT, params)
-    return PaperAccount.from_row(conn.execute(LOCK_ACCOUNT, params).fetchone())
+    return PaperAccount.from_row(conn.execute(GET_ACCOUNT, params).fetchone())
 
 
 def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:
