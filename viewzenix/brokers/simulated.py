@@ -51,8 +51,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
-
 from viewzenix.brokers.base import (
     BrokerOrder,
     DuplicateOrder,
@@ -539,24 +537,22 @@ class SimulatedBroker:
         status: OrderStatus,
         now: datetime,
     ) -> dict[str, Any]:
-        try:
-            return orders_repo.insert(
-                self.conn,
-                user_id=self.user_id,
-                config_id=self.config_id,
-                signal_id=self.signal_id,
-                parent_order_id=parent["id"] if parent is not None else None,
-                broker_order_id=f"sim-{uuid.uuid4()}",
-                broker=NAME,
-                intent=None if self.intent is None else str(self.intent),
-                **orders_repo.request_columns(request),
-                status=status.value,
-                submitted_at=now,
-            )
-        except psycopg.errors.UniqueViolation as error:
-            if error.diag.constraint_name == orders_repo.UNIQUE_CLIENT_ORDER_ID:
-                raise DuplicateOrder(client_order_id=request.client_order_id) from error
-            raise
+        row = orders_repo.insert(
+            self.conn,
+            user_id=self.user_id,
+            config_id=self.config_id,
+            signal_id=self.signal_id,
+            parent_order_id=parent["id"] if parent is not None else None,
+            broker_order_id=f"sim-{uuid.uuid4()}",
+            broker=NAME,
+            intent=None if self.intent is None else str(self.intent),
+            **orders_repo.request_columns(request),
+            status=status.value,
+            submitted_at=now,
+        )
+        if row is None:  # Alpaca: client_order_id is unique per account forever
+            raise DuplicateOrder(client_order_id=request.client_order_id)
+        return row
 
     def _transition(
         self,

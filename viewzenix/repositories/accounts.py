@@ -83,8 +83,11 @@ def open_account(
     to their commit — not for the whole job.
     """
     params = {"config_id": config_id, "user_id": user_id, "starting_cash": starting_cash}
-    conn.execute(ENSURE_ACCOUNT, params)
-    return PaperAccount.from_row(conn.execute(GET_ACCOUNT, params).fetchone())
+    row = conn.execute(GET_ACCOUNT, params).fetchone()
+    if row is None:  # the config's first use
+        conn.execute(ENSURE_ACCOUNT, params)
+        row = conn.execute(GET_ACCOUNT, params).fetchone()
+    return PaperAccount.from_row(row)
 
 
 def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:

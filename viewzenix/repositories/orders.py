@@ -36,6 +36,7 @@ insert into public.orders (
     %(trail_percent)s, %(extended_hours)s, %(reference_price)s, %(status)s, %(status_code)s,
     %(status_message)s, %(submitted_at)s, clock_timestamp()
 )
+on conflict on constraint orders_config_client_order_id_key do nothing
 returning *
 """
 
@@ -158,12 +159,12 @@ class OrderRecord:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-def insert(conn: Connection, **values: Any) -> dict[str, Any]:
+def insert(conn: Connection, **values: Any) -> dict[str, Any] | None:
     """Insert one order (keys of INSERT_ORDER; missing ones default to None); return the row.
 
-    Runs in a savepoint, so a refused insert leaves the caller's transaction usable. Raises
-    psycopg.errors.UniqueViolation (constraint ``UNIQUE_CLIENT_ORDER_ID``) when the config
-    already has this client_order_id; broker adapters translate it to DuplicateOrder.
+    Returns None, inserting nothing, when the config already has this client_order_id
+    (constraint ``UNIQUE_CLIENT_ORDER_ID``); broker adapters turn that into DuplicateOrder.
+    The caller's transaction stays usable (no error, no savepoint needed).
     """
     params = dict.fromkeys(
         (
@@ -183,8 +184,7 @@ def insert(conn: Connection, **values: Any) -> dict[str, Any]:
     )
     params["extended_hours"] = False
     params.update(values)
-    with conn.transaction():
-        return conn.execute(INSERT_ORDER, params).fetchone()
+    return conn.execute(INSERT_ORDER, params).fetchone()
 
 
 def request_columns(request: OrderRequest) -> dict[str, Any]:

@@ -89,8 +89,11 @@ def lock(conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: 
     The row lock serialises everything that changes this position until the transaction ends.
     """
     params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
-    conn.execute(ENSURE_POSITION, params)
-    return PositionRecord.from_row(conn.execute(LOCK_POSITION, params).fetchone())
+    row = conn.execute(LOCK_POSITION, params).fetchone()
+    if row is None:  # first order in this symbol: one extra statement, once
+        conn.execute(ENSURE_POSITION, params)
+        row = conn.execute(LOCK_POSITION, params).fetchone()
+    return PositionRecord.from_row(row)
 
 
 def save(conn: Connection, position: PositionRecord) -> PositionRecord:

@@ -211,9 +211,6 @@ def _record_denial(conn: Connection, broker: SimulatedBroker, denial: Denial, id
     parent = None
     if request.parent_client_order_id is not None:
         parent = orders_repo.get_by_client_order_id(conn, broker.config_id, request.parent_client_order_id)
-    existing = orders_repo.get_by_client_order_id(conn, broker.config_id, request.client_order_id)
-    if existing is not None:
-        return  # a retried job: already recorded
     row = orders_repo.insert(
         conn,
         user_id=broker.user_id,
@@ -227,6 +224,8 @@ def _record_denial(conn: Connection, broker: SimulatedBroker, denial: Denial, id
         status_code=denial.code,
         status_message=denial.message,
     )
+    if row is None:
+        return  # a retried job: already recorded
     orders_repo.insert_event(
         conn,
         order_id=row["id"],
