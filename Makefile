@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo bench lint migrate clean
+.PHONY: install run test demo bench bench-worker lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+bench-worker: $(STAMP)
+	$(BIN)/python scripts/bench_worker.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
