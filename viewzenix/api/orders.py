@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from viewzenix.api.auth import authenticate, current_caller
+from viewzenix.api.paging import page_of
 from viewzenix.domain.model import OrderStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
@@ -91,15 +92,7 @@ class Orders(MethodView):
     @bp.paginate()
     def get(self, args, pagination_parameters):
         """List your orders, newest first (X-Pagination header)."""
-        rows, total = queries.list_orders(
-            get_runtime().db,
-            current_caller(),
-            filters=args,
-            limit=pagination_parameters.page_size,
-            offset=pagination_parameters.first_item,
-        )
-        pagination_parameters.item_count = total
-        return rows
+        return page_of(queries.list_orders, args, pagination_parameters)
 
 
 @bp.route("/<uuid:order_id>")

@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.orders import OrderSchema
+from viewzenix.api.paging import page_of
 from viewzenix.domain.model import SignalStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
@@ -59,15 +60,7 @@ class Signals(MethodView):
     @bp.paginate()
     def get(self, args, pagination_parameters):
         """List your signals, newest first (X-Pagination header)."""
-        rows, total = queries.list_signals(
-            get_runtime().db,
-            current_caller(),
-            filters=args,
-            limit=pagination_parameters.page_size,
-            offset=pagination_parameters.first_item,
-        )
-        pagination_parameters.item_count = total
-        return rows
+        return page_of(queries.list_signals, args, pagination_parameters)
 
 
 @bp.route("/<uuid:signal_id>")

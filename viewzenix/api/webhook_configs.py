@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from viewzenix.api.auth import authenticate, current_caller
+from viewzenix.api.paging import page_of
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
 from viewzenix.runtime import get_runtime
 from viewzenix.services import webhook_configs as service
@@ -141,15 +142,7 @@ class WebhookConfigs(MethodView):
     @bp.paginate()
     def get(self, args, pagination_parameters):
         """List your webhook configs (newest first; X-Pagination header)."""
-        rows, total = service.list_page(
-            get_runtime().db,
-            current_caller(),
-            filters=args,
-            limit=pagination_parameters.page_size,
-            offset=pagination_parameters.first_item,
-        )
-        pagination_parameters.item_count = total
-        return [_masked(r) for r in rows]
+        return [_masked(r) for r in page_of(service.list_page, args, pagination_parameters)]
 
     @bp.arguments(WebhookConfigCreateSchema)
     @bp.response(201, WebhookConfigWithTokenSchema)
