@@ -58,7 +58,10 @@ create table public.webhook_configs (
     commission_rate numeric not null default 0 check (commission_rate >= 0),
     commission_fixed numeric not null default 0 check (commission_fixed >= 0),
     created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now()
+    updated_at timestamptz not null default now(),
+    -- Target of the (config_id, user_id) foreign keys below: a row can only belong to the
+    -- owner of its config, whoever writes it.
+    constraint webhook_configs_id_user_id_key unique (id, user_id)
 );
 create index webhook_configs_user_id_idx on public.webhook_configs (user_id, created_at desc);
 create trigger webhook_configs_set_updated_at before update on public.webhook_configs
@@ -67,8 +70,8 @@ create trigger webhook_configs_set_updated_at before update on public.webhook_co
 -- Every alert that reached a known config, accepted or rejected, with its raw body.
 create table public.signals (
     id uuid primary key default gen_random_uuid(),
-    user_id uuid not null references public.users (id) on delete cascade,
-    config_id uuid not null references public.webhook_configs (id) on delete cascade,
+    user_id uuid not null,
+    config_id uuid not null,
     status text not null check (status in ('accepted', 'rejected', 'executed', 'ignored', 'failed')),
     reject_code text,
     reject_message text,
@@ -83,15 +86,16 @@ create table public.signals (
     source_ip inet,
     job_id bigint,
     received_at timestamptz not null default now(),
-    processed_at timestamptz
+    processed_at timestamptz,
+    foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade
 );
 create index signals_config_received_idx on public.signals (config_id, received_at desc);
 create index signals_user_received_idx on public.signals (user_id, received_at desc);
 
 create table public.orders (
     id uuid primary key default gen_random_uuid(),
-    user_id uuid not null references public.users (id) on delete cascade,
-    config_id uuid not null references public.webhook_configs (id) on delete cascade,
+    user_id uuid not null,
+    config_id uuid not null,
     signal_id uuid references public.signals (id) on delete set null,
     parent_order_id uuid references public.orders (id) on delete set null,
     client_order_id text not null check (char_length(client_order_id) <= 48),
@@ -124,7 +128,9 @@ create table public.orders (
     filled_at timestamptz,
     canceled_at timestamptz,
     -- Alpaca: client_order_id is unique per account forever; a config is one account.
-    constraint orders_config_client_order_id_key unique (config_id, client_order_id)
+    constraint orders_config_client_order_id_key unique (config_id, client_order_id),
+    constraint orders_id_user_id_key unique (id, user_id),
+    foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade
 );
 create index orders_user_created_idx on public.orders (user_id, created_at desc);
 create index orders_signal_idx on public.orders (signal_id);
@@ -136,21 +142,22 @@ create trigger orders_set_updated_at before update on public.orders
 -- Every status transition of an order, in past tense (OrderSubmitted, OrderFilled, ...).
 create table public.order_events (
     id bigint generated always as identity primary key,
-    order_id uuid not null references public.orders (id) on delete cascade,
-    user_id uuid not null references public.users (id) on delete cascade,
+    order_id uuid not null,
+    user_id uuid not null,
     event_type text not null,
     from_status text,
     to_status text not null,
     detail jsonb not null default '{}'::jsonb,
-    created_at timestamptz not null default now()
+    created_at timestamptz not null default now(),
+    foreign key (order_id, user_id) references public.orders (id, user_id) on delete cascade
 );
 create index order_events_order_idx on public.order_events (order_id, id);
 
 create table public.fills (
     id uuid primary key default gen_random_uuid(),
-    order_id uuid not null references public.orders (id) on delete cascade,
-    user_id uuid not null references public.users (id) on delete cascade,
-    config_id uuid not null references public.webhook_configs (id) on delete cascade,
+    order_id uuid not null,
+    user_id uuid not null,
+    config_id uuid not null,
     trade_id text not null,
     symbol text not null,
     side text not null check (side in ('buy', 'sell')),
@@ -158,23 +165,26 @@ create table public.fills (
     last_px numeric not null check (last_px > 0),
     commission numeric not null default 0,
     filled_at timestamptz not null default now(),
-    constraint fills_config_trade_id_key unique (config_id, trade_id)
+    constraint fills_config_trade_id_key unique (config_id, trade_id),
+    foreign key (order_id, user_id) references public.orders (id, user_id) on delete cascade,
+    foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade
 );
 create index fills_order_idx on public.fills (order_id);
 create index fills_user_idx on public.fills (user_id, filled_at desc);
 
 -- Net position per (config, symbol): signed qty (short < 0), average entry price, realised P&L.
 create table public.positions (
-    config_id uuid not null references public.webhook_configs (id) on delete cascade,
+    config_id uuid not null,
     symbol text not null,
-    user_id uuid not null references public.users (id) on delete cascade,
+    user_id uuid not null,
     qty numeric not null default 0,
     avg_entry_price numeric not null default 0,
     realized_pnl numeric not null default 0,
     last_price numeric,
     opened_at timestamptz,
     updated_at timestamptz not null default now(),
-    primary key (config_id, symbol)
+    primary key (config_id, symbol),
+    foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade
 );
 create index positions_user_idx on public.positions (user_id);
 create trigger positions_set_updated_at before update on public.positions
@@ -182,12 +192,13 @@ create trigger positions_set_updated_at before update on public.positions
 
 -- The simulated broker's paper account, one per config.
 create table public.paper_accounts (
-    config_id uuid primary key references public.webhook_configs (id) on delete cascade,
-    user_id uuid not null references public.users (id) on delete cascade,
+    config_id uuid primary key,
+    user_id uuid not null,
     starting_cash numeric not null,
     cash numeric not null,
     created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now()
+    updated_at timestamptz not null default now(),
+    foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade
 );
 create index paper_accounts_user_idx on public.paper_accounts (user_id);
 create trigger paper_accounts_set_updated_at before update on public.paper_accounts
@@ -228,6 +239,11 @@ $rls$;
 
 revoke all on public.users, public.webhook_configs, public.signals, public.orders,
     public.order_events, public.fills, public.positions, public.paper_accounts from anon;
-grant select, insert, update, delete on public.users, public.webhook_configs, public.signals,
-    public.orders, public.order_events, public.fills, public.positions, public.paper_accounts
+-- Users manage their profile and webhook configs. Signals, orders, events, fills, positions and
+-- paper accounts are written only by the backend (intake, worker): the API roles may read them.
+grant select, insert, update, delete on public.users, public.webhook_configs
     to authenticated, service_role;
+grant select on public.signals, public.orders, public.order_events, public.fills,
+    public.positions, public.paper_accounts to authenticated;
+grant select, insert, update, delete on public.signals, public.orders, public.order_events,
+    public.fills, public.positions, public.paper_accounts to service_role;

@@ -41,6 +41,7 @@ def two_users(app, client, make_user, jobs):
         {
             "id": b_id,
             "headers": b_headers,
+            "claims": verifier.verify(b_token).raw,
             "config": config,
             "signal_id": signal["signal_id"],
             "order": order,
@@ -87,6 +88,18 @@ class TestThroughTheApi:
         assert response.status_code == 200
         assert response.json == []
 
+    def test_owner_deletes_config_with_all_its_rows(self, client, db, two_users):
+        _, b = two_users
+        response = client.delete(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"])
+        assert response.status_code == 204
+        with db.transaction() as conn:
+            for table in OWNED_TABLES:
+                n = conn.execute(
+                    f"select count(*) as n from public.{table} where user_id = %s",
+                    (b["id"],),
+                ).fetchone()["n"]
+                assert n == 0, table
+
     def test_b_config_unchanged_after_a_attempts(self, client, two_users):
         a, b = two_users
         client.patch(f"/api/webhook-configs/{b['config']['id']}", json={"name": "x"}, headers=a["headers"])
@@ -116,23 +129,55 @@ class TestDirectlyInSql:
             )
             assert conn.execute(f"select count(*) as n from public.{table}").fetchone()["n"] == 0
 
-    @pytest.mark.parametrize("table", OWNED_TABLES)
-    def test_a_cannot_update_or_delete_b_rows(self, db, two_users, table):
+    def test_a_cannot_update_or_delete_b_webhook_configs(self, db, two_users):
         a, b = two_users
         with db.transaction(a["claims"]) as conn:
             updated = conn.execute(
-                f"update public.{table} set user_id = user_id where user_id = %s",
-                (b["id"],),
+                "update public.webhook_configs set name = 'x' where user_id = %s", (b["id"],)
             ).rowcount
-            deleted = conn.execute(f"delete from public.{table} where user_id = %s", (b["id"],)).rowcount
+            deleted = conn.execute(
+                "delete from public.webhook_configs where user_id = %s", (b["id"],)
+            ).rowcount
         assert (updated, deleted) == (0, 0)
         with db.transaction() as conn:
-            assert (
+            row = conn.execute(
+                "select name from public.webhook_configs where user_id = %s", (b["id"],)
+            ).fetchone()
+        assert row["name"] == "B"
+
+    @pytest.mark.parametrize("table", [t for t in OWNED_TABLES if t != "webhook_configs"])
+    @pytest.mark.parametrize(
+        "statement", ["update public.{t} set user_id = user_id", "delete from public.{t}"]
+    )
+    def test_engine_tables_are_read_only_for_users(self, db, two_users, table, statement):
+        """Signals, orders, events, fills, positions and paper accounts are written by the
+        backend only: not even their owner may change them (no forged fills or cash)."""
+        _, b = two_users
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            with db.transaction(b["claims"]) as conn:
+                conn.execute(statement.format(t=table))
+
+    @pytest.mark.parametrize(
+        ("table", "columns"),
+        [
+            ("positions", "(config_id, user_id, symbol, qty) values (%(config)s, %(user)s, 'AAPL', -1000)"),
+            (
+                "paper_accounts",
+                "(config_id, user_id, starting_cash, cash) values (%(config)s, %(user)s, 0, -5)",
+            ),
+        ],
+    )
+    def test_rows_can_only_belong_to_the_owner_of_their_config(self, db, client, two_users, table, columns):
+        """Even the backend cannot attach a row for user A to user B's config: the
+        (config_id, user_id) foreign key points at the config's own owner."""
+        a, b = two_users
+        fresh = client.post("/api/webhook-configs", json={"name": "fresh"}, headers=b["headers"]).json
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            with db.transaction() as conn:
                 conn.execute(
-                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
-                ).fetchone()["n"]
-                > 0
-            )
+                    f"insert into public.{table} {columns}",
+                    {"config": fresh["id"], "user": a["id"]},
+                )
 
     def test_a_cannot_insert_rows_owned_by_b(self, db, two_users):
         a, b = two_users
