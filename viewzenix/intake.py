@@ -6,6 +6,7 @@ free-form text, not a JSON schema. Answers use the standard error body plus ``si
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 
@@ -20,13 +21,26 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("intake", __name__)
 
 
+def _source_ip() -> str | None:
+    """The client address if it is a valid IP (stored as ``inet``), else None.
+
+    ``remote_addr`` comes from ``X-Forwarded-For`` when TRUSTED_PROXY_COUNT is set; proxies may
+    append a port or a zone, and a wrong proxy count yields arbitrary text.
+    """
+    try:
+        # An IPv6 zone ("fe80::1%eth0") is local to the proxy; Postgres inet has none.
+        return str(ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
 def _alert() -> intake.Alert:
     # Read one byte past the limit so the parser can refuse an oversized body precisely.
     raw = request.stream.read(MAX_BODY_BYTES + 1)
     return intake.Alert(
         raw=raw,
         content_type=request.mimetype or None,
-        source_ip=request.remote_addr,
+        source_ip=_source_ip(),
     )
 
 

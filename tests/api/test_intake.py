@@ -156,3 +156,34 @@ def test_every_corpus_body_gets_a_deliberate_stored_answer(client, db, config, i
         assert response.status_code in (400, 413, 422)
         assert body["code"] == row["reject_code"] and body["message"]
         assert row["status"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"\\u0000": "\\u0000"}',
+        '{"a\\u0000": {"b": "\\u0000"}}',
+        '{"\\ud800": "x\\u0000"}',
+        '"\\ud800"',
+    ],
+    ids=["nul-key", "nested-nul", "lone-surrogate-key", "lone-surrogate-scalar"],
+)
+def test_text_postgres_cannot_store_is_refused_and_still_stored(client, db, config, body):
+    response = client.post(config["url"], data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    row = stored(db, response.json["signal_id"])
+    assert row["status"] == "rejected"
+    assert row["reject_code"] == response.json["code"]
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "source_ip"),
+    [("1.2.3.4:5678", None), ("garbage", None), ("", None), ("fe80::1%eth0", "fe80::1")],
+)
+def test_client_address_is_stored_only_when_it_is_an_ip(client, db, config, remote_addr, source_ip):
+    response = client.post(
+        config["url"], json={"ticker": "SPY", "action": "buy"}, environ_base={"REMOTE_ADDR": remote_addr}
+    )
+    assert response.status_code == 200
+    stored_ip = stored(db, response.json["signal_id"])["source_ip"]
+    assert (None if stored_ip is None else str(stored_ip)) == source_ip

@@ -69,6 +69,30 @@ class TestCreate:
         fields = body["errors"]["json"]
         assert {"quantity_type", "quantity", "name"} <= set(fields)
 
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("quantity", "1e999999"),
+            ("quantity", "1e-99999"),
+            ("starting_cash", "1e-99999"),
+            ("max_signal_age_seconds", 99999999999),
+            ("commission_rate", "2"),
+            ("name", "nul\u0000name"),
+            ("allowed_symbols", ["AA\u0000PL"]),
+            ("notification_preferences", {"email": "a\u0000b"}),
+        ],
+    )
+    def test_refuses_values_postgres_cannot_hold_with_422(self, client, auth_headers, field, value):
+        response = client.post("/api/webhook-configs", json={"name": "x", field: value}, headers=auth_headers)
+        assert response.status_code == 422, response.json
+        assert field in response.json["errors"]["json"]
+
+    @pytest.mark.parametrize(
+        "path", ["/api/webhook-configs?q=a%00b", "/api/signals?ticker=a%00b", "/api/orders?symbol=a%00b"]
+    )
+    def test_refuses_nul_in_query_filters_with_422(self, client, auth_headers, path):
+        assert client.get(path, headers=auth_headers).status_code == 422
+
     def test_refuses_unknown_fields(self, client, auth_headers):
         response = create(client, auth_headers, user_id=str(uuid.uuid4()))
         assert response.status_code == 422

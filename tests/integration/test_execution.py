@@ -291,6 +291,21 @@ class TestRefusals:
         assert stored["status"] == "executed"
         assert "stale_signal" in stored["outcome_message"]
 
+    def test_a_stale_signals_price_does_not_fill_resting_orders(self, db):
+        config = make_config(db, max_signal_age_seconds=60)
+        entry_id = run(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
+
+        run(
+            db,
+            config,
+            Signal(
+                ticker="AAPL", action=Action.EXIT, signal_price=D("50"), signal_time=NOW - timedelta(hours=6)
+            ),
+        )
+
+        assert orders_of(db, entry_id)[0]["status"] == "accepted"
+        assert held(db, config)["last_price"] != D("50")
+
     def test_market_order_without_a_price_is_rejected_by_the_simulated_broker(self, db):
         config = make_config(db)
 

@@ -948,3 +948,37 @@ def test_every_error_code_is_distinct_snake_case() -> None:
 
 def _subclasses(cls: type) -> list[type]:
     return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+@pytest.mark.parametrize("value", ["1e-99999", "0." + "0" * 30 + "1"])
+def test_rejects_numbers_with_more_than_30_decimal_places(value: str) -> None:
+    with pytest.raises(InvalidField, match="decimal places"):
+        parse_alert(json.dumps({"ticker": "BTCUSD", "action": "buy", "quantity": value}).encode())
+
+
+def test_accepts_eight_decimal_crypto_quantities() -> None:
+    signal = parse_alert(b'{"ticker": "BTCUSD", "action": "buy", "quantity": "0.00000001"}').signal
+    assert signal.quantity == Decimal("0.00000001")
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        (b'{"passphrase": ["hunter2"]}', '{"passphrase": "***"}'),
+        (
+            b'{"apiKey": "abc", "secret_key": "x", "API-TOKEN": "y"}',
+            '{"apiKey": "***", "secret_key": "***", "API-TOKEN": "***"}',
+        ),
+        (b'{"key": {"a": 1}, "ticker": "X"}', '{"key": "***", "ticker": "X"}'),
+        (b'{"monkey": "banana"}', '{"monkey": "banana"}'),
+    ],
+)
+def test_redaction_covers_arrays_objects_and_spelling_variants(raw: bytes, stored: str) -> None:
+    assert redact_raw_body(raw) == stored
+
+
+def test_payload_masks_spelling_variants_of_secret_names() -> None:
+    parsed = parse_alert(
+        b'{"ticker": "SPY", "action": "buy", "extras": {"apiKey": "abc", "Secret-Key": "x"}}'
+    )
+    assert parsed.payload["extras"] == {"apiKey": "***", "Secret-Key": "***"}

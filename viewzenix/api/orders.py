@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.paging import page_of
+from viewzenix.api.validators import storable_text
 from viewzenix.domain.model import OrderStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
@@ -81,7 +82,7 @@ class OrderDetailSchema(OrderSchema):
 class OrderQueryArgsSchema(ma.Schema):
     config_id = ma.fields.UUID()
     signal_id = ma.fields.UUID()
-    symbol = ma.fields.String()
+    symbol = ma.fields.String(validate=storable_text)
     status = ma.fields.String(validate=validate.OneOf([s.value for s in OrderStatus]))
 
 

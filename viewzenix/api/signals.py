@@ -12,6 +12,7 @@ from marshmallow import validate
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.orders import OrderSchema
 from viewzenix.api.paging import page_of
+from viewzenix.api.validators import storable_text
 from viewzenix.domain.model import SignalStatus
 from viewzenix.runtime import get_runtime
 from viewzenix.services import queries
@@ -48,7 +49,7 @@ class SignalDetailSchema(SignalSchema):
 class SignalQueryArgsSchema(ma.Schema):
     config_id = ma.fields.UUID()
     status = ma.fields.String(validate=validate.OneOf([s.value for s in SignalStatus]))
-    ticker = ma.fields.String()
+    ticker = ma.fields.String(validate=storable_text)
     since = ma.fields.AwareDateTime(metadata={"description": "received_at ≥ since (ISO 8601 with offset)"})
     until = ma.fields.AwareDateTime(metadata={"description": "received_at < until"})
 

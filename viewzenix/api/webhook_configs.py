@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.paging import page_of
+from viewzenix.api.validators import max_places, storable_text
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
 from viewzenix.runtime import get_runtime
 from viewzenix.services import webhook_configs as service
@@ -24,23 +25,24 @@ bp = Blueprint(
 bp.before_request(authenticate)
 
 _BROKERS = ("simulated", "alpaca")
-_POSITIVE = validate.Range(min=0, min_inclusive=False)
-_NON_NEGATIVE = validate.Range(min=0)
+MAX_AMOUNT = 10**15  # quantities and money; far above any account, far below numeric's limits
+MAX_SIGNAL_AGE_SECONDS = 366 * 24 * 3600
+
+
+def _money(places: int, *, positive: bool = False, **kwargs):
+    """A Decimal field with at most ``places`` decimals, in [0, 10^15] (or (0, 10^15])."""
+    bound = validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=not positive)
+    return ma.fields.Decimal(as_string=True, validate=[bound, max_places(places)], **kwargs)
 
 
 class TradingSettingsFields(ma.Schema):
     """Trading settings shared by the create, update and read schemas."""
 
     broker = ma.fields.String(
-        validate=validate.OneOf(_BROKERS),
-        metadata={"description": "simulated (paper, default) or alpaca"},
+        validate=validate.OneOf(_BROKERS), metadata={"description": "simulated (paper, default) or alpaca"}
     )
     quantity_type = ma.fields.String(validate=validate.OneOf([q.value for q in QuantityType]))
-    quantity = ma.fields.Decimal(
-        as_string=True,
-        validate=_POSITIVE,
-        metadata={"description": "Default size, read per quantity_type"},
-    )
+    quantity = _money(8, positive=True, metadata={"description": "Default size, read per quantity_type"})
     use_signal_quantity = ma.fields.Boolean()
     order_type = ma.fields.String(validate=validate.OneOf([o.value for o in OrderType]))
     time_in_force = ma.fields.String(validate=validate.OneOf([t.value for t in TimeInForce]))
@@ -51,45 +53,40 @@ class TradingSettingsFields(ma.Schema):
         metadata={"description": "on a reversal, entry qty = signal qty − exited qty"}
     )
     allowed_symbols = ma.fields.List(
-        ma.fields.String(validate=validate.Length(min=1, max=32)),
+        ma.fields.String(validate=[validate.Length(min=1, max=32), storable_text]),
+        validate=validate.Length(max=1000),
         metadata={"description": "Empty: every symbol"},
     )
-    max_position_qty = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
-    max_position_notional = ma.fields.Decimal(as_string=True, allow_none=True, validate=_POSITIVE)
+    max_position_qty = _money(8, positive=True, allow_none=True)
+    max_position_notional = _money(2, positive=True, allow_none=True)
     allow_short = ma.fields.Boolean()
     allow_add = ma.fields.Boolean()
-    max_signal_age_seconds = ma.fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    starting_cash = ma.fields.Decimal(
-        as_string=True,
-        validate=_NON_NEGATIVE,
-        metadata={"description": "Paper account starting cash"},
+    max_signal_age_seconds = ma.fields.Integer(
+        allow_none=True, validate=validate.Range(min=1, max=MAX_SIGNAL_AGE_SECONDS)
     )
+    starting_cash = _money(2, metadata={"description": "Paper account starting cash"})
     slippage_bps = ma.fields.Decimal(
         as_string=True,
-        validate=_NON_NEGATIVE,
+        validate=[validate.Range(min=0, max=10_000), max_places(4)],
         metadata={"description": "Simulated slippage, basis points"},
     )
     commission_rate = ma.fields.Decimal(
         as_string=True,
-        validate=_NON_NEGATIVE,
+        validate=[validate.Range(min=0, max=1), max_places(8)],
         metadata={"description": "Simulated commission, fraction of notional"},
     )
-    commission_fixed = ma.fields.Decimal(
-        as_string=True,
-        validate=_NON_NEGATIVE,
-        metadata={"description": "Simulated commission per fill"},
-    )
+    commission_fixed = _money(4, metadata={"description": "Simulated commission per fill"})
 
 
 class WebhookConfigCreateSchema(TradingSettingsFields):
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = ma.fields.String(validate=validate.Length(max=2000))
-    notification_preferences = ma.fields.Dict()
+    name = ma.fields.String(required=True, validate=[validate.Length(min=1, max=200), storable_text])
+    description = ma.fields.String(validate=[validate.Length(max=2000), storable_text])
+    notification_preferences = ma.fields.Dict(validate=storable_text)
     is_active = ma.fields.Boolean()
 
 
 class WebhookConfigUpdateSchema(WebhookConfigCreateSchema):
-    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+    name = ma.fields.String(validate=[validate.Length(min=1, max=200), storable_text])
 
 
 class WebhookConfigSchema(TradingSettingsFields):
@@ -116,7 +113,7 @@ class WebhookConfigWithTokenSchema(WebhookConfigSchema):
 class WebhookConfigQueryArgsSchema(ma.Schema):
     is_active = ma.fields.Boolean()
     broker = ma.fields.String(validate=validate.OneOf(_BROKERS))
-    q = ma.fields.String(metadata={"description": "Name contains (case-insensitive)"})
+    q = ma.fields.String(validate=storable_text, metadata={"description": "Name contains (case-insensitive)"})
 
 
 def _base_url() -> str:

@@ -395,6 +395,14 @@ def _denied(intent: Intent | None, denial: Denial) -> Plan:
 # --- whole-signal rules --------------------------------------------------------------------
 
 
+def is_stale(signal: Signal, settings: TradingSettings, now: datetime) -> bool:
+    """Return True when the signal's own time is older than ``risk.max_signal_age_seconds``.
+
+    A stale alert is denied whole; its price is also too old to cross resting orders.
+    """
+    return _stale_denial(signal, settings.risk.max_signal_age_seconds, now) is not None
+
+
 def _stale_denial(signal: Signal, max_age_seconds: int | None, now: datetime) -> Denial | None:
     if signal.signal_time is None or max_age_seconds is None:
         return None

@@ -73,6 +73,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 _MAX_DEPTH = 32  # nesting levels of objects/arrays; TradersPost bodies use 3
 _MAX_ADJUSTED_EXPONENT = 15  # numbers must stay below 10**16
+# Float artifacts from Pine (0.30000000000000004) have 17 places; 1e-99999 would overflow
+# Postgres numeric at execution and fail the job on every retry.
+_MAX_DECIMAL_PLACES = 30
 _EPOCH_MS_THRESHOLD = Decimal(10**11)  # epoch numbers above are milliseconds (10**11 s: year 5138)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -996,6 +999,12 @@ def _decimal(value: Any, field: str) -> Decimal:
         )
     if number and number.adjusted() > _MAX_ADJUSTED_EXPONENT:
         raise InvalidField(f"{field} is too large: {number}", field=field, value=str(number))
+    if number and -number.normalize().as_tuple().exponent > _MAX_DECIMAL_PLACES:
+        raise InvalidField(
+            f"{field} has more than {_MAX_DECIMAL_PLACES} decimal places: {number}",
+            field=field,
+            value=str(number),
+        )
     return number
 
 
@@ -1090,14 +1099,29 @@ def _bad_time(value: Any, field: str) -> InvalidField:
 
 # --- rendering and secrets --------------------------------------------------------------------
 
-_SECRET_KEYS = frozenset(
-    "passphrase secret password api_key api_secret api_token token key email_token".split()
+# Secret-named keys, as words: matched case-insensitively with or without "_"/"-" between the
+# words, so "api_key", "apiKey" and "API-KEY" are all masked.
+_SECRET_NAMES = (
+    ("passphrase",),
+    ("secret",),
+    ("password",),
+    ("token",),
+    ("key",),
+    ("api", "key"),
+    ("api", "secret"),
+    ("api", "token"),
+    ("email", "token"),
+    ("secret", "key"),
+    ("access", "token"),
+    ("private", "key"),
 )
+_SECRET_KEYS = frozenset("".join(words) for words in _SECRET_NAMES)
 _SECRET_VALUE = re.compile(
     r"""(?P<key>["'“”‘’]?\b(?:"""
-    + "|".join(sorted(_SECRET_KEYS, key=len, reverse=True))
+    + "|".join(sorted(("[_-]?".join(words) for words in _SECRET_NAMES), key=len, reverse=True))
     + r""")\b["'“”‘’]?\s*[:=]\s*)"""
-    r"""(?P<value>"(?:[^"\\\r\n]|\\.)*"?|“[^”\r\n]*”?|'[^'\r\n]*'?|[^\s,;{}\[\]][^\s,;}\]]*)""",
+    r"""(?P<value>"(?:[^"\\\r\n]|\\.)*"?|“[^”\r\n]*”?|'[^'\r\n]*'?"""
+    r"""|\[[^\]\r\n]*\]?|\{[^}\r\n]*\}?|[^\s,;{}\[\]][^\s,;}\]]*)""",
     re.IGNORECASE,
 )
 _CLOSING_QUOTE = {'"': '"', "'": "'", "“": "”"}
@@ -1107,11 +1131,13 @@ def _mask_secret_match(match: re.Match[str]) -> str:
     opening = match["value"][0]
     if opening in _CLOSING_QUOTE:
         return f"{match['key']}{opening}***{_CLOSING_QUOTE[opening]}"
+    if opening in "[{":  # an array or object under a secret name: masked whole
+        return f'{match["key"]}"***"'
     return f"{match['key']}***"
 
 
 def _is_secret(key: Any) -> bool:
-    return isinstance(key, str) and key.lower() in _SECRET_KEYS
+    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in _SECRET_KEYS
 
 
 def _mask_secrets(value: Any) -> Any:

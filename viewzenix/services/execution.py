@@ -24,7 +24,7 @@ from viewzenix.brokers.base import (
 )
 from viewzenix.brokers.simulated import ORDER_DENIED, SimulatedBroker
 from viewzenix.db import Connection, Database
-from viewzenix.domain.engine import Denial, OrderRequest, Plan, plan_signal
+from viewzenix.domain.engine import Denial, OrderRequest, Plan, is_stale, plan_signal
 from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.domain.serialization import signal_from_dict
 from viewzenix.repositories import orders as orders_repo
@@ -117,7 +117,7 @@ def _execute(conn: Connection, signal_id: uuid.UUID, job_id: int | None, now: da
     # Lock the position first (creating it at zero): position before account, everywhere.
     positions_repo.lock(conn, config_id=config["id"], user_id=config["user_id"], symbol=symbol)
     crossed: list[BrokerOrder] = []
-    if signal.signal_price is not None:
+    if signal.signal_price is not None and not is_stale(signal, settings, now):
         crossed = broker.process_price(symbol, signal.signal_price, now)
     position = positions_repo.lock(
         conn, config_id=config["id"], user_id=config["user_id"], symbol=symbol

@@ -65,6 +65,26 @@ class ConfigInactive(AlertRejected):
     status = 403
 
 
+def storable(value: Any) -> Any:
+    """Return ``value`` with every string made storable in Postgres text/jsonb.
+
+    Refusal messages and details quote the sender's input, which may hold NUL characters or
+    lone surrogates (``{"\\u0000": 1}``); Postgres refuses both, and a failed insert would lose
+    the alert and answer 5xx. They are written as ``\\u0000``-style escapes instead.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\\u0000")
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def status_for(error: AlertRejected) -> int:
     """Return the HTTP status answering a refused alert.
 
@@ -134,8 +154,8 @@ def store_alert(
             conn,
             status="rejected",
             reject_code=rejection.code,
-            reject_message=rejection.message,
-            reject_details=rejection.details or None,
+            reject_message=storable(rejection.message),
+            reject_details=storable(rejection.details) or None,
             payload=parsed.payload if parsed else None,
             ticker=parsed.signal.ticker if parsed else None,
             action=str(parsed.signal.action) if parsed else None,
@@ -150,11 +170,11 @@ def store_alert(
         body: dict[str, Any] = {
             "code": rejection.code,
             "status": status,
-            "message": rejection.message,
+            "message": storable(rejection.message),
             "signal_id": str(signal_id),
         }
         if rejection.details:
-            body["errors"] = rejection.details
+            body["errors"] = storable(rejection.details)
         return IntakeResult(status, body)
 
     signal = parsed.signal

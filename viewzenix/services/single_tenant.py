@@ -79,6 +79,8 @@ def ensure_default_config(db: Database, config: Config) -> None:
     """Upsert the built-in user and the default config with the environment's settings."""
     values = default_settings(config)
     with db.transaction() as conn:
+        # Web workers start together: one upserts at a time (get-then-insert would race).
+        conn.execute("select pg_advisory_xact_lock(hashtext('viewzenix:single-tenant-config'))")
         configs_repo.ensure_user(conn, DEFAULT_USER_ID, None)
         if configs_repo.get(conn, DEFAULT_CONFIG_ID) is None:
             token = new_token()  # never shown: this config is reached by passphrase only
