@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
+from viewzenix.repositories.paging import select_page
 
 OPEN_STATUSES = ("pending", "submitted", "accepted", "partially_filled")
 UNIQUE_CLIENT_ORDER_ID = "orders_config_client_order_id_key"
@@ -362,34 +363,13 @@ def list_page(
 
     None filters are ignored; ``total`` counts all matching rows, not only this page.
     """
-    where = ["true"]
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    filters = (
-        ("config_id", config_id),
-        ("status", status),
-        ("symbol", symbol),
-        ("signal_id", signal_id),
+    return select_page(
+        conn,
+        table="orders",
+        equals={"config_id": config_id, "status": status, "symbol": symbol, "signal_id": signal_id},
+        limit=limit,
+        offset=offset,
     )
-    for column, value in filters:
-        if value is not None:
-            where.append(f"{column} = %({column})s")
-            params[column] = value
-    clause = " and ".join(where)
-    rows = conn.execute(
-        f"select *, count(*) over () as total_count from public.orders where {clause} "  # noqa: S608 - fixed fragments
-        "order by created_at desc, id limit %(limit)s offset %(offset)s",
-        params,
-    ).fetchall()
-    if rows:
-        total = rows[0]["total_count"]
-    else:
-        total = conn.execute(
-            f"select count(*) as n from public.orders where {clause}",  # noqa: S608 - fixed fragments
-            params,
-        ).fetchone()["n"]
-    for row in rows:
-        del row["total_count"]
-    return rows, total
 
 
 def get(conn: Connection, order_id: uuid.UUID) -> dict[str, Any] | None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
+from viewzenix.repositories.paging import select_page
+
+# The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
+LIST_COLUMNS = (
+    "id, config_id, status, reject_code, reject_message, outcome_message, ticker, action, "
+    "content_type, source_ip, received_at, processed_at"
+)
 
 INSERT_SIGNAL = """
 insert into public.signals (
@@ -93,30 +100,18 @@ def list_page(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return (rows, total) of visible signals matching the filters, newest first."""
-    where = ["true"]
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    for column, value in (("config_id", config_id), ("status", status), ("ticker", ticker)):
-        if value is not None:
-            where.append(f"{column} = %({column})s")
-            params[column] = value
+    conditions: list[tuple[LiteralString, dict[str, Any]]] = []
     if since is not None:
-        where.append("received_at >= %(since)s")
-        params["since"] = since
+        conditions.append(("received_at >= %(since)s", {"since": since}))
     if until is not None:
-        where.append("received_at < %(until)s")
-        params["until"] = until
-    clause = " and ".join(where)
-    rows = conn.execute(
-        "select id, config_id, status, reject_code, reject_message, outcome_message, ticker, "  # noqa: S608 - fixed fragments
-        f"action, content_type, source_ip, received_at, processed_at, count(*) over () as total_count "
-        f"from public.signals where {clause} order by received_at desc, id "
-        "limit %(limit)s offset %(offset)s",
-        params,
-    ).fetchall()
-    if rows:
-        return rows, rows[0]["total_count"]
-    total = conn.execute(
-        f"select count(*) as n from public.signals where {clause}",  # noqa: S608
-        params,
-    ).fetchone()["n"]
-    return rows, total
+        conditions.append(("received_at < %(until)s", {"until": until}))
+    return select_page(
+        conn,
+        table="signals",
+        columns=LIST_COLUMNS,
+        equals={"config_id": config_id, "status": status, "ticker": ticker},
+        conditions=conditions,
+        order_by="received_at desc, id",
+        limit=limit,
+        offset=offset,
+    )

@@ -16,6 +16,7 @@ from viewzenix.domain.model import (
     TimeInForce,
     TradingSettings,
 )
+from viewzenix.repositories.paging import select_page
 
 # Columns a user may set on create / patch (the API schema validates their values).
 SETTABLE_COLUMNS = (
@@ -139,32 +140,15 @@ def list_page(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return (rows, total) of the caller's visible configs, newest first."""
-    where = ["true"]
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if is_active is not None:
-        where.append("is_active = %(is_active)s")
-        params["is_active"] = is_active
-    if broker:
-        where.append("broker = %(broker)s")
-        params["broker"] = broker
-    if name_contains:
-        where.append("name ilike %(name)s")
-        params["name"] = f"%{name_contains}%"
-    clause = " and ".join(where)
-    rows = conn.execute(
-        f"select *, count(*) over () as total_count from public.webhook_configs where {clause} "  # noqa: S608 - clause built from fixed fragments
-        "order by created_at desc, id limit %(limit)s offset %(offset)s",
-        params,
-    ).fetchall()
-    total = rows[0]["total_count"] if rows else _count(conn, clause, params)
-    return rows, total
-
-
-def _count(conn: Connection, clause: str, params: dict[str, Any]) -> int:
-    return conn.execute(
-        f"select count(*) as n from public.webhook_configs where {clause}",  # noqa: S608
-        params,
-    ).fetchone()["n"]
+    conditions = [("name ilike %(name)s", {"name": f"%{name_contains}%"})] if name_contains else []
+    return select_page(
+        conn,
+        table="webhook_configs",
+        equals={"is_active": is_active, "broker": broker},
+        conditions=conditions,
+        limit=limit,
+        offset=offset,
+    )
 
 
 def trading_settings(row: dict[str, Any]) -> TradingSettings:
