@@ -60,13 +60,6 @@ class NotFound(ApiError):
     code = "not_found"
 
 
-class Conflict(ApiError):
-    """The request conflicts with the current state."""
-
-    status = 409
-    code = "conflict"
-
-
 class ErrorSchema(ma.Schema):
     """The error body (documentation only)."""
 

@@ -13,7 +13,6 @@ from viewzenix.db import Database
 from viewzenix.errors import NotFound
 from viewzenix.repositories import accounts, orders, positions
 from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.common import Caller
 
 
@@ -88,24 +87,10 @@ def _side(qty: Decimal) -> str:
 def get_account(db: Database, caller: Caller, config_id: uuid.UUID) -> dict[str, Any]:
     """Return the paper account summary of one of the caller's configs. Raises NotFound.
 
-    A config whose account was never used yet shows its starting cash.
+    A config whose account was never used yet shows its starting cash (``accounts.summary``).
     """
     with db.transaction(caller.claims) as conn:
         summary = accounts.summary(conn, config_id)
-        if summary is not None:
-            return summary
-        config = configs_repo.get(conn, config_id)
-    if config is None:
+    if summary is None:
         raise NotFound("No webhook config with this id.")
-    cash = Decimal(config["starting_cash"])
-    zero = Decimal("0")
-    return {
-        "config_id": config_id,
-        "starting_cash": cash,
-        "cash": cash,
-        "positions_value": zero,
-        "equity": cash,
-        "realized_pnl": zero,
-        "unrealized_pnl": zero,
-        "updated_at": None,
-    }
+    return summary
