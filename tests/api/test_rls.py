@@ -16,7 +16,7 @@ OWNED_TABLES = [
     "order_events",
     "fills",
     "positions",
-    "paper_accounts",
+    "accounts",
 ]
 
 
@@ -162,7 +162,7 @@ class TestDirectlyInSql:
         [
             ("positions", "(config_id, user_id, symbol, qty) values (%(config)s, %(user)s, 'AAPL', -1000)"),
             (
-                "paper_accounts",
+                "accounts",
                 "(config_id, user_id, starting_cash, cash) values (%(config)s, %(user)s, 0, -5)",
             ),
         ],

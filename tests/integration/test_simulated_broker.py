@@ -459,7 +459,7 @@ class TestBracketLegs:
     def test_legs_wait_pending_until_the_parent_fills_then_rest(self, conn):
         broker = make_broker(conn)
         bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
-        assert [row(broker, c)["status"] for c in ("test-tp", "test-sl")] == ["pending", "pending"]
+        assert [row(broker, c)["status"] for c in ("test-tp", "test-sl")] == ["held", "held"]
 
         broker.process_price("AAPL", D("94"), LATER)
 

@@ -27,7 +27,7 @@ Fill rules (document of record; prices in the quote currency, Decimal throughout
     price is the reference price, else the symbol's last known price. IOC and FOK orders that
     cannot fill at once are CANCELED (``not_marketable``). DAY orders still resting expire
     (EXPIRED) when a price arrives on a later New York calendar date than their submission.
-  - Take-profit / stop-loss legs (``parent_client_order_id``) wait as PENDING until the parent
+  - Take-profit / stop-loss legs (``parent_client_order_id``) wait as HELD until the parent
     fills, then rest (ACCEPTED) and are checked at once; a leg filling cancels its open sibling
     legs (OCO). Canceling, rejecting or expiring a parent cancels its waiting legs.
   - Orders fill whole (no partial fills). The mark (``positions.last_price``) is the market
@@ -82,7 +82,7 @@ _BPS = Decimal(10000)
 _HUNDRED = Decimal(100)
 _NEW_YORK = ZoneInfo("America/New_York")
 _WORKING = (OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
-_OPEN = (OrderStatus.PENDING.value, OrderStatus.SUBMITTED.value, *_WORKING)
+_OPEN = (OrderStatus.HELD.value, OrderStatus.SUBMITTED.value, *_WORKING)
 
 # Event names, past tense (STYLE.md).
 ORDER_SUBMITTED = "OrderSubmitted"
@@ -201,7 +201,7 @@ class SimulatedBroker:
         """Record and work one order; return it as it stands after submission.
 
         Market orders fill or are REJECTED at once; others fill at once when marketable, else
-        rest (ACCEPTED); legs wait PENDING for their parent. Raises DuplicateOrder when the
+        rest (ACCEPTED); legs wait HELD for their parent. Raises DuplicateOrder when the
         config already has ``request.client_order_id`` (Alpaca: unique per account forever).
         """
         now = self.clock()
@@ -211,7 +211,7 @@ class SimulatedBroker:
                 self.conn, self.config_id, request.parent_client_order_id, for_update=True
             )
         waits = parent is not None and parent["status"] in _OPEN
-        row = self._insert(request, parent, OrderStatus.PENDING if waits else OrderStatus.SUBMITTED, now)
+        row = self._insert(request, parent, OrderStatus.HELD if waits else OrderStatus.SUBMITTED, now)
         self._event(row, ORDER_SUBMITTED, None, row["status"], {"qty": request.qty}, now)
         logger.info(
             "simulated order submitted: %s %s %s %s",
@@ -454,10 +454,10 @@ class SimulatedBroker:
         return filled
 
     def _activate_legs(self, parent: dict[str, Any], price: Decimal, at: datetime) -> None:
-        """A filled parent: its PENDING legs become ACCEPTED and are worked at ``price``."""
+        """A filled parent: its HELD legs become ACCEPTED and are worked at ``price``."""
         for leg in orders_repo.children(self.conn, parent["id"]):
             current = orders_repo.get(self.conn, leg["id"])
-            if current is None or current["status"] != OrderStatus.PENDING:
+            if current is None or current["status"] != OrderStatus.HELD:
                 continue
             accepted = self._transition(
                 current,
@@ -496,7 +496,7 @@ class SimulatedBroker:
 
     def _cancel_waiting_legs(self, parent: dict[str, Any], at: datetime) -> None:
         for leg in orders_repo.children(self.conn, parent["id"]):
-            if leg["status"] == OrderStatus.PENDING:
+            if leg["status"] == OrderStatus.HELD:
                 self._cancel(
                     leg,
                     at,

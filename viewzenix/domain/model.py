@@ -72,13 +72,17 @@ class TimeInForce(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """Order life cycle: PENDING → SUBMITTED → ACCEPTED → PARTIALLY_FILLED → FILLED.
+    """Order life cycle: PENDING_NEW → SUBMITTED → ACCEPTED → PARTIALLY_FILLED → FILLED.
 
+    PENDING_NEW: recorded in our books, the broker's answer not known yet (never sent, or sent
+    and the answer lost: ask the broker by client_order_id before sending again). HELD: a
+    take-profit/stop-loss leg the broker holds until its parent fills (Alpaca ``held``).
     Terminal: FILLED, DENIED (our risk rules refused it; never sent), REJECTED (the broker
     refused it), CANCELED (one L, as brokers spell it), EXPIRED.
     """
 
-    PENDING = "pending"
+    PENDING_NEW = "pending_new"
+    HELD = "held"
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
@@ -115,17 +119,29 @@ class PositionSide(StrEnum):
 
 
 class SignalStatus(StrEnum):
-    """Outcome of a stored signal.
+    """Outcome of a stored signal: what happened, in one word.
 
-    ``accepted`` at intake, then ``executed`` (orders placed or denied), ``ignored`` (nothing to
-    do, e.g. exit while flat) or ``failed`` (the job raised). ``rejected`` means intake refused it.
+    ``accepted`` at intake; ``submitting`` while its orders are recorded and the broker's answer
+    is pending; then ``executed`` (at least one order reached the broker and was not refused
+    there, or open orders were canceled), ``ignored`` (nothing to do, e.g. exit while flat),
+    ``denied`` (our risk rules refused every order), ``rejected`` (intake refused the alert, or
+    the broker refused every order sent), ``failed`` (an error, retried). ``duplicate``: a
+    resend of an earlier alert, stored for the record, runs nothing.
     """
 
     ACCEPTED = "accepted"
-    REJECTED = "rejected"
+    SUBMITTING = "submitting"
     EXECUTED = "executed"
     IGNORED = "ignored"
+    DENIED = "denied"
+    REJECTED = "rejected"
     FAILED = "failed"
+    DUPLICATE = "duplicate"
+
+    @property
+    def is_final(self) -> bool:
+        """True once nothing more will happen to the signal (failed may still be retried)."""
+        return self not in (SignalStatus.ACCEPTED, SignalStatus.SUBMITTING)
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from viewzenix.db import Connection
 from viewzenix.domain.model import AccountState
 
 ENSURE_ACCOUNT = """
-insert into public.paper_accounts (config_id, user_id, starting_cash, cash)
+insert into public.accounts (config_id, user_id, starting_cash, cash)
 values (%(config_id)s, %(user_id)s, %(starting_cash)s, %(starting_cash)s)
 on conflict (config_id) do nothing
 """
 
-GET_ACCOUNT = "select * from public.paper_accounts where config_id = %(config_id)s"
+GET_ACCOUNT = "select * from public.accounts where config_id = %(config_id)s"
 
 ADD_CASH = """
-update public.paper_accounts set cash = cash + %(delta)s where config_id = %(config_id)s
+update public.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
 returning *
 """
 
@@ -46,7 +46,7 @@ select
     coalesce(p.unrealized_pnl, 0) as unrealized_pnl,
     a.updated_at
 from public.webhook_configs c
-left join public.paper_accounts a on a.config_id = c.id
+left join public.accounts a on a.config_id = c.id
 left join lateral (
     select
         sum(qty * coalesce(last_price, avg_entry_price)) as positions_value,
@@ -60,7 +60,7 @@ where c.id = %(config_id)s
 
 @dataclass(frozen=True)
 class PaperAccount:
-    """One ``paper_accounts`` row: cash in account currency."""
+    """One ``accounts`` row: cash in account currency."""
 
     config_id: uuid.UUID
     user_id: uuid.UUID

@@ -21,7 +21,7 @@ from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.repositories.paging import select_page
 
-OPEN_STATUSES = ("pending", "submitted", "accepted", "partially_filled")
+OPEN_STATUSES = ("pending_new", "held", "submitted", "accepted", "partially_filled")
 UNIQUE_CLIENT_ORDER_ID = "orders_config_client_order_id_key"
 
 INSERT_ORDER = """
@@ -51,7 +51,7 @@ LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
 OPEN_ORDERS = """
 select * from public.orders
 where config_id = %(config_id)s
-  and status in ('pending', 'submitted', 'accepted', 'partially_filled')
+  and status in ('pending_new', 'held', 'submitted', 'accepted', 'partially_filled')
   and (%(symbol)s::text is null or symbol = %(symbol)s)
 order by created_at, id
 """
