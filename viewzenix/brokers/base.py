@@ -1,18 +1,24 @@
 """The broker port: one protocol every broker adapter implements, its records and errors.
 
 Adapters (``simulated``, later ``alpaca``) take ``OrderRequest``s planned by
-``viewzenix.domain.engine`` and answer with ``BrokerOrder``s. Driver and vendor errors are
-translated at the adapter edge into the exception tree below, whose docstrings are the default
-messages (procrastinate style): a unique violation on ``client_order_id`` becomes
-``DuplicateOrder``, Alpaca's 422 "client_order_id must be unique" too.
+``viewzenix.domain.engine`` and answer with ``BrokerOrder`` reports. An adapter never writes
+our books (``orders``, ``order_events``, ``fills``, ``positions``, ``accounts``): it only
+reports, and the ledger (``viewzenix.services.ledger``) records what it reports. Every port call
+may be a network call, so the execution service makes none inside a database transaction.
+
+Driver and vendor errors are translated at the adapter edge into the exception tree below,
+whose docstrings are the default messages (procrastinate style): Alpaca's 422
+"client_order_id must be unique" becomes ``DuplicateOrder``, a timeout or a 5xx
+``BrokerUnavailable``.
 """
 
 from __future__ import annotations
 
-import uuid
+import enum
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from viewzenix.domain.model import AccountState, OrderStatus, PositionState
 
@@ -22,19 +28,29 @@ if TYPE_CHECKING:
 __all__ = [
     "Broker",
     "BrokerError",
+    "BrokerFill",
+    "BrokerName",
     "BrokerOrder",
     "BrokerUnavailable",
     "DuplicateOrder",
     "OrderNotCancelable",
     "OrderNotFound",
+    "PriceDriven",
 ]
+
+
+class BrokerName(enum.StrEnum):
+    """Which adapter a webhook config trades through (``webhook_configs.broker``)."""
+
+    SIMULATED = "simulated"
+    ALPACA = "alpaca"
 
 
 class BrokerError(Exception):
     """The broker refused or could not handle the request."""
 
     def __init__(self, message: str | None = None, *, client_order_id: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        self.message = message or (self.__doc__ or "").strip().splitlines()[0]
         self.client_order_id = client_order_id
         super().__init__(self.message)
 
@@ -43,7 +59,8 @@ class DuplicateOrder(BrokerError):
     """client_order_id must be unique.
 
     Alpaca: a client_order_id is unique per account forever, even after cancel. A retried
-    submit that meets this has already been submitted: look the order up with ``get_order``.
+    submit that meets this has already been submitted: look the order up with
+    ``get_order_by_client_order_id`` and record what it says.
     """
 
 
@@ -52,69 +69,100 @@ class OrderNotFound(BrokerError):
 
 
 class OrderNotCancelable(BrokerError):
-    """The order is not cancelable: it is already filled, rejected, denied or expired."""
+    """The order is not cancelable: it is already filled, rejected or expired."""
 
 
 class BrokerUnavailable(BrokerError):
-    """The broker cannot be reached or is not available for this config; retry later."""
+    """The broker cannot be reached or did not answer; retry later.
+
+    Raised for timeouts, connection errors and 5xx answers. After a timeout the broker may
+    still have accepted the order: the caller must look it up before submitting again.
+    """
+
+
+@dataclass(frozen=True)
+class BrokerFill:
+    """One execution of an order, as the broker reports it.
+
+    ``trade_id`` is unique per account (the ledger records each fill once by it); ``qty`` in
+    shares (> 0), ``price`` and ``commission`` in the quote currency, ``filled_at`` UTC.
+    """
+
+    trade_id: str
+    qty: Decimal
+    price: Decimal
+    commission: Decimal
+    filled_at: datetime
 
 
 @dataclass(frozen=True)
 class BrokerOrder:
     """An order as the broker reports it after a submit, cancel or look-up.
 
-    ``filled_qty`` in shares (0 until filled); ``filled_avg_price`` in the quote currency, None
-    until the first fill. ``status_code``/``status_message`` explain a REJECTED, CANCELED or
-    EXPIRED status (e.g. ``no_market_price``). ``order_id`` is our ``orders.id`` when the
-    adapter records orders, else None.
+    ``status`` uses our vocabulary (the adapter maps the broker's: Alpaca ``new`` → SUBMITTED,
+    ``held`` → HELD, ``done_for_day`` → ACCEPTED, ...). ``filled_qty`` in shares (0 until
+    filled); ``filled_avg_price`` in the quote currency, None until the first fill.
+    ``status_code``/``status_message`` explain a REJECTED, CANCELED or EXPIRED status (e.g.
+    ``no_market_price``). ``fills``: every execution so far when the broker reports them with
+    the order (the paper broker does; an adapter that cannot leaves it empty and the ledger
+    records the ``filled_qty`` change as one fill). ``stop_price``: the current trigger
+    (a trailing stop's moves with the market).
     """
 
     client_order_id: str
     broker_order_id: str | None
     status: OrderStatus
+    symbol: str
+    side: str
+    qty: Decimal
     filled_qty: Decimal = Decimal("0")
     filled_avg_price: Decimal | None = None
     status_code: str | None = None
     status_message: str | None = None
-    order_id: uuid.UUID | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> BrokerOrder:
-        """Build from an ``orders`` row (dict)."""
-        return cls(
-            client_order_id=row["client_order_id"],
-            broker_order_id=row["broker_order_id"],
-            status=OrderStatus(row["status"]),
-            filled_qty=Decimal(row["filled_qty"]),
-            filled_avg_price=row["filled_avg_price"],
-            status_code=row["status_code"],
-            status_message=row["status_message"],
-            order_id=row["id"],
-        )
+    submitted_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    stop_price: Decimal | None = None
+    parent_client_order_id: str | None = None
+    fills: tuple[BrokerFill, ...] = ()
 
 
 @runtime_checkable
 class Broker(Protocol):
-    """What the execution service needs from a broker (one account = one webhook config)."""
+    """What the execution service needs from a broker (one account = one webhook config).
+
+    Every method may do network I/O: call none of them inside a database transaction.
+    """
+
+    name: BrokerName
 
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        """Submit one order; return its state right after submission.
+        """Submit one order with ``request.client_order_id``; return it as the broker reports.
 
-        Raises DuplicateOrder when ``request.client_order_id`` was used before on this account,
-        BrokerUnavailable when the broker cannot be reached. A refusal by the broker itself is
-        a BrokerOrder with status REJECTED, not an exception.
+        Raises DuplicateOrder when the client_order_id was used before on this account,
+        BrokerUnavailable when the broker cannot be reached or did not answer (the order may
+        have been placed all the same). A refusal by the broker itself (buying power, an order
+        shape it cannot take) is a BrokerOrder with status REJECTED, not an exception.
         """
         ...
 
     def cancel_order(self, client_order_id: str) -> BrokerOrder:
-        """Cancel an open order; return it (canceling a canceled order returns it unchanged).
+        """Cancel an open order (and any legs it holds); return it.
 
-        Raises OrderNotFound, OrderNotCancelable (already filled, rejected, denied, expired).
+        Canceling a canceled order returns it unchanged. Raises OrderNotFound,
+        OrderNotCancelable (filled, rejected, expired), BrokerUnavailable.
         """
         ...
 
-    def get_order(self, client_order_id: str) -> BrokerOrder | None:
-        """Return the order with this client_order_id, or None."""
+    def get_order_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
+        """Return the order with this client_order_id, or None. Raises BrokerUnavailable.
+
+        Alpaca: ``GET /v2/orders:by_client_order_id`` (alpaca-py ``get_order_by_client_id``).
+        """
+        ...
+
+    def list_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        """Return the account's open orders (held to partially filled), oldest first."""
         ...
 
     def get_positions(self) -> list[PositionState]:
@@ -123,4 +171,20 @@ class Broker(Protocol):
 
     def get_account(self) -> AccountState:
         """Return the account's cash and equity, account currency."""
+        ...
+
+
+@runtime_checkable
+class PriceDriven(Protocol):
+    """The optional capability of a simulator: it learns prices only from alerts.
+
+    A real broker has market data; the paper broker works its resting orders against the
+    prices alerts carry.
+    """
+
+    def process_price(self, symbol: str, price: Decimal, at: datetime) -> list[BrokerOrder]:
+        """Mark ``symbol`` at ``price`` (time ``at``, UTC) and work its resting orders against it.
+
+        Returns the orders whose state changed (filled, triggered legs, OCO cancels, expiries).
+        """
         ...
