@@ -84,6 +84,9 @@ class Config:
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
         self.ALPACA_API_URL = env.get("ALPACA_API_URL") or "https://paper-api.alpaca.markets"
+        # Reconciliation of our books with each broker's, by the worker (cron syntax, UTC; "" = off).
+        # It reports drift; repairing is an operator's decision (flask reconcile --repair).
+        self.RECONCILE_CRON = env.get("RECONCILE_CRON", "*/15 * * * *").strip()
         # Supabase Auth. Without SUPABASE_URL the app runs in local mode and signs its own tokens.
         self.SUPABASE_URL = (env.get("SUPABASE_URL") or "").rstrip("/") or None
         self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None

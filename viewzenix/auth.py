@@ -408,13 +408,23 @@ class LocalSigner:
         jwk_dict = ECAlgorithm.to_jwk(self._private_key.public_key(), as_dict=True)
         return {**jwk_dict, "kid": self.kid, "alg": self.ALGORITHM, "use": "sig"}
 
-    def issue(self, user_id: uuid.UUID, email: str, ttl_seconds: int = 3600 * 24 * 7) -> str:
+    def issue(
+        self,
+        user_id: uuid.UUID,
+        email: str,
+        ttl_seconds: int = 3600 * 24 * 7,
+        *,
+        app_metadata: dict[str, Any] | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> str:
         """Return a signed ES256 access token for `user_id`, valid `ttl_seconds` (default 7 days).
 
         Claims follow Supabase's access tokens: iss, aud="authenticated", sub, role="authenticated",
         email, phone="", app_metadata={"provider": "email", "providers": ["email"]},
         user_metadata={}, aal="aal1", session_id (new uuid4), is_anonymous=False, iat, exp;
-        header kid. Raises ValueError when ttl_seconds <= 0.
+        header kid. ``app_metadata`` adds to the default (e.g. ``{"role": "admin"}``);
+        ``user_metadata`` replaces the empty default. Raises
+        ValueError when ttl_seconds <= 0.
         """
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
@@ -426,8 +436,8 @@ class LocalSigner:
             "role": AUTHENTICATED_ROLE,
             "email": email,
             "phone": "",
-            "app_metadata": {"provider": "email", "providers": ["email"]},
-            "user_metadata": {},
+            "app_metadata": {"provider": "email", "providers": ["email"], **(app_metadata or {})},
+            "user_metadata": dict(user_metadata or {}),
             "aal": "aal1",
             "session_id": str(uuid.uuid4()),
             "is_anonymous": False,

@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL``."""
+"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL | reconcile``."""
 
 from __future__ import annotations
 
@@ -76,3 +76,33 @@ def register(app: Flask) -> None:
                 }
             )
         )
+
+    @app.cli.command("reconcile")
+    @click.option(
+        "--config", "config_id", type=click.UUID, default=None, help="One webhook config (default: all)"
+    )
+    @click.option("--repair", is_flag=True, help="Bring our books in line with the broker's")
+    @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON")
+    def reconcile(config_id: uuid.UUID | None, repair: bool, as_json: bool) -> None:
+        """Compare our orders and positions with the broker's per config; report drift, repair if asked."""
+        from viewzenix.services.reconciliation import reconcile as run
+
+        runtime = app.extensions["viewzenix"]
+        runs = run(runtime.db, config_id=config_id, repair=repair)
+        if as_json:
+            click.echo(json.dumps(runs, default=str))
+            return
+        for r in runs:
+            counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items() if v) or "no drift"
+            line = (
+                f"config {r['config_id']} ({r['broker']}): {r['orders_in_drift']}/{r['orders_compared']} "
+                f"orders in drift ({r['drift_rate']} %), {r['positions_in_drift']}/{r['positions_compared']} "
+                f"positions; {counts}"
+            )
+            if repair:
+                line += f"; repaired {r['repaired']}"
+            if r["error"]:
+                line += f"; error: {r['error']}"
+            click.echo(line)
+        total = sum(r["orders_in_drift"] for r in runs)
+        click.echo(f"{len(runs)} config(s), {total} order(s) in drift")

@@ -60,6 +60,13 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class Forbidden(ApiError):
+    """You may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
 class ErrorSchema(ma.Schema):
     """The error body (documentation only)."""
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
+RECONCILE = "viewzenix.reconcile"
 QUEUE = "signals"
+MAINTENANCE_QUEUE = "maintenance"
 
 
 def build_job_app(database_url: str) -> procrastinate.App:
@@ -54,9 +56,14 @@ def defer_execute_signal(
     ).defer(signal_id=str(signal_id))
 
 
-def register_tasks(job_app: procrastinate.App, db: Database) -> None:
-    """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions."""
+def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: str = "") -> None:
+    """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
+
+    ``reconcile_cron`` (cron syntax, UTC): when set, the worker also compares every config's books
+    with its broker's on that schedule (report only; see ``services.reconciliation``).
+    """
     from viewzenix.services.execution import execute_signal
+    from viewzenix.services.reconciliation import reconcile
 
     @job_app.task(
         name=EXECUTE_SIGNAL,
@@ -66,3 +73,16 @@ def register_tasks(job_app: procrastinate.App, db: Database) -> None:
     )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
         execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)
+
+    @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False)
+    def reconcile_task(timestamp: int | None = None) -> None:
+        runs = reconcile(db)
+        logger.info(
+            "reconciliation: %s config(s), %s order(s) in drift",
+            len(runs),
+            sum(r["orders_in_drift"] for r in runs),
+            extra={"action": "reconcile_run"},
+        )
+
+    if reconcile_cron:
+        job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)

@@ -9,9 +9,9 @@ from viewzenix.errors import Api
 
 def register_api(app: Flask) -> Api:
     """Create the Api and register every blueprint (each requires a bearer token)."""
-    from viewzenix.api import account, orders, positions, signals, webhook_configs
+    from viewzenix.api import account, orders, positions, reconciliations, signals, webhook_configs
 
     api = Api(app)
-    for module in (webhook_configs, signals, orders, positions, account):
+    for module in (webhook_configs, signals, orders, positions, account, reconciliations):
         api.register_blueprint(module.bp)
     return api

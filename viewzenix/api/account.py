@@ -20,6 +20,10 @@ class AccountSchema(ma.Schema):
     cash = ma.fields.Decimal(as_string=True)
     positions_value = ma.fields.Decimal(as_string=True)
     equity = ma.fields.Decimal(as_string=True)
+    commission_paid = ma.fields.Decimal(
+        as_string=True,
+        metadata={"description": "Σ fill commissions; equity − starting_cash = realized + unrealized − this"},
+    )
     realized_pnl = ma.fields.Decimal(as_string=True)
     unrealized_pnl = ma.fields.Decimal(as_string=True)
     updated_at = ma.fields.DateTime(allow_none=True)
@@ -34,5 +38,5 @@ class Account(MethodView):
     @bp.arguments(AccountQueryArgsSchema, location="query")
     @bp.response(200, AccountSchema)
     def get(self, args):
-        """Get the paper account (cash, equity, P&L) of one of your configs."""
+        """Get the account (cash, equity, commissions, P&L) of one of your configs, from our books."""
         return queries.get_account(get_runtime().db, current_caller(), args["config_id"])

@@ -26,7 +26,7 @@ bp.before_request(authenticate)
 class SignalSchema(ma.Schema):
     id = ma.fields.UUID()
     config_id = ma.fields.UUID()
-    status = ma.fields.String(metadata={"description": "accepted, rejected, executed, ignored, failed"})
+    status = ma.fields.String(metadata={"description": ", ".join(s.value for s in SignalStatus)})
     reject_code = ma.fields.String(allow_none=True)
     reject_message = ma.fields.String(allow_none=True)
     outcome_message = ma.fields.String(allow_none=True)

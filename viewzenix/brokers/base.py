@@ -125,6 +125,9 @@ class BrokerOrder:
     stop_price: Decimal | None = None
     parent_client_order_id: str | None = None
     fills: tuple[BrokerFill, ...] = ()
+    order_type: str = "market"
+    time_in_force: str = "day"
+    limit_price: Decimal | None = None
 
 
 @runtime_checkable
@@ -163,6 +166,13 @@ class Broker(Protocol):
 
     def list_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         """Return the account's open orders (held to partially filled), oldest first."""
+        ...
+
+    def list_orders(self, after: datetime | None = None) -> list[BrokerOrder]:
+        """Return the account's orders, open and closed, submitted after ``after``, oldest first.
+
+        For reconciliation. Alpaca: ``GET /v2/orders?status=all&after=…&direction=asc``, paged.
+        """
         ...
 
     def get_positions(self) -> list[PositionState]:

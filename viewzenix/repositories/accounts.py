@@ -1,4 +1,6 @@
-"""SQL for the simulated broker's paper accounts (one per webhook config).
+"""SQL for our books' account per webhook config: cash as our fills say, commissions paid.
+
+Written only by the ledger; the paper broker keeps its own account (schema ``paper``).
 
 Equity = cash + Σ qty * mark over the config's positions (shorts count with their sign); the
 mark is a position's ``last_price``, else its average entry price while no price is known.
@@ -26,7 +28,10 @@ on conflict (config_id) do nothing
 GET_ACCOUNT = "select * from public.accounts where config_id = %(config_id)s"
 
 ADD_CASH = """
-update public.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
+update public.accounts set
+    cash = cash + %(delta)s,
+    commission_paid = commission_paid + %(commission)s
+where config_id = %(config_id)s
 returning *
 """
 
@@ -42,6 +47,7 @@ select
     coalesce(a.cash, c.starting_cash) as cash,
     coalesce(p.positions_value, 0) as positions_value,
     coalesce(a.cash, c.starting_cash) + coalesce(p.positions_value, 0) as equity,
+    coalesce(a.commission_paid, 0) as commission_paid,
     coalesce(p.realized_pnl, 0) as realized_pnl,
     coalesce(p.unrealized_pnl, 0) as unrealized_pnl,
     a.updated_at
@@ -59,23 +65,24 @@ where c.id = %(config_id)s
 
 
 @dataclass(frozen=True)
-class PaperAccount:
+class Account:
     """One ``accounts`` row: cash in account currency."""
 
     config_id: uuid.UUID
     user_id: uuid.UUID
     starting_cash: Decimal
     cash: Decimal
+    commission_paid: Decimal
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> PaperAccount:
+    def from_row(cls, row: dict[str, Any]) -> Account:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def open_account(
     conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, starting_cash: Decimal
-) -> PaperAccount:
+) -> Account:
     """Return the config's paper account, opening it with ``starting_cash`` if missing.
 
     Takes no row lock: jobs of one config for different symbols run in parallel and only
@@ -87,13 +94,17 @@ def open_account(
     if row is None:  # the config's first use
         conn.execute(ENSURE_ACCOUNT, params)
         row = conn.execute(GET_ACCOUNT, params).fetchone()
-    return PaperAccount.from_row(row)
+    return Account.from_row(row)
 
 
-def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:
-    """Add ``delta`` (negative to pay) to the account's cash; return the account."""
-    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
-    return PaperAccount.from_row(row)
+def add_cash(
+    conn: Connection, config_id: uuid.UUID, delta: Decimal, commission: Decimal = Decimal(0)
+) -> Account:
+    """Add ``delta`` (negative to pay) to cash and ``commission`` to commissions paid; return it."""
+    row = conn.execute(
+        ADD_CASH, {"config_id": config_id, "delta": delta, "commission": commission}
+    ).fetchone()
+    return Account.from_row(row)
 
 
 def positions_value(conn: Connection, config_id: uuid.UUID) -> Decimal:
@@ -101,7 +112,7 @@ def positions_value(conn: Connection, config_id: uuid.UUID) -> Decimal:
     return Decimal(conn.execute(POSITIONS_VALUE, {"config_id": config_id}).fetchone()["value"])
 
 
-def state(conn: Connection, account: PaperAccount) -> AccountState:
+def state(conn: Connection, account: Account) -> AccountState:
     """The engine's view of a paper account: cash and equity."""
     return AccountState(cash=account.cash, equity=account.cash + positions_value(conn, account.config_id))
 
@@ -109,10 +120,10 @@ def state(conn: Connection, account: PaperAccount) -> AccountState:
 def summary(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
     """Return the config's paper account summary, or None when the config is not visible.
 
-    Keys: config_id, starting_cash, cash, positions_value, equity, realized_pnl,
-    unrealized_pnl, updated_at (account currency). Before the first trade the account does not
+    Keys: config_id, starting_cash, cash, positions_value, equity, commission_paid,
+    realized_pnl, unrealized_pnl, updated_at (account currency). Before the first trade the account does not
     exist yet: cash = starting_cash from the config's settings and ``updated_at`` is None.
-    ``realized_pnl`` excludes commissions, which are paid from cash (so equity - starting_cash
-    = realized_pnl + unrealized_pnl - commissions).
+    ``realized_pnl`` excludes commissions, which are paid from cash, so
+    equity - starting_cash = realized_pnl + unrealized_pnl - commission_paid.
     """
     return conn.execute(SUMMARY, {"config_id": config_id}).fetchone()

@@ -1,7 +1,7 @@
-"""SQL for orders, their status events and fills.
+"""SQL for our books' orders, their status events and fills.
 
-Writes (the broker adapters and the execution service) run as the backend role; the read
-functions for the REST API (``list_page``, ``get``, ``events_for``, ``fills_for``,
+Writes come only from the ledger (``viewzenix.services.ledger``) and run as the backend role;
+the read functions for the REST API (``list_page``, ``get``, ``events_for``, ``fills_for``,
 ``for_signal``) run on the caller's connection, where Row-Level Security restricts the rows.
 ``created_at`` is set with ``clock_timestamp()`` so orders placed in one transaction keep their
 submission order.
@@ -19,9 +19,11 @@ from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
+from viewzenix.domain.model import OrderStatus
 from viewzenix.repositories.paging import select_page
 
-OPEN_STATUSES = ("pending_new", "held", "submitted", "accepted", "partially_filled")
+# The one definition of "open" for our books: not terminal (OrderStatus.is_open).
+OPEN_STATUSES = tuple(status.value for status in OrderStatus if status.is_open)
 UNIQUE_CLIENT_ORDER_ID = "orders_config_client_order_id_key"
 
 INSERT_ORDER = """
@@ -51,22 +53,39 @@ LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
 OPEN_ORDERS = """
 select * from public.orders
 where config_id = %(config_id)s
-  and status in ('pending_new', 'held', 'submitted', 'accepted', 'partially_filled')
+  and status = any(%(open)s)
   and (%(symbol)s::text is null or symbol = %(symbol)s)
 order by created_at, id
 """
 
-LOCK_RESTING_FOR_SYMBOL = """
-select * from public.orders
-where config_id = %(config_id)s and symbol = %(symbol)s
-  and status in ('accepted', 'partially_filled')
-order by created_at, id
-for update
+APPLY_REPORT = """
+update public.orders set
+    status = %(status)s,
+    broker_order_id = coalesce(%(broker_order_id)s, broker_order_id),
+    status_code = coalesce(%(status_code)s, status_code),
+    status_message = coalesce(%(status_message)s, status_message),
+    filled_qty = %(filled_qty)s,
+    filled_avg_price = %(filled_avg_price)s,
+    submitted_at = coalesce(submitted_at, %(submitted_at)s),
+    filled_at = coalesce(%(filled_at)s, filled_at),
+    canceled_at = coalesce(%(canceled_at)s, canceled_at),
+    stop_price = coalesce(%(stop_price)s, stop_price)
+where id = %(order_id)s
+returning *
 """
 
-CHILDREN = """
-select * from public.orders where parent_order_id = %(parent_order_id)s order by created_at, id
-for update
+REQUEST_CANCEL = """
+update public.orders set
+    cancel_requested_at = coalesce(cancel_requested_at, %(at)s),
+    cancel_requested_by = coalesce(cancel_requested_by, %(signal_id)s)
+where id = %(order_id)s
+returning *
+"""
+
+CANCEL_REQUESTED = """
+select * from public.orders
+where cancel_requested_by = %(signal_id)s and status = any(%(open)s)
+order by created_at, id
 """
 
 UPDATE_STATUS = """
@@ -79,32 +98,12 @@ where id = %(order_id)s
 returning *
 """
 
-RECORD_FILL = """
-update public.orders set
-    status = %(status)s,
-    filled_qty = %(filled_qty)s,
-    filled_avg_price = %(filled_avg_price)s,
-    filled_at = %(filled_at)s
-where id = %(order_id)s
-returning *
-"""
-
-SET_STOP_PRICE = """
-update public.orders set stop_price = %(stop_price)s where id = %(order_id)s returning *
-"""
-
 INSERT_EVENT = """
 insert into public.order_events (
     order_id, user_id, event_type, from_status, to_status, detail, created_at
 ) values (%(order_id)s, %(user_id)s, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s,
         coalesce(%(created_at)s, now()))
 returning *
-"""
-
-HAS_EVENT = """
-select exists (
-    select 1 from public.order_events where order_id = %(order_id)s and event_type = %(event_type)s
-) as found
 """
 
 INSERT_FILL = """
@@ -114,10 +113,11 @@ insert into public.fills (
     %(order_id)s, %(user_id)s, %(config_id)s, %(trade_id)s, %(symbol)s, %(side)s, %(last_qty)s,
     %(last_px)s, %(commission)s, %(filled_at)s
 )
+on conflict on constraint fills_config_trade_id_key do nothing
 returning *
 """
 
-COUNT_FILLS = "select count(*) as n from public.fills where order_id = %(order_id)s"
+FILLED_QTY = "select coalesce(sum(last_qty), 0) as qty from public.fills where order_id = %(order_id)s"
 
 GET = "select * from public.orders where id = %(order_id)s"
 
@@ -125,7 +125,12 @@ EVENTS_FOR = "select * from public.order_events where order_id = %(order_id)s or
 
 FILLS_FOR = "select * from public.fills where order_id = %(order_id)s order by filled_at, trade_id"
 
-FOR_SIGNAL = "select * from public.orders where signal_id = %(signal_id)s order by created_at, id"
+FOR_SIGNAL = """
+select o.*, p.client_order_id as parent_client_order_id
+from public.orders o left join public.orders p on p.id = o.parent_order_id
+where o.signal_id = %(signal_id)s
+order by o.created_at, o.id
+"""
 
 
 @dataclass(frozen=True)
@@ -216,18 +221,10 @@ def get_by_client_order_id(
 
 
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
-    """Return the config's open orders (pending to partially_filled), oldest first."""
-    return conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
-
-
-def lock_resting(conn: Connection, config_id: uuid.UUID, symbol: str) -> list[dict[str, Any]]:
-    """Lock and return the symbol's working orders (accepted, partially_filled), oldest first."""
-    return conn.execute(LOCK_RESTING_FOR_SYMBOL, {"config_id": config_id, "symbol": symbol}).fetchall()
-
-
-def children(conn: Connection, parent_order_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Lock and return the take-profit/stop-loss legs of an order, oldest first."""
-    return conn.execute(CHILDREN, {"parent_order_id": parent_order_id}).fetchall()
+    """Return the config's open orders (pending_new to partially_filled), oldest first."""
+    return conn.execute(
+        OPEN_ORDERS, {"config_id": config_id, "symbol": symbol, "open": list(OPEN_STATUSES)}
+    ).fetchall()
 
 
 def update_status(
@@ -250,33 +247,6 @@ def update_status(
             "canceled_at": canceled_at,
         },
     ).fetchone()
-
-
-def record_fill(
-    conn: Connection,
-    order_id: uuid.UUID,
-    *,
-    status: str,
-    filled_qty: Decimal,
-    filled_avg_price: Decimal,
-    filled_at: datetime,
-) -> dict[str, Any]:
-    """Set an order's cumulative filled_qty, filled_avg_price, filled_at and status; return it."""
-    return conn.execute(
-        RECORD_FILL,
-        {
-            "order_id": order_id,
-            "status": status,
-            "filled_qty": filled_qty,
-            "filled_avg_price": filled_avg_price,
-            "filled_at": filled_at,
-        },
-    ).fetchone()
-
-
-def set_stop_price(conn: Connection, order_id: uuid.UUID, stop_price: Decimal) -> dict[str, Any]:
-    """Move an order's stop price (a trailing stop following the price); return the row."""
-    return conn.execute(SET_STOP_PRICE, {"order_id": order_id, "stop_price": stop_price}).fetchone()
 
 
 def insert_event(
@@ -305,9 +275,36 @@ def insert_event(
     ).fetchone()
 
 
-def has_event(conn: Connection, order_id: uuid.UUID, event_type: str) -> bool:
-    """Return True when the order has an event of this type (e.g. OrderTriggered)."""
-    return conn.execute(HAS_EVENT, {"order_id": order_id, "event_type": event_type}).fetchone()["found"]
+def apply_report(conn: Connection, order_id: uuid.UUID, **values: Any) -> dict[str, Any]:
+    """Write what the broker reported of an order (keys of APPLY_REPORT); return the row.
+
+    None leaves a column as it is, except ``filled_avg_price`` which is always written.
+    """
+    params = dict.fromkeys(
+        (
+            "broker_order_id",
+            "status_code",
+            "status_message",
+            "submitted_at",
+            "filled_at",
+            "canceled_at",
+            "stop_price",
+        )
+    )
+    params.update(values, order_id=order_id)
+    return conn.execute(APPLY_REPORT, params).fetchone()
+
+
+def request_cancel(
+    conn: Connection, order_id: uuid.UUID, at: datetime, signal_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """Mark an order's cancel as decided by ``signal_id`` (before the broker is asked); return it."""
+    return conn.execute(REQUEST_CANCEL, {"order_id": order_id, "at": at, "signal_id": signal_id}).fetchone()
+
+
+def cancel_requested(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Return the still-open orders ``signal_id`` decided to cancel, oldest first."""
+    return conn.execute(CANCEL_REQUESTED, {"signal_id": signal_id, "open": list(OPEN_STATUSES)}).fetchall()
 
 
 def insert_fill(
@@ -324,7 +321,10 @@ def insert_fill(
     commission: Decimal,
     filled_at: datetime,
 ) -> dict[str, Any]:
-    """Record one fill (execution); ``trade_id`` unique per config; return the row."""
+    """Record one fill (execution) once; return the row, or None when ``trade_id`` was recorded.
+
+    ``trade_id`` is unique per config: a report applied twice records each fill once.
+    """
     return conn.execute(
         INSERT_FILL,
         {
@@ -342,8 +342,9 @@ def insert_fill(
     ).fetchone()
 
 
-def count_fills(conn: Connection, order_id: uuid.UUID) -> int:
-    return conn.execute(COUNT_FILLS, {"order_id": order_id}).fetchone()["n"]
+def filled_qty(conn: Connection, order_id: uuid.UUID) -> Decimal:
+    """Return Σ last_qty of the order's recorded fills (shares)."""
+    return Decimal(conn.execute(FILLED_QTY, {"order_id": order_id}).fetchone()["qty"])
 
 
 # --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------

@@ -76,8 +76,13 @@ def get_for_update(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | N
     return conn.execute("select * from public.signals where id = %s for update", (signal_id,)).fetchone()
 
 
+def set_status(conn: Connection, signal_id: uuid.UUID, status: str) -> None:
+    """Set a signal's status without finishing it (``submitting``)."""
+    conn.execute("update public.signals set status = %s where id = %s", (status, signal_id))
+
+
 def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message: str | None) -> None:
-    """Record the execution outcome (executed, ignored, failed) and processed_at."""
+    """Record the execution outcome (a final SignalStatus value), its message and processed_at."""
     conn.execute(
         "update public.signals set status = %s, outcome_message = %s, processed_at = now() where id = %s",
         (status, outcome_message, signal_id),

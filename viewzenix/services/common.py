@@ -14,3 +14,13 @@ class Caller:
     user_id: uuid.UUID
     email: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        """True when ``app_metadata.role`` is ``admin``.
+
+        Supabase: only the server can write ``app_metadata``; ``user_metadata`` is user-editable
+        and never grants anything.
+        """
+        app_metadata = self.claims.get("app_metadata")
+        return isinstance(app_metadata, dict) and app_metadata.get("role") == "admin"

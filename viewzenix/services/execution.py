@@ -1,10 +1,26 @@
-"""Execute one stored signal: plan its orders and carry them out through the config's broker.
+"""Execute one stored signal: plan its orders, record them, send them, record the answers.
 
-The job ``viewzenix.execute_signal`` calls ``execute_signal``. Everything a signal does — fills
-of resting orders its price crosses, cancels, orders, denials, fills, positions, cash, and the
-signal's outcome — commits in ONE transaction on the backend role, or not at all. Jobs for one
-(config, symbol) already run one at a time (procrastinate lock); the position row lock taken
-here serialises them again inside Postgres.
+The job ``viewzenix.execute_signal`` calls ``execute_signal``. Jobs of one (config, symbol) run
+one at a time (procrastinate lock). Every broker call may be a network call, so none is made
+inside a database transaction and no row lock is held across one. The transactions:
+
+1. **Read** (short): the signal (still runnable?), its config, our open orders in the symbol.
+2. **Broker, no transaction**: a simulator works resting orders against the alert's price
+   (``PriceDriven``); each of our open orders in the symbol is looked up by client_order_id;
+   the account is read (sizing).
+3. **Plan** (one transaction): the ledger records what step 2 reported; the engine plans with
+   our position and open orders; the ledger records the orders as PENDING_NEW, the denials as
+   DENIED and the cancels as requested; the signal becomes ``submitting``. Commit.
+4. **Submit, per order**: cancel or submit at the broker (no transaction), then record the
+   answer in a new transaction. ``DuplicateOrder`` means an earlier attempt got through: the
+   order is looked up and recorded. ``BrokerUnavailable`` (a timeout, a 5xx) is raised for
+   procrastinate to retry; the order stays PENDING_NEW.
+5. **Finish** (one transaction): our open orders in the symbol are refreshed from the broker
+   (held legs, OCO siblings) and the signal gets its outcome.
+
+A retry that finds the signal's orders already recorded (a crash or a timeout after step 3)
+skips planning and, for each PENDING_NEW order, asks the broker by client_order_id first:
+found → recorded; not found → submitted. So a crash or a timeout never makes a second order.
 """
 
 from __future__ import annotations
@@ -16,30 +32,39 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from viewzenix.brokers import BrokerNotAvailable, broker_for
 from viewzenix.brokers.base import (
+    Broker,
     BrokerOrder,
     DuplicateOrder,
     OrderNotCancelable,
     OrderNotFound,
+    PriceDriven,
 )
-from viewzenix.brokers.simulated import ORDER_DENIED, SimulatedBroker
-from viewzenix.db import Connection, Database
-from viewzenix.domain.engine import Denial, OrderRequest, Plan, is_stale, plan_signal
-from viewzenix.domain.model import OrderStatus, SignalStatus
+from viewzenix.db import Database
+from viewzenix.domain.engine import OrderPurpose, OrderRequest, is_stale, plan_signal
+from viewzenix.domain.model import (
+    OpenOrder,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Signal,
+    SignalStatus,
+    TimeInForce,
+)
 from viewzenix.domain.serialization import signal_from_dict
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories.webhook_configs import get as get_config
 from viewzenix.repositories.webhook_configs import trading_settings
+from viewzenix.services import ledger
+from viewzenix.services.ledger import Book
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "not_found"
-BROKER_NOT_AVAILABLE = (
-    "{broker} broker not available yet: this config trades through {broker}, and that adapter "
-    "is not built yet; switch the config's broker to simulated to paper-trade"
-)
+BrokerFactory = Callable[[dict[str, Any]], Broker]
 
 
 def execute_signal(
@@ -48,29 +73,35 @@ def execute_signal(
     job_id: int | None = None,
     *,
     clock: Callable[[], datetime] | None = None,
+    brokers: BrokerFactory | None = None,
 ) -> str:
-    """Execute a stored signal once; return its final status (executed, ignored, failed).
+    """Execute a stored signal once; return its final status (a ``SignalStatus`` value).
 
-    Runs only a signal still ``accepted`` — or ``failed`` when ``job_id`` is the signal's own
-    job, i.e. procrastinate retrying after an error — so a duplicate or late call does nothing
-    and returns the current status (``not_found`` when the signal is gone). An unexpected
-    exception rolls everything back, marks the signal ``failed`` with the error text in a new
-    transaction, and is re-raised for procrastinate to retry. ``clock``: UTC now (tests).
+    Runs a signal that is ``accepted``, ``submitting`` (a run that died after recording its
+    orders), or ``failed`` when ``job_id`` is the signal's own job (procrastinate retrying);
+    otherwise does nothing and returns the current status (``not_found`` when the signal is
+    gone). An exception marks the signal ``failed`` with the error text in a new transaction
+    and is re-raised for procrastinate to retry; orders already recorded stay as they are, and
+    the retry resumes them. ``clock``: UTC now (tests). ``brokers``: builds the broker for a
+    ``webhook_configs`` row (default ``viewzenix.brokers.broker_for``; tests pass fakes).
     """
     ids = {"signal_id": signal_id, "job_id": job_id}
+    now = (clock or _utc_now)()
     try:
-        with db.transaction() as conn:
-            return _execute(conn, signal_id, job_id, (clock or _utc_now)())
+        return _Execution(db, signal_id, job_id, now, brokers or _default_brokers(db, clock)).run()
     except Exception as error:
         logger.exception("signal execution failed: %s", error, extra={"action": "signal_failed", **ids})
         try:
             _record_failure(db, signal_id, job_id, error)
         except Exception:
             logger.exception(
-                "could not mark the signal failed",
-                extra={"action": "signal_fail_unrecorded", **ids},
+                "could not mark the signal failed", extra={"action": "signal_fail_unrecorded", **ids}
             )
         raise
+
+
+def _default_brokers(db: Database, clock: Callable[[], datetime] | None) -> BrokerFactory:
+    return lambda config: broker_for(db, config, clock=clock)
 
 
 def _utc_now() -> datetime:
@@ -78,185 +109,284 @@ def _utc_now() -> datetime:
 
 
 def _runnable(row: dict[str, Any], job_id: int | None) -> bool:
-    if row["status"] == SignalStatus.ACCEPTED:
+    if row["status"] in (SignalStatus.ACCEPTED, SignalStatus.SUBMITTING):
         return True
     return row["status"] == SignalStatus.FAILED and job_id is not None and row["job_id"] == job_id
 
 
-def _execute(conn: Connection, signal_id: uuid.UUID, job_id: int | None, now: datetime) -> str:
-    ids = {"signal_id": signal_id, "job_id": job_id}
-    row = signals_repo.get_for_update(conn, signal_id)
-    if row is None:
-        logger.warning("signal not found", extra={"action": "signal_not_found", **ids})
-        return NOT_FOUND
-    if not _runnable(row, job_id):
+class _Execution:
+    def __init__(
+        self, db: Database, signal_id: uuid.UUID, job_id: int | None, now: datetime, brokers: BrokerFactory
+    ) -> None:
+        self.db = db
+        self.signal_id = signal_id
+        self.job_id = job_id
+        self.now = now
+        self.brokers = brokers
+        self.ids = {"signal_id": signal_id, "job_id": job_id}
+
+    def run(self) -> str:
+        # 1. Read.
+        with self.db.transaction() as conn:
+            row = signals_repo.get(conn, self.signal_id)
+            if row is None:
+                logger.warning("signal not found", extra={"action": "signal_not_found", **self.ids})
+                return NOT_FOUND
+            if not _runnable(row, self.job_id):
+                logger.info(
+                    "signal already %s; nothing to do",
+                    row["status"],
+                    extra={"action": "signal_already_processed", **self.ids},
+                )
+                return row["status"]
+            config = get_config(conn, row["config_id"])
+            recorded = orders_repo.for_signal(conn, self.signal_id)
+            signal = signal_from_dict(row["signal"] or {})
+            open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
+        self.book = Book.for_config(config)
+        self.settings = trading_settings(config)
+        try:
+            self.broker = self.brokers(config)
+        except BrokerNotAvailable as error:
+            return self._finish(SignalStatus.FAILED, error.message, action="broker_not_available")
+        self.symbol = signal.ticker
+        if recorded:
+            return self._resume(recorded)
+        return self._plan_and_submit(signal, open_rows)
+
+    # --- step 2 and 3 -----------------------------------------------------------------------
+
+    def _plan_and_submit(self, signal: Signal, open_rows: list[dict[str, Any]]) -> str:
+        crossed: list[BrokerOrder] = []
+        priced = signal.signal_price is not None and signal.signal_price > 0
+        if priced and not is_stale(signal, self.settings, self.now) and isinstance(self.broker, PriceDriven):
+            crossed = self.broker.process_price(self.symbol, signal.signal_price, self.now)
+        reports = self._look_up([r["client_order_id"] for r in open_rows])
+        account = self.broker.get_account()
+
+        with self.db.transaction() as conn:
+            row = signals_repo.get_for_update(conn, self.signal_id)
+            if row is None or not _runnable(row, self.job_id) or orders_repo.for_signal(conn, self.signal_id):
+                return NOT_FOUND if row is None else row["status"]  # another run got here first
+            ledger.open_account(conn, self.book, account.cash)
+            notes = self._record_reports(conn, reports, crossed)
+            position = positions_repo.lock(  # created at zero on first use, so the mark sticks
+                conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
+            ).state()
+            if priced and not is_stale(signal, self.settings, self.now):
+                ledger.mark(conn, self.book, self.symbol, signal.signal_price)
+            open_orders = [_open_order(r) for r in orders_repo.open_orders(conn, self.book.config_id)]
+            plan = plan_signal(
+                signal=signal,
+                signal_id=self.signal_id,
+                position=position,
+                account=account,
+                open_orders=open_orders,
+                settings=self.settings,
+                now=self.now,
+            )
+            intent = None if plan.intent is None else str(plan.intent)
+            if plan.ignored_reason is not None:
+                message = "; ".join([plan.ignored_reason, *notes])
+                signals_repo.finish(conn, self.signal_id, SignalStatus.IGNORED.value, message)
+                return self._logged(SignalStatus.IGNORED, message)
+            for denial in plan.denials:
+                ledger.record_denial(
+                    conn, self.book, denial, signal_id=self.signal_id, intent=intent, at=self.now
+                )
+            for request in plan.orders:
+                ledger.record_new_order(
+                    conn, self.book, request, signal_id=self.signal_id, intent=intent, at=self.now
+                )
+            for client_order_id in plan.cancel_client_order_ids:
+                target = orders_repo.get_by_client_order_id(conn, self.book.config_id, client_order_id)
+                if target is not None:
+                    ledger.request_cancel(
+                        conn,
+                        self.book,
+                        target,
+                        signal_id=self.signal_id,
+                        reason=f"canceled by signal {self.signal_id} ({plan.intent})",
+                        at=self.now,
+                    )
+            signals_repo.set_status(conn, self.signal_id, SignalStatus.SUBMITTING.value)
+        self.notes = notes
+        return self._submit()
+
+    # --- step 4 and 5 -----------------------------------------------------------------------
+
+    def _resume(self, recorded: list[dict[str, Any]]) -> str:
         logger.info(
-            "signal already %s; nothing to do",
-            row["status"],
-            extra={"action": "signal_already_processed", **ids},
+            "resuming a signal whose orders are recorded", extra={"action": "signal_resumed", **self.ids}
         )
-        return row["status"]
-    config = get_config(conn, row["config_id"])
-    settings = trading_settings(config)
-    if settings.broker != SimulatedBroker.name:
-        message = BROKER_NOT_AVAILABLE.format(broker=settings.broker)
-        signals_repo.finish(conn, signal_id, SignalStatus.FAILED.value, message)
-        logger.warning(message, extra={"action": "broker_not_available", **ids})
-        return SignalStatus.FAILED.value
+        self.notes = []
+        return self._submit(resumed=True)
 
-    signal = signal_from_dict(row["signal"] or {})
-    symbol = signal.ticker
-    broker = SimulatedBroker(
-        conn,
-        config_id=config["id"],
-        user_id=config["user_id"],
-        settings=settings,
-        signal_id=signal_id,
-        clock=lambda: now,
-    )
-    # Lock the position first (creating it at zero): position before account, everywhere.
-    positions_repo.lock(conn, config_id=config["id"], user_id=config["user_id"], symbol=symbol)
-    crossed: list[BrokerOrder] = []
-    if signal.signal_price is not None and not is_stale(signal, settings, now):
-        crossed = broker.process_price(symbol, signal.signal_price, now)
-    position = positions_repo.lock(
-        conn, config_id=config["id"], user_id=config["user_id"], symbol=symbol
-    ).state()
-    plan = plan_signal(
-        signal=signal,
-        signal_id=signal_id,
-        position=position,
-        account=broker.get_account(),
-        open_orders=broker.open_orders(),
-        settings=settings,
-        now=now,
-    )
-    broker = broker.for_signal(signal_id, None if plan.intent is None else str(plan.intent))
-    status, message = _carry_out(conn, broker, plan, crossed, ids)
-    signals_repo.finish(conn, signal_id, status, message)
-    logger.info("signal %s: %s", status, message, extra={"action": f"signal_{status}", **ids})
-    return status
+    def _submit(self, *, resumed: bool = False) -> str:
+        with self.db.transaction() as conn:
+            rows = orders_repo.for_signal(conn, self.signal_id)
+            cancels = orders_repo.cancel_requested(conn, self.signal_id)
+        canceled, cancel_notes = self._cancel(cancels)
+        for row in rows:
+            if row["status"] != OrderStatus.PENDING_NEW:
+                continue
+            report = self._send(row, look_up_first=resumed)
+            with self.db.transaction() as conn:
+                ledger.record_report(conn, self.book, report, self.now)
+        return self._conclude(canceled, cancel_notes)
 
+    def _cancel(self, cancels: list[dict[str, Any]]) -> tuple[int, list[str]]:
+        canceled, notes = 0, []
+        for row in cancels:
+            client_order_id = row["client_order_id"]
+            try:
+                report = self.broker.cancel_order(client_order_id)
+            except OrderNotFound as error:
+                report = None
+                notes.append(f"could not cancel {client_order_id}: {error}")
+            except OrderNotCancelable as error:
+                report = self.broker.get_order_by_client_order_id(client_order_id)
+                notes.append(f"could not cancel {client_order_id}: {error}")
+            if report is None:
+                continue
+            with self.db.transaction() as conn:
+                ledger.record_report(conn, self.book, report, self.now)
+            if report.status is OrderStatus.CANCELED:
+                canceled += 1
+        return canceled, notes
 
-def _carry_out(
-    conn: Connection,
-    broker: SimulatedBroker,
-    plan: Plan,
-    crossed: list[BrokerOrder],
-    ids: dict[str, Any],
-) -> tuple[str, str]:
-    """Cancel, submit in order, record denials; return (signal status, outcome message)."""
-    notes = [
-        f"price filled resting order {o.client_order_id}" for o in crossed if o.status == OrderStatus.FILLED
-    ]
-    if plan.ignored_reason is not None:
-        return SignalStatus.IGNORED.value, "; ".join([plan.ignored_reason, *notes])
-
-    canceled = 0
-    for client_order_id in plan.cancel_client_order_ids:
+    def _send(self, row: dict[str, Any], *, look_up_first: bool) -> BrokerOrder:
+        client_order_id = row["client_order_id"]
+        extra = {"action": "order_already_submitted", "client_order_id": client_order_id, **self.ids}
+        if look_up_first:
+            found = self.broker.get_order_by_client_order_id(client_order_id)
+            if found is not None:
+                logger.info("order %s found at the broker", client_order_id, extra=extra)
+                return found
         try:
-            broker.cancel_order(
-                client_order_id,
-                status_code="canceled_by_signal",
-                status_message=f"canceled by signal {ids['signal_id']} ({plan.intent})",
-            )
-            canceled += 1
-        except (OrderNotFound, OrderNotCancelable) as error:
-            logger.warning(
-                "could not cancel %s: %s",
-                client_order_id,
-                error,
-                extra={"action": "cancel_failed", "client_order_id": client_order_id, **ids},
-            )
-            notes.append(f"could not cancel {client_order_id}: {error}")
-
-    placed: list[str] = []
-    for request in plan.orders:
-        try:
-            result = broker.submit_order(request)
+            return self.broker.submit_order(_request(row))
         except DuplicateOrder:
             # Already submitted (Alpaca: a retried POST may have placed it): look it up.
-            result = broker.get_order(request.client_order_id)
-            logger.info(
-                "order %s was already submitted",
-                request.client_order_id,
-                extra={
-                    "action": "order_already_submitted",
-                    "client_order_id": request.client_order_id,
-                    **ids,
-                },
-            )
-        placed.append(_describe(request, result))
+            logger.info("order %s was already submitted", client_order_id, extra=extra)
+            found = self.broker.get_order_by_client_order_id(client_order_id)
+            if found is None:
+                raise
+            return found
 
-    denied = [f"denied {d.code}: {d.message}" for d in plan.denials]
-    for denial in plan.denials:
-        if denial.order is not None:
-            _record_denial(conn, broker, denial, ids)
+    def _conclude(self, canceled: int, cancel_notes: list[str]) -> str:
+        with self.db.transaction() as conn:
+            open_rows = orders_repo.open_orders(conn, self.book.config_id, self.symbol)
+        reports = self._look_up([r["client_order_id"] for r in open_rows])
+        with self.db.transaction() as conn:
+            self._record_reports(conn, reports, [])
+            rows = orders_repo.for_signal(conn, self.signal_id)
+            status, message = _outcome(rows, canceled, [*cancel_notes, *self.notes])
+            intent = next((r["intent"] for r in rows if r["intent"]), None)
+            if intent:
+                message = f"{intent}: {message}"
+            signals_repo.finish(conn, self.signal_id, status.value, message)
+        return self._logged(status, message)
 
-    if not (placed or denied or canceled):
-        return SignalStatus.IGNORED.value, "; ".join(["nothing to do", *notes])
-    body = [*placed, *denied]
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _look_up(self, client_order_ids: list[str]) -> list[BrokerOrder]:
+        reports = []
+        for client_order_id in client_order_ids:
+            found = self.broker.get_order_by_client_order_id(client_order_id)
+            if found is not None:
+                reports.append(found)
+        return reports
+
+    def _record_reports(self, conn: Any, reports: list[BrokerOrder], crossed: list[BrokerOrder]) -> list[str]:
+        """Record reports of our open orders (and what a price crossed); notes of resting fills."""
+        notes = []
+        seen = set()
+        for report in [*crossed, *reports]:
+            recorded = ledger.record_report(conn, self.book, report, self.now)
+            if (
+                recorded is not None
+                and recorded.new_fills
+                and report.status is OrderStatus.FILLED
+                and report.client_order_id not in seen
+            ):
+                notes.append(f"price filled resting order {report.client_order_id}")
+            seen.add(report.client_order_id)
+        return notes
+
+    def _finish(self, status: SignalStatus, message: str, *, action: str) -> str:
+        with self.db.transaction() as conn:
+            signals_repo.finish(conn, self.signal_id, status.value, message)
+        logger.warning(message, extra={"action": action, **self.ids})
+        return status.value
+
+    def _logged(self, status: SignalStatus, message: str) -> str:
+        logger.info("signal %s: %s", status, message, extra={"action": f"signal_{status}", **self.ids})
+        return status.value
+
+
+def _open_order(row: dict[str, Any]) -> OpenOrder:
+    return OpenOrder(
+        order_id=str(row["id"]),
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=OrderSide(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        qty=row["qty"] - row["filled_qty"],
+        purpose=row["purpose"],
+    )
+
+
+def _request(row: dict[str, Any]) -> OrderRequest:
+    """Rebuild the OrderRequest of a recorded order (what the broker is sent)."""
+    return OrderRequest(
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=OrderSide(row["side"]),
+        qty=row["qty"],
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]),
+        purpose=OrderPurpose(row["purpose"]),
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        trail_price=row["trail_price"],
+        trail_percent=row["trail_percent"],
+        extended_hours=row["extended_hours"],
+        reference_price=row["reference_price"],
+        parent_client_order_id=row.get("parent_client_order_id"),
+    )
+
+
+def _outcome(rows: list[dict[str, Any]], canceled: int, notes: list[str]) -> tuple[SignalStatus, str]:
+    """The signal's status and message from its orders as recorded.
+
+    executed: an order reached the broker and was not refused there, or open orders were
+    canceled; rejected: every order sent was refused by the broker; denied: our rules refused
+    every order; ignored: nothing to do.
+    """
+    placed = [r for r in rows if r["status"] not in (OrderStatus.DENIED, OrderStatus.REJECTED)]
+    rejected = [r for r in rows if r["status"] == OrderStatus.REJECTED]
+    denied = [r for r in rows if r["status"] == OrderStatus.DENIED]
+    body = [_describe(r) for r in rows if r["status"] != OrderStatus.DENIED]
+    body += [f"denied {r['status_code']}: {r['status_message']}" for r in denied]
     if canceled:
         body.append(f"canceled {canceled} open order(s)")
-    message = "; ".join(body + notes)
-    if plan.intent is not None:
-        message = f"{plan.intent}: {message}"
-    return SignalStatus.EXECUTED.value, message
+    message = "; ".join(body + notes) or "nothing to do"
+    if placed or canceled:
+        return SignalStatus.EXECUTED, message
+    if rejected:
+        return SignalStatus.REJECTED, message
+    if denied:
+        return SignalStatus.DENIED, message
+    return SignalStatus.IGNORED, message
 
 
-def _record_denial(conn: Connection, broker: SimulatedBroker, denial: Denial, ids: dict[str, Any]) -> None:
-    """Store a refused order with status DENIED and its reason, plus an OrderDenied event."""
-    request = denial.order
-    assert request is not None
-    parent = None
-    if request.parent_client_order_id is not None:
-        parent = orders_repo.get_by_client_order_id(conn, broker.config_id, request.parent_client_order_id)
-    row = orders_repo.insert(
-        conn,
-        user_id=broker.user_id,
-        config_id=broker.config_id,
-        signal_id=broker.signal_id,
-        parent_order_id=None if parent is None else parent["id"],
-        broker=broker.name,
-        intent=broker.intent,
-        **orders_repo.request_columns(request),
-        status=OrderStatus.DENIED.value,
-        status_code=denial.code,
-        status_message=denial.message,
-    )
-    if row is None:
-        return  # a retried job: already recorded
-    orders_repo.insert_event(
-        conn,
-        order_id=row["id"],
-        user_id=broker.user_id,
-        event_type=ORDER_DENIED,
-        from_status=None,
-        to_status=OrderStatus.DENIED.value,
-        detail={"status_code": denial.code, "status_message": denial.message},
-        created_at=broker.clock(),
-    )
-    logger.info(
-        "order denied: %s",
-        denial.code,
-        extra={
-            "action": "order_denied",
-            "order_id": row["id"],
-            "client_order_id": request.client_order_id,
-            **ids,
-        },
-    )
-
-
-def _describe(request: OrderRequest, result: BrokerOrder | None) -> str:
-    text = f"{request.purpose} {request.side} {_fmt(request.qty)} {request.symbol} {request.order_type}"
-    if result is None:
-        return text
-    text += f" {result.status}"
-    if result.status == OrderStatus.FILLED and result.filled_avg_price is not None:
-        text += f" @ {_fmt(result.filled_avg_price)}"
-    if result.status_code and result.status != OrderStatus.FILLED:
-        text += f" ({result.status_code}: {result.status_message})"
+def _describe(row: dict[str, Any]) -> str:
+    text = f"{row['purpose']} {row['side']} {_fmt(row['qty'])} {row['symbol']} {row['order_type']}"
+    text += f" {row['status']}"
+    if row["status"] == OrderStatus.FILLED and row["filled_avg_price"] is not None:
+        text += f" @ {_fmt(row['filled_avg_price'])}"
+    if row["status_code"] and row["status"] != OrderStatus.FILLED:
+        text += f" ({row['status_code']}: {row['status_message']})"
     return text
 
 

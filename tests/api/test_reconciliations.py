@@ -1,0 +1,114 @@
+"""The reconciliation API: admins run it (app_metadata.role, never user_metadata); owners read it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture()
+def admin_headers(app):
+    from viewzenix.cli import ensure_local_user
+
+    runtime = app.extensions["viewzenix"]
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
+    user_id = ensure_local_user(runtime.db, email)
+    token = runtime.local_signer.issue(user_id, email, app_metadata={"role": "admin"})
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_config(client, headers) -> dict:
+    response = client.post("/api/webhook-configs", json={"name": "recon"}, headers=headers)
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def trade(client, config: dict, jobs) -> None:
+    url = config["webhook_url"].removeprefix("http://testserver")
+    body = '{"ticker": "AAPL", "action": "buy", "quantity": 3, "price": 100}'
+    assert client.post(url, data=body, content_type="application/json").status_code == 200
+    jobs()
+
+
+def test_an_admin_reconciles_a_config_and_the_owner_reads_the_result(
+    client, auth_headers, admin_headers, jobs
+):
+    config = make_config(client, auth_headers)
+    trade(client, config, jobs)
+
+    response = client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=admin_headers)
+
+    assert response.status_code == 200
+    [run] = response.get_json()
+    assert run["config_id"] == config["id"]
+    assert (run["orders_compared"], run["orders_in_drift"], run["drift_rate"]) == (1, 0, "0.00")
+    assert run["positions_compared"] == 1
+    assert run["counts"]["position_differs"] == 0
+    mine = client.get("/api/reconciliations", headers=auth_headers)
+    assert mine.status_code == 200
+    assert [r["id"] for r in mine.get_json()] == [run["id"]]
+
+
+def test_drift_in_the_paper_brokers_books_is_reported_and_repaired_over_the_api(
+    client, app, auth_headers, admin_headers, jobs
+):
+    config = make_config(client, auth_headers)
+    trade(client, config, jobs)
+    with app.extensions["viewzenix"].db.transaction() as conn:
+        conn.execute("update paper.positions set qty = 5 where config_id = %s", (config["id"],))
+
+    found = client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=admin_headers)
+    repaired = client.post(
+        "/api/admin/reconcile", json={"config_id": config["id"], "repair": True}, headers=admin_headers
+    )
+    after = client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=admin_headers)
+
+    assert found.get_json()[0]["drifts"] == [
+        {"kind": "position_differs", "key": "AAPL", "ours": "3", "theirs": "5"}
+    ]
+    assert repaired.get_json()[0]["repaired"] == 1
+    assert after.get_json()[0]["drifts"] == []
+    positions = client.get(f"/api/positions?config_id={config['id']}", headers=auth_headers).get_json()
+    assert [p["qty"] for p in positions] == ["5"]
+
+
+def test_a_non_admin_cannot_reconcile(client, auth_headers):
+    response = client.post("/api/admin/reconcile", json={}, headers=auth_headers)
+
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "admin_required"
+
+
+def test_user_metadata_role_admin_grants_nothing(client, app):
+    from viewzenix.cli import ensure_local_user
+
+    runtime = app.extensions["viewzenix"]
+    email = f"sneaky-{uuid.uuid4().hex[:8]}@example.test"
+    user_id = ensure_local_user(runtime.db, email)
+    token = runtime.local_signer.issue(user_id, email, user_metadata={"role": "admin"})
+
+    response = client.post("/api/admin/reconcile", json={}, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 403
+
+
+def test_an_unknown_config_is_404(client, admin_headers):
+    response = client.post(
+        "/api/admin/reconcile", json={"config_id": str(uuid.uuid4())}, headers=admin_headers
+    )
+
+    assert response.status_code == 404
+
+
+def test_owners_see_only_their_own_reconciliations(client, auth_headers, make_user, admin_headers, jobs):
+    config = make_config(client, auth_headers)
+    client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=admin_headers)
+    _, other_token = make_user()
+
+    theirs = client.get("/api/reconciliations", headers={"Authorization": f"Bearer {other_token}"})
+
+    assert theirs.status_code == 200
+    assert theirs.get_json() == []

@@ -1,0 +1,310 @@
+"""Specification of the execution boundary under retries, against a FakeBroker and real Postgres.
+
+Our books (orders, fills, positions) are read from Postgres; the broker's are the FakeBroker's
+memory. Each scenario is a way real brokers misbehave: accept then time out, refuse, fill
+partially, be down, or the worker dies between submitting and recording.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from fake_broker import NOW, Crash, FakeBroker
+
+from viewzenix.brokers.base import BrokerUnavailable
+from viewzenix.db import Database
+from viewzenix.domain.model import Action, Signal
+from viewzenix.domain.parsing import signal_to_dict
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+from viewzenix.repositories import signals as signals_repo
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services.execution import execute_signal
+
+pytestmark = pytest.mark.db
+D = Decimal
+JOB = 4242
+
+
+def make_config(db: Database) -> dict[str, Any]:
+    user_id = uuid.uuid4()
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
+        return configs_repo.insert(
+            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "fake"}
+        )
+
+
+def store_signal(db: Database, config: dict[str, Any], signal: Signal) -> uuid.UUID:
+    signal_id = uuid.uuid4()
+    data = signal_to_dict(signal)
+    with db.transaction() as conn:
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=data,
+            ticker=data["ticker"],
+            action=data["action"],
+            job_id=JOB,
+        )
+    return signal_id
+
+
+def buy(qty: str = "10", price: str = "100") -> Signal:
+    return Signal(ticker="AAPL", action=Action.BUY, quantity=D(qty), signal_price=D(price))
+
+
+def execute(db: Database, signal_id: uuid.UUID, broker: FakeBroker) -> str:
+    return execute_signal(db, signal_id, job_id=JOB, clock=lambda: NOW, brokers=lambda config: broker)
+
+
+def signal_status(db: Database, signal_id: uuid.UUID) -> str:
+    with db.transaction() as conn:
+        return signals_repo.get(conn, signal_id)["status"]
+
+
+def our_orders(db: Database, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return orders_repo.for_signal(conn, signal_id)
+
+
+def our_fills(db: Database, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    with db.transaction() as conn:
+        return orders_repo.fills_for(conn, order_id)
+
+
+def our_position(db: Database, config: dict[str, Any]) -> Decimal:
+    with db.transaction() as conn:
+        rows = positions_repo.list_for(conn, config_id=config["id"], include_flat=True)
+    return next((r["qty"] for r in rows if r["symbol"] == "AAPL"), D(0))
+
+
+def events(db: Database, order_id: uuid.UUID) -> list[str]:
+    with db.transaction() as conn:
+        return [e["event_type"] for e in orders_repo.events_for(conn, order_id)]
+
+
+@pytest.fixture()
+def config(db):
+    return make_config(db)
+
+
+class TestTheHappyPath:
+    def test_a_filled_order_is_recorded_with_its_fill_position_and_events(self, db, config):
+        broker = FakeBroker()
+        signal_id = store_signal(db, config, buy())
+
+        assert execute(db, signal_id, broker) == "executed"
+
+        [order] = our_orders(db, signal_id)
+        assert (order["status"], order["filled_qty"], order["filled_avg_price"]) == ("filled", D(10), D(100))
+        assert order["broker_order_id"] == "fake-1"
+        assert [f["trade_id"] for f in our_fills(db, order["id"])] == ["fake-trade-1"]
+        assert our_position(db, config) == D(10)
+        assert events(db, order["id"]) == [
+            "OrderInitialized",
+            "OrderSubmitted",
+            "OrderAccepted",
+            "OrderFilled",
+        ]
+        assert broker.submits() == 1
+
+    def test_no_database_transaction_is_open_during_any_broker_call(self, db, database_url, config):
+        open_transactions: list[tuple[str, int]] = []
+        with psycopg.connect(database_url, autocommit=True) as watcher:
+
+            def probe(method: str) -> None:
+                count = watcher.execute(
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and state like 'idle in transaction%%' and pid <> pg_backend_pid()"
+                ).fetchone()[0]
+                open_transactions.append((method, count))
+
+            broker = FakeBroker()
+            broker.probe = probe
+            execute(db, store_signal(db, config, buy()), broker)
+            execute(db, store_signal(db, config, buy().__class__(ticker="AAPL", action=Action.EXIT)), broker)
+
+        assert open_transactions, "the broker was never called"
+        assert all(count == 0 for _, count in open_transactions), open_transactions
+
+
+class TestRetries:
+    def test_timeout_after_accept_is_recorded_once_after_the_retry(self, db, config):
+        broker = FakeBroker()
+        broker.timeout_after_accept = True
+        signal_id = store_signal(db, config, buy())
+
+        with pytest.raises(BrokerUnavailable):
+            execute(db, signal_id, broker)
+        [pending] = our_orders(db, signal_id)
+        assert pending["status"] == "pending_new"
+        assert signal_status(db, signal_id) == "failed"
+        assert our_position(db, config) == D(0)
+
+        assert execute(db, signal_id, broker) == "executed"  # procrastinate's retry, same job
+
+        [order] = our_orders(db, signal_id)
+        assert order["status"] == "filled"
+        assert broker.submits() == 1  # looked up by client_order_id, never sent twice
+        assert ("get_order_by_client_order_id", order["client_order_id"]) in broker.calls
+        assert len(our_fills(db, order["id"])) == 1
+        assert our_position(db, config) == D(10)
+
+    def test_a_crash_between_submit_and_record_leaves_one_order_recorded_once(self, db, config):
+        broker = FakeBroker()
+        broker.crash_after_submit = True
+        signal_id = store_signal(db, config, buy())
+
+        with pytest.raises(Crash):
+            execute(db, signal_id, broker)
+        assert signal_status(db, signal_id) == "submitting"  # nothing ran after the crash
+        [pending] = our_orders(db, signal_id)
+        assert pending["status"] == "pending_new"
+        assert len(broker.orders) == 1
+
+        assert execute(db, signal_id, broker) == "executed"  # the recovered job
+
+        [order] = our_orders(db, signal_id)
+        assert order["status"] == "filled"
+        assert broker.submits() == 1
+        assert len(broker.orders) == 1
+        assert len(our_fills(db, order["id"])) == 1
+        assert our_position(db, config) == D(10)
+
+    def test_a_duplicate_client_order_id_refusal_records_the_brokers_order(self, db, config):
+        broker = FakeBroker()
+        broker.duplicate_on_submit = True  # as a retried POST that got through before
+        signal_id = store_signal(db, config, buy())
+
+        assert execute(db, signal_id, broker) == "executed"
+
+        [order] = our_orders(db, signal_id)
+        assert (order["status"], order["broker_order_id"]) == ("filled", "fake-1")
+        assert our_position(db, config) == D(10)
+
+    def test_a_second_run_of_a_finished_signal_calls_no_broker(self, db, config):
+        broker = FakeBroker()
+        signal_id = store_signal(db, config, buy())
+        execute(db, signal_id, broker)
+        calls = len(broker.calls)
+
+        assert execute(db, signal_id, broker) == "executed"
+
+        assert len(broker.calls) == calls
+        assert len(our_orders(db, signal_id)) == 1
+
+
+class TestBrokerAnswers:
+    def test_a_refused_order_is_rejected_with_the_brokers_reason_and_so_is_the_signal(self, db, config):
+        broker = FakeBroker()
+        broker.refuse = ("insufficient_buying_power", "insufficient buying power")
+        signal_id = store_signal(db, config, buy())
+
+        assert execute(db, signal_id, broker) == "rejected"
+
+        [order] = our_orders(db, signal_id)
+        assert (order["status"], order["status_code"]) == ("rejected", "insufficient_buying_power")
+        assert events(db, order["id"])[-1] == "OrderRejected"
+        assert our_position(db, config) == D(0)
+        with db.transaction() as conn:
+            assert "insufficient buying power" in signals_repo.get(conn, signal_id)["outcome_message"]
+
+    def test_a_partial_fill_moves_the_position_by_the_filled_quantity_only(self, db, config):
+        broker = FakeBroker()
+        broker.partial_fill = D("0.4")
+        signal_id = store_signal(db, config, buy())
+
+        assert execute(db, signal_id, broker) == "executed"
+
+        [order] = our_orders(db, signal_id)
+        assert (order["status"], order["filled_qty"]) == ("partially_filled", D(4))
+        assert events(db, order["id"])[-1] == "OrderPartiallyFilled"
+        assert our_position(db, config) == D(4)
+
+    def test_a_later_report_of_the_rest_of_a_partial_fill_completes_it_once(self, db, config):
+        broker = FakeBroker()
+        broker.partial_fill = D("0.4")
+        signal_id = store_signal(db, config, buy())
+        execute(db, signal_id, broker)
+        [order] = our_orders(db, signal_id)
+        from dataclasses import replace
+
+        from viewzenix.brokers.base import BrokerFill
+        from viewzenix.domain.model import OrderStatus
+        from viewzenix.services import ledger
+
+        first = broker.orders[order["client_order_id"]]
+        rest = BrokerFill(trade_id="fake-trade-rest", qty=D(6), price=D(101), commission=D(0), filled_at=NOW)
+        done = replace(
+            first,
+            status=OrderStatus.FILLED,
+            filled_qty=D(10),
+            filled_avg_price=D("100.6"),
+            fills=(*first.fills, rest),
+        )
+        book = ledger.Book.for_config(config)
+        for _ in range(2):  # the same report twice (a stream and a poll): recorded once
+            with db.transaction() as conn:
+                ledger.record_report(conn, book, done, NOW)
+
+        [order] = our_orders(db, signal_id)
+        assert (order["status"], order["filled_qty"], order["filled_avg_price"]) == (
+            "filled",
+            D(10),
+            D("100.6"),
+        )
+        assert [f["last_qty"] for f in our_fills(db, order["id"])] == [D(4), D(6)]
+        assert our_position(db, config) == D(10)
+
+    def test_a_broker_that_is_down_fails_the_signal_and_the_retry_places_one_order(self, db, config):
+        broker = FakeBroker()
+        broker.down = True
+        signal_id = store_signal(db, config, buy())
+
+        with pytest.raises(BrokerUnavailable):
+            execute(db, signal_id, broker)
+        assert signal_status(db, signal_id) == "failed"
+        assert our_orders(db, signal_id) == []
+
+        broker.down = False
+        assert execute(db, signal_id, broker) == "executed"
+        assert broker.submits() == 1
+        assert our_position(db, config) == D(10)
+
+    def test_a_broker_down_between_plan_and_submit_keeps_the_order_pending_then_sends_it_once(
+        self, db, config
+    ):
+        broker = FakeBroker()
+        real_submit = broker.submit_order
+
+        def down_on_submit(request):
+            broker.down = True
+            return real_submit(request)
+
+        broker.submit_order = down_on_submit  # type: ignore[method-assign]
+        signal_id = store_signal(db, config, buy())
+
+        with pytest.raises(BrokerUnavailable):
+            execute(db, signal_id, broker)
+        [pending] = our_orders(db, signal_id)
+        assert pending["status"] == "pending_new"
+        assert broker.orders == {}
+
+        broker.down = False
+        broker.submit_order = real_submit  # type: ignore[method-assign]
+        assert execute(db, signal_id, broker) == "executed"
+        assert broker.submits() == 2  # one refused at the door while down, one placed
+        assert len(broker.orders) == 1
+        assert our_position(db, config) == D(10)

@@ -1,0 +1,195 @@
+"""Specification of reconciliation: our books against the broker's, drift found and repaired.
+
+Against a FakeBroker (the broker's books in memory) here; tests/integration/
+test_reconciliation_paper.py does the same against the paper broker's Postgres books.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fake_broker import NOW, FakeBroker
+
+from viewzenix.brokers.base import BrokerFill, BrokerOrder
+from viewzenix.db import Database
+from viewzenix.domain.model import Action, OrderStatus, Signal
+from viewzenix.domain.parsing import signal_to_dict
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import signals as signals_repo
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services.execution import execute_signal
+from viewzenix.services.reconciliation import reconcile
+
+pytestmark = pytest.mark.db
+D = Decimal
+
+
+def make_config(db: Database) -> dict[str, Any]:
+    user_id = uuid.uuid4()
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
+        return configs_repo.insert(
+            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "fake"}
+        )
+
+
+def trade(db: Database, config: dict[str, Any], broker: FakeBroker, signal: Signal) -> dict[str, Any]:
+    signal_id = uuid.uuid4()
+    data = signal_to_dict(signal)
+    with db.transaction() as conn:
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=data,
+            ticker=data["ticker"],
+            action=data["action"],
+        )
+    execute_signal(db, signal_id, clock=lambda: NOW, brokers=lambda c: broker)
+    with db.transaction() as conn:
+        [order] = orders_repo.for_signal(conn, signal_id)
+    return order
+
+
+def buy(ticker: str, qty: str = "10") -> Signal:
+    return Signal(ticker=ticker, action=Action.BUY, quantity=D(qty), signal_price=D("100"))
+
+
+def run(db: Database, config: dict[str, Any], broker: FakeBroker, *, repair: bool = False) -> dict[str, Any]:
+    [result] = reconcile(
+        db, config_id=config["id"], repair=repair, brokers=lambda c: broker, clock=lambda: NOW
+    )
+    return result
+
+
+@pytest.fixture()
+def traded(db):
+    """A config with three filled buys (AAPL, MSFT, TSLA) that both sides agree on."""
+    config = make_config(db)
+    broker = FakeBroker()
+    orders = {t: trade(db, config, broker, buy(t)) for t in ("AAPL", "MSFT", "TSLA")}
+    return config, broker, orders
+
+
+def test_books_that_agree_have_no_drift(db, traded):
+    config, broker, _ = traded
+
+    result = run(db, config, broker)
+
+    assert (result["orders_compared"], result["orders_in_drift"], result["drift_rate"]) == (3, 0, 0)
+    assert result["positions_compared"] == 3
+    assert result["drifts"] == []
+    assert result["error"] is None
+
+
+def corrupt_every_way(
+    db: Database, config: dict[str, Any], broker: FakeBroker, orders: dict[str, Any]
+) -> None:
+    # 1. missing on our side: an order placed at the broker that we never recorded
+    fill = BrokerFill(trade_id="outside-1", qty=D(5), price=D(50), commission=D(0), filled_at=NOW)
+    broker.orders["outside-order"] = BrokerOrder(
+        client_order_id="outside-order",
+        broker_order_id="fake-outside",
+        status=OrderStatus.FILLED,
+        symbol="NVDA",
+        side="buy",
+        qty=D(5),
+        filled_qty=D(5),
+        filled_avg_price=D(50),
+        submitted_at=NOW,
+        filled_at=NOW,
+        fills=(fill,),
+    )
+    # 2. missing at the broker: the broker lost our AAPL order (and so its position)
+    del broker.orders[orders["AAPL"]["client_order_id"]]
+    # 3. status differs: the broker canceled the MSFT order we think filled (0 filled there)
+    msft = broker.orders[orders["MSFT"]["client_order_id"]]
+    broker.orders[msft.client_order_id] = replace(
+        msft, status=OrderStatus.CANCELED, filled_qty=D(0), filled_avg_price=None, fills=()
+    )
+    # 4. filled quantity differs on our side only, and 5. our TSLA position is off
+    with db.transaction() as conn:
+        conn.execute("update public.orders set filled_qty = 7 where id = %s", (orders["TSLA"]["id"],))
+        conn.execute(
+            "update public.positions set qty = 12 where config_id = %s and symbol = 'TSLA'", (config["id"],)
+        )
+
+
+def test_each_kind_of_drift_is_found_and_counted(db, traded):
+    config, broker, orders = traded
+    corrupt_every_way(db, config, broker, orders)
+
+    result = run(db, config, broker)
+
+    assert result["counts"] == {
+        "missing_on_our_side": 1,
+        "missing_at_broker": 1,
+        "status_differs": 1,
+        "filled_qty_differs": 2,  # MSFT (10 vs 0) and TSLA (7 vs 10)
+        "position_differs": 4,  # AAPL and MSFT (10 vs 0), TSLA (12 vs 10), NVDA (0 vs 5)
+    }
+    assert (result["orders_compared"], result["orders_in_drift"]) == (4, 4)
+    assert result["drift_rate"] == D("100.00")
+    assert result["repaired"] == 0
+    kinds = {(d["kind"], d["key"]) for d in result["drifts"]}
+    assert ("missing_at_broker", orders["AAPL"]["client_order_id"]) in kinds
+    assert ("position_differs", "TSLA") in kinds
+
+
+def test_repair_brings_the_drift_to_zero_and_a_second_repair_changes_nothing(db, traded):
+    config, broker, orders = traded
+    corrupt_every_way(db, config, broker, orders)
+
+    repaired = run(db, config, broker, repair=True)
+    after = run(db, config, broker)
+    again = run(db, config, broker, repair=True)
+
+    assert repaired["repaired"] > 0
+    assert after["drifts"] == [] and after["drift_rate"] == 0
+    assert again["drifts"] == [] and again["repaired"] == 0
+    with db.transaction() as conn:
+        aapl = orders_repo.get(conn, orders["AAPL"]["id"])
+        msft = orders_repo.get(conn, orders["MSFT"]["id"])
+        nvda = orders_repo.get_by_client_order_id(conn, config["id"], "outside-order")
+        msft_events = [e["event_type"] for e in orders_repo.events_for(conn, msft["id"])]
+    assert (aapl["status"], aapl["status_code"]) == ("canceled", "missing_at_broker")
+    assert (msft["status"], msft["filled_qty"]) == ("canceled", D(0))
+    assert "OrderRepaired" in msft_events
+    assert (nvda["status"], nvda["filled_qty"]) == ("filled", D(5))
+
+
+def test_a_recent_pending_new_order_is_not_called_missing(db):
+    config = make_config(db)
+    broker = FakeBroker()
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into public.orders (user_id, config_id, client_order_id, broker, symbol, side, "
+            "order_type, time_in_force, purpose, qty, status, created_at) values "
+            "(%s, %s, 'in-flight', 'simulated', 'AAPL', 'buy', 'market', 'day', 'entry', 1, "
+            "'pending_new', %s)",
+            (config["user_id"], config["id"], NOW),
+        )
+
+    result = run(db, config, broker)
+
+    assert result["drifts"] == []
+    assert result["orders_compared"] == 0
+
+
+def test_a_broker_that_cannot_be_reached_is_recorded_as_an_error(db, traded):
+    config, broker, _ = traded
+    broker.down = True
+
+    result = run(db, config, broker)
+
+    assert "BrokerUnavailable" in result["error"]

@@ -1,0 +1,471 @@
+"""The order ledger: the one writer of our books.
+
+Our books are ``orders``, ``order_events``, ``fills``, ``positions`` and ``accounts``. Nothing
+else writes them: broker adapters only report (``BrokerOrder``), and the ledger records what
+they report. Every function runs on the caller's open transaction and makes no network call.
+
+Recording is idempotent. An order is recorded once per client_order_id (unique per config); a
+fill once per trade_id (unique per config); applying the same report twice changes nothing, so
+a retried job, a repeated status sync and a reconciliation repair can all hand the ledger the
+same report. Positions and cash move only from recorded fills, never from assumptions.
+
+Event names are past tense (STYLE.md): OrderInitialized (recorded as pending_new),
+OrderDenied, OrderSubmitted, OrderAccepted, OrderPartiallyFilled, OrderFilled,
+OrderCancelRequested, OrderCanceled, OrderRejected, OrderExpired, OrderRepaired
+(reconciliation brought our side in line with the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from viewzenix.brokers.base import BrokerFill, BrokerOrder
+from viewzenix.db import Connection
+from viewzenix.domain.engine import Denial, OrderRequest
+from viewzenix.domain.model import OrderSide, OrderStatus
+from viewzenix.domain.positions import apply_fill, cash_delta
+from viewzenix.repositories import accounts as accounts_repo
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+
+logger = logging.getLogger(__name__)
+
+ORDER_INITIALIZED = "OrderInitialized"
+ORDER_DENIED = "OrderDenied"
+ORDER_SUBMITTED = "OrderSubmitted"
+ORDER_ACCEPTED = "OrderAccepted"
+ORDER_PARTIALLY_FILLED = "OrderPartiallyFilled"
+ORDER_FILLED = "OrderFilled"
+ORDER_CANCEL_REQUESTED = "OrderCancelRequested"
+ORDER_CANCELED = "OrderCanceled"
+ORDER_REJECTED = "OrderRejected"
+ORDER_EXPIRED = "OrderExpired"
+ORDER_REPAIRED = "OrderRepaired"
+
+_TERMINAL_EVENTS = {
+    OrderStatus.CANCELED: ORDER_CANCELED,
+    OrderStatus.REJECTED: ORDER_REJECTED,
+    OrderStatus.EXPIRED: ORDER_EXPIRED,
+}
+_WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)
+# A submitted order that ends canceled or expired was working first (IOC, DAY expiry).
+_ENDED_AFTER_ACCEPT = (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+
+
+@dataclass(frozen=True)
+class Book:
+    """Whose books: one webhook config (one broker account), its owner and its broker's name."""
+
+    config_id: uuid.UUID
+    user_id: uuid.UUID
+    broker: str
+
+    @classmethod
+    def for_config(cls, config: dict[str, Any]) -> Book:
+        """Build from a ``webhook_configs`` row."""
+        return cls(config_id=config["id"], user_id=config["user_id"], broker=config["broker"])
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one report changed: the order row before and after, the new fills."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    new_fills: tuple[BrokerFill, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_fills) or _state(self.before) != _state(self.after)
+
+
+def open_account(conn: Connection, book: Book, starting_cash: Decimal) -> None:
+    """Open our account for the config with ``starting_cash`` unless it exists (account currency)."""
+    accounts_repo.open_account(
+        conn, config_id=book.config_id, user_id=book.user_id, starting_cash=starting_cash
+    )
+
+
+def mark(conn: Connection, book: Book, symbol: str, price: Decimal) -> None:
+    """Set our mark (``positions.last_price``) of ``symbol`` when we hold a position row for it."""
+    positions_repo.mark(conn, config_id=book.config_id, symbol=symbol, last_price=price)
+
+
+def record_new_order(
+    conn: Connection,
+    book: Book,
+    request: OrderRequest,
+    *,
+    signal_id: uuid.UUID | None,
+    intent: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """Record an order we are about to send, as PENDING_NEW; return its row.
+
+    Recording the same client_order_id again returns the existing row unchanged. Its
+    ``parent_order_id`` is resolved from ``request.parent_client_order_id``.
+    """
+    existing = orders_repo.get_by_client_order_id(conn, book.config_id, request.client_order_id)
+    if existing is not None:
+        return existing
+    row = _insert(conn, book, request, signal_id, intent, OrderStatus.PENDING_NEW)
+    if row is None:  # a concurrent writer recorded it between the look-up and the insert
+        found = orders_repo.get_by_client_order_id(conn, book.config_id, request.client_order_id)
+        assert found is not None
+        return found
+    _event(conn, book, row, ORDER_INITIALIZED, None, OrderStatus.PENDING_NEW, {"qty": request.qty}, at)
+    return row
+
+
+def record_denial(
+    conn: Connection,
+    book: Book,
+    denial: Denial,
+    *,
+    signal_id: uuid.UUID | None,
+    intent: str | None,
+    at: datetime,
+) -> dict[str, Any] | None:
+    """Record an order our risk rules refused, as DENIED with its reason; return its row.
+
+    Returns None when the denial has no order (refused before any order existed) or the order
+    is already recorded (a retried job).
+    """
+    request = denial.order
+    if request is None:
+        return None
+    row = _insert(
+        conn,
+        book,
+        request,
+        signal_id,
+        intent,
+        OrderStatus.DENIED,
+        status_code=denial.code,
+        status_message=denial.message,
+    )
+    if row is None:
+        return None
+    detail = {"status_code": denial.code, "status_message": denial.message}
+    _event(conn, book, row, ORDER_DENIED, None, OrderStatus.DENIED, detail, at)
+    logger.info(
+        "order denied: %s",
+        denial.code,
+        extra={
+            "action": "order_denied",
+            "order_id": row["id"],
+            "client_order_id": request.client_order_id,
+            "signal_id": signal_id,
+        },
+    )
+    return row
+
+
+def request_cancel(
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    *,
+    signal_id: uuid.UUID | None,
+    reason: str,
+    at: datetime,
+) -> None:
+    """Record that ``signal_id`` decided to cancel an open order (before asking the broker)."""
+    if row["cancel_requested_at"] is not None:
+        return
+    orders_repo.request_cancel(conn, row["id"], at, signal_id)
+    status = row["status"]
+    _event(conn, book, row, ORDER_CANCEL_REQUESTED, status, status, {"reason": reason}, at)
+
+
+def record_report(
+    conn: Connection, book: Book, report: BrokerOrder, at: datetime, *, repair: str | None = None
+) -> Recorded | None:
+    """Record what the broker reported of one of our orders; return what changed.
+
+    New fills (by ``trade_id``) are recorded and applied to the position and our account;
+    status, filled quantity and average price, broker ids and timestamps follow the report;
+    each step gets its event. A report whose ``filled_qty`` exceeds the recorded fills and that
+    carries no fills (brokers that report fills apart from orders) is recorded as one fill of
+    the difference at the implied price. Returns None when we have no order with this
+    client_order_id (reconciliation reports that as "missing on our side"). ``repair``: a
+    reconciliation note; the change is then also recorded as an OrderRepaired event.
+    """
+    before = orders_repo.get_by_client_order_id(conn, book.config_id, report.client_order_id, for_update=True)
+    if before is None:
+        return None
+    current = OrderStatus(before["status"])
+    row = before
+    if current is OrderStatus.DENIED:
+        return Recorded(before, before, ())  # never sent: nothing a broker says applies
+    reported = report.status
+    # Acknowledgement: pending_new → submitted (or held), then accepted once working.
+    if current is OrderStatus.PENDING_NEW:
+        acknowledged = OrderStatus.HELD if reported is OrderStatus.HELD else OrderStatus.SUBMITTED
+        detail = {"broker_order_id": report.broker_order_id}
+        _event(conn, book, row, ORDER_SUBMITTED, current, acknowledged, detail, report.submitted_at or at)
+        current = acknowledged
+    working = reported in _WORKING or bool(report.fills) or report.filled_qty > 0
+    if (current is OrderStatus.SUBMITTED and (working or reported in _ENDED_AFTER_ACCEPT)) or (
+        current is OrderStatus.HELD and working
+    ):
+        _event(conn, book, row, ORDER_ACCEPTED, current, OrderStatus.ACCEPTED, {}, at)
+        current = OrderStatus.ACCEPTED
+
+    new_fills = _record_fills(conn, book, before, report, at)
+    for fill, cumulative in new_fills:
+        to = OrderStatus.FILLED if cumulative >= before["qty"] else OrderStatus.PARTIALLY_FILLED
+        event = ORDER_FILLED if to is OrderStatus.FILLED else ORDER_PARTIALLY_FILLED
+        detail = {
+            "trade_id": fill.trade_id,
+            "last_qty": fill.qty,
+            "last_px": fill.price,
+            "commission": fill.commission,
+        }
+        _event(conn, book, row, event, current, to, detail, fill.filled_at)
+        current = to
+
+    if reported in _TERMINAL_EVENTS and current is not reported:
+        detail = {"status_code": report.status_code, "status_message": report.status_message}
+        _event(conn, book, row, _TERMINAL_EVENTS[reported], current, reported, detail, at)
+        current = reported
+    elif not current.is_terminal and reported is not OrderStatus.PENDING_NEW:
+        current = reported  # e.g. a trailing stop still accepted, a fill status without new fills
+
+    after = orders_repo.apply_report(
+        conn,
+        before["id"],
+        status=current.value,
+        broker_order_id=report.broker_order_id,
+        status_code=report.status_code,
+        status_message=report.status_message,
+        filled_qty=max(report.filled_qty, before["filled_qty"]),
+        filled_avg_price=report.filled_avg_price
+        if report.filled_avg_price is not None
+        else before["filled_avg_price"],
+        submitted_at=report.submitted_at,
+        filled_at=report.filled_at,
+        canceled_at=report.canceled_at,
+        stop_price=report.stop_price,
+    )
+    recorded = Recorded(before, after, tuple(f for f, _ in new_fills))
+    if repair is not None and recorded.changed:
+        detail = {"note": repair, "before": _state_detail(before), "after": _state_detail(after)}
+        _event(conn, book, after, ORDER_REPAIRED, before["status"], after["status"], detail, at)
+    if recorded.changed:
+        logger.info(
+            "order %s: %s → %s",
+            report.client_order_id,
+            before["status"],
+            after["status"],
+            extra={
+                "action": "order_recorded",
+                "order_id": after["id"],
+                "client_order_id": report.client_order_id,
+                "signal_id": after["signal_id"],
+            },
+        )
+    return recorded
+
+
+def adopt_order(
+    conn: Connection, book: Book, report: BrokerOrder, request: OrderRequest, at: datetime
+) -> None:
+    """Record an order the broker has and our books lack (reconciliation), then its report.
+
+    ``request`` carries the order's shape as the broker reported it. Recorded as PENDING_NEW
+    with an OrderRepaired note, then brought to the reported state by ``record_report``.
+    """
+    row = _insert(conn, book, request, None, None, OrderStatus.PENDING_NEW)
+    if row is None:
+        return
+    detail = {"note": "missing on our side: recorded from the broker's books"}
+    _event(conn, book, row, ORDER_REPAIRED, None, OrderStatus.PENDING_NEW, detail, at)
+    record_report(conn, book, report, at)
+
+
+def force_state(
+    conn: Connection, book: Book, row: dict[str, Any], report: BrokerOrder, note: str, at: datetime
+) -> None:
+    """Set an order's status, filled quantity and average price to the broker's (reconciliation).
+
+    For what ``record_report`` will not do on its own: move a terminal status, or lower a
+    filled quantity. Fills we recorded stay as history; the position is repaired apart.
+    """
+    after = orders_repo.apply_report(
+        conn,
+        row["id"],
+        status=report.status.value,
+        filled_qty=report.filled_qty,
+        filled_avg_price=report.filled_avg_price,
+        status_code=report.status_code,
+        status_message=report.status_message,
+    )
+    detail = {"note": note, "before": _state_detail(row), "after": _state_detail(after)}
+    _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
+
+
+def close_missing(
+    conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
+) -> None:
+    """Close an order the broker does not have as CANCELED with ``code`` (reconciliation)."""
+    after = orders_repo.update_status(
+        conn, row["id"], OrderStatus.CANCELED.value, status_code=code, status_message=message, canceled_at=at
+    )
+    detail = {"note": message, "before": _state_detail(row), "after": _state_detail(after)}
+    _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
+
+
+def set_position(
+    conn: Connection, book: Book, symbol: str, qty: Decimal, avg_entry_price: Decimal, note: str
+) -> None:
+    """Overwrite our position in ``symbol`` with the broker's (reconciliation repair).
+
+    Used only when the orders agree and the position still does not: the broker is the source
+    of truth for what is held. Realised P&L is kept.
+    """
+    position = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
+    positions_repo.save(conn, replace(position, qty=qty, avg_entry_price=avg_entry_price))
+    logger.warning(
+        "position %s set to %s @ %s: %s",
+        symbol,
+        qty,
+        avg_entry_price,
+        note,
+        extra={"action": "position_repaired", "config_id": book.config_id},
+    )
+
+
+# --- internals ------------------------------------------------------------------------------
+
+
+def _insert(
+    conn: Connection,
+    book: Book,
+    request: OrderRequest,
+    signal_id: uuid.UUID | None,
+    intent: str | None,
+    status: OrderStatus,
+    **extra: Any,
+) -> dict[str, Any] | None:
+    parent = None
+    if request.parent_client_order_id is not None:
+        parent = orders_repo.get_by_client_order_id(conn, book.config_id, request.parent_client_order_id)
+    return orders_repo.insert(
+        conn,
+        user_id=book.user_id,
+        config_id=book.config_id,
+        signal_id=signal_id,
+        parent_order_id=None if parent is None else parent["id"],
+        broker=book.broker,
+        intent=intent,
+        **orders_repo.request_columns(request),
+        status=status.value,
+        **extra,
+    )
+
+
+def _record_fills(
+    conn: Connection, book: Book, row: dict[str, Any], report: BrokerOrder, at: datetime
+) -> list[tuple[BrokerFill, Decimal]]:
+    """Record the report's fills we lack; apply each to position and cash. Returns (fill, cumulative)."""
+    fills = list(report.fills)
+    recorded_qty = orders_repo.filled_qty(conn, row["id"])
+    if not fills and report.filled_qty > recorded_qty:
+        fills = [_implied_fill(row, report, recorded_qty, at)]
+    out: list[tuple[BrokerFill, Decimal]] = []
+    cumulative = recorded_qty
+    for fill in sorted(fills, key=lambda f: (f.filled_at, f.trade_id)):
+        inserted = orders_repo.insert_fill(
+            conn,
+            order_id=row["id"],
+            user_id=book.user_id,
+            config_id=book.config_id,
+            trade_id=fill.trade_id,
+            symbol=row["symbol"],
+            side=row["side"],
+            last_qty=fill.qty,
+            last_px=fill.price,
+            commission=fill.commission,
+            filled_at=fill.filled_at,
+        )
+        if inserted is None:
+            continue
+        cumulative += fill.qty
+        _apply_to_books(conn, book, row["symbol"], OrderSide(row["side"]), fill)
+        out.append((fill, cumulative))
+    return out
+
+
+def _implied_fill(
+    row: dict[str, Any], report: BrokerOrder, recorded_qty: Decimal, at: datetime
+) -> BrokerFill:
+    """One fill for the quantity a report adds without fills, at the price its average implies."""
+    qty = report.filled_qty - recorded_qty
+    total = (report.filled_avg_price or Decimal(0)) * report.filled_qty
+    before = (row["filled_avg_price"] or Decimal(0)) * recorded_qty
+    price = (total - before) / qty if total > before else (report.filled_avg_price or Decimal(0))
+    return BrokerFill(
+        trade_id=f"{report.client_order_id}-q{report.filled_qty.normalize():f}",
+        qty=qty,
+        price=price,
+        commission=Decimal(0),
+        filled_at=report.filled_at or at,
+    )
+
+
+def _apply_to_books(conn: Connection, book: Book, symbol: str, side: OrderSide, fill: BrokerFill) -> None:
+    position = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
+    positions_repo.save(conn, apply_fill(position, side, fill.qty, fill.price, fill.filled_at))
+    accounts_repo.add_cash(
+        conn, book.config_id, cash_delta(side, fill.qty, fill.price, fill.commission), fill.commission
+    )
+
+
+def _event(
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    event_type: str,
+    from_status: OrderStatus | str | None,
+    to_status: OrderStatus | str,
+    detail: dict[str, Any] | None,
+    at: datetime,
+) -> None:
+    orders_repo.insert_event(
+        conn,
+        order_id=row["id"],
+        user_id=book.user_id,
+        event_type=event_type,
+        from_status=None if from_status is None else str(from_status),
+        to_status=str(to_status),
+        detail={k: _json_value(v) for k, v in (detail or {}).items() if v is not None},
+        created_at=at,
+    )
+
+
+def _state(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["status"], row["filled_qty"], row["filled_avg_price"], row["broker_order_id"])
+
+
+def _state_detail(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": row["status"],
+        "filled_qty": _json_value(row["filled_qty"]),
+        "filled_avg_price": _json_value(row["filled_avg_price"]),
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value

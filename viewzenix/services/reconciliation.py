@@ -1,0 +1,350 @@
+"""Reconciliation: compare our books with the broker's, per webhook config; optionally repair ours.
+
+The broker is the source of truth for orders, fills and positions (ARCHITECTURE.md). Drift is
+reported by kind:
+
+- ``missing_on_our_side``: the broker has an order we never recorded;
+- ``missing_at_broker``: we have an order the broker does not (a PENDING_NEW one only once it
+  is older than ``PENDING_GRACE``: a job may be sending it right now);
+- ``status_differs`` / ``filled_qty_differs``: both have it and disagree;
+- ``position_differs``: net quantity per symbol disagrees.
+
+``drift_rate`` = orders in drift / orders compared × 100 (percent). With ``repair`` our side is
+brought in line through the ledger — fills we lack recorded, statuses and filled quantities
+taken from the broker, orders only the broker has recorded, orders it lacks closed as
+``canceled`` (``missing_at_broker``), then positions set to the broker's — each repair recorded
+as an ``OrderRepaired`` event or a logged position repair. A second repair finds nothing.
+Broker calls run outside any transaction; each run is stored in ``public.reconciliations``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from viewzenix.brokers import BrokerNotAvailable, broker_for
+from viewzenix.brokers.base import Broker, BrokerOrder
+from viewzenix.db import Connection, Database
+from viewzenix.domain.engine import OrderPurpose, OrderRequest
+from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
+from viewzenix.errors import Forbidden, NotFound
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+from viewzenix.services import ledger
+from viewzenix.services.common import Caller
+
+logger = logging.getLogger(__name__)
+
+PENDING_GRACE = timedelta(minutes=5)
+MISSING_AT_BROKER = "missing_at_broker"
+KINDS = (
+    "missing_on_our_side",
+    "missing_at_broker",
+    "status_differs",
+    "filled_qty_differs",
+    "position_differs",
+)
+BrokerFactory = Callable[[dict[str, Any]], Broker]
+
+ORDERS_TO_COMPARE = """
+select * from public.orders
+where config_id = %(config_id)s and status <> 'denied'
+  and coalesce(status_code, '') <> 'missing_at_broker'
+order by created_at, id
+"""
+
+CONFIGS = """
+select * from public.webhook_configs
+where (%(config_id)s::uuid is null or id = %(config_id)s)
+order by created_at, id
+"""
+
+INSERT_RUN = """
+insert into public.reconciliations (
+    config_id, user_id, broker, started_at, finished_at, repair, orders_compared, orders_in_drift,
+    positions_compared, positions_in_drift, drift_rate, counts, drifts, repaired, error
+) values (
+    %(config_id)s, %(user_id)s, %(broker)s, %(started_at)s, now(), %(repair)s, %(orders_compared)s,
+    %(orders_in_drift)s, %(positions_compared)s, %(positions_in_drift)s, %(drift_rate)s, %(counts)s,
+    %(drifts)s, %(repaired)s, %(error)s
+)
+returning *
+"""
+
+LATEST_PER_CONFIG = """
+select distinct on (config_id) *
+from public.reconciliations
+where (%(config_id)s::uuid is null or config_id = %(config_id)s)
+order by config_id, started_at desc, id
+"""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One disagreement: its ``kind``, the order (client_order_id) or symbol, both sides' values."""
+
+    kind: str
+    key: str
+    ours: Any
+    theirs: Any
+
+
+@dataclass
+class Reconciliation:
+    """One config's comparison. ``drift_rate`` in percent of the orders compared."""
+
+    config_id: uuid.UUID
+    user_id: uuid.UUID
+    broker: str
+    repair: bool
+    started_at: datetime
+    orders_compared: int = 0
+    positions_compared: int = 0
+    drifts: list[Drift] = field(default_factory=list)
+    repaired: int = 0
+    error: str | None = None
+
+    @property
+    def orders_in_drift(self) -> int:
+        return len({d.key for d in self.drifts if d.kind != "position_differs"})
+
+    @property
+    def positions_in_drift(self) -> int:
+        return len({d.key for d in self.drifts if d.kind == "position_differs"})
+
+    @property
+    def drift_rate(self) -> Decimal:
+        if not self.orders_compared:
+            return Decimal(0)
+        return (Decimal(self.orders_in_drift) * 100 / self.orders_compared).quantize(Decimal("0.01"))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = Counter(d.kind for d in self.drifts)
+        return {kind: found.get(kind, 0) for kind in KINDS}
+
+
+def reconcile(
+    db: Database,
+    *,
+    config_id: uuid.UUID | None = None,
+    repair: bool = False,
+    brokers: BrokerFactory | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> list[dict[str, Any]]:
+    """Reconcile one config (``config_id``) or every config; return the stored runs (dicts).
+
+    Each run's keys: config_id, user_id, broker, repair, orders_compared, orders_in_drift,
+    positions_compared, positions_in_drift, drift_rate (percent, Decimal), counts (per kind),
+    drifts (list of {kind, key, ours, theirs}), repaired, error (the broker's error, if the
+    comparison could not run), started_at, finished_at. A config whose broker has no adapter
+    or cannot be reached is stored with ``error`` and skipped.
+    """
+    make_broker = brokers or (lambda config: broker_for(db, config))
+    now = (clock or (lambda: datetime.now(UTC)))()
+    with db.transaction() as conn:
+        configs = conn.execute(CONFIGS, {"config_id": config_id}).fetchall()
+    runs = []
+    for config in configs:
+        result = Reconciliation(
+            config_id=config["id"],
+            user_id=config["user_id"],
+            broker=config["broker"],
+            repair=repair,
+            started_at=now,
+        )
+        try:
+            broker = make_broker(config)
+            _compare(db, config, broker, result, now)
+            if repair and result.drifts:
+                _repair(db, config, broker, result, now)
+        except Exception as error:
+            if not isinstance(error, BrokerNotAvailable):
+                logger.exception("reconciliation failed", extra={"action": "reconcile_failed"})
+            result.error = f"{type(error).__name__}: {error}"
+        runs.append(_store(db, result))
+        level = logging.WARNING if result.drifts else logging.INFO
+        logger.log(
+            level,
+            "reconciled config %s: %s of %s orders in drift (%s %%), %s positions, %s repaired",
+            config["id"],
+            result.orders_in_drift,
+            result.orders_compared,
+            result.drift_rate,
+            result.positions_in_drift,
+            result.repaired,
+            extra={"action": "reconciled", "config_id": config["id"]},
+        )
+    return runs
+
+
+def latest(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """Return the newest run per config of the caller's (RLS), by config id."""
+    with db.transaction(caller.claims) as conn:
+        return conn.execute(LATEST_PER_CONFIG, {"config_id": config_id}).fetchall()
+
+
+def reconcile_as_admin(
+    db: Database, caller: Caller, *, config_id: uuid.UUID | None, repair: bool
+) -> list[dict[str, Any]]:
+    """Run ``reconcile`` for an admin (``app_metadata.role`` = admin); return the runs.
+
+    Raises Forbidden (``admin_required``) for anyone else, NotFound for an unknown config.
+    """
+    if not caller.is_admin:
+        raise Forbidden(
+            "Reconciliation across accounts is for admins (app_metadata.role = admin).",
+            code="admin_required",
+        )
+    runs = reconcile(db, config_id=config_id, repair=repair)
+    if config_id is not None and not runs:
+        raise NotFound("No webhook config with this id.")
+    return runs
+
+
+# --- comparing ------------------------------------------------------------------------------
+
+
+def _compare(
+    db: Database, config: dict[str, Any], broker: Broker, result: Reconciliation, now: datetime
+) -> None:
+    with db.transaction() as conn:
+        ours = {r["client_order_id"]: r for r in conn.execute(ORDERS_TO_COMPARE, {"config_id": config["id"]})}
+        our_positions = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
+    theirs = {o.client_order_id: o for o in broker.list_orders()}
+    their_positions = {p.symbol: p.qty for p in broker.get_positions()}
+
+    keys = sorted(set(ours) | set(theirs))
+    result.orders_compared = len(keys)
+    for key in keys:
+        mine, report = ours.get(key), theirs.get(key)
+        if (
+            mine is not None
+            and mine["status"] == OrderStatus.PENDING_NEW
+            and now - mine["created_at"] < PENDING_GRACE
+        ):
+            result.orders_compared -= 1  # a job may be sending it right now
+            continue
+        if mine is None:
+            result.drifts.append(Drift("missing_on_our_side", key, None, _brief(report)))
+        elif report is None:
+            result.drifts.append(Drift(MISSING_AT_BROKER, key, _brief_row(mine), None))
+        else:
+            if mine["status"] != report.status:
+                result.drifts.append(Drift("status_differs", key, mine["status"], str(report.status)))
+            if mine["filled_qty"] != report.filled_qty:
+                result.drifts.append(
+                    Drift("filled_qty_differs", key, str(mine["filled_qty"]), str(report.filled_qty))
+                )
+    symbols = sorted(set(our_positions) | set(their_positions))
+    result.positions_compared = len(symbols)
+    for symbol in symbols:
+        mine_qty, their_qty = our_positions.get(symbol, Decimal(0)), their_positions.get(symbol, Decimal(0))
+        if mine_qty != their_qty:
+            result.drifts.append(Drift("position_differs", symbol, str(mine_qty), str(their_qty)))
+
+
+# --- repairing ------------------------------------------------------------------------------
+
+
+def _repair(
+    db: Database, config: dict[str, Any], broker: Broker, result: Reconciliation, now: datetime
+) -> None:
+    book = ledger.Book.for_config(config)
+    order_keys = [d.key for d in result.drifts if d.kind != "position_differs"]
+    reports = {key: broker.get_order_by_client_order_id(key) for key in dict.fromkeys(order_keys)}
+    their_positions = {p.symbol: p for p in broker.get_positions()}
+    with db.transaction() as conn:
+        for key, report in reports.items():
+            if report is None:
+                result.repaired += _close_missing(conn, book, key, now)
+            elif orders_repo.get_by_client_order_id(conn, book.config_id, key) is None:
+                ledger.adopt_order(conn, book, report, _request_of(report), now)
+                result.repaired += 1
+            else:
+                result.repaired += _align_order(conn, book, report, now)
+        ours = {p.symbol: p for p in positions_repo.open_for(conn, book.config_id)}
+        for symbol in sorted(set(ours) | set(their_positions)):
+            mine = ours.get(symbol)
+            theirs = their_positions.get(symbol)
+            their_qty = theirs.qty if theirs else Decimal(0)
+            if (mine.qty if mine else Decimal(0)) != their_qty:
+                avg = theirs.avg_entry_price if theirs else Decimal(0)
+                ledger.set_position(
+                    conn, book, symbol, their_qty, avg, "reconciliation: the broker's position"
+                )
+                result.repaired += 1
+
+
+def _align_order(conn: Connection, book: ledger.Book, report: BrokerOrder, now: datetime) -> int:
+    """Record the broker's fills and state of an order both sides have; force what still differs."""
+    note = "reconciliation: the broker's state"
+    ledger.record_report(conn, book, report, now, repair=note)
+    row = orders_repo.get_by_client_order_id(conn, book.config_id, report.client_order_id)
+    if row["status"] != report.status or row["filled_qty"] != report.filled_qty:
+        ledger.force_state(conn, book, row, report, note, now)
+    return 1
+
+
+def _close_missing(conn: Connection, book: ledger.Book, client_order_id: str, now: datetime) -> int:
+    row = orders_repo.get_by_client_order_id(conn, book.config_id, client_order_id)
+    if row is None:
+        return 0
+    message = "the broker has no such order; closed by reconciliation"
+    ledger.close_missing(conn, book, row, MISSING_AT_BROKER, message, now)
+    return 1
+
+
+def _request_of(report: BrokerOrder) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=report.client_order_id,
+        symbol=report.symbol,
+        side=OrderSide(report.side),
+        qty=report.qty,
+        order_type=OrderType(report.order_type),
+        time_in_force=TimeInForce(report.time_in_force),
+        purpose=OrderPurpose.ENTRY if report.parent_client_order_id is None else OrderPurpose.STOP_LOSS,
+        limit_price=report.limit_price,
+        stop_price=report.stop_price,
+    )
+
+
+def _brief(report: BrokerOrder | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {"status": str(report.status), "filled_qty": str(report.filled_qty), "symbol": report.symbol}
+
+
+def _brief_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {"status": row["status"], "filled_qty": str(row["filled_qty"]), "symbol": row["symbol"]}
+
+
+def _store(db: Database, result: Reconciliation) -> dict[str, Any]:
+    with db.transaction() as conn:
+        return conn.execute(
+            INSERT_RUN,
+            {
+                "config_id": result.config_id,
+                "user_id": result.user_id,
+                "broker": result.broker,
+                "started_at": result.started_at,
+                "repair": result.repair,
+                "orders_compared": result.orders_compared,
+                "orders_in_drift": result.orders_in_drift,
+                "positions_compared": result.positions_compared,
+                "positions_in_drift": result.positions_in_drift,
+                "drift_rate": result.drift_rate,
+                "counts": Jsonb(result.counts),
+                "drifts": Jsonb([asdict(d) for d in result.drifts]),
+                "repaired": result.repaired,
+                "error": result.error,
+            },
+        ).fetchone()
