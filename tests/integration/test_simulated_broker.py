@@ -1,29 +1,40 @@
 """Specification of the simulated (paper) broker, against the real Postgres.
 
-Each test opens its own user and webhook config, so tests never share rows. Prices and money
-are Decimal; every expected number is worked out in the test from the fill rules in
-``viewzenix.brokers.simulated``.
+The broker is an exchange with its own books (schema ``paper``): tests talk to it through the
+broker port (reports, ``get_account``, ``get_positions``) and read its books only where the port
+shows nothing (a flat position's realised P&L, ``triggered_at``). Each test opens its own user
+and webhook config, so tests never share rows. Prices and money are Decimal; every expected
+number is worked out in the test from the fill rules in ``viewzenix.brokers.simulated``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 
+from viewzenix.brokers import paper_books as books
 from viewzenix.brokers.base import (
     Broker,
+    BrokerFill,
+    BrokerName,
+    BrokerOrder,
+    BrokerUnavailable,
     DuplicateOrder,
     OrderNotCancelable,
     OrderNotFound,
+    PriceDriven,
 )
 from viewzenix.brokers.simulated import SimulatedBroker
-from viewzenix.db import Connection, Database
+from viewzenix.db import Database
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import (
     OrderSide,
@@ -31,10 +42,8 @@ from viewzenix.domain.model import (
     OrderType,
     PositionState,
     TimeInForce,
+    TradingSettings,
 )
-from viewzenix.repositories import accounts as accounts_repo
-from viewzenix.repositories import orders as orders_repo
-from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import webhook_configs as configs_repo
 
 pytestmark = pytest.mark.db
@@ -42,32 +51,29 @@ pytestmark = pytest.mark.db
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 LATER = NOW + timedelta(minutes=5)
 D = Decimal
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
 
 
-@pytest.fixture()
-def conn(db: Database) -> Iterator[Connection]:
-    """One transaction per test (committed; every test has its own config)."""
-    with db.transaction() as connection:
-        yield connection
-
-
-def make_config(conn: Connection, **settings: Any) -> dict[str, Any]:
+def make_config(db: Database, **settings: Any) -> dict[str, Any]:
     user_id = uuid.uuid4()
-    configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-    return configs_repo.insert(
-        conn,
-        user_id=user_id,
-        token_hash=os.urandom(32),
-        token_hint="test",
-        values={"name": "paper", **settings},
-    )
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
+        return configs_repo.insert(
+            conn,
+            user_id=user_id,
+            token_hash=os.urandom(32),
+            token_hint="test",
+            values={"name": "paper", **settings},
+        )
 
 
-def make_broker(conn: Connection, **settings: Any) -> SimulatedBroker:
-    return SimulatedBroker.for_config(conn, make_config(conn, **settings), clock=lambda: NOW)
+@pytest.fixture()
+def make_broker(db: Database) -> Callable[..., SimulatedBroker]:
+    """Return a factory: a broker on a new committed config with these settings, clock NOW."""
+    return lambda **settings: SimulatedBroker.for_config(db, make_config(db, **settings), clock=lambda: NOW)
 
 
 def order(
@@ -95,36 +101,163 @@ def order(
     )
 
 
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
-
-
-def row(broker: SimulatedBroker, client_order_id: str) -> dict[str, Any]:
-    found = orders_repo.get_by_client_order_id(broker.conn, broker.config_id, client_order_id)
+def report(broker: SimulatedBroker, client_order_id: str) -> BrokerOrder:
+    found = broker.get_order_by_client_order_id(client_order_id)
     assert found is not None
     return found
 
 
-def events(broker: SimulatedBroker, client_order_id: str) -> list[str]:
-    return [e["event_type"] for e in orders_repo.events_for(broker.conn, row(broker, client_order_id)["id"])]
+def statuses(broker: SimulatedBroker, *client_order_ids: str) -> list[OrderStatus]:
+    return [report(broker, c).status for c in client_order_ids]
 
 
-def position(broker: SimulatedBroker, symbol: str = "AAPL") -> positions_repo.PositionRecord:
-    return positions_repo.lock(broker.conn, config_id=broker.config_id, user_id=broker.user_id, symbol=symbol)
+def paper_order(broker: SimulatedBroker, client_order_id: str) -> books.PaperOrder:
+    """The exchange's own row (for what no report shows: triggered_at, parent_order_id)."""
+    with broker.db.transaction() as conn:
+        found = books.get_by_client_order_id(conn, broker.config_id, client_order_id)
+    assert found is not None
+    return found
+
+
+def position(broker: SimulatedBroker, symbol: str = "AAPL") -> books.PaperPosition:
+    """The exchange's position row, flat ones included (realised P&L, mark, opened_at)."""
+    with broker.db.transaction() as conn:
+        found = books.get_position(conn, broker.config_id, symbol)
+    assert found is not None
+    return found
+
+
+def changes(orders: list[BrokerOrder]) -> list[tuple[str, OrderStatus]]:
+    return [(o.client_order_id, o.status) for o in orders]
 
 
 # --- the port ------------------------------------------------------------------------------
 
 
-def test_simulated_broker_implements_the_broker_protocol(conn):
-    assert isinstance(make_broker(conn), Broker)
+def test_simulated_broker_implements_the_broker_protocol(make_broker):
+    broker = make_broker()
+
+    assert isinstance(broker, Broker)
+    assert broker.name is BrokerName.SIMULATED
+
+
+def test_simulated_broker_is_price_driven(make_broker):
+    assert isinstance(make_broker(), PriceDriven)
+
+
+def test_an_unreachable_database_is_broker_unavailable():
+    class Unreachable:
+        @contextmanager
+        def transaction(self) -> Iterator[None]:
+            raise psycopg.OperationalError("connection refused")
+            yield
+
+    broker = SimulatedBroker(Unreachable(), config_id=uuid.uuid4(), settings=TradingSettings())  # type: ignore[arg-type]
+
+    with pytest.raises(BrokerUnavailable, match="connection refused"):
+        broker.submit_order(order("m1", BUY, "1"))
+    with pytest.raises(BrokerUnavailable):
+        broker.get_account()
+
+
+# --- every call is its own transaction -----------------------------------------------------
+
+
+class TestOwnTransactions:
+    def test_a_submit_is_committed_and_visible_from_another_connection_at_once(self, db, make_broker):
+        broker = make_broker()
+
+        broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
+
+        with db.transaction() as other:
+            seen = other.execute(
+                "select status from paper.orders where config_id = %s and client_order_id = %s",
+                (broker.config_id, "test-l1"),
+            ).fetchone()
+        assert seen == {"status": "accepted"}
+
+    def test_a_callers_rollback_does_not_undo_what_the_exchange_did(self, db, make_broker):
+        broker = make_broker()
+
+        with pytest.raises(RuntimeError), db.transaction():
+            broker.submit_order(order("m1", BUY, "10"))
+            raise RuntimeError("the caller fails after the broker answered")
+
+        assert report(broker, "test-m1").status is OrderStatus.FILLED
+        assert broker.get_account().cash == D("99000")
+
+    def test_a_refused_submit_leaves_nothing_behind(self, db, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("m1", BUY, "10"))
+
+        with pytest.raises(DuplicateOrder):
+            broker.submit_order(order("m1", SELL, "10", symbol="MSFT"))
+
+        with db.transaction() as conn:
+            assert books.get_position(conn, broker.config_id, "MSFT") is None
+        assert broker.list_open_orders() == []
+
+    def test_process_price_marks_the_position_even_without_a_fill(self, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("m1", BUY, "10"))
+
+        assert broker.process_price("AAPL", D("104"), LATER) == []
+
+        assert position(broker).last_price == D("104")
+        assert broker.get_account().equity == D("100040")  # 99000 + 10 * 104
+
+
+class TestConcurrency:
+    def test_parallel_fills_in_different_symbols_of_one_account_all_reach_cash(self, make_broker):
+        broker = make_broker(commission_fixed=D("1"))
+        symbols = [f"S{i}" for i in range(8)]
+        errors: list[BaseException] = []
+
+        def buy(symbol: str) -> None:
+            try:
+                for n in range(3):
+                    broker.submit_order(order(f"{symbol}-{n}", BUY, "1", price="10", symbol=symbol))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=buy, args=(s,)) for s in symbols]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        # 24 fills of 1 share at 10, each paying 1 of commission
+        assert broker.get_account().cash == D("100000") - 24 * D("11")
+        assert broker.get_positions() == [PositionState(s, D("3"), D("10")) for s in symbols]
+
+    def test_parallel_prices_for_one_symbol_fill_a_resting_order_once(self, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95", tif=TimeInForce.GTC))
+        results: list[list[Any]] = []
+        start = threading.Barrier(4)
+
+        def price() -> None:
+            start.wait()
+            results.append(broker.process_price("AAPL", D("94"), LATER))
+
+        threads = [threading.Thread(target=price) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+        assert len(report(broker, "test-l1").fills) == 1
+        assert broker.get_account().cash == D("99060")  # 100000 - 10 * 94
 
 
 # --- market orders -------------------------------------------------------------------------
 
 
 class TestMarketOrders:
-    def test_buy_fills_at_once_at_the_reference_price_plus_slippage(self, conn):
-        broker = make_broker(conn, slippage_bps=D("10"))
+    def test_buy_fills_at_once_at_the_reference_price_plus_slippage(self, make_broker):
+        broker = make_broker(slippage_bps=D("10"))
 
         result = broker.submit_order(order("m1", BUY, "10"))
 
@@ -133,66 +266,62 @@ class TestMarketOrders:
         assert result.filled_avg_price == D("100.1")  # 100 * (1 + 10/10000)
         assert result.broker_order_id.startswith("sim-")
 
-    def test_sell_fills_at_the_reference_price_minus_slippage(self, conn):
-        broker = make_broker(conn, slippage_bps=D("10"))
+    def test_sell_fills_at_the_reference_price_minus_slippage(self, make_broker):
+        broker = make_broker(slippage_bps=D("10"))
 
         result = broker.submit_order(order("m1", SELL, "10"))
 
         assert result.filled_avg_price == D("99.9")
 
-    def test_fill_pays_commission_from_cash_and_marks_equity_at_the_market_price(self, conn):
+    def test_fill_pays_commission_from_cash_and_marks_equity_at_the_market_price(self, make_broker):
         broker = make_broker(
-            conn,
             starting_cash=D("100000"),
             slippage_bps=D("10"),
             commission_rate=D("0.001"),
             commission_fixed=D("1"),
         )
 
-        broker.submit_order(order("m1", BUY, "10"))
+        result = broker.submit_order(order("m1", BUY, "10"))
 
         # commission = 10 * 100.1 * 0.001 + 1 = 2.001; cash = 100000 - 1001 - 2.001
         account = broker.get_account()
         assert account.cash == D("98996.999")
         # equity = cash + 10 * 100 (the mark is the market price, not the slipped fill)
         assert account.equity == D("99996.999")
-        fill = orders_repo.fills_for(conn, row(broker, "test-m1")["id"])[0]
-        assert (fill["trade_id"], fill["last_qty"], fill["last_px"], fill["commission"]) == (
-            "test-m1-1",
-            D("10"),
-            D("100.1"),
-            D("2.001"),
-        )
+        assert result.fills == (BrokerFill("test-m1-1", D("10"), D("100.1"), D("2.001"), NOW),)
 
-    def test_sell_credits_cash_less_commission(self, conn):
-        broker = make_broker(conn, commission_fixed=D("2"))
+    def test_sell_credits_cash_less_commission(self, make_broker):
+        broker = make_broker(commission_fixed=D("2"))
 
         broker.submit_order(order("m1", SELL, "10"))
 
         assert broker.get_account().cash == D("100998")  # 100000 + 1000 - 2
 
-    def test_filled_order_records_its_life_cycle(self, conn):
-        broker = make_broker(conn)
+    def test_filled_order_records_its_life_cycle(self, make_broker):
+        broker = make_broker()
 
-        broker.submit_order(order("m1", BUY, "10"))
+        result = broker.submit_order(order("m1", BUY, "10"))
 
-        stored = row(broker, "test-m1")
-        assert stored["status"] == "filled"
-        assert (stored["submitted_at"], stored["filled_at"]) == (NOW, NOW)
-        assert stored["filled_avg_price"] == D("100")
-        assert stored["broker"] == "simulated"
-        assert events(broker, "test-m1") == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
+        assert (result.submitted_at, result.filled_at, result.canceled_at) == (NOW, NOW, None)
+        assert (result.side, result.symbol, result.qty) == ("buy", "AAPL", D("10"))
+        stored = paper_order(broker, "test-m1")
+        assert (stored.status, stored.filled_avg_price, stored.triggered_at) == (
+            OrderStatus.FILLED,
+            D("100"),
+            None,
+        )
+        assert report(broker, "test-m1") == result
 
-    def test_an_order_missing_a_price_its_type_needs_is_rejected(self, conn):
-        broker = make_broker(conn)
+    def test_an_order_missing_a_price_its_type_needs_is_rejected(self, make_broker):
+        broker = make_broker()
 
         result = broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT))
 
         assert (result.status, result.status_code) == (OrderStatus.REJECTED, "invalid_order")
         assert "limit_price" in result.status_message
 
-    def test_without_a_reference_price_is_rejected_no_market_price(self, conn):
-        broker = make_broker(conn)
+    def test_without_a_reference_price_is_rejected_no_market_price(self, make_broker):
+        broker = make_broker()
 
         result = broker.submit_order(order("m1", BUY, "10", price=None))
 
@@ -200,8 +329,7 @@ class TestMarketOrders:
         assert result.status_code == "no_market_price"
         assert "no market data" in result.status_message
         assert "price" in result.status_message
-        assert events(broker, "test-m1") == ["OrderSubmitted", "OrderRejected"]
-        assert orders_repo.fills_for(conn, row(broker, "test-m1")["id"]) == []
+        assert (result.filled_qty, result.fills, result.filled_at) == (D("0"), (), None)
         assert broker.get_account().cash == D("100000")
 
 
@@ -209,15 +337,15 @@ class TestMarketOrders:
 
 
 class TestPaperAccountAndPositions:
-    def test_account_opens_with_the_configs_starting_cash_on_first_use(self, conn):
-        broker = make_broker(conn, starting_cash=D("2500"))
+    def test_account_opens_with_the_configs_starting_cash_on_first_use(self, make_broker):
+        broker = make_broker(starting_cash=D("2500"))
 
         account = broker.get_account()
 
         assert (account.cash, account.equity) == (D("2500"), D("2500"))
 
-    def test_position_opens_with_signed_qty_average_price_and_opened_at(self, conn):
-        broker = make_broker(conn)
+    def test_position_opens_with_signed_qty_average_price_and_opened_at(self, make_broker):
+        broker = make_broker()
 
         broker.submit_order(order("m1", SELL, "3", price="50"))
 
@@ -226,17 +354,16 @@ class TestPaperAccountAndPositions:
         assert held.opened_at == NOW
         assert broker.get_positions() == [PositionState("AAPL", D("-3"), D("50"))]
 
-    def test_adding_to_a_long_averages_the_entry_price(self, conn):
-        broker = make_broker(conn)
+    def test_adding_to_a_long_averages_the_entry_price(self, make_broker):
+        broker = make_broker()
 
         broker.submit_order(order("m1", BUY, "10", price="100"))
         broker.submit_order(order("m2", BUY, "10", price="110"))
 
-        held = position(broker)
-        assert (held.qty, held.avg_entry_price) == (D("20"), D("105"))
+        assert broker.get_positions() == [PositionState("AAPL", D("20"), D("105"))]
 
-    def test_selling_part_of_a_long_realises_pnl_on_the_part_sold(self, conn):
-        broker = make_broker(conn)
+    def test_selling_part_of_a_long_realises_pnl_on_the_part_sold(self, make_broker):
+        broker = make_broker()
 
         broker.submit_order(order("m1", BUY, "10", price="100"))
         broker.submit_order(order("m2", SELL, "4", price="110"))
@@ -244,8 +371,8 @@ class TestPaperAccountAndPositions:
         held = position(broker)
         assert (held.qty, held.avg_entry_price, held.realized_pnl) == (D("6"), D("100"), D("40"))
 
-    def test_covering_a_short_realises_the_mirrored_pnl_and_keeps_the_flat_row(self, conn):
-        broker = make_broker(conn)
+    def test_covering_a_short_realises_the_mirrored_pnl_and_keeps_the_flat_row(self, make_broker):
+        broker = make_broker()
 
         broker.submit_order(order("m1", SELL, "10", price="100"))
         broker.submit_order(order("m2", BUY, "10", price="90"))
@@ -257,16 +384,16 @@ class TestPaperAccountAndPositions:
         account = broker.get_account()
         assert (account.cash, account.equity) == (D("100100"), D("100100"))
 
-    def test_a_losing_short_realises_a_loss(self, conn):
-        broker = make_broker(conn)
+    def test_a_losing_short_realises_a_loss(self, make_broker):
+        broker = make_broker()
 
         broker.submit_order(order("m1", SELL, "10", price="100"))
         broker.submit_order(order("m2", BUY, "10", price="104"))
 
         assert position(broker).realized_pnl == D("-40")
 
-    def test_selling_through_zero_flips_to_a_short_opened_at_the_fill_price(self, conn):
-        broker = make_broker(conn)
+    def test_selling_through_zero_flips_to_a_short_opened_at_the_fill_price(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10", price="100"))
         broker.clock = lambda: LATER
 
@@ -276,8 +403,8 @@ class TestPaperAccountAndPositions:
         assert (held.qty, held.avg_entry_price, held.realized_pnl) == (D("-5"), D("110"), D("100"))
         assert held.opened_at == LATER
 
-    def test_equity_counts_shorts_with_their_sign_at_the_latest_price(self, conn):
-        broker = make_broker(conn)
+    def test_equity_counts_shorts_with_their_sign_at_the_latest_price(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", SELL, "10", price="100"))
 
         broker.process_price("AAPL", D("105"), LATER)
@@ -291,22 +418,22 @@ class TestPaperAccountAndPositions:
 
 
 class TestRestingOrders:
-    def test_marketable_buy_limit_fills_at_the_price_not_the_limit(self, conn):
-        broker = make_broker(conn)
+    def test_marketable_buy_limit_fills_at_the_price_not_the_limit(self, make_broker):
+        broker = make_broker()
 
         result = broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="105"))
 
         assert (result.status, result.filled_avg_price) == (OrderStatus.FILLED, D("100"))
 
-    def test_slipped_limit_fill_is_capped_at_the_limit(self, conn):
-        broker = make_broker(conn, slippage_bps=D("100"))
+    def test_slipped_limit_fill_is_capped_at_the_limit(self, make_broker):
+        broker = make_broker(slippage_bps=D("100"))
 
         result = broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="100.5"))
 
         assert result.filled_avg_price == D("100.5")  # 100 * 1.01 = 101, capped at 100.5
 
-    def test_buy_limit_below_the_price_rests_until_a_later_price_crosses_it(self, conn):
-        broker = make_broker(conn)
+    def test_buy_limit_below_the_price_rests_until_a_later_price_crosses_it(self, make_broker):
+        broker = make_broker()
 
         resting = broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
         assert resting.status is OrderStatus.ACCEPTED
@@ -317,12 +444,13 @@ class TestRestingOrders:
         assert [(o.client_order_id, o.status, o.filled_avg_price) for o in changed] == [
             ("test-l1", OrderStatus.FILLED, D("94"))
         ]
-        assert row(broker, "test-l1")["filled_at"] == LATER
-        assert events(broker, "test-l1") == ["OrderSubmitted", "OrderAccepted", "OrderFilled"]
-        assert position(broker).qty == D("10")
+        [filled] = changed
+        assert (filled.submitted_at, filled.filled_at) == (NOW, LATER)
+        assert filled.fills == (BrokerFill("test-l1-1", D("10"), D("94"), D("0"), LATER),)
+        assert broker.get_positions() == [PositionState("AAPL", D("10"), D("94"))]
 
-    def test_sell_limit_rests_until_the_price_rises_to_it(self, conn):
-        broker = make_broker(conn)
+    def test_sell_limit_rests_until_the_price_rises_to_it(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("l1", SELL, "5", OrderType.LIMIT, limit_price="110"))
 
         assert broker.process_price("AAPL", D("109.99"), LATER) == []
@@ -330,43 +458,44 @@ class TestRestingOrders:
 
         assert (filled.status, filled.filled_avg_price) == (OrderStatus.FILLED, D("110"))
 
-    def test_a_price_for_another_symbol_leaves_resting_orders_alone(self, conn):
-        broker = make_broker(conn)
+    def test_a_price_for_another_symbol_leaves_resting_orders_alone(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
 
         assert broker.process_price("MSFT", D("1"), LATER) == []
-        assert row(broker, "test-l1")["status"] == "accepted"
+        assert report(broker, "test-l1").status is OrderStatus.ACCEPTED
 
-    def test_day_order_expires_when_a_price_arrives_on_a_later_new_york_date(self, conn):
-        broker = make_broker(conn)
+    def test_day_order_expires_when_a_price_arrives_on_a_later_new_york_date(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("day", BUY, "10", OrderType.LIMIT, limit_price="95"))
         broker.submit_order(order("gtc", BUY, "10", OrderType.LIMIT, limit_price="90", tif=TimeInForce.GTC))
 
-        broker.process_price("AAPL", D("99"), NOW + timedelta(days=1))
+        changed = broker.process_price("AAPL", D("99"), NOW + timedelta(days=1))
 
-        assert row(broker, "test-day")["status"] == "expired"
-        assert events(broker, "test-day")[-1] == "OrderExpired"
-        assert row(broker, "test-gtc")["status"] == "accepted"
+        assert changes(changed) == [("test-day", OrderStatus.EXPIRED)]
+        assert changed[0].status_code == "day_order_expired"
+        assert report(broker, "test-gtc").status is OrderStatus.ACCEPTED
 
-    def test_ioc_limit_that_cannot_fill_at_once_is_canceled(self, conn):
-        broker = make_broker(conn)
+    def test_ioc_limit_that_cannot_fill_at_once_is_canceled(self, make_broker):
+        broker = make_broker()
 
         result = broker.submit_order(
             order("ioc", BUY, "10", OrderType.LIMIT, limit_price="95", tif=TimeInForce.IOC)
         )
 
         assert (result.status, result.status_code) == (OrderStatus.CANCELED, "not_marketable")
+        assert result.canceled_at == NOW
 
-    def test_limit_without_a_reference_price_is_checked_against_the_last_price(self, conn):
-        broker = make_broker(conn)
+    def test_limit_without_a_reference_price_is_checked_against_the_last_price(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "1", price="100"))
 
         result = broker.submit_order(order("l1", SELL, "1", OrderType.LIMIT, price=None, limit_price="99"))
 
         assert (result.status, result.filled_avg_price) == (OrderStatus.FILLED, D("100"))
 
-    def test_sell_stop_triggers_when_the_price_falls_to_it_and_fills_at_that_price(self, conn):
-        broker = make_broker(conn)
+    def test_sell_stop_triggers_when_the_price_falls_to_it_and_fills_at_that_price(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10"))
         broker.submit_order(order("s1", SELL, "10", OrderType.STOP, stop_price="95"))
 
@@ -376,8 +505,8 @@ class TestRestingOrders:
         assert (filled.status, filled.filled_avg_price) == (OrderStatus.FILLED, D("93"))
         assert position(broker).realized_pnl == D("-70")
 
-    def test_buy_stop_above_the_price_rests_then_triggers_with_slippage(self, conn):
-        broker = make_broker(conn, slippage_bps=D("50"))
+    def test_buy_stop_above_the_price_rests_then_triggers_with_slippage(self, make_broker):
+        broker = make_broker(slippage_bps=D("50"))
         resting = broker.submit_order(order("s1", BUY, "10", OrderType.STOP, stop_price="105"))
         assert resting.status is OrderStatus.ACCEPTED
 
@@ -385,47 +514,52 @@ class TestRestingOrders:
 
         assert filled.filled_avg_price == D("106.53")  # 106 * 1.005
 
-    def test_stop_limit_triggers_then_waits_for_its_limit(self, conn):
-        broker = make_broker(conn)
+    def test_stop_limit_triggers_then_waits_for_its_limit(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("sl", BUY, "10", OrderType.STOP_LIMIT, stop_price="105", limit_price="106"))
+        assert paper_order(broker, "test-sl").triggered_at is None
 
         assert broker.process_price("AAPL", D("107"), LATER) == []  # triggered above the limit
-        assert events(broker, "test-sl")[-1] == "OrderTriggered"
-        [filled] = broker.process_price("AAPL", D("104.5"), LATER)  # below the stop: a limit now
+        stored = paper_order(broker, "test-sl")
+        assert (stored.status, stored.triggered_at) == (OrderStatus.ACCEPTED, LATER)
+        [filled] = broker.process_price("AAPL", D("104.5"), LATER + timedelta(minutes=1))
 
-        assert filled.filled_avg_price == D("104.5")
+        assert filled.filled_avg_price == D("104.5")  # below the stop: a limit now
+        assert paper_order(broker, "test-sl").triggered_at == LATER  # the first trigger stays
 
-    def test_trailing_stop_follows_the_high_and_fills_on_the_pullback(self, conn):
-        broker = make_broker(conn)
+    def test_trailing_stop_follows_the_high_and_fills_on_the_pullback(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10"))
-        broker.submit_order(
+        placed = broker.submit_order(
             order("ts", SELL, "10", OrderType.TRAILING_STOP, tif=TimeInForce.GTC, trail_price="5")
         )
-        assert row(broker, "test-ts")["stop_price"] == D("95")
+        assert placed.stop_price == D("95")
 
-        broker.process_price("AAPL", D("110"), LATER)
-        assert row(broker, "test-ts")["stop_price"] == D("105")
-        broker.process_price("AAPL", D("108"), LATER)
-        assert row(broker, "test-ts")["stop_price"] == D("105")  # never moves back
+        [moved] = broker.process_price("AAPL", D("110"), LATER)
+        assert (moved.status, moved.stop_price) == (OrderStatus.ACCEPTED, D("105"))
+        assert broker.process_price("AAPL", D("108"), LATER) == []  # never moves back
+        assert report(broker, "test-ts").stop_price == D("105")
         [filled] = broker.process_price("AAPL", D("104"), LATER)
 
         assert filled.filled_avg_price == D("104")
         assert position(broker).realized_pnl == D("40")
 
-    def test_trailing_stop_by_percent(self, conn):
-        broker = make_broker(conn)
-        broker.submit_order(order("ts", BUY, "1", OrderType.TRAILING_STOP, price="200", trail_percent="10"))
-        assert row(broker, "test-ts")["stop_price"] == D("220")
+    def test_trailing_stop_by_percent(self, make_broker):
+        broker = make_broker()
+        placed = broker.submit_order(
+            order("ts", BUY, "1", OrderType.TRAILING_STOP, price="200", trail_percent="10")
+        )
+        assert placed.stop_price == D("220")
 
         broker.process_price("AAPL", D("150"), LATER)
 
-        assert row(broker, "test-ts")["stop_price"] == D("165")
+        assert report(broker, "test-ts").stop_price == D("165")
 
 
 # --- take-profit / stop-loss legs ----------------------------------------------------------
 
 
-def bracket(broker: SimulatedBroker, entry: OrderRequest) -> None:
+def bracket(broker: SimulatedBroker, entry: OrderRequest, take_profit: str = "110") -> None:
     broker.submit_order(entry)
     broker.submit_order(
         order(
@@ -436,7 +570,7 @@ def bracket(broker: SimulatedBroker, entry: OrderRequest) -> None:
             price=None,
             purpose=OrderPurpose.TAKE_PROFIT,
             tif=TimeInForce.GTC,
-            limit_price="110",
+            limit_price=take_profit,
             parent_client_order_id=entry.client_order_id,
         )
     )
@@ -456,90 +590,192 @@ def bracket(broker: SimulatedBroker, entry: OrderRequest) -> None:
 
 
 class TestBracketLegs:
-    def test_legs_wait_pending_until_the_parent_fills_then_rest(self, conn):
-        broker = make_broker(conn)
+    def test_legs_are_held_until_the_parent_fills_then_rest(self, make_broker):
+        broker = make_broker()
         bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
-        assert [row(broker, c)["status"] for c in ("test-tp", "test-sl")] == ["held", "held"]
+        assert statuses(broker, "test-tp", "test-sl") == [OrderStatus.HELD, OrderStatus.HELD]
 
         broker.process_price("AAPL", D("94"), LATER)
 
-        assert row(broker, "test-en")["status"] == "filled"
-        assert [row(broker, c)["status"] for c in ("test-tp", "test-sl")] == [
-            "accepted",
-            "accepted",
+        assert statuses(broker, "test-en", "test-tp", "test-sl") == [
+            OrderStatus.FILLED,
+            OrderStatus.ACCEPTED,
+            OrderStatus.ACCEPTED,
         ]
-        assert row(broker, "test-tp")["parent_order_id"] == row(broker, "test-en")["id"]
-        assert events(broker, "test-sl") == ["OrderSubmitted", "OrderAccepted"]
+        assert report(broker, "test-tp").parent_client_order_id == "test-en"
+        assert paper_order(broker, "test-tp").parent_order_id == paper_order(broker, "test-en").id
+        assert report(broker, "test-sl").status_code is None
 
-    def test_legs_of_a_filled_parent_rest_at_once(self, conn):
-        broker = make_broker(conn)
+    def test_legs_of_a_filled_parent_rest_at_once(self, make_broker):
+        broker = make_broker()
 
         bracket(broker, order("en", BUY, "10"))
 
-        assert [row(broker, c)["status"] for c in ("test-tp", "test-sl")] == [
-            "accepted",
-            "accepted",
-        ]
+        assert statuses(broker, "test-tp", "test-sl") == [OrderStatus.ACCEPTED, OrderStatus.ACCEPTED]
 
-    def test_take_profit_fill_cancels_the_stop_loss_oco(self, conn):
-        broker = make_broker(conn)
+    def test_take_profit_fill_cancels_the_stop_loss_oco(self, make_broker):
+        broker = make_broker()
         bracket(broker, order("en", BUY, "10"))
 
         broker.process_price("AAPL", D("111"), LATER)
 
-        assert row(broker, "test-tp")["status"] == "filled"
-        stop = row(broker, "test-sl")
-        assert (stop["status"], stop["status_code"], stop["canceled_at"]) == (
-            "canceled",
-            "oco",
-            LATER,
-        )
+        assert report(broker, "test-tp").status is OrderStatus.FILLED
+        stop = report(broker, "test-sl")
+        assert (stop.status, stop.status_code, stop.canceled_at) == (OrderStatus.CANCELED, "oco", LATER)
         held = position(broker)
         assert (held.qty, held.realized_pnl) == (D("0"), D("110"))  # (111 - 100) * 10
 
-    def test_stop_loss_fill_cancels_the_take_profit_oco(self, conn):
-        broker = make_broker(conn)
+    def test_stop_loss_fill_cancels_the_take_profit_oco(self, make_broker):
+        broker = make_broker()
         bracket(broker, order("en", BUY, "10"))
 
         broker.process_price("AAPL", D("89"), LATER)
 
-        assert row(broker, "test-sl")["status"] == "filled"
-        assert row(broker, "test-tp")["status"] == "canceled"
+        assert statuses(broker, "test-sl", "test-tp") == [OrderStatus.FILLED, OrderStatus.CANCELED]
         assert position(broker).realized_pnl == D("-110")
 
-    def test_canceling_the_parent_cancels_its_waiting_legs(self, conn):
-        broker = make_broker(conn)
+    def test_canceling_the_parent_cancels_its_waiting_legs(self, make_broker):
+        broker = make_broker()
         bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
 
         broker.cancel_order("test-en")
 
-        assert [row(broker, c)["status"] for c in ("test-en", "test-tp", "test-sl")] == [
-            "canceled",
-            "canceled",
-            "canceled",
+        assert statuses(broker, "test-en", "test-tp", "test-sl") == [OrderStatus.CANCELED] * 3
+        assert report(broker, "test-tp").status_code == "parent_not_filled"
+
+    def test_an_expiring_parent_cancels_its_waiting_legs(self, make_broker):
+        broker = make_broker()
+        bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
+
+        changed = broker.process_price("AAPL", D("99"), NOW + timedelta(days=1))
+
+        assert changes(changed) == [
+            ("test-en", OrderStatus.EXPIRED),
+            ("test-tp", OrderStatus.CANCELED),
+            ("test-sl", OrderStatus.CANCELED),
         ]
-        assert row(broker, "test-tp")["status_code"] == "parent_not_filled"
+
+    def test_a_leg_of_an_unknown_parent_is_rejected(self, make_broker):
+        broker = make_broker()
+
+        result = broker.submit_order(
+            order("tp", SELL, "1", OrderType.LIMIT, limit_price="110", parent_client_order_id="test-nope")
+        )
+
+        assert (result.status, result.status_code) == (OrderStatus.REJECTED, "parent_not_found")
+
+    def test_a_leg_for_another_symbol_than_its_parent_is_rejected(self, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("en", BUY, "1", OrderType.LIMIT, limit_price="95"))
+
+        result = broker.submit_order(
+            order(
+                "tp",
+                SELL,
+                "1",
+                OrderType.LIMIT,
+                symbol="MSFT",
+                limit_price="110",
+                parent_client_order_id="test-en",
+            )
+        )
+
+        assert (result.status, result.status_code) == (OrderStatus.REJECTED, "invalid_order")
+        assert "AAPL" in result.status_message
+
+    def test_a_leg_of_a_canceled_parent_is_canceled(self, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("en", BUY, "1", OrderType.LIMIT, limit_price="95"))
+        broker.cancel_order("test-en")
+
+        result = broker.submit_order(
+            order("tp", SELL, "1", OrderType.LIMIT, limit_price="110", parent_client_order_id="test-en")
+        )
+
+        assert (result.status, result.status_code) == (OrderStatus.CANCELED, "parent_not_filled")
+        assert result.parent_client_order_id == "test-en"
+
+
+class TestProcessPriceReports:
+    def test_process_price_reports_the_fill_and_the_legs_it_activated(self, make_broker):
+        broker = make_broker()
+        bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
+
+        changed = broker.process_price("AAPL", D("94"), LATER)
+
+        assert changes(changed) == [
+            ("test-en", OrderStatus.FILLED),
+            ("test-tp", OrderStatus.ACCEPTED),
+            ("test-sl", OrderStatus.ACCEPTED),
+        ]
+        assert [o.parent_client_order_id for o in changed] == [None, "test-en", "test-en"]
+
+    def test_process_price_reports_a_leg_fill_and_the_oco_sibling_it_canceled(self, make_broker):
+        broker = make_broker()
+        bracket(broker, order("en", BUY, "10"))
+
+        changed = broker.process_price("AAPL", D("111"), LATER)
+
+        assert changes(changed) == [("test-tp", OrderStatus.FILLED), ("test-sl", OrderStatus.CANCELED)]
+        assert changed[1].status_code == "oco"
+
+    def test_one_price_can_fill_the_parent_then_a_leg_and_cancel_the_other(self, make_broker):
+        broker = make_broker()
+        bracket(broker, order("en", BUY, "10", OrderType.STOP, price=None, stop_price="105"), "105")
+
+        changed = broker.process_price("AAPL", D("106"), LATER)
+
+        assert changes(changed) == [
+            ("test-en", OrderStatus.FILLED),
+            ("test-tp", OrderStatus.FILLED),
+            ("test-sl", OrderStatus.CANCELED),
+        ]
+        assert [o.filled_avg_price for o in changed] == [D("106"), D("106"), None]
+        assert broker.get_positions() == []
+
+    def test_reports_carry_every_fill_of_the_order(self, make_broker):
+        broker = make_broker(commission_fixed=D("1"))
+        broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
+
+        [filled] = broker.process_price("AAPL", D("94"), LATER)
+
+        expected = (BrokerFill("test-l1-1", D("10"), D("94"), D("1"), LATER),)
+        assert filled.fills == expected
+        assert report(broker, "test-l1").fills == expected
+        with broker.db.transaction() as conn:
+            assert [f.trade_id for f in books.fills_for(conn, [paper_order(broker, "test-l1").id])] == [
+                "test-l1-1"
+            ]
 
 
 # --- client_order_id, cancel, look-up ------------------------------------------------------
 
 
 class TestClientOrderIds:
-    def test_second_submit_with_the_same_client_order_id_is_refused_and_fills_once(self, conn):
-        broker = make_broker(conn)
+    def test_second_submit_with_the_same_client_order_id_is_refused_and_fills_once(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10"))
 
         with pytest.raises(DuplicateOrder, match="client_order_id must be unique") as refused:
             broker.submit_order(order("m1", BUY, "10"))
 
         assert refused.value.client_order_id == "test-m1"
-        # The transaction is still usable, and nothing was filled twice.
-        assert len(orders_repo.fills_for(conn, row(broker, "test-m1")["id"])) == 1
-        assert position(broker).qty == D("10")
+        assert len(report(broker, "test-m1").fills) == 1
+        assert broker.get_positions() == [PositionState("AAPL", D("10"), D("100"))]
         assert broker.get_account().cash == D("99000")
 
-    def test_the_same_client_order_id_in_another_config_is_a_different_order(self, conn):
-        first, second = make_broker(conn), make_broker(conn)
+    def test_a_client_order_id_is_refused_even_after_its_order_was_canceled(self, make_broker):
+        broker = make_broker()
+        broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
+        broker.cancel_order("test-l1")
+
+        with pytest.raises(DuplicateOrder):
+            broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
+
+        assert report(broker, "test-l1").status is OrderStatus.CANCELED
+
+    def test_the_same_client_order_id_in_another_config_is_a_different_order(self, make_broker):
+        first, second = make_broker(), make_broker()
 
         first.submit_order(order("m1", BUY, "10"))
         result = second.submit_order(order("m1", BUY, "10"))
@@ -548,44 +784,49 @@ class TestClientOrderIds:
 
 
 class TestCancelAndLookUp:
-    def test_cancel_a_resting_order(self, conn):
-        broker = make_broker(conn)
+    def test_cancel_a_resting_order(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
 
         result = broker.cancel_order("test-l1")
 
-        assert result.status is OrderStatus.CANCELED
-        assert row(broker, "test-l1")["canceled_at"] == NOW
-        assert events(broker, "test-l1")[-1] == "OrderCanceled"
+        assert (result.status, result.status_code, result.canceled_at) == (
+            OrderStatus.CANCELED,
+            "canceled",
+            NOW,
+        )
         assert broker.process_price("AAPL", D("90"), LATER) == []
+        assert broker.list_open_orders() == []
 
-    def test_canceling_twice_returns_the_canceled_order(self, conn):
-        broker = make_broker(conn)
+    def test_canceling_twice_returns_the_canceled_order_unchanged(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95"))
-        broker.cancel_order("test-l1")
+        first = broker.cancel_order("test-l1")
+        broker.clock = lambda: LATER
 
-        assert broker.cancel_order("test-l1").status is OrderStatus.CANCELED
-        assert events(broker, "test-l1").count("OrderCanceled") == 1
+        assert broker.cancel_order("test-l1") == first
 
-    def test_a_filled_order_is_not_cancelable(self, conn):
-        broker = make_broker(conn)
+    def test_a_filled_order_is_not_cancelable(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10"))
 
-        with pytest.raises(OrderNotCancelable):
+        with pytest.raises(OrderNotCancelable) as refused:
             broker.cancel_order("test-m1")
 
-    def test_an_unknown_order_is_not_found(self, conn):
-        broker = make_broker(conn)
+        assert refused.value.client_order_id == "test-m1"
+
+    def test_an_unknown_order_is_not_found(self, make_broker):
+        broker = make_broker()
 
         with pytest.raises(OrderNotFound):
             broker.cancel_order("nope")
-        assert broker.get_order("nope") is None
+        assert broker.get_order_by_client_order_id("nope") is None
 
-    def test_get_order_reports_the_order(self, conn):
-        broker = make_broker(conn)
+    def test_get_order_by_client_order_id_reports_the_order(self, make_broker):
+        broker = make_broker()
         broker.submit_order(order("m1", BUY, "10"))
 
-        found = broker.get_order("test-m1")
+        found = broker.get_order_by_client_order_id("test-m1")
 
         assert (found.status, found.filled_qty, found.filled_avg_price) == (
             OrderStatus.FILLED,
@@ -593,25 +834,33 @@ class TestCancelAndLookUp:
             D("100"),
         )
 
-    def test_open_orders_lists_pending_and_resting_orders_for_the_engine(self, conn):
-        broker = make_broker(conn)
+    def test_list_open_orders_lists_held_and_resting_orders_oldest_first(self, make_broker):
+        broker = make_broker()
         bracket(broker, order("en", BUY, "10", OrderType.LIMIT, limit_price="95"))
+        broker.submit_order(order("m1", BUY, "1", symbol="MSFT"))  # filled: not open
+        broker.submit_order(order("l2", BUY, "1", OrderType.LIMIT, limit_price="50", symbol="MSFT"))
 
-        listed = broker.open_orders("AAPL")
+        listed = broker.list_open_orders("AAPL")
 
-        assert [(o.client_order_id, o.purpose) for o in listed] == [
-            ("test-en", "entry"),
-            ("test-tp", "take_profit"),
-            ("test-sl", "stop_loss"),
+        assert [(o.client_order_id, o.status, o.parent_client_order_id) for o in listed] == [
+            ("test-en", OrderStatus.ACCEPTED, None),
+            ("test-tp", OrderStatus.HELD, "test-en"),
+            ("test-sl", OrderStatus.HELD, "test-en"),
+        ]
+        assert [o.client_order_id for o in broker.list_open_orders()] == [
+            "test-en",
+            "test-tp",
+            "test-sl",
+            "test-l2",
         ]
 
 
 # --- isolation -----------------------------------------------------------------------------
 
 
-def test_two_configs_keep_separate_accounts_and_positions(conn):
-    first = make_broker(conn, starting_cash=D("1000"))
-    second = make_broker(conn, starting_cash=D("5000"))
+def test_two_configs_keep_separate_accounts_and_positions(make_broker):
+    first = make_broker(starting_cash=D("1000"))
+    second = make_broker(starting_cash=D("5000"))
 
     first.submit_order(order("m1", BUY, "5", price="10"))
     second.submit_order(order("m1", SELL, "2", price="10"))
@@ -622,127 +871,11 @@ def test_two_configs_keep_separate_accounts_and_positions(conn):
     assert second.get_positions() == [PositionState("AAPL", D("-2"), D("10"))]
 
 
-# --- read models for the REST API (caller's connection, RLS) -------------------------------
+def test_the_paper_books_are_closed_to_the_api_roles(db, make_broker):
+    broker = make_broker()
+    broker.submit_order(order("m1", BUY, "1"))
+    claims = {"sub": str(uuid.uuid4()), "role": "authenticated", "aud": "authenticated"}
 
-
-class TestReadModels:
-    @pytest.fixture()
-    def traded(self, db: Database) -> dict[str, Any]:
-        """A committed config with a filled long, a resting limit and a flat symbol."""
-        with db.transaction() as conn:
-            broker = make_broker(conn, commission_fixed=D("1"))
-            broker.submit_order(order("m1", BUY, "10", price="100"))
-            broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="90"))
-            broker.submit_order(order("m2", BUY, "1", price="50", symbol="MSFT"))
-            broker.submit_order(order("m3", SELL, "1", price="60", symbol="MSFT"))
-            broker.process_price("AAPL", D("104"), LATER)
-            return {"config_id": broker.config_id, "user_id": broker.user_id}
-
-    def claims(self, user_id: uuid.UUID) -> dict[str, Any]:
-        return {"sub": str(user_id), "role": "authenticated", "aud": "authenticated"}
-
-    def test_orders_list_page_is_newest_first_with_filters_and_total(self, db, traded):
-        with db.transaction(claims=self.claims(traded["user_id"])) as conn:
-            rows, total = orders_repo.list_page(
-                conn,
-                config_id=traded["config_id"],
-                status=None,
-                symbol=None,
-                signal_id=None,
-                limit=2,
-                offset=0,
-            )
-            assert total == 4
-            assert [r["client_order_id"] for r in rows] == ["test-m3", "test-m2"]
-            assert "total_count" not in rows[0]
-            rows, total = orders_repo.list_page(
-                conn,
-                config_id=None,
-                status="accepted",
-                symbol="AAPL",
-                signal_id=None,
-                limit=10,
-                offset=0,
-            )
-            assert (total, [r["client_order_id"] for r in rows]) == (1, ["test-l1"])
-            assert orders_repo.list_page(
-                conn,
-                config_id=None,
-                status=None,
-                symbol="TSLA",
-                signal_id=None,
-                limit=10,
-                offset=0,
-            ) == ([], 0)
-
-    def test_order_detail_events_and_fills(self, db, traded):
-        with db.transaction(claims=self.claims(traded["user_id"])) as conn:
-            [filled] = orders_repo.list_page(
-                conn,
-                config_id=None,
-                status="filled",
-                symbol="AAPL",
-                signal_id=None,
-                limit=10,
-                offset=0,
-            )[0]
-            assert orders_repo.get(conn, filled["id"])["client_order_id"] == "test-m1"
-            assert [e["event_type"] for e in orders_repo.events_for(conn, filled["id"])] == [
-                "OrderSubmitted",
-                "OrderAccepted",
-                "OrderFilled",
-            ]
-            [fill] = orders_repo.fills_for(conn, filled["id"])
-            assert (fill["last_qty"], fill["last_px"], fill["commission"]) == (
-                D("10"),
-                D("100"),
-                D("1"),
-            )
-
-    def test_positions_list_for_adds_side_market_value_and_unrealized_pnl(self, db, traded):
-        with db.transaction(claims=self.claims(traded["user_id"])) as conn:
-            [aapl] = positions_repo.list_for(conn, config_id=traded["config_id"])
-            assert (aapl["symbol"], aapl["side"], aapl["qty"]) == ("AAPL", "long", D("10"))
-            assert (aapl["market_value"], aapl["unrealized_pnl"]) == (D("1040"), D("40"))
-            everything = positions_repo.list_for(conn, include_flat=True)
-            assert [(p["symbol"], p["side"], p["realized_pnl"]) for p in everything] == [
-                ("AAPL", "long", D("0")),
-                ("MSFT", "flat", D("10")),
-            ]
-
-    def test_account_summary(self, db, traded):
-        with db.transaction(claims=self.claims(traded["user_id"])) as conn:
-            summary = accounts_repo.summary(conn, traded["config_id"])
-        # cash = 100000 - 1001 (AAPL) - 51 (MSFT buy) + 59 (MSFT sell) = 99007
-        assert summary["cash"] == D("99007")
-        assert summary["positions_value"] == D("1040")
-        assert summary["equity"] == D("100047")
-        assert (summary["realized_pnl"], summary["unrealized_pnl"]) == (D("10"), D("40"))
-        assert summary["starting_cash"] == D("100000")
-        assert summary["updated_at"] is not None
-
-    def test_summary_before_the_first_trade_shows_the_starting_cash(self, db):
-        with db.transaction() as conn:
-            config = make_config(conn, starting_cash=D("777"))
-        with db.transaction(claims=self.claims(config["user_id"])) as conn:
-            summary = accounts_repo.summary(conn, config["id"])
-        assert (summary["cash"], summary["equity"], summary["updated_at"]) == (
-            D("777"),
-            D("777"),
-            None,
-        )
-
-    def test_another_users_rows_are_invisible(self, db, traded):
-        stranger = uuid.uuid4()
-        with db.transaction(claims=self.claims(stranger)) as conn:
-            assert accounts_repo.summary(conn, traded["config_id"]) is None
-            assert positions_repo.list_for(conn, config_id=traded["config_id"]) == []
-            assert orders_repo.list_page(
-                conn,
-                config_id=traded["config_id"],
-                status=None,
-                symbol=None,
-                signal_id=None,
-                limit=10,
-                offset=0,
-            ) == ([], 0)
+    for table in ("accounts", "orders", "fills", "positions"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction(claims=claims) as conn:
+            conn.execute(f"select * from paper.{table}")

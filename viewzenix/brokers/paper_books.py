@@ -1,0 +1,576 @@
+"""SQL for the paper broker's own books: schema ``paper`` (accounts, orders, fills, positions).
+
+Only ``viewzenix.brokers.simulated`` reads or writes these tables, like an exchange's books: our
+books (``public.orders``, ``fills``, ``positions``, ``accounts``) are the ledger's, and
+reconciliation compares the two. Every function runs on the connection it is given, inside the
+paper broker's own transaction. ``paper.orders.created_at`` is ``clock_timestamp()``, so orders
+placed in one transaction keep their submission order ("oldest first" below).
+
+Locks: ``lock_position`` is the (config, symbol) lock every writer takes first; order rows are
+locked after it, the account row last (``add_cash``, an atomic increment), so fills of one
+config in different symbols run in parallel and only meet on the account row until commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from viewzenix.db import Connection
+from viewzenix.domain.engine import OrderRequest
+from viewzenix.domain.model import AccountState, OrderSide, OrderStatus, OrderType, TimeInForce
+
+OPEN_STATUSES = (OrderStatus.HELD, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+WORKING_STATUSES = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+
+# --- accounts ------------------------------------------------------------------------------
+
+ENSURE_ACCOUNT = """
+insert into paper.accounts (config_id, starting_cash, cash)
+values (%(config_id)s, %(starting_cash)s, %(starting_cash)s)
+on conflict (config_id) do nothing
+"""
+
+ADD_CASH = """
+update paper.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
+returning *
+"""
+
+ACCOUNT_STATE = """
+select
+    a.cash,
+    a.cash + coalesce((
+        select sum(p.qty * coalesce(p.last_price, p.avg_entry_price))
+        from paper.positions p where p.config_id = a.config_id
+    ), 0) as equity
+from paper.accounts a
+where a.config_id = %(config_id)s
+"""
+
+# --- positions -----------------------------------------------------------------------------
+
+GET_POSITION = """
+select * from paper.positions where config_id = %(config_id)s and symbol = %(symbol)s
+"""
+
+LOCK_POSITION = GET_POSITION + " for update"
+
+ENSURE_POSITION = """
+insert into paper.positions (config_id, symbol) values (%(config_id)s, %(symbol)s)
+on conflict (config_id, symbol) do nothing
+"""
+
+SAVE_POSITION = """
+update paper.positions set
+    qty = %(qty)s,
+    avg_entry_price = %(avg_entry_price)s,
+    realized_pnl = %(realized_pnl)s,
+    last_price = %(last_price)s,
+    opened_at = %(opened_at)s
+where config_id = %(config_id)s and symbol = %(symbol)s
+returning *
+"""
+
+MARK_POSITION = """
+update paper.positions set last_price = %(last_price)s
+where config_id = %(config_id)s and symbol = %(symbol)s
+returning *
+"""
+
+OPEN_POSITIONS = """
+select * from paper.positions where config_id = %(config_id)s and qty <> 0 order by symbol
+"""
+
+# --- orders --------------------------------------------------------------------------------
+
+INSERT_ORDER = """
+insert into paper.orders (
+    config_id, client_order_id, broker_order_id, parent_order_id, symbol, side, order_type,
+    time_in_force, qty, limit_price, stop_price, trail_price, trail_percent, extended_hours,
+    reference_price, status, status_code, status_message, submitted_at, canceled_at
+) values (
+    %(config_id)s, %(client_order_id)s, %(broker_order_id)s, %(parent_order_id)s, %(symbol)s,
+    %(side)s, %(order_type)s, %(time_in_force)s, %(qty)s, %(limit_price)s, %(stop_price)s,
+    %(trail_price)s, %(trail_percent)s, %(extended_hours)s, %(reference_price)s, %(status)s,
+    %(status_code)s, %(status_message)s, %(submitted_at)s, %(canceled_at)s
+)
+on conflict on constraint paper_orders_config_client_order_id_key do nothing
+returning *
+"""
+
+GET_ORDER = "select * from paper.orders where id = %(order_id)s"
+
+GET_BY_CLIENT_ORDER_ID = """
+select * from paper.orders
+where config_id = %(config_id)s and client_order_id = %(client_order_id)s
+"""
+
+LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
+
+ORDERS_BY_ID = """
+select * from paper.orders where id = any(%(order_ids)s::uuid[]) order by created_at, id
+"""
+
+OPEN_ORDERS = """
+select * from paper.orders
+where config_id = %(config_id)s
+  and status in ('held', 'accepted', 'partially_filled')
+  and (%(symbol)s::text is null or symbol = %(symbol)s)
+order by created_at, id
+"""
+
+LOCK_WORKING = """
+select * from paper.orders
+where config_id = %(config_id)s and symbol = %(symbol)s
+  and status in ('accepted', 'partially_filled')
+order by created_at, id
+for update
+"""
+
+LOCK_CHILDREN = """
+select * from paper.orders where parent_order_id = %(parent_order_id)s order by created_at, id
+for update
+"""
+
+CLIENT_ORDER_IDS = """
+select id, client_order_id from paper.orders where id = any(%(order_ids)s::uuid[])
+"""
+
+SET_STATUS = """
+update paper.orders set
+    status = %(status)s,
+    status_code = coalesce(%(status_code)s, status_code),
+    status_message = coalesce(%(status_message)s, status_message),
+    canceled_at = coalesce(%(canceled_at)s, canceled_at)
+where id = %(order_id)s
+returning *
+"""
+
+RECORD_FILL = """
+update paper.orders set
+    status = %(status)s,
+    filled_qty = %(filled_qty)s,
+    filled_avg_price = %(filled_avg_price)s,
+    filled_at = %(filled_at)s
+where id = %(order_id)s
+returning *
+"""
+
+SET_STOP_PRICE = """
+update paper.orders set stop_price = %(stop_price)s where id = %(order_id)s returning *
+"""
+
+SET_TRIGGERED = """
+update paper.orders set triggered_at = coalesce(triggered_at, %(triggered_at)s)
+where id = %(order_id)s
+returning *
+"""
+
+# --- fills ---------------------------------------------------------------------------------
+
+INSERT_FILL = """
+insert into paper.fills (
+    trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at
+) values (
+    %(trade_id)s, %(order_id)s, %(config_id)s, %(symbol)s, %(side)s, %(qty)s, %(price)s,
+    %(commission)s, %(filled_at)s
+)
+returning *
+"""
+
+COUNT_FILLS = "select count(*) as n from paper.fills where order_id = %(order_id)s"
+
+FILLS_FOR = """
+select * from paper.fills where order_id = any(%(order_ids)s::uuid[])
+order by filled_at, char_length(trade_id), trade_id
+"""
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaperAccount:
+    """One ``paper.accounts`` row: ``starting_cash`` and ``cash`` in account currency."""
+
+    config_id: uuid.UUID
+    starting_cash: Decimal
+    cash: Decimal
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PaperAccount:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PaperPosition:
+    """One ``paper.positions`` row: signed ``qty`` (short < 0) in shares, prices in quote currency.
+
+    Kept at qty 0 when flat, so ``realized_pnl`` and the mark ``last_price`` survive.
+    """
+
+    config_id: uuid.UUID
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    realized_pnl: Decimal
+    last_price: Decimal | None
+    opened_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PaperPosition:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PaperOrder:
+    """One ``paper.orders`` row, enums decoded. Quantities in shares, prices in quote currency."""
+
+    id: uuid.UUID
+    config_id: uuid.UUID
+    client_order_id: str
+    broker_order_id: str
+    parent_order_id: uuid.UUID | None
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    extended_hours: bool
+    reference_price: Decimal | None
+    status: OrderStatus
+    status_code: str | None
+    status_message: str | None
+    filled_qty: Decimal
+    filled_avg_price: Decimal | None
+    triggered_at: datetime | None
+    submitted_at: datetime
+    filled_at: datetime | None
+    canceled_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PaperOrder:
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["side"] = OrderSide(values["side"])
+        values["order_type"] = OrderType(values["order_type"])
+        values["time_in_force"] = TimeInForce(values["time_in_force"])
+        values["status"] = OrderStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PaperFill:
+    """One ``paper.fills`` row: ``qty`` shares at ``price``, ``commission`` in account currency."""
+
+    trade_id: str
+    order_id: uuid.UUID
+    config_id: uuid.UUID
+    symbol: str
+    side: OrderSide
+    qty: Decimal
+    price: Decimal
+    commission: Decimal
+    filled_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PaperFill:
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["side"] = OrderSide(values["side"])
+        return cls(**values)
+
+
+def _found(row: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    if row is None:
+        raise LookupError(f"{what} does not exist")
+    return row
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def ensure_account(conn: Connection, config_id: uuid.UUID, starting_cash: Decimal) -> None:
+    """Open the config's paper account with ``starting_cash`` unless it exists; take no lock."""
+    conn.execute(ENSURE_ACCOUNT, {"config_id": config_id, "starting_cash": starting_cash})
+
+
+def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:
+    """Add ``delta`` (negative to pay) to the account's cash atomically; return the account.
+
+    Locks the account row until the transaction ends. Raises LookupError when the account does
+    not exist (``ensure_account``).
+    """
+    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
+    return PaperAccount.from_row(_found(row, f"paper account {config_id}"))
+
+
+def account_state(conn: Connection, config_id: uuid.UUID) -> AccountState:
+    """Return cash and equity = cash + Σ qty × mark (mark = last_price, else avg_entry_price).
+
+    One statement, so cash and positions come from one snapshot. Raises LookupError when the
+    account does not exist (``ensure_account``).
+    """
+    row = conn.execute(ACCOUNT_STATE, {"config_id": config_id}).fetchone()
+    row = _found(row, f"paper account {config_id}")
+    return AccountState(cash=row["cash"], equity=row["equity"])
+
+
+# --- positions -----------------------------------------------------------------------------
+
+
+def lock_position(conn: Connection, config_id: uuid.UUID, symbol: str) -> PaperPosition:
+    """Lock and return the (config, symbol) position, creating it at zero when missing.
+
+    The row lock serialises everything that changes the symbol's orders or position until the
+    transaction ends.
+    """
+    params = {"config_id": config_id, "symbol": symbol}
+    row = conn.execute(LOCK_POSITION, params).fetchone()
+    if row is None:  # the symbol's first use: one extra statement, once
+        conn.execute(ENSURE_POSITION, params)
+        row = conn.execute(LOCK_POSITION, params).fetchone()
+    return PaperPosition.from_row(row)
+
+
+def get_position(conn: Connection, config_id: uuid.UUID, symbol: str) -> PaperPosition | None:
+    """Return the (config, symbol) position, flat ones included, or None; take no lock."""
+    row = conn.execute(GET_POSITION, {"config_id": config_id, "symbol": symbol}).fetchone()
+    return None if row is None else PaperPosition.from_row(row)
+
+
+def save_position(conn: Connection, position: PaperPosition) -> PaperPosition:
+    """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at."""
+    row = conn.execute(
+        SAVE_POSITION,
+        {
+            "config_id": position.config_id,
+            "symbol": position.symbol,
+            "qty": position.qty,
+            "avg_entry_price": position.avg_entry_price,
+            "realized_pnl": position.realized_pnl,
+            "last_price": position.last_price,
+            "opened_at": position.opened_at,
+        },
+    ).fetchone()
+    return PaperPosition.from_row(row)
+
+
+def mark(conn: Connection, config_id: uuid.UUID, symbol: str, last_price: Decimal) -> None:
+    """Set the symbol's mark (``last_price``, quote currency) on its existing position row."""
+    conn.execute(MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price})
+
+
+def open_positions(conn: Connection, config_id: uuid.UUID) -> list[PaperPosition]:
+    """Return the config's non-flat positions, by symbol."""
+    rows = conn.execute(OPEN_POSITIONS, {"config_id": config_id}).fetchall()
+    return [PaperPosition.from_row(row) for row in rows]
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+def insert_order(
+    conn: Connection,
+    request: OrderRequest,
+    *,
+    config_id: uuid.UUID,
+    broker_order_id: str,
+    parent_order_id: uuid.UUID | None,
+    status: OrderStatus,
+    submitted_at: datetime,
+    status_code: str | None = None,
+    status_message: str | None = None,
+    canceled_at: datetime | None = None,
+) -> PaperOrder | None:
+    """Insert the order ``request`` describes; return it, or None when its client_order_id exists.
+
+    Alpaca: a client_order_id is unique per account forever, even after cancel
+    (constraint ``paper_orders_config_client_order_id_key``).
+    """
+    row = conn.execute(
+        INSERT_ORDER,
+        {
+            "config_id": config_id,
+            "client_order_id": request.client_order_id,
+            "broker_order_id": broker_order_id,
+            "parent_order_id": parent_order_id,
+            "symbol": request.symbol,
+            "side": request.side.value,
+            "order_type": request.order_type.value,
+            "time_in_force": request.time_in_force.value,
+            "qty": request.qty,
+            "limit_price": request.limit_price,
+            "stop_price": request.stop_price,
+            "trail_price": request.trail_price,
+            "trail_percent": request.trail_percent,
+            "extended_hours": request.extended_hours,
+            "reference_price": request.reference_price,
+            "status": status.value,
+            "status_code": status_code,
+            "status_message": status_message,
+            "submitted_at": submitted_at,
+            "canceled_at": canceled_at,
+        },
+    ).fetchone()
+    return None if row is None else PaperOrder.from_row(row)
+
+
+def get_order(conn: Connection, order_id: uuid.UUID) -> PaperOrder:
+    """Return the order with this id. Raises LookupError when there is none."""
+    row = conn.execute(GET_ORDER, {"order_id": order_id}).fetchone()
+    return PaperOrder.from_row(_found(row, f"paper order {order_id}"))
+
+
+def get_by_client_order_id(
+    conn: Connection, config_id: uuid.UUID, client_order_id: str, *, for_update: bool = False
+) -> PaperOrder | None:
+    """Return (and with ``for_update`` lock) the config's order with this client_order_id, or None."""
+    query = LOCK_BY_CLIENT_ORDER_ID if for_update else GET_BY_CLIENT_ORDER_ID
+    row = conn.execute(query, {"config_id": config_id, "client_order_id": client_order_id}).fetchone()
+    return None if row is None else PaperOrder.from_row(row)
+
+
+def orders_by_id(conn: Connection, order_ids: Iterable[uuid.UUID]) -> list[PaperOrder]:
+    """Return the orders with these ids, oldest first."""
+    ids = list(order_ids)
+    if not ids:
+        return []
+    return [PaperOrder.from_row(row) for row in conn.execute(ORDERS_BY_ID, {"order_ids": ids}).fetchall()]
+
+
+def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[PaperOrder]:
+    """Return the config's open orders (held, accepted, partially_filled), oldest first."""
+    rows = conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
+    return [PaperOrder.from_row(row) for row in rows]
+
+
+def lock_working(conn: Connection, config_id: uuid.UUID, symbol: str) -> list[PaperOrder]:
+    """Lock and return the symbol's working orders (accepted, partially_filled), oldest first."""
+    rows = conn.execute(LOCK_WORKING, {"config_id": config_id, "symbol": symbol}).fetchall()
+    return [PaperOrder.from_row(row) for row in rows]
+
+
+def lock_children(conn: Connection, parent_order_id: uuid.UUID) -> list[PaperOrder]:
+    """Lock and return the legs (take-profit/stop-loss) of an order, oldest first."""
+    rows = conn.execute(LOCK_CHILDREN, {"parent_order_id": parent_order_id}).fetchall()
+    return [PaperOrder.from_row(row) for row in rows]
+
+
+def client_order_ids(conn: Connection, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Return {order id: client_order_id} for these orders."""
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(CLIENT_ORDER_IDS, {"order_ids": ids}).fetchall()
+    return {row["id"]: row["client_order_id"] for row in rows}
+
+
+def set_status(
+    conn: Connection,
+    order_id: uuid.UUID,
+    status: OrderStatus,
+    *,
+    status_code: str | None = None,
+    status_message: str | None = None,
+    canceled_at: datetime | None = None,
+) -> PaperOrder:
+    """Set an order's status; code, message and canceled_at only when given. Return the order."""
+    row = conn.execute(
+        SET_STATUS,
+        {
+            "order_id": order_id,
+            "status": status.value,
+            "status_code": status_code,
+            "status_message": status_message,
+            "canceled_at": canceled_at,
+        },
+    ).fetchone()
+    return PaperOrder.from_row(row)
+
+
+def record_fill(
+    conn: Connection,
+    order_id: uuid.UUID,
+    *,
+    status: OrderStatus,
+    filled_qty: Decimal,
+    filled_avg_price: Decimal,
+    filled_at: datetime,
+) -> PaperOrder:
+    """Write an order's status, filled_qty, filled_avg_price and filled_at after a fill."""
+    row = conn.execute(
+        RECORD_FILL,
+        {
+            "order_id": order_id,
+            "status": status.value,
+            "filled_qty": filled_qty,
+            "filled_avg_price": filled_avg_price,
+            "filled_at": filled_at,
+        },
+    ).fetchone()
+    return PaperOrder.from_row(row)
+
+
+def set_stop_price(conn: Connection, order_id: uuid.UUID, stop_price: Decimal) -> PaperOrder:
+    """Move an order's trigger (a trailing stop's ``stop_price``); return the order."""
+    row = conn.execute(SET_STOP_PRICE, {"order_id": order_id, "stop_price": stop_price}).fetchone()
+    return PaperOrder.from_row(row)
+
+
+def set_triggered(conn: Connection, order_id: uuid.UUID, triggered_at: datetime) -> PaperOrder:
+    """Record a stop_limit's trigger time (the first one stays); return the order."""
+    row = conn.execute(SET_TRIGGERED, {"order_id": order_id, "triggered_at": triggered_at}).fetchone()
+    return PaperOrder.from_row(row)
+
+
+# --- fills ---------------------------------------------------------------------------------
+
+
+def insert_fill(
+    conn: Connection,
+    *,
+    trade_id: str,
+    order: PaperOrder,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    filled_at: datetime,
+) -> PaperFill:
+    """Record one execution of ``order``: ``qty`` shares at ``price``, ``commission`` paid."""
+    row = conn.execute(
+        INSERT_FILL,
+        {
+            "trade_id": trade_id,
+            "order_id": order.id,
+            "config_id": order.config_id,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "qty": qty,
+            "price": price,
+            "commission": commission,
+            "filled_at": filled_at,
+        },
+    ).fetchone()
+    return PaperFill.from_row(row)
+
+
+def count_fills(conn: Connection, order_id: uuid.UUID) -> int:
+    """Return how many fills the order has."""
+    return int(conn.execute(COUNT_FILLS, {"order_id": order_id}).fetchone()["n"])
+
+
+def fills_for(conn: Connection, order_ids: Iterable[uuid.UUID]) -> list[PaperFill]:
+    """Return the fills of these orders, in execution order."""
+    ids = list(order_ids)
+    if not ids:
+        return []
+    return [PaperFill.from_row(row) for row in conn.execute(FILLS_FOR, {"order_ids": ids}).fetchall()]
