@@ -103,7 +103,7 @@ def test_refused_by_risk_rule_is_a_denied_order_with_reason(client, config, jobs
     signal_id = post(client, config, alert("buy", "long", "10", "100.00"))
     jobs()
     signal = client.get(f"/api/signals/{signal_id}", headers=headers).json
-    assert signal["status"] == "executed"
+    assert signal["status"] == "denied"
     assert [(o["status"], o["status_code"]) for o in signal["orders"]] == [("denied", "symbol_not_allowed")]
 
 

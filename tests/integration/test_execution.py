@@ -277,7 +277,7 @@ class TestRefusals:
         with db.transaction() as conn:
             assert [e["event_type"] for e in orders_repo.events_for(conn, order["id"])] == ["OrderDenied"]
         stored = signal_row(db, signal_id)
-        assert stored["status"] == "executed"
+        assert stored["status"] == "denied"
         assert "denied max_position_qty" in stored["outcome_message"]
         assert summary(db, config)["cash"] == D("100000")
 
@@ -288,7 +288,7 @@ class TestRefusals:
 
         assert orders_of(db, signal_id) == []
         stored = signal_row(db, signal_id)
-        assert stored["status"] == "executed"
+        assert stored["status"] == "denied"
         assert "stale_signal" in stored["outcome_message"]
 
     def test_a_stale_signals_price_does_not_fill_resting_orders(self, db):
@@ -313,7 +313,9 @@ class TestRefusals:
 
         [order] = orders_of(db, signal_id)
         assert (order["status"], order["status_code"]) == ("rejected", "no_market_price")
-        assert "no_market_price" in signal_row(db, signal_id)["outcome_message"]
+        stored = signal_row(db, signal_id)
+        assert stored["status"] == "rejected"  # the broker refused every order it was sent
+        assert "no_market_price" in stored["outcome_message"]
 
     def test_alpaca_config_fails_with_a_clear_message(self, db):
         config = make_config(db, broker="alpaca")
@@ -363,23 +365,38 @@ class TestIdempotency:
             )
         yield
         with db.transaction() as conn:
-            conn.execute("drop trigger test_refuse_fill on public.fills")
+            conn.execute("drop trigger if exists test_refuse_fill on public.fills")
             conn.execute("drop function public.test_refuse_fill()")
 
-    def test_an_unexpected_error_rolls_back_marks_the_signal_failed_and_is_raised(self, db, failing_fills):
+    def test_an_error_recording_the_fill_fails_the_signal_and_the_retry_records_it_once(
+        self, db, failing_fills
+    ):
         config = make_config(db)
-        signal_id = store_signal(db, config, replace(buy("10", "100"), ticker="FAILTEST"))
+        signal_id = store_signal(db, config, replace(buy("10", "100"), ticker="FAILTEST"), job_id=77)
 
         with pytest.raises(psycopg.errors.RaiseException, match="disk on fire"):
-            execute_signal(db, signal_id, clock=clock)
+            execute_signal(db, signal_id, job_id=77, clock=clock)
 
         stored = signal_row(db, signal_id)
         assert stored["status"] == "failed"
         assert "disk on fire" in stored["outcome_message"]
-        assert orders_of(db, signal_id) == []
+        [order] = orders_of(db, signal_id)
+        assert order["status"] == "pending_new"  # sent, the broker's answer not recorded
+        assert held(db, config, "FAILTEST")["qty"] == D("0")
+        with db.transaction() as conn:  # the fault is repaired before procrastinate retries
+            conn.execute("drop trigger test_refuse_fill on public.fills")
+
+        assert execute_signal(db, signal_id, job_id=77, clock=clock) == "executed"
+
+        [order] = orders_of(db, signal_id)
+        assert (order["status"], order["filled_qty"]) == ("filled", D("10"))
         with db.transaction() as conn:
-            assert positions_repo.list_for(conn, config_id=config["id"], include_flat=True) == []
-            assert accounts_repo.summary(conn, config["id"])["updated_at"] is None
+            assert len(orders_repo.fills_for(conn, order["id"])) == 1
+            paper_orders = conn.execute(
+                "select count(*) as n from paper.orders where config_id = %s", (config["id"],)
+            ).fetchone()["n"]
+        assert paper_orders == 1  # one order at the broker: looked up, never sent twice
+        assert held(db, config, "FAILTEST")["qty"] == D("10")
 
     def test_a_retry_of_its_own_job_runs_a_failed_signal_again(self, db):
         config = make_config(db)

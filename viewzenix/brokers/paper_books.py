@@ -123,6 +123,12 @@ where config_id = %(config_id)s
 order by created_at, id
 """
 
+ALL_ORDERS = """
+select * from paper.orders
+where config_id = %(config_id)s and (%(after)s::timestamptz is null or submitted_at > %(after)s)
+order by created_at, id
+"""
+
 LOCK_WORKING = """
 select * from paper.orders
 where config_id = %(config_id)s and symbol = %(symbol)s
@@ -450,6 +456,12 @@ def orders_by_id(conn: Connection, order_ids: Iterable[uuid.UUID]) -> list[Paper
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[PaperOrder]:
     """Return the config's open orders (held, accepted, partially_filled), oldest first."""
     rows = conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
+    return [PaperOrder.from_row(row) for row in rows]
+
+
+def all_orders(conn: Connection, config_id: uuid.UUID, after: datetime | None = None) -> list[PaperOrder]:
+    """Return the config's orders, open and closed, submitted after ``after``, oldest first."""
+    rows = conn.execute(ALL_ORDERS, {"config_id": config_id, "after": after}).fetchall()
     return [PaperOrder.from_row(row) for row in rows]
 
 

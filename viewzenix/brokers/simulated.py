@@ -226,6 +226,14 @@ class SimulatedBroker:
         with self._transaction() as conn:
             return self._reports(conn, books.open_orders(conn, self.config_id, symbol))
 
+    def list_orders(self, after: datetime | None = None) -> list[BrokerOrder]:
+        """Return every order, open and closed, submitted after ``after`` (UTC), oldest first.
+
+        For reconciliation. Raises BrokerUnavailable.
+        """
+        with self._transaction() as conn:
+            return self._reports(conn, books.all_orders(conn, self.config_id, after))
+
     def get_positions(self) -> list[PositionState]:
         """Return the paper account's non-flat positions by symbol: signed qty, avg entry price.
 
@@ -564,6 +572,9 @@ class SimulatedBroker:
                 stop_price=o.stop_price,
                 parent_client_order_id=None if o.parent_order_id is None else parents[o.parent_order_id],
                 fills=tuple(fills[o.id]),
+                order_type=o.order_type.value,
+                time_in_force=o.time_in_force.value,
+                limit_price=o.limit_price,
             )
             for o in orders
         ]

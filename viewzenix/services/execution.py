@@ -190,6 +190,18 @@ class _Execution:
                 message = "; ".join([plan.ignored_reason, *notes])
                 signals_repo.finish(conn, self.signal_id, SignalStatus.IGNORED.value, message)
                 return self._logged(SignalStatus.IGNORED, message)
+            notes += [f"denied {d.code}: {d.message}" for d in plan.denials if d.order is None]
+            if (
+                not plan.orders
+                and not plan.cancel_client_order_ids
+                and not any(d.order for d in plan.denials)
+            ):
+                status = SignalStatus.DENIED if plan.denials else SignalStatus.IGNORED
+                message = "; ".join(notes) or "nothing to do"
+                if intent:
+                    message = f"{intent}: {message}"
+                signals_repo.finish(conn, self.signal_id, status.value, message)
+                return self._logged(status, message)
             for denial in plan.denials:
                 ledger.record_denial(
                     conn, self.book, denial, signal_id=self.signal_id, intent=intent, at=self.now

@@ -230,8 +230,12 @@ def record_report(
         _event(conn, book, row, event, current, to, detail, fill.filled_at)
         current = to
 
+    status_code, status_message = report.status_code, report.status_message
+    if reported is OrderStatus.CANCELED and before["cancel_requested_by"] is not None:
+        status_code = "canceled_by_signal"
+        status_message = f"canceled by signal {before['cancel_requested_by']}"
     if reported in _TERMINAL_EVENTS and current is not reported:
-        detail = {"status_code": report.status_code, "status_message": report.status_message}
+        detail = {"status_code": status_code, "status_message": status_message}
         _event(conn, book, row, _TERMINAL_EVENTS[reported], current, reported, detail, at)
         current = reported
     elif not current.is_terminal and reported is not OrderStatus.PENDING_NEW:
@@ -242,8 +246,8 @@ def record_report(
         before["id"],
         status=current.value,
         broker_order_id=report.broker_order_id,
-        status_code=report.status_code,
-        status_message=report.status_message,
+        status_code=status_code,
+        status_message=status_message,
         filled_qty=max(report.filled_qty, before["filled_qty"]),
         filled_avg_price=report.filled_avg_price
         if report.filled_avg_price is not None
