@@ -137,6 +137,8 @@ __all__ = [
     "OrderRequest",
     "Plan",
     "client_order_id",
+    "is_stale",
+    "needs_account",
     "plan_signal",
 ]
 
@@ -393,6 +395,18 @@ def _denied(intent: Intent | None, denial: Denial) -> Plan:
 
 
 # --- whole-signal rules --------------------------------------------------------------------
+
+
+_EQUITY_SIZING = frozenset({QuantityType.PERCENT_OF_EQUITY, QuantityType.RISK_PERCENT})
+
+
+def needs_account(signal: Signal, settings: TradingSettings) -> bool:
+    """Return True when planning ``signal`` may size from the account's equity.
+
+    Only percent_of_equity and risk_percent read ``account``; the caller can skip asking the
+    broker for it otherwise (a network call with a real broker).
+    """
+    return signal.quantity_type in _EQUITY_SIZING or settings.quantity_type in _EQUITY_SIZING
 
 
 def is_stale(signal: Signal, settings: TradingSettings, now: datetime) -> bool:

@@ -41,9 +41,10 @@ from viewzenix.brokers.base import (
     OrderNotFound,
     PriceDriven,
 )
-from viewzenix.db import Database
-from viewzenix.domain.engine import OrderPurpose, OrderRequest, is_stale, plan_signal
+from viewzenix.db import Connection, Database
+from viewzenix.domain.engine import OrderPurpose, OrderRequest, is_stale, needs_account, plan_signal
 from viewzenix.domain.model import (
+    AccountState,
     OpenOrder,
     OrderSide,
     OrderStatus,
@@ -53,6 +54,7 @@ from viewzenix.domain.model import (
     TimeInForce,
 )
 from viewzenix.domain.serialization import signal_from_dict
+from viewzenix.repositories import accounts as accounts_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
@@ -64,6 +66,8 @@ from viewzenix.services.ledger import Book
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "not_found"
+# What the engine gets when it needs no account (fixed and dollar sizing never read it).
+_NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
 BrokerFactory = Callable[[dict[str, Any]], Broker]
 
 
@@ -143,6 +147,7 @@ class _Execution:
             recorded = orders_repo.for_signal(conn, self.signal_id)
             signal = signal_from_dict(row["signal"] or {})
             open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
+            self.has_account = accounts_repo.get(conn, config["id"]) is not None
         self.book = Book.for_config(config)
         self.settings = trading_settings(config)
         try:
@@ -161,14 +166,21 @@ class _Execution:
         priced = signal.signal_price is not None and signal.signal_price > 0
         if priced and not is_stale(signal, self.settings, self.now) and isinstance(self.broker, PriceDriven):
             crossed = self.broker.process_price(self.symbol, signal.signal_price, self.now)
-        reports = self._look_up([r["client_order_id"] for r in open_rows])
-        account = self.broker.get_account()
+        known = {r.client_order_id for r in crossed}
+        reports = self._look_up(
+            [r["client_order_id"] for r in open_rows if r["client_order_id"] not in known]
+        )
+        # The account is a broker call: only for equity-based sizing, or to open our books.
+        account = None
+        if not self.has_account or needs_account(signal, self.settings):
+            account = self.broker.get_account()
 
         with self.db.transaction() as conn:
             row = signals_repo.get_for_update(conn, self.signal_id)
             if row is None or not _runnable(row, self.job_id) or orders_repo.for_signal(conn, self.signal_id):
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
-            ledger.open_account(conn, self.book, account.cash)
+            if account is not None:
+                ledger.open_account(conn, self.book, account.cash)
             notes = self._record_reports(conn, reports, crossed)
             position = positions_repo.lock(  # created at zero on first use, so the mark sticks
                 conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
@@ -180,7 +192,7 @@ class _Execution:
                 signal=signal,
                 signal_id=self.signal_id,
                 position=position,
-                account=account,
+                account=account or _NO_ACCOUNT,
                 open_orders=open_orders,
                 settings=self.settings,
                 now=self.now,
@@ -238,16 +250,14 @@ class _Execution:
         with self.db.transaction() as conn:
             rows = orders_repo.for_signal(conn, self.signal_id)
             cancels = orders_repo.cancel_requested(conn, self.signal_id)
-        canceled, cancel_notes = self._cancel(cancels)
+        reports: list[BrokerOrder] = []
+        canceled, cancel_notes = self._cancel(cancels, reports)
         for row in rows:
-            if row["status"] != OrderStatus.PENDING_NEW:
-                continue
-            report = self._send(row, look_up_first=resumed)
-            with self.db.transaction() as conn:
-                ledger.record_report(conn, self.book, report, self.now)
-        return self._conclude(canceled, cancel_notes)
+            if row["status"] == OrderStatus.PENDING_NEW:
+                reports.append(self._send(row, look_up_first=resumed))
+        return self._conclude(reports, canceled, cancel_notes)
 
-    def _cancel(self, cancels: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    def _cancel(self, cancels: list[dict[str, Any]], reports: list[BrokerOrder]) -> tuple[int, list[str]]:
         canceled, notes = 0, []
         for row in cancels:
             client_order_id = row["client_order_id"]
@@ -261,8 +271,7 @@ class _Execution:
                 notes.append(f"could not cancel {client_order_id}: {error}")
             if report is None:
                 continue
-            with self.db.transaction() as conn:
-                ledger.record_report(conn, self.book, report, self.now)
+            reports.append(report)
             if report.status is OrderStatus.CANCELED:
                 canceled += 1
         return canceled, notes
@@ -285,18 +294,35 @@ class _Execution:
                 raise
             return found
 
-    def _conclude(self, canceled: int, cancel_notes: list[str]) -> str:
+    def _conclude(self, reports: list[BrokerOrder], canceled: int, cancel_notes: list[str]) -> str:
+        """Record the broker's answers; refresh open orders it did not report on; finish the signal.
+
+        One transaction when every open order of the symbol was reported on in this run (the
+        usual case); else the others (legs, OCO siblings) are looked up first, outside it.
+        """
+        reported = {r.client_order_id for r in reports}
         with self.db.transaction() as conn:
-            open_rows = orders_repo.open_orders(conn, self.book.config_id, self.symbol)
-        reports = self._look_up([r["client_order_id"] for r in open_rows])
+            for report in reports:
+                ledger.record_report(conn, self.book, report, self.now)
+            others = [
+                r["client_order_id"]
+                for r in orders_repo.open_orders(conn, self.book.config_id, self.symbol)
+                if r["client_order_id"] not in reported
+            ]
+            if not others:
+                return self._finish_with_outcome(conn, canceled, cancel_notes)
+        refreshed = self._look_up(others)
         with self.db.transaction() as conn:
-            self._record_reports(conn, reports, [])
-            rows = orders_repo.for_signal(conn, self.signal_id)
-            status, message = _outcome(rows, canceled, [*cancel_notes, *self.notes])
-            intent = next((r["intent"] for r in rows if r["intent"]), None)
-            if intent:
-                message = f"{intent}: {message}"
-            signals_repo.finish(conn, self.signal_id, status.value, message)
+            self._record_reports(conn, refreshed, [])
+            return self._finish_with_outcome(conn, canceled, cancel_notes)
+
+    def _finish_with_outcome(self, conn: Connection, canceled: int, cancel_notes: list[str]) -> str:
+        rows = orders_repo.for_signal(conn, self.signal_id)
+        status, message = _outcome(rows, canceled, [*cancel_notes, *self.notes])
+        intent = next((r["intent"] for r in rows if r["intent"]), None)
+        if intent:
+            message = f"{intent}: {message}"
+        signals_repo.finish(conn, self.signal_id, status.value, message)
         return self._logged(status, message)
 
     # --- helpers ----------------------------------------------------------------------------
@@ -309,7 +335,9 @@ class _Execution:
                 reports.append(found)
         return reports
 
-    def _record_reports(self, conn: Any, reports: list[BrokerOrder], crossed: list[BrokerOrder]) -> list[str]:
+    def _record_reports(
+        self, conn: Connection, reports: list[BrokerOrder], crossed: list[BrokerOrder]
+    ) -> list[str]:
         """Record reports of our open orders (and what a price crossed); notes of resting fills."""
         notes = []
         seen = set()

@@ -110,11 +110,8 @@ def record_new_order(
     Recording the same client_order_id again returns the existing row unchanged. Its
     ``parent_order_id`` is resolved from ``request.parent_client_order_id``.
     """
-    existing = orders_repo.get_by_client_order_id(conn, book.config_id, request.client_order_id)
-    if existing is not None:
-        return existing
     row = _insert(conn, book, request, signal_id, intent, OrderStatus.PENDING_NEW)
-    if row is None:  # a concurrent writer recorded it between the look-up and the insert
+    if row is None:  # recorded before (unique per config)
         found = orders_repo.get_by_client_order_id(conn, book.config_id, request.client_order_id)
         assert found is not None
         return found
