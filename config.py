@@ -93,6 +93,12 @@ class Config:
         self.SUPABASE_JWT_SECRET = env.get("SUPABASE_JWT_SECRET") or None
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
+        # How long the first response to an Idempotency-Key is kept and replayed.
+        self.IDEMPOTENCY_KEY_TTL_HOURS = _int(env, "IDEMPOTENCY_KEY_TTL_HOURS", 24)
+        if self.IDEMPOTENCY_KEY_TTL_HOURS < 1:
+            raise ConfigError(
+                f"IDEMPOTENCY_KEY_TTL_HOURS must be at least 1, got {self.IDEMPOTENCY_KEY_TTL_HOURS}"
+            )
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
         self.LOG_FORMAT = (env.get("LOG_FORMAT") or "text").lower()
         # flask-smorest / OpenAPI

@@ -1,4 +1,5 @@
-"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL | reconcile``."""
+"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL |
+reconcile | purge-idempotency-keys``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Flask
 
 from viewzenix.db import Database
 from viewzenix.db.migrate import apply_migrations
+from viewzenix.repositories import idempotency_keys as idempotency_repo
 from viewzenix.repositories import webhook_configs as configs_repo
 
 
@@ -37,6 +39,14 @@ def register(app: Flask) -> None:
         runtime = app.extensions["viewzenix"]
         applied = apply_migrations(runtime.database_url)
         click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+    @app.cli.command("purge-idempotency-keys")
+    def purge_idempotency_keys() -> None:
+        """Delete the API's expired idempotency keys."""
+        runtime = app.extensions["viewzenix"]
+        with runtime.db.transaction() as conn:
+            purged = idempotency_repo.purge_expired(conn)
+        click.echo(f"purged {purged} expired idempotency key(s)")
 
     @app.cli.command("local-token")
     @click.argument("email")

@@ -67,6 +67,27 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class InvalidIdempotencyKey(ApiError):
+    """Idempotency-Key must be 1 to 255 printable ASCII characters, bare or as a quoted string."""
+
+    status = 400
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyInProgress(ApiError):
+    """A request with this Idempotency-Key is still running; retry once it has finished."""
+
+    status = 409
+    code = "idempotency_key_in_progress"
+
+
+class IdempotencyKeyReused(ApiError):
+    """This Idempotency-Key was used for a different request (method, path or body); use a new key."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class ErrorSchema(ma.Schema):
     """The error body (documentation only)."""
 

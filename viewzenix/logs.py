@@ -1,7 +1,8 @@
 """Logging to stdout: one JSON object per line (``LOG_FORMAT=json``) or plain text.
 
 Log records may carry ``action`` and ids (``signal_id``, ``order_id``, ``client_order_id``,
-``job_id``, ``config_id``) through ``extra=``; the JSON formatter emits them as fields.
+``job_id``, ``config_id``, ``user_id``, ``idempotency_key``) through ``extra=``; the JSON
+formatter emits them as fields.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_FIELDS = ("action", "signal_id", "order_id", "client_order_id", "job_id", "config_id", "version")
+_FIELDS = (
+    "action",
+    "signal_id",
+    "order_id",
+    "client_order_id",
+    "job_id",
+    "config_id",
+    "user_id",
+    "idempotency_key",
+    "version",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -12,6 +12,7 @@ def test_development_runs_without_any_variable():
     assert isinstance(config, DevelopmentConfig)
     assert config.DATABASE_URL is None  # → embedded Postgres
     assert config.SIMULATION_MODE is True
+    assert config.IDEMPOTENCY_KEY_TTL_HOURS == 24
 
 
 def test_production_refuses_to_start_naming_each_missing_secret():
@@ -41,6 +42,8 @@ def test_production_starts_with_its_secrets():
         ({"SIMULATION_MODE": "maybe"}, "SIMULATION_MODE must be true or false"),
         ({"DEFAULT_ORDER_QUANTITY": "ten"}, "DEFAULT_ORDER_QUANTITY must be a number"),
         ({"TRUSTED_PROXY_COUNT": "1.5"}, "TRUSTED_PROXY_COUNT must be a whole number"),
+        ({"IDEMPOTENCY_KEY_TTL_HOURS": "0"}, "IDEMPOTENCY_KEY_TTL_HOURS must be at least 1"),
+        ({"IDEMPOTENCY_KEY_TTL_HOURS": "1.5"}, "IDEMPOTENCY_KEY_TTL_HOURS must be a whole number"),
     ],
 )
 def test_refuses_invalid_values_naming_the_variable(env, message):

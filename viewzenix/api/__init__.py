@@ -8,10 +8,16 @@ from viewzenix.errors import Api
 
 
 def register_api(app: Flask) -> Api:
-    """Create the Api and register every blueprint (each requires a bearer token)."""
-    from viewzenix.api import account, orders, positions, reconciliations, signals, webhook_configs
+    """Create the Api and register every blueprint (each requires a bearer token).
 
-    api = Api(app)
+    Then every mutating ``/api`` endpoint honours Idempotency-Key (``viewzenix.api.idempotency``):
+    its view is wrapped here, once, so blueprints need nothing of their own.
+    """
+    from viewzenix.api import account, orders, positions, reconciliations, signals, webhook_configs
+    from viewzenix.api.idempotency import IdempotencyKeyDoc, make_api_idempotent
+
+    api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
     for module in (webhook_configs, signals, orders, positions, account, reconciliations):
         api.register_blueprint(module.bp)
+    make_api_idempotent(app)
     return api

@@ -5,6 +5,11 @@ transactions. ``Database.transaction(claims=...)`` runs the transaction as Supab
 ``authenticated`` role with ``request.jwt.claims`` set, exactly as Supabase's REST layer does, so
 Row-Level Security applies even if application code forgets a filter (Supabase: the ``postgres``
 login role bypasses RLS, so a backend connected as it must switch role per transaction).
+
+``Database.request_transaction(claims)`` opens an *ambient* transaction for the current context
+(thread or task, via a contextvar): until it ends, every ``transaction()`` on the same Database
+joins it as a savepoint instead of taking its own connection, so a whole HTTP request — the
+services' work and the API's idempotency-key record — commits or rolls back as one.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -22,6 +29,18 @@ from psycopg_pool import ConnectionPool
 logger = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+
+@dataclass
+class _Ambient:
+    """The open request transaction: its Database, connection, and the claims it runs as now."""
+
+    database: Database
+    conn: Connection
+    claims: Mapping[str, Any] | None
+
+
+_ambient: ContextVar[_Ambient | None] = ContextVar("viewzenix_ambient_transaction", default=None)
 
 
 class Database:
@@ -55,12 +74,58 @@ class Database:
         With ``claims`` (verified JWT claims), the transaction runs as role ``authenticated``
         with ``request.jwt.claims`` set, so ``auth.uid()`` and RLS policies see the caller.
         psycopg cannot bind a parameter in ``SET LOCAL ROLE``; ``set_config`` is used instead.
+
+        Inside ``request_transaction()`` on this Database, joins it instead: the block is a
+        savepoint (an error rolls back only the block; success releases it, and the work commits
+        with the request). A block asking for other claims (or none) runs as those until it
+        ends, then the request's claims are restored.
         """
+        ambient = _ambient.get()
+        if ambient is not None and ambient.database is self:
+            with self._join(ambient, claims) as conn:
+                yield conn
+            return
         with self.pool.connection() as conn:
             with conn.transaction():
                 if claims is not None:
                     set_request_claims(conn, claims)
                 yield conn
+
+    @contextmanager
+    def request_transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
+        """Open the ambient transaction of this context; ``transaction()`` calls join it until it ends.
+
+        Commits on success, rolls back on error; ``raise psycopg.Rollback()`` inside the block rolls
+        back quietly. Raises RuntimeError when one is already open in this context.
+        """
+        if _ambient.get() is not None:
+            raise RuntimeError("a request transaction is already open in this context")
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                if claims is not None:
+                    set_request_claims(conn, claims)
+                token = _ambient.set(_Ambient(self, conn, claims))
+                try:
+                    yield conn
+                finally:
+                    _ambient.reset(token)
+
+    @contextmanager
+    def _join(self, ambient: _Ambient, claims: Mapping[str, Any] | None) -> Iterator[Connection]:
+        outer = ambient.claims
+        switch = _comparable(claims) != _comparable(outer)
+        try:
+            with ambient.conn.transaction():  # a savepoint
+                if switch:
+                    _apply_claims(ambient.conn, claims)
+                    ambient.claims = claims
+                yield ambient.conn
+            # Released: the switch would outlive the block (SET LOCAL lasts until commit), undo
+            # it. Rolled back to the savepoint: Postgres has already undone it.
+            if switch:
+                _apply_claims(ambient.conn, outer)
+        finally:
+            ambient.claims = outer
 
     def ping(self) -> bool:
         """Return True when the database answers ``select 1`` within the pool timeout."""
@@ -82,3 +147,16 @@ def set_request_claims(conn: Connection, claims: Mapping[str, Any], role: str = 
         "select set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s, true)",
         {"role": role, "claims": json.dumps(dict(claims), default=str)},
     )
+
+
+def _comparable(claims: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if claims is None else dict(claims)
+
+
+def _apply_claims(conn: Connection, claims: Mapping[str, Any] | None) -> None:
+    """Run the rest of the transaction as ``claims`` (role ``authenticated``), or as the login role."""
+    if claims is not None:
+        set_request_claims(conn, claims)
+    else:
+        # role 'none' = back to the session's login role, as after RESET ROLE.
+        conn.execute("select set_config('role', 'none', true), set_config('request.jwt.claims', '', true)")
