@@ -112,3 +112,33 @@ def test_owners_see_only_their_own_reconciliations(client, auth_headers, make_us
 
     assert theirs.status_code == 200
     assert theirs.get_json() == []
+
+
+def test_a_keyed_reconcile_calls_the_broker_outside_the_requests_transaction(
+    client, app, auth_headers, admin_headers, jobs, monkeypatch
+):
+    from viewzenix.brokers import simulated
+
+    config = make_config(client, auth_headers)
+    trade(client, config, jobs)
+    db = app.extensions["viewzenix"].db
+    seen = []
+    real = simulated.SimulatedBroker.list_orders
+
+    def spying_list_orders(self, after=None):
+        from viewzenix.db import _ambient
+
+        seen.append(_ambient.get())
+        return real(self, after)
+
+    monkeypatch.setattr(simulated.SimulatedBroker, "list_orders", spying_list_orders)
+    headers = {**admin_headers, "Idempotency-Key": f"recon-{uuid.uuid4()}"}
+
+    first = client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=headers)
+    replay = client.post("/api/admin/reconcile", json={"config_id": config["id"]}, headers=headers)
+
+    assert first.status_code == 200
+    assert seen == [None]  # one broker call, made with no request transaction to join
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == first.get_json()
+    assert db is not None

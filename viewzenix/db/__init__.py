@@ -111,6 +111,20 @@ class Database:
                     _ambient.reset(token)
 
     @contextmanager
+    def detached(self) -> Iterator[None]:
+        """Leave the ambient request transaction for this block: ``transaction()`` takes its own.
+
+        For work with effects outside Postgres (a broker call) that must not run inside, nor roll
+        back with, the request's transaction; such work must be safe to repeat, since a retry of
+        a request that failed after it runs it again.
+        """
+        token = _ambient.set(None)
+        try:
+            yield
+        finally:
+            _ambient.reset(token)
+
+    @contextmanager
     def _join(self, ambient: _Ambient, claims: Mapping[str, Any] | None) -> Iterator[Connection]:
         outer = ambient.claims
         switch = _comparable(claims) != _comparable(outer)

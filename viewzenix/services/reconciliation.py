@@ -198,13 +198,16 @@ def reconcile_as_admin(
     """Run ``reconcile`` for an admin (``app_metadata.role`` = admin); return the runs.
 
     Raises Forbidden (``admin_required``) for anyone else, NotFound for an unknown config.
+    Runs outside the request's transaction (an Idempotency-Key's): reconciliation calls brokers,
+    and running it twice is safe (a second repair changes nothing).
     """
     if not caller.is_admin:
         raise Forbidden(
             "Reconciliation across accounts is for admins (app_metadata.role = admin).",
             code="admin_required",
         )
-    runs = reconcile(db, config_id=config_id, repair=repair)
+    with db.detached():  # broker calls: never inside the request's transaction (a repeat is safe)
+        runs = reconcile(db, config_id=config_id, repair=repair)
     if config_id is not None and not runs:
         raise NotFound("No webhook config with this id.")
     return runs
