@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
+PURGE_EXPIRED = "viewzenix.purge_expired"
+PURGE_CRON = "17 * * * *"  # hourly
 QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
@@ -60,9 +62,11 @@ def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: 
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
     ``reconcile_cron`` (cron syntax, UTC): when set, the worker also compares every config's books
-    with its broker's on that schedule (report only; see ``services.reconciliation``).
+    with its broker's on that schedule (report only; see ``services.reconciliation``). Expired
+    idempotency keys and duplicate-alert claims are purged hourly.
     """
     from viewzenix.services.execution import execute_signal
+    from viewzenix.services.housekeeping import purge_expired
     from viewzenix.services.reconciliation import reconcile
 
     @job_app.task(
@@ -83,6 +87,12 @@ def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: 
             sum(r["orders_in_drift"] for r in runs),
             extra={"action": "reconcile_run"},
         )
+
+    @job_app.periodic(cron=PURGE_CRON, periodic_id="purge_expired")
+    @job_app.task(name=PURGE_EXPIRED, queue=MAINTENANCE_QUEUE, pass_context=False)
+    def purge_expired_task(timestamp: int | None = None) -> None:
+        counts = purge_expired(db)
+        logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", **counts})
 
     if reconcile_cron:
         job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
