@@ -1,0 +1,136 @@
+"""Reconciliation against the paper broker's own books (schema ``paper``), corrupted in every way.
+
+The paper broker keeps its books apart from ours, like an exchange: here a test changes one side
+or the other with SQL, as a lost message, a manual order at the broker or a bug would.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from viewzenix.brokers.simulated import SimulatedBroker
+from viewzenix.db import Database
+from viewzenix.domain.engine import OrderPurpose, OrderRequest
+from viewzenix.domain.model import Action, OrderSide, OrderType, Signal, TimeInForce
+from viewzenix.domain.parsing import signal_to_dict
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+from viewzenix.repositories import signals as signals_repo
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services.execution import execute_signal
+from viewzenix.services.reconciliation import reconcile
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+D = Decimal
+
+
+def make_config(db: Database) -> dict[str, Any]:
+    user_id = uuid.uuid4()
+    with db.transaction() as conn:
+        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
+        return configs_repo.insert(
+            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "paper"}
+        )
+
+
+def buy(db: Database, config: dict[str, Any], ticker: str) -> dict[str, Any]:
+    signal_id = uuid.uuid4()
+    data = signal_to_dict(Signal(ticker=ticker, action=Action.BUY, quantity=D(10), signal_price=D(100)))
+    with db.transaction() as conn:
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=data,
+            ticker=ticker,
+            action="buy",
+        )
+    assert execute_signal(db, signal_id, clock=lambda: NOW) == "executed"
+    with db.transaction() as conn:
+        [order] = orders_repo.for_signal(conn, signal_id)
+    return order
+
+
+def run(db: Database, config: dict[str, Any], *, repair: bool = False) -> dict[str, Any]:
+    [result] = reconcile(db, config_id=config["id"], repair=repair, clock=lambda: NOW)
+    return result
+
+
+def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db):
+    config = make_config(db)
+    orders = {t: buy(db, config, t) for t in ("AAPL", "MSFT", "TSLA")}
+    assert run(db, config)["drifts"] == []
+
+    # missing on our side: an order placed at the broker directly (e.g. in its own app)
+    broker = SimulatedBroker.for_config(db, config, clock=lambda: NOW)
+    broker.submit_order(
+        OrderRequest(
+            client_order_id="manual-1",
+            symbol="NVDA",
+            side=OrderSide.BUY,
+            qty=D(2),
+            order_type=OrderType.MARKET,
+            time_in_force=TimeInForce.DAY,
+            purpose=OrderPurpose.ENTRY,
+            reference_price=D(50),
+        )
+    )
+    with db.transaction() as conn:
+        # missing at the broker: the exchange lost our AAPL order (its position stays)
+        conn.execute(
+            "delete from paper.orders where config_id = %s and client_order_id = %s",
+            (config["id"], orders["AAPL"]["client_order_id"]),
+        )
+        # status differs: the exchange says MSFT was canceled unfilled
+        conn.execute(
+            "delete from paper.fills where order_id = (select id from paper.orders "
+            "where config_id = %s and client_order_id = %s)",
+            (config["id"], orders["MSFT"]["client_order_id"]),
+        )
+        conn.execute(
+            "update paper.orders set status = 'canceled', filled_qty = 0, filled_avg_price = null "
+            "where config_id = %s and client_order_id = %s",
+            (config["id"], orders["MSFT"]["client_order_id"]),
+        )
+        conn.execute(
+            "update paper.positions set qty = 0 where config_id = %s and symbol = 'MSFT'", (config["id"],)
+        )
+        # filled quantity differs, and position differs, on our side
+        conn.execute("update public.orders set filled_qty = 4 where id = %s", (orders["TSLA"]["id"],))
+        conn.execute(
+            "update public.positions set qty = 7 where config_id = %s and symbol = 'TSLA'", (config["id"],)
+        )
+
+    found = run(db, config)
+
+    assert found["counts"] == {
+        "missing_on_our_side": 1,
+        "missing_at_broker": 1,
+        "status_differs": 1,
+        "filled_qty_differs": 2,
+        "position_differs": 3,  # MSFT 10 vs 0, NVDA 0 vs 2, TSLA 7 vs 10
+    }
+    assert (found["orders_compared"], found["orders_in_drift"], found["drift_rate"]) == (4, 4, D("100.00"))
+
+    repaired = run(db, config, repair=True)
+    after = run(db, config)
+    again = run(db, config, repair=True)
+
+    assert repaired["repaired"] >= 5
+    assert after["drifts"] == [] and after["drift_rate"] == 0
+    assert again["drifts"] == [] and again["repaired"] == 0
+    with db.transaction() as conn:
+        ours = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
+    assert ours == {"AAPL": D(10), "NVDA": D(2), "TSLA": D(10)}
