@@ -724,16 +724,12 @@ class TestBooks:
         assert cash(db, book) == D("100650")  # 100000 - 1000 + 1650
 
 
-# --- known bugs ----------------------------------------------------------------------------
+# --- stale reports -------------------------------------------------------------------------
 
 
 class TestStaleReports:
     """A report fetched outside any transaction can be older than what the ledger has recorded."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="record_report writes a stale report's filled_avg_price (and filled_at) over a filled order",
-    )
     def test_an_earlier_report_delivered_after_the_fill_changes_nothing(self, db):
         book = open_book(db)
         req = request("late", BUY, "10")
@@ -753,9 +749,6 @@ class TestStaleReports:
             filled["filled_at"],
         )
 
-    @pytest.mark.xfail(
-        strict=True, reason="record_report moves a partially filled order back to a stale report's status"
-    )
     def test_an_earlier_report_does_not_move_a_partially_filled_order_back_to_accepted(self, db):
         book = open_book(db)
         req = request("back", BUY, "10", order_type=OrderType.LIMIT, limit_price="100")

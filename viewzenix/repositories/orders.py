@@ -61,15 +61,15 @@ order by created_at, id
 APPLY_REPORT = """
 update public.orders set
     status = %(status)s,
-    broker_order_id = coalesce(%(broker_order_id)s, broker_order_id),
-    status_code = coalesce(%(status_code)s, status_code),
-    status_message = coalesce(%(status_message)s, status_message),
+    broker_order_id = %(broker_order_id)s,
+    status_code = %(status_code)s,
+    status_message = %(status_message)s,
     filled_qty = %(filled_qty)s,
     filled_avg_price = %(filled_avg_price)s,
-    submitted_at = coalesce(submitted_at, %(submitted_at)s),
-    filled_at = coalesce(%(filled_at)s, filled_at),
-    canceled_at = coalesce(%(canceled_at)s, canceled_at),
-    stop_price = coalesce(%(stop_price)s, stop_price)
+    submitted_at = %(submitted_at)s,
+    filled_at = %(filled_at)s,
+    canceled_at = %(canceled_at)s,
+    stop_price = %(stop_price)s
 where id = %(order_id)s
 returning *
 """
@@ -276,23 +276,8 @@ def insert_event(
 
 
 def apply_report(conn: Connection, order_id: uuid.UUID, **values: Any) -> dict[str, Any]:
-    """Write what the broker reported of an order (keys of APPLY_REPORT); return the row.
-
-    None leaves a column as it is, except ``filled_avg_price`` which is always written.
-    """
-    params = dict.fromkeys(
-        (
-            "broker_order_id",
-            "status_code",
-            "status_message",
-            "submitted_at",
-            "filled_at",
-            "canceled_at",
-            "stop_price",
-        )
-    )
-    params.update(values, order_id=order_id)
-    return conn.execute(APPLY_REPORT, params).fetchone()
+    """Write an order's broker-reported columns (every key of APPLY_REPORT); return the row."""
+    return conn.execute(APPLY_REPORT, {**values, "order_id": order_id}).fetchone()
 
 
 def request_cancel(

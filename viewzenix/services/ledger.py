@@ -53,6 +53,15 @@ _TERMINAL_EVENTS = {
     OrderStatus.EXPIRED: ORDER_EXPIRED,
 }
 _WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)
+# How far along an order is; a report never moves an open order back (it is a stale one).
+_RANK = {
+    OrderStatus.PENDING_NEW: 0,
+    OrderStatus.SUBMITTED: 1,
+    OrderStatus.HELD: 1,
+    OrderStatus.ACCEPTED: 2,
+    OrderStatus.PARTIALLY_FILLED: 3,
+    **{status: 4 for status in OrderStatus if status.is_terminal},
+}
 # A submitted order that ends canceled or expired was working first (IOC, DAY expiry).
 _ENDED_AFTER_ACCEPT = (OrderStatus.CANCELED, OrderStatus.EXPIRED)
 
@@ -235,25 +244,31 @@ def record_report(
         detail = {"status_code": status_code, "status_message": status_message}
         _event(conn, book, row, _TERMINAL_EVENTS[reported], current, reported, detail, at)
         current = reported
-    elif not current.is_terminal and reported is not OrderStatus.PENDING_NEW:
-        current = reported  # e.g. a trailing stop still accepted, a fill status without new fills
+    elif not current.is_terminal and _RANK[reported] >= _RANK[current]:
+        current = reported  # e.g. a fill status without new fills; never back (a stale report)
 
-    after = orders_repo.apply_report(
-        conn,
-        before["id"],
-        status=current.value,
-        broker_order_id=report.broker_order_id,
-        status_code=status_code,
-        status_message=status_message,
-        filled_qty=max(report.filled_qty, before["filled_qty"]),
-        filled_avg_price=report.filled_avg_price
-        if report.filled_avg_price is not None
+    # A report older than what we hold (broker calls run outside transactions, so answers can
+    # arrive late) never moves the fill figures back.
+    newer_fill = report.filled_qty > before["filled_qty"]
+    current_fill = report.filled_qty >= before["filled_qty"]
+    values = {
+        "status": current.value,
+        "broker_order_id": report.broker_order_id or before["broker_order_id"],
+        "status_code": status_code or before["status_code"],
+        "status_message": status_message or before["status_message"],
+        "filled_qty": max(report.filled_qty, before["filled_qty"]),
+        "filled_avg_price": report.filled_avg_price
+        if current_fill and report.filled_avg_price is not None
         else before["filled_avg_price"],
-        submitted_at=report.submitted_at,
-        filled_at=report.filled_at,
-        canceled_at=report.canceled_at,
-        stop_price=report.stop_price,
-    )
+        "submitted_at": before["submitted_at"] or report.submitted_at,
+        "filled_at": report.filled_at if newer_fill and report.filled_at else before["filled_at"],
+        "canceled_at": before["canceled_at"] or report.canceled_at,
+        "stop_price": report.stop_price if report.stop_price is not None else before["stop_price"],
+    }
+    if all(before[k] == v for k, v in values.items()):
+        after = before  # nothing new: no write (updated_at stays)
+    else:
+        after = orders_repo.apply_report(conn, before["id"], **values)
     recorded = Recorded(before, after, tuple(f for f, _ in new_fills))
     if repair is not None and recorded.changed:
         detail = {"note": repair, "before": _state_detail(before), "after": _state_detail(after)}
@@ -298,9 +313,11 @@ def force_state(
     For what ``record_report`` will not do on its own: move a terminal status, or lower a
     filled quantity. Fills we recorded stay as history; the position is repaired apart.
     """
+    columns = ("broker_order_id", "submitted_at", "filled_at", "canceled_at", "stop_price")
     after = orders_repo.apply_report(
         conn,
         row["id"],
+        **{name: row[name] for name in columns},
         status=report.status.value,
         filled_qty=report.filled_qty,
         filled_avg_price=report.filled_avg_price,
