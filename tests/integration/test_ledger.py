@@ -506,6 +506,17 @@ class TestRecordingReports:
         assert held(db, book) == D("10")
         assert cash(db, book) == D("98994")  # 100000 - 400 - 606
 
+    def test_fills_reported_after_an_implied_fill_never_fill_the_order_twice(self, db):
+        book = open_book(db)
+        req = request("twice", BUY, "10")
+        new_order(db, book, req)
+        record(db, book, report(req, FILLED, filled_qty="10", filled_avg_price="100"))
+
+        record(db, book, report(req, FILLED, fill("real-1", "10", "100")), at=LATER)
+
+        assert [f["last_qty"] for f in fills_of(db, book, "twice")] == [D("10")]
+        assert held(db, book) == D("10")
+
     def test_a_rejected_report_keeps_the_reason_and_leaves_position_and_cash_untouched(self, db):
         book = open_book(db)
         req = request("refused", BUY, "10")

@@ -399,6 +399,8 @@ def _record_fills(
     out: list[tuple[BrokerFill, Decimal]] = []
     cumulative = recorded_qty
     for fill in sorted(fills, key=lambda f: (f.filled_at, f.trade_id)):
+        if cumulative + fill.qty > row["qty"]:
+            continue  # recorded already, or more than the order's quantity: never overfill
         inserted = orders_repo.insert_fill(
             conn,
             order_id=row["id"],
