@@ -26,6 +26,10 @@ or on ``DATABASE_URL``, gunicorn on loopback, the job worker) and measures, in t
    counted from each request's *scheduled* send time, so a stalled server cannot hide queueing
    delay (no coordinated omission).
 
+Every request's body is unique (``extras.bench``): a repeated body within a config's dedupe window
+(60 s by default) would be stored as a duplicate that runs nothing, which is cheaper than a fresh
+alert and would flatter the figures. So every phase measures fresh alerts, dedupe claim included.
+
 The load generator is plain Python (``http.client``) in ``--procs`` separate processes, so it does
 not share a GIL with anything measured; it still shares the machine's CPUs with gunicorn, the
 worker and Postgres, and the report prints the share of CPU it used. gunicorn's sync workers close
@@ -85,9 +89,13 @@ def alert_bodies(symbols: int) -> list[bytes]:
     """Return ``2 x symbols`` filled strategy-template bodies: slot k → symbol k % n, buy/exit.
 
     Slot ``k``'s body is ``bodies[k % len(bodies)]``: the first ``symbols`` slots buy 1 share
-    (sentiment long), the next ``symbols`` sell it back (sentiment flat), and so on.
+    (sentiment long), the next ``symbols`` sell it back (sentiment flat), and so on. Each body
+    ends with ``"extras": {"bench": "{{seq}}"}``, which the generator fills with a value unique
+    to the request (``SEQ``): intake stores a repeated body within a config's dedupe window as
+    a duplicate that runs nothing, and the benchmark measures fresh alerts.
     """
     template = json.loads(TEMPLATE_FIXTURE.read_text(encoding="utf-8").splitlines()[1])["body"]
+    template = template.rstrip().removesuffix("}").rstrip() + ',\n    "extras": {"bench": "{{seq}}"}\n}'
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     bodies = []
     for action, sentiment in (("buy", "long"), ("sell", "flat")):
@@ -110,6 +118,8 @@ def alert_bodies(symbols: int) -> list[bytes]:
 
 # --------------------------------------------------------------------------- load generator
 
+SEQ = b"{{seq}}"
+
 
 @dataclass(frozen=True)
 class LoadSpec:
@@ -126,12 +136,17 @@ class LoadSpec:
     rate: float = 0.0  # open loop: alerts/s over all processes
     proc_index: int = 0
     procs: int = 1
+    run_id: str = ""  # unique per load phase: with the slot, makes every request a fresh alert
 
 
 def _request(spec: LoadSpec, k: int) -> tuple[str, bytes]:
-    """Return slot ``k``'s path and body: paths round robin, each path walks the bodies in order."""
+    """Return slot ``k``'s path and body: paths round robin, each path walks the bodies in order.
+
+    ``{{seq}}`` in the body becomes ``<run_id>-<k>``, unique to this request.
+    """
     n = len(spec.paths)
-    return spec.paths[k % n], spec.bodies[(k // n) % len(spec.bodies)]
+    body = spec.bodies[(k // n) % len(spec.bodies)]
+    return spec.paths[k % n], body.replace(SEQ, f"{spec.run_id}-{k}".encode())
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
@@ -330,6 +345,7 @@ def run_load(
     ctx = mp.get_context("spawn")
     go, start_at, results = ctx.Event(), ctx.Value("d", 0.0), ctx.Queue()
     readies, workers = [], []
+    run_id = f"{os.getpid()}.{time.time_ns()}"
     for index in range(procs):
         spec = LoadSpec(
             host=parts.hostname or "127.0.0.1",
@@ -343,6 +359,7 @@ def run_load(
             rate=rate,
             proc_index=index,
             procs=procs,
+            run_id=run_id,
         )
         ready = ctx.Event()
         proc = ctx.Process(target=_generator, args=(spec, ready, go, start_at, results), daemon=True)

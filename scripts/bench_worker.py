@@ -41,6 +41,7 @@ def main() -> None:
                 "sentiment": "long" if buy else "flat",
                 "quantity": "10",
                 "price": "100.50",
+                "extras": {"n": i},  # unique: a repeated body within 60 s would be a duplicate
             }
             response = session.post(stack.webhook_url, json=alert, timeout=10)
             response.raise_for_status()

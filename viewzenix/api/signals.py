@@ -1,4 +1,4 @@
-"""``/api/signals``: every alert received, accepted or rejected, and what it became."""
+"""``/api/signals``: every alert received — accepted, rejected or duplicate — and what it became."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ class SignalSchema(ma.Schema):
     id = ma.fields.UUID()
     config_id = ma.fields.UUID()
     status = ma.fields.String(metadata={"description": ", ".join(s.value for s in SignalStatus)})
+    duplicate_of = ma.fields.UUID(
+        allow_none=True,
+        metadata={"description": "For a duplicate (a resend): the signal it repeats, which ran instead"},
+    )
     reject_code = ma.fields.String(allow_none=True)
     reject_message = ma.fields.String(allow_none=True)
     outcome_message = ma.fields.String(allow_none=True)
@@ -43,6 +47,7 @@ class SignalDetailSchema(SignalSchema):
     payload = ma.fields.Raw(allow_none=True, metadata={"description": "Decoded JSON"})
     signal = ma.fields.Dict(allow_none=True, metadata={"description": "The normalised signal"})
     reject_details = ma.fields.Dict(allow_none=True)
+    duplicates = ma.fields.Integer(metadata={"description": "How many resends of this signal were stored"})
     orders = ma.fields.List(ma.fields.Nested(OrderSchema))
 
 

@@ -27,6 +27,7 @@ bp.before_request(authenticate)
 _BROKERS = ("simulated", "alpaca")
 MAX_AMOUNT = 10**15  # quantities and money; far above any account, far below numeric's limits
 MAX_SIGNAL_AGE_SECONDS = 366 * 24 * 3600
+MAX_DEDUPE_WINDOW_SECONDS = 24 * 3600  # the column's check constraint
 
 
 def _money(places: int, *, positive: bool = False, **kwargs):
@@ -78,11 +79,23 @@ class TradingSettingsFields(ma.Schema):
     commission_fixed = _money(4, metadata={"description": "Simulated commission per fill"})
 
 
+def _dedupe_window_seconds():
+    return ma.fields.Integer(
+        strict=True,  # 1.5 is refused, not truncated
+        validate=validate.Range(min=0, max=MAX_DEDUPE_WINDOW_SECONDS),
+        metadata={
+            "description": "Seconds during which a resend of an alert (same `id`, or else the "
+            "same body) is stored as a duplicate and runs nothing; 0 turns this off. Default 60."
+        },
+    )
+
+
 class WebhookConfigCreateSchema(TradingSettingsFields):
     name = ma.fields.String(required=True, validate=[validate.Length(min=1, max=200), storable_text])
     description = ma.fields.String(validate=[validate.Length(max=2000), storable_text])
     notification_preferences = ma.fields.Dict(validate=storable_text)
     is_active = ma.fields.Boolean()
+    dedupe_window_seconds = _dedupe_window_seconds()
 
 
 class WebhookConfigUpdateSchema(WebhookConfigCreateSchema):
@@ -98,6 +111,7 @@ class WebhookConfigSchema(TradingSettingsFields):
     )
     notification_preferences = ma.fields.Dict()
     is_active = ma.fields.Boolean()
+    dedupe_window_seconds = _dedupe_window_seconds()
     token_rotated_at = ma.fields.DateTime()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

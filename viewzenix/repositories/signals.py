@@ -1,4 +1,4 @@
-"""SQL for stored signals (every alert that reached a known config, accepted or rejected)."""
+"""SQL for stored signals (every alert that reached a known config: accepted, rejected, duplicate)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from viewzenix.repositories.paging import select_page
 
 # The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
 LIST_COLUMNS = (
-    "id, config_id, status, reject_code, reject_message, outcome_message, ticker, action, "
-    "content_type, source_ip, received_at, processed_at"
+    "id, config_id, status, duplicate_of, reject_code, reject_message, outcome_message, ticker, "
+    "action, content_type, source_ip, received_at, processed_at"
 )
 
 INSERT_SIGNAL = """
 insert into public.signals (
     id, user_id, config_id, status, reject_code, reject_message, reject_details,
-    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id
+    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of
 ) values (
     %(id)s, %(user_id)s, %(config_id)s, %(status)s, %(reject_code)s, %(reject_message)s,
     %(reject_details)s, %(ticker)s, %(action)s, %(signal)s, %(payload)s, %(raw_body)s,
-    %(content_type)s, %(source_ip)s, %(job_id)s
+    %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s
 )
 """
 
@@ -47,8 +47,9 @@ def insert(
     reject_message: str | None = None,
     reject_details: dict[str, Any] | None = None,
     job_id: int | None = None,
+    duplicate_of: uuid.UUID | None = None,
 ) -> None:
-    """Store one signal row (accepted or rejected)."""
+    """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``)."""
     conn.execute(
         INSERT_SIGNAL,
         {
@@ -67,6 +68,7 @@ def insert(
             "content_type": content_type,
             "source_ip": source_ip,
             "job_id": job_id,
+            "duplicate_of": duplicate_of,
         },
     )
 
@@ -91,6 +93,13 @@ def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message:
 
 def get(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
     return conn.execute("select * from public.signals where id = %s", (signal_id,)).fetchone()
+
+
+def count_duplicates(conn: Connection, signal_id: uuid.UUID) -> int:
+    """Return how many visible signals are duplicates of ``signal_id`` (resends of it)."""
+    return conn.execute(
+        "select count(*) as n from public.signals where duplicate_of = %s", (signal_id,)
+    ).fetchone()["n"]
 
 
 def list_page(

@@ -42,6 +42,7 @@ SETTABLE_COLUMNS = (
     "slippage_bps",
     "commission_rate",
     "commission_fixed",
+    "dedupe_window_seconds",
 )
 
 _JSON_COLUMNS = {"notification_preferences"}
@@ -118,11 +119,59 @@ def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
     return conn.execute("select * from public.webhook_configs where id = %s", (config_id,)).fetchone()
 
 
-def get_for_intake(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
-    """Return the few columns intake needs to authenticate and route an alert."""
+INTAKE_CONFIG = """
+select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+from public.webhook_configs where id = %(config_id)s
+"""
+
+# The config and, in the same statement, the alert's dedupe claim (public.signal_dedupe): only
+# on an active config with a window, and only with the right token (the caller still compares
+# the token in constant time and answers 404; this guard keeps a wrong token from writing).
+# A live claim keeps its owner, an expired one is taken over; claimed_by is our signal_id when
+# the alert is fresh, else the original's. A concurrent claimant of the same key waits on the
+# primary key until the first commits, then sees its row (or, if it rolled back, goes ahead).
+INTAKE_CONFIG_AND_CLAIM = """
+with config as (
+    select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+    from public.webhook_configs where id = %(config_id)s
+), claim as (
+    insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)
+    select id, %(dedupe_key)s, %(signal_id)s, now() + make_interval(secs => dedupe_window_seconds)
+    from config
+    where is_active and dedupe_window_seconds > 0
+      and (%(token_hash)s::bytea is null or security_token_hash = %(token_hash)s)
+    on conflict (config_id, dedupe_key) do update set
+        signal_id = case when d.expires_at <= now() then excluded.signal_id else d.signal_id end,
+        expires_at = case when d.expires_at <= now() then excluded.expires_at else d.expires_at end
+    returning d.signal_id
+)
+select config.*, (select signal_id from claim) as claimed_by from config
+"""
+
+
+def get_for_intake(
+    conn: Connection,
+    config_id: uuid.UUID,
+    *,
+    token_hash: bytes | None,
+    dedupe_key: str | None = None,
+    signal_id: uuid.UUID | None = None,
+) -> dict[str, Any] | None:
+    """Return the few columns intake needs to authenticate and route an alert; None if unknown.
+
+    With ``dedupe_key`` (an accepted alert's key) and ``signal_id`` (the id its signal will
+    get), also claim the key in the same statement — one round trip — and add ``claimed_by``:
+    ``signal_id`` when the alert is fresh, the original's id when it is a duplicate, None when
+    nothing was claimed (config inactive, window 0, or ``token_hash`` not the config's).
+    ``token_hash``: SHA-256 of the URL token; None when the caller authenticated the alert
+    otherwise (the single-tenant passphrase).
+    """
+    if dedupe_key is None:
+        row = conn.execute(INTAKE_CONFIG, {"config_id": config_id}).fetchone()
+        return None if row is None else {**row, "claimed_by": None}
     return conn.execute(
-        "select id, user_id, security_token_hash, is_active from public.webhook_configs where id = %s",
-        (config_id,),
+        INTAKE_CONFIG_AND_CLAIM,
+        {"config_id": config_id, "token_hash": token_hash, "dedupe_key": dedupe_key, "signal_id": signal_id},
     ).fetchone()
 
 

@@ -6,6 +6,12 @@ valid JSON, else ``text/plain``; a request over 3 s is cancelled and a 5xx is re
 times — so intake answers from one short transaction and never with a 5xx once the signal is
 stored. Every alert that reaches a known config is stored, accepted or rejected, with its raw
 body and reason; the execution job is deferred in the same transaction.
+
+Alerts can arrive twice (a resend, or one alert fired by two rules): an accepted alert whose
+dedupe key (``viewzenix/domain/dedupe.py``) was claimed within the config's window is stored as
+a ``duplicate`` signal pointing at the original, answers 200 with the original's ``signal_id``
+and ``"duplicate": true``, and runs nothing. The claim is made in the statement that reads the
+config, so the hot path has no extra round trip.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import procrastinate
 
 from viewzenix.db import Connection, Database
+from viewzenix.domain.dedupe import dedupe_key
 from viewzenix.domain.parsing import (
     AlertRejected,
     MalformedJson,
@@ -56,6 +63,44 @@ class Alert:
     raw: bytes
     content_type: str | None
     source_ip: str | None
+
+
+@dataclass(frozen=True)
+class Received:
+    """An alert read before its transaction: what every intake path stores.
+
+    ``signal_id``: the id its signals row gets. ``raw_body``: the body as stored (secret values
+    masked). ``parsed`` and/or ``rejection``: both when a parsed alert was then refused (a wrong
+    passphrase). ``dedupe_key``: set only for an alert not refused so far.
+    """
+
+    alert: Alert
+    signal_id: uuid.UUID
+    raw_body: str
+    parsed: ParsedAlert | None
+    rejection: AlertRejected | None
+    dedupe_key: str | None
+
+
+def read(
+    alert: Alert, *, parsed: ParsedAlert | None = None, rejection: AlertRejected | None = None
+) -> Received:
+    """Parse ``alert`` (unless ``parsed`` or ``rejection`` is given) and derive what is stored."""
+    if parsed is None and rejection is None:
+        try:
+            parsed = parse_alert(alert.raw, alert.content_type)
+        except AlertRejected as error:
+            rejection = error
+    raw_body = redact_raw_body(alert.raw)
+    key = dedupe_key(parsed, raw_body) if parsed is not None and rejection is None else None
+    return Received(
+        alert=alert,
+        signal_id=uuid.uuid4(),
+        raw_body=raw_body,
+        parsed=parsed,
+        rejection=rejection,
+        dedupe_key=key,
+    )
 
 
 class ConfigInactive(AlertRejected):
@@ -104,50 +149,51 @@ def status_for(error: AlertRejected) -> int:
 def receive(
     db: Database, job_app: procrastinate.App, *, config_id: uuid.UUID, token: str, alert: Alert
 ) -> IntakeResult:
-    """Authenticate by URL token and store the alert; defer its execution when accepted.
+    """Authenticate by URL token and store the alert; defer its execution when accepted and fresh.
 
-    Unknown config and wrong token both answer 404 (nothing can be probed); the token digest is
-    compared in constant time (``hmac.compare_digest``). Inactive configs store the alert as
-    rejected (``config_inactive``, 403).
+    Unknown config and wrong token both answer 404 (nothing can be probed, nothing is written);
+    the token digest is compared in constant time (``hmac.compare_digest``). Inactive configs
+    store the alert as rejected (``config_inactive``, 403). The body is parsed before the
+    transaction, so that the config read can claim its dedupe key in the same statement.
     """
+    received = read(alert)
+    digest = token_digest(token)
     with db.transaction() as conn:
-        config = configs_repo.get_for_intake(conn, config_id)
-        if config is None or not hmac.compare_digest(
-            bytes(config["security_token_hash"]), token_digest(token)
-        ):
+        config = configs_repo.get_for_intake(
+            conn,
+            config_id,
+            token_hash=digest,
+            dedupe_key=received.dedupe_key,
+            signal_id=received.signal_id,
+        )
+        if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
             logger.info(
                 "webhook with unknown config or wrong token",
                 extra={"action": "intake_not_found", "config_id": config_id},
             )
             return NOT_FOUND
-        return store_alert(conn, job_app, config=config, alert=alert)
+        return store_alert(conn, job_app, config=config, received=received)
 
 
 def store_alert(
-    conn: Connection,
-    job_app: procrastinate.App,
-    *,
-    config: dict[str, Any],
-    alert: Alert,
-    parsed: ParsedAlert | None = None,
-    rejection: AlertRejected | None = None,
+    conn: Connection, job_app: procrastinate.App, *, config: dict[str, Any], received: Received
 ) -> IntakeResult:
-    """Parse (unless given) and store an authenticated alert on ``conn``; defer its job if accepted."""
-    signal_id = uuid.uuid4()
-    if parsed is None and rejection is None:
-        try:
-            parsed = parse_alert(alert.raw, alert.content_type)
-        except AlertRejected as error:
-            rejection = error
+    """Store an authenticated alert on ``conn``: rejected, duplicate, or accepted with its job.
+
+    ``config``: a ``get_for_intake`` row; its ``claimed_by`` says whether the alert's dedupe key
+    was claimed by this alert (fresh), by an earlier one (duplicate), or not at all.
+    """
+    parsed, rejection = received.parsed, received.rejection
     if rejection is None and not config["is_active"]:
         rejection = ConfigInactive()
+    signal_id = received.signal_id
     common = {
         "signal_id": signal_id,
         "user_id": config["user_id"],
         "config_id": config["id"],
-        "raw_body": redact_raw_body(alert.raw),
-        "content_type": alert.content_type,
-        "source_ip": alert.source_ip,
+        "raw_body": received.raw_body,
+        "content_type": received.alert.content_type,
+        "source_ip": received.alert.source_ip,
     }
     if rejection is not None:
         signals_repo.insert(
@@ -178,6 +224,40 @@ def store_alert(
         return IntakeResult(status, body)
 
     signal = parsed.signal
+    original_id = config["claimed_by"]
+    if original_id is not None and original_id != signal_id:
+        signals_repo.insert(
+            conn,
+            status="duplicate",
+            duplicate_of=original_id,
+            signal=signal_to_dict(signal),
+            payload=parsed.payload,
+            ticker=signal.ticker,
+            action=str(signal.action),
+            **common,
+        )
+        logger.info(
+            "alert is a duplicate of signal %s",
+            original_id,
+            extra={
+                "action": "signal_duplicate",
+                "signal_id": signal_id,
+                "duplicate_of": original_id,
+                "config_id": config["id"],
+            },
+        )
+        return IntakeResult(
+            200,
+            {
+                "signal_id": str(original_id),
+                "status": "duplicate",
+                "duplicate": True,
+                "duplicate_signal_id": str(signal_id),
+                "ticker": signal.ticker,
+                "action": str(signal.action),
+            },
+        )
+
     job_id = defer_execute_signal(
         job_app, conn, signal_id=signal_id, config_id=config["id"], symbol=signal.ticker
     )
@@ -196,6 +276,7 @@ def store_alert(
         {
             "signal_id": str(signal_id),
             "status": "accepted",
+            "duplicate": False,
             "ticker": signal.ticker,
             "action": str(signal.action),
         },

@@ -34,12 +34,16 @@ def list_signals(
 
 
 def get_signal(db: Database, caller: Caller, signal_id: uuid.UUID) -> dict[str, Any]:
-    """Return one signal with its orders. Raises NotFound."""
+    """Return one signal with its orders and how many duplicates of it were stored. Raises NotFound."""
     with db.transaction(caller.claims) as conn:
         row = signals_repo.get(conn, signal_id)
         if row is None:
             raise NotFound("No signal with this id.")
-        return {**row, "orders": orders.for_signal(conn, signal_id)}
+        return {
+            **row,
+            "duplicates": signals_repo.count_duplicates(conn, signal_id),
+            "orders": orders.for_signal(conn, signal_id),
+        }
 
 
 def list_orders(

@@ -17,7 +17,7 @@ from viewzenix.db import Database
 from viewzenix.domain.model import QuantityType
 from viewzenix.domain.parsing import AlertRejected, parse_alert
 from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services.intake import Alert, IntakeResult, store_alert
+from viewzenix.services.intake import Alert, IntakeResult, read, store_alert
 from viewzenix.services.webhook_configs import new_token
 
 if TYPE_CHECKING:
@@ -100,8 +100,9 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
     """Check the body's passphrase against WEBHOOK_PASSPHRASE and store the alert.
 
     A wrong or missing passphrase answers 401 (the alert is stored as rejected,
-    ``invalid_passphrase``, its passphrase masked). Raises SingleTenantDisabled when
-    WEBHOOK_PASSPHRASE is unset.
+    ``invalid_passphrase``, its passphrase masked). Duplicates are handled as on
+    ``/webhooks/...`` (the default config's ``dedupe_window_seconds``, 60 s unless changed in
+    SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.
     """
     expected = config.WEBHOOK_PASSPHRASE
     if not expected:
@@ -115,6 +116,13 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
         rejection = InvalidPassphrase(
             "The passphrase is missing or wrong." if parsed.passphrase is None else "The passphrase is wrong."
         )
+    received = read(alert, parsed=parsed, rejection=rejection)
     with db.transaction() as conn:
-        row = configs_repo.get(conn, DEFAULT_CONFIG_ID)
-        return store_alert(conn, job_app, config=row, alert=alert, parsed=parsed, rejection=rejection)
+        row = configs_repo.get_for_intake(
+            conn,
+            DEFAULT_CONFIG_ID,
+            token_hash=None,  # authenticated above by passphrase; a refused alert claims nothing
+            dedupe_key=received.dedupe_key,
+            signal_id=received.signal_id,
+        )
+        return store_alert(conn, job_app, config=row, received=received)
