@@ -308,3 +308,88 @@ class TestBrokerAnswers:
         assert broker.submits() == 2  # one refused at the door while down, one placed
         assert len(broker.orders) == 1
         assert our_position(db, config) == D(10)
+
+
+class TestLaterSignals:
+    def test_an_order_never_sent_by_a_failed_signal_is_closed_by_the_next_signal(self, db, config):
+        broker = FakeBroker()
+        real_submit = broker.submit_order
+
+        def down_on_submit(request):
+            broker.down = True
+            return real_submit(request)
+
+        broker.submit_order = down_on_submit  # type: ignore[method-assign]
+        failed_id = store_signal(db, config, buy())
+        with pytest.raises(BrokerUnavailable):
+            execute(db, failed_id, broker)  # every retry failed the same way: the job ended
+        broker.down = False
+        broker.submit_order = real_submit  # type: ignore[method-assign]
+
+        next_id = store_signal(db, config, buy("5"))
+        assert execute(db, next_id, broker) == "executed"
+
+        [never] = our_orders(db, failed_id)
+        assert (never["status"], never["status_code"]) == ("canceled", "never_submitted")
+        assert broker.submits(never["client_order_id"]) == 1  # the refused attempt, nothing more
+        assert our_position(db, config) == D(5)
+
+
+class TestBrackets:
+    def test_legs_of_a_rejected_entry_are_not_sent_and_the_signal_is_rejected(self, db, config):
+        from viewzenix.domain.model import StopLoss, TakeProfit
+
+        broker = FakeBroker()
+        broker.refuse = ("insufficient_buying_power", "insufficient buying power")
+        bracket = buy().__class__(
+            ticker="AAPL",
+            action=Action.BUY,
+            quantity=D(10),
+            signal_price=D(100),
+            take_profit=TakeProfit(limit_price=D(110)),
+            stop_loss=StopLoss(stop_price=D(95)),
+        )
+        signal_id = store_signal(db, config, bracket)
+
+        assert execute(db, signal_id, broker) == "rejected"
+
+        entry, take_profit, stop_loss = our_orders(db, signal_id)
+        assert entry["status"] == "rejected"
+        assert (take_profit["status"], take_profit["status_code"]) == ("canceled", "parent_not_filled")
+        assert (stop_loss["status"], stop_loss["status_code"]) == ("canceled", "parent_not_filled")
+        assert broker.submits() == 1  # only the entry
+
+
+class TestCancels:
+    def test_a_cancel_only_signal_that_died_after_recording_resumes_and_ends_executed(self, db, config):
+        from viewzenix.domain.model import OrderType
+
+        broker = FakeBroker()
+        resting = Signal(
+            ticker="AAPL",
+            action=Action.BUY,
+            quantity=D(10),
+            signal_price=D(100),
+            order_type=OrderType.LIMIT,
+            limit_price=D(90),
+        )
+        execute(db, store_signal(db, config, resting), broker)
+        cancel_id = store_signal(db, config, Signal(ticker="AAPL", action=Action.CANCEL))
+        real_cancel = broker.cancel_order
+
+        def crash_after_cancel(client_order_id):
+            real_cancel(client_order_id)
+            raise Crash("killed after the broker canceled, before recording")
+
+        broker.cancel_order = crash_after_cancel  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            execute(db, cancel_id, broker)
+        broker.cancel_order = real_cancel  # type: ignore[method-assign]
+
+        assert execute(db, cancel_id, broker) == "executed"
+
+        with db.transaction() as conn:
+            [canceled] = orders_repo.cancels_by(conn, cancel_id)
+            message = signals_repo.get(conn, cancel_id)["outcome_message"]
+        assert (canceled["status"], canceled["status_code"]) == ("canceled", "canceled_by_signal")
+        assert "canceled 1 open order(s)" in message

@@ -82,10 +82,8 @@ where id = %(order_id)s
 returning *
 """
 
-CANCEL_REQUESTED = """
-select * from public.orders
-where cancel_requested_by = %(signal_id)s and status = any(%(open)s)
-order by created_at, id
+CANCELS_BY = """
+select * from public.orders where cancel_requested_by = %(signal_id)s order by created_at, id
 """
 
 UPDATE_STATUS = """
@@ -287,9 +285,9 @@ def request_cancel(
     return conn.execute(REQUEST_CANCEL, {"order_id": order_id, "at": at, "signal_id": signal_id}).fetchone()
 
 
-def cancel_requested(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Return the still-open orders ``signal_id`` decided to cancel, oldest first."""
-    return conn.execute(CANCEL_REQUESTED, {"signal_id": signal_id, "open": list(OPEN_STATUSES)}).fetchall()
+def cancels_by(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Return the orders ``signal_id`` decided to cancel (any status now), oldest first."""
+    return conn.execute(CANCELS_BY, {"signal_id": signal_id}).fetchall()
 
 
 def insert_fill(

@@ -11,16 +11,20 @@ inside a database transaction and no row lock is held across one. The transactio
 3. **Plan** (one transaction): the ledger records what step 2 reported; the engine plans with
    our position and open orders; the ledger records the orders as PENDING_NEW, the denials as
    DENIED and the cancels as requested; the signal becomes ``submitting``. Commit.
-4. **Submit, per order**: cancel or submit at the broker (no transaction), then record the
-   answer in a new transaction. ``DuplicateOrder`` means an earlier attempt got through: the
-   order is looked up and recorded. ``BrokerUnavailable`` (a timeout, a 5xx) is raised for
-   procrastinate to retry; the order stays PENDING_NEW.
-5. **Finish** (one transaction): our open orders in the symbol are refreshed from the broker
-   (held legs, OCO siblings) and the signal gets its outcome.
+4. **Submit, per order**: cancel or submit at the broker (no transaction); each answer is
+   recorded in a new transaction before the next broker call. ``DuplicateOrder`` means an
+   earlier attempt got through: the order is looked up and recorded. ``BrokerUnavailable`` (a
+   timeout, a 5xx) is raised for procrastinate to retry; the order stays PENDING_NEW. A leg
+   whose parent ended unfilled is not sent.
+5. **Finish** (one transaction, with the last answer): our open orders in the symbol that no
+   answer covered are refreshed from the broker first (held legs, OCO siblings), and the signal
+   gets its outcome.
 
 A retry that finds the signal's orders already recorded (a crash or a timeout after step 3)
 skips planning and, for each PENDING_NEW order, asks the broker by client_order_id first:
 found → recorded; not found → submitted. So a crash or a timeout never makes a second order.
+A PENDING_NEW order of an earlier signal whose job has ended for good, and that the broker
+does not have, is closed as CANCELED (``never_submitted``) by the next signal of the symbol.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ from viewzenix.services.ledger import Book
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "not_found"
+# A primary order in one of these did not reach the broker, or the broker refused it.
+_NOT_PLACED = (OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.PENDING_NEW)
 # What the engine gets when it needs no account (fixed and dollar sizing never read it).
 _NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
 BrokerFactory = Callable[[dict[str, Any]], Broker]
@@ -144,7 +150,10 @@ class _Execution:
                 )
                 return row["status"]
             config = get_config(conn, row["config_id"])
-            recorded = orders_repo.for_signal(conn, self.signal_id)
+            # What an earlier run of this signal recorded: its orders, or its cancels.
+            recorded = orders_repo.for_signal(conn, self.signal_id) or orders_repo.cancels_by(
+                conn, self.signal_id
+            )
             signal = signal_from_dict(row["signal"] or {})
             open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
             self.has_account = accounts_repo.get(conn, config["id"]) is not None
@@ -156,7 +165,7 @@ class _Execution:
             return self._finish(SignalStatus.FAILED, error.message, action="broker_not_available")
         self.symbol = signal.ticker
         if recorded:
-            return self._resume(recorded)
+            return self._resume()
         return self._plan_and_submit(signal, open_rows)
 
     # --- step 2 and 3 -----------------------------------------------------------------------
@@ -170,6 +179,16 @@ class _Execution:
         reports = self._look_up(
             [r["client_order_id"] for r in open_rows if r["client_order_id"] not in known]
         )
+        # PENDING_NEW orders of earlier signals the broker has never seen: their jobs have ended
+        # for good (the per-symbol lock runs jobs in order), so they will never be sent.
+        found = known | {r.client_order_id for r in reports}
+        never_sent = [
+            r
+            for r in open_rows
+            if r["status"] == OrderStatus.PENDING_NEW
+            and r["signal_id"] != self.signal_id
+            and r["client_order_id"] not in found
+        ]
         # The account is a broker call: only for equity-based sizing, or to open our books.
         account = None
         if not self.has_account or needs_account(signal, self.settings):
@@ -177,11 +196,25 @@ class _Execution:
 
         with self.db.transaction() as conn:
             row = signals_repo.get_for_update(conn, self.signal_id)
-            if row is None or not _runnable(row, self.job_id) or orders_repo.for_signal(conn, self.signal_id):
+            if (
+                row is None
+                or not _runnable(row, self.job_id)
+                or orders_repo.for_signal(conn, self.signal_id)
+                or orders_repo.cancels_by(conn, self.signal_id)
+            ):
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
             if account is not None:
                 ledger.open_account(conn, self.book, account.cash)
             notes = self._record_reports(conn, reports, crossed)
+            for row in never_sent:
+                ledger.cancel_unsent(
+                    conn,
+                    self.book,
+                    row,
+                    "never_submitted",
+                    "never sent: its signal's job ended before the broker had it",
+                    self.now,
+                )
             position = positions_repo.lock(  # created at zero on first use, so the mark sticks
                 conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
             ).state()
@@ -239,7 +272,7 @@ class _Execution:
 
     # --- step 4 and 5 -----------------------------------------------------------------------
 
-    def _resume(self, recorded: list[dict[str, Any]]) -> str:
+    def _resume(self) -> str:
         logger.info(
             "resuming a signal whose orders are recorded", extra={"action": "signal_resumed", **self.ids}
         )
@@ -247,20 +280,47 @@ class _Execution:
         return self._submit(resumed=True)
 
     def _submit(self, *, resumed: bool = False) -> str:
+        """Cancel, then send each PENDING_NEW order; each answer is recorded before the next call.
+
+        The last answer is recorded with the signal's outcome (``_conclude``). A take-profit or
+        stop-loss whose parent ended unfilled (rejected, canceled, expired) is not sent.
+        """
         with self.db.transaction() as conn:
             rows = orders_repo.for_signal(conn, self.signal_id)
-            cancels = orders_repo.cancel_requested(conn, self.signal_id)
-        reports: list[BrokerOrder] = []
-        canceled, cancel_notes = self._cancel(cancels, reports)
+            cancels = [
+                r for r in orders_repo.cancels_by(conn, self.signal_id) if OrderStatus(r["status"]).is_open
+            ]
+        self.unrecorded: list[BrokerOrder] = []
+        self.unsent: list[dict[str, Any]] = []
+        cancel_notes = self._cancel(cancels)
+        states = {r["client_order_id"]: (OrderStatus(r["status"]), r["filled_qty"]) for r in rows}
         for row in rows:
-            if row["status"] == OrderStatus.PENDING_NEW:
-                reports.append(self._send(row, look_up_first=resumed))
-        return self._conclude(reports, canceled, cancel_notes)
+            if row["status"] != OrderStatus.PENDING_NEW:
+                continue
+            parent = states.get(row["parent_client_order_id"]) if row["parent_client_order_id"] else None
+            if parent is not None and parent[0].is_terminal and parent[1] == 0:
+                self.unsent.append(row)
+                continue
+            self._flush()
+            report = self._send(row, look_up_first=resumed)
+            states[report.client_order_id] = (report.status, report.filled_qty)
+            self.unrecorded.append(report)
+        return self._conclude(cancel_notes)
 
-    def _cancel(self, cancels: list[dict[str, Any]], reports: list[BrokerOrder]) -> tuple[int, list[str]]:
-        canceled, notes = 0, []
+    def _flush(self) -> None:
+        """Record the broker's answers not recorded yet, in a new transaction."""
+        if not self.unrecorded:
+            return
+        with self.db.transaction() as conn:
+            for report in self.unrecorded:
+                ledger.record_report(conn, self.book, report, self.now)
+        self.unrecorded = []
+
+    def _cancel(self, cancels: list[dict[str, Any]]) -> list[str]:
+        notes = []
         for row in cancels:
             client_order_id = row["client_order_id"]
+            self._flush()
             try:
                 report = self.broker.cancel_order(client_order_id)
             except OrderNotFound as error:
@@ -269,12 +329,9 @@ class _Execution:
             except OrderNotCancelable as error:
                 report = self.broker.get_order_by_client_order_id(client_order_id)
                 notes.append(f"could not cancel {client_order_id}: {error}")
-            if report is None:
-                continue
-            reports.append(report)
-            if report.status is OrderStatus.CANCELED:
-                canceled += 1
-        return canceled, notes
+            if report is not None:
+                self.unrecorded.append(report)
+        return notes
 
     def _send(self, row: dict[str, Any], *, look_up_first: bool) -> BrokerOrder:
         client_order_id = row["client_order_id"]
@@ -294,30 +351,43 @@ class _Execution:
                 raise
             return found
 
-    def _conclude(self, reports: list[BrokerOrder], canceled: int, cancel_notes: list[str]) -> str:
-        """Record the broker's answers; refresh open orders it did not report on; finish the signal.
+    def _conclude(self, cancel_notes: list[str]) -> str:
+        """Record the last answers; refresh open orders no answer covered; finish the signal.
 
-        One transaction when every open order of the symbol was reported on in this run (the
+        One transaction when every open order of the symbol was answered for in this run (the
         usual case); else the others (legs, OCO siblings) are looked up first, outside it.
         """
-        reported = {r.client_order_id for r in reports}
+        reported = {r.client_order_id for r in self.unrecorded}
         with self.db.transaction() as conn:
-            for report in reports:
+            for report in self.unrecorded:
                 ledger.record_report(conn, self.book, report, self.now)
+            self.unrecorded = []
+            for row in self.unsent:
+                ledger.cancel_unsent(
+                    conn,
+                    self.book,
+                    row,
+                    "parent_not_filled",
+                    "not sent: its parent order ended unfilled",
+                    self.now,
+                )
             others = [
                 r["client_order_id"]
                 for r in orders_repo.open_orders(conn, self.book.config_id, self.symbol)
                 if r["client_order_id"] not in reported
             ]
             if not others:
-                return self._finish_with_outcome(conn, canceled, cancel_notes)
+                return self._finish_with_outcome(conn, cancel_notes)
         refreshed = self._look_up(others)
         with self.db.transaction() as conn:
             self._record_reports(conn, refreshed, [])
-            return self._finish_with_outcome(conn, canceled, cancel_notes)
+            return self._finish_with_outcome(conn, cancel_notes)
 
-    def _finish_with_outcome(self, conn: Connection, canceled: int, cancel_notes: list[str]) -> str:
+    def _finish_with_outcome(self, conn: Connection, cancel_notes: list[str]) -> str:
         rows = orders_repo.for_signal(conn, self.signal_id)
+        canceled = sum(
+            1 for r in orders_repo.cancels_by(conn, self.signal_id) if r["status"] == OrderStatus.CANCELED
+        )
         status, message = _outcome(rows, canceled, [*cancel_notes, *self.notes])
         intent = next((r["intent"] for r in rows if r["intent"]), None)
         if intent:
@@ -399,12 +469,13 @@ def _request(row: dict[str, Any]) -> OrderRequest:
 def _outcome(rows: list[dict[str, Any]], canceled: int, notes: list[str]) -> tuple[SignalStatus, str]:
     """The signal's status and message from its orders as recorded.
 
-    executed: an order reached the broker and was not refused there, or open orders were
-    canceled; rejected: every order sent was refused by the broker; denied: our rules refused
-    every order; ignored: nothing to do.
+    executed: an entry or exit order reached the broker and was not refused there, or open
+    orders were canceled; rejected: the broker refused every one sent; denied: our rules refused
+    every one; ignored: nothing to do. Take-profit and stop-loss legs follow their parent.
     """
-    placed = [r for r in rows if r["status"] not in (OrderStatus.DENIED, OrderStatus.REJECTED)]
-    rejected = [r for r in rows if r["status"] == OrderStatus.REJECTED]
+    primary = [r for r in rows if r["parent_order_id"] is None]  # legs follow their parent
+    placed = [r for r in primary if r["status"] not in _NOT_PLACED]
+    rejected = [r for r in primary if r["status"] == OrderStatus.REJECTED]
     denied = [r for r in rows if r["status"] == OrderStatus.DENIED]
     body = [_describe(r) for r in rows if r["status"] != OrderStatus.DENIED]
     body += [f"denied {r['status_code']}: {r['status_message']}" for r in denied]

@@ -328,6 +328,17 @@ def force_state(
     _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
 
 
+def cancel_unsent(
+    conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
+) -> None:
+    """Close a PENDING_NEW order we decided not to send as CANCELED with ``code``."""
+    after = orders_repo.update_status(
+        conn, row["id"], OrderStatus.CANCELED.value, status_code=code, status_message=message, canceled_at=at
+    )
+    detail = {"status_code": code, "status_message": message}
+    _event(conn, book, after, ORDER_CANCELED, row["status"], OrderStatus.CANCELED, detail, at)
+
+
 def close_missing(
     conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
 ) -> None:
