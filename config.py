@@ -84,6 +84,10 @@ class Config:
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
         self.ALPACA_API_URL = env.get("ALPACA_API_URL") or "https://paper-api.alpaca.markets"
+        # A job whose worker sent no heartbeat for this long (seconds) is retried (a killed worker);
+        # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
+        self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)
+        self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "*/15 * * * * *"
         # Reconciliation of our books with each broker's, by the worker (cron syntax, UTC; "" = off).
         # It reports drift; repairing is an operator's decision (flask reconcile --repair).
         self.RECONCILE_CRON = env.get("RECONCILE_CRON", "*/15 * * * *").strip()

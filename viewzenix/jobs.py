@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import procrastinate
@@ -22,6 +23,10 @@ logger = logging.getLogger(__name__)
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
 PURGE_EXPIRED = "viewzenix.purge_expired"
+RETRY_STALLED_JOBS = "viewzenix.retry_stalled_jobs"
+# Retries of a signal's job: about 4 minutes in all (waits of 1 + 2^n s), so a broker outage of
+# a few minutes still executes the signal; jobs of the same (config, symbol) wait meanwhile.
+SIGNAL_RETRY = procrastinate.RetryStrategy(max_attempts=8, wait=1, exponential_wait=2)
 PURGE_CRON = "17 * * * *"  # hourly
 QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
@@ -58,12 +63,22 @@ def defer_execute_signal(
     ).defer(signal_id=str(signal_id))
 
 
-def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: str = "") -> None:
+def register_tasks(
+    job_app: procrastinate.App,
+    db: Database,
+    *,
+    reconcile_cron: str = "",
+    stalled_job_seconds: float = 30,
+    stalled_jobs_cron: str = "*/15 * * * * *",
+) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
     ``reconcile_cron`` (cron syntax, UTC): when set, the worker also compares every config's books
     with its broker's on that schedule (report only; see ``services.reconciliation``). Expired
-    idempotency keys and duplicate-alert claims are purged hourly.
+    idempotency keys and duplicate-alert claims are purged hourly. Every ``stalled_jobs_cron``
+    (cron with seconds; default every 15 s), jobs left ``doing`` by a worker whose heartbeat is
+    older than ``stalled_job_seconds`` (a worker killed mid-job) are retried: execution resumes
+    from what the ledger recorded, so the retry never places a second order.
     """
     from viewzenix.services.execution import execute_signal
     from viewzenix.services.housekeeping import purge_expired
@@ -73,7 +88,7 @@ def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: 
         name=EXECUTE_SIGNAL,
         queue=QUEUE,
         pass_context=True,
-        retry=procrastinate.RetryStrategy(max_attempts=3, wait=1),
+        retry=SIGNAL_RETRY,
     )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
         execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)
@@ -87,6 +102,22 @@ def register_tasks(job_app: procrastinate.App, db: Database, *, reconcile_cron: 
             sum(r["orders_in_drift"] for r in runs),
             extra={"action": "reconcile_run"},
         )
+
+    @job_app.periodic(cron=stalled_jobs_cron, periodic_id="retry_stalled_jobs")
+    @job_app.task(name=RETRY_STALLED_JOBS, queue=MAINTENANCE_QUEUE, pass_context=True)
+    async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int | None = None) -> None:
+        manager = context.app.job_manager
+        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_job_seconds)
+        for job in stalled:
+            assert job.id is not None
+            await manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
+            logger.warning(
+                "retrying job %s (%s) left doing by a dead worker",
+                job.id,
+                job.task_name,
+                extra={"action": "stalled_job_retried", "job_id": job.id},
+            )
+        await manager.prune_stalled_workers(stalled_job_seconds)
 
     @job_app.periodic(cron=PURGE_CRON, periodic_id="purge_expired")
     @job_app.task(name=PURGE_EXPIRED, queue=MAINTENANCE_QUEUE, pass_context=False)
