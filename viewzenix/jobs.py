@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import procrastinate
@@ -28,6 +28,9 @@ RETRY_STALLED_JOBS = "viewzenix.retry_stalled_jobs"
 # a few minutes still executes the signal; jobs of the same (config, symbol) wait meanwhile.
 SIGNAL_RETRY = procrastinate.RetryStrategy(max_attempts=8, wait=1, exponential_wait=2)
 PURGE_CRON = "17 * * * *"  # hourly
+# The periodic reconciliation compares the orders of the last two days (positions always whole);
+# `flask reconcile` and the admin API compare everything.
+RECONCILE_WINDOW = timedelta(days=2)
 QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
@@ -95,7 +98,7 @@ def register_tasks(
 
     @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False)
     def reconcile_task(timestamp: int | None = None) -> None:
-        runs = reconcile(db)
+        runs = reconcile(db, since=datetime.now(UTC) - RECONCILE_WINDOW)
         logger.info(
             "reconciliation: %s config(s), %s order(s) in drift",
             len(runs),

@@ -26,6 +26,12 @@ def test_the_purge_deletes_only_expired_rows(db):
                 f"values (%s, %s, %s, {expiry})",
                 (config["id"], key, uuid.uuid4()),
             )
+        for age in ("31 days", "1 day"):
+            conn.execute(
+                "insert into public.reconciliations (config_id, user_id, broker, started_at) "
+                "values (%s, %s, 'simulated', now() - %s::interval)",
+                (config["id"], user_id, age),
+            )
         conn.execute("delete from private.idempotency_keys")  # other tests' rows: count only ours
         conn.execute(
             "insert into private.idempotency_keys (user_id, key, fingerprint, method, path, "
@@ -38,6 +44,7 @@ def test_the_purge_deletes_only_expired_rows(db):
     counts = purge_expired(db)
 
     assert counts["idempotency_keys"] == 1
+    assert counts["reconciliations"] >= 1
     assert counts["signal_dedupe"] >= 1
     with db.transaction() as conn:
         keys = conn.execute(
@@ -46,3 +53,7 @@ def test_the_purge_deletes_only_expired_rows(db):
         assert [r["dedupe_key"] for r in keys] == ["live"]
         left = conn.execute("select key from private.idempotency_keys where user_id = %s", (user_id,))
         assert [r["key"] for r in left] == ["live"]
+        runs = conn.execute(
+            "select count(*) as n from public.reconciliations where config_id = %s", (config["id"],)
+        ).fetchone()
+        assert runs["n"] == 1

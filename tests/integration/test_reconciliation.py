@@ -61,8 +61,8 @@ def trade(db: Database, config: dict[str, Any], broker: FakeBroker, signal: Sign
     return order
 
 
-def buy(ticker: str, qty: str = "10") -> Signal:
-    return Signal(ticker=ticker, action=Action.BUY, quantity=D(qty), signal_price=D("100"))
+def buy(ticker: str, qty: str = "10", **fields: Any) -> Signal:
+    return Signal(ticker=ticker, action=Action.BUY, quantity=D(qty), signal_price=D("100"), **fields)
 
 
 def run(db: Database, config: dict[str, Any], broker: FakeBroker, *, repair: bool = False) -> dict[str, Any]:
@@ -74,10 +74,14 @@ def run(db: Database, config: dict[str, Any], broker: FakeBroker, *, repair: boo
 
 @pytest.fixture()
 def traded(db):
-    """A config with three filled buys (AAPL, MSFT, TSLA) that both sides agree on."""
+    """A config with three filled buys (AAPL, MSFT, TSLA) and a resting limit buy (AMZN)."""
+    from viewzenix.domain.model import OrderType
+
     config = make_config(db)
     broker = FakeBroker()
     orders = {t: trade(db, config, broker, buy(t)) for t in ("AAPL", "MSFT", "TSLA")}
+    orders["AMZN"] = trade(db, config, broker, buy("AMZN", order_type=OrderType.LIMIT, limit_price=D(90)))
+    assert orders["AMZN"]["status"] == "accepted"
     return config, broker, orders
 
 
@@ -86,7 +90,7 @@ def test_books_that_agree_have_no_drift(db, traded):
 
     result = run(db, config, broker)
 
-    assert (result["orders_compared"], result["orders_in_drift"], result["drift_rate"]) == (3, 0, 0)
+    assert (result["orders_compared"], result["orders_in_drift"], result["drift_rate"]) == (4, 0, 0)
     assert result["positions_compared"] == 3
     assert result["drifts"] == []
     assert result["error"] is None
@@ -110,8 +114,8 @@ def corrupt_every_way(
         filled_at=NOW,
         fills=(fill,),
     )
-    # 2. missing at the broker: the broker lost our AAPL order (and so its position)
-    del broker.orders[orders["AAPL"]["client_order_id"]]
+    # 2. missing at the broker: the broker lost our resting AMZN order
+    del broker.orders[orders["AMZN"]["client_order_id"]]
     # 3. status differs: the broker canceled the MSFT order we think filled (0 filled there)
     msft = broker.orders[orders["MSFT"]["client_order_id"]]
     broker.orders[msft.client_order_id] = replace(
@@ -136,13 +140,13 @@ def test_each_kind_of_drift_is_found_and_counted(db, traded):
         "missing_at_broker": 1,
         "status_differs": 1,
         "filled_qty_differs": 2,  # MSFT (10 vs 0) and TSLA (7 vs 10)
-        "position_differs": 4,  # AAPL and MSFT (10 vs 0), TSLA (12 vs 10), NVDA (0 vs 5)
+        "position_differs": 3,  # MSFT (10 vs 0), TSLA (12 vs 10), NVDA (0 vs 5)
     }
-    assert (result["orders_compared"], result["orders_in_drift"]) == (4, 4)
-    assert result["drift_rate"] == D("100.00")
+    assert (result["orders_compared"], result["orders_in_drift"]) == (5, 4)
+    assert result["drift_rate"] == D("80.00")
     assert result["repaired"] == 0
     kinds = {(d["kind"], d["key"]) for d in result["drifts"]}
-    assert ("missing_at_broker", orders["AAPL"]["client_order_id"]) in kinds
+    assert ("missing_at_broker", orders["AMZN"]["client_order_id"]) in kinds
     assert ("position_differs", "TSLA") in kinds
 
 
@@ -157,15 +161,61 @@ def test_repair_brings_the_drift_to_zero_and_a_second_repair_changes_nothing(db,
     assert repaired["repaired"] > 0
     assert after["drifts"] == [] and after["drift_rate"] == 0
     assert again["drifts"] == [] and again["repaired"] == 0
+    assert repaired["counts"]["repair_deferred"] == 0 and repaired["counts"]["repair_refused"] == 0
     with db.transaction() as conn:
-        aapl = orders_repo.get(conn, orders["AAPL"]["id"])
+        amzn = orders_repo.get(conn, orders["AMZN"]["id"])
         msft = orders_repo.get(conn, orders["MSFT"]["id"])
         nvda = orders_repo.get_by_client_order_id(conn, config["id"], "outside-order")
         msft_events = [e["event_type"] for e in orders_repo.events_for(conn, msft["id"])]
-    assert (aapl["status"], aapl["status_code"]) == ("canceled", "missing_at_broker")
+    assert (amzn["status"], amzn["status_code"]) == ("canceled", "missing_at_broker")
     assert (msft["status"], msft["filled_qty"]) == ("canceled", D(0))
     assert "OrderRepaired" in msft_events
     assert (nvda["status"], nvda["filled_qty"]) == ("filled", D(5))
+
+
+def test_a_filled_order_the_broker_lacks_is_reported_and_never_rewritten(db, traded):
+    config, broker, orders = traded
+    del broker.orders[orders["AAPL"]["client_order_id"]]  # the broker lost a filled order
+
+    repaired = run(db, config, broker, repair=True)
+
+    assert repaired["counts"]["missing_at_broker"] == 1
+    assert repaired["counts"]["repair_refused"] == 1
+    with db.transaction() as conn:
+        aapl = orders_repo.get(conn, orders["AAPL"]["id"])
+    assert (aapl["status"], aapl["filled_qty"]) == ("filled", D(10))
+    assert any(d["kind"] == "missing_at_broker" for d in run(db, config, broker)["drifts"])
+
+
+def test_a_symbol_with_a_signal_in_flight_is_not_repaired_this_time(db, traded):
+    config, broker, _ = traded
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.positions set qty = 3 where config_id = %s and symbol = 'TSLA'", (config["id"],)
+        )
+        signals_repo.insert(  # an alert for TSLA waiting for the worker
+            conn,
+            signal_id=uuid.uuid4(),
+            user_id=config["user_id"],
+            config_id=config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=signal_to_dict(buy("TSLA")),
+            ticker="TSLA",
+            action="buy",
+        )
+
+    repaired = run(db, config, broker, repair=True)
+
+    assert repaired["counts"]["position_differs"] == 1
+    assert (repaired["repaired"], repaired["counts"]["repair_deferred"]) == (0, 1)
+    with db.transaction() as conn:
+        qty = conn.execute(
+            "select qty from public.positions where config_id = %s and symbol = 'TSLA'", (config["id"],)
+        ).fetchone()["qty"]
+    assert qty == D(3)
 
 
 def test_a_recent_pending_new_order_is_not_called_missing(db):

@@ -40,9 +40,11 @@ def make_config(db: Database) -> dict[str, Any]:
         )
 
 
-def buy(db: Database, config: dict[str, Any], ticker: str) -> dict[str, Any]:
+def buy(db: Database, config: dict[str, Any], ticker: str, **fields: Any) -> dict[str, Any]:
     signal_id = uuid.uuid4()
-    data = signal_to_dict(Signal(ticker=ticker, action=Action.BUY, quantity=D(10), signal_price=D(100)))
+    data = signal_to_dict(
+        Signal(ticker=ticker, action=Action.BUY, quantity=D(10), signal_price=D(100), **fields)
+    )
     with db.transaction() as conn:
         signals_repo.insert(
             conn,
@@ -71,6 +73,7 @@ def run(db: Database, config: dict[str, Any], *, repair: bool = False) -> dict[s
 def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db):
     config = make_config(db)
     orders = {t: buy(db, config, t) for t in ("AAPL", "MSFT", "TSLA")}
+    orders["AMZN"] = buy(db, config, "AMZN", order_type=OrderType.LIMIT, limit_price=D(90))  # rests
     assert run(db, config)["drifts"] == []
 
     # missing on our side: an order placed at the broker directly (e.g. in its own app)
@@ -88,10 +91,10 @@ def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db
         )
     )
     with db.transaction() as conn:
-        # missing at the broker: the exchange lost our AAPL order (its position stays)
+        # missing at the broker: the exchange lost our resting AMZN order
         conn.execute(
             "delete from paper.orders where config_id = %s and client_order_id = %s",
-            (config["id"], orders["AAPL"]["client_order_id"]),
+            (config["id"], orders["AMZN"]["client_order_id"]),
         )
         # status differs: the exchange says MSFT was canceled unfilled
         conn.execute(
@@ -122,7 +125,7 @@ def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db
         "filled_qty_differs": 2,
         "position_differs": 3,  # MSFT 10 vs 0, NVDA 0 vs 2, TSLA 7 vs 10
     }
-    assert (found["orders_compared"], found["orders_in_drift"], found["drift_rate"]) == (4, 4, D("100.00"))
+    assert (found["orders_compared"], found["orders_in_drift"], found["drift_rate"]) == (5, 4, D("80.00"))
 
     repaired = run(db, config, repair=True)
     after = run(db, config)

@@ -11,10 +11,12 @@ reported by kind:
 
 ``drift_rate`` = orders in drift / orders compared × 100 (percent). With ``repair`` our side is
 brought in line through the ledger — fills we lack recorded, statuses and filled quantities
-taken from the broker, orders only the broker has recorded, orders it lacks closed as
+taken from the broker, orders only the broker has recorded, unfilled orders it lacks closed as
 ``canceled`` (``missing_at_broker``), then positions set to the broker's — each repair recorded
-as an ``OrderRepaired`` event or a logged position repair. A second repair finds nothing.
-Broker calls run outside any transaction; each run is stored in ``public.reconciliations``.
+as an ``OrderRepaired`` event or a logged position repair; a second repair changes nothing. Two
+things are left to a person: an order with fills that the broker does not have (reported,
+never rewritten), and anything a running job is changing (retried on the next run). Broker
+calls run outside any transaction; each run is stored in ``public.reconciliations``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from viewzenix.services.common import Caller
 logger = logging.getLogger(__name__)
 
 PENDING_GRACE = timedelta(minutes=5)
+# The broker's order list reaches this much further back than ours, so an order near the start
+# of the window is never called missing for a clock difference.
+WINDOW_MARGIN = timedelta(hours=1)
 MISSING_AT_BROKER = "missing_at_broker"
 KINDS = (
     "missing_on_our_side",
@@ -57,8 +62,30 @@ BrokerFactory = Callable[[dict[str, Any]], Broker]
 ORDERS_TO_COMPARE = """
 select * from public.orders
 where config_id = %(config_id)s and status <> 'denied'
-  and coalesce(status_code, '') <> 'missing_at_broker'
+  and (%(since)s::timestamptz is null or created_at >= %(since)s)
 order by created_at, id
+"""
+
+ORDER_ANY_AGE = """
+select * from public.orders where config_id = %(config_id)s and client_order_id = %(client_order_id)s
+"""
+
+# Is a job working on this symbol, or did anything in it change since the broker was read?
+SYMBOL_BUSY = """
+select exists (
+    select 1 from public.signals
+    where config_id = %(config_id)s and ticker = %(symbol)s and status in ('accepted', 'submitting')
+) or exists (
+    select 1 from public.orders
+    where config_id = %(config_id)s and symbol = %(symbol)s
+      and (status in ('pending_new', 'submitted') or (updated_at > %(read_at)s and updated_at <> now()))
+) as busy
+"""
+
+# Changed by another transaction since the broker was read (now() is this transaction's start:
+# rows this repair itself wrote carry it).
+ORDER_CHANGED_SINCE = """
+select updated_at > %(read_at)s and updated_at <> now() as changed from public.orders where id = %(order_id)s
 """
 
 CONFIGS = """
@@ -110,6 +137,8 @@ class Reconciliation:
     positions_compared: int = 0
     drifts: list[Drift] = field(default_factory=list)
     repaired: int = 0
+    repair_deferred: int = 0
+    repair_refused: int = 0
     error: str | None = None
 
     @property
@@ -129,7 +158,10 @@ class Reconciliation:
     @property
     def counts(self) -> dict[str, int]:
         found = Counter(d.kind for d in self.drifts)
-        return {kind: found.get(kind, 0) for kind in KINDS}
+        counts = {kind: found.get(kind, 0) for kind in KINDS}
+        if self.repair:
+            counts.update(repair_deferred=self.repair_deferred, repair_refused=self.repair_refused)
+        return counts
 
 
 def reconcile(
@@ -139,14 +171,24 @@ def reconcile(
     repair: bool = False,
     brokers: BrokerFactory | None = None,
     clock: Callable[[], datetime] | None = None,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Reconcile one config (``config_id``) or every config; return the stored runs (dicts).
+
+    ``since`` (UTC): compare only orders placed since then (the periodic run's window); all
+    orders when None. Positions are always compared whole.
 
     Each run's keys: config_id, user_id, broker, repair, orders_compared, orders_in_drift,
     positions_compared, positions_in_drift, drift_rate (percent, Decimal), counts (per kind),
     drifts (list of {kind, key, ours, theirs}), repaired, error (the broker's error, if the
-    comparison could not run), started_at, finished_at. A config whose broker has no adapter
-    or cannot be reached is stored with ``error`` and skipped.
+    comparison could not run), started_at, finished_at. A config whose broker cannot be
+    reached is stored with ``error``; one whose broker has no adapter is skipped, and stored
+    with ``error`` only when asked for by ``config_id``.
+
+    Repair never races an execution job: a symbol with a signal being executed, an order being
+    sent, or an order recorded since the broker was read is left for the next run
+    (``counts["repair_deferred"]``); an order the broker lacks that has fills is reported, never
+    rewritten (``counts["repair_refused"]``): that needs a person.
     """
     make_broker = brokers or (lambda config: broker_for(db, config))
     now = (clock or (lambda: datetime.now(UTC)))()
@@ -163,12 +205,18 @@ def reconcile(
         )
         try:
             broker = make_broker(config)
-            _compare(db, config, broker, result, now)
+        except BrokerNotAvailable as error:
+            if config_id is None:
+                continue
+            result.error = f"{type(error).__name__}: {error}"
+            runs.append(_store(db, result))
+            continue
+        try:
+            _compare(db, config, broker, result, now, since)
             if repair and result.drifts:
                 _repair(db, config, broker, result, now)
         except Exception as error:
-            if not isinstance(error, BrokerNotAvailable):
-                logger.exception("reconciliation failed", extra={"action": "reconcile_failed"})
+            logger.exception("reconciliation failed", extra={"action": "reconcile_failed"})
             result.error = f"{type(error).__name__}: {error}"
         runs.append(_store(db, result))
         level = logging.WARNING if result.drifts else logging.INFO
@@ -217,25 +265,42 @@ def reconcile_as_admin(
 
 
 def _compare(
-    db: Database, config: dict[str, Any], broker: Broker, result: Reconciliation, now: datetime
+    db: Database,
+    config: dict[str, Any],
+    broker: Broker,
+    result: Reconciliation,
+    now: datetime,
+    since: datetime | None,
 ) -> None:
     with db.transaction() as conn:
-        ours = {r["client_order_id"]: r for r in conn.execute(ORDERS_TO_COMPARE, {"config_id": config["id"]})}
+        rows = conn.execute(ORDERS_TO_COMPARE, {"config_id": config["id"], "since": since}).fetchall()
+        ours = {r["client_order_id"]: r for r in rows}
         our_positions = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
-    theirs = {o.client_order_id: o for o in broker.list_orders()}
+    theirs = {
+        o.client_order_id: o for o in broker.list_orders(None if since is None else since - WINDOW_MARGIN)
+    }
     their_positions = {p.symbol: p.qty for p in broker.get_positions()}
+    older = [key for key in theirs if key not in ours]
+    if older:  # the broker's window reaches further back: ours may hold them
+        with db.transaction() as conn:
+            for key in older:
+                row = conn.execute(
+                    ORDER_ANY_AGE, {"config_id": config["id"], "client_order_id": key}
+                ).fetchone()
+                if row is not None:
+                    ours[key] = row
 
-    keys = sorted(set(ours) | set(theirs))
-    result.orders_compared = len(keys)
-    for key in keys:
+    for key in sorted(set(ours) | set(theirs)):
         mine, report = ours.get(key), theirs.get(key)
         if (
             mine is not None
             and mine["status"] == OrderStatus.PENDING_NEW
             and now - mine["created_at"] < PENDING_GRACE
         ):
-            result.orders_compared -= 1  # a job may be sending it right now
-            continue
+            continue  # a job may be sending it right now
+        if mine is not None and report is None and mine["status_code"] == MISSING_AT_BROKER:
+            continue  # closed by an earlier repair for this very reason
+        result.orders_compared += 1
         if mine is None:
             result.drifts.append(Drift("missing_on_our_side", key, None, _brief(report)))
         elif report is None:
@@ -261,15 +326,38 @@ def _compare(
 def _repair(
     db: Database, config: dict[str, Any], broker: Broker, result: Reconciliation, now: datetime
 ) -> None:
+    """Bring our side in line, in one transaction, after reading the broker (outside it).
+
+    Everything the broker says is read before the transaction; what changed on our side since
+    (``read_at``, the database's clock) is left alone this time, so a job recording an answer
+    meanwhile is never overwritten or counted twice.
+    """
     book = ledger.Book.for_config(config)
+    with db.transaction() as conn:
+        read_at = conn.execute("select clock_timestamp() as at").fetchone()["at"]
     order_keys = [d.key for d in result.drifts if d.kind != "position_differs"]
     reports = {key: broker.get_order_by_client_order_id(key) for key in dict.fromkeys(order_keys)}
     their_positions = {p.symbol: p for p in broker.get_positions()}
     with db.transaction() as conn:
         for key, report in reports.items():
-            if report is None:
-                result.repaired += _close_missing(conn, book, key, now)
-            elif orders_repo.get_by_client_order_id(conn, book.config_id, key) is None:
+            row = orders_repo.get_by_client_order_id(conn, book.config_id, key, for_update=True)
+            if row is not None and _changed_since(conn, row, read_at):
+                result.repair_deferred += 1
+            elif report is None:
+                if row is None:
+                    continue
+                if row["filled_qty"] > 0:
+                    result.repair_refused += 1  # filled history is not rewritten by a machine
+                    logger.warning(
+                        "order %s has fills and the broker has no such order: not repaired",
+                        key,
+                        extra={"action": "repair_refused", "client_order_id": key},
+                    )
+                    continue
+                message = "the broker has no such order; closed by reconciliation"
+                ledger.close_missing(conn, book, row, MISSING_AT_BROKER, message, now)
+                result.repaired += 1
+            elif row is None:
                 ledger.adopt_order(conn, book, report, _request_of(report), now)
                 result.repaired += 1
             else:
@@ -279,12 +367,24 @@ def _repair(
             mine = ours.get(symbol)
             theirs = their_positions.get(symbol)
             their_qty = theirs.qty if theirs else Decimal(0)
-            if (mine.qty if mine else Decimal(0)) != their_qty:
-                avg = theirs.avg_entry_price if theirs else Decimal(0)
-                ledger.set_position(
-                    conn, book, symbol, their_qty, avg, "reconciliation: the broker's position"
-                )
-                result.repaired += 1
+            if (mine.qty if mine else Decimal(0)) == their_qty:
+                continue
+            positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
+            busy = conn.execute(
+                SYMBOL_BUSY, {"config_id": book.config_id, "symbol": symbol, "read_at": read_at}
+            ).fetchone()["busy"]
+            if busy:
+                result.repair_deferred += 1
+                continue
+            avg = theirs.avg_entry_price if theirs else Decimal(0)
+            ledger.set_position(conn, book, symbol, their_qty, avg, "reconciliation: the broker's position")
+            result.repaired += 1
+
+
+def _changed_since(conn: Connection, row: dict[str, Any], read_at: datetime) -> bool:
+    return conn.execute(ORDER_CHANGED_SINCE, {"order_id": row["id"], "read_at": read_at}).fetchone()[
+        "changed"
+    ]
 
 
 def _align_order(conn: Connection, book: ledger.Book, report: BrokerOrder, now: datetime) -> int:
@@ -294,15 +394,6 @@ def _align_order(conn: Connection, book: ledger.Book, report: BrokerOrder, now: 
     row = orders_repo.get_by_client_order_id(conn, book.config_id, report.client_order_id)
     if row["status"] != report.status or row["filled_qty"] != report.filled_qty:
         ledger.force_state(conn, book, row, report, note, now)
-    return 1
-
-
-def _close_missing(conn: Connection, book: ledger.Book, client_order_id: str, now: datetime) -> int:
-    row = orders_repo.get_by_client_order_id(conn, book.config_id, client_order_id)
-    if row is None:
-        return 0
-    message = "the broker has no such order; closed by reconciliation"
-    ledger.close_missing(conn, book, row, MISSING_AT_BROKER, message, now)
     return 1
 
 
