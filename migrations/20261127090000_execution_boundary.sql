@@ -149,3 +149,45 @@ create policy reconciliations_select_own on public.reconciliations for select to
 revoke all on public.reconciliations from anon;
 grant select on public.reconciliations to authenticated;
 grant select, insert, update, delete on public.reconciliations to service_role;
+
+-- Upgrading a database that traded before this migration: until now our books and the paper
+-- broker's were one and the same, so the paper broker's books start as a copy of ours for
+-- simulated configs — resting orders still fill, positions and cash carry on — and the
+-- commissions paid are summed from the fills. A new database copies nothing.
+insert into paper.accounts (config_id, starting_cash, cash, created_at, updated_at)
+select a.config_id, a.starting_cash, a.cash, a.created_at, a.updated_at
+from public.accounts a join public.webhook_configs c on c.id = a.config_id
+where c.broker = 'simulated';
+
+insert into paper.orders (
+    id, config_id, client_order_id, broker_order_id, parent_order_id, symbol, side, order_type,
+    time_in_force, qty, limit_price, stop_price, trail_price, trail_percent, extended_hours,
+    reference_price, status, status_code, status_message, filled_qty, filled_avg_price,
+    triggered_at, submitted_at, filled_at, canceled_at, created_at, updated_at
+)
+select
+    o.id, o.config_id, o.client_order_id, coalesce(o.broker_order_id, 'sim-' || o.id), o.parent_order_id,
+    o.symbol, o.side, o.order_type, o.time_in_force, o.qty, o.limit_price, o.stop_price,
+    o.trail_price, o.trail_percent, o.extended_hours, o.reference_price,
+    case o.status when 'submitted' then 'accepted' else o.status end,
+    o.status_code, o.status_message, o.filled_qty, o.filled_avg_price,
+    (select min(e.created_at) from public.order_events e
+     where e.order_id = o.id and e.event_type = 'OrderTriggered'),
+    coalesce(o.submitted_at, o.created_at), o.filled_at, o.canceled_at, o.created_at, o.updated_at
+from public.orders o join public.webhook_configs c on c.id = o.config_id
+where c.broker = 'simulated' and o.status not in ('denied', 'pending_new');
+
+insert into paper.fills (trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at)
+select f.trade_id, f.order_id, f.config_id, f.symbol, f.side, f.last_qty, f.last_px, f.commission, f.filled_at
+from public.fills f join public.webhook_configs c on c.id = f.config_id
+where c.broker = 'simulated';
+
+insert into paper.positions (
+    config_id, symbol, qty, avg_entry_price, realized_pnl, last_price, opened_at, updated_at
+)
+select p.config_id, p.symbol, p.qty, p.avg_entry_price, p.realized_pnl, p.last_price, p.opened_at, p.updated_at
+from public.positions p join public.webhook_configs c on c.id = p.config_id
+where c.broker = 'simulated';
+
+update public.accounts a
+set commission_paid = coalesce((select sum(f.commission) from public.fills f where f.config_id = a.config_id), 0);

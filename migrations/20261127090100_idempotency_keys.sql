@@ -10,8 +10,9 @@
 -- extend their stored responses over REST. Our backend runs API requests as role `authenticated`
 -- with the caller's claims, so that role gets usage, its grants, and RLS policies limiting it to
 -- its own rows: a user never sees another user's keys, even if the schema were exposed one day.
--- anon gets nothing.
-create schema private;
+-- anon gets nothing. Supabase's docs recommend a `private` schema for security-definer helpers,
+-- so a project may have one already: keep it.
+create schema if not exists private;
 revoke all on schema private from public;
 grant usage on schema private to authenticated, service_role;
 

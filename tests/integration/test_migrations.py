@@ -74,3 +74,106 @@ def test_failed_migration_names_the_file_and_records_nothing(tmp_path: Path, dat
             ).fetchone()["n"]
             == 0
         )
+
+
+def test_upgrading_a_database_that_traded_copies_its_paper_books_and_commissions(
+    tmp_path: Path, database_url
+):
+    """Before the execution boundary, one set of tables was both our books and the paper broker's."""
+    import shutil
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from viewzenix.db.migrate import MIGRATIONS_DIR, apply_migrations
+    from viewzenix.services.reconciliation import reconcile
+
+    params = conninfo_to_dict(database_url)
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as admin:
+        admin.execute("drop database if exists viewzenix_upgrade_test with (force)")
+        admin.execute("create database viewzenix_upgrade_test")
+    url = make_conninfo(**{**params, "dbname": "viewzenix_upgrade_test"})
+    old = tmp_path / "old"
+    old.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "20261127":
+            shutil.copy(path, old / path.name)
+    apply_migrations(url, old)
+    user_id, config_id = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into public.users (id) values (%s)", (user_id,))
+        conn.execute(
+            "insert into public.webhook_configs (id, user_id, name, security_token_hash, token_hint) "
+            "values (%s, %s, 'old', '\\x00', 'old')",
+            (config_id, user_id),
+        )
+        conn.execute(
+            "insert into public.paper_accounts (config_id, user_id, starting_cash, cash) "
+            "values (%s, %s, 100000, 98998)",
+            (config_id, user_id),
+        )
+        filled, resting = uuid.uuid4(), uuid.uuid4()
+        for order_id, coid, status, filled_qty, price in (
+            (filled, "vzx-old-en", "filled", 10, 100),
+            (resting, "vzx-old-tp", "pending", 0, None),
+        ):
+            conn.execute(
+                "insert into public.orders (id, user_id, config_id, client_order_id, broker_order_id, "
+                "broker, symbol, side, order_type, time_in_force, purpose, qty, limit_price, status, "
+                "filled_qty, filled_avg_price, submitted_at) values (%s, %s, %s, %s, %s, 'simulated', "
+                "'AAPL', %s, %s, 'gtc', 'entry', 10, %s, %s, %s, %s, now())",
+                (
+                    order_id,
+                    user_id,
+                    config_id,
+                    coid,
+                    f"sim-{coid}",
+                    "buy" if status == "filled" else "sell",
+                    "market" if status == "filled" else "limit",
+                    None if status == "filled" else 120,
+                    status,
+                    filled_qty,
+                    price,
+                ),
+            )
+        conn.execute(
+            "insert into public.fills (order_id, user_id, config_id, trade_id, symbol, side, last_qty, "
+            "last_px, commission) values (%s, %s, %s, 'vzx-old-en-1', 'AAPL', 'buy', 10, 100, 2)",
+            (filled, user_id, config_id),
+        )
+        conn.execute(
+            "insert into public.positions (config_id, symbol, user_id, qty, avg_entry_price, last_price) "
+            "values (%s, 'AAPL', %s, 10, 100, 100)",
+            (config_id, user_id),
+        )
+
+    apply_migrations(url)
+
+    from viewzenix.db import Database
+
+    db = Database(url, min_size=1, max_size=2).open()
+    try:
+        with db.transaction() as conn:
+            paper = conn.execute(
+                "select client_order_id, status from paper.orders where config_id = %s "
+                "order by client_order_id",
+                (config_id,),
+            ).fetchall()
+            account = conn.execute(
+                "select cash from paper.accounts where config_id = %s", (config_id,)
+            ).fetchone()
+            ours = conn.execute(
+                "select commission_paid from public.accounts where config_id = %s", (config_id,)
+            ).fetchone()
+        assert [(r["client_order_id"], r["status"]) for r in paper] == [
+            ("vzx-old-en", "filled"),
+            ("vzx-old-tp", "held"),
+        ]
+        assert account["cash"] == 98998
+        assert ours["commission_paid"] == 2
+        [run] = reconcile(db, config_id=config_id)
+        assert run["drifts"] == []
+        assert (run["orders_compared"], run["positions_compared"]) == (2, 1)
+    finally:
+        db.close()
