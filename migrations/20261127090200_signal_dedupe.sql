@@ -13,9 +13,9 @@ alter table public.webhook_configs
         check (dedupe_window_seconds between 0 and 86400);
 
 -- A duplicate row names the signal it repeats. No foreign key: its check would take a KEY SHARE
--- lock on the original, which waits while the worker holds that row FOR UPDATE (possibly across
--- a broker call), and intake must answer within TradingView's 3 s. Both rows belong to one
--- config and go together when it is deleted.
+-- lock on the original, which waits while the worker's planning transaction holds that row FOR
+-- UPDATE, and intake must answer within TradingView's 3 s. Both rows belong to one config and go
+-- together when it is deleted.
 alter table public.signals add column duplicate_of uuid;
 alter table public.signals add constraint signals_duplicate_of_check
     check ((status = 'duplicate') = (duplicate_of is not null));

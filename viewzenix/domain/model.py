@@ -138,11 +138,6 @@ class SignalStatus(StrEnum):
     FAILED = "failed"
     DUPLICATE = "duplicate"
 
-    @property
-    def is_final(self) -> bool:
-        """True once nothing more will happen to the signal (failed may still be retried)."""
-        return self not in (SignalStatus.ACCEPTED, SignalStatus.SUBMITTING)
-
 
 @dataclass(frozen=True)
 class TakeProfit:

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from viewzenix.db import Connection
-from viewzenix.domain.model import AccountState
 
 ENSURE_ACCOUNT = """
 insert into public.accounts (config_id, user_id, starting_cash, cash)
@@ -33,11 +32,6 @@ update public.accounts set
     commission_paid = commission_paid + %(commission)s
 where config_id = %(config_id)s
 returning *
-"""
-
-POSITIONS_VALUE = """
-select coalesce(sum(qty * coalesce(last_price, avg_entry_price)), 0) as value
-from public.positions where config_id = %(config_id)s
 """
 
 SUMMARY = """
@@ -89,7 +83,7 @@ def get(conn: Connection, config_id: uuid.UUID) -> Account | None:
 def open_account(
     conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, starting_cash: Decimal
 ) -> Account:
-    """Return the config's paper account, opening it with ``starting_cash`` if missing.
+    """Return the config's account in our books, opening it with ``starting_cash`` if missing.
 
     Takes no row lock: jobs of one config for different symbols run in parallel and only
     serialise on the account row from their first fill (``add_cash``, an atomic increment)
@@ -111,16 +105,6 @@ def add_cash(
         ADD_CASH, {"config_id": config_id, "delta": delta, "commission": commission}
     ).fetchone()
     return Account.from_row(row)
-
-
-def positions_value(conn: Connection, config_id: uuid.UUID) -> Decimal:
-    """Return Σ qty * mark over the config's positions (shorts negative)."""
-    return Decimal(conn.execute(POSITIONS_VALUE, {"config_id": config_id}).fetchone()["value"])
-
-
-def state(conn: Connection, account: Account) -> AccountState:
-    """The engine's view of a paper account: cash and equity."""
-    return AccountState(cash=account.cash, equity=account.cash + positions_value(conn, account.config_id))
 
 
 def summary(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:

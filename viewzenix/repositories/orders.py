@@ -10,7 +10,6 @@ submission order.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -129,38 +128,6 @@ from public.orders o left join public.orders p on p.id = o.parent_order_id
 where o.signal_id = %(signal_id)s
 order by o.created_at, o.id
 """
-
-
-@dataclass(frozen=True)
-class OrderRecord:
-    """One ``orders`` row: the fields the broker adapters work with."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    config_id: uuid.UUID
-    signal_id: uuid.UUID | None
-    parent_order_id: uuid.UUID | None
-    client_order_id: str
-    broker_order_id: str | None
-    symbol: str
-    side: str
-    order_type: str
-    time_in_force: str
-    purpose: str
-    qty: Decimal
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    trail_price: Decimal | None
-    trail_percent: Decimal | None
-    reference_price: Decimal | None
-    status: str
-    filled_qty: Decimal
-    filled_avg_price: Decimal | None
-    submitted_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> OrderRecord:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def insert(conn: Connection, **values: Any) -> dict[str, Any] | None:
