@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import procrastinate
+from procrastinate import jobs as procrastinate_jobs
 
 if TYPE_CHECKING:
     from viewzenix.db import Connection, Database
@@ -56,14 +57,21 @@ def defer_execute_signal(
     """Defer the execution of a stored signal on ``conn``'s open transaction; return the job id.
 
     The job becomes visible to workers only when that transaction commits (atomic with the
-    signals row).
+    signals row). Through procrastinate's job manager (public: ``App.job_manager``) rather than
+    ``configure_task(...).defer()``: the same job row and SQL, without the task layer's per-job
+    extras — two log contexts and an INFO "Deferred 1 job" line — which cost about 0.1 ms of
+    CPU per accepted alert on intake's hot path.
     """
-    return job_app.configure_task(
-        EXECUTE_SIGNAL,
+    job = procrastinate_jobs.Job(
         queue=QUEUE,
         lock=signal_lock(config_id, symbol),
-        connection=conn,
-    ).defer(signal_id=str(signal_id))
+        queueing_lock=None,
+        task_name=EXECUTE_SIGNAL,
+        task_kwargs={"signal_id": str(signal_id)},
+    )
+    deferred = job_app.job_manager.defer_job(job, connection=conn)
+    assert deferred.id is not None  # procrastinate returns the row's id
+    return deferred.id
 
 
 def register_tasks(
