@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+
+from builders import NOW
 
 from viewzenix.brokers.base import (
     BrokerFill,
@@ -33,8 +35,6 @@ from viewzenix.brokers.base import (
 )
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import AccountState, OrderStatus, OrderType, PositionState
-
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
 
 class Crash(BaseException):

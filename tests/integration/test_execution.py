@@ -7,17 +7,29 @@ intake does (``signal`` = ``signal_to_dict``).
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from builders import (
+    NOW,
+    clock,
+    enqueue_signal,
+    make_config,
+    order_events,
+    order_fills,
+    orders_of,
+    position_of,
+    run_signal,
+    signal_row,
+    store_signal,
+    summary,
+)
 
-from viewzenix.db import Database
 from viewzenix.domain.model import (
     Action,
     OrderType,
@@ -28,70 +40,15 @@ from viewzenix.domain.model import (
 )
 from viewzenix.domain.parsing import signal_to_dict
 from viewzenix.domain.serialization import signal_from_dict
-from viewzenix.repositories import accounts as accounts_repo
 from viewzenix.repositories import orders as orders_repo
-from viewzenix.repositories import positions as positions_repo
-from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.execution import execute_signal
 
 pytestmark = pytest.mark.db
 
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 D = Decimal
 
 
-def clock() -> datetime:
-    return NOW
-
-
 # --- helpers -------------------------------------------------------------------------------
-
-
-def make_config(db: Database, **settings: Any) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn,
-            user_id=user_id,
-            token_hash=os.urandom(32),
-            token_hint="test",
-            values={"name": "paper", **settings},
-        )
-
-
-def store_signal(
-    db: Database,
-    config: dict[str, Any],
-    signal: Signal | dict[str, Any],
-    *,
-    job_id: int | None = None,
-) -> uuid.UUID:
-    signal_id = uuid.uuid4()
-    data = signal if isinstance(signal, dict) else signal_to_dict(signal)
-    with db.transaction() as conn:
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=data.get("ticker"),
-            action=data.get("action"),
-            job_id=job_id,
-        )
-    return signal_id
-
-
-def run(db: Database, config: dict[str, Any], signal: Signal, **kwargs: Any) -> uuid.UUID:
-    signal_id = store_signal(db, config, signal)
-    execute_signal(db, signal_id, clock=clock, **kwargs)
-    return signal_id
 
 
 def buy(qty: str, price: str | None = "100", **fields: Any) -> Signal:
@@ -106,27 +63,6 @@ def buy(qty: str, price: str | None = "100", **fields: Any) -> Signal:
 
 def sell(qty: str, price: str | None = "100", **fields: Any) -> Signal:
     return replace(buy(qty, price, **fields), action=Action.SELL)
-
-
-def signal_row(db: Database, signal_id: uuid.UUID) -> dict[str, Any]:
-    with db.transaction() as conn:
-        return signals_repo.get(conn, signal_id)
-
-
-def orders_of(db: Database, signal_id: uuid.UUID) -> list[dict[str, Any]]:
-    with db.transaction() as conn:
-        return orders_repo.for_signal(conn, signal_id)
-
-
-def summary(db: Database, config: dict[str, Any]) -> dict[str, Any]:
-    with db.transaction() as conn:
-        return accounts_repo.summary(conn, config["id"])
-
-
-def held(db: Database, config: dict[str, Any], symbol: str = "AAPL") -> dict[str, Any]:
-    with db.transaction() as conn:
-        rows = positions_repo.list_for(conn, config_id=config["id"], include_flat=True)
-    return next(r for r in rows if r["symbol"] == symbol)
 
 
 def brief(rows: list[dict[str, Any]]) -> list[tuple[str, str, Decimal, str]]:
@@ -151,7 +87,7 @@ class TestEnterAndExit:
         [order] = orders_of(db, signal_id)
         assert (order["intent"], order["client_order_id"]) == ("enter", f"vzx-{signal_id.hex}-en")
         assert (order["filled_qty"], order["filled_avg_price"]) == (D("10"), D("100"))
-        assert held(db, config)["qty"] == D("10")
+        assert position_of(db, config)["qty"] == D("10")
         assert summary(db, config)["cash"] == D("98999")  # 100000 - 1000 - 1
 
     def test_exit_while_flat_is_ignored(self, db):
@@ -168,38 +104,38 @@ class TestEnterAndExit:
 
     def test_exit_closes_a_long_and_realises_pnl(self, db):
         config = make_config(db)
-        run(db, config, buy("10", "100"))
+        run_signal(db, config, buy("10", "100"))
 
-        signal_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("112")))
+        signal_id = run_signal(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("112")))
 
         assert brief(orders_of(db, signal_id)) == [("exit", "sell", D("10"), "filled")]
-        position = held(db, config)
+        position = position_of(db, config)
         assert (position["qty"], position["realized_pnl"]) == (D("0"), D("120"))
 
     def test_short_then_cover_realises_the_short_pnl(self, db):
         config = make_config(db)
-        run(db, config, sell("10", "100", sentiment=Sentiment.SHORT))
-        assert held(db, config)["qty"] == D("-10")
+        run_signal(db, config, sell("10", "100", sentiment=Sentiment.SHORT))
+        assert position_of(db, config)["qty"] == D("-10")
 
-        run(db, config, buy("10", "90", sentiment=Sentiment.FLAT))
+        run_signal(db, config, buy("10", "90", sentiment=Sentiment.FLAT))
 
-        position = held(db, config)
+        position = position_of(db, config)
         assert (position["qty"], position["realized_pnl"]) == (D("0"), D("100"))
         assert summary(db, config)["equity"] == D("100100")
 
     def test_reversal_long_to_short_in_one_signal_exits_then_enters_with_pnl(self, db):
         config = make_config(db, commission_rate=D("0.002"))
-        run(db, config, buy("10", "100", sentiment=Sentiment.LONG))
+        run_signal(db, config, buy("10", "100", sentiment=Sentiment.LONG))
 
         # TradingView's contracts on a reversal include the closing ones: 20 = exit 10 + enter 10.
-        signal_id = run(db, config, sell("20", "110", sentiment=Sentiment.SHORT))
+        signal_id = run_signal(db, config, sell("20", "110", sentiment=Sentiment.SHORT))
 
         assert brief(orders_of(db, signal_id)) == [
             ("exit", "sell", D("10"), "filled"),
             ("entry", "sell", D("10"), "filled"),
         ]
         assert {o["intent"] for o in orders_of(db, signal_id)} == {"reverse"}
-        position = held(db, config)
+        position = position_of(db, config)
         assert (position["qty"], position["avg_entry_price"]) == (D("-10"), D("110"))
         assert position["realized_pnl"] == D("100")  # (110 - 100) * 10
         # cash: 100000 - 1000 - 2 (buy) + 1100 - 2.2 (exit) + 1100 - 2.2 (short entry)
@@ -214,10 +150,10 @@ class TestEnterAndExit:
 class TestRestingOrders:
     def test_a_later_signals_price_fills_a_resting_limit_before_planning(self, db):
         config = make_config(db)
-        entry_id = run(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
+        entry_id = run_signal(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
         assert brief(orders_of(db, entry_id)) == [("entry", "buy", D("10"), "accepted")]
 
-        exit_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
+        exit_id = run_signal(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
 
         assert orders_of(db, entry_id)[0]["status"] == "filled"
         assert orders_of(db, entry_id)[0]["filled_avg_price"] == D("94")
@@ -226,7 +162,7 @@ class TestRestingOrders:
 
     def test_bracket_entry_places_legs_and_a_later_price_hits_the_stop_loss(self, db):
         config = make_config(db)
-        entry_id = run(
+        entry_id = run_signal(
             db,
             config,
             buy(
@@ -242,17 +178,17 @@ class TestRestingOrders:
             ("stop_loss", "sell", D("10"), "accepted"),
         ]
 
-        later_id = run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
+        later_id = run_signal(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("94")))
 
         assert [o["status"] for o in orders_of(db, entry_id)] == ["filled", "canceled", "filled"]
         assert signal_row(db, later_id)["status"] == "ignored"  # the stop already closed it
-        assert held(db, config)["realized_pnl"] == D("-60")
+        assert position_of(db, config)["realized_pnl"] == D("-60")
 
     def test_exit_cancels_the_open_legs_of_the_position(self, db):
         config = make_config(db)
-        entry_id = run(db, config, buy("10", "100", take_profit=TakeProfit(limit_price=D("120"))))
+        entry_id = run_signal(db, config, buy("10", "100", take_profit=TakeProfit(limit_price=D("120"))))
 
-        run(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("101")))
+        run_signal(db, config, Signal(ticker="AAPL", action=Action.EXIT, signal_price=D("101")))
 
         take_profit = orders_of(db, entry_id)[1]
         assert (take_profit["status"], take_profit["status_code"]) == (
@@ -268,14 +204,13 @@ class TestRefusals:
     def test_denial_is_stored_as_a_denied_order_with_its_reason(self, db):
         config = make_config(db, max_position_qty=D("5"))
 
-        signal_id = run(db, config, buy("10", "100"))
+        signal_id = run_signal(db, config, buy("10", "100"))
 
         [order] = orders_of(db, signal_id)
         assert (order["status"], order["status_code"]) == ("denied", "max_position_qty")
         assert "max_position_qty 5" in order["status_message"]
         assert order["submitted_at"] is None
-        with db.transaction() as conn:
-            assert [e["event_type"] for e in orders_repo.events_for(conn, order["id"])] == ["OrderDenied"]
+        assert order_events(db, order["id"]) == ["OrderDenied"]
         stored = signal_row(db, signal_id)
         assert stored["status"] == "denied"
         assert "denied max_position_qty" in stored["outcome_message"]
@@ -284,7 +219,7 @@ class TestRefusals:
     def test_denial_without_an_order_only_sets_the_signal_outcome(self, db):
         config = make_config(db, max_signal_age_seconds=60)
 
-        signal_id = run(db, config, buy("10", "100", signal_time=NOW - timedelta(hours=1)))
+        signal_id = run_signal(db, config, buy("10", "100", signal_time=NOW - timedelta(hours=1)))
 
         assert orders_of(db, signal_id) == []
         stored = signal_row(db, signal_id)
@@ -293,9 +228,9 @@ class TestRefusals:
 
     def test_a_stale_signals_price_does_not_fill_resting_orders(self, db):
         config = make_config(db, max_signal_age_seconds=60)
-        entry_id = run(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
+        entry_id = run_signal(db, config, buy("10", "100", order_type=OrderType.LIMIT, limit_price=D("95")))
 
-        run(
+        run_signal(
             db,
             config,
             Signal(
@@ -304,12 +239,12 @@ class TestRefusals:
         )
 
         assert orders_of(db, entry_id)[0]["status"] == "accepted"
-        assert held(db, config)["last_price"] != D("50")
+        assert position_of(db, config)["last_price"] != D("50")
 
     def test_market_order_without_a_price_is_rejected_by_the_simulated_broker(self, db):
         config = make_config(db)
 
-        signal_id = run(db, config, buy("10", price=None))
+        signal_id = run_signal(db, config, buy("10", price=None))
 
         [order] = orders_of(db, signal_id)
         assert (order["status"], order["status_code"]) == ("rejected", "no_market_price")
@@ -336,15 +271,14 @@ class TestRefusals:
 class TestIdempotency:
     def test_a_second_call_does_nothing(self, db):
         config = make_config(db)
-        signal_id = run(db, config, buy("10", "100"))
+        signal_id = run_signal(db, config, buy("10", "100"))
 
         status = execute_signal(db, signal_id, clock=clock)
 
         assert status == "executed"
         [order] = orders_of(db, signal_id)
-        with db.transaction() as conn:
-            assert len(orders_repo.fills_for(conn, order["id"])) == 1
-        assert held(db, config)["qty"] == D("10")
+        assert len(order_fills(db, order["id"])) == 1
+        assert position_of(db, config)["qty"] == D("10")
         assert summary(db, config)["cash"] == D("99000")
 
     def test_an_unknown_signal_is_not_found(self, db):
@@ -382,7 +316,7 @@ class TestIdempotency:
         assert "disk on fire" in stored["outcome_message"]
         [order] = orders_of(db, signal_id)
         assert order["status"] == "pending_new"  # sent, the broker's answer not recorded
-        assert held(db, config, "FAILTEST")["qty"] == D("0")
+        assert position_of(db, config, "FAILTEST")["qty"] == D("0")
         with db.transaction() as conn:  # the fault is repaired before procrastinate retries
             conn.execute("drop trigger test_refuse_fill on public.fills")
 
@@ -396,7 +330,7 @@ class TestIdempotency:
                 "select count(*) as n from paper.orders where config_id = %s", (config["id"],)
             ).fetchone()["n"]
         assert paper_orders == 1  # one order at the broker: looked up, never sent twice
-        assert held(db, config, "FAILTEST")["qty"] == D("10")
+        assert position_of(db, config, "FAILTEST")["qty"] == D("10")
 
     def test_a_retry_of_its_own_job_runs_a_failed_signal_again(self, db):
         config = make_config(db)
@@ -420,30 +354,8 @@ class TestIdempotency:
 
 
 def test_the_worker_job_executes_a_deferred_signal(db, database_url, jobs):
-    from viewzenix.jobs import build_job_app, defer_execute_signal
-
     config = make_config(db)
-    signal_id = uuid.uuid4()
-    with db.transaction() as conn:
-        job_id = defer_execute_signal(
-            build_job_app(database_url),
-            conn,
-            signal_id=signal_id,
-            config_id=config["id"],
-            symbol="AAPL",
-        )
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=signal_to_dict(buy("10", "100")),
-            job_id=job_id,
-        )
+    signal_id = enqueue_signal(db, database_url, config, buy("10", "100"))
 
     jobs()
 
@@ -458,11 +370,11 @@ def test_two_configs_accounts_are_isolated(db):
     small = make_config(db, starting_cash=D("10000"))
     large = make_config(db, starting_cash=D("50000"))
 
-    run(db, small, buy("10", "100"))
-    run(db, large, sell("3", "100"))
+    run_signal(db, small, buy("10", "100"))
+    run_signal(db, large, sell("3", "100"))
 
-    assert (summary(db, small)["cash"], held(db, small)["qty"]) == (D("9000"), D("10"))
-    assert (summary(db, large)["cash"], held(db, large)["qty"]) == (D("50300"), D("-3"))
+    assert (summary(db, small)["cash"], position_of(db, small)["qty"]) == (D("9000"), D("10"))
+    assert (summary(db, large)["cash"], position_of(db, large)["qty"]) == (D("50300"), D("-3"))
 
 
 # --- the stored signal ---------------------------------------------------------------------

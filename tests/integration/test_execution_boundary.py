@@ -7,58 +7,25 @@ partially, be down, or the worker dies between submitting and recording.
 
 from __future__ import annotations
 
-import os
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 import psycopg
 import pytest
+from builders import held, make_config, order_events, order_fills, orders_of, signal_row, store_signal
 from fake_broker import NOW, Crash, FakeBroker
 
 from viewzenix.brokers.base import BrokerUnavailable
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, Signal
-from viewzenix.domain.parsing import signal_to_dict
 from viewzenix.repositories import orders as orders_repo
-from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.execution import execute_signal
 
 pytestmark = pytest.mark.db
 D = Decimal
 JOB = 4242
-
-
-def make_config(db: Database) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "fake"}
-        )
-
-
-def store_signal(db: Database, config: dict[str, Any], signal: Signal) -> uuid.UUID:
-    signal_id = uuid.uuid4()
-    data = signal_to_dict(signal)
-    with db.transaction() as conn:
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=data["ticker"],
-            action=data["action"],
-            job_id=JOB,
-        )
-    return signal_id
 
 
 def buy(qty: str = "10", price: str = "100") -> Signal:
@@ -69,50 +36,44 @@ def execute(db: Database, signal_id: uuid.UUID, broker: FakeBroker) -> str:
     return execute_signal(db, signal_id, job_id=JOB, clock=lambda: NOW, brokers=lambda config: broker)
 
 
-def signal_status(db: Database, signal_id: uuid.UUID) -> str:
-    with db.transaction() as conn:
-        return signals_repo.get(conn, signal_id)["status"]
+def go_down_on_submit(broker: FakeBroker) -> Callable[[], None]:
+    """Make ``broker`` go down just as an order is submitted: calls before work; that submit is
+    refused (the order is not placed) and every call after it raises BrokerUnavailable.
 
+    Return the function that brings the broker back up, its submits working again.
+    """
+    real_submit = broker.submit_order
 
-def our_orders(db: Database, signal_id: uuid.UUID) -> list[dict[str, Any]]:
-    with db.transaction() as conn:
-        return orders_repo.for_signal(conn, signal_id)
+    def down_on_submit(request):
+        broker.down = True
+        return real_submit(request)
 
+    def back_up() -> None:
+        broker.down = False
+        broker.submit_order = real_submit  # type: ignore[method-assign]
 
-def our_fills(db: Database, order_id: uuid.UUID) -> list[dict[str, Any]]:
-    with db.transaction() as conn:
-        return orders_repo.fills_for(conn, order_id)
-
-
-def our_position(db: Database, config: dict[str, Any]) -> Decimal:
-    with db.transaction() as conn:
-        rows = positions_repo.list_for(conn, config_id=config["id"], include_flat=True)
-    return next((r["qty"] for r in rows if r["symbol"] == "AAPL"), D(0))
-
-
-def events(db: Database, order_id: uuid.UUID) -> list[str]:
-    with db.transaction() as conn:
-        return [e["event_type"] for e in orders_repo.events_for(conn, order_id)]
+    broker.submit_order = down_on_submit  # type: ignore[method-assign]
+    return back_up
 
 
 @pytest.fixture()
 def config(db):
-    return make_config(db)
+    return make_config(db, name="fake")
 
 
 class TestTheHappyPath:
     def test_a_filled_order_is_recorded_with_its_fill_position_and_events(self, db, config):
         broker = FakeBroker()
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         assert execute(db, signal_id, broker) == "executed"
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert (order["status"], order["filled_qty"], order["filled_avg_price"]) == ("filled", D(10), D(100))
         assert order["broker_order_id"] == "fake-1"
-        assert [f["trade_id"] for f in our_fills(db, order["id"])] == ["fake-trade-1"]
-        assert our_position(db, config) == D(10)
-        assert events(db, order["id"]) == [
+        assert [f["trade_id"] for f in order_fills(db, order["id"])] == ["fake-trade-1"]
+        assert held(db, config) == D(10)
+        assert order_events(db, order["id"]) == [
             "OrderInitialized",
             "OrderSubmitted",
             "OrderAccepted",
@@ -133,8 +94,12 @@ class TestTheHappyPath:
 
             broker = FakeBroker()
             broker.probe = probe
-            execute(db, store_signal(db, config, buy()), broker)
-            execute(db, store_signal(db, config, buy().__class__(ticker="AAPL", action=Action.EXIT)), broker)
+            execute(db, store_signal(db, config, buy(), job_id=JOB), broker)
+            execute(
+                db,
+                store_signal(db, config, buy().__class__(ticker="AAPL", action=Action.EXIT), job_id=JOB),
+                broker,
+            )
 
         assert open_transactions, "the broker was never called"
         assert all(count == 0 for _, count in open_transactions), open_transactions
@@ -144,101 +109,100 @@ class TestRetries:
     def test_timeout_after_accept_is_recorded_once_after_the_retry(self, db, config):
         broker = FakeBroker()
         broker.timeout_after_accept = True
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         with pytest.raises(BrokerUnavailable):
             execute(db, signal_id, broker)
-        [pending] = our_orders(db, signal_id)
+        [pending] = orders_of(db, signal_id)
         assert pending["status"] == "pending_new"
-        assert signal_status(db, signal_id) == "failed"
-        assert our_position(db, config) == D(0)
+        assert signal_row(db, signal_id)["status"] == "failed"
+        assert held(db, config) == D(0)
 
         assert execute(db, signal_id, broker) == "executed"  # procrastinate's retry, same job
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert order["status"] == "filled"
         assert broker.submits() == 1  # looked up by client_order_id, never sent twice
         assert ("get_order_by_client_order_id", order["client_order_id"]) in broker.calls
-        assert len(our_fills(db, order["id"])) == 1
-        assert our_position(db, config) == D(10)
+        assert len(order_fills(db, order["id"])) == 1
+        assert held(db, config) == D(10)
 
     def test_a_crash_between_submit_and_record_leaves_one_order_recorded_once(self, db, config):
         broker = FakeBroker()
         broker.crash_after_submit = True
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         with pytest.raises(Crash):
             execute(db, signal_id, broker)
-        assert signal_status(db, signal_id) == "submitting"  # nothing ran after the crash
-        [pending] = our_orders(db, signal_id)
+        assert signal_row(db, signal_id)["status"] == "submitting"  # nothing ran after the crash
+        [pending] = orders_of(db, signal_id)
         assert pending["status"] == "pending_new"
         assert len(broker.orders) == 1
 
         assert execute(db, signal_id, broker) == "executed"  # the recovered job
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert order["status"] == "filled"
         assert broker.submits() == 1
         assert len(broker.orders) == 1
-        assert len(our_fills(db, order["id"])) == 1
-        assert our_position(db, config) == D(10)
+        assert len(order_fills(db, order["id"])) == 1
+        assert held(db, config) == D(10)
 
     def test_a_duplicate_client_order_id_refusal_records_the_brokers_order(self, db, config):
         broker = FakeBroker()
         broker.duplicate_on_submit = True  # as a retried POST that got through before
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         assert execute(db, signal_id, broker) == "executed"
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert (order["status"], order["broker_order_id"]) == ("filled", "fake-1")
-        assert our_position(db, config) == D(10)
+        assert held(db, config) == D(10)
 
     def test_a_second_run_of_a_finished_signal_calls_no_broker(self, db, config):
         broker = FakeBroker()
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
         execute(db, signal_id, broker)
         calls = len(broker.calls)
 
         assert execute(db, signal_id, broker) == "executed"
 
         assert len(broker.calls) == calls
-        assert len(our_orders(db, signal_id)) == 1
+        assert len(orders_of(db, signal_id)) == 1
 
 
 class TestBrokerAnswers:
     def test_a_refused_order_is_rejected_with_the_brokers_reason_and_so_is_the_signal(self, db, config):
         broker = FakeBroker()
         broker.refuse = ("insufficient_buying_power", "insufficient buying power")
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         assert execute(db, signal_id, broker) == "rejected"
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert (order["status"], order["status_code"]) == ("rejected", "insufficient_buying_power")
-        assert events(db, order["id"])[-1] == "OrderRejected"
-        assert our_position(db, config) == D(0)
-        with db.transaction() as conn:
-            assert "insufficient buying power" in signals_repo.get(conn, signal_id)["outcome_message"]
+        assert order_events(db, order["id"])[-1] == "OrderRejected"
+        assert held(db, config) == D(0)
+        assert "insufficient buying power" in signal_row(db, signal_id)["outcome_message"]
 
     def test_a_partial_fill_moves_the_position_by_the_filled_quantity_only(self, db, config):
         broker = FakeBroker()
         broker.partial_fill = D("0.4")
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         assert execute(db, signal_id, broker) == "executed"
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert (order["status"], order["filled_qty"]) == ("partially_filled", D(4))
-        assert events(db, order["id"])[-1] == "OrderPartiallyFilled"
-        assert our_position(db, config) == D(4)
+        assert order_events(db, order["id"])[-1] == "OrderPartiallyFilled"
+        assert held(db, config) == D(4)
 
     def test_a_later_report_of_the_rest_of_a_partial_fill_completes_it_once(self, db, config):
         broker = FakeBroker()
         broker.partial_fill = D("0.4")
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
         execute(db, signal_id, broker)
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         from dataclasses import replace
 
         from viewzenix.brokers.base import BrokerFill
@@ -259,80 +223,66 @@ class TestBrokerAnswers:
             with db.transaction() as conn:
                 ledger.record_report(conn, book, done, NOW)
 
-        [order] = our_orders(db, signal_id)
+        [order] = orders_of(db, signal_id)
         assert (order["status"], order["filled_qty"], order["filled_avg_price"]) == (
             "filled",
             D(10),
             D("100.6"),
         )
-        assert [f["last_qty"] for f in our_fills(db, order["id"])] == [D(4), D(6)]
-        assert our_position(db, config) == D(10)
+        assert [f["last_qty"] for f in order_fills(db, order["id"])] == [D(4), D(6)]
+        assert held(db, config) == D(10)
 
     def test_a_broker_that_is_down_fails_the_signal_and_the_retry_places_one_order(self, db, config):
         broker = FakeBroker()
         broker.down = True
-        signal_id = store_signal(db, config, buy())
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         with pytest.raises(BrokerUnavailable):
             execute(db, signal_id, broker)
-        assert signal_status(db, signal_id) == "failed"
-        assert our_orders(db, signal_id) == []
+        assert signal_row(db, signal_id)["status"] == "failed"
+        assert orders_of(db, signal_id) == []
 
         broker.down = False
         assert execute(db, signal_id, broker) == "executed"
         assert broker.submits() == 1
-        assert our_position(db, config) == D(10)
+        assert held(db, config) == D(10)
 
     def test_a_broker_down_between_plan_and_submit_keeps_the_order_pending_then_sends_it_once(
         self, db, config
     ):
         broker = FakeBroker()
-        real_submit = broker.submit_order
-
-        def down_on_submit(request):
-            broker.down = True
-            return real_submit(request)
-
-        broker.submit_order = down_on_submit  # type: ignore[method-assign]
-        signal_id = store_signal(db, config, buy())
+        back_up = go_down_on_submit(broker)
+        signal_id = store_signal(db, config, buy(), job_id=JOB)
 
         with pytest.raises(BrokerUnavailable):
             execute(db, signal_id, broker)
-        [pending] = our_orders(db, signal_id)
+        [pending] = orders_of(db, signal_id)
         assert pending["status"] == "pending_new"
         assert broker.orders == {}
 
-        broker.down = False
-        broker.submit_order = real_submit  # type: ignore[method-assign]
+        back_up()
         assert execute(db, signal_id, broker) == "executed"
         assert broker.submits() == 2  # one refused at the door while down, one placed
         assert len(broker.orders) == 1
-        assert our_position(db, config) == D(10)
+        assert held(db, config) == D(10)
 
 
 class TestLaterSignals:
     def test_an_order_never_sent_by_a_failed_signal_is_closed_by_the_next_signal(self, db, config):
         broker = FakeBroker()
-        real_submit = broker.submit_order
-
-        def down_on_submit(request):
-            broker.down = True
-            return real_submit(request)
-
-        broker.submit_order = down_on_submit  # type: ignore[method-assign]
-        failed_id = store_signal(db, config, buy())
+        back_up = go_down_on_submit(broker)
+        failed_id = store_signal(db, config, buy(), job_id=JOB)
         with pytest.raises(BrokerUnavailable):
             execute(db, failed_id, broker)  # every retry failed the same way: the job ended
-        broker.down = False
-        broker.submit_order = real_submit  # type: ignore[method-assign]
+        back_up()
 
-        next_id = store_signal(db, config, buy("5"))
+        next_id = store_signal(db, config, buy("5"), job_id=JOB)
         assert execute(db, next_id, broker) == "executed"
 
-        [never] = our_orders(db, failed_id)
+        [never] = orders_of(db, failed_id)
         assert (never["status"], never["status_code"]) == ("canceled", "never_submitted")
         assert broker.submits(never["client_order_id"]) == 1  # the refused attempt, nothing more
-        assert our_position(db, config) == D(5)
+        assert held(db, config) == D(5)
 
 
 class TestBrackets:
@@ -349,11 +299,11 @@ class TestBrackets:
             take_profit=TakeProfit(limit_price=D(110)),
             stop_loss=StopLoss(stop_price=D(95)),
         )
-        signal_id = store_signal(db, config, bracket)
+        signal_id = store_signal(db, config, bracket, job_id=JOB)
 
         assert execute(db, signal_id, broker) == "rejected"
 
-        entry, take_profit, stop_loss = our_orders(db, signal_id)
+        entry, take_profit, stop_loss = orders_of(db, signal_id)
         assert entry["status"] == "rejected"
         assert (take_profit["status"], take_profit["status_code"]) == ("canceled", "parent_not_filled")
         assert (stop_loss["status"], stop_loss["status_code"]) == ("canceled", "parent_not_filled")
@@ -373,8 +323,8 @@ class TestCancels:
             order_type=OrderType.LIMIT,
             limit_price=D(90),
         )
-        execute(db, store_signal(db, config, resting), broker)
-        cancel_id = store_signal(db, config, Signal(ticker="AAPL", action=Action.CANCEL))
+        execute(db, store_signal(db, config, resting, job_id=JOB), broker)
+        cancel_id = store_signal(db, config, Signal(ticker="AAPL", action=Action.CANCEL), job_id=JOB)
         real_cancel = broker.cancel_order
 
         def crash_after_cancel(client_order_id):

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
+from builders import add_config
 
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.housekeeping import purge_expired
 
 pytestmark = pytest.mark.db
 
 
 def test_the_purge_deletes_only_expired_rows(db):
-    user_id = uuid.uuid4()
     with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        config = configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "h"}
-        )
+        config = add_config(conn, name="h")
+        user_id = config["user_id"]
         for key, expiry in (("old", "now() - interval '1 second'"), ("live", "now() + interval '1 hour'")):
             conn.execute(
                 f"insert into public.signal_dedupe (config_id, dedupe_key, signal_id, expires_at) "

@@ -9,32 +9,38 @@ account currency; every expected number is worked out in the test.
 
 from __future__ import annotations
 
-import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from builders import (
+    NOW,
+    clock,
+    held,
+    make_config,
+    order_events,
+    order_fills,
+    position_of,
+    run_signal,
+    store_signal,
+    summary,
+)
 
 from viewzenix.brokers import broker_for
 from viewzenix.brokers.base import BrokerFill, BrokerOrder
 from viewzenix.db import Database
 from viewzenix.domain.engine import Denial, OrderPurpose, OrderRequest
 from viewzenix.domain.model import Action, OrderSide, OrderStatus, OrderType, Signal, TimeInForce
-from viewzenix.domain.parsing import signal_to_dict
 from viewzenix.repositories import accounts as accounts_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
-from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services import ledger
-from viewzenix.services.execution import execute_signal
 from viewzenix.services.ledger import Book, Recorded
 
 pytestmark = pytest.mark.db
 
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 LATER = NOW + timedelta(minutes=1)
 LATEST = NOW + timedelta(minutes=2)
 D = Decimal
@@ -43,24 +49,7 @@ ACCEPTED, FILLED = OrderStatus.ACCEPTED, OrderStatus.FILLED
 PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 
 
-def clock() -> datetime:
-    return NOW
-
-
 # --- helpers -------------------------------------------------------------------------------
-
-
-def make_config(db: Database, **settings: Any) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn,
-            user_id=user_id,
-            token_hash=os.urandom(32),
-            token_hint="test",
-            values={"name": "paper", **settings},
-        )
 
 
 def open_config(db: Database, **settings: Any) -> dict[str, Any]:
@@ -73,33 +62,6 @@ def open_config(db: Database, **settings: Any) -> dict[str, Any]:
 
 def open_book(db: Database, **settings: Any) -> Book:
     return Book.for_config(open_config(db, **settings))
-
-
-def store_signal(db: Database, config: dict[str, Any], signal: Signal) -> uuid.UUID:
-    signal_id = uuid.uuid4()
-    data = signal_to_dict(signal)
-    with db.transaction() as conn:
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=data.get("ticker"),
-            action=data.get("action"),
-        )
-    return signal_id
-
-
-def run(db: Database, config: dict[str, Any], signal: Signal) -> uuid.UUID:
-    """Store ``signal`` and execute it with the paper broker (the real path)."""
-    signal_id = store_signal(db, config, signal)
-    execute_signal(db, signal_id, clock=clock)
-    return signal_id
 
 
 def buy_signal(qty: str, price: str) -> Signal:
@@ -204,31 +166,11 @@ def order_of(db: Database, book: Book, client_order_id: str) -> dict[str, Any]:
 
 
 def event_names(db: Database, book: Book, client_order_id: str) -> list[str]:
-    order_id = order_of(db, book, client_order_id)["id"]
-    with db.transaction() as conn:
-        return [e["event_type"] for e in orders_repo.events_for(conn, order_id)]
+    return order_events(db, order_of(db, book, client_order_id)["id"])
 
 
 def fills_of(db: Database, book: Book, client_order_id: str) -> list[dict[str, Any]]:
-    order_id = order_of(db, book, client_order_id)["id"]
-    with db.transaction() as conn:
-        return orders_repo.fills_for(conn, order_id)
-
-
-def position(db: Database, book: Book, symbol: str = "AAPL") -> dict[str, Any] | None:
-    with db.transaction() as conn:
-        rows = positions_repo.list_for(conn, config_id=book.config_id, include_flat=True)
-    return next((r for r in rows if r["symbol"] == symbol), None)
-
-
-def held(db: Database, book: Book, symbol: str = "AAPL") -> Decimal:
-    found = position(db, book, symbol)
-    return D(0) if found is None else found["qty"]
-
-
-def summary(db: Database, book: Book) -> dict[str, Any]:
-    with db.transaction() as conn:
-        return accounts_repo.summary(conn, book.config_id)
+    return order_fills(db, order_of(db, book, client_order_id)["id"])
 
 
 def cash(db: Database, book: Book) -> Decimal:
@@ -289,8 +231,8 @@ class TestReadModels:
 
     def test_orders_list_page_filters_by_signal(self, db):
         config = make_config(db)
-        first = run(db, config, buy_signal("10", "100"))
-        run(db, config, exit_signal("101"))
+        first = run_signal(db, config, buy_signal("10", "100"))
+        run_signal(db, config, exit_signal("101"))
 
         with db.transaction(claims=claims(config["user_id"])) as conn:
             rows, total = orders_repo.list_page(
@@ -300,7 +242,7 @@ class TestReadModels:
 
     def test_order_detail_shows_the_events_and_fills_of_an_executed_signal(self, db):
         config = make_config(db, commission_fixed=D("1"))
-        signal_id = run(db, config, buy_signal("10", "100"))
+        signal_id = run_signal(db, config, buy_signal("10", "100"))
 
         with db.transaction(claims=claims(config["user_id"])) as conn:
             [listed], _ = orders_repo.list_page(
@@ -382,8 +324,8 @@ class TestReadModels:
 
     def test_account_summary_after_executed_signals_agrees_with_the_paper_brokers_account(self, db):
         config = make_config(db, commission_rate=D("0.001"))
-        run(db, config, buy_signal("10", "100"))
-        run(db, config, exit_signal("112"))
+        run_signal(db, config, buy_signal("10", "100"))
+        run_signal(db, config, exit_signal("112"))
 
         with db.transaction(claims=claims(config["user_id"])) as conn:
             account = accounts_repo.summary(conn, config["id"])
@@ -479,7 +421,7 @@ class TestRecordingReports:
             "OrderFilled",
         ]
         assert held(db, book) == D("10")
-        assert position(db, book)["avg_entry_price"] == D("100.6")
+        assert position_of(db, book)["avg_entry_price"] == D("100.6")
         assert cash(db, book) == D("98994")  # 100000 - 400 - 606
 
     def test_a_report_without_fills_but_a_larger_filled_qty_is_recorded_as_one_implied_fill(self, db):
@@ -575,7 +517,7 @@ class TestRecordingReports:
             ("OrderAccepted", "held", "accepted"),
             ("OrderFilled", "accepted", "filled"),
         ]
-        assert (held(db, book), position(db, book)["realized_pnl"]) == (D("0"), D("100"))
+        assert (held(db, book), position_of(db, book)["realized_pnl"]) == (D("0"), D("100"))
 
     def test_a_report_for_an_unknown_client_order_id_returns_none_and_writes_nothing(self, db):
         book = open_book(db)
@@ -585,7 +527,7 @@ class TestRecordingReports:
 
         assert recorded is None
         assert orders_count(db, book) == 0
-        assert position(db, book) is None
+        assert position_of(db, book) is None
         assert cash(db, book) == D("100000")
         with db.transaction() as conn:
             assert (
@@ -701,12 +643,12 @@ class TestBooks:
     def test_a_short_then_cover_realises_avg_minus_exit_times_qty(self, db):
         book = open_book(db)
         trade(db, book, request("short", SELL, "10"), fill("t-short", "10", "100"))
-        assert (held(db, book), position(db, book)["side"]) == (D("-10"), "short")
+        assert (held(db, book), position_of(db, book)["side"]) == (D("-10"), "short")
         assert cash(db, book) == D("101000")
 
         trade(db, book, request("cover", BUY, "10", purpose=OrderPurpose.EXIT), fill("t-cover", "10", "90"))
 
-        covered = position(db, book)
+        covered = position_of(db, book)
         assert (covered["qty"], covered["side"], covered["avg_entry_price"]) == (D("0"), "flat", D("0"))
         assert covered["realized_pnl"] == D("100")  # (100 - 90) * 10
         assert covered["opened_at"] is None
@@ -718,7 +660,7 @@ class TestBooks:
 
         trade(db, book, request("cover", BUY, "4", purpose=OrderPurpose.EXIT), fill("t-cover", "4", "120"))
 
-        partly = position(db, book)
+        partly = position_of(db, book)
         assert (partly["qty"], partly["avg_entry_price"]) == (D("-6"), D("100"))
         assert partly["realized_pnl"] == D("-80")  # (100 - 120) * 4
 
@@ -728,7 +670,7 @@ class TestBooks:
 
         trade(db, book, request("flip", SELL, "15"), fill("t-flip", "15", "110", at=LATER))
 
-        flipped = position(db, book)
+        flipped = position_of(db, book)
         assert (flipped["qty"], flipped["side"], flipped["avg_entry_price"]) == (D("-5"), "short", D("110"))
         assert flipped["realized_pnl"] == D("100")  # (110 - 100) * 10 closed; 5 opened short
         assert flipped["opened_at"] == LATER

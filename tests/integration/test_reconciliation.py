@@ -6,59 +6,22 @@ test_reconciliation_paper.py does the same against the paper broker's Postgres b
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from builders import add_signal, make_config, trade
 from fake_broker import NOW, FakeBroker
 
 from viewzenix.brokers.base import BrokerFill, BrokerOrder
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, OrderStatus, Signal
-from viewzenix.domain.parsing import signal_to_dict
 from viewzenix.repositories import orders as orders_repo
-from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services.execution import execute_signal
 from viewzenix.services.reconciliation import reconcile
 
 pytestmark = pytest.mark.db
 D = Decimal
-
-
-def make_config(db: Database) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "fake"}
-        )
-
-
-def trade(db: Database, config: dict[str, Any], broker: FakeBroker, signal: Signal) -> dict[str, Any]:
-    signal_id = uuid.uuid4()
-    data = signal_to_dict(signal)
-    with db.transaction() as conn:
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=data["ticker"],
-            action=data["action"],
-        )
-    execute_signal(db, signal_id, clock=lambda: NOW, brokers=lambda c: broker)
-    with db.transaction() as conn:
-        [order] = orders_repo.for_signal(conn, signal_id)
-    return order
 
 
 def buy(ticker: str, qty: str = "10", **fields: Any) -> Signal:
@@ -77,10 +40,11 @@ def traded(db):
     """A config with three filled buys (AAPL, MSFT, TSLA) and a resting limit buy (AMZN)."""
     from viewzenix.domain.model import OrderType
 
-    config = make_config(db)
+    config = make_config(db, name="fake")
     broker = FakeBroker()
-    orders = {t: trade(db, config, broker, buy(t)) for t in ("AAPL", "MSFT", "TSLA")}
-    orders["AMZN"] = trade(db, config, broker, buy("AMZN", order_type=OrderType.LIMIT, limit_price=D(90)))
+    orders = {t: trade(db, config, buy(t), brokers=lambda c: broker) for t in ("AAPL", "MSFT", "TSLA")}
+    resting = buy("AMZN", order_type=OrderType.LIMIT, limit_price=D(90))
+    orders["AMZN"] = trade(db, config, resting, brokers=lambda c: broker)
     assert orders["AMZN"]["status"] == "accepted"
     return config, broker, orders
 
@@ -193,19 +157,7 @@ def test_a_symbol_with_a_signal_in_flight_is_not_repaired_this_time(db, traded):
         conn.execute(
             "update public.positions set qty = 3 where config_id = %s and symbol = 'TSLA'", (config["id"],)
         )
-        signals_repo.insert(  # an alert for TSLA waiting for the worker
-            conn,
-            signal_id=uuid.uuid4(),
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=signal_to_dict(buy("TSLA")),
-            ticker="TSLA",
-            action="buy",
-        )
+        add_signal(conn, config, buy("TSLA"))  # an alert for TSLA waiting for the worker
 
     repaired = run(db, config, broker, repair=True)
 
@@ -219,7 +171,7 @@ def test_a_symbol_with_a_signal_in_flight_is_not_repaired_this_time(db, traded):
 
 
 def test_a_recent_pending_new_order_is_not_called_missing(db):
-    config = make_config(db)
+    config = make_config(db, name="fake")
     broker = FakeBroker()
     with db.transaction() as conn:
         conn.execute(

@@ -6,63 +6,27 @@ or the other with SQL, as a lost message, a manual order at the broker or a bug 
 
 from __future__ import annotations
 
-import os
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from builders import NOW, make_config, trade
 
 from viewzenix.brokers.simulated import SimulatedBroker
 from viewzenix.db import Database
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import Action, OrderSide, OrderType, Signal, TimeInForce
-from viewzenix.domain.parsing import signal_to_dict
-from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
-from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services.execution import execute_signal
 from viewzenix.services.reconciliation import reconcile
 
 pytestmark = pytest.mark.db
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 D = Decimal
 
 
-def make_config(db: Database) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "paper"}
-        )
-
-
 def buy(db: Database, config: dict[str, Any], ticker: str, **fields: Any) -> dict[str, Any]:
-    signal_id = uuid.uuid4()
-    data = signal_to_dict(
-        Signal(ticker=ticker, action=Action.BUY, quantity=D(10), signal_price=D(100), **fields)
-    )
-    with db.transaction() as conn:
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=config["user_id"],
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=ticker,
-            action="buy",
-        )
-    assert execute_signal(db, signal_id, clock=lambda: NOW) == "executed"
-    with db.transaction() as conn:
-        [order] = orders_repo.for_signal(conn, signal_id)
-    return order
+    """A buy of 10 ``ticker`` (signal price 100) run with the paper broker; return its one order."""
+    signal = Signal(ticker=ticker, action=Action.BUY, quantity=D(10), signal_price=D(100), **fields)
+    return trade(db, config, signal, expect="executed")
 
 
 def run(db: Database, config: dict[str, Any], *, repair: bool = False) -> dict[str, Any]:

@@ -9,17 +9,17 @@ number is worked out in the test from the fill rules in ``viewzenix.brokers.simu
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from builders import NOW, make_config
 
 from viewzenix.brokers import paper_books as books
 from viewzenix.brokers.base import (
@@ -44,30 +44,15 @@ from viewzenix.domain.model import (
     TimeInForce,
     TradingSettings,
 )
-from viewzenix.repositories import webhook_configs as configs_repo
 
 pytestmark = pytest.mark.db
 
-NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 LATER = NOW + timedelta(minutes=5)
 D = Decimal
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-
-def make_config(db: Database, **settings: Any) -> dict[str, Any]:
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        return configs_repo.insert(
-            conn,
-            user_id=user_id,
-            token_hash=os.urandom(32),
-            token_hint="test",
-            values={"name": "paper", **settings},
-        )
 
 
 @pytest.fixture()

@@ -13,18 +13,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from builders import enqueue_signal, make_config
 
 from viewzenix.domain.model import Action, Signal
-from viewzenix.domain.parsing import signal_to_dict
-from viewzenix.jobs import build_job_app, defer_execute_signal
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,34 +77,9 @@ def slow_fills(db):
 def test_a_worker_killed_between_submit_and_record_leaves_one_order_recorded_once(
     db, database_url, slow_fills, tmp_path
 ):
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, f"{user_id.hex[:10]}@example.test")
-        config = configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="test", values={"name": "kill"}
-        )
-    signal_id = uuid.uuid4()
-    data = signal_to_dict(
-        Signal(ticker=SYMBOL, action=Action.BUY, quantity=Decimal(10), signal_price=Decimal(100))
-    )
-    with db.transaction() as conn:
-        job_id = defer_execute_signal(
-            build_job_app(database_url), conn, signal_id=signal_id, config_id=config["id"], symbol=SYMBOL
-        )
-        signals_repo.insert(
-            conn,
-            signal_id=signal_id,
-            user_id=user_id,
-            config_id=config["id"],
-            status="accepted",
-            raw_body="{}",
-            content_type="application/json",
-            source_ip=None,
-            signal=data,
-            ticker=SYMBOL,
-            action="buy",
-            job_id=job_id,
-        )
+    config = make_config(db, name="kill")
+    bought = Signal(ticker=SYMBOL, action=Action.BUY, quantity=Decimal(10), signal_price=Decimal(100))
+    signal_id = enqueue_signal(db, database_url, config, bought)  # as intake: stored, its job queued
 
     def at_broker() -> int:
         with db.transaction() as conn:
