@@ -49,6 +49,14 @@ where config_id = %(config_id)s and client_order_id = %(client_order_id)s
 
 LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
 
+LOCK_FOR_REPORT = """
+select o.*,
+    (select coalesce(sum(f.last_qty), 0) from public.fills f where f.order_id = o.id) as recorded_fill_qty
+from public.orders o
+where o.config_id = %(config_id)s and o.client_order_id = %(client_order_id)s
+for update of o
+"""
+
 OPEN_ORDERS = """
 select * from public.orders
 where config_id = %(config_id)s
@@ -185,6 +193,13 @@ def get_by_client_order_id(
     return conn.execute(query, {"config_id": config_id, "client_order_id": client_order_id}).fetchone()
 
 
+def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str) -> dict[str, Any] | None:
+    """Lock and return the order with ``recorded_fill_qty`` (Σ last_qty of its fills), or None."""
+    return conn.execute(
+        LOCK_FOR_REPORT, {"config_id": config_id, "client_order_id": client_order_id}
+    ).fetchone()
+
+
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the config's open orders (pending_new to partially_filled), oldest first."""
     return conn.execute(
@@ -212,6 +227,35 @@ def update_status(
             "canceled_at": canceled_at,
         },
     ).fetchone()
+
+
+INSERT_EVENTS = """
+insert into public.order_events (
+    order_id, user_id, event_type, from_status, to_status, detail, created_at
+) values (%(order_id)s, %(user_id)s, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s,
+        coalesce(%(created_at)s, now()))
+"""
+
+RECORDED_FOR_SIGNAL = """
+select exists (select 1 from public.orders where signal_id = %(signal_id)s)
+    or exists (select 1 from public.orders where cancel_requested_by = %(signal_id)s) as recorded
+"""
+
+
+def recorded_for_signal(conn: Connection, signal_id: uuid.UUID) -> bool:
+    """Return True when a run of ``signal_id`` recorded orders or cancels already."""
+    return conn.execute(RECORDED_FOR_SIGNAL, {"signal_id": signal_id}).fetchone()["recorded"]
+
+
+def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Record several order events in one round trip (keys of ``insert_event``), in list order."""
+    if not events:
+        return
+    params = [
+        {**e, "detail": Jsonb(e.get("detail") or {}), "created_at": e.get("created_at")} for e in events
+    ]
+    with conn.cursor() as cursor:
+        cursor.executemany(INSERT_EVENTS, params)
 
 
 def insert_event(

@@ -73,6 +73,22 @@ def insert(
     )
 
 
+FOR_EXECUTION = """
+select s.*,
+    exists (select 1 from public.orders o where o.signal_id = s.id)
+        or exists (select 1 from public.orders o where o.cancel_requested_by = s.id) as recorded,
+    exists (select 1 from public.accounts a where a.config_id = s.config_id) as has_account
+from public.signals s where s.id = %(signal_id)s
+"""
+
+
+def get_for_execution(conn: Connection, signal_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    """Return a signal row plus ``recorded`` (a run recorded its orders or cancels already) and
+    ``has_account`` (its config's account exists in our books); lock the row when ``lock``."""
+    query = FOR_EXECUTION + (" for update of s" if lock else "")
+    return conn.execute(query, {"signal_id": signal_id}).fetchone()
+
+
 def get_for_update(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
     """Lock and return a signal row (the worker's claim on it)."""
     return conn.execute("select * from public.signals where id = %s for update", (signal_id,)).fetchone()

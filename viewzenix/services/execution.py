@@ -58,7 +58,6 @@ from viewzenix.domain.model import (
     TimeInForce,
 )
 from viewzenix.domain.serialization import signal_from_dict
-from viewzenix.repositories import accounts as accounts_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
@@ -138,7 +137,7 @@ class _Execution:
     def run(self) -> str:
         # 1. Read.
         with self.db.transaction() as conn:
-            row = signals_repo.get(conn, self.signal_id)
+            row = signals_repo.get_for_execution(conn, self.signal_id)
             if row is None:
                 logger.warning("signal not found", extra={"action": "signal_not_found", **self.ids})
                 return NOT_FOUND
@@ -150,13 +149,12 @@ class _Execution:
                 )
                 return row["status"]
             config = get_config(conn, row["config_id"])
-            # What an earlier run of this signal recorded: its orders, or its cancels.
-            recorded = orders_repo.for_signal(conn, self.signal_id) or orders_repo.cancels_by(
-                conn, self.signal_id
-            )
+            # Did an earlier run of this signal record its orders or cancels? Then resume it.
+            recorded = row["recorded"]
             signal = signal_from_dict(row["signal"] or {})
             open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
-            self.has_account = accounts_repo.get(conn, config["id"]) is not None
+            self.has_account = row["has_account"]
+            self.had_open_orders = bool(open_rows)
         self.book = Book.for_config(config)
         self.settings = trading_settings(config)
         try:
@@ -199,8 +197,7 @@ class _Execution:
             if (
                 row is None
                 or not _runnable(row, self.job_id)
-                or orders_repo.for_signal(conn, self.signal_id)
-                or orders_repo.cancels_by(conn, self.signal_id)
+                or orders_repo.recorded_for_signal(conn, self.signal_id)
             ):
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
             if account is not None:
@@ -267,8 +264,10 @@ class _Execution:
                         at=self.now,
                     )
             signals_repo.set_status(conn, self.signal_id, SignalStatus.SUBMITTING.value)
+            rows = orders_repo.for_signal(conn, self.signal_id)
+            cancels = orders_repo.cancels_by(conn, self.signal_id) if plan.cancel_client_order_ids else []
         self.notes = notes
-        return self._submit()
+        return self._submit(rows, cancels)
 
     # --- step 4 and 5 -----------------------------------------------------------------------
 
@@ -277,19 +276,22 @@ class _Execution:
             "resuming a signal whose orders are recorded", extra={"action": "signal_resumed", **self.ids}
         )
         self.notes = []
-        return self._submit(resumed=True)
+        with self.db.transaction() as conn:
+            rows = orders_repo.for_signal(conn, self.signal_id)
+            cancels = orders_repo.cancels_by(conn, self.signal_id)
+        return self._submit(rows, cancels, resumed=True)
 
-    def _submit(self, *, resumed: bool = False) -> str:
+    def _submit(
+        self, rows: list[dict[str, Any]], cancels: list[dict[str, Any]], *, resumed: bool = False
+    ) -> str:
         """Cancel, then send each PENDING_NEW order; each answer is recorded before the next call.
 
         The last answer is recorded with the signal's outcome (``_conclude``). A take-profit or
         stop-loss whose parent ended unfilled (rejected, canceled, expired) is not sent.
         """
-        with self.db.transaction() as conn:
-            rows = orders_repo.for_signal(conn, self.signal_id)
-            cancels = [
-                r for r in orders_repo.cancels_by(conn, self.signal_id) if OrderStatus(r["status"]).is_open
-            ]
+        self.had_cancels = bool(cancels)
+        self.sent_legs = any(r["parent_order_id"] is not None for r in rows)
+        cancels = [r for r in cancels if OrderStatus(r["status"]).is_open]
         self.unrecorded: list[BrokerOrder] = []
         self.unsent: list[dict[str, Any]] = []
         cancel_notes = self._cancel(cancels)
@@ -371,11 +373,15 @@ class _Execution:
                     "not sent: its parent order ended unfilled",
                     self.now,
                 )
-            others = [
-                r["client_order_id"]
-                for r in orders_repo.open_orders(conn, self.book.config_id, self.symbol)
-                if r["client_order_id"] not in reported
-            ]
+            # Other open orders of the symbol can only have moved (held legs, OCO siblings, legs
+            # of a canceled parent) when some existed before, or this run canceled or sent legs.
+            others = []
+            if self.had_open_orders or self.had_cancels or self.sent_legs:
+                others = [
+                    r["client_order_id"]
+                    for r in orders_repo.open_orders(conn, self.book.config_id, self.symbol)
+                    if r["client_order_id"] not in reported
+                ]
             if not others:
                 return self._finish_with_outcome(conn, cancel_notes)
         refreshed = self._look_up(others)
@@ -385,9 +391,10 @@ class _Execution:
 
     def _finish_with_outcome(self, conn: Connection, cancel_notes: list[str]) -> str:
         rows = orders_repo.for_signal(conn, self.signal_id)
-        canceled = sum(
-            1 for r in orders_repo.cancels_by(conn, self.signal_id) if r["status"] == OrderStatus.CANCELED
-        )
+        canceled = 0
+        if self.had_cancels:
+            cancels = orders_repo.cancels_by(conn, self.signal_id)
+            canceled = sum(1 for r in cancels if r["status"] == OrderStatus.CANCELED)
         status, message = _outcome(rows, canceled, [*cancel_notes, *self.notes])
         intent = next((r["intent"] for r in rows if r["intent"]), None)
         if intent:

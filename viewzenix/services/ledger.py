@@ -202,7 +202,8 @@ def record_report(
     client_order_id (reconciliation reports that as "missing on our side"). ``repair``: a
     reconciliation note; the change is then also recorded as an OrderRepaired event.
     """
-    before = orders_repo.get_by_client_order_id(conn, book.config_id, report.client_order_id, for_update=True)
+    before = orders_repo.lock_for_report(conn, book.config_id, report.client_order_id)
+    events: list[dict[str, Any]] = []  # written together at the end, in order (one round trip)
     if before is None:
         return None
     current = OrderStatus(before["status"])
@@ -214,13 +215,13 @@ def record_report(
     if current is OrderStatus.PENDING_NEW:
         acknowledged = OrderStatus.HELD if reported is OrderStatus.HELD else OrderStatus.SUBMITTED
         detail = {"broker_order_id": report.broker_order_id}
-        _event(conn, book, row, ORDER_SUBMITTED, current, acknowledged, detail, report.submitted_at or at)
+        _event(events, book, row, ORDER_SUBMITTED, current, acknowledged, detail, report.submitted_at or at)
         current = acknowledged
     working = reported in _WORKING or bool(report.fills) or report.filled_qty > 0
     if (current is OrderStatus.SUBMITTED and (working or reported in _ENDED_AFTER_ACCEPT)) or (
         current is OrderStatus.HELD and working
     ):
-        _event(conn, book, row, ORDER_ACCEPTED, current, OrderStatus.ACCEPTED, {}, at)
+        _event(events, book, row, ORDER_ACCEPTED, current, OrderStatus.ACCEPTED, {}, at)
         current = OrderStatus.ACCEPTED
 
     new_fills = _record_fills(conn, book, before, report, at)
@@ -233,7 +234,7 @@ def record_report(
             "last_px": fill.price,
             "commission": fill.commission,
         }
-        _event(conn, book, row, event, current, to, detail, fill.filled_at)
+        _event(events, book, row, event, current, to, detail, fill.filled_at)
         current = to
 
     status_code, status_message = report.status_code, report.status_message
@@ -242,7 +243,7 @@ def record_report(
         status_message = f"canceled by signal {before['cancel_requested_by']}"
     if reported in _TERMINAL_EVENTS and current is not reported:
         detail = {"status_code": status_code, "status_message": status_message}
-        _event(conn, book, row, _TERMINAL_EVENTS[reported], current, reported, detail, at)
+        _event(events, book, row, _TERMINAL_EVENTS[reported], current, reported, detail, at)
         current = reported
     elif not current.is_terminal and _RANK[reported] >= _RANK[current]:
         current = reported  # e.g. a fill status without new fills; never back (a stale report)
@@ -269,6 +270,7 @@ def record_report(
         after = before  # nothing new: no write (updated_at stays)
     else:
         after = orders_repo.apply_report(conn, before["id"], **values)
+    orders_repo.insert_events(conn, events)
     recorded = Recorded(before, after, tuple(f for f, _ in new_fills))
     if repair is not None and recorded.changed:
         detail = {"note": repair, "before": _state_detail(before), "after": _state_detail(after)}
@@ -404,7 +406,7 @@ def _record_fills(
 ) -> list[tuple[BrokerFill, Decimal]]:
     """Record the report's fills we lack; apply each to position and cash. Returns (fill, cumulative)."""
     fills = list(report.fills)
-    recorded_qty = orders_repo.filled_qty(conn, row["id"])
+    recorded_qty = row["recorded_fill_qty"]
     if not fills and report.filled_qty > recorded_qty:
         fills = [_implied_fill(row, report, recorded_qty, at)]
     out: list[tuple[BrokerFill, Decimal]] = []
@@ -459,7 +461,7 @@ def _apply_to_books(conn: Connection, book: Book, symbol: str, side: OrderSide, 
 
 
 def _event(
-    conn: Connection,
+    conn: Connection | list[dict[str, Any]],
     book: Book,
     row: dict[str, Any],
     event_type: str,
@@ -468,16 +470,20 @@ def _event(
     detail: dict[str, Any] | None,
     at: datetime,
 ) -> None:
-    orders_repo.insert_event(
-        conn,
-        order_id=row["id"],
-        user_id=book.user_id,
-        event_type=event_type,
-        from_status=None if from_status is None else str(from_status),
-        to_status=str(to_status),
-        detail={k: _json_value(v) for k, v in (detail or {}).items() if v is not None},
-        created_at=at,
-    )
+    """Record one event now, or append it to ``conn`` when that is a list (written later)."""
+    event = {
+        "order_id": row["id"],
+        "user_id": book.user_id,
+        "event_type": event_type,
+        "from_status": None if from_status is None else str(from_status),
+        "to_status": str(to_status),
+        "detail": {k: _json_value(v) for k, v in (detail or {}).items() if v is not None},
+        "created_at": at,
+    }
+    if isinstance(conn, list):
+        conn.append(event)
+    else:
+        orders_repo.insert_event(conn, **event)
 
 
 def _state(row: dict[str, Any]) -> tuple[Any, ...]:
