@@ -397,7 +397,7 @@ def run_load(
 
 
 def wait_drained(database_url: str, config_ids: list[str], timeout: float) -> int:
-    """Wait until no signal of ``config_ids`` is still ``accepted``; return how many still are."""
+    """Wait until no signal of ``config_ids`` is still ``accepted`` or ``submitting``; return how many are."""
     import psycopg
 
     deadline = time.monotonic() + timeout
@@ -405,7 +405,7 @@ def wait_drained(database_url: str, config_ids: list[str], timeout: float) -> in
         while True:
             (pending,) = conn.execute(
                 "select count(*) from public.signals "
-                "where config_id = any(%s::uuid[]) and status = 'accepted'",
+                "where config_id = any(%s::uuid[]) and status in ('accepted', 'submitting')",
                 (config_ids,),
             ).fetchone()
             if pending == 0 or time.monotonic() > deadline:

@@ -49,7 +49,9 @@ def main() -> None:
             started = time.perf_counter()
             stack.start_worker()
             while True:
-                left = conn.execute("select count(*) from signals where status = 'accepted'").fetchone()[0]
+                left = conn.execute(
+                    "select count(*) from signals where status in ('accepted', 'submitting')"
+                ).fetchone()[0]
                 elapsed = time.perf_counter() - started
                 if left == 0:
                     break

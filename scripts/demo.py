@@ -269,20 +269,22 @@ def wait_signal(api: Api, signal_id: str, timeout: float) -> str:
 
 
 def wait_processed(api: Api, expected: int, timeout: float) -> dict[str, int]:
-    """Poll until no signal of the config is still ``accepted``; return counts per status."""
+    """Poll until no signal of the config is accepted or submitting; return counts per status."""
     deadline = time.monotonic() + timeout
     pending = expected
     while time.monotonic() < deadline:
-        pending = api.total("/api/signals", status="accepted")
+        pending = api.total("/api/signals", status="accepted") + api.total(
+            "/api/signals", status="submitting"
+        )
         if pending == 0:
             break
         time.sleep(0.5)
     else:
         raise RuntimeError(
-            f"{pending} of {expected} signals still 'accepted' (not processed) after "
+            f"{pending} of {expected} signals still 'accepted' or 'submitting' (not processed) after "
             f"{timeout:.0f} s: is the worker running? See the stack log."
         )
-    statuses = ("accepted", "rejected", "executed", "ignored", "failed")
+    statuses = ("accepted", "submitting", "executed", "ignored", "denied", "rejected", "failed", "duplicate")
     return {status: api.total("/api/signals", status=status) for status in statuses}
 
 
