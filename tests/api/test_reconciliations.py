@@ -142,3 +142,18 @@ def test_a_keyed_reconcile_calls_the_broker_outside_the_requests_transaction(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.get_json() == first.get_json()
     assert db is not None
+
+
+def test_malformed_input_is_a_clear_4xx(client, admin_headers):
+    bad_id = client.post("/api/admin/reconcile", json={"config_id": "not-a-uuid"}, headers=admin_headers)
+    bad_flag = client.post("/api/admin/reconcile", json={"repair": "sometimes"}, headers=admin_headers)
+    not_json = client.post(
+        "/api/admin/reconcile", data="{oops", content_type="application/json", headers=admin_headers
+    )
+    bad_query = client.get("/api/reconciliations?config_id=42", headers=admin_headers)
+
+    assert (bad_id.status_code, bad_id.get_json()["code"]) == (422, "validation_error")
+    assert "config_id" in bad_id.get_json()["errors"]["json"]
+    assert (bad_flag.status_code, bad_flag.get_json()["code"]) == (422, "validation_error")
+    assert (not_json.status_code, not_json.get_json()["code"]) == (400, "invalid_json")
+    assert (bad_query.status_code, bad_query.get_json()["code"]) == (422, "validation_error")
