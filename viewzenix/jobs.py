@@ -25,8 +25,9 @@ EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
 PURGE_EXPIRED = "viewzenix.purge_expired"
 RETRY_STALLED_JOBS = "viewzenix.retry_stalled_jobs"
-# Retries of a signal's job: about 4 minutes in all (waits of 1 + 2^n s), so a broker outage of
-# a few minutes still executes the signal; jobs of the same (config, symbol) wait meanwhile.
+# Retries of a signal's job: 8 attempts, waits of 1 + 2^(n+1) s (3, 5, 9, ..., 129: about 4.5
+# minutes in all), so a broker outage of a few minutes still executes the signal; jobs of the
+# same (config, symbol) wait meanwhile.
 SIGNAL_RETRY = procrastinate.RetryStrategy(max_attempts=8, wait=1, exponential_wait=2)
 PURGE_CRON = "17 * * * *"  # hourly
 # The periodic reconciliation compares the orders of the last two days (positions always whole);
@@ -91,7 +92,9 @@ def register_tasks(
     older than ``stalled_job_seconds`` (a worker killed mid-job) are retried: execution resumes
     from what the ledger recorded, so the retry never places a second order.
     """
-    from viewzenix.services.execution import execute_signal
+    from procrastinate.jobs import Status
+
+    from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import purge_expired
     from viewzenix.services.reconciliation import reconcile
 
@@ -121,6 +124,20 @@ def register_tasks(
         stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_job_seconds)
         for job in stalled:
             assert job.id is not None
+            if job.attempts + 1 >= (SIGNAL_RETRY.max_attempts or 1):
+                # It killed its worker every time: stop, so later jobs of its lock can run.
+                await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
+                if job.task_name == EXECUTE_SIGNAL:
+                    fail_signal(
+                        db, uuid.UUID(job.task_kwargs["signal_id"]), "its worker died on every attempt"
+                    )
+                logger.error(
+                    "job %s (%s) stalled on its last attempt: failed",
+                    job.id,
+                    job.task_name,
+                    extra={"action": "stalled_job_failed", "job_id": job.id},
+                )
+                continue
             await manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
             logger.warning(
                 "retrying job %s (%s) left doing by a dead worker",

@@ -283,6 +283,9 @@ class TestLaterSignals:
         assert (never["status"], never["status_code"]) == ("canceled", "never_submitted")
         assert broker.submits(never["client_order_id"]) == 1  # the refused attempt, nothing more
         assert held(db, config) == D(5)
+        # a late run of the failed signal sends nothing and does not call it executed
+        assert execute(db, failed_id, broker) == "failed"
+        assert broker.submits(never["client_order_id"]) == 1
 
 
 class TestBrackets:

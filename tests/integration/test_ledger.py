@@ -714,3 +714,24 @@ class TestStaleReports:
 
         order = order_of(db, book, "back")
         assert (order["status"], order["filled_qty"]) == ("partially_filled", D("4"))
+
+
+class TestConcurrentRecording:
+    def test_a_report_waiting_for_the_order_lock_sees_the_fills_recorded_meanwhile(self, db):
+        import threading
+
+        book = open_book(db)
+        req = request("race", BUY, "10")
+        new_order(db, book, req)
+        implied = report(req, PARTIALLY_FILLED, filled_qty="5", filled_avg_price="100")
+        later = report(req, FILLED, filled_qty="10", filled_avg_price="100")
+        with db.transaction() as first:  # records 5 while holding the order's row lock
+            ledger.record_report(first, book, implied, NOW)
+            waiter = threading.Thread(target=record, args=(db, book, later, LATER))
+            waiter.start()
+            waiter.join(0.5)  # it waits for our lock
+            assert waiter.is_alive()
+        waiter.join(10)
+
+        assert [f["last_qty"] for f in fills_of(db, book, "race")] == [D("5"), D("5")]
+        assert order_of(db, book, "race")["filled_qty"] == D("10")

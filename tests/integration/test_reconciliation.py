@@ -7,6 +7,7 @@ test_reconciliation_paper.py does the same against the paper broker's Postgres b
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -195,3 +196,31 @@ def test_a_broker_that_cannot_be_reached_is_recorded_as_an_error(db, traded):
     result = run(db, config, broker)
 
     assert "BrokerUnavailable" in result["error"]
+
+
+def test_an_old_pending_new_order_whose_job_is_still_retrying_is_not_closed(db, database_url):
+    from builders import enqueue_signal
+
+    config = make_config(db, name="fake")
+    broker = FakeBroker()
+    signal_id = enqueue_signal(db, database_url, config, buy("AAPL"))  # its job waits to retry
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into public.orders (user_id, config_id, signal_id, client_order_id, broker, symbol, "
+            "side, order_type, time_in_force, purpose, qty, status, created_at) values "
+            "(%s, %s, %s, 'retrying', 'simulated', 'AAPL', 'buy', 'market', 'day', 'entry', 1, "
+            "'pending_new', %s)",
+            (config["user_id"], config["id"], signal_id, NOW - timedelta(hours=1)),
+        )
+
+    repaired = run(db, config, broker, repair=True)
+
+    assert repaired["counts"]["missing_at_broker"] == 1
+    assert (repaired["repaired"], repaired["counts"]["repair_deferred"]) == (0, 1)
+    with db.transaction() as conn:
+        order = orders_repo.get_by_client_order_id(conn, config["id"], "retrying")
+        conn.execute(
+            "delete from procrastinate_jobs where id = (select job_id from signals where id = %s)",
+            (signal_id,),
+        )
+    assert order["status"] == "pending_new"

@@ -49,13 +49,6 @@ where config_id = %(config_id)s and client_order_id = %(client_order_id)s
 
 LOCK_BY_CLIENT_ORDER_ID = GET_BY_CLIENT_ORDER_ID + " for update"
 
-LOCK_FOR_REPORT = """
-select o.*,
-    (select coalesce(sum(f.last_qty), 0) from public.fills f where f.order_id = o.id) as recorded_fill_qty
-from public.orders o
-where o.config_id = %(config_id)s and o.client_order_id = %(client_order_id)s
-for update of o
-"""
 
 OPEN_ORDERS = """
 select * from public.orders
@@ -194,10 +187,15 @@ def get_by_client_order_id(
 
 
 def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str) -> dict[str, Any] | None:
-    """Lock and return the order with ``recorded_fill_qty`` (Σ last_qty of its fills), or None."""
-    return conn.execute(
-        LOCK_FOR_REPORT, {"config_id": config_id, "client_order_id": client_order_id}
-    ).fetchone()
+    """Lock and return the order with ``recorded_fill_qty`` (Σ last_qty of its fills), or None.
+
+    Two statements on purpose: the sum is read after the lock is granted, so it sees the fills
+    of a transaction that held the lock meanwhile (one statement would sum its old snapshot).
+    """
+    row = get_by_client_order_id(conn, config_id, client_order_id, for_update=True)
+    if row is None:
+        return None
+    return {**row, "recorded_fill_qty": filled_qty(conn, row["id"])}
 
 
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:

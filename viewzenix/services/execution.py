@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 NOT_FOUND = "not_found"
 # A primary order in one of these did not reach the broker, or the broker refused it.
 _NOT_PLACED = (OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.PENDING_NEW)
+# Canceled by us before the broker had it (ledger.cancel_unsent, reconciliation's close_missing).
+_NEVER_SENT = ("never_submitted", "parent_not_filled", "missing_at_broker")
 # What the engine gets when it needs no account (fixed and dollar sizing never read it).
 _NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
 BrokerFactory = Callable[[dict[str, Any]], Broker]
@@ -481,7 +483,12 @@ def _outcome(rows: list[dict[str, Any]], canceled: int, notes: list[str]) -> tup
     every one; ignored: nothing to do. Take-profit and stop-loss legs follow their parent.
     """
     primary = [r for r in rows if r["parent_order_id"] is None]  # legs follow their parent
-    placed = [r for r in primary if r["status"] not in _NOT_PLACED]
+    placed = [
+        r
+        for r in primary
+        if r["status"] not in _NOT_PLACED
+        and not (r["status"] == OrderStatus.CANCELED and r["status_code"] in _NEVER_SENT)
+    ]
     rejected = [r for r in primary if r["status"] == OrderStatus.REJECTED]
     denied = [r for r in rows if r["status"] == OrderStatus.DENIED]
     body = [_describe(r) for r in rows if r["status"] != OrderStatus.DENIED]
@@ -495,6 +502,8 @@ def _outcome(rows: list[dict[str, Any]], canceled: int, notes: list[str]) -> tup
         return SignalStatus.REJECTED, message
     if denied:
         return SignalStatus.DENIED, message
+    if any(r["status"] == OrderStatus.CANCELED and r["status_code"] in _NEVER_SENT for r in primary):
+        return SignalStatus.FAILED, message  # its orders were closed before the broker had them
     return SignalStatus.IGNORED, message
 
 
@@ -510,6 +519,14 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _fmt(value: Decimal) -> str:
     return f"{value.normalize():f}"
+
+
+def fail_signal(db: Database, signal_id: uuid.UUID, reason: str) -> None:
+    """Mark a signal ``failed`` with ``reason`` unless it has finished (e.g. its job was given up)."""
+    with db.transaction() as conn:
+        row = signals_repo.get_for_update(conn, signal_id)
+        if row is not None and row["status"] in (SignalStatus.ACCEPTED, SignalStatus.SUBMITTING):
+            signals_repo.finish(conn, signal_id, SignalStatus.FAILED.value, f"execution failed: {reason}")
 
 
 def _record_failure(db: Database, signal_id: uuid.UUID, job_id: int | None, error: BaseException) -> None:

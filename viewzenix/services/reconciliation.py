@@ -45,7 +45,8 @@ from viewzenix.services.common import Caller
 
 logger = logging.getLogger(__name__)
 
-PENDING_GRACE = timedelta(minutes=5)
+# Longer than a signal job's whole retry span (jobs.SIGNAL_RETRY: about 4.5 minutes of waits).
+PENDING_GRACE = timedelta(minutes=15)
 # The broker's order list reaches this much further back than ours, so an order near the start
 # of the window is never called missing for a clock difference.
 WINDOW_MARGIN = timedelta(hours=1)
@@ -73,8 +74,10 @@ select * from public.orders where config_id = %(config_id)s and client_order_id 
 # Is a job working on this symbol, or did anything in it change since the broker was read?
 SYMBOL_BUSY = """
 select exists (
-    select 1 from public.signals
-    where config_id = %(config_id)s and ticker = %(symbol)s and status in ('accepted', 'submitting')
+    select 1 from public.signals s
+    where s.config_id = %(config_id)s and s.ticker = %(symbol)s
+      and (s.status in ('accepted', 'submitting') or exists (
+          select 1 from public.procrastinate_jobs j where j.id = s.job_id and j.status in ('todo', 'doing')))
 ) or exists (
     select 1 from public.orders
     where config_id = %(config_id)s and symbol = %(symbol)s
@@ -84,8 +87,13 @@ select exists (
 
 # Changed by another transaction since the broker was read (now() is this transaction's start:
 # rows this repair itself wrote carry it).
+# ... or still PENDING_NEW while its signal's job may still send it (queued, running, retrying).
 ORDER_CHANGED_SINCE = """
-select updated_at > %(read_at)s and updated_at <> now() as changed from public.orders where id = %(order_id)s
+select (o.updated_at > %(read_at)s and o.updated_at <> now())
+    or (o.status = 'pending_new' and exists (
+        select 1 from public.signals s join public.procrastinate_jobs j on j.id = s.job_id
+        where s.id = o.signal_id and j.status in ('todo', 'doing'))) as changed
+from public.orders o where o.id = %(order_id)s
 """
 
 CONFIGS = """
