@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo bench bench-worker lint migrate clean
+.PHONY: install run test demo bench bench-worker bench-execution lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP)
 
 bench-worker: $(STAMP)
 	$(BIN)/python scripts/bench_worker.py
+
+bench-execution: $(STAMP)
+	$(BIN)/python scripts/bench_execution.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
