@@ -215,3 +215,13 @@ def summary(db: Database, config: dict[str, Any] | Book) -> dict[str, Any]:
     """Our account summary of ``config`` (cash, equity, realized_pnl, commission_paid, …)."""
     with db.transaction() as conn:
         return accounts_repo.summary(conn, config_id_of(config))
+
+
+def signals_of_status(db: Database, config: dict[str, Any], status: str) -> list[uuid.UUID]:
+    """Return the ids of the config's signals in ``status``, oldest first."""
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "select id from public.signals where config_id = %s and status = %s order by received_at, id",
+            (config["id"], status),
+        ).fetchall()
+    return [row["id"] for row in rows]
