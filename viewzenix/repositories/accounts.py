@@ -74,12 +74,6 @@ class Account:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-def get(conn: Connection, config_id: uuid.UUID) -> Account | None:
-    """Return the config's account in our books, or None before its first use."""
-    row = conn.execute(GET_ACCOUNT, {"config_id": config_id}).fetchone()
-    return None if row is None else Account.from_row(row)
-
-
 def open_account(
     conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, starting_cash: Decimal
 ) -> Account:

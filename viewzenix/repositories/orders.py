@@ -234,16 +234,6 @@ insert into public.order_events (
         coalesce(%(created_at)s, now()))
 """
 
-RECORDED_FOR_SIGNAL = """
-select exists (select 1 from public.orders where signal_id = %(signal_id)s)
-    or exists (select 1 from public.orders where cancel_requested_by = %(signal_id)s) as recorded
-"""
-
-
-def recorded_for_signal(conn: Connection, signal_id: uuid.UUID) -> bool:
-    """Return True when a run of ``signal_id`` recorded orders or cancels already."""
-    return conn.execute(RECORDED_FOR_SIGNAL, {"signal_id": signal_id}).fetchone()["recorded"]
-
 
 def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """Record several order events in one round trip (keys of ``insert_event``), in list order."""

@@ -103,7 +103,7 @@ def execute_signal(
     except Exception as error:
         logger.exception("signal execution failed: %s", error, extra={"action": "signal_failed", **ids})
         try:
-            _record_failure(db, signal_id, job_id, error)
+            fail_signal(db, signal_id, f"{type(error).__name__}: {error}", job_id)
         except Exception:
             logger.exception(
                 "could not mark the signal failed", extra={"action": "signal_fail_unrecorded", **ids}
@@ -195,12 +195,8 @@ class _Execution:
             account = self.broker.get_account()
 
         with self.db.transaction() as conn:
-            row = signals_repo.get_for_update(conn, self.signal_id)
-            if (
-                row is None
-                or not _runnable(row, self.job_id)
-                or orders_repo.recorded_for_signal(conn, self.signal_id)
-            ):
+            row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
+            if row is None or not _runnable(row, self.job_id) or row["recorded"]:
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
             if account is not None:
                 ledger.open_account(conn, self.book, account.cash)
@@ -521,19 +517,15 @@ def _fmt(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def fail_signal(db: Database, signal_id: uuid.UUID, reason: str) -> None:
-    """Mark a signal ``failed`` with ``reason`` unless it has finished (e.g. its job was given up)."""
-    with db.transaction() as conn:
-        row = signals_repo.get_for_update(conn, signal_id)
-        if row is not None and row["status"] in (SignalStatus.ACCEPTED, SignalStatus.SUBMITTING):
-            signals_repo.finish(conn, signal_id, SignalStatus.FAILED.value, f"execution failed: {reason}")
+def fail_signal(db: Database, signal_id: uuid.UUID, reason: str, job_id: int | None = None) -> None:
+    """In a new transaction, mark a signal ``failed`` with ``reason`` while it is still runnable.
 
-
-def _record_failure(db: Database, signal_id: uuid.UUID, job_id: int | None, error: BaseException) -> None:
-    """In a new transaction, mark the signal failed with the error text (if still runnable)."""
+    Runnable: ``accepted`` or ``submitting``, or ``failed`` by its own job ``job_id`` (a retry's
+    error replaces the last one). A finished signal is left as it is.
+    """
     with db.transaction() as conn:
         row = signals_repo.get_for_update(conn, signal_id)
         if row is None or not _runnable(row, job_id):
             return
-        message = f"execution failed: {type(error).__name__}: {error}"
+        message = f"execution failed: {reason}"
         signals_repo.finish(conn, signal_id, SignalStatus.FAILED.value, message[:2000])
