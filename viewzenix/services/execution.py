@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 NOT_FOUND = "not_found"
 # A primary order in one of these did not reach the broker, or the broker refused it.
 _NOT_PLACED = (OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.PENDING_NEW)
-# Canceled by us before the broker had it (ledger.cancel_unsent, reconciliation's close_missing).
+# Canceled by us before the broker had it (ledger.close_unsent).
 _NEVER_SENT = ("never_submitted", "parent_not_filled", "missing_at_broker")
 # What the engine gets when it needs no account (fixed and dollar sizing never read it).
 _NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
@@ -202,7 +202,7 @@ class _Execution:
                 ledger.open_account(conn, self.book, account.cash)
             notes = self._record_reports(conn, reports, crossed)
             for row in never_sent:
-                ledger.cancel_unsent(
+                ledger.close_unsent(
                     conn,
                     self.book,
                     row,
@@ -363,7 +363,7 @@ class _Execution:
                 ledger.record_report(conn, self.book, report, self.now)
             self.unrecorded = []
             for row in self.unsent:
-                ledger.cancel_unsent(
+                ledger.close_unsent(
                     conn,
                     self.book,
                     row,

@@ -330,26 +330,30 @@ def force_state(
     _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
 
 
-def cancel_unsent(
-    conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
+def close_unsent(
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    code: str,
+    message: str,
+    at: datetime,
+    *,
+    repair: bool = False,
 ) -> None:
-    """Close a PENDING_NEW order we decided not to send as CANCELED with ``code``."""
+    """Close an order the broker never had as CANCELED with ``code`` and ``message``.
+
+    Execution closes the PENDING_NEW orders it will not send (an OrderCanceled event);
+    reconciliation, with ``repair``, the ones the broker does not have (an OrderRepaired event).
+    """
     after = orders_repo.update_status(
         conn, row["id"], OrderStatus.CANCELED.value, status_code=code, status_message=message, canceled_at=at
     )
-    detail = {"status_code": code, "status_message": message}
-    _event(conn, book, after, ORDER_CANCELED, row["status"], OrderStatus.CANCELED, detail, at)
-
-
-def close_missing(
-    conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
-) -> None:
-    """Close an order the broker does not have as CANCELED with ``code`` (reconciliation)."""
-    after = orders_repo.update_status(
-        conn, row["id"], OrderStatus.CANCELED.value, status_code=code, status_message=message, canceled_at=at
-    )
-    detail = {"note": message, "before": _state_detail(row), "after": _state_detail(after)}
-    _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
+    if repair:
+        detail = {"note": message, "before": _state_detail(row), "after": _state_detail(after)}
+        _event(conn, book, after, ORDER_REPAIRED, row["status"], after["status"], detail, at)
+    else:
+        detail = {"status_code": code, "status_message": message}
+        _event(conn, book, after, ORDER_CANCELED, row["status"], OrderStatus.CANCELED, detail, at)
 
 
 def set_position(

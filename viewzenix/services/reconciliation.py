@@ -363,7 +363,7 @@ def _repair(
                     )
                     continue
                 message = "the broker has no such order; closed by reconciliation"
-                ledger.close_missing(conn, book, row, MISSING_AT_BROKER, message, now)
+                ledger.close_unsent(conn, book, row, MISSING_AT_BROKER, message, now, repair=True)
                 result.repaired += 1
             elif row is None:
                 ledger.adopt_order(conn, book, report, _request_of(report), now)
