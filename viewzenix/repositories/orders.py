@@ -17,8 +17,8 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
-from viewzenix.domain.engine import OrderRequest
-from viewzenix.domain.model import OrderStatus
+from viewzenix.domain.engine import OrderPurpose, OrderRequest
+from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
 from viewzenix.repositories.paging import select_page
 
 # The one definition of "open" for our books: not terminal (OrderStatus.is_open).
@@ -176,6 +176,29 @@ def request_columns(request: OrderRequest) -> dict[str, Any]:
         "extended_hours": request.extended_hours,
         "reference_price": request.reference_price,
     }
+
+
+def request_from_row(row: dict[str, Any]) -> OrderRequest:
+    """Rebuild the engine's ``OrderRequest`` from an order row (the inverse of ``request_columns``).
+
+    ``parent_client_order_id`` comes from the row's key of that name (``for_signal`` adds it).
+    """
+    return OrderRequest(
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=OrderSide(row["side"]),
+        qty=row["qty"],
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]),
+        purpose=OrderPurpose(row["purpose"]),
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        trail_price=row["trail_price"],
+        trail_percent=row["trail_percent"],
+        extended_hours=row["extended_hours"],
+        reference_price=row["reference_price"],
+        parent_client_order_id=row.get("parent_client_order_id"),
+    )
 
 
 def get_by_client_order_id(

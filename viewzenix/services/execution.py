@@ -46,7 +46,7 @@ from viewzenix.brokers.base import (
     PriceDriven,
 )
 from viewzenix.db import Connection, Database
-from viewzenix.domain.engine import OrderPurpose, OrderRequest, is_stale, needs_account, plan_signal
+from viewzenix.domain.engine import is_stale, needs_account, plan_signal
 from viewzenix.domain.model import (
     AccountState,
     OpenOrder,
@@ -55,7 +55,6 @@ from viewzenix.domain.model import (
     OrderType,
     Signal,
     SignalStatus,
-    TimeInForce,
 )
 from viewzenix.domain.serialization import signal_from_dict
 from viewzenix.repositories import orders as orders_repo
@@ -342,7 +341,7 @@ class _Execution:
                 logger.info("order %s found at the broker", client_order_id, extra=extra)
                 return found
         try:
-            return self.broker.submit_order(_request(row))
+            return self.broker.submit_order(orders_repo.request_from_row(row))
         except DuplicateOrder:
             # Already submitted (Alpaca: a retried POST may have placed it): look it up.
             logger.info("order %s was already submitted", client_order_id, extra=extra)
@@ -448,26 +447,6 @@ def _open_order(row: dict[str, Any]) -> OpenOrder:
         order_type=OrderType(row["order_type"]),
         qty=row["qty"] - row["filled_qty"],
         purpose=row["purpose"],
-    )
-
-
-def _request(row: dict[str, Any]) -> OrderRequest:
-    """Rebuild the OrderRequest of a recorded order (what the broker is sent)."""
-    return OrderRequest(
-        client_order_id=row["client_order_id"],
-        symbol=row["symbol"],
-        side=OrderSide(row["side"]),
-        qty=row["qty"],
-        order_type=OrderType(row["order_type"]),
-        time_in_force=TimeInForce(row["time_in_force"]),
-        purpose=OrderPurpose(row["purpose"]),
-        limit_price=row["limit_price"],
-        stop_price=row["stop_price"],
-        trail_price=row["trail_price"],
-        trail_percent=row["trail_percent"],
-        extended_hours=row["extended_hours"],
-        reference_price=row["reference_price"],
-        parent_client_order_id=row.get("parent_client_order_id"),
     )
 
 
