@@ -199,7 +199,7 @@ class _Execution:
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
             if account is not None:
                 ledger.open_account(conn, self.book, account.cash)
-            notes = self._record_reports(conn, reports, crossed)
+            notes = self._record_reports(conn, [*crossed, *reports])
             for row in never_sent:
                 ledger.close_unsent(
                     conn,
@@ -383,7 +383,7 @@ class _Execution:
                 return self._finish_with_outcome(conn, cancel_notes)
         refreshed = self._look_up(others)
         with self.db.transaction() as conn:
-            self._record_reports(conn, refreshed, [])
+            self._record_reports(conn, refreshed)
             return self._finish_with_outcome(conn, cancel_notes)
 
     def _finish_with_outcome(self, conn: Connection, cancel_notes: list[str]) -> str:
@@ -409,22 +409,13 @@ class _Execution:
                 reports.append(found)
         return reports
 
-    def _record_reports(
-        self, conn: Connection, reports: list[BrokerOrder], crossed: list[BrokerOrder]
-    ) -> list[str]:
-        """Record reports of our open orders (and what a price crossed); notes of resting fills."""
+    def _record_reports(self, conn: Connection, reports: list[BrokerOrder]) -> list[str]:
+        """Record the broker's reports of our orders; return a note per resting order they filled."""
         notes = []
-        seen = set()
-        for report in [*crossed, *reports]:
+        for report in reports:
             recorded = ledger.record_report(conn, self.book, report, self.now)
-            if (
-                recorded is not None
-                and recorded.new_fills
-                and report.status is OrderStatus.FILLED
-                and report.client_order_id not in seen
-            ):
+            if recorded is not None and recorded.new_fills and report.status is OrderStatus.FILLED:
                 notes.append(f"price filled resting order {report.client_order_id}")
-            seen.add(report.client_order_id)
         return notes
 
     def _finish(self, status: SignalStatus, message: str, *, action: str) -> str:
