@@ -98,7 +98,8 @@ def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
     A worker with ``wait=False`` stops as soon as no job can be fetched — also when the only
     jobs left wait for a lock held by a running one — so it is run again until none is left.
     """
-    from viewzenix.jobs import build_job_app, register_tasks
+    from viewzenix.jobs import build_job_app
+    from viewzenix.jobs.tasks import register_tasks
 
     job_app = build_job_app(database_url)
     register_tasks(job_app, db)

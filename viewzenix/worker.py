@@ -10,7 +10,7 @@ import logging
 import os
 
 from config import load_config
-from viewzenix.jobs import register_tasks
+from viewzenix.jobs.tasks import register_tasks
 from viewzenix.logs import configure_logging
 from viewzenix.runtime import build_runtime
 

@@ -14,7 +14,8 @@ import pytest
 from builders import make_config, signals_of_status, store_signal
 
 from viewzenix.domain.model import Action, Signal
-from viewzenix.jobs import EXECUTE_SIGNAL, RETRY_STALLED_JOBS, SIGNAL_RETRY, build_job_app, register_tasks
+from viewzenix.jobs import EXECUTE_SIGNAL, RETRY_STALLED_JOBS, SIGNAL_RETRY, build_job_app
+from viewzenix.jobs.tasks import register_tasks
 
 pytestmark = pytest.mark.db
 
