@@ -99,13 +99,18 @@ def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
     jobs left wait for a lock held by a running one — so it is run again until none is left.
     """
     from viewzenix.jobs import build_job_app
+    from viewzenix.jobs.attempts import AttemptRecorder
     from viewzenix.jobs.tasks import register_tasks
 
     job_app = build_job_app(database_url)
     register_tasks(job_app, db)
     for _ in range(100):
         job_app.run_worker(
-            wait=False, install_signal_handlers=False, listen_notify=False, concurrency=concurrency
+            wait=False,
+            install_signal_handlers=False,
+            listen_notify=False,
+            concurrency=concurrency,
+            worker_middleware=[AttemptRecorder()],
         )
         with db.transaction() as conn:
             left = conn.execute(

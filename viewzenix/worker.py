@@ -10,6 +10,7 @@ import logging
 import os
 
 from config import load_config
+from viewzenix.jobs.attempts import AttemptRecorder
 from viewzenix.jobs.tasks import register_tasks
 from viewzenix.logs import configure_logging
 from viewzenix.runtime import build_runtime
@@ -40,6 +41,8 @@ def main() -> None:
             # Heartbeats well inside the stalled-job threshold, so a live worker is never "dead".
             update_heartbeat_interval=min(10.0, config.STALLED_JOB_SECONDS / 3),
             stalled_worker_timeout=config.STALLED_JOB_SECONDS,
+            # One private.job_attempts row and one log line per run (outcome, duration, error).
+            worker_middleware=[AttemptRecorder()],
         )
     finally:
         runtime.close()

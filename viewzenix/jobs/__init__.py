@@ -25,10 +25,6 @@ EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
 PURGE_EXPIRED = "viewzenix.purge_expired"
 RETRY_STALLED_JOBS = "viewzenix.retry_stalled_jobs"
-# Retries of a signal's job: 8 attempts, waits of 1 + 2^(n+1) s (3, 5, 9, ..., 129: about 4.5
-# minutes in all), so a broker outage of a few minutes still executes the signal; jobs of the
-# same (config, symbol) wait meanwhile.
-SIGNAL_RETRY = procrastinate.RetryStrategy(max_attempts=8, wait=1, exponential_wait=2)
 PURGE_CRON = "17 * * * *"  # hourly
 # The periodic reconciliation compares the orders of the last two days (positions always whole);
 # `flask reconcile` and the admin API compare everything.

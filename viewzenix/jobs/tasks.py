@@ -22,8 +22,9 @@ from viewzenix.jobs import (
     RECONCILE,
     RECONCILE_WINDOW,
     RETRY_STALLED_JOBS,
-    SIGNAL_RETRY,
 )
+from viewzenix.jobs.attempts import record_worker_died
+from viewzenix.jobs.retry import RECONCILE_RETRY, SIGNAL_RETRY, WorkerDied, retries
 
 if TYPE_CHECKING:
     from viewzenix.db import Database
@@ -45,8 +46,11 @@ def register_tasks(
     with its broker's on that schedule (report only; see ``services.reconciliation``). Expired
     idempotency keys and duplicate-alert claims are purged hourly. Every ``stalled_jobs_cron``
     (cron with seconds; default every 15 s), jobs left ``doing`` by a worker whose heartbeat is
-    older than ``stalled_job_seconds`` (a worker killed mid-job) are retried: execution resumes
-    from what the ledger recorded, so the retry never places a second order.
+    older than ``stalled_job_seconds`` (a worker killed mid-job) get a ``worker_died`` attempt
+    record and are retried as their task's retry strategy says (failed after the last attempt):
+    execution resumes from what the ledger recorded, so the retry never places a second order.
+    Retry strategies per task: ``viewzenix.jobs.retry``; attempts recorded by the worker's
+    ``viewzenix.jobs.attempts.AttemptRecorder``.
     """
     from procrastinate.jobs import Status
 
@@ -61,9 +65,10 @@ def register_tasks(
         retry=SIGNAL_RETRY,
     )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
-        execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)
+        status = execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)
+        context.additional_context["attempt_context"] = {"signal_status": status}
 
-    @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False)
+    @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False, retry=RECONCILE_RETRY)
     def reconcile_task(timestamp: int | None = None) -> None:
         runs = reconcile(db, since=datetime.now(UTC) - RECONCILE_WINDOW)
         logger.info(
@@ -80,8 +85,11 @@ def register_tasks(
         stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_job_seconds)
         for job in stalled:
             assert job.id is not None
-            if job.attempts + 1 >= (SIGNAL_RETRY.max_attempts or 1):
-                # It killed its worker every time: stop, so later jobs of its lock can run.
+            await record_worker_died(context.app, job, context.worker_name)
+            task = context.app.tasks.get(job.task_name)
+            if not retries(None if task is None else task.retry_strategy, WorkerDied(), job):
+                # Its last attempt (or a task that is never retried): stop, so later jobs of its
+                # lock can run.
                 await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
                 if job.task_name == EXECUTE_SIGNAL:
                     fail_signal(
@@ -100,6 +108,12 @@ def register_tasks(
                 job.id,
                 job.task_name,
                 extra={"action": "stalled_job_retried", "job_id": job.id},
+            )
+        if stalled:
+            logger.info(
+                "stalled-job sweep: %s job(s) recovered",
+                len(stalled),
+                extra={"action": "stalled_jobs_swept", "jobs_recovered": len(stalled)},
             )
         await manager.prune_stalled_workers(stalled_job_seconds)
 

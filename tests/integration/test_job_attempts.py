@@ -1,0 +1,138 @@
+"""Every run of a job is recorded with its outcome, duration and error text (private.job_attempts).
+
+A real procrastinate worker (in-process, ``wait=False``) runs jobs on our real Postgres with the
+same middleware as ``python -m viewzenix.worker``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from builders import enqueue_signal, make_config
+
+from viewzenix.brokers.base import BrokerUnavailable
+from viewzenix.db import Database
+from viewzenix.domain.model import Action, Signal
+from viewzenix.jobs import build_job_app
+from viewzenix.jobs.attempts import Attempt, AttemptRecorder
+from viewzenix.jobs.retry import Backoff
+from viewzenix.jobs.tasks import register_tasks
+
+pytestmark = pytest.mark.db
+
+
+def worker_app(database_url: str, db: Database):
+    job_app = build_job_app(database_url)
+    register_tasks(job_app, db)
+
+    @job_app.task(
+        name="test.broker_down", queue="test", retry=Backoff(max_attempts=3, base_seconds=60, cap_seconds=60)
+    )
+    def broker_down(order_id: str) -> None:
+        raise BrokerUnavailable("the broker answered 503 Service Unavailable")
+
+    @job_app.task(
+        name="test.bug", queue="test", retry=Backoff(max_attempts=3, base_seconds=60, cap_seconds=60)
+    )
+    def bug(order_id: str) -> None:
+        raise ValueError("quantity must be positive")
+
+    return job_app
+
+
+def run_once(job_app, queues=None) -> list[Attempt]:
+    seen: list[Attempt] = []
+    job_app.run_worker(
+        wait=False,
+        install_signal_handlers=False,
+        listen_notify=False,
+        queues=queues,
+        worker_middleware=[AttemptRecorder(on_attempt=seen.append)],
+    )
+    return seen
+
+
+def attempts_of(db: Database, job_id: int) -> list[dict]:
+    with db.transaction() as conn:
+        return conn.execute(
+            "select attempt, task_name, outcome, error_type, error, traceback, duration_ms, context, "
+            "finished_at >= started_at as ordered from private.job_attempts where job_id = %s "
+            "order by attempt",
+            (job_id,),
+        ).fetchall()
+
+
+def job_of(db: Database, job_id: int) -> dict:
+    with db.transaction() as conn:
+        return conn.execute(
+            "select status::text as status, attempts, scheduled_at > now() + interval '20 seconds' as later "
+            "from procrastinate_jobs where id = %s",
+            (job_id,),
+        ).fetchone()
+
+
+def test_a_transient_failure_is_recorded_with_its_error_text_and_retried_later(db, database_url):
+    job_app = worker_app(database_url, db)
+    with job_app.open():
+        job_id = job_app.tasks["test.broker_down"].defer(order_id="o-1")
+
+    seen = run_once(job_app, queues=["test"])
+
+    [row] = attempts_of(db, job_id)
+    assert (row["attempt"], row["task_name"], row["outcome"]) == (1, "test.broker_down", "retrying")
+    assert (row["error_type"], row["error"]) == (
+        "BrokerUnavailable",
+        "the broker answered 503 Service Unavailable",
+    )
+    assert "raise BrokerUnavailable" in row["traceback"]
+    assert row["context"] == {"order_id": "o-1"} and row["ordered"] and row["duration_ms"] >= 0
+    assert job_of(db, job_id) == {"status": "todo", "attempts": 1, "later": True}
+    assert [(a.job_id, a.outcome) for a in seen] == [(job_id, "retrying")]
+
+
+def test_a_bug_fails_the_job_at_once_with_its_error_text(db, database_url):
+    job_app = worker_app(database_url, db)
+    with job_app.open():
+        job_id = job_app.tasks["test.bug"].defer(order_id="o-2")
+
+    run_once(job_app, queues=["test"])
+
+    [row] = attempts_of(db, job_id)
+    assert (row["outcome"], row["error_type"], row["error"]) == (
+        "failed",
+        "ValueError",
+        "quantity must be positive",
+    )
+    assert job_of(db, job_id)["status"] == "failed"
+
+
+def test_why_did_this_fail_is_one_query(db, database_url):
+    job_app = worker_app(database_url, db)
+    with job_app.open():
+        job_id = job_app.tasks["test.bug"].defer(order_id="o-3")
+    run_once(job_app, queues=["test"])
+
+    with db.transaction() as conn:
+        why = conn.execute(
+            "select a.error from procrastinate_jobs j join private.job_attempts a on a.job_id = j.id "
+            "where j.id = %s and j.status = 'failed' order by a.attempt desc limit 1",
+            (job_id,),
+        ).fetchone()
+    assert why["error"] == "quantity must be positive"
+
+
+def test_a_signals_run_records_the_signal_and_its_outcome(db, database_url):
+    config = make_config(db, name="attempts")
+    signal_id = enqueue_signal(
+        db, database_url, config, Signal(ticker="ATTM", action=Action.BUY, quantity=1, signal_price=10)
+    )
+    job_app = worker_app(database_url, db)
+
+    run_once(job_app)
+
+    with db.transaction() as conn:
+        job_id = conn.execute("select job_id from public.signals where id = %s", (signal_id,)).fetchone()[
+            "job_id"
+        ]
+    [row] = attempts_of(db, job_id)
+    assert (row["outcome"], row["error"]) == ("succeeded", None)
+    assert row["context"] == {"signal_id": str(signal_id), "signal_status": "executed"}

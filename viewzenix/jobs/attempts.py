@@ -1,0 +1,203 @@
+"""Attempt history: one ``private.job_attempts`` row and one log line per run of a job.
+
+procrastinate records a job's status and events but not why a run failed. ``AttemptRecorder`` is a
+procrastinate worker middleware (``Worker(worker_middleware=[...])``, procrastinate ≥ 3.8) that
+wraps every run, on the worker's event loop, and writes when it ends: start, end, duration,
+outcome and error text. It writes through procrastinate's own async pool, after the run, so a
+run's work never waits on it, and a failure to write is logged, never raised into the job.
+
+Outcomes: ``succeeded``; ``retrying`` (it raised, and the task's retry strategy runs it again);
+``failed`` (for good); ``aborted`` (canceled while running, or cut by shutdown); ``worker_died``
+(written by the stalled-job sweep, ``record_worker_died``, for a run whose worker stopped beating).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from procrastinate import exceptions as procrastinate_exceptions
+
+from viewzenix.jobs.retry import retries
+
+if TYPE_CHECKING:
+    import procrastinate
+    from procrastinate import job_context, jobs
+    from procrastinate import worker as procrastinate_worker
+
+logger = logging.getLogger(__name__)
+
+TRACEBACK_LIMIT = 8000  # characters kept of a traceback (its end: where it was raised)
+
+INSERT_ATTEMPT = """
+insert into private.job_attempts
+    (job_id, attempt, task_name, worker, started_at, finished_at, duration_ms, outcome,
+     error_type, error, traceback, context)
+values
+    (%(job_id)s, %(attempt)s, %(task_name)s, %(worker)s, %(started_at)s, %(finished_at)s,
+     %(duration_ms)s, %(outcome)s, %(error_type)s, %(error)s, %(traceback)s, %(context)s)
+on conflict (job_id, attempt) do nothing
+"""
+
+# The start of a run cut short by a dead worker: procrastinate's 'started' event of the job.
+INSERT_WORKER_DIED = """
+insert into private.job_attempts
+    (job_id, attempt, task_name, worker, started_at, finished_at, duration_ms, outcome,
+     error_type, error, context)
+select j.id, j.attempts + 1, j.task_name, %(worker)s, s.at, now(),
+       greatest(extract(epoch from now() - s.at) * 1000, 0), 'worker_died',
+       'WorkerDied', %(error)s, %(context)s
+from public.procrastinate_jobs j
+cross join lateral (
+    select coalesce(max(e.at), now()) as at from public.procrastinate_events e
+    where e.job_id = j.id and e.type = 'started'
+) s
+where j.id = %(job_id)s
+on conflict (job_id, attempt) do nothing
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a job. Times are UTC; ``duration_ms`` in milliseconds; ``attempt`` from 1."""
+
+    job_id: int
+    attempt: int
+    task_name: str
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    outcome: str
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def job_ids(job: jobs.Job) -> dict[str, Any]:
+    """Return the ids a job's run belongs to, from its arguments (``signal_id`` of a signal's job)."""
+    return {k: v for k, v in job.task_kwargs.items() if k.endswith("_id") and isinstance(v, str | int)}
+
+
+class AttemptRecorder:
+    """procrastinate worker middleware that records every run of every job (see module doc).
+
+    ``worker_label``: stored in ``worker`` instead of procrastinate's worker name (the HTTP
+    runner passes ``"runner"``). ``on_attempt``: called with each ``Attempt`` after it is stored
+    (the runner collects its results this way). Task bodies may add ids to the stored context by
+    setting ``context.additional_context["attempt_context"]`` (a dict).
+    """
+
+    def __init__(
+        self, worker_label: str | None = None, on_attempt: Callable[[Attempt], None] | None = None
+    ) -> None:
+        self.worker_label = worker_label
+        self.on_attempt = on_attempt
+
+    async def __call__(
+        self,
+        call_next: Callable[[], Awaitable[Any]],
+        context: job_context.JobContext,
+        worker: procrastinate_worker.Worker,
+    ) -> Any:
+        started = time.time()
+        try:
+            result = await call_next()
+        except BaseException as error:
+            await self._record(context, started, _outcome_of(error, context), error)
+            raise
+        await self._record(context, started, "succeeded", None)
+        return result
+
+    async def _record(
+        self,
+        context: job_context.JobContext,
+        started: float,
+        outcome: str,
+        error: BaseException | None,
+    ) -> None:
+        job = context.job
+        ended = time.time()
+        assert job.id is not None
+        attempt = Attempt(
+            job_id=job.id,
+            attempt=job.attempts + 1,
+            task_name=job.task_name,
+            worker=self.worker_label or context.worker_name,
+            started_at=datetime.fromtimestamp(started, UTC),
+            finished_at=datetime.fromtimestamp(ended, UTC),
+            duration_ms=round((ended - started) * 1000, 3),
+            outcome=outcome,
+            error_type=None if error is None else type(error).__name__,
+            error=None if error is None else (str(error) or type(error).__name__),
+            traceback=None if error is None else _traceback(error),
+            context={**job_ids(job), **context.additional_context.get("attempt_context", {})},
+        )
+        try:
+            await store(context.app, attempt)
+        except Exception:
+            logger.exception(
+                "could not record job %s's attempt %s",
+                job.id,
+                attempt.attempt,
+                extra={"action": "job_attempt_unrecorded", "job_id": job.id},
+            )
+        log = logger.info if outcome == "succeeded" else logger.warning
+        log(
+            "job %s %s attempt %s: %s in %.1f ms%s",
+            job.id,
+            job.task_name,
+            attempt.attempt,
+            outcome,
+            attempt.duration_ms,
+            "" if error is None else f" ({attempt.error_type}: {attempt.error})",
+            extra={
+                "action": "job_attempt",
+                "job_id": job.id,
+                "task": job.task_name,
+                "attempt": attempt.attempt,
+                "duration_ms": attempt.duration_ms,
+                "outcome": outcome,
+                **({} if error is None else {"error": f"{attempt.error_type}: {attempt.error}"}),
+                **attempt.context,
+            },
+        )
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+
+
+async def store(app: procrastinate.App, attempt: Attempt) -> None:
+    """Insert ``attempt`` into ``private.job_attempts`` (once per (job, attempt); repeats ignored)."""
+    # procrastinate's connector sends dict arguments as jsonb.
+    await app.connector.execute_query_async(INSERT_ATTEMPT, **asdict(attempt))
+
+
+async def record_worker_died(app: procrastinate.App, job: jobs.Job, worker: str | None) -> None:
+    """Record the run of ``job`` cut short by its dead worker (outcome ``worker_died``)."""
+    await app.connector.execute_query_async(
+        INSERT_WORKER_DIED,
+        job_id=job.id,
+        worker=worker,
+        error="its worker stopped sending heartbeats (killed or lost) while the job ran",
+        context=job_ids(job),
+    )
+
+
+def _outcome_of(error: BaseException, context: job_context.JobContext) -> str:
+    if isinstance(error, procrastinate_exceptions.JobAborted | asyncio.CancelledError):
+        return "aborted"
+    task = context.app.tasks.get(context.job.task_name)
+    strategy = None if task is None else task.retry_strategy
+    return "retrying" if retries(strategy, error, context.job) else "failed"
+
+
+def _traceback(error: BaseException) -> str:
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= TRACEBACK_LIMIT else "…" + text[-TRACEBACK_LIMIT:]
