@@ -45,7 +45,7 @@ from viewzenix.services.common import Caller
 
 logger = logging.getLogger(__name__)
 
-# Longer than a signal job's whole retry span (jobs.SIGNAL_RETRY: about 4.5 minutes of waits).
+# Longer than a signal job's whole retry span (jobs.retry.SIGNAL_RETRY: about 4 minutes of waits).
 PENDING_GRACE = timedelta(minutes=15)
 # The broker's order list reaches this much further back than ours, so an order near the start
 # of the window is never called missing for a clock difference.
