@@ -15,6 +15,7 @@ from flask import Flask
 
 def register_webhooks(app: Flask) -> None:
     """Register every inbound-webhook blueprint on ``app``."""
-    from viewzenix.webhooks import tradingview
+    from viewzenix.webhooks import supabase, tradingview
 
     app.register_blueprint(tradingview.bp)
+    supabase.init_app(app)
