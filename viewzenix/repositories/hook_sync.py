@@ -36,6 +36,8 @@ on conflict (user_id, symbol, timeframe) do update
             then (w.strategy, w.active) is distinct from (excluded.strategy, excluded.active)
                  or w.source_updated_at is distinct from excluded.source_updated_at
         else w.source_updated_at < excluded.source_updated_at
+             or (%(repair)s and w.source_updated_at = excluded.source_updated_at
+                 and (w.strategy, w.active) is distinct from (excluded.strategy, excluded.active))
     end
 returning (xmax = 0) as inserted
 """
@@ -100,6 +102,8 @@ on conflict (id) do update
                  or (%(set_display_name)s and u.display_name is distinct from excluded.display_name)
                  or (%(set_avatar_url)s and u.avatar_url is distinct from excluded.avatar_url)
         else u.source_updated_at < excluded.source_updated_at
+             or (%(repair)s and u.source_updated_at = excluded.source_updated_at
+                 and (u.email is distinct from excluded.email or u.username is null))
     end
 returning (xmax = 0) as inserted, username
 """
@@ -135,12 +139,13 @@ def watcher_key(user_id: uuid.UUID | str, symbol: str, timeframe: str) -> str:
     return f"{user_id}/{symbol}/{timeframe}"
 
 
-def upsert_watcher(conn: Connection, row: dict[str, Any]) -> bool | None:
+def upsert_watcher(conn: Connection, row: dict[str, Any], *, repair: bool = False) -> bool | None:
     """Apply a watcher version; return True inserted, False updated, None ignored (not newer).
 
     ``row``: user_id, symbol, timeframe, strategy (dict), active, updated_at (or None).
+    ``repair``: also apply a version as new as ours whose content differs (drift repair).
     """
-    params = {**row, "strategy": Jsonb(row["strategy"]), "key": watcher_key(**_key(row))}
+    params = {**row, "strategy": Jsonb(row["strategy"]), "key": watcher_key(**_key(row)), "repair": repair}
     found = conn.execute(UPSERT_WATCHER, params).fetchone()
     return None if found is None else found["inserted"]
 
@@ -163,7 +168,7 @@ def _key(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def upsert_profile(
-    conn: Connection, profile: dict[str, Any], candidates: Sequence[str]
+    conn: Connection, profile: dict[str, Any], candidates: Sequence[str], *, repair: bool = False
 ) -> dict[str, Any] | None:
     """Apply a profile version; return ``{inserted, username}``, or None when ignored (not newer).
 
@@ -171,7 +176,7 @@ def upsert_profile(
     set_avatar_url (False keeps ours: the source did not change it). ``candidates``: usernames to
     try in order for a new profile (the first one free is taken).
     """
-    params = {**profile, "candidates": list(candidates), "key": str(profile["id"])}
+    params = {**profile, "candidates": list(candidates), "key": str(profile["id"]), "repair": repair}
     return conn.execute(UPSERT_PROFILE, params).fetchone()
 
 
