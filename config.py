@@ -95,6 +95,56 @@ class Config:
         self.SUPABASE_URL = (env.get("SUPABASE_URL") or "").rstrip("/") or None
         self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None
         self.SUPABASE_JWT_SECRET = env.get("SUPABASE_JWT_SECRET") or None
+        # Supabase Database Webhooks (POST /hooks/supabase/db). WEBHOOK_SECRET: the seed's
+        # x-hmac-sha256 scheme. STANDARD_WEBHOOK_SECRETS: Standard Webhooks whsec_ secrets,
+        # space- or comma-separated (new first, old kept during a rotation).
+        # SUPABASE_HOOK_SCHEMES: which are accepted (hmac, standard); default: those with a secret.
+        self.WEBHOOK_SECRET = env.get("WEBHOOK_SECRET") or None
+        self.STANDARD_WEBHOOK_SECRETS = tuple(
+            s for s in (env.get("STANDARD_WEBHOOK_SECRETS") or "").replace(",", " ").split() if s
+        )
+        schemes = (env.get("SUPABASE_HOOK_SCHEMES") or "").replace(",", " ").lower().split()
+        if not schemes:
+            schemes = [
+                name
+                for name, secret in (
+                    ("hmac", self.WEBHOOK_SECRET),
+                    ("standard", self.STANDARD_WEBHOOK_SECRETS),
+                )
+                if secret
+            ]
+        for name in schemes:
+            if name not in ("hmac", "standard"):
+                raise ConfigError(f"SUPABASE_HOOK_SCHEMES holds {name!r}; use hmac and/or standard")
+        if "hmac" in schemes and not self.WEBHOOK_SECRET:
+            raise ConfigError("SUPABASE_HOOK_SCHEMES includes hmac: set WEBHOOK_SECRET")
+        if "standard" in schemes and not self.STANDARD_WEBHOOK_SECRETS:
+            raise ConfigError("SUPABASE_HOOK_SCHEMES includes standard: set STANDARD_WEBHOOK_SECRETS")
+        self.SUPABASE_HOOK_SCHEMES = tuple(schemes)
+        # What a deleted auth user becomes: anonymise (profile kept without email, name, avatar,
+        # username; webhook configs turned off; trading history kept) or delete (profile and
+        # everything it owns).
+        self.SUPABASE_USERS_ON_DELETE = (env.get("SUPABASE_USERS_ON_DELETE") or "anonymise").strip().lower()
+        if self.SUPABASE_USERS_ON_DELETE not in ("anonymise", "delete"):
+            raise ConfigError(
+                f"SUPABASE_USERS_ON_DELETE must be anonymise or delete, got {self.SUPABASE_USERS_ON_DELETE!r}"
+            )
+        # Drift check (flask sync check): the source database when it is not this one (the app's
+        # Supabase project A); SYNC_USERS_SOURCE: auto (SYNC_SOURCE_DATABASE_URL if set, else this
+        # database), same, database, or auth-api (Supabase Auth admin API at SUPABASE_URL with
+        # the service-role SUPABASE_KEY).
+        self.SYNC_SOURCE_DATABASE_URL = env.get("SYNC_SOURCE_DATABASE_URL") or None
+        self.SYNC_USERS_SOURCE = (env.get("SYNC_USERS_SOURCE") or "auto").strip().lower()
+        if self.SYNC_USERS_SOURCE not in ("auto", "same", "database", "auth-api"):
+            raise ConfigError(
+                f"SYNC_USERS_SOURCE must be auto, same, database or auth-api, got {self.SYNC_USERS_SOURCE!r}"
+            )
+        # The worker's periodic drift check of watchers and users (cron, UTC; "" = never), and
+        # whether it repairs what it finds (default: report only).
+        self.SYNC_CHECK_CRON = env.get("SYNC_CHECK_CRON", "23 * * * *").strip()
+        self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
+        # Days the receiver's event log (private.hook_events) is kept.
+        self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
         # How long the first response to an Idempotency-Key is kept and replayed.

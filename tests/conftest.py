@@ -125,3 +125,23 @@ def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
 def jobs(database_url: str, db: Database):
     """Return a callable that runs all pending jobs (the worker, in-process)."""
     return lambda concurrency=1: run_jobs(database_url, db, concurrency)
+
+
+SOURCE_DB = "viewzenix_test_source"
+
+
+@pytest.fixture(scope="session")
+def source_database_url(database_url: str) -> Iterator[str]:
+    """URL of a second, separate database on the same server: the app's project (A) in a
+    two-project setup. Gets the plain-Postgres bootstrap (auth.users stand-in) and the app's
+    ``public.user_symbols`` (``supabase/user_symbols.sql``), none of our migrations."""
+    params = conninfo_to_dict(database_url)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{SOURCE_DB}" with (force)')
+        admin.execute(f'create database "{SOURCE_DB}"')
+    params["dbname"] = SOURCE_DB
+    url = make_conninfo(**params)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((ROOT / "viewzenix" / "db" / "bootstrap.sql").read_text())
+        conn.execute((ROOT / "supabase" / "user_symbols.sql").read_text())
+    yield url

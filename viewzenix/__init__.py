@@ -8,26 +8,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Flask
-
 if TYPE_CHECKING:
+    from flask import Flask
+
     from config import Config
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the Flask app: config, database pool, auth, API blueprints, intake, CLI commands.
+    """Build the Flask app: config, database pool, auth, API blueprints, inbound webhooks, CLI commands.
 
     ``config``: a ``config.Config``; by default ``config.load_config()`` reads the environment.
     Raises ``config.ConfigError`` when a required setting is missing.
     """
+    from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from config import load_config
-    from viewzenix import cli, health, intake
+    from viewzenix import cli, health
     from viewzenix.api import register_api
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
     from viewzenix.runtime import build_runtime
+    from viewzenix.webhooks import register_webhooks
 
     config = config or load_config()
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
@@ -41,7 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_error_handlers(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(intake.bp)
+    register_webhooks(app)
     register_api(app)
     cli.register(app)
     return app

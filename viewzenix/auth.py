@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from viewzenix.exceptions import ViewzenixError
+
 logger = logging.getLogger(__name__)
 
 AUTHENTICATED_ROLE = "authenticated"
@@ -50,16 +52,11 @@ JWKS_REQUEST_HEADERS = {"User-Agent": "viewzenix-auth/1", "Accept": "application
 # --- errors ---------------------------------------------------------------------------------------
 
 
-class AuthError(Exception):
+class AuthError(ViewzenixError):
     """Authentication failed."""
 
     code = "auth_error"
     status = 401
-
-    def __init__(self, message: str | None = None) -> None:
-        default = (type(self).__doc__ or "").strip().splitlines()[0]
-        self.message = message or default
-        super().__init__(self.message)
 
 
 class TokenMissing(AuthError):

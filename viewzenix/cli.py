@@ -1,5 +1,5 @@
 """Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL |
-reconcile | purge-idempotency-keys``."""
+reconcile | purge-idempotency-keys | sync check watchers|users``."""
 
 from __future__ import annotations
 
@@ -116,3 +116,58 @@ def register(app: Flask) -> None:
             click.echo(line)
         total = sum(r["orders_in_drift"] for r in runs)
         click.echo(f"{len(runs)} config(s), {total} order(s) in drift")
+
+    @app.cli.group("sync")
+    def sync() -> None:
+        """Supabase sync: compare what the database webhooks keep in step, repair drift."""
+
+    @sync.command("check")
+    @click.argument("target", type=click.Choice(["watchers", "users"]))
+    @click.option("--repair", is_flag=True, help="Apply the difference (idempotent, ordered)")
+    @click.option("--force", is_flag=True, help="Repair even above 50 %% drift")
+    @click.option(
+        "--source",
+        type=click.Choice(["auto", "same", "database", "auth-api"]),
+        default=None,
+        help="Where the truth is (default: SYNC_USERS_SOURCE for users, else auto)",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+    def sync_check(target: str, repair: bool, force: bool, source: str | None, as_json: bool) -> None:
+        """Compare TARGET (watchers or users) with its source; report missing, extra, differing rows."""
+        from viewzenix.services import sync_check as service
+
+        runtime = app.extensions["viewzenix"]
+        config = runtime.config
+        choice = source or (config.SYNC_USERS_SOURCE if target == "users" else "auto")
+        try:
+            reader = service.source_for(
+                target,
+                runtime.db,
+                choice=choice,
+                source_database_url=config.SYNC_SOURCE_DATABASE_URL,
+                supabase_url=config.SUPABASE_URL,
+                supabase_key=config.SUPABASE_KEY,
+            )
+            report = service.check(
+                runtime.db,
+                target,
+                reader,
+                repair=repair,
+                force=force,
+                users_on_delete=config.SUPABASE_USERS_ON_DELETE,
+            )
+        except (ValueError, service.RepairRefused) as exc:
+            raise click.ClickException(str(exc)) from None
+        if as_json:
+            click.echo(json.dumps(report.as_dict()))
+            return
+        line = (
+            f"{target} ({report.source}): {report.in_drift}/{report.target_rows + len(report.missing)} "
+            f"in drift ({report.drift_rate} %): missing {len(report.missing)}, extra {len(report.extra)}, "
+            f"differing {len(report.differing)}"
+        )
+        if report.invalid:
+            line += f"; {len(report.invalid)} invalid source row(s) skipped"
+        if repair:
+            line += f"; repaired {report.repaired}"
+        click.echo(line)

@@ -1,4 +1,7 @@
-"""One error body shape for every endpoint: ``{code, status, message, errors}``.
+"""The HTTP rendering of errors: one body shape for every endpoint, ``{code, status, message, errors}``.
+
+Services raise ``viewzenix.exceptions.ViewzenixError`` subclasses (no Flask there); this module is
+the only place that turns them into responses.
 
 ``code`` is machine-readable (``token_expired``, ``validation_error``, ``not_found``), ``status``
 is the HTTP status, ``message`` a human sentence, ``errors`` optional details (field messages on
@@ -15,14 +18,14 @@ from flask import Flask, jsonify
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
+# Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
+from viewzenix.exceptions import Forbidden, NotFound, ViewzenixError  # noqa: F401
+
 logger = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error answered with the standard body. Subclasses set ``status`` and ``code``."""
-
-    status = 400
-    code = "bad_request"
+class ApiError(ViewzenixError):
+    """An error answered with the standard body and extra HTTP ``headers`` (HTTP layer only)."""
 
     def __init__(
         self,
@@ -33,38 +36,8 @@ class ApiError(Exception):
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.message = message or (self.__doc__ or "").strip()
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
-        self.errors = errors
+        super().__init__(message, code=code, status=status, errors=errors)
         self.headers = headers or {}
-        super().__init__(self.message)
-
-    def body(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "code": self.code,
-            "status": self.status,
-            "message": self.message,
-        }
-        if self.errors:
-            payload["errors"] = self.errors
-        return payload
-
-
-class NotFound(ApiError):
-    """The resource does not exist or is not yours."""
-
-    status = 404
-    code = "not_found"
-
-
-class Forbidden(ApiError):
-    """You may not do this."""
-
-    status = 403
-    code = "forbidden"
 
 
 class InvalidIdempotencyKey(ApiError):
@@ -133,11 +106,11 @@ class Api(_SmorestApi):
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Answer ApiError with its body, and unexpected exceptions with a 500 in the same shape."""
+    """Answer every ``ViewzenixError`` (services' Flask-free tree) with its status and standard body."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
+    @app.errorhandler(ViewzenixError)
+    def _viewzenix_error(error: ViewzenixError):
         response = jsonify(error.body())
         response.status_code = error.status
-        response.headers.update(error.headers)
+        response.headers.update(getattr(error, "headers", None) or {})
         return response

@@ -41,6 +41,7 @@ from viewzenix.domain.model import (
     TakeProfit,
     TimeInForce,
 )
+from viewzenix.exceptions import ViewzenixError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -90,39 +91,50 @@ _EXPECTED_FIELDS = ["ticker", "action"]
 # --- errors -----------------------------------------------------------------------------------
 
 
-class AlertRejected(Exception):
-    """The alert body cannot become a signal."""
+class AlertRejected(ViewzenixError):
+    """The alert body cannot become a signal.
+
+    ``status`` hints the HTTP answer: 400 not valid JSON, 413 too large, 422 not a usable signal.
+    ``details`` (also ``errors``): where and why, e.g. line and column of a JSON mistake.
+    """
 
     code: str = "alert_rejected"
+    status: int = 422
 
     def __init__(self, message: str | None = None, /, **details: Any) -> None:
-        self.message: str = message or (type(self).__doc__ or "").strip()
-        self.details: dict[str, Any] = details
-        super().__init__(self.message)
+        super().__init__(message, errors=details)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.errors
 
 
 class EmptyBody(AlertRejected):
     """The alert body is empty."""
 
     code = "empty_body"
+    status = 400
 
 
 class BodyTooLarge(AlertRejected):
     """The alert body is larger than 64 KiB."""
 
     code = "body_too_large"
+    status = 413
 
 
 class InvalidEncoding(AlertRejected):
     """The alert body is not valid UTF-8."""
 
     code = "invalid_encoding"
+    status = 400
 
 
 class MalformedJson(AlertRejected):
     """The alert body is not valid JSON."""
 
     code = "malformed_json"
+    status = 400
 
 
 class SmartQuotes(MalformedJson):

@@ -125,3 +125,8 @@ def register_tasks(
 
     if reconcile_cron:
         job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
+
+    # Supabase sync (issue 8): the periodic drift check of watchers and users, self-contained.
+    from viewzenix.services.sync_check import register_periodic_check
+
+    register_periodic_check(job_app, db)

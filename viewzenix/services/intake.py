@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
@@ -28,12 +28,12 @@ from viewzenix.db import Connection, Database
 from viewzenix.domain.dedupe import dedupe_key
 from viewzenix.domain.parsing import (
     AlertRejected,
-    MalformedJson,
     ParsedAlert,
     parse_alert,
     redact_raw_body,
     signal_to_dict,
 )
+from viewzenix.exceptions import NotFound
 from viewzenix.jobs import defer_execute_signal
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
@@ -41,19 +41,29 @@ from viewzenix.services.webhook_configs import token_digest
 
 logger = logging.getLogger(__name__)
 
-# Parse refusals that mean "this is not valid JSON" answer 400; the rest 422; too large 413.
-_SYNTAX_CODES = frozenset({"empty_body", "invalid_encoding"})
+
+class WebhookNotFound(NotFound):
+    """No webhook at this URL."""
 
 
 @dataclass(frozen=True)
-class IntakeResult:
-    """The HTTP answer: ``status`` and a JSON ``body`` (``signal_id`` when stored)."""
+class IntakeOutcome:
+    """What became of a stored alert; the HTTP layer renders it.
 
-    status: int
-    body: dict[str, Any] = field(default_factory=dict)
+    ``status``: ``accepted`` (its job deferred), ``duplicate`` (of ``original_id``; nothing runs)
+    or ``rejected`` (``rejection`` says why; its ``status`` hint is the HTTP status).
+    ``signal_id``: the id of the signals row written for this alert. ``ticker``/``action``: the
+    parsed signal's, when there is one. ``message``/``details``: the rejection's, made storable.
+    """
 
-
-NOT_FOUND = IntakeResult(404, {"code": "not_found", "status": 404, "message": "No webhook at this URL."})
+    status: str
+    signal_id: uuid.UUID
+    ticker: str | None = None
+    action: str | None = None
+    original_id: uuid.UUID | None = None
+    rejection: AlertRejected | None = None
+    message: str | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,28 +140,13 @@ def storable(value: Any) -> Any:
     return value
 
 
-def status_for(error: AlertRejected) -> int:
-    """Return the HTTP status answering a refused alert.
-
-    400 not valid JSON, 413 too large, 422 not a usable signal; a subclass may set ``status``
-    (403 config turned off, 401 wrong passphrase).
-    """
-    explicit = getattr(error, "status", None)
-    if explicit is not None:
-        return explicit
-    if error.code == "body_too_large":
-        return 413
-    if isinstance(error, MalformedJson) or error.code in _SYNTAX_CODES:
-        return 400
-    return 422
-
-
 def receive(
     db: Database, job_app: procrastinate.App, *, config_id: uuid.UUID, token: str, alert: Alert
-) -> IntakeResult:
+) -> IntakeOutcome:
     """Authenticate by URL token and store the alert; defer its execution when accepted and fresh.
 
-    Unknown config and wrong token both answer 404 (nothing can be probed, nothing is written);
+    Unknown config and wrong token both raise ``WebhookNotFound`` (404; nothing can be probed,
+    nothing is written);
     the token digest is compared in constant time (``hmac.compare_digest``). Inactive configs
     store the alert as rejected (``config_inactive``, 403). The body is parsed before the
     transaction, so that the config read can claim its dedupe key in the same statement.
@@ -171,13 +166,13 @@ def receive(
                 "webhook with unknown config or wrong token",
                 extra={"action": "intake_not_found", "config_id": config_id},
             )
-            return NOT_FOUND
+            raise WebhookNotFound()
         return store_alert(conn, job_app, config=config, received=received)
 
 
 def store_alert(
     conn: Connection, job_app: procrastinate.App, *, config: dict[str, Any], received: Received
-) -> IntakeResult:
+) -> IntakeOutcome:
     """Store an authenticated alert on ``conn``: rejected, duplicate, or accepted with its job.
 
     ``config``: a ``get_for_intake`` row; its ``claimed_by`` says whether the alert's dedupe key
@@ -196,32 +191,30 @@ def store_alert(
         "source_ip": received.alert.source_ip,
     }
     if rejection is not None:
+        message, details = storable(rejection.message), storable(rejection.details) or None
         signals_repo.insert(
             conn,
             status="rejected",
             reject_code=rejection.code,
-            reject_message=storable(rejection.message),
-            reject_details=storable(rejection.details) or None,
+            reject_message=message,
+            reject_details=details,
             payload=parsed.payload if parsed else None,
             ticker=parsed.signal.ticker if parsed else None,
             action=str(parsed.signal.action) if parsed else None,
             **common,
         )
-        status = status_for(rejection)
         logger.info(
             "alert rejected: %s",
             rejection.code,
             extra={"action": "signal_rejected", "signal_id": signal_id, "config_id": config["id"]},
         )
-        body: dict[str, Any] = {
-            "code": rejection.code,
-            "status": status,
-            "message": storable(rejection.message),
-            "signal_id": str(signal_id),
-        }
-        if rejection.details:
-            body["errors"] = storable(rejection.details)
-        return IntakeResult(status, body)
+        return IntakeOutcome(
+            "rejected",
+            signal_id,
+            rejection=rejection,
+            message=message,
+            details=details,
+        )
 
     signal = parsed.signal
     original_id = config["claimed_by"]
@@ -246,16 +239,8 @@ def store_alert(
                 "config_id": config["id"],
             },
         )
-        return IntakeResult(
-            200,
-            {
-                "signal_id": str(original_id),
-                "status": "duplicate",
-                "duplicate": True,
-                "duplicate_signal_id": str(signal_id),
-                "ticker": signal.ticker,
-                "action": str(signal.action),
-            },
+        return IntakeOutcome(
+            "duplicate", signal_id, signal.ticker, str(signal.action), original_id=original_id
         )
 
     job_id = defer_execute_signal(
@@ -271,13 +256,4 @@ def store_alert(
         job_id=job_id,
         **common,
     )
-    return IntakeResult(
-        200,
-        {
-            "signal_id": str(signal_id),
-            "status": "accepted",
-            "duplicate": False,
-            "ticker": signal.ticker,
-            "action": str(signal.action),
-        },
-    )
+    return IntakeOutcome("accepted", signal_id, signal.ticker, str(signal.action))

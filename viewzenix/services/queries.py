@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from viewzenix.db import Database
-from viewzenix.errors import NotFound
+from viewzenix.exceptions import NotFound
 from viewzenix.repositories import accounts, orders, positions
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.services.common import Caller

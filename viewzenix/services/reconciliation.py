@@ -37,7 +37,7 @@ from viewzenix.brokers.base import Broker, BrokerOrder
 from viewzenix.db import Connection, Database
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
-from viewzenix.errors import Forbidden, NotFound
+from viewzenix.exceptions import Forbidden, NotFound
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.services import ledger

@@ -16,8 +16,9 @@ import procrastinate
 from viewzenix.db import Database
 from viewzenix.domain.model import QuantityType
 from viewzenix.domain.parsing import AlertRejected, parse_alert
+from viewzenix.exceptions import NotFound
 from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services.intake import Alert, IntakeResult, read, store_alert
+from viewzenix.services.intake import Alert, IntakeOutcome, read, store_alert
 from viewzenix.services.webhook_configs import new_token
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ _SIZING_ALIASES = {
 }
 
 
-class SingleTenantDisabled(RuntimeError):
-    """WEBHOOK_PASSPHRASE is not set, so /webhook is off."""
+class SingleTenantDisabled(NotFound):
+    """POST /webhook is off: set WEBHOOK_PASSPHRASE to use single-tenant mode."""
+
+    code = "single_tenant_disabled"
 
 
 class InvalidPassphrase(AlertRejected):
@@ -96,10 +99,10 @@ def ensure_default_config(db: Database, config: Config) -> None:
             configs_repo.update(conn, DEFAULT_CONFIG_ID, values)
 
 
-def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Alert) -> IntakeResult:
+def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Alert) -> IntakeOutcome:
     """Check the body's passphrase against WEBHOOK_PASSPHRASE and store the alert.
 
-    A wrong or missing passphrase answers 401 (the alert is stored as rejected,
+    A wrong or missing passphrase is refused with 401 (the alert is stored as rejected,
     ``invalid_passphrase``, its passphrase masked). Duplicates are handled as on
     ``/webhooks/...`` (the default config's ``dedupe_window_seconds``, 60 s unless changed in
     SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from viewzenix.db import Database
-from viewzenix.errors import NotFound
+from viewzenix.exceptions import NotFound
 from viewzenix.repositories import webhook_configs as repo
 from viewzenix.services.common import Caller
 

@@ -1,0 +1,467 @@
+"""Drift check and repair of what the Supabase hooks keep in step: watchers and user profiles.
+
+Deliveries get lost (Supabase never retries; pg_net drops bodies over 64 KB). ``check`` compares
+the source — ``public.user_symbols`` / ``auth.users`` in this database or another one
+(``SYNC_SOURCE_DATABASE_URL``), or for users the Supabase Auth admin API — with our target
+(``public.watchers`` / ``public.users``), and reports rows **missing** here, **extra** here and
+**differing**, with a drift rate (percent of compared keys in disagreement). ``repair=True``
+applies the difference with the receiver's own ordered writes, so it is idempotent and never
+overwrites a newer version a webhook applied meanwhile: the target is read before the source, an
+upsert only lands when the source's ``updated_at`` is newer, and an extra row is deleted only if
+it is still the version that was compared. Each run is recorded in ``private.sync_checks``.
+
+What differs: for watchers ``strategy`` and ``active``; for profiles the email, and a missing
+username (display name and avatar may be edited by the user here, so they are filled in when
+empty, never compared).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from viewzenix.db import Connection, Database
+from viewzenix.repositories import hook_sync as repo
+from viewzenix.services.single_tenant import DEFAULT_USER_ID
+from viewzenix.services.supabase_hooks import (
+    InvalidRecord,
+    profile_fields,
+    username_candidates,
+    watcher_fields,
+)
+
+logger = logging.getLogger(__name__)
+
+TARGETS = ("watchers", "users")
+AUTH_PAGE_SIZE = 1000
+# A repair that would remove more than this share of the target's rows is refused unless forced:
+# a wrong source (an empty table, the wrong project) would otherwise delete every row.
+REPAIR_LIMIT_PERCENT = Decimal(50)
+
+
+@dataclass
+class DriftReport:
+    """One check: counts, keys in each kind of drift (at most 100 each listed), the drift rate (%)."""
+
+    target: str
+    source: str
+    source_rows: int = 0
+    target_rows: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    repaired: int = 0
+    error: str | None = None
+
+    @property
+    def in_drift(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.differing)
+
+    @property
+    def drift_rate(self) -> Decimal:
+        compared = self.target_rows + len(self.missing)
+        return (Decimal(100) * self.in_drift / compared).quantize(Decimal("0.01")) if compared else Decimal(0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "source": self.source,
+            "source_rows": self.source_rows,
+            "target_rows": self.target_rows,
+            "missing": len(self.missing),
+            "extra": len(self.extra),
+            "differing": len(self.differing),
+            "invalid": len(self.invalid),
+            "drift_rate": float(self.drift_rate),
+            "repaired": self.repaired,
+            "error": self.error,
+            "keys": {k: getattr(self, k)[:100] for k in ("missing", "extra", "differing", "invalid")},
+        }
+
+
+class RepairRefused(RuntimeError):
+    """The drift is too large to repair without --force (is the source right?)."""
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class DatabaseSource:
+    """Rows of ``public.user_symbols`` / ``auth.users`` in a database (ours, or another by URL)."""
+
+    def __init__(self, db: Database | None = None, url: str | None = None) -> None:
+        assert (db is None) != (url is None)
+        self.db, self.url = db, url
+        self.name = "same" if db is not None else "database"
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if self.db is not None:
+            with self.db.transaction() as conn:
+                yield conn
+        else:
+            with psycopg.connect(self.url, row_factory=dict_row) as conn:  # type: ignore[arg-type]
+                yield conn  # type: ignore[misc]
+
+    def user_symbols(self) -> list[dict[str, Any]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "select user_id::text, symbol, timeframe, strategy, active, updated_at::text "
+                "from public.user_symbols"
+            ).fetchall()
+        return [{**r, "updated_at": _iso(r["updated_at"])} for r in rows]
+
+    def users(self) -> list[dict[str, Any]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "select id::text, email, raw_user_meta_data, updated_at::text from auth.users"
+            ).fetchall()
+        return [{**r, "updated_at": _iso(r["updated_at"])} for r in rows]
+
+    def user_exists(self, user_id: str) -> bool:
+        with self._connection() as conn:
+            return conn.execute("select 1 from auth.users where id = %s", (user_id,)).fetchone() is not None
+
+
+def _iso(value: str | None) -> str | None:
+    # Postgres text of timestamptz ("2026-11-27 10:00:00+00") → ISO 8601 the validators read.
+    return None if value is None else value.replace(" ", "T", 1)
+
+
+_auth_clients: dict[tuple[str, str], Any] = {}
+
+
+def auth_admin_client(url: str, key: str) -> Any:
+    """Return the process's one supabase-py client for project ``url`` (created once, then reused).
+
+    ``key``: the project's service-role (secret) key — admin calls only, never a user session
+    (FACTS.md: flask-supabase's per-request client is not used).
+    """
+    client = _auth_clients.get((url, key))
+    if client is None:
+        from supabase import create_client
+
+        client = _auth_clients[(url, key)] = create_client(url, key)
+    return client
+
+
+class AuthApiSource:
+    """Users from the Supabase Auth admin API (``GET /auth/v1/admin/users``), paged.
+
+    Pages shift while users sign up or are deleted, so a user missing from the pages is looked up
+    once more by id (``GET /auth/v1/admin/users/<id>``) before it counts as gone, and the first
+    page is read again at the end to catch sign-ups made during the listing.
+    """
+
+    name = "auth-api"
+
+    def __init__(self, client: Any, page_size: int = AUTH_PAGE_SIZE) -> None:
+        self.client = client
+        self.page_size = page_size
+
+    def _page(self, page: int) -> list[dict[str, Any]]:
+        return [
+            _auth_user_row(u) for u in self.client.auth.admin.list_users(page=page, per_page=self.page_size)
+        ]
+
+    def users(self) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            rows = self._page(page)
+            for row in rows:
+                seen[row["id"]] = row
+            if len(rows) < self.page_size:
+                break
+            page += 1
+        for row in self._page(1):  # the final re-check: sign-ups during the listing
+            seen.setdefault(row["id"], row)
+        return list(seen.values())
+
+    def user_exists(self, user_id: str) -> bool:
+        from supabase_auth.errors import AuthApiError
+
+        try:
+            self.client.auth.admin.get_user_by_id(user_id)
+        except AuthApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def user_symbols(self) -> list[dict[str, Any]]:
+        raise ValueError("the Auth admin API has users only; watchers need a database source")
+
+
+def _auth_user_row(user: Any) -> dict[str, Any]:
+    updated = user.updated_at
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "raw_user_meta_data": user.user_metadata or {},
+        "updated_at": updated.isoformat() if isinstance(updated, datetime) else updated,
+    }
+
+
+# --- the check -------------------------------------------------------------------------------
+
+
+def check(
+    db: Database,
+    target: str,
+    source: DatabaseSource | AuthApiSource,
+    *,
+    repair: bool = False,
+    force: bool = False,
+    users_on_delete: str = "anonymise",
+) -> DriftReport:
+    """Compare ``target`` (watchers | users) with ``source``; repair if asked; record the run.
+
+    Raises RepairRefused (nothing repaired, the run recorded) when the repair would remove more
+    than ``REPAIR_LIMIT_PERCENT`` of the target's rows and ``force`` is not set. A repair applies
+    the source's version also when it is as new as ours (the source is the truth).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}")
+    report = DriftReport(target, source.name)
+    compare = _compare_watchers if target == "watchers" else _compare_users
+    try:
+        fixes = compare(db, source, report)
+        if repair and report.in_drift:
+            deleting = Decimal(100) * len(report.extra) / max(report.target_rows, 1)
+            if deleting > REPAIR_LIMIT_PERCENT and not force:
+                report.error = (
+                    f"repair refused: it would remove {len(report.extra)} of {report.target_rows} rows "
+                    f"(above {REPAIR_LIMIT_PERCENT} %); check the source, then repair with --force"
+                )
+                raise RepairRefused(report.error)
+            with db.transaction() as conn:
+                report.repaired = sum(1 for fix in fixes if fix(conn, users_on_delete))
+    except Exception as exc:
+        report.error = report.error or f"{type(exc).__name__}: {exc}"[:500]
+        raise
+    finally:
+        _record(db, report)
+    logger.info(
+        "sync check %s (%s): %s in drift (%s %%), repaired %s",
+        target,
+        source.name,
+        report.in_drift,
+        report.drift_rate,
+        report.repaired,
+        extra={"action": "sync_check", "target": target, "drift_rate": float(report.drift_rate)},
+    )
+    return report
+
+
+Fix = Callable[[Connection, str], bool]
+
+
+def _compare_watchers(db: Database, source: Any, report: DriftReport) -> list[Fix]:
+    # Target first, then source: a change landing in between looks like drift the repair's
+    # ordered writes then leave alone, never like a row to delete that still exists.
+    with db.transaction() as conn:
+        target = {
+            repo.watcher_key(r["user_id"], r["symbol"], r["timeframe"]): r
+            for r in conn.execute(
+                "select user_id, symbol, timeframe, strategy, active, source_updated_at from public.watchers"
+            )
+        }
+    wanted: dict[str, dict[str, Any]] = {}
+    for record in source.user_symbols():
+        try:
+            fields = watcher_fields(record)
+        except InvalidRecord as exc:
+            report.invalid.append(f"{record.get('user_id')}/{record.get('symbol')}: {exc.errors}")
+            continue
+        wanted[repo.watcher_key(fields["user_id"], fields["symbol"], fields["timeframe"])] = fields
+    report.source_rows, report.target_rows = len(wanted), len(target)
+    fixes: list[Fix] = []
+    for key, fields in wanted.items():
+        have = target.get(key)
+        if have is None:
+            report.missing.append(key)
+        elif (have["strategy"], have["active"]) != (fields["strategy"], fields["active"]):
+            report.differing.append(key)
+        else:
+            continue
+        fixes.append(lambda conn, _mode, f=fields: repo.upsert_watcher(conn, f, repair=True) is not None)
+    for key, have in target.items():
+        if key not in wanted:
+            report.extra.append(key)
+            fixes.append(
+                lambda conn, _mode, h=have: repo.delete_watcher(
+                    conn,
+                    {"user_id": h["user_id"], "symbol": h["symbol"], "timeframe": h["timeframe"]},
+                    h["source_updated_at"],
+                )
+            )
+    return fixes
+
+
+def _compare_users(db: Database, source: Any, report: DriftReport) -> list[Fix]:
+    with db.transaction() as conn:
+        target = {
+            str(r["id"]): r
+            for r in conn.execute(
+                "select id, email, username, display_name, avatar_url, source_updated_at "
+                "from public.users where deleted_at is null and id <> %s",
+                (DEFAULT_USER_ID,),
+            )
+        }
+    wanted: dict[str, dict[str, Any]] = {}
+    for record in source.users():
+        try:
+            fields = profile_fields(record)
+        except InvalidRecord as exc:
+            report.invalid.append(f"{record.get('id')}: {exc.errors}")
+            continue
+        wanted[str(fields["id"])] = fields
+    report.source_rows, report.target_rows = len(wanted), len(target)
+    fixes: list[Fix] = []
+    for key, fields in wanted.items():
+        have = target.get(key)
+        if have is None:
+            report.missing.append(key)
+        elif have["email"] != fields["email"] or have["username"] is None:
+            report.differing.append(key)
+        else:
+            continue
+        profile = {
+            **fields,
+            "set_display_name": have is None or have["display_name"] is None,
+            "set_avatar_url": have is None or have["avatar_url"] is None,
+        }
+        candidates = username_candidates(fields["email"], fields["id"])
+        fixes.append(
+            lambda conn, _mode, p=profile, c=candidates: (
+                repo.upsert_profile(conn, p, c, repair=True) is not None
+            )
+        )
+    gone = [key for key in target if key not in wanted]
+    for key in _confirmed_gone(source, gone):
+        report.extra.append(key)
+        have = target[key]
+        fixes.append(
+            lambda conn, mode, h=have: repo.remove_profile(conn, h["id"], h["source_updated_at"], mode)
+        )
+    return fixes
+
+
+def _confirmed_gone(source: Any, keys: Iterable[str]) -> list[str]:
+    """Keys the listing did not show that a look-up by id confirms are gone (the final re-check)."""
+    if isinstance(source, AuthApiSource):
+        return [key for key in keys if not source.user_exists(key)]
+    return list(keys)
+
+
+def _record(db: Database, report: DriftReport) -> None:
+    detail = report.as_dict()["keys"]
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into private.sync_checks (target, source, finished_at, source_rows, target_rows, "
+            "missing, extra, differing, drift_rate, repaired, error, detail) "
+            "values (%s, %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                report.target,
+                report.source,
+                report.source_rows,
+                report.target_rows,
+                len(report.missing),
+                len(report.extra),
+                len(report.differing),
+                report.drift_rate,
+                report.repaired,
+                report.error,
+                psycopg.types.json.Jsonb(detail),
+            ),
+        )
+
+
+def source_for(
+    target: str,
+    db: Database,
+    *,
+    choice: str,
+    source_database_url: str | None,
+    supabase_url: str | None,
+    supabase_key: str | None,
+) -> DatabaseSource | AuthApiSource:
+    """Build the source named by ``choice`` (auto | same | database | auth-api).
+
+    auto: ``source_database_url`` when set, else this database. Raises ValueError naming what is
+    missing (``SYNC_SOURCE_DATABASE_URL``, ``SUPABASE_URL``/``SUPABASE_KEY``).
+    """
+    if choice == "auto":
+        choice = "database" if source_database_url else "same"
+    if choice == "same":
+        return DatabaseSource(db=db)
+    if choice == "database":
+        if not source_database_url:
+            raise ValueError("set SYNC_SOURCE_DATABASE_URL to compare with another database")
+        return DatabaseSource(url=source_database_url)
+    if choice == "auth-api":
+        if target != "users":
+            raise ValueError("the Auth admin API is a source of users only")
+        if not (supabase_url and supabase_key):
+            raise ValueError("the Auth admin API needs SUPABASE_URL and the service-role SUPABASE_KEY")
+        return AuthApiSource(auth_admin_client(supabase_url, supabase_key))
+    raise ValueError(f"unknown source {choice!r}: use same, database or auth-api")
+
+
+SYNC_CHECK = "viewzenix.sync_check"
+
+
+def register_periodic_check(job_app: Any, db: Database) -> None:
+    """Register the periodic drift check on ``job_app`` (worker side), from the environment's config.
+
+    Every ``SYNC_CHECK_CRON`` (UTC; "" = never) it checks watchers and users against their
+    sources (``SYNC_SOURCE_DATABASE_URL``, ``SYNC_USERS_SOURCE``), records each run's drift rate
+    in ``private.sync_checks`` (shown by ``GET /hooks/supabase/health``), repairs when
+    ``SYNC_CHECK_REPAIR`` is true (never above 50 % drift), and purges hook events older than
+    ``HOOK_EVENTS_RETENTION_DAYS``.
+    """
+    from config import load_config
+
+    config = load_config()
+    if not config.SYNC_CHECK_CRON:
+        return
+
+    @job_app.periodic(cron=config.SYNC_CHECK_CRON, periodic_id="sync_check")
+    @job_app.task(name=SYNC_CHECK, queue="maintenance", pass_context=False)
+    def sync_check_task(timestamp: int | None = None) -> None:
+        for target in TARGETS:
+            try:
+                source = source_for(
+                    target,
+                    db,
+                    choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
+                    source_database_url=config.SYNC_SOURCE_DATABASE_URL,
+                    supabase_url=config.SUPABASE_URL,
+                    supabase_key=config.SUPABASE_KEY,
+                )
+                check(
+                    db,
+                    target,
+                    source,
+                    repair=config.SYNC_CHECK_REPAIR,
+                    users_on_delete=config.SUPABASE_USERS_ON_DELETE,
+                )
+            except Exception as exc:  # one target failing must not stop the other
+                logger.warning(
+                    "sync check of %s failed: %s", target, exc, extra={"action": "sync_check_failed"}
+                )
+        with db.transaction() as conn:
+            conn.execute(
+                "delete from private.hook_events where received_at < now() - make_interval(days => %s)",
+                (config.HOOK_EVENTS_RETENTION_DAYS,),
+            )

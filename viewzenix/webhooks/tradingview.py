@@ -1,0 +1,101 @@
+"""TradingView intake: ``POST /webhooks/<config_id>/<token>`` and the single-tenant ``POST /webhook``.
+
+Plain Flask views (not flask-smorest): they read the raw bytes themselves, and the alert body is
+free-form text, not a JSON schema. The service stores the alert and says what became of it
+(``IntakeOutcome``); this module alone turns that into a status and a body: 200 accepted or
+duplicate, else the refusal's status hint (400 not JSON, 413 too large, 422 not a signal, 403
+config off, 401 wrong passphrase) with the standard error body plus ``signal_id``. An unknown
+config or wrong token raises ``WebhookNotFound``, rendered 404 by ``viewzenix.errors``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint, request
+
+from viewzenix.domain.parsing import MAX_BODY_BYTES
+from viewzenix.runtime import get_runtime
+from viewzenix.services import intake, single_tenant
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("intake", __name__)
+
+
+def _source_ip() -> str | None:
+    """The client address if it is a valid IP (stored as ``inet``), else None.
+
+    ``remote_addr`` comes from ``X-Forwarded-For`` when TRUSTED_PROXY_COUNT is set; proxies may
+    append a port or a zone, and a wrong proxy count yields arbitrary text.
+    """
+    try:
+        # An IPv6 zone ("fe80::1%eth0") is local to the proxy; Postgres inet has none.
+        return str(ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+def _render(outcome: intake.IntakeOutcome) -> tuple[dict[str, Any], int]:
+    """Return ``(body, status)`` answering a stored alert."""
+    if outcome.status == "rejected":
+        assert outcome.rejection is not None
+        status = outcome.rejection.status
+        body: dict[str, Any] = {
+            "code": outcome.rejection.code,
+            "status": status,
+            "message": outcome.message,
+            "signal_id": str(outcome.signal_id),
+        }
+        if outcome.details:
+            body["errors"] = outcome.details
+        return body, status
+    if outcome.status == "duplicate":
+        return {
+            "signal_id": str(outcome.original_id),
+            "status": "duplicate",
+            "duplicate": True,
+            "duplicate_signal_id": str(outcome.signal_id),
+            "ticker": outcome.ticker,
+            "action": outcome.action,
+        }, 200
+    return {
+        "signal_id": str(outcome.signal_id),
+        "status": "accepted",
+        "duplicate": False,
+        "ticker": outcome.ticker,
+        "action": outcome.action,
+    }, 200
+
+
+def _alert() -> intake.Alert:
+    # Read one byte past the limit so the parser can refuse an oversized body precisely.
+    raw = request.stream.read(MAX_BODY_BYTES + 1)
+    return intake.Alert(
+        raw=raw,
+        content_type=request.mimetype or None,
+        source_ip=_source_ip(),
+    )
+
+
+@bp.post("/webhooks/<uuid:config_id>/<token>")
+def receive_webhook(config_id: uuid.UUID, token: str):
+    """Receive a TradingView alert for one webhook config (token in the URL)."""
+    runtime = get_runtime()
+    return _render(intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert()))
+
+
+@bp.post("/webhook")
+def receive_single_tenant():
+    """Receive an alert in single-tenant mode (``passphrase`` in the body)."""
+    runtime = get_runtime()
+    config = runtime.config
+    if not config.WEBHOOK_PASSPHRASE:
+        raise single_tenant.SingleTenantDisabled()
+    if not runtime.single_tenant_ready:
+        single_tenant.ensure_default_config(runtime.db, config)
+        runtime.single_tenant_ready = True
+    return _render(single_tenant.receive(runtime.db, runtime.jobs, config, _alert()))
