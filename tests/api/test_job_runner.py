@@ -9,12 +9,15 @@ Before each test the queue is drained by a runner call, so every test starts wit
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 
 import psycopg
+import psycopg.rows
 import pytest
 from builders import enqueue_signal, make_config, orders_of, signal_row
+from conftest import ROOT
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import config as app_config
@@ -445,3 +448,226 @@ def test_the_openapi_document_names_the_runner_secret(runner):
     operation = spec["paths"]["/api/jobs/run"]["post"]
     assert operation["security"] == [{"jobRunnerSecret": []}]
     assert spec["components"]["securitySchemes"]["jobRunnerSecret"]["scheme"] == "bearer"
+
+
+# --- the Supabase recipe (supabase/job_runner_cron.sql) on plain Postgres ---------------------
+
+RECIPE = ROOT / "supabase" / "job_runner_cron.sql"
+RECIPE_DB = "viewzenix_test_cron_recipe"
+RUNNER_URL = "https://app.example.test/api/jobs/run"
+
+# Stand-ins for what Supabase provides, with the shapes the recipe uses: Vault's
+# vault.decrypted_secrets (name, decrypted_secret), pg_net's net.http_post(url, body, params,
+# headers, timeout_milliseconds) -> request id and net._http_response, pg_cron's cron.job,
+# cron.job_run_details and cron.schedule (which updates a job of the same name). The fake
+# http_post records each call in net.stand_in_calls instead of sending it.
+SUPABASE_STAND_INS = """
+create schema vault;
+create table vault.decrypted_secrets (name text primary key, decrypted_secret text);
+create schema net;
+create table net.stand_in_calls (
+    id bigint generated always as identity primary key,
+    url text, body jsonb, params jsonb, headers jsonb, timeout_milliseconds integer
+);
+create function net.http_post(
+    url text, body jsonb default '{}'::jsonb, params jsonb default '{}'::jsonb,
+    headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+    timeout_milliseconds integer default 5000
+) returns bigint language sql as $$
+    insert into net.stand_in_calls (url, body, params, headers, timeout_milliseconds)
+    values (url, body, params, headers, timeout_milliseconds) returning id
+$$;
+create table net._http_response (
+    id bigint, status_code integer, content_type text, headers jsonb, content text,
+    timed_out boolean, error_msg text, created timestamptz not null default now()
+);
+create schema cron;
+create table cron.job (
+    jobid bigint generated always as identity primary key, schedule text not null,
+    command text not null, jobname text unique
+);
+create table cron.job_run_details (
+    jobid bigint, runid bigint generated always as identity, status text, return_message text,
+    start_time timestamptz, end_time timestamptz
+);
+create function cron.schedule(job_name text, schedule text, command text) returns bigint
+language sql as $$
+    insert into cron.job (jobname, schedule, command) values (job_name, schedule, command)
+    on conflict (jobname) do update set schedule = excluded.schedule, command = excluded.command
+    returning jobid
+$$;
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe_database_url(database_url: str) -> str:
+    """A database with the Supabase stand-ins (roles anon/authenticated exist: the bootstrap's)."""
+    params = conninfo_to_dict(database_url)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{RECIPE_DB}" with (force)')
+        admin.execute(f'create database "{RECIPE_DB}"')
+    params["dbname"] = RECIPE_DB
+    url = make_conninfo(**params)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_STAND_INS)
+    return url
+
+
+@pytest.fixture()
+def supabase(recipe_database_url: str):
+    """A connection whose transaction is rolled back after the test: the recipe applied anew each time."""
+    with psycopg.connect(recipe_database_url, row_factory=psycopg.rows.dict_row) as conn:
+        yield conn
+        conn.rollback()
+
+
+def store_in_vault(conn, url: str | None = RUNNER_URL, secret: str | None = SECRET) -> None:
+    for name, value in (("viewzenix_job_runner_url", url), ("viewzenix_job_runner_secret", secret)):
+        if value is not None:
+            conn.execute("insert into vault.decrypted_secrets values (%s, %s)", (name, value))
+
+
+def scheduled_command(conn) -> str:
+    return conn.execute("select command from cron.job where jobname = 'viewzenix-job-runner'").fetchone()[
+        "command"
+    ]
+
+
+def calls(conn) -> list[dict]:
+    return conn.execute("select * from net.stand_in_calls order by id").fetchall()
+
+
+def test_the_recipe_refuses_a_database_without_supabase_vault(database_url):
+    with psycopg.connect(database_url) as conn:
+        with pytest.raises(psycopg.errors.RaiseException, match="is for Supabase projects"):
+            conn.execute(RECIPE.read_text())
+        conn.rollback()
+
+
+def test_the_recipe_is_no_migration():
+    from viewzenix.db.migrate import MIGRATIONS_DIR, discover
+
+    assert RECIPE.exists() and RECIPE.parent != MIGRATIONS_DIR
+    assert all(m.path.name != RECIPE.name for m in discover())
+
+
+def test_the_recipe_schedules_the_runner_every_minute_and_can_be_applied_again(supabase):
+    supabase.execute(RECIPE.read_text())
+    supabase.execute(RECIPE.read_text())
+
+    rows = supabase.execute("select jobname, schedule, command from cron.job").fetchall()
+    assert rows == [
+        {
+            "jobname": "viewzenix-job-runner",
+            "schedule": "* * * * *",
+            "command": "select private.run_job_queue()",
+        }
+    ]
+
+
+def test_the_scheduled_call_posts_what_the_endpoint_expects_and_its_answer_is_shown(
+    supabase, runner, runtime
+):
+    supabase.execute(RECIPE.read_text())
+    store_in_vault(supabase)
+    config = make_config(runtime.db, name="cron")
+    signal_id, job_id = enqueue(runtime, config, "CRON")
+
+    request_id = supabase.execute(scheduled_command(supabase)).fetchone()["run_job_queue"]
+
+    [call] = calls(supabase)
+    assert call["id"] == request_id
+    assert call["url"] == RUNNER_URL
+    assert call["headers"] == {"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"}
+    assert call["body"] == {"limit": 50, "time_budget_s": 20}
+    # Longer than the time budget (pg_net's default, 5 s, would cut a busy call short).
+    assert call["timeout_milliseconds"] == 35_000
+    # The same request, sent to the real endpoint, runs the due job.
+    answer = runner.post(
+        call["url"].removeprefix("https://app.example.test"), headers=call["headers"], json=call["body"]
+    )
+    assert answer.status_code == 200
+    assert [r["status"] for r in mine(answer.get_json(), [job_id])] == ["succeeded"]
+    assert signal_row(runtime.db, signal_id)["status"] == "executed"
+    # pg_net stores the answer; the monitoring view reads it back.
+    supabase.execute(
+        "insert into net._http_response (id, status_code, content_type, content, timed_out) "
+        "values (%s, 200, 'application/json', %s, false)",
+        (request_id, answer.get_data(as_text=True)),
+    )
+    [shown] = supabase.execute("select * from private.job_runner_responses").fetchall()
+    body = answer.get_json()
+    assert (shown["request_id"], shown["status_code"], shown["error_body"]) == (request_id, 200, None)
+    assert (shown["processed"], shown["succeeded"], shown["failed"], shown["stopped_by"]) == (
+        body["processed"],
+        body["succeeded"],
+        body["failed"],
+        "queue_empty",
+    )
+    assert shown["results"] == body["results"]
+
+
+def test_a_refused_call_and_a_failed_cron_run_are_shown(supabase, runner):
+    supabase.execute(RECIPE.read_text())
+    store_in_vault(supabase, secret="an-old-secret-that-is-long-enough-0123456789")
+    request_id = supabase.execute(scheduled_command(supabase)).fetchone()["run_job_queue"]
+    [call] = calls(supabase)
+    refused = runner.post("/api/jobs/run", headers=call["headers"], json=call["body"])
+    assert refused.status_code == 401
+    supabase.execute(
+        "insert into net._http_response (id, status_code, content_type, content, timed_out) "
+        "values (%s, 401, 'application/json', %s, false)",
+        (request_id, refused.get_data(as_text=True)),
+    )
+    jobid = supabase.execute("select jobid from cron.job").fetchone()["jobid"]
+    supabase.execute(
+        "insert into cron.job_run_details (jobid, status, return_message, start_time, end_time) "
+        "values (%s, 'failed', 'ERROR: the runner URL ...', now(), now())",
+        (jobid,),
+    )
+
+    [shown] = supabase.execute(
+        "select status_code, processed, error_body from private.job_runner_responses"
+    ).fetchall()
+    assert (shown["status_code"], shown["processed"]) == (401, None)
+    assert json.loads(shown["error_body"])["code"] == "runner_secret_invalid"
+    [run] = supabase.execute("select status, return_message from private.job_runner_cron_runs").fetchall()
+    assert run == {"status": "failed", "return_message": "ERROR: the runner URL ..."}
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "message"),
+    [
+        ("http://app.example.test/api/jobs/run", SECRET, "must begin with https://"),
+        ("app.example.test/api/jobs/run", SECRET, "must begin with https://"),
+        ("HTTPS://app.example.test/api/jobs/run", SECRET, "must begin with https://"),
+        (None, SECRET, "no runner URL in Vault"),
+        ("  ", SECRET, "no runner URL in Vault"),
+        (RUNNER_URL, None, "no runner secret"),
+        (RUNNER_URL, "short", "no runner secret"),
+    ],
+)
+def test_the_call_refuses_a_url_without_https_or_a_missing_secret_and_sends_nothing(
+    supabase, url, secret, message
+):
+    supabase.execute(RECIPE.read_text())
+    store_in_vault(supabase, url=url, secret=secret)
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message) as raised:
+        with supabase.transaction():
+            supabase.execute(scheduled_command(supabase))
+
+    if "https://" in message:
+        assert "Out of memory" in raised.value.diag.message_hint
+    assert calls(supabase) == []
+
+
+@pytest.mark.parametrize(("arguments", "message"), [("0, 20", "max_jobs"), ("50, 26", "time_budget_s")])
+def test_the_call_refuses_arguments_the_endpoint_would_refuse(supabase, arguments, message):
+    supabase.execute(RECIPE.read_text())
+    store_in_vault(supabase)
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+        with supabase.transaction():
+            supabase.execute(f"select private.run_job_queue({arguments})")
+    assert calls(supabase) == []
