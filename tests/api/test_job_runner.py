@@ -388,6 +388,32 @@ def test_the_endpoint_is_off_when_no_secret_is_configured(client):
     assert post_run(client, secret=None).status_code == 404
 
 
+def test_a_database_that_does_not_answer_is_503_at_once(tmp_path):
+    from viewzenix import create_app
+
+    app = create_app(
+        app_config.TestingConfig(
+            {
+                # Nothing listens on port 1: connections are refused.
+                "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/viewzenix?connect_timeout=1",
+                "DATA_DIR": str(tmp_path),
+                "JOB_QUEUE_RUNNER_SECRET": SECRET,
+            }
+        )
+    )
+    try:
+        response = post_run(app.test_client())
+    finally:
+        app.extensions["viewzenix"].close()
+
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "code": "database_unavailable",
+        "status": 503,
+        "message": "The job queue's database does not answer; nothing ran. Try again later.",
+    }
+
+
 # --- arguments -------------------------------------------------------------------------------
 
 

@@ -154,6 +154,9 @@ class JobRun(MethodView):
         """Run the due jobs: at most `limit` runs, none started after `time_budget_s` (runner secret)."""
         args = {**query_args, **(body_args or {})}
         runtime = get_runtime()
+        # Fail fast (2 s): procrastinate's own pool would wait 30 s, gunicorn's whole timeout.
+        if not runtime.db.ping():
+            raise QueueUnavailable()
         try:
             return runner.run_due_jobs(
                 runtime.config,
