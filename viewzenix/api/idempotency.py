@@ -1,5 +1,7 @@
 """Idempotency keys on every mutating ``/api`` endpoint (POST, PUT, PATCH, DELETE).
 
+Except views marked ``not_idempotent`` (``POST /api/jobs/run``: no user to scope keys to).
+
 A client sends ``Idempotency-Key: <key>`` (alias ``X-Idempotency-Key``; the IETF draft's quoted
 string or a bare value; 1–255 printable ASCII characters). Per user, the first response to a key
 (status, body, content type) is stored and replayed for the same request with
