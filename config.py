@@ -91,6 +91,14 @@ class Config:
         # Reconciliation of our books with each broker's, by the worker (cron syntax, UTC; "" = off).
         # It reports drift; repairing is an operator's decision (flask reconcile --repair).
         self.RECONCILE_CRON = env.get("RECONCILE_CRON", "*/15 * * * *").strip()
+        # Shared secret of POST /api/jobs/run (the cron-driven runner; see supabase/job_runner_cron.sql),
+        # sent as "Authorization: Bearer <secret>". Unset: the endpoint answers 404 job_runner_disabled.
+        self.JOB_QUEUE_RUNNER_SECRET = env.get("JOB_QUEUE_RUNNER_SECRET") or None
+        if self.JOB_QUEUE_RUNNER_SECRET is not None and len(self.JOB_QUEUE_RUNNER_SECRET) < 32:
+            raise ConfigError(
+                "JOB_QUEUE_RUNNER_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), "
+                f"got {len(self.JOB_QUEUE_RUNNER_SECRET)}"
+            )
         # Supabase Auth. Without SUPABASE_URL the app runs in local mode and signs its own tokens.
         self.SUPABASE_URL = (env.get("SUPABASE_URL") or "").rstrip("/") or None
         self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None
@@ -166,7 +174,15 @@ class Config:
         self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
         self.API_SPEC_OPTIONS = {
             "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    # POST /api/jobs/run (viewzenix.api.job_runner): the shared runner secret.
+                    "jobRunnerSecret": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "JOB_QUEUE_RUNNER_SECRET",
+                    },
+                }
             },
             "security": [{"bearerAuth": []}],
         }

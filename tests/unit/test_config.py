@@ -44,6 +44,7 @@ def test_production_starts_with_its_secrets():
         ({"TRUSTED_PROXY_COUNT": "1.5"}, "TRUSTED_PROXY_COUNT must be a whole number"),
         ({"IDEMPOTENCY_KEY_TTL_HOURS": "0"}, "IDEMPOTENCY_KEY_TTL_HOURS must be at least 1"),
         ({"IDEMPOTENCY_KEY_TTL_HOURS": "1.5"}, "IDEMPOTENCY_KEY_TTL_HOURS must be a whole number"),
+        ({"JOB_QUEUE_RUNNER_SECRET": "x" * 31}, "JOB_QUEUE_RUNNER_SECRET must be at least 32 characters"),
     ],
 )
 def test_refuses_invalid_values_naming_the_variable(env, message):

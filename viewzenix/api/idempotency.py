@@ -1,5 +1,7 @@
 """Idempotency keys on every mutating ``/api`` endpoint (POST, PUT, PATCH, DELETE).
 
+Except views marked ``not_idempotent`` (``POST /api/jobs/run``: no user to scope keys to).
+
 A client sends ``Idempotency-Key: <key>`` (alias ``X-Idempotency-Key``; the IETF draft's quoted
 string or a bare value; 1–255 printable ASCII characters). Per user, the first response to a key
 (status, body, content type) is stored and replayed for the same request with
@@ -208,12 +210,31 @@ def _replay(stored: repo.StoredResponse) -> Response:
     return response
 
 
+def not_idempotent(view: Any) -> Any:
+    """Leave a view (a function or a MethodView class) out of ``make_api_idempotent``.
+
+    For endpoints without a user (keys are scoped per user), e.g. the job runner, whose callers
+    authenticate with a shared secret.
+    """
+    view.idempotency_exempt = True
+    return view
+
+
+def _exempt(view: Any) -> bool:
+    return getattr(view, "idempotency_exempt", False) or getattr(
+        getattr(view, "view_class", None), "idempotency_exempt", False
+    )
+
+
 def make_api_idempotent(app: Flask, url_prefix: str = "/api/") -> None:
-    """Wrap the view of every mutating rule under ``url_prefix`` with ``idempotent`` (once each)."""
+    """Wrap the view of every mutating rule under ``url_prefix`` with ``idempotent`` (once each).
+
+    Views marked ``not_idempotent`` are left as they are.
+    """
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith(url_prefix) and (rule.methods or set()) & MUTATING_METHODS:
             view = app.view_functions[rule.endpoint]
-            if not getattr(view, "idempotent", False):
+            if not getattr(view, "idempotent", False) and not _exempt(view):
                 app.view_functions[rule.endpoint] = idempotent(view)
 
 
