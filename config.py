@@ -88,6 +88,17 @@ class Config:
         # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
         self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)
         self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "*/15 * * * * *"
+        # SIGTERM/SIGINT to a worker: running jobs get this long (seconds) to finish, then are handed
+        # back to the queue and the worker exits. Heartbeats stop during the wait, so it must stay
+        # at most half of STALLED_JOB_SECONDS (default 15 s, or that half when smaller).
+        self.WORKER_SHUTDOWN_TIMEOUT_SECONDS = _int(
+            env, "WORKER_SHUTDOWN_TIMEOUT_SECONDS", max(1, min(15, self.STALLED_JOB_SECONDS // 2))
+        )
+        if not 1 <= self.WORKER_SHUTDOWN_TIMEOUT_SECONDS <= self.STALLED_JOB_SECONDS / 2:
+            raise ConfigError(
+                "WORKER_SHUTDOWN_TIMEOUT_SECONDS must be between 1 and half of STALLED_JOB_SECONDS "
+                f"({self.STALLED_JOB_SECONDS}), got {self.WORKER_SHUTDOWN_TIMEOUT_SECONDS}"
+            )
         # Reconciliation of our books with each broker's, by the worker (cron syntax, UTC; "" = off).
         # It reports drift; repairing is an operator's decision (flask reconcile --repair).
         self.RECONCILE_CRON = env.get("RECONCILE_CRON", "*/15 * * * *").strip()
