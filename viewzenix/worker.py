@@ -31,6 +31,8 @@ def main() -> None:
         reconcile_cron=config.RECONCILE_CRON,
         stalled_job_seconds=config.STALLED_JOB_SECONDS,
         stalled_jobs_cron=config.STALLED_JOBS_CRON,
+        job_retention_days=config.JOB_RETENTION_DAYS,
+        day_order_expiry_cron=config.DAY_ORDER_EXPIRY_CRON,
     )
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})
