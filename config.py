@@ -88,6 +88,25 @@ class Config:
         # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
         self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)
         self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "*/15 * * * * *"
+        # SIGTERM/SIGINT to a worker: running jobs get this long (seconds) to finish, then are handed
+        # back to the queue and the worker exits. Heartbeats stop during the wait, so it must stay
+        # at most half of STALLED_JOB_SECONDS (default 15 s, or that half when smaller).
+        self.WORKER_SHUTDOWN_TIMEOUT_SECONDS = _int(
+            env, "WORKER_SHUTDOWN_TIMEOUT_SECONDS", max(1, min(15, self.STALLED_JOB_SECONDS // 2))
+        )
+        if not 1 <= self.WORKER_SHUTDOWN_TIMEOUT_SECONDS <= self.STALLED_JOB_SECONDS / 2:
+            raise ConfigError(
+                "WORKER_SHUTDOWN_TIMEOUT_SECONDS must be between 1 and half of STALLED_JOB_SECONDS "
+                f"({self.STALLED_JOB_SECONDS}), got {self.WORKER_SHUTDOWN_TIMEOUT_SECONDS}"
+            )
+        # Succeeded and cancelled jobs (with their events and attempt records) are deleted this
+        # many days after they ended, hourly; failed jobs are kept.
+        self.JOB_RETENTION_DAYS = _int(env, "JOB_RETENTION_DAYS", 14)
+        if self.JOB_RETENTION_DAYS < 1:
+            raise ConfigError(f"JOB_RETENTION_DAYS must be at least 1, got {self.JOB_RETENTION_DAYS}")
+        # When the worker expires resting paper day orders after the US equity close (16:00 New
+        # York; cron, UTC; "" = only when a later price arrives). Each run expires what is due.
+        self.DAY_ORDER_EXPIRY_CRON = env.get("DAY_ORDER_EXPIRY_CRON", "*/5 * * * *").strip()
         # Reconciliation of our books with each broker's, by the worker (cron syntax, UTC; "" = off).
         # It reports drift; repairing is an operator's decision (flask reconcile --repair).
         self.RECONCILE_CRON = env.get("RECONCILE_CRON", "*/15 * * * *").strip()

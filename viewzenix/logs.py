@@ -2,7 +2,8 @@
 
 Log records may carry ``action`` and ids (``signal_id``, ``order_id``, ``client_order_id``,
 ``job_id``, ``config_id``, ``user_id``, ``idempotency_key``) through ``extra=``; the JSON
-formatter emits them as fields.
+formatter emits them as fields. A periodic task's ``counts`` (what one run did, e.g.
+``{"jobs": 12, "events": 36}``) is emitted as a JSON object.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _FIELDS = (
     "user_id",
     "idempotency_key",
     "version",
+    "counts",
 )
 
 
@@ -38,10 +40,10 @@ class JsonFormatter(logging.Formatter):
         for name in _FIELDS:
             value = getattr(record, name, None)
             if value is not None:
-                entry[name] = str(value)
+                entry[name] = value if name == "counts" else str(value)
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

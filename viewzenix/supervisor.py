@@ -4,6 +4,12 @@ Starts Postgres (embedded under ``DATA_DIR/pg`` unless ``DATABASE_URL`` is set),
 migrations, creates a local user and a demo webhook config (kept across runs), then starts the
 Procfile's ``web`` (gunicorn) and ``worker`` processes and prints the webhook URL, a local access
 token and the API docs address. Ctrl-C (or SIGTERM) stops the children, then Postgres.
+
+A worker that dies (a crash, out of memory, a kill) is started again, with a message saying so;
+one that keeps dying soon after it starts waits longer each time (1, 2, 4 … up to 30 s), so a
+worker that cannot start does not spin. Its jobs are safe meanwhile: the next worker's
+stalled-job recovery retries what the dead one left running. The web process (gunicorn, itself a
+supervisor of its workers) is not restarted: if it exits, everything stops.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
 
 from config import PROJECT_ROOT, Config, load_config
 from viewzenix.db.migrate import apply_migrations
@@ -66,6 +76,91 @@ def _config_exists(env: dict[str, str], config_id: str) -> bool:
         )
 
 
+@dataclass
+class Child:
+    """One supervised process: its name, command line, and whether it is started again when it dies."""
+
+    name: str
+    argv: Sequence[str]
+    restart: bool = False
+    stop_timeout: float = 15.0
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_deaths: int = 0  # deaths in a row, each soon after its start
+    restart_at: float | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Children:
+    """Start child processes, start a dying restartable one again with back-off, stop them all.
+
+    ``poll()`` is called in a loop; a child marked ``restart`` that exited is started again after
+    ``backoff_base`` × 2^(deaths in a row − 1) seconds (at most ``backoff_max``); a death more than
+    ``stable_after`` seconds after its start counts as the first in a row again. Every death and
+    restart is reported on ``out``. A child not marked ``restart`` that exits ends the run.
+    """
+
+    children: list[Child]
+    env: dict[str, str]
+    cwd: Path
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    stable_after: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    out: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def start(self) -> None:
+        """Start every child."""
+        for child in self.children:
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        child.proc = subprocess.Popen(list(child.argv), env=self.env, cwd=self.cwd)  # noqa: S603
+        child.started_at = self.clock()
+        child.restart_at = None
+
+    def poll(self) -> str | None:
+        """Handle exits and due restarts; return why the run must end (a child not restarted), or None."""
+        now = self.clock()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restarts += 1
+                    self._spawn(child)
+                    self._say(f"{child.name} restarted (pid {child.proc.pid}, restart {child.restarts})")
+                continue
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            code = child.proc.returncode
+            if not child.restart:
+                return f"{child.name} exited with code {code}"
+            if now - child.started_at > self.stable_after:
+                child.quick_deaths = 0
+            child.quick_deaths += 1
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (child.quick_deaths - 1))
+            again = f" ({child.quick_deaths} times in a row)" if child.quick_deaths > 1 else ""
+            self._say(f"{child.name} exited with code {code}{again}; restarting it in {delay:g} s")
+            child.restart_at = now + delay
+        return None
+
+    def stop(self) -> None:
+        """SIGTERM every running child, wait for each up to its ``stop_timeout``, then SIGKILL it."""
+        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            child.proc.send_signal(signal.SIGTERM)
+        for child in running:
+            try:
+                child.proc.wait(timeout=child.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._say(f"{child.name} did not stop within {child.stop_timeout:g} s; killing it")
+                child.proc.kill()
+                child.proc.wait()
+
+    def _say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+
 def _wait_healthy(url: str, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,14 +195,18 @@ def main() -> int:
     print(f"Migrations: {len(applied)} applied now")
     demo = _demo_config(load_config(env), env)
 
-    children = {
-        "web": subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "gunicorn.conf.py"],
-            env=env,
-            cwd=PROJECT_ROOT,
-        ),
-        "worker": subprocess.Popen([sys.executable, "-m", "viewzenix.worker"], env=env, cwd=PROJECT_ROOT),
-    }
+    worker_stop = load_config(env).WORKER_SHUTDOWN_TIMEOUT_SECONDS + 5.0
+    children = Children(
+        [
+            Child("web", [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "gunicorn.conf.py"]),
+            Child(
+                "worker", [sys.executable, "-m", "viewzenix.worker"], restart=True, stop_timeout=worker_stop
+            ),
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    children.start()
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -138,19 +237,12 @@ def main() -> int:
         )
     code = 0
     while not stopping:
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping.", file=sys.stderr)
-                stopping, code = True, 1
+        reason = children.poll()
+        if reason is not None:
+            print(f"{reason}; stopping.", file=sys.stderr)
+            stopping, code = True, 1
         time.sleep(0.2)
-    for proc in children.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in children.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    children.stop()
     if server is not None:
         server.cleanup()
     print("Stopped.")

@@ -1,7 +1,9 @@
 """The job worker process: ``python -m viewzenix.worker`` (Procfile ``worker``).
 
 Runs procrastinate's worker on the ``signals`` queue. ``WORKER_CONCURRENCY`` (default 4) jobs run
-at once; jobs of one (config, symbol) never run together (procrastinate ``lock``).
+at once; jobs of one (config, symbol) never run together (procrastinate ``lock``). SIGTERM or
+SIGINT: no new job is taken, running ones get ``WORKER_SHUTDOWN_TIMEOUT_SECONDS`` to finish, and
+any still running then goes back to the queue before the process exits (``jobs.graceful``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 
 from config import load_config
 from viewzenix.jobs.attempts import AttemptRecorder
+from viewzenix.jobs.graceful import run_worker
 from viewzenix.jobs.tasks import register_tasks
 from viewzenix.logs import configure_logging
 from viewzenix.runtime import build_runtime
@@ -29,14 +32,18 @@ def main() -> None:
         reconcile_cron=config.RECONCILE_CRON,
         stalled_job_seconds=config.STALLED_JOB_SECONDS,
         stalled_jobs_cron=config.STALLED_JOBS_CRON,
+        job_retention_days=config.JOB_RETENTION_DAYS,
+        day_order_expiry_cron=config.DAY_ORDER_EXPIRY_CRON,
     )
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})
     try:
         # Workers wake on NOTIFY (inserts, and lock releases: see migrations); the poll is a fallback.
-        runtime.jobs.run_worker(
+        run_worker(
+            runtime.jobs,
+            # SIGTERM: running jobs finish within this bound, else go back to the queue (graceful.py).
+            shutdown_timeout=config.WORKER_SHUTDOWN_TIMEOUT_SECONDS,
             concurrency=concurrency,
-            shutdown_graceful_timeout=10,
             fetch_job_polling_interval=1.0,
             # Heartbeats well inside the stalled-job threshold, so a live worker is never "dead".
             update_heartbeat_interval=min(10.0, config.STALLED_JOB_SECONDS / 3),

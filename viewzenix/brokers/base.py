@@ -198,3 +198,20 @@ class PriceDriven(Protocol):
         Returns the orders whose state changed (filled, triggered legs, OCO cancels, expiries).
         """
         ...
+
+
+@runtime_checkable
+class SessionDriven(Protocol):
+    """The optional capability of a simulator: it is told when a trading session closes.
+
+    A real broker expires its own ``day`` orders at the close (Alpaca: canceled/expired after
+    16:00 New York); the paper broker learns of the close from the worker's periodic task.
+    """
+
+    def expire_day_orders(self, session_close: datetime, at: datetime) -> list[BrokerOrder]:
+        """Expire the working ``day`` orders submitted before ``session_close`` (UTC).
+
+        Symbols without a session (crypto) are left alone. ``at``: UTC time of the expiry.
+        Returns the orders whose state changed (the expired ones, their canceled held legs).
+        """
+        ...

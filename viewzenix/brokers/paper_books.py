@@ -137,6 +137,13 @@ order by created_at, id
 for update
 """
 
+SYMBOLS_WITH_DAY_ORDERS_BEFORE = """
+select distinct symbol from paper.orders
+where config_id = %(config_id)s and status in ('accepted', 'partially_filled')
+  and time_in_force = 'day' and submitted_at < %(before)s
+order by symbol
+"""
+
 LOCK_CHILDREN = """
 select * from paper.orders where parent_order_id = %(parent_order_id)s order by created_at, id
 for update
@@ -469,6 +476,12 @@ def lock_working(conn: Connection, config_id: uuid.UUID, symbol: str) -> list[Pa
     """Lock and return the symbol's working orders (accepted, partially_filled), oldest first."""
     rows = conn.execute(LOCK_WORKING, {"config_id": config_id, "symbol": symbol}).fetchall()
     return [PaperOrder.from_row(row) for row in rows]
+
+
+def symbols_with_day_orders_before(conn: Connection, config_id: uuid.UUID, before: datetime) -> list[str]:
+    """Return the symbols with working DAY orders submitted before ``before`` (UTC), by name."""
+    rows = conn.execute(SYMBOLS_WITH_DAY_ORDERS_BEFORE, {"config_id": config_id, "before": before})
+    return [row["symbol"] for row in rows]
 
 
 def lock_children(conn: Connection, parent_order_id: uuid.UUID) -> list[PaperOrder]:

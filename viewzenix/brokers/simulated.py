@@ -33,7 +33,9 @@ Fill rules (document of record; prices in the quote currency, Decimal throughout
     price of every later signal for the same symbol (``process_price``). At submission the
     price is the reference price, else the symbol's last known price. IOC and FOK orders that
     cannot fill at once are CANCELED (``not_marketable``). DAY orders still resting expire
-    (EXPIRED) when a price arrives on a later New York calendar date than their submission.
+    (EXPIRED) at the US equity session close (``expire_day_orders``, which the worker runs
+    after 16:00 New York; crypto has no session), or when a price arrives on a later New York
+    calendar date than their submission, whichever comes first.
   - Take-profit / stop-loss legs (``parent_client_order_id``) wait as HELD until the parent
     fills, then rest (ACCEPTED) and are checked at once; a leg filling cancels its open sibling
     legs (OCO). Canceling, rejecting or expiring a parent cancels its waiting legs.
@@ -100,6 +102,7 @@ from viewzenix.domain.model import (
     TradingSettings,
 )
 from viewzenix.domain.positions import apply_fill, cash_delta
+from viewzenix.domain.sessions import is_crypto
 
 __all__ = ["NO_MARKET_PRICE_MESSAGE", "SimulatedBroker", "fill_commission", "slipped_price"]
 
@@ -135,8 +138,8 @@ class SimulatedBroker:
     ``settings`` supplies starting_cash, slippage_bps, commission_rate and commission_fixed
     (account currency). ``clock`` returns the UTC time of submits and cancels (submitted_at,
     filled_at of an immediate fill, canceled_at); ``process_price`` uses the price's own time.
-    Implements ``Broker`` and ``PriceDriven``; every method runs in its own transaction on
-    ``db`` and raises BrokerUnavailable when Postgres cannot be reached or the transaction
+    Implements ``Broker``, ``PriceDriven`` and ``SessionDriven``; every method runs in its own
+    transaction on ``db`` and raises BrokerUnavailable when Postgres cannot be reached or the transaction
     fails operationally (pool timeout, lost connection, deadlock): the call was rolled back,
     unless the connection broke while committing, so look an order up before submitting again.
     """
@@ -285,6 +288,39 @@ class SimulatedBroker:
             after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
         old = {report.client_order_id: report for report in before}
         return [report for report in after if report != old[report.client_order_id]]
+
+    # --- SessionDriven -----------------------------------------------------------------------
+
+    def expire_day_orders(self, session_close: datetime, at: datetime) -> list[BrokerOrder]:
+        """Expire the working DAY orders submitted before ``session_close`` (UTC); return the changes.
+
+        The session's close is US equities' (``viewzenix.domain.sessions``); crypto symbols have
+        none and are skipped. Expiring a parent cancels its held legs (``parent_not_filled``).
+        Each symbol is handled like ``process_price``: its position row locked first, in one
+        transaction. Returns, oldest first, every order whose report changed.
+        Raises BrokerUnavailable.
+        """
+        with self._transaction() as conn:
+            symbols = books.symbols_with_day_orders_before(conn, self.config_id, session_close)
+        changed: list[BrokerOrder] = []
+        for symbol in symbols:
+            if is_crypto(symbol):
+                continue
+            with self._transaction() as conn:
+                books.lock_position(conn, self.config_id, symbol)
+                opened = books.open_orders(conn, self.config_id, symbol)
+                before = {r.client_order_id: r for r in self._reports(conn, opened)}
+                for order in books.lock_working(conn, self.config_id, symbol):
+                    current = books.get_order(conn, order.id)
+                    if (
+                        current.time_in_force is TimeInForce.DAY
+                        and current.status in books.WORKING_STATUSES
+                        and current.submitted_at < session_close
+                    ):
+                        self._expire(conn, current, at, reason="at the session close")
+                after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
+            changed += [r for r in after if r != before[r.client_order_id]]
+        return changed
 
     # --- placing an order --------------------------------------------------------------------
 
@@ -521,13 +557,19 @@ class SimulatedBroker:
             return False
         return _new_york_date(at) > _new_york_date(order.submitted_at)
 
-    def _expire(self, conn: Connection, order: PaperOrder, at: datetime) -> PaperOrder:
+    def _expire(
+        self,
+        conn: Connection,
+        order: PaperOrder,
+        at: datetime,
+        reason: str = "a price arrived on a later New York trading date",
+    ) -> PaperOrder:
         expired = books.set_status(
             conn,
             order.id,
             OrderStatus.EXPIRED,
             status_code="day_order_expired",
-            status_message="day order expired: a price arrived on a later New York trading date",
+            status_message=f"day order expired: {reason}",
         )
         self._cancel_held_legs(conn, order, at)
         logger.info("simulated day order expired", extra=self._log("order_expired", order))

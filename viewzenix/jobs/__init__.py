@@ -29,6 +29,11 @@ PURGE_CRON = "17 * * * *"  # hourly
 # The periodic reconciliation compares the orders of the last two days (positions always whole);
 # `flask reconcile` and the admin API compare everything.
 RECONCILE_WINDOW = timedelta(days=2)
+# Housekeeping (services.housekeeping): finished jobs past JOB_RETENTION_DAYS, hourly; paper day
+# orders at the session close, on DAY_ORDER_EXPIRY_CRON.
+DELETE_FINISHED_JOBS = "viewzenix.delete_finished_jobs"
+DELETE_FINISHED_JOBS_CRON = "41 * * * *"  # hourly
+EXPIRE_DAY_ORDERS = "viewzenix.expire_day_orders"
 QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 import procrastinate
 
 from viewzenix.jobs import (
+    DELETE_FINISHED_JOBS,
+    DELETE_FINISHED_JOBS_CRON,
     EXECUTE_SIGNAL,
+    EXPIRE_DAY_ORDERS,
     MAINTENANCE_QUEUE,
     PURGE_CRON,
     PURGE_EXPIRED,
@@ -39,6 +42,8 @@ def register_tasks(
     reconcile_cron: str = "",
     stalled_job_seconds: float = 30,
     stalled_jobs_cron: str = "*/15 * * * * *",
+    job_retention_days: int = 14,
+    day_order_expiry_cron: str = "",
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
@@ -55,7 +60,7 @@ def register_tasks(
     from procrastinate.jobs import Status
 
     from viewzenix.services.execution import execute_signal, fail_signal
-    from viewzenix.services.housekeeping import purge_expired
+    from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.reconciliation import reconcile
 
     @job_app.task(
@@ -121,10 +126,43 @@ def register_tasks(
     @job_app.task(name=PURGE_EXPIRED, queue=MAINTENANCE_QUEUE, pass_context=False)
     def purge_expired_task(timestamp: int | None = None) -> None:
         counts = purge_expired(db)
-        logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", **counts})
+        logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", "counts": counts})
 
     if reconcile_cron:
         job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
+
+    # --- housekeeping: finished jobs, paper day orders at the close ---------------------------
+
+    @job_app.periodic(cron=DELETE_FINISHED_JOBS_CRON, periodic_id="delete_finished_jobs")
+    @job_app.task(name=DELETE_FINISHED_JOBS, queue=MAINTENANCE_QUEUE, pass_context=False)
+    def delete_finished_jobs_task(timestamp: int | None = None) -> None:
+        counts = delete_finished_jobs(db, job_retention_days)
+        logger.info(
+            "deleted %s finished job(s) older than %s days (%s events, %s periodic defers)",
+            counts["jobs"],
+            job_retention_days,
+            counts["events"],
+            counts["periodic_defers"],
+            extra={
+                "action": "finished_jobs_deleted",
+                "counts": {**counts, "retention_days": job_retention_days},
+            },
+        )
+
+    @job_app.task(name=EXPIRE_DAY_ORDERS, queue=MAINTENANCE_QUEUE, pass_context=False)
+    def expire_day_orders_task(timestamp: int | None = None) -> None:
+        counts = expire_day_orders(db)
+        logger.info(
+            "expired %s day order(s) at the session close of %s (%s held leg(s) canceled, %s config(s))",
+            counts["orders_expired"],
+            counts["session_close"].isoformat(),
+            counts["orders_canceled"],
+            counts["configs"],
+            extra={"action": "day_orders_expired", "counts": counts},
+        )
+
+    if day_order_expiry_cron:
+        job_app.periodic(cron=day_order_expiry_cron, periodic_id="expire_day_orders")(expire_day_orders_task)
 
     # Supabase sync (issue 8): the periodic drift check of watchers and users, self-contained.
     from viewzenix.services.sync_check import register_periodic_check

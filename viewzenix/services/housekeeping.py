@@ -1,9 +1,31 @@
-"""Housekeeping: delete rows whose time is up (run hourly by the worker)."""
+"""Housekeeping the worker runs on schedules: delete rows whose time is up, close the paper session.
+
+- ``purge_expired`` (hourly): expired idempotency keys and duplicate-alert claims, old
+  reconciliation runs.
+- ``delete_finished_jobs`` (hourly): procrastinate jobs that ended ``succeeded`` or
+  ``cancelled`` more than ``JOB_RETENTION_DAYS`` ago, with their events (and attempt records:
+  foreign keys ``on delete cascade``). Failed jobs stay for an operator to read.
+- ``expire_day_orders`` (every few minutes): resting paper ``day`` orders of US equities expire
+  at the session close (16:00 New York), reported through the ledger like any broker report.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from viewzenix.brokers import BrokerNotAvailable, broker_for
+from viewzenix.brokers.base import Broker, SessionDriven
 from viewzenix.db import Database
+from viewzenix.domain.model import OrderStatus
+from viewzenix.domain.sessions import last_session_close
 from viewzenix.repositories import idempotency_keys, signal_dedupe
+from viewzenix.services import ledger
+
+logger = logging.getLogger(__name__)
 
 RECONCILIATIONS_KEPT_DAYS = 30
 PURGE_RECONCILIATIONS = """
@@ -25,3 +47,118 @@ def purge_expired(db: Database) -> dict[str, int]:
                 PURGE_RECONCILIATIONS, {"days": RECONCILIATIONS_KEPT_DAYS}
             ).rowcount,
         }
+
+
+# --- finished jobs -------------------------------------------------------------------------
+
+# A job ended when its last event was written (procrastinate_events: deferred, started,
+# succeeded …); its events (and attempt records) cascade with it, and procrastinate's delete
+# trigger unlinks its periodic_defers row. procrastinate's own builtin_tasks.remove_old_jobs
+# (JobManager.delete_old_jobs) deletes the same jobs but returns no count and ranks every job's
+# events in one pass (DISTINCT ON over all jobs); this one counts, and goes in batches.
+DELETE_FINISHED_JOBS = """
+with old as (
+    select j.id from public.procrastinate_jobs j
+    where j.status = any(%(statuses)s::public.procrastinate_job_status[])
+      and (select max(e.at) from public.procrastinate_events e where e.job_id = j.id) < %(before)s
+    order by j.id
+    limit %(batch)s
+), events as (
+    select count(*) as n from public.procrastinate_events e join old on e.job_id = old.id
+), jobs as (
+    delete from public.procrastinate_jobs j using old where j.id = old.id
+    returning 1
+)
+select (select count(*) from jobs) as jobs, (select n from events) as events
+"""
+# A periodic task's defer rows (one per run, e.g. 5760 a day for the 15 s stalled-job check)
+# only guard against deferring the same run twice; past the retention they guard nothing.
+DELETE_OLD_PERIODIC_DEFERS = """
+delete from public.procrastinate_periodic_defers
+where job_id is null and defer_timestamp < extract(epoch from %(before)s::timestamptz)
+"""
+FINISHED_STATUSES = ["succeeded", "cancelled"]
+
+
+def delete_finished_jobs(
+    db: Database, retention_days: int, *, now: datetime | None = None, batch: int = 5000
+) -> dict[str, int]:
+    """Delete jobs that ended ``succeeded`` or ``cancelled`` over ``retention_days`` days ago.
+
+    Returns the counts deleted: ``jobs``, their ``events`` (attempt records cascade with their
+    job too), and ``periodic_defers``: periodic runs deferred before the cutoff whose job is
+    gone. ``failed``, ``aborted`` and unfinished jobs are kept. Deletes at most ``batch`` jobs
+    per transaction, until none is left. ``now``: UTC (tests).
+    """
+    before = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    totals = {"jobs": 0, "events": 0, "periodic_defers": 0}
+    while True:
+        with db.transaction() as conn:
+            row = conn.execute(
+                DELETE_FINISHED_JOBS, {"statuses": FINISHED_STATUSES, "before": before, "batch": batch}
+            ).fetchone()
+        totals["jobs"] += int(row["jobs"])
+        totals["events"] += int(row["events"])
+        if row["jobs"] < batch:
+            break
+    with db.transaction() as conn:
+        totals["periodic_defers"] = conn.execute(DELETE_OLD_PERIODIC_DEFERS, {"before": before}).rowcount
+    return totals
+
+
+# --- day orders at the session close -------------------------------------------------------
+
+# Configs whose books hold an open day order placed before the close: the candidates (the
+# broker decides what actually expires). Crypto symbols are skipped by the broker.
+CONFIGS_WITH_DAY_ORDERS = """
+select c.* from public.webhook_configs c
+where (%(config_id)s::uuid is null or c.id = %(config_id)s)
+  and exists (
+    select 1 from public.orders o
+    where o.config_id = c.id and o.time_in_force = 'day'
+      and coalesce(o.submitted_at, o.created_at) < %(close)s
+      and o.status in ('submitted', 'accepted', 'partially_filled'))
+order by c.created_at, c.id
+"""
+BrokerFactory = Callable[[dict[str, Any]], Broker]
+
+
+def expire_day_orders(
+    db: Database,
+    *,
+    now: datetime | None = None,
+    config_id: uuid.UUID | None = None,
+    brokers: BrokerFactory | None = None,
+) -> dict[str, Any]:
+    """Expire resting ``day`` orders placed before the latest US equity session close.
+
+    For every config (or the one ``config_id``) whose broker is ``SessionDriven`` (the paper
+    broker; a real broker expires its own), the broker expires them and the ledger records its
+    reports, as it records any broker report (idempotent; a stale report never moves an order
+    back). Returns ``session_close`` (UTC), ``configs`` (with orders expired),
+    ``orders_expired`` and ``orders_canceled`` (held legs of expired orders). ``now``: UTC.
+    """
+    now = now or datetime.now(UTC)
+    close = last_session_close(now)
+    make_broker = brokers or (lambda config: broker_for(db, config))
+    with db.transaction() as conn:
+        configs = conn.execute(CONFIGS_WITH_DAY_ORDERS, {"config_id": config_id, "close": close}).fetchall()
+    counts: dict[str, Any] = {"session_close": close, "configs": 0, "orders_expired": 0, "orders_canceled": 0}
+    for config in configs:
+        try:
+            broker = make_broker(config)
+        except BrokerNotAvailable:
+            continue
+        if not isinstance(broker, SessionDriven):
+            continue
+        reports = broker.expire_day_orders(close, now)
+        if not reports:
+            continue
+        book = ledger.Book.for_config(config)
+        with db.transaction() as conn:
+            for report in reports:
+                ledger.record_report(conn, book, report, now)
+        counts["configs"] += 1
+        counts["orders_expired"] += sum(1 for r in reports if r.status is OrderStatus.EXPIRED)
+        counts["orders_canceled"] += sum(1 for r in reports if r.status is OrderStatus.CANCELED)
+    return counts

@@ -1,0 +1,98 @@
+"""The ``make run`` supervisor starts a dying worker again, says so, and backs off when it keeps dying.
+
+Real child processes (small Python programs standing in for the worker and the web server); the
+supervisor's restart loop (``Children.poll``) is driven the way ``main`` drives it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import time
+
+from viewzenix.supervisor import Child, Children
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+DIES_AT_ONCE = [sys.executable, "-c", "raise SystemExit(3)"]
+
+
+def supervise(*children: Child, **settings) -> tuple[Children, io.StringIO]:
+    out = io.StringIO()
+    supervisor = Children(list(children), env=dict(os.environ), cwd=os.getcwd(), out=out, **settings)
+    supervisor.start()
+    return supervisor, out
+
+
+def poll_until(supervisor: Children, predicate, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert supervisor.poll() is None
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_killed_worker_is_started_again_and_the_supervisor_says_so():
+    worker = Child("worker", SLEEPER, restart=True)
+    web = Child("web", SLEEPER)
+    supervisor, out = supervise(web, worker, backoff_base=0.01)
+    try:
+        first = worker.proc
+        os.kill(first.pid, signal.SIGKILL)
+        poll_until(supervisor, lambda: worker.proc is not first, "the worker to be restarted")
+
+        assert worker.proc.poll() is None  # the new worker runs
+        assert web.proc.poll() is None  # and the web process was left alone
+        assert out.getvalue().splitlines() == [
+            "worker exited with code -9; restarting it in 0.01 s",
+            f"worker restarted (pid {worker.proc.pid}, restart 1)",
+        ]
+    finally:
+        supervisor.stop()
+    assert worker.proc.returncode == -signal.SIGTERM
+    assert web.proc.returncode == -signal.SIGTERM
+
+
+def test_a_worker_that_keeps_dying_is_restarted_after_longer_and_longer_waits_up_to_the_cap():
+    worker = Child("worker", DIES_AT_ONCE, restart=True)
+    supervisor, out = supervise(worker, backoff_base=0.01, backoff_max=0.04, stable_after=3600)
+    try:
+        poll_until(supervisor, lambda: worker.restarts == 4 and worker.proc.poll() is not None, "4 restarts")
+    finally:
+        supervisor.stop()
+
+    deaths = [line for line in out.getvalue().splitlines() if "exited" in line]
+    assert deaths[:5] == [
+        "worker exited with code 3; restarting it in 0.01 s",
+        "worker exited with code 3 (2 times in a row); restarting it in 0.02 s",
+        "worker exited with code 3 (3 times in a row); restarting it in 0.04 s",
+        "worker exited with code 3 (4 times in a row); restarting it in 0.04 s",
+        "worker exited with code 3 (5 times in a row); restarting it in 0.04 s",
+    ]
+
+
+def test_a_death_long_after_the_start_counts_as_the_first_in_a_row_again():
+    now = [0.0]
+    worker = Child("worker", DIES_AT_ONCE, restart=True)
+    supervisor, out = supervise(worker, backoff_base=5, stable_after=30, clock=lambda: now[0])
+    try:
+        worker.proc.wait()
+        worker.quick_deaths = 3  # it had died quickly three times before this run
+        now[0] = 31.0  # ... but this run lasted longer than stable_after
+        assert supervisor.poll() is None
+    finally:
+        supervisor.stop()
+    assert out.getvalue().splitlines() == ["worker exited with code 3; restarting it in 5 s"]
+
+
+def test_a_web_process_that_exits_ends_the_run():
+    web = Child("web", DIES_AT_ONCE)
+    supervisor, _ = supervise(web)
+    try:
+        web.proc.wait()
+        assert supervisor.poll() == "web exited with code 3"
+    finally:
+        supervisor.stop()

@@ -1,0 +1,40 @@
+"""Specification of the trading session rules: the US equity close, and crypto's lack of one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from viewzenix.domain.sessions import is_crypto, last_session_close
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "close"),
+    [
+        (utc(2026, 11, 23, 21, 0), utc(2026, 11, 23, 21, 0)),  # Monday 16:00 New York (EST) exactly
+        (utc(2026, 11, 23, 20, 59), utc(2026, 11, 20, 21, 0)),  # Monday 15:59: Friday's close
+        (utc(2026, 11, 24, 3, 0), utc(2026, 11, 23, 21, 0)),  # Monday 22:00 New York
+        (utc(2026, 11, 22, 12, 0), utc(2026, 11, 20, 21, 0)),  # Sunday: Friday's close
+        (utc(2026, 7, 15, 20, 30), utc(2026, 7, 15, 20, 0)),  # summer (EDT): 16:00 is 20:00 UTC
+        (utc(2026, 11, 2, 20, 30), utc(2026, 10, 30, 20, 0)),  # first Monday of EST, 15:30 New York
+    ],
+)
+def test_the_last_close_is_16_00_new_york_on_the_latest_weekday_not_after_now(now, close):
+    assert last_session_close(now) == close
+
+
+@pytest.mark.parametrize(
+    "symbol", ["BTCUSD", "ETHUSDT", "BTC/USD", "BINANCE:BTCUSDT", "BTCUSDT.P", "SOLUSDC", "ETHBTC"]
+)
+def test_crypto_pairs_have_no_session(symbol):
+    assert is_crypto(symbol)
+
+
+@pytest.mark.parametrize("symbol", ["AAPL", "GOOGL", "NASDAQ:AAPL", "BRK.B", "USD", "SPY"])
+def test_us_equities_have_a_session(symbol):
+    assert not is_crypto(symbol)

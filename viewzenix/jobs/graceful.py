@@ -1,0 +1,146 @@
+"""Run a procrastinate worker whose stop on SIGTERM/SIGINT is bounded in time.
+
+What procrastinate 3.10 does on its own: on SIGTERM it stops fetching, waits up to
+``shutdown_graceful_timeout`` seconds for the running jobs, then *asks* them to abort. An async
+task is cancelled; a sync task (ours: ``execute_signal`` runs in a thread) cannot be, so the
+worker then waits for it however long it takes — the bound only holds for async tasks. And a
+second SIGTERM kills the process at once (its handler is uninstalled after the first), leaving
+the job ``doing`` until stalled-job recovery notices the dead worker.
+
+``run_worker`` keeps procrastinate's graceful stop and adds the bound: a job still running
+``shutdown_timeout`` seconds (+ a short margin for procrastinate to record the outcome) after the
+first signal, or when a second signal arrives, is handed back to the queue (procrastinate's
+``retry_job_by_id``: ``todo``, due now, one attempt counted) and the process exits at once. The
+job's next run resumes from what the ledger recorded (a ``pending_new`` order is looked up at the
+broker by ``client_order_id`` before any submit), so handing back never makes a second order.
+No job of this worker is left ``doing``.
+
+Heartbeats stop when the stop begins (procrastinate cancels its side tasks first), so the bound
+must stay well below ``STALLED_JOB_SECONDS``, else another worker's stalled-job sweep would
+retry a job that is still finishing here (``config.py`` checks this).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import procrastinate
+
+logger = logging.getLogger(__name__)
+
+# Past the bound, how long procrastinate gets to record the outcome of a job that just ended.
+RECORD_MARGIN_SECONDS = 2.0
+EXIT_HANDED_BACK = 0  # a requested stop: exit 0 even when jobs were handed back
+
+DOING_JOBS_OF_WORKER = """
+select id from procrastinate_jobs where worker_id = %(worker_id)s and status = 'doing' order by id
+"""
+
+
+class _WorkerSeen:
+    """Worker middleware: remembers the worker's id (in ``procrastinate_workers``) at its first job."""
+
+    def __init__(self) -> None:
+        self.worker_id: int | None = None
+
+    async def __call__(self, call_next: Any, context: procrastinate.JobContext, worker: Any) -> Any:
+        self.worker_id = worker.worker_id
+        return await call_next()
+
+
+def run_worker(job_app: procrastinate.App, *, shutdown_timeout: float, **worker_options: Any) -> None:
+    """Run ``job_app``'s worker until SIGTERM/SIGINT; stop within ``shutdown_timeout`` seconds.
+
+    ``worker_options`` are procrastinate's ``run_worker`` options (``concurrency``,
+    ``worker_middleware`` …; ``install_signal_handlers`` and ``shutdown_graceful_timeout`` are
+    set here). Returns once the worker stopped with every job finished; exits the process
+    (``os._exit``) after handing back the jobs still running past the bound.
+    """
+    asyncio.run(_run(job_app, shutdown_timeout, worker_options))
+
+
+async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dict[str, Any]) -> None:
+    seen = _WorkerSeen()
+    options = {
+        **options,
+        "install_signal_handlers": False,
+        "shutdown_graceful_timeout": shutdown_timeout,
+        "worker_middleware": [seen, *(options.get("worker_middleware") or [])],
+    }
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    async with job_app.open_async():
+        worker = asyncio.create_task(job_app.run_worker_async(**options), name="procrastinate worker")
+        if not await _interrupted(worker, stop_requested, timeout=None):
+            worker.result()  # the worker ended on its own (wait=False, or an error): re-raise
+            return
+        logger.info(
+            "stop requested: no new jobs; waiting up to %s s for running jobs to finish",
+            shutdown_timeout,
+            extra={"action": "worker_stopping"},
+        )
+        stop_requested.clear()
+        worker.cancel()  # procrastinate: stop fetching, wait shutdown_graceful_timeout, abort
+        if not await _interrupted(worker, stop_requested, timeout=shutdown_timeout + RECORD_MARGIN_SECONDS):
+            return  # every running job finished and was recorded
+        handed_back = await _hand_back(job_app, seen.worker_id)
+        logger.warning(
+            "jobs still running past the shutdown bound were handed back to the queue: %s",
+            handed_back or "none",
+            extra={"action": "worker_stopped_with_jobs_handed_back"},
+        )
+        _exit_now(EXIT_HANDED_BACK)  # the job's thread cannot be stopped; the process can
+
+
+async def _interrupted(worker: asyncio.Task[Any], stop: asyncio.Event, *, timeout: float | None) -> bool:
+    """Wait for the worker to end, ``stop`` to be set, or ``timeout``; True unless the worker ended."""
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({worker, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if worker in done:
+        if worker.cancelled():
+            return False
+        worker.exception()  # retrieved here; ``result()`` re-raises it for the caller
+        return False
+    return True
+
+
+async def _hand_back(job_app: procrastinate.App, worker_id: int | None) -> list[int]:
+    """Put this worker's ``doing`` jobs back to ``todo``, due now; return their ids."""
+    if worker_id is None:
+        return []
+    manager = job_app.job_manager
+    rows = await manager.connector.execute_query_all_async(DOING_JOBS_OF_WORKER, worker_id=worker_id)
+    handed = []
+    for row in rows:
+        try:
+            await manager.retry_job_by_id_async(row["id"], retry_at=datetime.now(UTC))
+        except Exception:  # it finished (or was aborted) meanwhile: nothing to hand back
+            logger.info(
+                "job %s ended meanwhile", row["id"], extra={"action": "job_ended", "job_id": row["id"]}
+            )
+            continue
+        logger.warning(
+            "job %s handed back to the queue at shutdown (its next run resumes from the ledger)",
+            row["id"],
+            extra={"action": "job_handed_back", "job_id": row["id"]},
+        )
+        handed.append(row["id"])
+    return handed
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for the job thread still running (``asyncio.run`` would join it)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
