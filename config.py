@@ -94,6 +94,8 @@ class Config:
                 cipher_from_setting(self.CREDENTIALS_ENCRYPTION_KEY)
             except ValueError as error:
                 raise ConfigError(str(error)) from error
+        # Requests per rolling minute per Alpaca account, per process (Alpaca allows 200).
+        self.ALPACA_REQUESTS_PER_MINUTE = _int(env, "ALPACA_REQUESTS_PER_MINUTE", 200)
         # How often the worker brings open Alpaca orders in step with Alpaca (cron with seconds;
         # "" = never). The fallback of the trade_updates stream, and the catch-up after a restart.
         self.ORDER_SYNC_CRON = env.get("ORDER_SYNC_CRON", "*/30 * * * * *").strip()

@@ -53,6 +53,9 @@ def build_runtime(config: Config) -> Runtime:
     """Open the pool (lazily connecting), build the job app and the token verifier."""
     url, server = resolve_database_url(config)
     configure_cipher(config)
+    from viewzenix.brokers.alpaca import RequestBudget
+
+    RequestBudget.default_limit = config.ALPACA_REQUESTS_PER_MINUTE
     db = Database(url, min_size=config.DB_POOL_MIN_SIZE, max_size=config.DB_POOL_MAX_SIZE)
     db.open(wait=False)
     if config.SUPABASE_URL:

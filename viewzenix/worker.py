@@ -28,6 +28,7 @@ def main() -> None:
         reconcile_cron=config.RECONCILE_CRON,
         stalled_job_seconds=config.STALLED_JOB_SECONDS,
         stalled_jobs_cron=config.STALLED_JOBS_CRON,
+        order_sync_cron=config.ORDER_SYNC_CRON,
     )
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})

@@ -158,6 +158,7 @@ class RequestBudget:
 
     _accounts: dict[str, RequestBudget] = {}
     _accounts_lock = threading.Lock()
+    default_limit = REQUESTS_PER_MINUTE  # ALPACA_REQUESTS_PER_MINUTE (viewzenix.runtime)
 
     def __init__(
         self,
@@ -178,8 +179,8 @@ class RequestBudget:
     def for_account(cls, key_id: str) -> RequestBudget:
         with cls._accounts_lock:
             budget = cls._accounts.get(key_id)
-            if budget is None:
-                budget = cls._accounts[key_id] = cls()
+            if budget is None or budget.limit != cls.default_limit:
+                budget = cls._accounts[key_id] = cls(cls.default_limit)
             return budget
 
     def acquire(self) -> float:
@@ -633,11 +634,12 @@ class AlpacaBroker:
         positions = self._call(self.client.get_all_positions)
         out = []
         for p in positions:
+            symbol = _crypto_symbol(p.symbol) if _value(p.asset_class) == "crypto" else p.symbol
             qty = abs(Decimal(str(p.qty)))
             if _value(p.side) == "short":
                 qty = -qty
             entry_price = Decimal(str(p.avg_entry_price))
-            out.append(PositionState(symbol=p.symbol, qty=qty, avg_entry_price=entry_price))
+            out.append(PositionState(symbol=symbol, qty=qty, avg_entry_price=entry_price))
         return out
 
     def get_account(self) -> AccountState:
@@ -748,6 +750,16 @@ class AlpacaBroker:
         if _auth_problem(status, message):
             return BrokerAuthFailed(f"Alpaca refused the API keys ({status}): {message}")
         return BrokerError(f"Alpaca answered {status}: {message}")
+
+
+def _crypto_symbol(symbol: str) -> str:
+    """Alpaca reports crypto positions as ``BTCUSD``; orders (and our books) say ``BTC/USD``."""
+    if "/" in symbol:
+        return symbol
+    for quote in ("USDT", "USDC", "USD", "BTC"):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return f"{symbol[: -len(quote)]}/{quote}"
+    return symbol
 
 
 def _error_parts(error: APIError) -> tuple[int | None, str]:

@@ -38,6 +38,7 @@ def register_tasks(
     reconcile_cron: str = "",
     stalled_job_seconds: float = 30,
     stalled_jobs_cron: str = "*/15 * * * * *",
+    order_sync_cron: str = "*/30 * * * * *",
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
@@ -111,3 +112,12 @@ def register_tasks(
 
     if reconcile_cron:
         job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
+
+    # --- Alpaca order sync (services.order_sync): open orders and fills in step with the broker.
+    if order_sync_cron:
+        from viewzenix.services.order_sync import sync_open_orders
+
+        @job_app.periodic(cron=order_sync_cron, periodic_id="sync_open_orders")
+        @job_app.task(name="viewzenix.sync_open_orders", queue=MAINTENANCE_QUEUE, pass_context=False)
+        def sync_open_orders_task(timestamp: int | None = None) -> None:
+            sync_open_orders(db)
