@@ -102,7 +102,7 @@ def set_alpaca_credentials(
 ) -> dict[str, Any]:
     """Set (or replace) the caller's config's Alpaca key id and secret; return ``describe``'s shape.
 
-    Runs as the caller (RLS). Replacing the keys resets any server-side address override.
+    Runs as the caller (RLS). A server-side address override (``api_url``) is kept.
     Raises NotFound (also for another user's config), CredentialsKeyMissing.
     """
     key_id_encrypted, secret_encrypted = _encrypt(key_id), _encrypt(secret_key)
