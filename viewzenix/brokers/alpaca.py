@@ -217,7 +217,7 @@ class _TradingClient(TradingClient):
         self._timeout = timeout
 
     def _one_request(self, method: str, url: str, opts: dict, retry: int) -> dict:
-        return super()._one_request(method, url, {**opts, "timeout": self._timeout}, 0)
+        return super()._one_request(method, url, {**opts, "timeout": self._timeout}, retry)
 
 
 # --- order shapes --------------------------------------------------------------------------
