@@ -149,3 +149,26 @@ def test_cancel_endpoint_cancels_the_order_at_alpaca(client, auth_headers, confi
     assert fake.order(order["client_order_id"]).status == "canceled"
     again = client.post(f"/api/orders/{order['id']}/cancel", headers=auth_headers)
     assert (again.status_code, again.json["code"]) == (409, "order_not_open")
+
+
+def test_the_seeds_alpaca_keys_configure_the_single_tenant_config_when_not_simulating(db):
+    from config import TestingConfig
+    from viewzenix.services.broker_credentials import load_alpaca_credentials
+    from viewzenix.services.single_tenant import DEFAULT_CONFIG_ID, ensure_default_config
+
+    seed = TestingConfig(
+        {"SIMULATION_MODE": "false", "ALPACA_API_KEY": KEY_ID, "ALPACA_API_SECRET": SECRET_KEY}
+    )
+    try:
+        ensure_default_config(db, seed)
+
+        credentials = load_alpaca_credentials(db, DEFAULT_CONFIG_ID)
+        with db.transaction() as conn:
+            broker = conn.execute(
+                "select broker from public.webhook_configs where id = %s", (DEFAULT_CONFIG_ID,)
+            ).fetchone()["broker"]
+        assert broker == "alpaca"
+        assert (credentials.key_id, credentials.secret_key, credentials.live) == (KEY_ID, SECRET_KEY, False)
+        assert credentials.base_url == "https://paper-api.alpaca.markets"
+    finally:
+        ensure_default_config(db, TestingConfig({}))  # back to simulated for the other tests

@@ -277,3 +277,22 @@ def test_a_trailing_stop_loss_leg_is_denied_and_the_entry_goes_with_its_take_pro
     assert alpaca.fake.orders_of()[0].order_class == "oto"
     assert (entry["status"], take_profit["status"]) == ("filled", "accepted")
     assert (stop_loss["status"], stop_loss["status_code"]) == ("denied", "bracket_trailing_stop")
+
+
+def test_reconciliation_compares_with_alpaca_and_repairs_a_fill_we_missed(db, alpaca, config):
+    from viewzenix.services.reconciliation import reconcile
+
+    alpaca.fake.set_price("AAPL", "100")
+    signal_id, _ = run(db, alpaca, config, buy("10"))
+    [order] = orders_of(db, signal_id)
+    alpaca.fake.fill(order["client_order_id"], "10", "100")  # filled at Alpaca; no sync ran
+
+    [report] = reconcile(db, config_id=config["id"], brokers=alpaca.broker)
+    [repaired] = reconcile(db, config_id=config["id"], brokers=alpaca.broker, repair=True)
+    [after] = reconcile(db, config_id=config["id"], brokers=alpaca.broker)
+
+    assert report["broker"] == "alpaca"
+    assert report["counts"]["status_differs"] == 1 and report["counts"]["position_differs"] == 1
+    assert repaired["repaired"] >= 1
+    assert (after["orders_in_drift"], after["positions_in_drift"]) == (0, 0)
+    assert held(db, config) == D("10")
