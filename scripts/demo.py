@@ -238,12 +238,15 @@ def send_alerts(
     verbose: bool,
     api: Api | None,
     before: Any = None,
+    pending: tuple[str, ...] = ("accepted",),
 ) -> list[str]:
     """POST every alert in order; return the signal ids. Raises RuntimeError on a non-200.
 
     With ``api``, wait for each signal to leave ``accepted`` before sending the next one, as a
     daily strategy's alerts (a day apart) would; without it, send them back to back.
-    ``before(alert)`` runs before each alert is sent (the fake Alpaca's market price).
+    ``before(alert)`` runs before each alert is sent (the fake Alpaca's market price);
+    ``pending``: the statuses waited out (with the fake Alpaca also ``submitting``, while the
+    orders are in flight at the price set for that alert).
     """
     ids: list[str] = []
     with requests.Session() as session:
@@ -265,18 +268,18 @@ def send_alerts(
             ids.append(signal_id)
             outcome = ""
             if api is not None:
-                outcome = wait_signal(api, signal_id, timeout=30.0)
+                outcome = wait_signal(api, signal_id, timeout=30.0, pending=pending)
             if verbose:
                 print(f"  {alert.day} {alert.action:<4} {alert.contracts:>2} @ {alert.price} {outcome}")
     return ids
 
 
-def wait_signal(api: Api, signal_id: str, timeout: float) -> str:
-    """Poll one signal until it is processed; return its status and outcome message."""
+def wait_signal(api: Api, signal_id: str, timeout: float, pending: tuple[str, ...] = ("accepted",)) -> str:
+    """Poll one signal until its status leaves ``pending``; return its status and outcome message."""
     deadline = time.monotonic() + timeout
     while True:
         row = api.get(f"/api/signals/{signal_id}").json()
-        if row["status"] not in ("accepted", "submitting"):  # submitting: its orders are in flight
+        if row["status"] not in pending:
             return f"{row['status']}: {row.get('outcome_message') or row.get('reject_message') or ''}"
         if time.monotonic() > deadline:
             raise RuntimeError(f"signal {signal_id} not processed after {timeout:.0f} s")
@@ -386,7 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         api = Api(stack.base_url, stack.access_token, stack.config_id)
         started = time.monotonic()
         signal_ids = send_alerts(
-            stack.webhook_url, alerts, args.verbose, None if args.burst else api, before=before
+            stack.webhook_url,
+            alerts,
+            args.verbose,
+            None if args.burst else api,
+            before=before,
+            pending=("accepted", "submitting") if alpaca else ("accepted",),
         )
         sent_s = time.monotonic() - started
         statuses = wait_processed(api, len(alerts), args.timeout)
