@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo bench bench-worker bench-execution bench-hooks lint migrate clean
+.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+demo-alpaca: $(STAMP)
+	$(BIN)/python scripts/demo.py --broker alpaca-fake
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py

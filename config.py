@@ -80,10 +80,25 @@ class Config:
         self.DEFAULT_ORDER_QUANTITY = _decimal(env, "DEFAULT_ORDER_QUANTITY", "1")
         self.POSITION_SIZING_METHOD = (env.get("POSITION_SIZING_METHOD") or "fixed").strip().lower()
         self.POSITION_SIZE_VALUE = _decimal(env, "POSITION_SIZE_VALUE", "0")
-        # Alpaca (adapter arrives with its own issue; keys are read here already).
+        # Alpaca account of the single-tenant default config (used when SIMULATION_MODE is false).
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
         self.ALPACA_API_URL = env.get("ALPACA_API_URL") or "https://paper-api.alpaca.markets"
+        # Fernet key(s) encrypting broker credentials at rest, comma-separated, the current one
+        # first (viewzenix/crypto.py). Unset outside production: a key kept in DATA_DIR.
+        self.CREDENTIALS_ENCRYPTION_KEY = (env.get("CREDENTIALS_ENCRYPTION_KEY") or "").strip() or None
+        if self.CREDENTIALS_ENCRYPTION_KEY:
+            from viewzenix.crypto import cipher_from_setting
+
+            try:
+                cipher_from_setting(self.CREDENTIALS_ENCRYPTION_KEY)
+            except ValueError as error:
+                raise ConfigError(str(error)) from error
+        # Requests per rolling minute per Alpaca account, per process (Alpaca allows 200).
+        self.ALPACA_REQUESTS_PER_MINUTE = _int(env, "ALPACA_REQUESTS_PER_MINUTE", 200)
+        # How often the worker brings open Alpaca orders in step with Alpaca (cron with seconds;
+        # "" = never). The fallback of the trade_updates stream, and the catch-up after a restart.
+        self.ORDER_SYNC_CRON = env.get("ORDER_SYNC_CRON", "*/30 * * * * *").strip()
         # A job whose worker sent no heartbeat for this long (seconds) is retried (a killed worker);
         # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
         self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)

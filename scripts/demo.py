@@ -16,14 +16,20 @@ TradingView-shaped webhooks, ends where an independent backtester ends:
 It prints a table and exits 1 unless both sides closed the same number of trades and the final
 equities are within 0.5 %. Flags (``--help``): ``--exit-price`` picks the final exit's price,
 ``--burst`` sends without waiting for each signal to be processed, ``--verbose`` shows every
-alert with its outcome.
+alert with its outcome, ``--broker alpaca-fake`` trades through the Alpaca adapter instead of
+the paper broker: the config's broker is ``alpaca``, its keys point at a FAKE of Alpaca's REST API
+served by this script on loopback (``tests/fakes/alpaca_api.py``; each alert's close is set as
+the fake's market price before the alert is sent, market orders fill at it), and the backtest
+runs without commission, as Alpaca charges none.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import subprocess
 import sys
 import time
 import warnings
@@ -161,7 +167,7 @@ def _alert(
     return Alert(bar, day, action, sentiment, contracts, float(price), body)
 
 
-def run_backtest(data: Any) -> Any:
+def run_backtest(data: Any, commission: float = COMMISSION) -> Any:
     """Run backtesting.py's own simulation of the strategy; return its stats Series."""
     from backtesting import Backtest, Strategy
     from backtesting.lib import crossover
@@ -182,7 +188,7 @@ def run_backtest(data: Any) -> Any:
         data,
         SmaCross,
         cash=CASH,
-        commission=COMMISSION,
+        commission=commission,
         trade_on_close=True,
         exclusive_orders=True,
         finalize_trades=True,
@@ -226,15 +232,27 @@ class Api:
             page += 1
 
 
-def send_alerts(webhook_url: str, alerts: list[Alert], verbose: bool, api: Api | None) -> list[str]:
+def send_alerts(
+    webhook_url: str,
+    alerts: list[Alert],
+    verbose: bool,
+    api: Api | None,
+    before: Any = None,
+    pending: tuple[str, ...] = ("accepted",),
+) -> list[str]:
     """POST every alert in order; return the signal ids. Raises RuntimeError on a non-200.
 
     With ``api``, wait for each signal to leave ``accepted`` before sending the next one, as a
     daily strategy's alerts (a day apart) would; without it, send them back to back.
+    ``before(alert)`` runs before each alert is sent (the fake Alpaca's market price);
+    ``pending``: the statuses waited out (with the fake Alpaca also ``submitting``, while the
+    orders are in flight at the price set for that alert).
     """
     ids: list[str] = []
     with requests.Session() as session:
         for alert in alerts:
+            if before is not None:
+                before(alert)
             response = session.post(
                 webhook_url,
                 data=alert.body.encode(),
@@ -250,18 +268,18 @@ def send_alerts(webhook_url: str, alerts: list[Alert], verbose: bool, api: Api |
             ids.append(signal_id)
             outcome = ""
             if api is not None:
-                outcome = wait_signal(api, signal_id, timeout=30.0)
+                outcome = wait_signal(api, signal_id, timeout=30.0, pending=pending)
             if verbose:
                 print(f"  {alert.day} {alert.action:<4} {alert.contracts:>2} @ {alert.price} {outcome}")
     return ids
 
 
-def wait_signal(api: Api, signal_id: str, timeout: float) -> str:
-    """Poll one signal until it is processed; return its status and outcome message."""
+def wait_signal(api: Api, signal_id: str, timeout: float, pending: tuple[str, ...] = ("accepted",)) -> str:
+    """Poll one signal until its status leaves ``pending``; return its status and outcome message."""
     deadline = time.monotonic() + timeout
     while True:
         row = api.get(f"/api/signals/{signal_id}").json()
-        if row["status"] != "accepted":
+        if row["status"] not in pending:
             return f"{row['status']}: {row.get('outcome_message') or row.get('reject_message') or ''}"
         if time.monotonic() > deadline:
             raise RuntimeError(f"signal {signal_id} not processed after {timeout:.0f} s")
@@ -329,7 +347,18 @@ def main(argv: list[str] | None = None) -> int:
         help="send all alerts back to back instead of waiting for each to be processed",
     )
     parser.add_argument("--verbose", action="store_true", help="print every alert sent")
+    parser.add_argument(
+        "--broker",
+        choices=("simulated", "alpaca-fake"),
+        default="simulated",
+        help="simulated: the paper broker (default); alpaca-fake: the Alpaca adapter against a fake "
+        "of Alpaca's REST API on loopback (no commission on either side)",
+    )
     args = parser.parse_args(argv)
+    alpaca = args.broker == "alpaca-fake"
+    if alpaca and args.burst:
+        parser.error("--broker alpaca-fake sets the fake's price before each alert: it cannot --burst")
+    commission = 0.0 if alpaca else COMMISSION
 
     # backtesting 0.6.6 calls pandas APIs deprecated in the installed pandas (e.g.
     # DatetimeIndex.dayofweek in _stats.py) and warns about them; that is its own noise, not a
@@ -338,13 +367,35 @@ def main(argv: list[str] | None = None) -> int:
     from backtesting.test import GOOG
 
     alerts = build_alerts(GOOG, args.exit_price)
-    stats = run_backtest(GOOG)
+    stats = run_backtest(GOOG, commission)
 
-    with running_stack("demo", settings=SETTINGS) as stack:
+    with contextlib.ExitStack() as context:
+        before = None
+        settings: dict[str, Any] = SETTINGS
+        extra_env: dict[str, str] = {}
+        if alpaca:
+            fake = context.enter_context(fake_alpaca())
+            settings = {**SETTINGS, "broker": "alpaca", "commission_rate": "0"}
+            extra_env = {"ALPACA_REQUESTS_PER_MINUTE": "100000"}  # a fake: no need to pace
+
+            def before(alert: Alert) -> None:
+                fake.set_price(TICKER, tv_number(alert.price))
+
+        name = "demo-alpaca" if alpaca else "demo"
+        stack = context.enter_context(running_stack(name, settings=settings, extra_env=extra_env))
+        if alpaca:
+            connect_fake_alpaca(stack, fake)
         print(f"stack up: {stack.base_url} (config {stack.config_id}); log {stack.log_path}")
         api = Api(stack.base_url, stack.access_token, stack.config_id)
         started = time.monotonic()
-        signal_ids = send_alerts(stack.webhook_url, alerts, args.verbose, None if args.burst else api)
+        signal_ids = send_alerts(
+            stack.webhook_url,
+            alerts,
+            args.verbose,
+            None if args.burst else api,
+            before=before,
+            pending=("accepted", "submitting") if alpaca else ("accepted",),
+        )
         sent_s = time.monotonic() - started
         statuses = wait_processed(api, len(alerts), args.timeout)
         done_s = time.monotonic() - started
@@ -370,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         ("signals by status", _fmt_counts(statuses), ""),
         ("orders", f"{len(orders)} ({_fmt_counts(order_status)})", ""),
         ("fills", f"{len(fills)}", ""),
-        ("commissions [$]", f"{commissions:.4f}", f"{stats['Commissions [$]']:.4f}"),
+        ("commissions [$]", f"{commissions:.4f}", f"{stats.get('Commissions [$]', 0.0):.4f}"),
         ("open position after exit", f"{final_qty} ({len(positions)} open rows)", "0"),
         ("closed trades", f"{ours_trades}", f"{bt_trades}"),
         ("final equity [$]", f"{ours_equity:.4f}", f"{bt_equity:.4f}"),
@@ -380,9 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"GOOG daily {GOOG.index[0]:%Y-%m-%d}..{GOOG.index[-1]:%Y-%m-%d}, SMA(10)/SMA(20) "
-        f"crossover, {CONTRACTS} shares, commission {COMMISSION:.1%} per fill"
+        f"crossover, {CONTRACTS} shares, commission {commission:.1%} per fill"
     )
-    print(f"{'':<{width}}  {'Viewzenix (paper)':>28}  {'backtesting.py':>16}")
+    ours_label = "Viewzenix (Alpaca, fake)" if alpaca else "Viewzenix (paper)"
+    print(f"{'':<{width}}  {ours_label:>28}  {'backtesting.py':>16}")
     print(f"{'-' * width}  {'-' * 28}  {'-' * 16}")
     for label, ours, theirs in rows:
         print(f"{label:<{width}}  {ours:>28}  {theirs:>16}")
@@ -395,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         # difference in P&L is size x price gap, less the commission on that gap.
         gap = alerts[-1].price - float(last_trade["ExitPrice"])
         size = float(last_trade["Size"])
-        explained = gap * (size - abs(size) * COMMISSION)
+        explained = gap * (size - abs(size) * commission)
         residual = float(ours_equity) - bt_equity - explained
         print(
             f"note: the final exit was sent at the last close ({tv_number(alerts[-1].price)}); "
@@ -412,6 +464,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{abs(diff_pct):.4f}% (limit {TOLERANCE_PCT}%)"
     )
     return 0 if ok else 1
+
+
+def fake_alpaca() -> Any:
+    """Start the FAKE Alpaca REST API (tests/fakes/alpaca_api.py) on loopback; a context manager."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    import logging
+
+    from fakes.alpaca_api import FakeAlpacaApi
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    return FakeAlpacaApi(auto_fill=True).running()
+
+
+def connect_fake_alpaca(stack: Any, fake: Any) -> None:
+    """Store the fake's keys, pointed at its address, as the demo config's Alpaca credentials."""
+    argv = [sys.executable, "-m", "flask", "--app", "wsgi", "alpaca-credentials", stack.config_id]
+    argv += ["--key-id", fake.key_id, "--secret", fake.secret_key, "--url", fake.url]
+    out = subprocess.run(argv, env=stack.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"flask alpaca-credentials failed ({out.returncode}):\n{out.stderr.strip()}")
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

@@ -1,5 +1,6 @@
 """Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL |
-reconcile | purge-idempotency-keys | sync check watchers|users``."""
+reconcile | purge-idempotency-keys | sync check watchers|users | alpaca-credentials CONFIG_ID |
+rotate-credentials``."""
 
 from __future__ import annotations
 
@@ -171,3 +172,29 @@ def register(app: Flask) -> None:
         if repair:
             line += f"; repaired {report.repaired}"
         click.echo(line)
+
+    @app.cli.command("alpaca-credentials")
+    @click.argument("config_id", type=click.UUID)
+    @click.option("--key-id", envvar="ALPACA_KEY_ID", required=True, help="Alpaca API key id")
+    @click.option("--secret", envvar="ALPACA_SECRET", required=True, help="Alpaca API secret key")
+    @click.option("--live", is_flag=True, help="Trade LIVE (real money) instead of paper")
+    @click.option("--url", "api_url", default=None, help="Another Alpaca address (a proxy, a test fake)")
+    def alpaca_credentials(
+        config_id: uuid.UUID, key_id: str, secret: str, live: bool, api_url: str | None
+    ) -> None:
+        """Set a config's Alpaca keys (encrypted) as the operator; --url is only settable here."""
+        from viewzenix.services.broker_credentials import store_alpaca_credentials
+
+        runtime = app.extensions["viewzenix"]
+        store_alpaca_credentials(
+            runtime.db, config_id, key_id=key_id, secret_key=secret, live=live, api_url=api_url
+        )
+        click.echo(f"alpaca credentials set for config {config_id} ({'live' if live else 'paper'})")
+
+    @app.cli.command("rotate-credentials")
+    def rotate_credentials() -> None:
+        """Re-encrypt every stored broker credential with the first CREDENTIALS_ENCRYPTION_KEY key."""
+        from viewzenix.services.broker_credentials import rotate_encryption_key
+
+        count = rotate_encryption_key(app.extensions["viewzenix"].db)
+        click.echo(f"re-encrypted {count} credential row(s) with the current key")

@@ -52,6 +52,10 @@ def resolve_database_url(config: Config) -> tuple[str, object | None]:
 def build_runtime(config: Config) -> Runtime:
     """Open the pool (lazily connecting), build the job app and the token verifier."""
     url, server = resolve_database_url(config)
+    configure_cipher(config)
+    from viewzenix.brokers.alpaca import RequestBudget
+
+    RequestBudget.default_limit = config.ALPACA_REQUESTS_PER_MINUTE
     db = Database(url, min_size=config.DB_POOL_MIN_SIZE, max_size=config.DB_POOL_MAX_SIZE)
     db.open(wait=False)
     if config.SUPABASE_URL:
@@ -69,6 +73,27 @@ def build_runtime(config: Config) -> Runtime:
         local_signer=signer,
         embedded_server=server,
     )
+
+
+def configure_cipher(config: Config) -> None:
+    """Set the process-wide cipher of ``viewzenix.crypto`` from CREDENTIALS_ENCRYPTION_KEY.
+
+    Unset: outside production a key kept in ``DATA_DIR/credentials.key``; in production none
+    (broker credentials can then be neither stored nor read, and the log says so).
+    """
+    from viewzenix import crypto
+
+    setting = config.CREDENTIALS_ENCRYPTION_KEY
+    if not setting and config.ENV != "production":
+        setting = crypto.load_or_create_key(config.DATA_DIR / "credentials.key")
+    if not setting:
+        logger.warning(
+            "CREDENTIALS_ENCRYPTION_KEY is not set: Alpaca credentials cannot be stored or used",
+            extra={"action": "credentials_key_missing"},
+        )
+        crypto.configure(None)
+        return
+    crypto.configure(crypto.cipher_from_setting(setting))
 
 
 def get_runtime() -> Runtime:

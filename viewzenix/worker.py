@@ -34,6 +34,7 @@ def main() -> None:
         stalled_jobs_cron=config.STALLED_JOBS_CRON,
         job_retention_days=config.JOB_RETENTION_DAYS,
         day_order_expiry_cron=config.DAY_ORDER_EXPIRY_CRON,
+        order_sync_cron=config.ORDER_SYNC_CRON,
     )
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})

@@ -252,7 +252,7 @@ class TestRefusals:
         assert stored["status"] == "rejected"  # the broker refused every order it was sent
         assert "no_market_price" in stored["outcome_message"]
 
-    def test_alpaca_config_fails_with_a_clear_message(self, db):
+    def test_alpaca_config_without_keys_fails_with_a_clear_message(self, db):
         config = make_config(db, broker="alpaca")
 
         signal_id = store_signal(db, config, buy("10"))
@@ -261,7 +261,8 @@ class TestRefusals:
         assert status == "failed"
         stored = signal_row(db, signal_id)
         assert stored["status"] == "failed"
-        assert "alpaca broker not available yet" in stored["outcome_message"]
+        assert "has no Alpaca API keys" in stored["outcome_message"]
+        assert f"/api/webhook-configs/{config['id']}/alpaca-credentials" in stored["outcome_message"]
         assert orders_of(db, signal_id) == []
 
 

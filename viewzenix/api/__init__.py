@@ -14,12 +14,20 @@ def register_api(app: Flask) -> Api:
     Then every mutating ``/api`` endpoint honours Idempotency-Key (``viewzenix.api.idempotency``):
     its view is wrapped here, once, so blueprints need nothing of their own.
     """
-    from viewzenix.api import account, orders, positions, reconciliations, signals, webhook_configs
+    from viewzenix.api import (
+        account,
+        broker_credentials,
+        orders,
+        positions,
+        reconciliations,
+        signals,
+        webhook_configs,
+    )
     from viewzenix.api.idempotency import IdempotencyKeyDoc, make_api_idempotent
     from viewzenix.api.job_runner import bp as job_runner_bp
 
     api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
-    for module in (webhook_configs, signals, orders, positions, account, reconciliations):
+    for module in (webhook_configs, broker_credentials, signals, orders, positions, account, reconciliations):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent
     make_api_idempotent(app)

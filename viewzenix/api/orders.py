@@ -14,7 +14,7 @@ from viewzenix.api.paging import page_of
 from viewzenix.api.validators import storable_text
 from viewzenix.domain.model import OrderStatus
 from viewzenix.runtime import get_runtime
-from viewzenix.services import queries
+from viewzenix.services import order_cancel, queries
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders", description="Orders, their events and fills.")
 bp.before_request(authenticate)
@@ -102,3 +102,20 @@ class OrderById(MethodView):
     def get(self, order_id: uuid.UUID):
         """Get one order with its status events and fills."""
         return queries.get_order(get_runtime().db, current_caller(), order_id)
+
+
+@bp.route("/<uuid:order_id>/cancel")
+class OrderCancel(MethodView):
+    @bp.response(200, OrderDetailSchema)
+    def post(self, order_id: uuid.UUID):
+        """Cancel an open order at its broker (Alpaca or the paper broker); answer the order.
+
+        409 ``order_not_open`` (already filled, canceled, …), ``order_being_submitted``
+        (retry in a few seconds), ``cancel_refused`` (the broker would not); 503
+        ``broker_unavailable``. Alpaca may answer with the order still open (pending cancel):
+        the order sync records the final ``canceled``.
+        """
+        db = get_runtime().db
+        caller = current_caller()
+        order_cancel.cancel_order(db, caller, order_id)
+        return queries.get_order(db, caller, order_id)

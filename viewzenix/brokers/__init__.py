@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class BrokerNotAvailable(BrokerError):
-    """This config's broker has no adapter here: switch the config's broker to simulated to paper-trade."""
+    """This config's broker cannot be used: its credentials are missing or unreadable."""
 
 
 def broker_for(
@@ -21,15 +21,15 @@ def broker_for(
 ) -> Broker:
     """Return the broker adapter of a ``webhook_configs`` row (by its ``broker``, a BrokerName).
 
-    ``clock``: UTC now for the simulated broker (tests). Raises BrokerNotAvailable for a broker
-    without an adapter yet (alpaca).
+    ``clock``: UTC now for the simulated broker (tests). Raises BrokerNotAvailable when the
+    config's broker cannot be used (alpaca without stored credentials, or without the server
+    key to read them).
     """
-    from viewzenix.brokers.simulated import SimulatedBroker
-
     name = BrokerName(webhook_config["broker"])
     if name is BrokerName.SIMULATED:
+        from viewzenix.brokers.simulated import SimulatedBroker
+
         return SimulatedBroker.for_config(db, webhook_config, clock=clock)
-    raise BrokerNotAvailable(
-        f"{name} broker not available yet: this config trades through {name}, and that adapter is "
-        "not built yet; switch the config's broker to simulated to paper-trade"
-    )
+    from viewzenix.brokers.alpaca import AlpacaBroker
+
+    return AlpacaBroker.for_config(db, webhook_config)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from viewzenix.domain.engine import OrderRequest
 
 __all__ = [
+    "BracketResult",
     "Broker",
     "BrokerError",
     "BrokerFill",
@@ -33,8 +34,10 @@ __all__ = [
     "BrokerOrder",
     "BrokerUnavailable",
     "DuplicateOrder",
+    "NativeBrackets",
     "OrderNotCancelable",
     "OrderNotFound",
+    "OrderShapeRefused",
     "PriceDriven",
 ]
 
@@ -80,6 +83,18 @@ class BrokerUnavailable(BrokerError):
     """
 
 
+class OrderShapeRefused(BrokerError):
+    """The broker cannot take an order of this shape; it was refused before sending.
+
+    ``code`` says which rule (e.g. ``crypto_time_in_force``), the message says why and how to
+    fix it. The execution service records the order as DENIED with both: nothing was sent.
+    """
+
+    def __init__(self, code: str, message: str, *, client_order_id: str | None = None) -> None:
+        self.code = code
+        super().__init__(message, client_order_id=client_order_id)
+
+
 @dataclass(frozen=True)
 class BrokerFill:
     """One execution of an order, as the broker reports it.
@@ -99,9 +114,10 @@ class BrokerFill:
 class BrokerOrder:
     """An order as the broker reports it after a submit, cancel or look-up.
 
-    ``status`` uses our vocabulary (the adapter maps the broker's: Alpaca ``new`` → SUBMITTED,
-    ``held`` → HELD, ``done_for_day`` → ACCEPTED, ...). ``filled_qty`` in shares (0 until
-    filled); ``filled_avg_price`` in the quote currency, None until the first fill.
+    ``status`` uses our vocabulary (the adapter maps the broker's: Alpaca ``accepted`` →
+    SUBMITTED, ``new`` → ACCEPTED, ``held`` → HELD, ``done_for_day`` → ACCEPTED, ...).
+    ``filled_qty`` in shares (0 until filled); ``filled_avg_price`` in the quote currency, None
+    until the first fill.
     ``status_code``/``status_message`` explain a REJECTED, CANCELED or EXPIRED status (e.g.
     ``no_market_price``). ``fills``: every execution so far when the broker reports them with
     the order (the paper broker does; an adapter that cannot leaves it empty and the ledger
@@ -145,7 +161,8 @@ class Broker(Protocol):
         Raises DuplicateOrder when the client_order_id was used before on this account,
         BrokerUnavailable when the broker cannot be reached or did not answer (the order may
         have been placed all the same). A refusal by the broker itself (buying power, an order
-        shape it cannot take) is a BrokerOrder with status REJECTED, not an exception.
+        shape it cannot take) is a BrokerOrder with status REJECTED, not an exception. A shape
+        the adapter knows the broker cannot take is refused before sending: OrderShapeRefused.
         """
         ...
 
@@ -181,6 +198,37 @@ class Broker(Protocol):
 
     def get_account(self) -> AccountState:
         """Return the account's cash and equity, account currency."""
+        ...
+
+
+@dataclass(frozen=True)
+class BracketResult:
+    """What one submission of an entry with its legs gave: reports, and legs refused unsent.
+
+    ``reports``: the entry first, then each leg sent, under our client_order_ids.
+    ``refused``: client_order_id → (code, message) of each leg the broker cannot take (it was
+    not sent; the entry went without it).
+    """
+
+    reports: tuple[BrokerOrder, ...]
+    refused: dict[str, tuple[str, str]]
+
+
+@runtime_checkable
+class NativeBrackets(Protocol):
+    """The optional capability of a broker that attaches take-profit/stop-loss legs to their entry.
+
+    Alpaca takes an entry and its legs in one request (order class ``bracket`` with both legs,
+    ``oto`` with one) and cannot attach a leg to an order sent before, so the execution service
+    sends an entry and its legs together through this method instead of one by one.
+    """
+
+    def submit_with_legs(self, entry: OrderRequest, legs: list[OrderRequest]) -> BracketResult:
+        """Submit ``entry`` with ``legs`` (each with ``parent_client_order_id`` = the entry's).
+
+        Raises OrderShapeRefused when the entry itself cannot be taken (nothing sent),
+        DuplicateOrder, BrokerUnavailable, as ``submit_order``.
+        """
         ...
 
 

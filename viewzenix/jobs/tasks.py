@@ -44,6 +44,7 @@ def register_tasks(
     stalled_jobs_cron: str = "*/15 * * * * *",
     job_retention_days: int = 14,
     day_order_expiry_cron: str = "",
+    order_sync_cron: str = "*/30 * * * * *",
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
@@ -168,3 +169,12 @@ def register_tasks(
     from viewzenix.services.sync_check import register_periodic_check
 
     register_periodic_check(job_app, db)
+
+    # --- Alpaca order sync (services.order_sync): open orders and fills in step with the broker.
+    if order_sync_cron:
+        from viewzenix.services.order_sync import sync_open_orders
+
+        @job_app.periodic(cron=order_sync_cron, periodic_id="sync_open_orders")
+        @job_app.task(name="viewzenix.sync_open_orders", queue=MAINTENANCE_QUEUE, pass_context=False)
+        def sync_open_orders_task(timestamp: int | None = None) -> None:
+            sync_open_orders(db)

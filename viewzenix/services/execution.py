@@ -41,8 +41,10 @@ from viewzenix.brokers.base import (
     Broker,
     BrokerOrder,
     DuplicateOrder,
+    NativeBrackets,
     OrderNotCancelable,
     OrderNotFound,
+    OrderShapeRefused,
     PriceDriven,
 )
 from viewzenix.db import Connection, Database
@@ -284,36 +286,63 @@ class _Execution:
         """Cancel, then send each PENDING_NEW order; each answer is recorded before the next call.
 
         The last answer is recorded with the signal's outcome (``_conclude``). A take-profit or
-        stop-loss whose parent ended unfilled (rejected, canceled, expired) is not sent.
+        stop-loss whose parent ended unfilled (rejected, canceled, expired, denied) is not sent.
+        A broker with ``NativeBrackets`` (Alpaca) gets an entry and its PENDING_NEW legs in one
+        call. An order the adapter refuses before sending (``OrderShapeRefused``) is DENIED.
         """
         self.had_cancels = bool(cancels)
         self.sent_legs = any(r["parent_order_id"] is not None for r in rows)
         cancels = [r for r in cancels if OrderStatus(r["status"]).is_open]
         self.unrecorded: list[BrokerOrder] = []
         self.unsent: list[dict[str, Any]] = []
+        self.refused: list[tuple[dict[str, Any], str, str]] = []
         cancel_notes = self._cancel(cancels)
         states = {r["client_order_id"]: (OrderStatus(r["status"]), r["filled_qty"]) for r in rows}
+        brackets = isinstance(self.broker, NativeBrackets)
+        sent: set[str] = set()
         for row in rows:
-            if row["status"] != OrderStatus.PENDING_NEW:
+            if row["status"] != OrderStatus.PENDING_NEW or row["client_order_id"] in sent:
                 continue
             parent = states.get(row["parent_client_order_id"]) if row["parent_client_order_id"] else None
             if parent is not None and parent[0].is_terminal and parent[1] == 0:
                 self.unsent.append(row)
                 continue
+            legs = []
+            if brackets and row["parent_client_order_id"] is None:
+                legs = [
+                    r
+                    for r in rows
+                    if r["parent_client_order_id"] == row["client_order_id"]
+                    and r["status"] == OrderStatus.PENDING_NEW
+                ]
             self._flush()
-            report = self._send(row, look_up_first=resumed)
-            states[report.client_order_id] = (report.status, report.filled_qty)
-            self.unrecorded.append(report)
+            if legs:
+                reports = self._send_with_legs(row, legs, look_up_first=resumed)
+                if reports:  # a refused entry's legs are closed below as parent_not_filled
+                    sent.update(r["client_order_id"] for r in legs)
+            else:
+                reports = self._send(row, look_up_first=resumed)
+            for report in reports:
+                states[report.client_order_id] = (report.status, report.filled_qty)
+            if not reports:  # refused before sending
+                states[row["client_order_id"]] = (OrderStatus.DENIED, Decimal(0))
+            self.unrecorded.extend(reports)
         return self._conclude(cancel_notes)
 
     def _flush(self) -> None:
-        """Record the broker's answers not recorded yet, in a new transaction."""
-        if not self.unrecorded:
+        """Record the broker's answers (and refusals) not recorded yet, in a new transaction."""
+        if not self.unrecorded and not self.refused:
             return
         with self.db.transaction() as conn:
-            for report in self.unrecorded:
-                ledger.record_report(conn, self.book, report, self.now)
+            self._record_pending(conn)
+
+    def _record_pending(self, conn: Connection) -> None:
+        for row, code, message in self.refused:
+            ledger.deny_unsent(conn, self.book, row, code, message, self.now)
+        for report in self.unrecorded:
+            ledger.record_report(conn, self.book, report, self.now)
         self.unrecorded = []
+        self.refused = []
 
     def _cancel(self, cancels: list[dict[str, Any]]) -> list[str]:
         notes = []
@@ -332,23 +361,61 @@ class _Execution:
                 self.unrecorded.append(report)
         return notes
 
-    def _send(self, row: dict[str, Any], *, look_up_first: bool) -> BrokerOrder:
+    def _send(self, row: dict[str, Any], *, look_up_first: bool) -> list[BrokerOrder]:
+        """Send one order (looked up first on a resumed run); [] when refused before sending."""
         client_order_id = row["client_order_id"]
         extra = {"action": "order_already_submitted", "client_order_id": client_order_id, **self.ids}
         if look_up_first:
             found = self.broker.get_order_by_client_order_id(client_order_id)
             if found is not None:
                 logger.info("order %s found at the broker", client_order_id, extra=extra)
-                return found
+                return [found]
         try:
-            return self.broker.submit_order(orders_repo.request_from_row(row))
+            return [self.broker.submit_order(orders_repo.request_from_row(row))]
+        except OrderShapeRefused as refusal:
+            self.refused.append((row, refusal.code, refusal.message))
+            return []
         except DuplicateOrder:
             # Already submitted (Alpaca: a retried POST may have placed it): look it up.
             logger.info("order %s was already submitted", client_order_id, extra=extra)
             found = self.broker.get_order_by_client_order_id(client_order_id)
             if found is None:
                 raise
-            return found
+            return [found]
+
+    def _send_with_legs(
+        self, row: dict[str, Any], legs: list[dict[str, Any]], *, look_up_first: bool
+    ) -> list[BrokerOrder]:
+        """Send an entry with its legs in one call (``NativeBrackets``); [] when the entry is refused.
+
+        Found at the broker already (a resumed run, or DuplicateOrder): the entry and its legs
+        are looked up instead. Legs the broker cannot attach are DENIED.
+        """
+        assert isinstance(self.broker, NativeBrackets)
+        client_order_id = row["client_order_id"]
+        extra = {"action": "order_already_submitted", "client_order_id": client_order_id, **self.ids}
+        if look_up_first:
+            found = self._look_up([client_order_id])
+            if found:
+                logger.info("order %s found at the broker", client_order_id, extra=extra)
+                return found + self._look_up([leg["client_order_id"] for leg in legs])
+        try:
+            result = self.broker.submit_with_legs(
+                orders_repo.request_from_row(row), [orders_repo.request_from_row(leg) for leg in legs]
+            )
+        except OrderShapeRefused as refusal:
+            self.refused.append((row, refusal.code, refusal.message))
+            return []
+        except DuplicateOrder:
+            logger.info("order %s was already submitted", client_order_id, extra=extra)
+            found = self._look_up([client_order_id])
+            if not found:
+                raise
+            return found + self._look_up([leg["client_order_id"] for leg in legs])
+        by_id = {leg["client_order_id"]: leg for leg in legs}
+        for leg_id, (code, message) in result.refused.items():
+            self.refused.append((by_id[leg_id], code, message))
+        return list(result.reports)
 
     def _conclude(self, cancel_notes: list[str]) -> str:
         """Record the last answers; refresh open orders no answer covered; finish the signal.
@@ -357,10 +424,9 @@ class _Execution:
         usual case); else the others (legs, OCO siblings) are looked up first, outside it.
         """
         reported = {r.client_order_id for r in self.unrecorded}
+        reported |= {row["client_order_id"] for row, _, _ in self.refused}
         with self.db.transaction() as conn:
-            for report in self.unrecorded:
-                ledger.record_report(conn, self.book, report, self.now)
-            self.unrecorded = []
+            self._record_pending(conn)
             for row in self.unsent:
                 ledger.close_unsent(
                     conn,

@@ -356,6 +356,34 @@ def close_unsent(
         _event(conn, book, after, ORDER_CANCELED, row["status"], OrderStatus.CANCELED, detail, at)
 
 
+def deny_unsent(
+    conn: Connection, book: Book, row: dict[str, Any], code: str, message: str, at: datetime
+) -> None:
+    """Close an order the adapter refused before sending (a shape its broker cannot take) as DENIED.
+
+    Only a PENDING_NEW order moves (a retry finding it closed already changes nothing); an
+    OrderDenied event carries ``code`` and ``message``.
+    """
+    current = orders_repo.lock_for_report(conn, book.config_id, row["client_order_id"])
+    if current is None or current["status"] != OrderStatus.PENDING_NEW:
+        return
+    after = orders_repo.update_status(
+        conn, current["id"], OrderStatus.DENIED.value, status_code=code, status_message=message
+    )
+    detail = {"status_code": code, "status_message": message}
+    _event(conn, book, after, ORDER_DENIED, current["status"], OrderStatus.DENIED, detail, at)
+    logger.info(
+        "order refused before sending: %s",
+        code,
+        extra={
+            "action": "order_denied",
+            "order_id": after["id"],
+            "client_order_id": row["client_order_id"],
+            "signal_id": after["signal_id"],
+        },
+    )
+
+
 def set_position(
     conn: Connection, book: Book, symbol: str, qty: Decimal, avg_entry_price: Decimal, note: str
 ) -> None:

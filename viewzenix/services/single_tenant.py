@@ -79,7 +79,12 @@ def default_settings(config: Config) -> dict[str, Any]:
 
 
 def ensure_default_config(db: Database, config: Config) -> None:
-    """Upsert the built-in user and the default config with the environment's settings."""
+    """Upsert the built-in user and the default config with the environment's settings.
+
+    With SIMULATION_MODE false, the config trades through Alpaca with ALPACA_API_KEY /
+    ALPACA_API_SECRET at ALPACA_API_URL (stored encrypted; live when that URL is Alpaca's live
+    address). Without keys its signals fail with a message saying what is missing.
+    """
     values = default_settings(config)
     with db.transaction() as conn:
         # Web workers start together: one upserts at a time (get-then-insert would race).
@@ -97,6 +102,19 @@ def ensure_default_config(db: Database, config: Config) -> None:
             )
         else:
             configs_repo.update(conn, DEFAULT_CONFIG_ID, values)
+    if not config.SIMULATION_MODE and config.ALPACA_API_KEY and config.ALPACA_API_SECRET:
+        from viewzenix.brokers.alpaca import LIVE_URL
+        from viewzenix.services.broker_credentials import store_alpaca_credentials
+
+        url = config.ALPACA_API_URL.rstrip("/")
+        store_alpaca_credentials(
+            db,
+            DEFAULT_CONFIG_ID,
+            key_id=config.ALPACA_API_KEY,
+            secret_key=config.ALPACA_API_SECRET,
+            live=url == LIVE_URL,
+            api_url=url,
+        )
 
 
 def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Alert) -> IntakeOutcome:
