@@ -67,6 +67,13 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class Conflict(ApiError):
+    """The resource's current state does not allow this; ``code`` says which state."""
+
+    status = 409
+    code = "conflict"
+
+
 class InvalidIdempotencyKey(ApiError):
     """Idempotency-Key must be 1 to 255 printable ASCII characters, bare or as a quoted string."""
 
