@@ -562,3 +562,43 @@ def test_local_token_admin_gives_a_token_the_admin_api_accepts(app, client):
         "aborted",
     }
     assert as_user.status_code == 403
+
+
+def test_the_services_refuse_a_non_admin_caller_themselves(app, make_user):
+    from viewzenix.errors import Forbidden
+    from viewzenix.services import job_admin
+    from viewzenix.services.common import Caller
+
+    runtime = app.extensions["viewzenix"]
+    user_id, _ = make_user()
+    caller = Caller(user_id=user_id, claims={"app_metadata": {}, "user_metadata": {"role": "admin"}})
+    calls = [
+        lambda: job_admin.metrics(runtime.db, caller),
+        lambda: job_admin.list_jobs(runtime.db, caller, filters={}, limit=1),
+        lambda: job_admin.get_job(runtime.db, caller, 1),
+        lambda: job_admin.list_actions(runtime.db, caller, limit=1),
+        lambda: job_admin.retry(runtime.db, runtime.jobs, caller, 1),
+        lambda: job_admin.cancel(runtime.db, runtime.jobs, caller, 1),
+        lambda: job_admin.run_now(runtime.db, runtime.jobs, caller, 1),
+    ]
+    for call in calls:
+        with pytest.raises(Forbidden) as refused:
+            call()
+        assert refused.value.code == "admin_required"
+
+
+def test_a_job_cancelled_with_an_abort_request_by_procrastinate_itself_can_be_retried(
+    client, database_url, queue, admin_headers
+):
+    job_app = task_app(database_url, queue)
+    job_id = defer(job_app, "test.ok")
+    with job_app.open():  # procrastinate's own cancel with abort=True leaves abort_requested set
+        assert job_app.job_manager.cancel_job_by_id(job_id, abort=True)
+
+    response = client.post(f"/api/admin/jobs/{job_id}/retry", headers=admin_headers)
+
+    assert response.status_code == 200, response.get_json()
+    job = response.get_json()["job"]
+    assert (job["status"], job["abort_requested"]) == ("todo", False)
+    work(job_app, [queue])
+    assert client.get(f"/api/admin/jobs/{job_id}", headers=admin_headers).get_json()["status"] == "succeeded"

@@ -286,12 +286,13 @@ def _apply(
     """Apply ``action`` to the locked ``job``; return what was done, or raise _Refused."""
     job_id, status = job["id"], job["status"]
     if action == RETRY:
+        not_retryable = _refuse(
+            "job_not_retryable",
+            f"Job {job_id} is {status}: only a failed, cancelled or aborted job can be retried.",
+            status,
+        )
         if status not in jobs_repo.RETRYABLE:
-            raise _refuse(
-                "job_not_retryable",
-                f"Job {job_id} is {status}: only a failed, cancelled or aborted job can be retried.",
-                status,
-            )
+            raise not_retryable
         later = None if signal is None else jobs_repo.later_signal_run(conn, signal)
         if later is not None:
             raise _refuse(
@@ -302,7 +303,8 @@ def _apply(
                 status,
             )
         try:
-            jobs_repo.retry(conn, job_id)
+            if not jobs_repo.retry(conn, job_id):
+                raise not_retryable
         except jobs_repo.QueueingLockTaken:
             raise _refuse(
                 "job_queueing_lock_taken",
