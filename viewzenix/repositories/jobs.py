@@ -141,44 +141,39 @@ where j.status = 'todo' and (j.scheduled_at is null or j.scheduled_at <= now())
 order by coalesce(j.scheduled_at, d.at), j.id limit 1
 """
 
-# Runs that started in the window (index on started_at), by outcome.
-RUNS_BY_OUTCOME = """
-select a.outcome, count(*) as runs
-from private.job_attempts a join public.procrastinate_jobs j on j.id = a.job_id
-where a.started_at >= now() - make_interval(mins => %(window_minutes)s)
-  and (%(queue)s::text is null or j.queue_name = %(queue)s)
-  and (%(task)s::text is null or j.task_name = %(task)s)
-group by 1
-"""
-
-# Jobs ended by a run in the window (succeeded, or failed for good), by the run they ended on.
-ENDED_BY_ATTEMPTS = """
-select a.attempt as attempts, count(*) as jobs
-from private.job_attempts a join public.procrastinate_jobs j on j.id = a.job_id
-where a.started_at >= now() - make_interval(mins => %(window_minutes)s)
-  and a.outcome in ('succeeded', 'failed')
-  and (%(queue)s::text is null or j.queue_name = %(queue)s)
-  and (%(task)s::text is null or j.task_name = %(task)s)
-group by 1 order by 1
+# Runs that started in the window (index on started_at), by outcome and run number: the runs by
+# outcome, and the jobs a run ended (succeeded, or failed for good) by the run they ended on, come
+# from this one scan. The jobs table is joined only to filter by queue.
+RUNS = """
+select a.outcome, a.attempt, count(*) as runs
+from private.job_attempts a {queue_join}
+where a.started_at >= now() - make_interval(mins => %(window_minutes)s) {task_filter}
+group by 1, 2
 """
 
 
 def metrics_rows(
     conn: Connection, *, queue: str | None, task: str | None, window_minutes: int
 ) -> dict[str, Any]:
-    """Return the raw figures of ``metrics``: ``counts``, ``oldest_due``, ``runs``, ``ended``.
+    """Return the raw figures of ``metrics``: ``counts``, ``oldest_due``, ``runs``.
 
     ``counts``: (task, status, jobs) over the whole jobs table; ``oldest_due``: the longest-due
-    todo job's ``id`` and ``age_seconds`` (None when none is due); ``runs``: (outcome, runs) of
-    the runs started in the last ``window_minutes``; ``ended``: (attempts, jobs) of the jobs whose
-    run in the window ended them (succeeded or failed for good). ``queue``/``task``: exact filters.
+    todo job's ``id`` and ``age_seconds`` (None when none is due); ``runs``: (outcome, attempt,
+    runs) of the runs started in the last ``window_minutes``. ``queue``/``task``: exact filters.
     """
     params = {"queue": queue, "task": task, "window_minutes": window_minutes}
+    runs = sql.SQL(RUNS).format(
+        queue_join=sql.SQL(
+            "join public.procrastinate_jobs j on j.id = a.job_id and j.queue_name = %(queue)s"
+            if queue is not None
+            else ""
+        ),
+        task_filter=sql.SQL("and a.task_name = %(task)s" if task is not None else ""),
+    )
     return {
         "counts": conn.execute(COUNTS, params).fetchall(),
         "oldest_due": conn.execute(OLDEST_DUE, params).fetchone(),
-        "runs": conn.execute(RUNS_BY_OUTCOME, params).fetchall(),
-        "ended": conn.execute(ENDED_BY_ATTEMPTS, params).fetchall(),
+        "runs": conn.execute(runs, params).fetchall(),
     }
 
 

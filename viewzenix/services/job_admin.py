@@ -100,8 +100,11 @@ def metrics(
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["jobs"]
         by_task.setdefault(row["task"], dict.fromkeys(jobs_repo.STATUSES, 0))[row["status"]] = row["jobs"]
     runs = dict.fromkeys(jobs_repo.OUTCOMES, 0)
+    ended_by_attempts: dict[int, int] = {}
     for row in raw["runs"]:
-        runs[row["outcome"]] = row["runs"]
+        runs[row["outcome"]] += row["runs"]
+        if row["outcome"] in ("succeeded", "failed"):  # the run that ended its job
+            ended_by_attempts[row["attempt"]] = ended_by_attempts.get(row["attempt"], 0) + row["runs"]
     total_runs = sum(runs.values())
     ended = runs["succeeded"] + runs["failed"]
     oldest = raw["oldest_due"]
@@ -123,7 +126,9 @@ def metrics(
         "jobs_per_minute": round(ended / window_minutes, 3),
         "failure_rate": round(runs["failed"] / ended, 4) if ended else None,
         "run_failure_rate": round((total_runs - runs["succeeded"]) / total_runs, 4) if total_runs else None,
-        "attempts_histogram": [{"attempts": r["attempts"], "jobs": r["jobs"]} for r in raw["ended"]],
+        "attempts_histogram": [
+            {"attempts": attempts, "jobs": jobs} for attempts, jobs in sorted(ended_by_attempts.items())
+        ],
     }
 
 
