@@ -51,7 +51,10 @@ def register(app: Flask) -> None:
 
     @app.cli.command("local-token")
     @click.argument("email")
-    def local_token(email: str) -> None:
+    @click.option(
+        "--admin", is_flag=True, help="An admin's token (app_metadata.role = admin): the admin API."
+    )
+    def local_token(email: str, admin: bool) -> None:
         """Print a bearer token for the local user EMAIL (created if missing). Local mode only."""
         runtime = app.extensions["viewzenix"]
         if runtime.local_signer is None:
@@ -59,7 +62,8 @@ def register(app: Flask) -> None:
                 "SUPABASE_URL is configured: sign in through Supabase Auth; local tokens are off."
             )
         user_id = ensure_local_user(runtime.db, email)
-        click.echo(runtime.local_signer.issue(user_id, email))
+        app_metadata = {"role": "admin"} if admin else None
+        click.echo(runtime.local_signer.issue(user_id, email, app_metadata=app_metadata))
 
     @app.cli.command("demo-config")
     @click.argument("email")

@@ -40,6 +40,13 @@ class ApiError(ViewzenixError):
         self.headers = headers or {}
 
 
+class Conflict(ApiError):
+    """The resource's current state does not allow this; ``code`` says which state."""
+
+    status = 409
+    code = "conflict"
+
+
 class InvalidIdempotencyKey(ApiError):
     """Idempotency-Key must be 1 to 255 printable ASCII characters, bare or as a quoted string."""
 

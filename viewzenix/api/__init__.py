@@ -17,6 +17,7 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api import (
         account,
         broker_credentials,
+        job_admin,
         orders,
         positions,
         reconciliations,
@@ -27,7 +28,16 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api.job_runner import bp as job_runner_bp
 
     api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
-    for module in (webhook_configs, broker_credentials, signals, orders, positions, account, reconciliations):
+    for module in (
+        webhook_configs,
+        broker_credentials,
+        signals,
+        orders,
+        positions,
+        account,
+        reconciliations,
+        job_admin,
+    ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent
     make_api_idempotent(app)
