@@ -98,11 +98,11 @@ class Config:
         self.ALPACA_REQUESTS_PER_MINUTE = _int(env, "ALPACA_REQUESTS_PER_MINUTE", 200)
         # How often the worker brings open Alpaca orders in step with Alpaca (cron with seconds;
         # "" = never). The fallback of the trade_updates stream, and the catch-up after a restart.
-        self.ORDER_SYNC_CRON = env.get("ORDER_SYNC_CRON", "*/30 * * * * *").strip()
+        self.ORDER_SYNC_CRON = env.get("ORDER_SYNC_CRON", "* * * * * */30").strip()
         # A job whose worker sent no heartbeat for this long (seconds) is retried (a killed worker);
         # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
         self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)
-        self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "*/15 * * * * *"
+        self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "* * * * * */15"
         # SIGTERM/SIGINT to a worker: running jobs get this long (seconds) to finish, then are handed
         # back to the queue and the worker exits. Heartbeats stop during the wait, so it must stay
         # at most half of STALLED_JOB_SECONDS (default 15 s, or that half when smaller).

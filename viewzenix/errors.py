@@ -19,7 +19,7 @@ from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 # Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
-from viewzenix.exceptions import Forbidden, NotFound, ViewzenixError  # noqa: F401
+from viewzenix.exceptions import Conflict, Forbidden, NotFound, ViewzenixError  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,6 @@ class ApiError(ViewzenixError):
     ) -> None:
         super().__init__(message, code=code, status=status, errors=errors)
         self.headers = headers or {}
-
-
-class Conflict(ApiError):
-    """The resource's current state does not allow this; ``code`` says which state."""
-
-    status = 409
-    code = "conflict"
 
 
 class InvalidIdempotencyKey(ApiError):

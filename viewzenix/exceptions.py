@@ -54,6 +54,13 @@ class NotFound(ViewzenixError):
     code = "not_found"
 
 
+class Conflict(ViewzenixError):
+    """The resource's current state does not allow this; ``code`` says which state."""
+
+    status = 409
+    code = "conflict"
+
+
 class Forbidden(ViewzenixError):
     """You may not do this."""
 

@@ -7,14 +7,22 @@ import sys
 
 from tests.conftest import ROOT
 
+
+def _modules(package: str) -> list[str]:
+    import importlib
+    import pkgutil
+
+    path = importlib.import_module(package).__path__
+    return [f"{package}.{m.name}" for m in pkgutil.iter_modules(path)]
+
+
+# Every module of the services, the domain, the brokers and the low half of the job queue.
 FLASK_FREE = [
     "viewzenix.exceptions",
-    "viewzenix.domain.parsing",
-    "viewzenix.services.intake",
-    "viewzenix.services.single_tenant",
-    "viewzenix.services.webhook_configs",
-    "viewzenix.services.queries",
-    "viewzenix.services.reconciliation",
+    "viewzenix.jobs",
+    *_modules("viewzenix.services"),
+    *_modules("viewzenix.domain"),
+    *_modules("viewzenix.brokers"),
 ]
 
 

@@ -41,10 +41,10 @@ def register_tasks(
     *,
     reconcile_cron: str = "",
     stalled_job_seconds: float = 30,
-    stalled_jobs_cron: str = "*/15 * * * * *",
+    stalled_jobs_cron: str = "* * * * * */15",
     job_retention_days: int = 14,
     day_order_expiry_cron: str = "",
-    order_sync_cron: str = "*/30 * * * * *",
+    order_sync_cron: str = "* * * * * */30",
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 

@@ -21,7 +21,7 @@ from viewzenix.brokers import BrokerNotAvailable
 from viewzenix.brokers.alpaca import AlpacaBroker, AlpacaCredentials, BrokerAuthFailed
 from viewzenix.brokers.base import BrokerError, BrokerUnavailable
 from viewzenix.db import Database
-from viewzenix.errors import ApiError, NotFound
+from viewzenix.exceptions import NotFound, ViewzenixError
 from viewzenix.repositories import broker_credentials as repo
 from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.common import Caller
@@ -41,14 +41,14 @@ __all__ = [
 ]
 
 
-class CredentialsKeyMissing(ApiError):
+class CredentialsKeyMissing(ViewzenixError):
     """The server has no CREDENTIALS_ENCRYPTION_KEY, so it cannot store or use broker credentials."""
 
     status = 503
     code = "credentials_key_missing"
 
 
-class NoCredentials(ApiError):
+class NoCredentials(ViewzenixError):
     """This webhook config has no Alpaca credentials: set them first (PUT …/alpaca-credentials)."""
 
     status = 409

@@ -43,7 +43,7 @@ from typing import Any
 from procrastinate import App as JobApp
 
 from viewzenix.db import Connection, Database
-from viewzenix.errors import Conflict, Forbidden, NotFound
+from viewzenix.exceptions import Conflict, Forbidden, NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL
 from viewzenix.repositories import jobs as jobs_repo
 from viewzenix.repositories import orders as orders_repo

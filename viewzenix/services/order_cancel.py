@@ -17,7 +17,7 @@ from viewzenix.brokers import BrokerNotAvailable, broker_for
 from viewzenix.brokers.base import BrokerError, BrokerUnavailable, OrderNotCancelable, OrderNotFound
 from viewzenix.db import Database
 from viewzenix.domain.model import OrderStatus
-from viewzenix.errors import ApiError, NotFound
+from viewzenix.exceptions import NotFound, ViewzenixError
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services import ledger
@@ -27,28 +27,28 @@ from viewzenix.services.ledger import Book
 logger = logging.getLogger(__name__)
 
 
-class OrderNotOpen(ApiError):
+class OrderNotOpen(ViewzenixError):
     """This order is not open, so there is nothing to cancel."""
 
     status = 409
     code = "order_not_open"
 
 
-class OrderBeingSubmitted(ApiError):
+class OrderBeingSubmitted(ViewzenixError):
     """This order is being sent to the broker right now; retry in a few seconds."""
 
     status = 409
     code = "order_being_submitted"
 
 
-class BrokerRefusedCancel(ApiError):
+class BrokerRefusedCancel(ViewzenixError):
     """The broker could not cancel this order."""
 
     status = 409
     code = "cancel_refused"
 
 
-class BrokerDown(ApiError):
+class BrokerDown(ViewzenixError):
     """The broker did not answer; nothing was changed. Retry later."""
 
     status = 503
