@@ -26,16 +26,7 @@ def main() -> None:
     config = load_config()
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
-    register_tasks(
-        runtime.jobs,
-        runtime.db,
-        reconcile_cron=config.RECONCILE_CRON,
-        stalled_job_seconds=config.STALLED_JOB_SECONDS,
-        stalled_jobs_cron=config.STALLED_JOBS_CRON,
-        job_retention_days=config.JOB_RETENTION_DAYS,
-        day_order_expiry_cron=config.DAY_ORDER_EXPIRY_CRON,
-        order_sync_cron=config.ORDER_SYNC_CRON,
-    )
+    register_tasks(runtime.jobs, runtime.db, config)
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})
     try:

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from builders import add_config, make_config, order_events, trade
 
+from config import load_config
 from viewzenix.domain.model import Action, OrderType, Signal, TimeInForce
 from viewzenix.jobs import DELETE_FINISHED_JOBS, build_job_app
 from viewzenix.jobs.tasks import register_tasks
@@ -130,7 +131,7 @@ def test_the_periodic_task_logs_one_line_with_what_it_deleted(db, database_url, 
     with db.transaction() as conn:
         add_job(conn, "succeeded", 40)
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db, job_retention_days=30)
+    register_tasks(job_app, db, load_config({"JOB_RETENTION_DAYS": "30"}))
 
     with caplog.at_level(logging.INFO, logger="viewzenix.jobs.tasks"):
         job_app.tasks[DELETE_FINISHED_JOBS].func(timestamp=0)

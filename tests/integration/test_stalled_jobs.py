@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from builders import enqueue_signal, make_config, signals_of_status
 
+from config import load_config
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, Signal
 from viewzenix.jobs import RETRY_STALLED_JOBS, build_job_app
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.db
 
 def sweep(database_url: str, db: Database) -> None:
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db, stalled_job_seconds=30)
+    register_tasks(job_app, db, load_config({"STALLED_JOB_SECONDS": "30"}))
 
     async def run() -> None:
         async with job_app.open_async():

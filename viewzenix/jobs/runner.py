@@ -176,13 +176,7 @@ async def _run(
     budget = _Budget(limit, started + time_budget_s, clock)
     attempts: list[Attempt] = []
     job_app = build_job_app(database_url)
-    register_tasks(
-        job_app,
-        db,
-        reconcile_cron=config.RECONCILE_CRON,
-        stalled_job_seconds=config.STALLED_JOB_SECONDS,
-        stalled_jobs_cron=config.STALLED_JOBS_CRON,
-    )
+    register_tasks(job_app, db, config)
     async with job_app.open_async():
         await defer_due_periodic_jobs(job_app)
         await job_app.run_worker_async(

@@ -30,6 +30,7 @@ from viewzenix.jobs.attempts import record_worker_died
 from viewzenix.jobs.retry import RECONCILE_RETRY, SIGNAL_RETRY, WorkerDied, retries
 
 if TYPE_CHECKING:
+    from config import Config
     from viewzenix.db import Database
 
 logger = logging.getLogger(__name__)
@@ -38,31 +39,32 @@ logger = logging.getLogger(__name__)
 def register_tasks(
     job_app: procrastinate.App,
     db: Database,
-    *,
-    reconcile_cron: str = "",
-    stalled_job_seconds: float = 30,
-    stalled_jobs_cron: str = "* * * * * */15",
-    job_retention_days: int = 14,
-    day_order_expiry_cron: str = "",
-    order_sync_cron: str = "* * * * * */30",
+    config: Config | None = None,
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
-    ``reconcile_cron`` (cron syntax, UTC): when set, the worker also compares every config's books
+    ``config``: the process's ``config.Config``, whose schedules and thresholds the tasks use
+    (default: the defaults, ``load_config({})``); the worker and the HTTP runner pass the same one.
+    ``RECONCILE_CRON`` (cron syntax, UTC): when set, the worker also compares every config's books
     with its broker's on that schedule (report only; see ``services.reconciliation``). Expired
-    idempotency keys and duplicate-alert claims are purged hourly. Every ``stalled_jobs_cron``
-    (cron with seconds; default every 15 s), jobs left ``doing`` by a worker whose heartbeat is
-    older than ``stalled_job_seconds`` (a worker killed mid-job) get a ``worker_died`` attempt
-    record and are retried as their task's retry strategy says (failed after the last attempt):
-    execution resumes from what the ledger recorded, so the retry never places a second order.
+    idempotency keys and duplicate-alert claims are purged hourly. Every ``STALLED_JOBS_CRON``
+    (cron with seconds as the 6th field; default every 15 s), jobs left ``doing`` by a worker
+    whose heartbeat is older than ``STALLED_JOB_SECONDS`` (a worker killed mid-job) get a
+    ``worker_died`` attempt record and are retried as their task's retry strategy says (failed
+    after the last attempt): execution resumes from what the ledger recorded, so the retry never places a second order.
     Retry strategies per task: ``viewzenix.jobs.retry``; attempts recorded by the worker's
     ``viewzenix.jobs.attempts.AttemptRecorder``.
     """
     from procrastinate.jobs import Status
 
+    from config import load_config
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.reconciliation import reconcile
+
+    config = config or load_config({})
+    stalled_job_seconds = config.STALLED_JOB_SECONDS
+    job_retention_days = config.JOB_RETENTION_DAYS
 
     @job_app.task(
         name=EXECUTE_SIGNAL,
@@ -84,7 +86,7 @@ def register_tasks(
             extra={"action": "reconcile_run"},
         )
 
-    @job_app.periodic(cron=stalled_jobs_cron, periodic_id="retry_stalled_jobs")
+    @job_app.periodic(cron=config.STALLED_JOBS_CRON, periodic_id="retry_stalled_jobs")
     @job_app.task(name=RETRY_STALLED_JOBS, queue=MAINTENANCE_QUEUE, pass_context=True)
     async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int | None = None) -> None:
         manager = context.app.job_manager
@@ -129,8 +131,8 @@ def register_tasks(
         counts = purge_expired(db)
         logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", "counts": counts})
 
-    if reconcile_cron:
-        job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
+    if config.RECONCILE_CRON:
+        job_app.periodic(cron=config.RECONCILE_CRON, periodic_id="reconcile")(reconcile_task)
 
     # --- housekeeping: finished jobs, paper day orders at the close ---------------------------
 
@@ -162,19 +164,21 @@ def register_tasks(
             extra={"action": "day_orders_expired", "counts": counts},
         )
 
-    if day_order_expiry_cron:
-        job_app.periodic(cron=day_order_expiry_cron, periodic_id="expire_day_orders")(expire_day_orders_task)
+    if config.DAY_ORDER_EXPIRY_CRON:
+        job_app.periodic(cron=config.DAY_ORDER_EXPIRY_CRON, periodic_id="expire_day_orders")(
+            expire_day_orders_task
+        )
 
     # Supabase sync (issue 8): the periodic drift check of watchers and users, self-contained.
     from viewzenix.services.sync_check import register_periodic_check
 
-    register_periodic_check(job_app, db)
+    register_periodic_check(job_app, db, config)
 
     # --- Alpaca order sync (services.order_sync): open orders and fills in step with the broker.
-    if order_sync_cron:
+    if config.ORDER_SYNC_CRON:
         from viewzenix.services.order_sync import sync_open_orders
 
-        @job_app.periodic(cron=order_sync_cron, periodic_id="sync_open_orders")
+        @job_app.periodic(cron=config.ORDER_SYNC_CRON, periodic_id="sync_open_orders")
         @job_app.task(name="viewzenix.sync_open_orders", queue=MAINTENANCE_QUEUE, pass_context=False)
         def sync_open_orders_task(timestamp: int | None = None) -> None:
             sync_open_orders(db)

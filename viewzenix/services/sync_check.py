@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -37,6 +37,9 @@ from viewzenix.services.supabase_hooks import (
     username_candidates,
     watcher_fields,
 )
+
+if TYPE_CHECKING:
+    from config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -421,8 +424,8 @@ def source_for(
 SYNC_CHECK = "viewzenix.sync_check"
 
 
-def register_periodic_check(job_app: Any, db: Database) -> None:
-    """Register the periodic drift check on ``job_app`` (worker side), from the environment's config.
+def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
+    """Register the periodic drift check on ``job_app`` (worker side), on ``config``'s schedule.
 
     Every ``SYNC_CHECK_CRON`` (UTC; "" = never) it checks watchers and users against their
     sources (``SYNC_SOURCE_DATABASE_URL``, ``SYNC_USERS_SOURCE``), records each run's drift rate
@@ -430,9 +433,6 @@ def register_periodic_check(job_app: Any, db: Database) -> None:
     ``SYNC_CHECK_REPAIR`` is true (never above 50 % drift), and purges hook events older than
     ``HOOK_EVENTS_RETENTION_DAYS``.
     """
-    from config import load_config
-
-    config = load_config()
     if not config.SYNC_CHECK_CRON:
         return
 
