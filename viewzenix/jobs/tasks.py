@@ -51,7 +51,8 @@ def register_tasks(
     (cron with seconds as the 6th field; default every 15 s), jobs left ``doing`` by a worker
     whose heartbeat is older than ``STALLED_JOB_SECONDS`` (a worker killed mid-job) get a
     ``worker_died`` attempt record and are retried as their task's retry strategy says (failed
-    after the last attempt): execution resumes from what the ledger recorded, so the retry never places a second order.
+    after the last attempt): execution resumes from what the ledger recorded, so the retry never
+    places a second order.
     Retry strategies per task: ``viewzenix.jobs.retry``; attempts recorded by the worker's
     ``viewzenix.jobs.attempts.AttemptRecorder``.
     """
