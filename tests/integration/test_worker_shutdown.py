@@ -134,4 +134,15 @@ def test_a_job_still_running_past_the_bound_goes_back_to_the_queue_and_runs_once
     assert "handed back to the queue" in log_text
     assert second_code == 0, log_text
     assert job_of(db, signal_id) == {"status": "succeeded", "attempts": 2}
+    with db.transaction() as conn:
+        runs = conn.execute(
+            "select a.attempt, a.outcome, a.error_type, a.context->>'signal_id' as signal_id "
+            "from private.job_attempts a join public.signals s on s.job_id = a.job_id "
+            "where s.id = %s order by a.attempt",
+            (signal_id,),
+        ).fetchall()
+    assert [tuple(r.values()) for r in runs] == [
+        (1, "aborted", "WorkerShutdown", str(signal_id)),
+        (2, "succeeded", None, str(signal_id)),
+    ]
     assert_one_order_filled_once(db, config, signal_id)

@@ -45,14 +45,17 @@ values
 on conflict (job_id, attempt) do nothing
 """
 
-# The start of a run cut short by a dead worker: procrastinate's 'started' event of the job.
-INSERT_WORKER_DIED = """
+# A run cut short (its worker died, or shut down before it ended): started at procrastinate's
+# last 'started' event of the job; the ids come from the job's arguments.
+INSERT_CUT_SHORT = """
 insert into private.job_attempts
     (job_id, attempt, task_name, worker, started_at, finished_at, duration_ms, outcome,
      error_type, error, context)
-select j.id, j.attempts + 1, j.task_name, %(worker)s, s.at, now(),
-       greatest(extract(epoch from now() - s.at) * 1000, 0), 'worker_died',
-       'WorkerDied', %(error)s, %(context)s
+select j.id, %(attempt)s, j.task_name, %(worker)s, s.at, now(),
+       greatest(extract(epoch from now() - s.at) * 1000, 0), %(outcome)s,
+       %(error_type)s, %(error)s,
+       (select coalesce(jsonb_object_agg(a.key, a.value), '{}'::jsonb)
+        from jsonb_each(j.args) a where a.key like '%%\\_id')
 from public.procrastinate_jobs j
 cross join lateral (
     select coalesce(max(e.at), now()) as at from public.procrastinate_events e
@@ -179,14 +182,43 @@ async def store(app: procrastinate.App, attempt: Attempt) -> None:
     await app.connector.execute_query_async(INSERT_ATTEMPT, **asdict(attempt))
 
 
+async def record_cut_short(
+    app: procrastinate.App,
+    job_id: int,
+    attempt: int,
+    *,
+    worker: str | None,
+    outcome: str,
+    error_type: str,
+    error: str,
+) -> None:
+    """Record run ``attempt`` of job ``job_id``, which ended without the middleware seeing it end.
+
+    ``outcome``: ``worker_died`` (the stalled-job sweep) or ``aborted`` (handed back at
+    shutdown). Once per (job, attempt): a run the middleware did record is left as it is.
+    """
+    await app.connector.execute_query_async(
+        INSERT_CUT_SHORT,
+        job_id=job_id,
+        attempt=attempt,
+        worker=worker,
+        outcome=outcome,
+        error_type=error_type,
+        error=error,
+    )
+
+
 async def record_worker_died(app: procrastinate.App, job: jobs.Job, worker: str | None) -> None:
     """Record the run of ``job`` cut short by its dead worker (outcome ``worker_died``)."""
-    await app.connector.execute_query_async(
-        INSERT_WORKER_DIED,
-        job_id=job.id,
+    assert job.id is not None
+    await record_cut_short(
+        app,
+        job.id,
+        job.attempts + 1,
         worker=worker,
+        outcome="worker_died",
+        error_type="WorkerDied",
         error="its worker stopped sending heartbeats (killed or lost) while the job ran",
-        context=job_ids(job),
     )
 
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import procrastinate
 
+from viewzenix.jobs.attempts import record_cut_short
+
 logger = logging.getLogger(__name__)
 
 # Past the bound, how long procrastinate gets to record the outcome of a job that just ended.
@@ -39,7 +41,7 @@ RECORD_MARGIN_SECONDS = 2.0
 EXIT_HANDED_BACK = 0  # a requested stop: exit 0 even when jobs were handed back
 
 DOING_JOBS_OF_WORKER = """
-select id from procrastinate_jobs where worker_id = %(worker_id)s and status = 'doing' order by id
+select id, attempts from procrastinate_jobs where worker_id = %(worker_id)s and status = 'doing' order by id
 """
 
 
@@ -48,9 +50,11 @@ class _WorkerSeen:
 
     def __init__(self) -> None:
         self.worker_id: int | None = None
+        self.worker_name: str | None = None
 
     async def __call__(self, call_next: Any, context: procrastinate.JobContext, worker: Any) -> Any:
         self.worker_id = worker.worker_id
+        self.worker_name = context.worker_name
         return await call_next()
 
 
@@ -91,7 +95,7 @@ async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dic
         worker.cancel()  # procrastinate: stop fetching, wait shutdown_graceful_timeout, abort
         if not await _interrupted(worker, stop_requested, timeout=shutdown_timeout + RECORD_MARGIN_SECONDS):
             return  # every running job finished and was recorded
-        handed_back = await _hand_back(job_app, seen.worker_id)
+        handed_back = await _hand_back(job_app, seen.worker_id, seen.worker_name)
         logger.warning(
             "jobs still running past the shutdown bound were handed back to the queue: %s",
             handed_back or "none",
@@ -113,7 +117,7 @@ async def _interrupted(worker: asyncio.Task[Any], stop: asyncio.Event, *, timeou
     return True
 
 
-async def _hand_back(job_app: procrastinate.App, worker_id: int | None) -> list[int]:
+async def _hand_back(job_app: procrastinate.App, worker_id: int | None, worker_name: str | None) -> list[int]:
     """Put this worker's ``doing`` jobs back to ``todo``, due now; return their ids."""
     if worker_id is None:
         return []
@@ -128,6 +132,16 @@ async def _hand_back(job_app: procrastinate.App, worker_id: int | None) -> list[
                 "job %s ended meanwhile", row["id"], extra={"action": "job_ended", "job_id": row["id"]}
             )
             continue
+        # The run the middleware will never see end: recorded as aborted (attempt = runs before it + 1).
+        await record_cut_short(
+            job_app,
+            row["id"],
+            row["attempts"] + 1,
+            worker=worker_name,
+            outcome="aborted",
+            error_type="WorkerShutdown",
+            error="the worker shut down before the job ended; handed back to the queue",
+        )
         logger.warning(
             "job %s handed back to the queue at shutdown (its next run resumes from the ledger)",
             row["id"],
