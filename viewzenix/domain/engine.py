@@ -79,8 +79,9 @@ Orders
 Risk (``settings.risk``)
   Checked on every entry order (ENTER, ADD, the entry of a REVERSE), Denial with that order
   attached, first failing rule wins: paused entries (``entries_paused``), reverse/short/add
-  policy, then ``max_position_qty`` (abs position after the order > max) and ``max_position_notional`` (abs position after * price >
-  max; no price → ``no_price_for_notional_limit``). Exits are never denied by these: reducing
+  policy, then ``max_position_qty`` (abs position after the order > max) and
+  ``max_position_notional`` (abs position after * price > max; no price →
+  ``no_price_for_notional_limit``). Exits are never denied by these: reducing
   risk is always allowed. Two rules apply to everything: a signal older than
   ``max_signal_age_seconds`` (``now - signal.signal_time``, both set) is denied whole
   (``stale_signal``, order None, no cancels, no orders); a symbol outside ``allowed_symbols``
