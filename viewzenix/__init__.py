@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the Flask app: config, database pool, auth, API blueprints, intake, CLI commands.
+    """Build the Flask app: config, database pool, auth, API, dashboard, intake, CLI commands.
 
     ``config``: a ``config.Config``; by default ``config.load_config()`` reads the environment.
     Raises ``config.ConfigError`` when a required setting is missing.
@@ -23,7 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from config import load_config
-    from viewzenix import cli, health, intake
+    from viewzenix import cli, dashboard, health, intake
     from viewzenix.api import register_api
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
@@ -43,5 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(intake.bp)
     register_api(app)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard.views.fragments)
     cli.register(app)
     return app

@@ -1,5 +1,5 @@
-"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL |
-reconcile | purge-idempotency-keys``."""
+"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | signin-code EMAIL |
+demo-config EMAIL | reconcile | purge-idempotency-keys``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,18 @@ def register(app: Flask) -> None:
             )
         user_id = ensure_local_user(runtime.db, email)
         click.echo(runtime.local_signer.issue(user_id, email))
+
+    @app.cli.command("signin-code")
+    @click.argument("email")
+    def signin_code(email: str) -> None:
+        """Print a one-time dashboard sign-in code for local user EMAIL. Local mode only."""
+        from viewzenix.services import local_signin
+
+        runtime = app.extensions["viewzenix"]
+        if runtime.local_signer is None:
+            raise click.ClickException("SUPABASE_URL is configured: sign in through Supabase Auth.")
+        ensure_local_user(runtime.db, email)
+        click.echo(local_signin.issue_code(runtime.db, email))
 
     @app.cli.command("demo-config")
     @click.argument("email")

@@ -97,9 +97,7 @@ class WebhookConfigCreateSchema(TradingSettingsFields):
     notification_preferences = ma.fields.Dict(validate=storable_text)
     is_active = ma.fields.Boolean()
     entries_paused = ma.fields.Boolean(
-        metadata={
-            "description": "Pause entries: alerts are taken and exits run; entries are denied"
-        }
+        metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
     )
     dedupe_window_seconds = _dedupe_window_seconds()
 
@@ -118,9 +116,7 @@ class WebhookConfigSchema(TradingSettingsFields):
     notification_preferences = ma.fields.Dict()
     is_active = ma.fields.Boolean()
     entries_paused = ma.fields.Boolean(
-        metadata={
-            "description": "Pause entries: alerts are taken and exits run; entries are denied"
-        }
+        metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
     )
     dedupe_window_seconds = _dedupe_window_seconds()
     token_rotated_at = ma.fields.DateTime()
