@@ -84,3 +84,17 @@ def sign_in(app, page, base_url):
         return email
 
     return go
+
+
+@pytest.fixture()
+def jobs(database_url, db):
+    """Run all pending jobs in-process, in a thread (Playwright's sync API holds this thread's loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import run_jobs
+
+    def run(concurrency: int = 1) -> None:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(run_jobs, database_url, db, concurrency).result()
+
+    return run

@@ -83,3 +83,96 @@ def test_create_a_config_and_copy_its_url(page: Page, base_url, sign_in, shot) -
     expect(row).to_contain_text("active")
     expect(row.locator("code")).not_to_contain_text(url.rsplit("/", 1)[1])  # masked in the list
     shot("configs-created")
+
+
+def test_a_test_alert_shows_in_the_signal_log_with_its_outcome(
+    page: Page, base_url, sign_in, jobs, shot
+) -> None:
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Test alerts")
+    page.goto(f"{base_url}/configs/{config_id}")
+    expect(page.locator("#config-name")).to_have_text("Test alerts")
+    page.fill("#test-body", '{"ticker": "MSFT", "action": "buy", "quantity": 3, "price": 410.25}')
+    page.click("#send-test")
+    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
+    jobs()
+    page.goto(f"{base_url}/signals")
+    row = page.locator("table.signals tbody tr").first
+    expect(row).to_have_class(re.compile("st-executed"))
+    expect(row).to_contain_text("MSFT")
+    expect(row.locator(".badge.test")).to_have_text("test")
+    shot("signal-log")
+    row.locator("a").click()
+    expect(page.locator("#raw-body")).to_contain_text('"quantity": 3')
+    expect(page.locator("#signal")).to_contain_text("filled")
+    page.goto(f"{base_url}/")
+    expect(page.locator("#positions")).to_contain_text("MSFT")
+    expect(page.locator("#positions")).to_contain_text("long")
+
+
+def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Paused")
+    page.goto(f"{base_url}/configs/{config_id}")
+    page.click("#toggle-paused")
+    expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
+    page.click("#send-test")
+    expect(page.locator("#test-outcome")).to_contain_text("accepted")
+    jobs()
+    page.click("#test-outcome a")
+    expect(page.locator("#signal h1 .outcome")).to_have_text("denied")
+    reason = page.locator("#signal-reason")
+    expect(reason).to_contain_text("Denied by your risk rules")
+    expect(reason).to_contain_text("entries are paused for this webhook config")
+    shot("signal-denied")
+
+
+def test_settings_show_the_api_field_errors(page: Page, base_url, sign_in) -> None:
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Errors")
+    page.goto(f"{base_url}/configs/{config_id}")
+    expect(page.locator("#settings-form input[name=name]")).to_have_value("Errors")
+    page.fill("#settings-form input[name=commission_rate]", "2")
+    page.click("#settings-form button[type=submit]")
+    error = page.locator(".field-error[data-field=commission_rate]")
+    expect(error).to_have_text("Must be greater than or equal to 0 and less than or equal to 1.")
+
+
+def test_the_equity_curve_renders_after_the_demo_replay(
+    page: Page, base_url, sign_in, client, jobs, shot
+) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from backtesting.test import GOOG
+    from demo import SETTINGS, build_alerts
+
+    sign_in(next_path="/configs")
+    config_id, url = create_config(page, base_url, "Demo replay")
+    token = page.evaluate("JSON.parse(localStorage.getItem('vz.session')).access_token")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (
+        client.patch(f"/api/webhook-configs/{config_id}", json=SETTINGS, headers=headers).status_code == 200
+    )
+    path = url.removeprefix("http://testserver")
+    alerts = build_alerts(GOOG, "finalize")
+    for alert in alerts:
+        assert client.post(path, data=alert.body, content_type="application/json").status_code == 200
+    jobs()
+    history = client.get(f"/api/account/equity-history?config_id={config_id}", headers=headers).json
+    assert len(history["points"]) > 50
+    page.goto(f"{base_url}/")
+    chart = page.locator("#equity-chart")
+    expect(chart).to_have_attribute("data-points", re.compile(r"^\d{2,}$"))
+    expect(chart.locator("canvas").first).to_be_visible()
+    expect(page.locator("#trades tbody tr").first).to_contain_text("GOOG")
+    shot("overview-equity")
+
+
+def test_a_non_admin_is_refused_on_the_admin_page(page: Page, base_url, sign_in, shot) -> None:
+    sign_in(next_path="/admin")
+    refused = page.locator("#admin-refused")
+    expect(refused).to_contain_text("Admins only")
+    expect(page.locator("#admin-tools")).to_have_count(0)
+    shot("admin-refused")

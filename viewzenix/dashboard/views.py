@@ -23,6 +23,7 @@ bp = Blueprint(
 )
 
 PAGE_SIZE = 50
+TRADES_SHOWN = 25
 # Plain words for the outcome of a signal, by status (the reason itself comes from the row).
 OUTCOME_WORDS = {
     "accepted": "Waiting for the worker",
@@ -213,7 +214,9 @@ def positions_fragment():
 @fragments.get("/trades")
 def trades_fragment():
     rows = queries.list_closed_trades(get_runtime().db, current_caller(), config_id=_uuid_arg("config_id"))
-    return render_template("fragments/trades.html", rows=rows[:200], total=len(rows), names=_config_names())
+    return render_template(
+        "fragments/trades.html", rows=rows[:TRADES_SHOWN], total=len(rows), names=_config_names()
+    )
 
 
 @fragments.get("/account")

@@ -302,10 +302,14 @@ pages.overview = async () => {
   if (!r.ok) return;
   const points = r.data.points;
   if (!points.length) { document.getElementById("equity-empty").hidden = false; return; }
-  // lightweight-charts needs strictly increasing times (seconds): keep the last point per second.
-  const bySecond = new Map();
-  for (const p of points) bySecond.set(Math.floor(Date.parse(p.at) / 1000), Number(p.equity));
-  const data = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
+  // lightweight-charts needs strictly increasing times in seconds: fills within one second (a
+  // replay, a burst) are drawn one second apart, in order.
+  const data = [];
+  for (const p of points) {
+    const t = Math.floor(Date.parse(p.at) / 1000);
+    const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
+    data.push({ time, value: Number(p.equity) });
+  }
   const chart = LightweightCharts.createChart(el, { autoSize: true, layout: { attributionLogo: false } });
   const series = chart.addSeries(LightweightCharts.AreaSeries, { lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)" });
   series.setData(data);
