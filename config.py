@@ -111,9 +111,10 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        # Docs page at /api/docs: Swagger UI, whose assets the browser loads from jsDelivr.
+        # Docs page at /api/docs: Swagger UI, its assets served by this app (PyPI flask-swagger-ui),
+        # so the page works offline.
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+        self.OPENAPI_SWAGGER_UI_URL = "/api/docs/static/"
         self.API_SPEC_OPTIONS = {
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}

@@ -240,3 +240,25 @@ class TestPages:
         token = runtime.local_signer.issue(uuid.uuid4(), "u@example.test", user_metadata={"role": "admin"})
         response = client.get("/ui/fragments/admin", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 403
+
+
+class TestApiDocs:
+    def test_the_docs_page_loads_swagger_ui_from_this_app(self, client):
+        html = client.get("/api/docs").get_data(as_text=True)
+        assert "/api/docs/static/swagger-ui-bundle.js" in html
+        assert "cdn" not in html.lower()
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+            response = client.get(f"/api/docs/static/{asset}")
+            assert response.status_code == 200
+            assert len(response.data) > 1000
+            response.close()
+
+    def test_openapi_describes_intake_and_health(self, client):
+        paths = client.get("/api/openapi.json").json["paths"]
+        webhook = paths["/webhooks/{config_id}/{token}"]["post"]
+        assert webhook["security"] == []
+        assert {"200", "400", "403", "404", "413", "422"} <= set(webhook["responses"])
+        assert "passphrase" in paths["/webhook"]["post"]["description"]
+        assert set(paths["/healthz"]["get"]["responses"]) == {"200", "503"}
+        assert "/api/account/equity-history" in paths and "/api/trades" in paths
+        assert "/api/webhook-configs/{config_id}/test-alert" in paths

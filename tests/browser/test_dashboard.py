@@ -176,3 +176,11 @@ def test_a_non_admin_is_refused_on_the_admin_page(page: Page, base_url, sign_in,
     expect(refused).to_contain_text("Admins only")
     expect(page.locator("#admin-tools")).to_have_count(0)
     shot("admin-refused")
+
+
+def test_the_api_docs_render_without_internet(page: Page, base_url, shot) -> None:
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())
+    page.goto(f"{base_url}/api/docs")
+    expect(page.locator(".swagger-ui .title").first).to_contain_text("Viewzenix")
+    expect(page.locator(".swagger-ui")).to_contain_text("/webhooks/{config_id}/{token}")
+    shot("api-docs")
