@@ -2,8 +2,8 @@
 
 ``playwright install`` cannot download browsers here, so the launch uses ``/usr/bin/chromium``
 (``CHROMIUM`` overrides it). Without Chromium every test marked ``browser`` is skipped, and the
-reason says so in the summary (``-ra``); ``.ci/run`` installs Chromium first, so CI never skips
-them. Screenshots go to ``build/screenshots/`` (gitignored; kept as CI artifacts).
+reason says so in the summary (``-ra``) and in a closing banner; ``.ci/run`` installs Chromium
+first and sets VIEWZENIX_REQUIRE_BROWSER, which turns a missing Chromium into an error. Screenshots go to ``build/screenshots/`` (gitignored; kept as CI artifacts).
 
 The server is a werkzeug server in a thread on the session's app (real Postgres, local auth);
 jobs run in-process through the ``jobs`` fixture, so what the page shows does not depend on timing.
@@ -30,6 +30,8 @@ def chromium_present() -> bool:
 def pytest_collection_modifyitems(config, items):
     if chromium_present():
         return
+    if os.environ.get("VIEWZENIX_REQUIRE_BROWSER"):  # .ci/run: never skip silently
+        raise pytest.UsageError(f"VIEWZENIX_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}")
     skip = pytest.mark.skip(
         reason=f"browser tests SKIPPED: no Chromium at {CHROMIUM} (apt-get install -y chromium)"
     )
@@ -98,3 +100,10 @@ def jobs(database_url, db):
             pool.submit(run_jobs, database_url, db, concurrency).result()
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not chromium_present():
+        terminalreporter.write_sep(
+            "!", f"BROWSER TESTS SKIPPED: no Chromium at {CHROMIUM} (apt-get install -y chromium)", red=True
+        )
