@@ -3,7 +3,8 @@
 ``playwright install`` cannot download browsers here, so the launch uses ``/usr/bin/chromium``
 (``CHROMIUM`` overrides it). Without Chromium every test marked ``browser`` is skipped, and the
 reason says so in the summary (``-ra``) and in a closing banner; ``.ci/run`` installs Chromium
-first and sets VIEWZENIX_REQUIRE_BROWSER, which turns a missing Chromium into an error. Screenshots go to ``build/screenshots/`` (gitignored; kept as CI artifacts).
+first and sets VIEWZENIX_REQUIRE_BROWSER, which turns a missing Chromium into an error.
+Screenshots go to ``build/screenshots/`` (gitignored; kept as CI artifacts).
 
 The server is a werkzeug server in a thread on the session's app (real Postgres, local auth);
 jobs run in-process through the ``jobs`` fixture, so what the page shows does not depend on timing.

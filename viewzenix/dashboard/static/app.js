@@ -310,7 +310,9 @@ pages.overview = async () => {
     const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
     data.push({ time, value: Number(p.equity) });
   }
-  const chart = LightweightCharts.createChart(el, { autoSize: true, layout: { attributionLogo: false } });
+  const chart = LightweightCharts.createChart(el, {
+    autoSize: true, layout: { attributionLogo: false }, timeScale: { timeVisible: true, secondsVisible: false },
+  });
   const series = chart.addSeries(LightweightCharts.AreaSeries, { lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)" });
   series.setData(data);
   chart.timeScale().fitContent();
