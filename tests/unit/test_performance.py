@@ -67,3 +67,13 @@ def test_a_reversal_closes_one_trade_and_opens_the_next_sharing_its_commission()
 
 def test_an_open_position_is_not_a_closed_trade() -> None:
     assert closed_trades([fill(0, "buy", "10", "100"), fill(1, "sell", "5", "100")]) == []
+
+
+def test_downsample_keeps_the_last_point_and_the_bound() -> None:
+    from viewzenix.domain.performance import downsample
+
+    points = equity_curve([fill(i, "buy", "1", str(100 + i)) for i in range(1000)], D("1000000"))
+    kept = downsample(points, 100)
+    assert len(kept) == 100
+    assert kept[0] == points[0] and kept[-1] == points[-1]
+    assert downsample(points[:50], 100) == points[:50]

@@ -19,7 +19,7 @@ class ClosedTradeSchema(ma.Schema):
     config_id = ma.fields.UUID()
     symbol = ma.fields.String()
     side = ma.fields.String(metadata={"description": "long or short"})
-    qty = ma.fields.Decimal(as_string=True, metadata={"description": "Largest size held"})
+    qty = ma.fields.Decimal(as_string=True, metadata={"description": "Total quantity opened"})
     entry_price = ma.fields.Decimal(as_string=True, metadata={"description": "Average of opening fills"})
     exit_price = ma.fields.Decimal(as_string=True, metadata={"description": "Average of closing fills"})
     opened_at = ma.fields.DateTime()
@@ -40,4 +40,5 @@ class Trades(MethodView):
     @bp.response(200, ClosedTradeSchema(many=True))
     def get(self, args):
         """List your closed trades, newest close first, replayed from your fills."""
-        return queries.list_closed_trades(get_runtime().db, current_caller(), **args)
+        rows, _ = queries.list_closed_trades(get_runtime().db, current_caller(), **args)
+        return rows

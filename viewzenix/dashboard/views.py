@@ -213,10 +213,10 @@ def positions_fragment():
 
 @fragments.get("/trades")
 def trades_fragment():
-    rows = queries.list_closed_trades(get_runtime().db, current_caller(), config_id=_uuid_arg("config_id"))
-    return render_template(
-        "fragments/trades.html", rows=rows[:TRADES_SHOWN], total=len(rows), names=_config_names()
+    rows, total = queries.list_closed_trades(
+        get_runtime().db, current_caller(), config_id=_uuid_arg("config_id"), limit=TRADES_SHOWN
     )
+    return render_template("fragments/trades.html", rows=rows, total=total, names=_config_names())
 
 
 @fragments.get("/account")

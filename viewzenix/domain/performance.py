@@ -23,9 +23,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from viewzenix.domain.model import OrderSide
-from viewzenix.domain.positions import cash_delta
 
 _ZERO = Decimal(0)
+_BUY = OrderSide.BUY.value
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class EquityPoint:
 
 @dataclass(frozen=True)
 class ClosedTrade:
-    """A round trip: ``side`` long or short, ``qty`` the largest size held.
+    """A round trip: ``side`` long or short, ``qty`` the total quantity opened.
 
     ``entry_price`` / ``exit_price``: quantity-weighted averages of the opening and closing
     fills. ``gross_pnl`` before commissions, ``net_pnl`` = gross − ``commission``.
@@ -82,11 +82,15 @@ def equity_curve(fills: Iterable[Fill], starting_cash: Decimal) -> list[EquityPo
         key = (fill.config_id, fill.symbol)
         qty = held.get(key, _ZERO)
         value -= qty * mark.get(key, _ZERO)
-        signed = fill.last_qty if OrderSide(fill.side) is OrderSide.BUY else -fill.last_qty
-        qty += signed
+        notional = fill.last_qty * fill.last_px
+        if fill.side == _BUY:  # cash as positions.cash_delta moves it (inlined: this loop is hot)
+            qty += fill.last_qty
+            cash -= notional + fill.commission
+        else:
+            qty -= fill.last_qty
+            cash += notional - fill.commission
         held[key], mark[key] = qty, fill.last_px
         value += qty * fill.last_px
-        cash += cash_delta(fill.side, fill.last_qty, fill.last_px, fill.commission)
         points.append(EquityPoint(fill.filled_at, cash + value))
     return points
 
@@ -96,7 +100,6 @@ class _Open:
     side: str
     qty: Decimal = _ZERO  # signed
     avg: Decimal = _ZERO  # running average entry price, as positions.apply_fill keeps it
-    max_qty: Decimal = _ZERO
     entry_cost: Decimal = _ZERO
     entry_qty: Decimal = _ZERO
     exit_value: Decimal = _ZERO
@@ -112,7 +115,7 @@ def closed_trades(fills: Iterable[Fill]) -> list[ClosedTrade]:
     closed: list[ClosedTrade] = []
     for fill in fills:
         key = (fill.config_id, fill.symbol)
-        signed = fill.last_qty if OrderSide(fill.side) is OrderSide.BUY else -fill.last_qty
+        signed = fill.last_qty if fill.side == _BUY else -fill.last_qty
         remaining = fill.last_qty
         trade = open_trades.get(key)
         if trade is not None and (trade.qty > 0) != (signed > 0):
@@ -135,7 +138,6 @@ def closed_trades(fills: Iterable[Fill]) -> list[ClosedTrade]:
                 )
             trade.avg = (abs(trade.qty) * trade.avg + remaining * fill.last_px) / (abs(trade.qty) + remaining)
             trade.qty += remaining if signed > 0 else -remaining
-            trade.max_qty = max(trade.max_qty, abs(trade.qty))
             trade.entry_cost += fill.last_px * remaining
             trade.entry_qty += remaining
             trade.commission += fill.commission * remaining / fill.last_qty
@@ -148,7 +150,7 @@ def _close(fill: Fill, trade: _Open) -> ClosedTrade:
         config_id=fill.config_id,
         symbol=fill.symbol,
         side=trade.side,
-        qty=trade.max_qty,
+        qty=trade.entry_qty,
         entry_price=trade.entry_cost / trade.entry_qty,
         exit_price=trade.exit_value / trade.exit_qty,
         opened_at=trade.opened_at,
@@ -157,3 +159,11 @@ def _close(fill: Fill, trade: _Open) -> ClosedTrade:
         commission=trade.commission,
         net_pnl=trade.gross - trade.commission,
     )
+
+
+def downsample(points: list[EquityPoint], max_points: int) -> list[EquityPoint]:
+    """Return at most ``max_points`` of ``points``, evenly spaced, always keeping the last one."""
+    if len(points) <= max_points:
+        return points
+    step = len(points) / (max_points - 1)
+    return [points[int(i * step)] for i in range(max_points - 1)] + [points[-1]]

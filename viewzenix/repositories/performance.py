@@ -1,6 +1,10 @@
-"""SQL for the account history: fills in the order they happened, starting cash per config.
+"""SQL for the account history: the equity curve and closed trades, computed from fills.
 
-Runs on the caller's connection: Row-Level Security restricts the rows to theirs.
+Runs on the caller's connection: Row-Level Security restricts the rows to theirs. The queries
+compute in Postgres what ``viewzenix/domain/performance.py`` specifies in Python (equity after
+each fill marked at fill prices; round trips flat → flat, a fill through zero split in two), so
+10,000 fills answer in milliseconds; ``tests/integration/test_performance_sql.py`` checks that
+both agree on the same fills. Numeric throughout (exact).
 """
 
 from __future__ import annotations
@@ -11,26 +15,126 @@ from typing import Any
 
 from viewzenix.db import Connection
 
-FILLS = """
-select config_id, symbol, side, last_qty, last_px, commission, filled_at
-from public.fills
-where %(config_id)s::uuid is null or config_id = %(config_id)s::uuid
-order by filled_at, trade_id
-"""
-
 STARTING_CASH = """
 select c.id as config_id, coalesce(a.starting_cash, c.starting_cash) as starting_cash
 from public.webhook_configs c left join public.accounts a on a.config_id = c.id
 where %(config_id)s::uuid is null or c.id = %(config_id)s::uuid
 """
 
+# Equity after fill n = start + Σ cash deltas (commissions included) + Σ qty * mark, where the
+# positions' value moves at each fill by qty_after * px − qty_before * previous px of that symbol.
+# Keeps every k-th point (k = ceil(total / max_points)) and always the last.
+EQUITY_CURVE = """
+with f as (
+    select config_id, symbol, filled_at, trade_id, last_px as px, commission,
+        case when side = 'buy' then last_qty else -last_qty end as signed
+    from public.fills
+    where %(config_id)s::uuid is null or config_id = %(config_id)s::uuid
+), w as (
+    select *,
+        sum(signed) over sym as qty_after,
+        lag(px) over sym as prev_px,
+        row_number() over (order by filled_at, trade_id, config_id) as n
+    from f
+    window sym as (partition by config_id, symbol order by filled_at, trade_id)
+), e as (
+    select filled_at, n, count(*) over () as total,
+        sum(-signed * px - commission) over o as cash,
+        sum(qty_after * px - (qty_after - signed) * coalesce(prev_px, 0)) over o as value
+    from w
+    window o as (order by n)
+)
+select filled_at as at, %(start)s::numeric + cash + value as equity
+from e
+where total <= %(max_points)s or n = total or n %% ceil(total::numeric / %(max_points)s)::bigint = 0
+order by n
+"""
 
-def fills(conn: Connection, config_id: uuid.UUID | None) -> list[dict[str, Any]]:
-    """Return the visible fills (one config's, or all) oldest first."""
-    return conn.execute(FILLS, {"config_id": config_id}).fetchall()
+# A fill that takes the position through zero becomes two pieces: the part that closes the old
+# position and the part that opens the new one. Trades are numbered by the pieces that open from
+# flat; a trade is closed when its pieces net to zero. Gross P&L of a round trip = Σ sells − Σ buys.
+CLOSED_TRADES = """
+with f as (
+    select config_id, symbol, filled_at, trade_id, last_px as px, last_qty, commission,
+        case when side = 'buy' then 1 else -1 end as dir,
+        case when side = 'buy' then last_qty else -last_qty end as signed
+    from public.fills
+    where (%(config_id)s::uuid is null or config_id = %(config_id)s::uuid)
+      and (%(symbol)s::text is null or symbol = %(symbol)s::text)
+), w as (
+    select *, sum(signed) over (partition by config_id, symbol order by filled_at, trade_id) as after
+    from f
+), pieces as (
+    select w.config_id, w.symbol, w.filled_at, w.trade_id, w.px, w.dir, w.commission, w.last_qty,
+        p.part, p.before, p.q
+    from w cross join lateral (
+        select 1 as part, w.after - w.signed as before,
+            case when w.after - w.signed <> 0 and sign(w.after) = -sign(w.after - w.signed)
+                then abs(w.after - w.signed) else w.last_qty end as q
+        union all
+        select 2, 0, abs(w.after)
+        where w.after - w.signed <> 0 and sign(w.after) = -sign(w.after - w.signed)
+    ) p
+), numbered as (
+    select *,
+        count(*) filter (where before = 0) over (
+            partition by config_id, symbol order by filled_at, trade_id, part
+        ) as trade_no,
+        -- opening: the piece adds to the position's size (from flat, or on its side)
+        before = 0 or sign(before) = dir as opening
+    from pieces
+), trades as (
+    select config_id, symbol, trade_no,
+        (array_agg(dir order by filled_at, trade_id, part))[1] as side_dir,
+        sum(dir * q) as net,
+        trim_scale(sum(px * q) filter (where opening) / sum(q) filter (where opening)) as entry_price,
+        trim_scale(
+            sum(px * q) filter (where not opening) / nullif(sum(q) filter (where not opening), 0)
+        ) as exit_price,
+        sum(q) filter (where opening) as entry_qty,
+        min(filled_at) as opened_at,
+        max(filled_at) as closed_at,
+        -sum(dir * q * px) as gross_pnl,
+        trim_scale(sum(case when q = last_qty then commission else commission * q / last_qty end))
+            as commission
+    from numbered
+    group by config_id, symbol, trade_no
+)
+select config_id, symbol, case when side_dir > 0 then 'long' else 'short' end as side,
+    entry_qty as qty, entry_price, exit_price, opened_at, closed_at, gross_pnl, commission,
+    gross_pnl - commission as net_pnl, count(*) over () as total_count
+from trades
+where net = 0
+order by closed_at desc, opened_at desc
+limit %(limit)s
+"""
 
 
 def starting_cash(conn: Connection, config_id: uuid.UUID | None) -> dict[uuid.UUID, Decimal]:
     """Return config id → starting cash of the visible configs (one, or all)."""
     rows = conn.execute(STARTING_CASH, {"config_id": config_id}).fetchall()
     return {r["config_id"]: r["starting_cash"] for r in rows}
+
+
+def equity_curve(
+    conn: Connection, config_id: uuid.UUID | None, start: Decimal, max_points: int
+) -> list[dict[str, Any]]:
+    """Return ``[{at, equity}]`` after each visible fill (at most ``max_points``, last kept), oldest first."""
+    params = {"config_id": config_id, "start": start, "max_points": max_points}
+    return conn.execute(EQUITY_CURVE, params).fetchall()
+
+
+def closed_trades(
+    conn: Connection, config_id: uuid.UUID | None, symbol: str | None, limit: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Return ``(rows, total)``: the newest ``limit`` (default all) visible closed round trips.
+
+    Keys: config_id, symbol, side (long/short), qty (the total quantity opened), entry_price,
+    exit_price (averages), opened_at, closed_at, gross_pnl, commission (shared pro rata on a
+    fill through zero), net_pnl.
+    """
+    rows = conn.execute(CLOSED_TRADES, {"config_id": config_id, "symbol": symbol, "limit": limit}).fetchall()
+    total = rows[0]["total_count"] if rows else 0
+    for row in rows:
+        del row["total_count"]
+    return rows, total

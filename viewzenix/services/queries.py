@@ -6,13 +6,11 @@ Each call is one transaction as the caller (RLS: only their rows are visible).
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from viewzenix.db import Database
-from viewzenix.domain.performance import Fill, closed_trades, equity_curve
 from viewzenix.errors import NotFound
 from viewzenix.repositories import accounts, orders, positions
 from viewzenix.repositories import performance as performance_repo
@@ -129,22 +127,27 @@ _MONEY_KEYS = (
 )
 
 
+MAX_EQUITY_POINTS = 2000
+
+
 def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Return the equity after each fill of one config (or all the caller's) and now.
 
-    Shape: ``{"starting_cash", "points": [{"at", "equity"}]}``; the first point is the starting
-    cash at the first fill's time (none without fills), the last is the current equity from our
-    books (marks from positions' last prices). Raises NotFound for an unknown ``config_id``.
+    Shape: ``{"starting_cash", "equity", "points": [{"at", "equity"}]}``; the first point is the
+    starting cash at the first fill's time (none without fills), the last is the current equity
+    from our books (marks from positions' last prices). More than MAX_EQUITY_POINTS fills:
+    evenly spaced ones, the last always kept (a chart needs no more). Computed in SQL
+    (``repositories/performance.py``) as ``domain/performance.equity_curve`` specifies.
+    Raises NotFound for an unknown ``config_id``.
     """
     with db.transaction(caller.claims) as conn:
         cash = performance_repo.starting_cash(conn, config_id)
         if config_id is not None and not cash:
             raise NotFound("No webhook config with this id.")
-        fills = [Fill(**r) for r in performance_repo.fills(conn, config_id)]
+        start = sum(cash.values(), Decimal(0))
+        points = performance_repo.equity_curve(conn, config_id, start, MAX_EQUITY_POINTS)
         ids = [config_id] if config_id is not None else list(cash)
         current = sum((accounts.summary(conn, i)["equity"] for i in ids), Decimal(0))
-    start = sum(cash.values(), Decimal(0))
-    points = [{"at": p.at, "equity": p.equity} for p in equity_curve(fills, start)]
     if points:
         points.insert(0, {"at": points[0]["at"], "equity": start})
         points.append({"at": datetime.now(UTC), "equity": current})
@@ -152,10 +155,16 @@ def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = N
 
 
 def list_closed_trades(
-    db: Database, caller: Caller, config_id: uuid.UUID | None = None, symbol: str | None = None
-) -> list[dict[str, Any]]:
-    """Return the caller's closed trades (round trips flat → flat), newest close first."""
+    db: Database,
+    caller: Caller,
+    config_id: uuid.UUID | None = None,
+    symbol: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Return ``(rows, total)`` of the caller's closed trades (flat → flat), newest close first.
+
+    ``limit``: at most this many rows (default all). Computed in SQL as
+    ``domain/performance.closed_trades`` specifies.
+    """
     with db.transaction(caller.claims) as conn:
-        fills = [Fill(**r) for r in performance_repo.fills(conn, config_id)]
-    trades = closed_trades(f for f in fills if symbol is None or f.symbol == symbol.upper())
-    return [asdict(t) for t in reversed(trades)]
+        return performance_repo.closed_trades(conn, config_id, symbol.upper() if symbol else None, limit)
