@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo bench bench-worker bench-execution lint migrate clean
+.PHONY: install run test demo bench bench-worker bench-execution bench-dashboard lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-worker: $(STAMP)
 
 bench-execution: $(STAMP)
 	$(BIN)/python scripts/bench_execution.py
+
+bench-dashboard: $(STAMP)
+	$(BIN)/python scripts/bench_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -168,6 +168,7 @@ def test_the_equity_curve_renders_after_the_demo_replay(
     expect(chart.locator("canvas").first).to_be_visible()
     expect(page.locator("#trades tbody tr").first).to_contain_text("GOOG")
     shot("overview-equity")
+    page.screenshot(path="build/screenshots/dashboard-viewport.png")  # the README's picture
 
 
 def test_a_non_admin_is_refused_on_the_admin_page(page: Page, base_url, sign_in, shot) -> None:

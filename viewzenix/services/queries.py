@@ -127,7 +127,7 @@ _MONEY_KEYS = (
 )
 
 
-MAX_EQUITY_POINTS = 2000
+MAX_EQUITY_POINTS = 1000
 
 
 def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
