@@ -64,17 +64,17 @@ with f as (
 ), w as (
     select *, sum(signed) over (partition by config_id, symbol order by filled_at, trade_id) as after
     from f
+), crossing as (
+    select *, after - signed as before,
+        after - signed <> 0 and sign(after) = -sign(after - signed) as through_zero
+    from w
 ), pieces as (
-    select w.config_id, w.symbol, w.filled_at, w.trade_id, w.px, w.dir, w.commission, w.last_qty,
-        p.part, p.before, p.q
-    from w cross join lateral (
-        select 1 as part, w.after - w.signed as before,
-            case when w.after - w.signed <> 0 and sign(w.after) = -sign(w.after - w.signed)
-                then abs(w.after - w.signed) else w.last_qty end as q
-        union all
-        select 2, 0, abs(w.after)
-        where w.after - w.signed <> 0 and sign(w.after) = -sign(w.after - w.signed)
-    ) p
+    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, 1 as part, before,
+        case when through_zero then abs(before) else last_qty end as q
+    from crossing
+    union all
+    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, 2, 0, abs(after)
+    from crossing where through_zero
 ), numbered as (
     select *,
         count(*) filter (where before = 0) over (
@@ -85,7 +85,7 @@ with f as (
     from pieces
 ), trades as (
     select config_id, symbol, trade_no,
-        (array_agg(dir order by filled_at, trade_id, part))[1] as side_dir,
+        sign(sum(dir * q) filter (where opening)) as side_dir,
         sum(dir * q) as net,
         trim_scale(sum(px * q) filter (where opening) / sum(q) filter (where opening)) as entry_price,
         trim_scale(
