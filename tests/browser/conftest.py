@@ -29,6 +29,9 @@ def chromium_present() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    # Browser tests last: Playwright's sync API keeps an event loop in the main thread for the
+    # rest of the session, and later tests that call asyncio.run (the job worker) would fail.
+    items.sort(key=lambda item: "browser" in item.keywords)
     if chromium_present():
         return
     if os.environ.get("VIEWZENIX_REQUIRE_BROWSER"):  # .ci/run: never skip silently
