@@ -94,20 +94,43 @@ def sign_in(app, page, base_url):
 
 @pytest.fixture()
 def jobs(database_url, db):
-    """Run all pending jobs in-process, in a thread (Playwright's sync API holds this thread's loop)."""
+    """Run this test's jobs in-process, in a thread (Playwright's sync API holds this thread's loop).
+
+    Only jobs deferred during this test are waited for: jobs other tests left behind (a retry
+    scheduled later, a dead worker's lock) are none of its business.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.conftest import run_jobs
+    from viewzenix.jobs import build_job_app
+    from viewzenix.jobs.attempts import AttemptRecorder
+    from viewzenix.jobs.tasks import register_tasks
 
-    def run(concurrency: int = 1) -> None:
+    with db.transaction() as conn:
+        first = conn.execute("select coalesce(max(id), 0) + 1 as id from procrastinate_jobs").fetchone()["id"]
+
+    def work() -> None:
+        job_app = build_job_app(database_url)
+        register_tasks(job_app, db)
+        for _ in range(100):
+            job_app.run_worker(
+                wait=False,
+                install_signal_handlers=False,
+                listen_notify=False,
+                concurrency=1,
+                worker_middleware=[AttemptRecorder()],
+            )
+            with db.transaction() as conn:
+                left = conn.execute(
+                    "select count(*) as n from procrastinate_jobs "
+                    "where id >= %s and status in ('todo', 'doing')",
+                    (first,),
+                ).fetchone()["n"]
+            if not left:
+                return
+        raise AssertionError(f"{left} jobs of this test still pending after 100 worker runs")
+
+    def run() -> None:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(run_jobs, database_url, db, concurrency).result()
+            pool.submit(work).result()
 
     return run
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not chromium_present():
-        terminalreporter.write_sep(
-            "!", f"BROWSER TESTS SKIPPED: no Chromium at {CHROMIUM} (apt-get install -y chromium)", red=True
-        )
