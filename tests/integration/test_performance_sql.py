@@ -94,11 +94,15 @@ def test_sql_matches_the_python_replay(db, seed) -> None:
         store(conn, config, fills)
         curve = performance_repo.equity_curve(conn, config["id"], Decimal(50000), max_points=10_000)
         trades, total = performance_repo.closed_trades(conn, config["id"], None)
+        newest, newest_total = performance_repo.closed_trades(conn, config["id"], None, limit=5)
+        aapl, _ = performance_repo.closed_trades(conn, config["id"], "AAPL")
 
     expected_curve = equity_curve(fills, Decimal(50000))
     assert [(r["at"], r["equity"]) for r in curve] == [(p.at, p.equity) for p in expected_curve]
 
     expected = list(reversed(closed_trades(fills)))
+    assert (newest, newest_total) == (trades[:5], total)
+    assert aapl == [t for t in trades if t["symbol"] == "AAPL"]
     assert total == len(expected) > 20
     # One fill per second: close times are unique, so both orders agree.
     for row, trade in zip(trades, expected, strict=True):

@@ -51,8 +51,10 @@ order by n
 """
 
 # A fill that takes the position through zero becomes two pieces: the part that closes the old
-# position and the part that opens the new one. Trades are numbered by the pieces that open from
-# flat; a trade is closed when its pieces net to zero. Gross P&L of a round trip = Σ sells − Σ buys.
+# position and the part that opens the new one. Trades are numbered per (config, symbol) by the
+# openings so far (from flat, or through zero); the fills that bring a position back to flat or
+# through zero close one. Only the newest `limit` closed trades are aggregated (the numbering is
+# a cheap pass over every fill). Gross P&L of a round trip = Σ sells − Σ buys.
 CLOSED_TRADES = """
 with f as (
     select config_id, symbol, filled_at, trade_id, last_px as px, last_qty, commission,
@@ -64,49 +66,57 @@ with f as (
 ), w as (
     select *, sum(signed) over (partition by config_id, symbol order by filled_at, trade_id) as after
     from f
-), crossing as (
+), c as (
     select *, after - signed as before,
         after - signed <> 0 and sign(after) = -sign(after - signed) as through_zero
     from w
-), pieces as (
-    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, 1 as part, before,
-        case when through_zero then abs(before) else last_qty end as q
-    from crossing
-    union all
-    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, 2, 0, abs(after)
-    from crossing where through_zero
-), numbered as (
+), n as (
     select *,
-        count(*) filter (where before = 0) over (
-            partition by config_id, symbol order by filled_at, trade_id, part
-        ) as trade_no,
-        -- opening: the piece adds to the position's size (from flat, or on its side)
-        before = 0 or sign(before) = dir as opening
-    from pieces
+        count(*) filter (where before = 0 or through_zero) over (
+            partition by config_id, symbol order by filled_at, trade_id
+        ) as last_no
+    from c
+), closes as (
+    select config_id, symbol, case when through_zero then last_no - 1 else last_no end as trade_no,
+        count(*) over () as total_count
+    from n
+    where after = 0 or through_zero
+    order by filled_at desc, trade_id desc
+    limit %(limit)s
+), pieces as (
+    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, before,
+        case when through_zero then abs(before) else last_qty end as q,
+        case when through_zero then last_no - 1 else last_no end as trade_no
+    from n
+    union all
+    select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, 0, abs(after), last_no
+    from n where through_zero
 ), trades as (
-    select config_id, symbol, trade_no,
-        sign(sum(dir * q) filter (where opening)) as side_dir,
-        sum(dir * q) as net,
-        trim_scale(sum(px * q) filter (where opening) / sum(q) filter (where opening)) as entry_price,
+    select p.config_id, p.symbol, p.trade_no, min(cl.total_count) as total_count,
+        -- opening: the piece adds to the position's size (from flat, or on its side)
+        sign(sum(dir * q) filter (where before = 0 or sign(before) = dir)) as side_dir,
         trim_scale(
-            sum(px * q) filter (where not opening) / nullif(sum(q) filter (where not opening), 0)
+            sum(px * q) filter (where before = 0 or sign(before) = dir)
+            / sum(q) filter (where before = 0 or sign(before) = dir)
+        ) as entry_price,
+        trim_scale(
+            sum(px * q) filter (where before <> 0 and sign(before) <> dir)
+            / nullif(sum(q) filter (where before <> 0 and sign(before) <> dir), 0)
         ) as exit_price,
-        sum(q) filter (where opening) as entry_qty,
+        sum(q) filter (where before = 0 or sign(before) = dir) as entry_qty,
         min(filled_at) as opened_at,
         max(filled_at) as closed_at,
         -sum(dir * q * px) as gross_pnl,
         trim_scale(sum(case when q = last_qty then commission else commission * q / last_qty end))
             as commission
-    from numbered
-    group by config_id, symbol, trade_no
+    from pieces p join closes cl using (config_id, symbol, trade_no)
+    group by p.config_id, p.symbol, p.trade_no
 )
 select config_id, symbol, case when side_dir > 0 then 'long' else 'short' end as side,
     entry_qty as qty, entry_price, exit_price, opened_at, closed_at, gross_pnl, commission,
-    gross_pnl - commission as net_pnl, count(*) over () as total_count
+    gross_pnl - commission as net_pnl, total_count
 from trades
-where net = 0
 order by closed_at desc, opened_at desc
-limit %(limit)s
 """
 
 
