@@ -127,7 +127,7 @@ def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, s
     shot("signal-denied")
 
 
-def test_settings_show_the_api_field_errors(page: Page, base_url, sign_in) -> None:
+def test_settings_show_the_api_field_errors(page: Page, base_url, sign_in, shot) -> None:
     sign_in(next_path="/configs")
     config_id, _ = create_config(page, base_url, "Errors")
     page.goto(f"{base_url}/configs/{config_id}")
@@ -136,6 +136,37 @@ def test_settings_show_the_api_field_errors(page: Page, base_url, sign_in) -> No
     page.click("#settings-form button[type=submit]")
     error = page.locator(".field-error[data-field=commission_rate]")
     expect(error).to_have_text("Must be greater than or equal to 0 and less than or equal to 1.")
+    shot("config-detail")
+
+
+def test_the_alert_message_generator_gives_a_pasteable_message(page: Page, base_url, sign_in) -> None:
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Generator")
+    page.goto(f"{base_url}/configs/{config_id}")
+    strategy = json.loads(page.input_value("#gen-message"))
+    assert strategy["action"] == "{{strategy.order.action}}"
+    assert strategy["sentiment"] == "{{strategy.market_position}}"
+    assert strategy["quantity"] == "{{strategy.order.contracts}}"
+    page.select_option("#gen-case", "buy")
+    page.select_option("#gen-size", "dollar_amount")
+    page.fill("#gen-amount", "500")
+    message = json.loads(page.input_value("#gen-message"))
+    assert (message["action"], message["quantity"], message["quantityType"]) == ("buy", 500, "dollar_amount")
+    page.select_option("#gen-case", "exit")
+    assert "quantity" not in json.loads(page.input_value("#gen-message"))
+    # What TradingView would send for the buy message is accepted by the real intake path.
+    page.select_option("#gen-case", "buy")
+    filled = page.input_value("#gen-message")
+    for placeholder, value in {
+        "{{ticker}}": "AAPL",
+        "{{close}}": "190.5",
+        "{{timenow}}": "2026-11-27T15:00:00Z",
+        "{{interval}}": "5",
+    }.items():
+        filled = filled.replace(placeholder, value)
+    page.fill("#test-body", filled)
+    page.click("#send-test")
+    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
 
 
 def test_the_equity_curve_renders_after_the_demo_replay(
