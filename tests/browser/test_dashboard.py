@@ -216,3 +216,20 @@ def test_the_api_docs_render_without_internet(page: Page, base_url, shot) -> Non
     expect(page.locator(".swagger-ui .title").first).to_contain_text("Viewzenix")
     expect(page.locator(".swagger-ui")).to_contain_text("/webhooks/{config_id}/{token}")
     shot("api-docs")
+
+
+def test_rotate_the_token_and_turn_the_webhook_off(page: Page, base_url, sign_in, client) -> None:
+    sign_in(next_path="/configs")
+    config_id, old_url = create_config(page, base_url, "Rotate me")
+    page.goto(f"{base_url}/configs/{config_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#rotate-token")
+    expect(page.locator("#new-url")).to_be_visible()
+    new_url = page.input_value("#new-url-value")
+    assert new_url != old_url and new_url.startswith(f"http://testserver/webhooks/{config_id}/")
+    alert = {"ticker": "AAPL", "action": "exit"}
+    assert client.post(old_url.removeprefix("http://testserver"), json=alert).status_code == 404
+    page.click("#toggle-active")
+    expect(page.locator("#config-state")).to_have_text("off: every alert is refused")
+    refused = client.post(new_url.removeprefix("http://testserver"), json=alert)
+    assert (refused.status_code, refused.json["code"]) == (403, "config_inactive")
