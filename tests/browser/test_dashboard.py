@@ -233,3 +233,25 @@ def test_rotate_the_token_and_turn_the_webhook_off(page: Page, base_url, sign_in
     expect(page.locator("#config-state")).to_have_text("off: every alert is refused")
     refused = client.post(new_url.removeprefix("http://testserver"), json=alert)
     assert (refused.status_code, refused.json["code"]) == (403, "config_inactive")
+
+
+def test_the_signal_log_pages_and_filters_by_webhook(page: Page, base_url, sign_in, client) -> None:
+    sign_in(next_path="/configs")
+    busy_id, busy_url = create_config(page, base_url, "Busy")
+    quiet_id, quiet_url = create_config(page, base_url, "Quiet")
+    for i in range(55):  # rejected at intake (no action): stored, no job needed
+        client.post(busy_url.removeprefix("http://testserver"), json={"ticker": f"T{i}"})
+    client.post(quiet_url.removeprefix("http://testserver"), json={"ticker": "QUIET"})
+    page.goto(f"{base_url}/signals")
+    rows = page.locator("table.signals tbody tr")
+    expect(rows).to_have_count(50)
+    expect(page.locator(".pager")).to_contain_text("page 1 of 2")
+    page.click("[data-goto-page='2']")
+    expect(page.locator(".pager")).to_contain_text("page 2 of 2")
+    expect(rows).to_have_count(6)
+    page.select_option("#signal-filters select[name=config_id]", label="Quiet")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Quiet")
+    expect(rows.first).to_have_class(re.compile("st-rejected"))
+    expect(page.locator(".pager")).to_have_count(0)
+    assert busy_id != quiet_id

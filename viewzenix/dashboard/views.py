@@ -153,6 +153,12 @@ def configs_fragment():
     return render_template("fragments/configs.html", rows=rows, total=total)
 
 
+@fragments.get("/config-options")
+def config_options_fragment():
+    rows, _ = configs_service.list_page(get_runtime().db, current_caller(), filters={}, limit=1000, offset=0)
+    return render_template("fragments/config_options.html", rows=rows)
+
+
 @fragments.get("/signals")
 def signals_fragment():
     page = _page_number()

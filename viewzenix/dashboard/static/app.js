@@ -74,6 +74,19 @@ document.addEventListener("htmx:beforeSwap", (e) => {
   else if (status === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
 });
 
+// --- filters and pages of a list: a filter change goes back to page 1; pager buttons set the page ---
+document.addEventListener("change", (e) => {
+  const form = e.target.form;
+  if (form && form.elements.page && e.target.name !== "page") form.elements.page.value = "1";
+}, true);
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("[data-goto-page]");
+  if (!b) return;
+  const form = document.querySelector(b.closest("[data-form]").dataset.form);
+  form.elements.page.value = b.dataset.gotoPage;
+  htmx.trigger(form, "submit");
+});
+
 // --- copy buttons -----------------------------------------------------------------------------------
 async function copyFrom(selector, button) {
   const el = document.querySelector(selector);
