@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with Python 3.11 and git:
 #   make run    set up .venv, start Postgres (embedded) + web + worker, print the webhook URL
-#   make test   the whole test suite on a real Postgres (embedded unless DATABASE_URL is set)
+#   make test   the whole test suite on a real Postgres (embedded unless DATABASE_URL is set),
+#               browser tests included when Chromium is installed (said loudly when skipped)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks lint migrate clean
+.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,7 @@ run: $(STAMP)
 	$(BIN)/python -m viewzenix.supervisor
 
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || echo "== no chromium: the browser tests will be SKIPPED (apt-get install -y chromium) =="
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
@@ -39,6 +41,9 @@ bench-execution: $(STAMP)
 
 bench-hooks: $(STAMP)
 	$(BIN)/python scripts/bench_hooks.py
+
+bench-dashboard: $(STAMP)
+	$(BIN)/python scripts/bench_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -135,7 +135,9 @@ class Config:
             )
         # Supabase Auth. Without SUPABASE_URL the app runs in local mode and signs its own tokens.
         self.SUPABASE_URL = (env.get("SUPABASE_URL") or "").rstrip("/") or None
-        self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None
+        self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None  # the public anon key (the dashboard)
+        # The service-role key: server side only (the drift check's Auth admin API); never a page.
+        self.SUPABASE_SERVICE_ROLE_KEY = env.get("SUPABASE_SERVICE_ROLE_KEY") or None
         self.SUPABASE_JWT_SECRET = env.get("SUPABASE_JWT_SECRET") or None
         # Supabase Database Webhooks (POST /hooks/supabase/db). WEBHOOK_SECRET: the seed's
         # x-hmac-sha256 scheme. STANDARD_WEBHOOK_SECRETS: Standard Webhooks whsec_ secrets,
@@ -174,7 +176,7 @@ class Config:
         # Drift check (flask sync check): the source database when it is not this one (the app's
         # Supabase project A); SYNC_USERS_SOURCE: auto (SYNC_SOURCE_DATABASE_URL if set, else this
         # database), same, database, or auth-api (Supabase Auth admin API at SUPABASE_URL with
-        # the service-role SUPABASE_KEY).
+        # SUPABASE_SERVICE_ROLE_KEY).
         self.SYNC_SOURCE_DATABASE_URL = env.get("SYNC_SOURCE_DATABASE_URL") or None
         self.SYNC_USERS_SOURCE = (env.get("SYNC_USERS_SOURCE") or "auto").strip().lower()
         if self.SYNC_USERS_SOURCE not in ("auto", "same", "database", "auth-api"):
@@ -203,9 +205,10 @@ class Config:
         self.OPENAPI_VERSION = "3.0.3"
         self.OPENAPI_URL_PREFIX = "/api"
         self.OPENAPI_JSON_PATH = "openapi.json"
-        # Docs page at /api/docs: Swagger UI, whose assets the browser loads from jsDelivr.
+        # Docs page at /api/docs: Swagger UI, its assets served by this app (PyPI flask-swagger-ui),
+        # so the page works offline.
         self.OPENAPI_SWAGGER_UI_PATH = "docs"
-        self.OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+        self.OPENAPI_SWAGGER_UI_URL = "/api/docs/static/"
         self.API_SPEC_OPTIONS = {
             "components": {
                 "securitySchemes": {

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the Flask app: config, database pool, auth, API blueprints, inbound webhooks, CLI commands.
+    """Build the Flask app: config, database pool, auth, API, dashboard, inbound webhooks, CLI commands.
 
     ``config``: a ``config.Config``; by default ``config.load_config()`` reads the environment.
     Raises ``config.ConfigError`` when a required setting is missing.
@@ -24,7 +24,7 @@ def create_app(config: Config | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from config import load_config
-    from viewzenix import cli, health
+    from viewzenix import cli, dashboard, health
     from viewzenix.api import register_api
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
@@ -45,5 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
     register_webhooks(app)
     register_api(app)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard.views.fragments)
     cli.register(app)
     return app

@@ -1,6 +1,6 @@
-"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | demo-config EMAIL |
-reconcile | purge-idempotency-keys | sync check watchers|users | alpaca-credentials CONFIG_ID |
-rotate-credentials``."""
+"""Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | signin-code EMAIL |
+demo-config EMAIL | reconcile | purge-idempotency-keys | sync check watchers|users |
+alpaca-credentials CONFIG_ID | rotate-credentials``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,18 @@ def register(app: Flask) -> None:
         user_id = ensure_local_user(runtime.db, email)
         app_metadata = {"role": "admin"} if admin else None
         click.echo(runtime.local_signer.issue(user_id, email, app_metadata=app_metadata))
+
+    @app.cli.command("signin-code")
+    @click.argument("email")
+    def signin_code(email: str) -> None:
+        """Print a one-time dashboard sign-in code for local user EMAIL. Local mode only."""
+        from viewzenix.services import local_signin
+
+        runtime = app.extensions["viewzenix"]
+        if runtime.local_signer is None:
+            raise click.ClickException("SUPABASE_URL is configured: sign in through Supabase Auth.")
+        ensure_local_user(runtime.db, email)
+        click.echo(local_signin.issue_code(runtime.db, email))
 
     @app.cli.command("demo-config")
     @click.argument("email")
@@ -151,7 +163,7 @@ def register(app: Flask) -> None:
                 choice=choice,
                 source_database_url=config.SYNC_SOURCE_DATABASE_URL,
                 supabase_url=config.SUPABASE_URL,
-                supabase_key=config.SUPABASE_KEY,
+                supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
             )
             report = service.check(
                 runtime.db,

@@ -2,8 +2,14 @@
 
 Starts Postgres (embedded under ``DATA_DIR/pg`` unless ``DATABASE_URL`` is set), applies the
 migrations, creates a local user and a demo webhook config (kept across runs), then starts the
-Procfile's ``web`` (gunicorn) and ``worker`` processes and prints the webhook URL, a local access
-token and the API docs address. Ctrl-C (or SIGTERM) stops the children, then Postgres.
+Procfile's ``web`` (gunicorn) and ``worker`` processes and prints the dashboard address (with a
+one-time sign-in code in local mode) first, then the webhook URL, a local access token and the API
+docs address, in one write. Ctrl-C (or SIGTERM) stops the children, then Postgres.
+
+One run per data folder: a second ``make run`` in the same checkout finds ``DATA_DIR/run.lock``
+held and stops at once. gunicorn's control socket lives in ``DATA_DIR`` too, not in
+``$XDG_RUNTIME_DIR`` or ``~/.gunicorn``. The demo config's token is saved (``demo_config.json``,
+mode 0600), not its URL, so the URL printed always carries the current PORT / PUBLIC_BASE_URL.
 
 A worker that dies (a crash, out of memory, a kill) is started again, with a message saying so;
 one that keeps dying soon after it starts waits longer each time (1, 2, 4 … up to 30 s), so a
@@ -14,6 +20,7 @@ supervisor of its workers) is not restarted: if it exits, everything stops.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -36,11 +43,31 @@ logger = logging.getLogger("viewzenix.supervisor")
 DEMO_EMAIL = "demo@viewzenix.local"
 
 
+def _flask(env: dict[str, str], *args: str) -> str:
+    """Run ``flask --app wsgi ARGS`` and return its stdout's last line."""
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _demo_config(config: Config, env: dict[str, str]) -> dict[str, str]:
-    """Return the demo config's ids, URL and a fresh token; reuse the one saved by an earlier run."""
+    """Return the demo config's ids, URL and a fresh token; reuse the one saved by an earlier run.
+
+    The file keeps ``config_id`` and the URL ``token``; the URL is rebuilt from the current
+    PUBLIC_BASE_URL each run (a file from an older version, holding ``webhook_url``, still works).
+    """
     saved = config.DATA_DIR / "demo_config.json"
     if saved.exists():
         data = json.loads(saved.read_text())
+        if "token" not in data and "webhook_url" in data:
+            data["token"] = data["webhook_url"].rsplit("/", 1)[-1]
+        data["webhook_url"] = f"{config.PUBLIC_BASE_URL}/webhooks/{data['config_id']}/{data['token']}"
         check = subprocess.run(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "flask", "--app", "wsgi", "local-token", DEMO_EMAIL],
             env=env,
@@ -61,9 +88,31 @@ def _demo_config(config: Config, env: dict[str, str]) -> dict[str, str]:
         check=True,
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    saved.write_text(json.dumps({k: data[k] for k in ("config_id", "webhook_url")}))
+    data["token"] = data["webhook_url"].rsplit("/", 1)[-1]
+    saved.write_text(json.dumps({k: data[k] for k in ("config_id", "token")}))
     saved.chmod(0o600)
     return data
+
+
+def _hold_run_lock(config: Config) -> object | None:
+    """Take ``DATA_DIR/run.lock`` (flock, released when this process ends); None if another run holds it."""
+    handle = open(config.DATA_DIR / "run.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _say(text: str) -> None:
+    """Write ``text`` to stdout in one write, so the children's log lines cannot land inside it."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), text.encode())
 
 
 def _config_exists(env: dict[str, str], config_id: str) -> bool:
@@ -179,6 +228,15 @@ def main() -> int:
     config = load_config()
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     config.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    lock = _hold_run_lock(config)
+    if lock is None:
+        pid = (config.DATA_DIR / "run.lock").read_text().strip() or "?"
+        print(
+            f"Viewzenix is already running from this checkout (pid {pid}, data in {config.DATA_DIR}).\n"
+            "Stop it first (Ctrl-C in its terminal), or use another DATA_DIR.",
+            file=sys.stderr,
+        )
+        return 1
     port = os.environ.get("PORT") or "8000"
     env = dict(os.environ)
     env.setdefault("PUBLIC_BASE_URL", f"http://localhost:{port}")
@@ -198,7 +256,19 @@ def main() -> int:
     worker_stop = load_config(env).WORKER_SHUTDOWN_TIMEOUT_SECONDS + 5.0
     children = Children(
         [
-            Child("web", [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "gunicorn.conf.py"]),
+            Child(
+                "web",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "wsgi:app",
+                    "--config",
+                    "gunicorn.conf.py",
+                    "--control-socket",
+                    str(config.DATA_DIR / "gunicorn.ctl"),
+                ],
+            ),
             Child(
                 "worker", [sys.executable, "-m", "viewzenix.worker"], restart=True, stop_timeout=worker_stop
             ),
@@ -217,23 +287,30 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     base = f"http://localhost:{port}"
     if _wait_healthy(f"{base}/healthz"):
-        print(
+        signin_code = _flask(env, "signin-code", DEMO_EMAIL) if not config.SUPABASE_URL else None
+        dashboard = f"{base}/signin#code={signin_code}" if signin_code else f"{base}/"
+        _say(
             "\n".join(
                 [
                     "",
                     "Viewzenix is running (Ctrl-C stops everything).",
+                    f"  Dashboard:    {dashboard}",
+                    *(
+                        ["                (a one-time sign-in link for " + DEMO_EMAIL + ")"]
+                        if signin_code
+                        else []
+                    ),
                     f"  Webhook URL (paste into TradingView): {demo['webhook_url']}",
                     f"  API docs:     {base}/api/docs   (OpenAPI: {base}/api/openapi.json)",
-                    f"  Local access token for {DEMO_EMAIL}:",
-                    f"    {demo['access_token']}",
+                    f"  Local access token for {DEMO_EMAIL}: {demo['access_token']}",
                     "  Try:",
                     f"    curl -s -X POST {demo['webhook_url']} -H 'Content-Type: application/json' "
                     '-d \'{"ticker": "AAPL", "action": "buy", "quantity": 10, "price": 190.5}\'',
                     f"    curl -s {base}/api/orders -H 'Authorization: Bearer <token above>'",
                     "",
+                    "",
                 ]
-            ),
-            flush=True,
+            )
         )
     code = 0
     while not stopping:

@@ -892,6 +892,34 @@ def test_exits_are_never_denied_by_size_limits() -> None:
     assert result.denials == ()
 
 
+def test_paused_entries_deny_an_entry_with_the_order_attached() -> None:
+    result = plan(signal("buy", quantity=D(5)), config=settings(entries_paused=True))
+    assert result.orders == ()
+    [denial] = result.denials
+    assert denial.code == "entries_paused"
+    assert "exits still run" in denial.message
+    assert denial.order is not None and denial.order.side is BUY and denial.order.qty == D(5)
+
+
+def test_paused_entries_still_let_an_exit_through() -> None:
+    result = plan(signal("exit"), position="10", config=settings(entries_paused=True))
+    assert result.intent is Intent.EXIT
+    assert steps(result) == [(EXIT, SELL, D(10))]
+    assert result.denials == ()
+
+
+def test_paused_entries_exit_a_reversal_but_deny_its_entry() -> None:
+    result = plan(signal("buy", quantity=D(15)), position="-10", config=settings(entries_paused=True))
+    assert steps(result) == [(EXIT, BUY, D(10))]
+    assert [d.code for d in result.denials] == ["entries_paused"]
+
+
+def test_paused_entries_deny_an_add() -> None:
+    result = plan(signal("add", quantity=D(2)), position="10", config=settings(entries_paused=True))
+    assert result.orders == ()
+    assert [d.code for d in result.denials] == ["entries_paused"]
+
+
 # --- take-profit and stop-loss legs --------------------------------------------------------
 
 

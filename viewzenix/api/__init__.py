@@ -22,10 +22,12 @@ def register_api(app: Flask) -> Api:
         positions,
         reconciliations,
         signals,
+        trades,
         webhook_configs,
     )
     from viewzenix.api.idempotency import IdempotencyKeyDoc, make_api_idempotent
     from viewzenix.api.job_runner import bp as job_runner_bp
+    from viewzenix.api.plain_routes_doc import document_plain_routes
 
     api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
     for module in (
@@ -35,10 +37,29 @@ def register_api(app: Flask) -> Api:
         orders,
         positions,
         account,
+        trades,
         reconciliations,
         job_admin,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent
     make_api_idempotent(app)
+    document_plain_routes(api, app)
+    _serve_swagger_ui_assets(app)
     return api
+
+
+def _serve_swagger_ui_assets(app: Flask) -> None:
+    """Serve Swagger UI's files (from PyPI's flask-swagger-ui) at ``/api/docs/static/``.
+
+    ``/api/docs`` then works offline: config ``OPENAPI_SWAGGER_UI_URL`` points here, not to a CDN.
+    """
+    from pathlib import Path
+
+    import flask_swagger_ui
+    from flask import Blueprint
+
+    dist = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
+    app.register_blueprint(
+        Blueprint("swagger_ui_assets", __name__, static_folder=str(dist), static_url_path="/api/docs/static")
+    )

@@ -38,6 +38,7 @@ class SignalSchema(ma.Schema):
     action = ma.fields.String(allow_none=True)
     content_type = ma.fields.String(allow_none=True)
     source_ip = ma.fields.String(allow_none=True)
+    is_test = ma.fields.Boolean(metadata={"description": "Sent from the dashboard's test button"})
     received_at = ma.fields.DateTime()
     processed_at = ma.fields.DateTime(allow_none=True)
 
@@ -57,6 +58,7 @@ class SignalQueryArgsSchema(ma.Schema):
     ticker = ma.fields.String(validate=storable_text)
     since = ma.fields.AwareDateTime(metadata={"description": "received_at ≥ since (ISO 8601 with offset)"})
     until = ma.fields.AwareDateTime(metadata={"description": "received_at < until"})
+    is_test = ma.fields.Boolean(metadata={"description": "Only test alerts (true) or only real ones (false)"})
 
 
 @bp.route("")

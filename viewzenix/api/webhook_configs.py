@@ -14,6 +14,7 @@ from viewzenix.api.paging import page_of
 from viewzenix.api.validators import max_places, storable_text
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
 from viewzenix.runtime import get_runtime
+from viewzenix.services import test_alerts
 from viewzenix.services import webhook_configs as service
 
 bp = Blueprint(
@@ -95,6 +96,9 @@ class WebhookConfigCreateSchema(TradingSettingsFields):
     description = ma.fields.String(validate=[validate.Length(max=2000), storable_text])
     notification_preferences = ma.fields.Dict(validate=storable_text)
     is_active = ma.fields.Boolean()
+    entries_paused = ma.fields.Boolean(
+        metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
+    )
     dedupe_window_seconds = _dedupe_window_seconds()
 
 
@@ -111,6 +115,9 @@ class WebhookConfigSchema(TradingSettingsFields):
     )
     notification_preferences = ma.fields.Dict()
     is_active = ma.fields.Boolean()
+    entries_paused = ma.fields.Boolean(
+        metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
+    )
     dedupe_window_seconds = _dedupe_window_seconds()
     token_rotated_at = ma.fields.DateTime()
     created_at = ma.fields.DateTime()
@@ -189,3 +196,26 @@ class WebhookConfigRotateToken(MethodView):
         """Replace the URL token; the old URL stops working at once. The new URL is shown once."""
         row, token = service.rotate_token(get_runtime().db, current_caller(), config_id)
         return _with_token(row, token)
+
+
+class TestAlertSchema(ma.Schema):
+    body = ma.fields.String(
+        validate=validate.Length(min=1, max=100_000),
+        metadata={"description": "The alert message; default: a 1-share AAPL buy at 190.50"},
+    )
+
+
+class TestAlertResultSchema(ma.Schema):
+    signal_id = ma.fields.UUID()
+    intake_status = ma.fields.Integer(metadata={"description": "The HTTP status TradingView would get"})
+    intake_response = ma.fields.Dict(metadata={"description": "The body TradingView would get"})
+
+
+@bp.route("/<uuid:config_id>/test-alert")
+class WebhookConfigTestAlert(MethodView):
+    @bp.arguments(TestAlertSchema)
+    @bp.response(200, TestAlertResultSchema)
+    def post(self, data, config_id: uuid.UUID):
+        """Send a test alert through the real intake path; its signal is marked is_test."""
+        runtime = get_runtime()
+        return test_alerts.send(runtime.db, runtime.jobs, current_caller(), config_id, data.get("body"))

@@ -78,9 +78,10 @@ Orders
 
 Risk (``settings.risk``)
   Checked on every entry order (ENTER, ADD, the entry of a REVERSE), Denial with that order
-  attached, first failing rule wins: reverse/short/add policy, then ``max_position_qty`` (abs
-  position after the order > max) and ``max_position_notional`` (abs position after * price >
-  max; no price → ``no_price_for_notional_limit``). Exits are never denied by these: reducing
+  attached, first failing rule wins: paused entries (``entries_paused``), reverse/short/add
+  policy, then ``max_position_qty`` (abs position after the order > max) and
+  ``max_position_notional`` (abs position after * price > max; no price →
+  ``no_price_for_notional_limit``). Exits are never denied by these: reducing
   risk is always allowed. Two rules apply to everything: a signal older than
   ``max_signal_age_seconds`` (``now - signal.signal_time``, both set) is denied whole
   (``stale_signal``, order None, no cancels, no orders); a symbol outside ``allowed_symbols``
@@ -839,9 +840,16 @@ def _cancels(ctx: _Context, orders: list[OrderRequest], denials: list[Denial]) -
 def _policy_denial(
     ctx: _Context, intent: Intent, side: OrderSide, order: OrderRequest | None
 ) -> Denial | None:
-    """Reverse, short and add permissions, which do not depend on the order's size."""
+    """Paused entries, then reverse, short and add permissions (none depends on the order's size)."""
     risk = ctx.settings.risk
     new_side = _side_of(side)
+    if risk.entries_paused:
+        return Denial(
+            "entries_paused",
+            f"entries are paused for this webhook config: no {new_side} {ctx.symbol} position is "
+            "entered or added to (exits still run)",
+            order,
+        )
     if intent is Intent.REVERSE and not ctx.settings.allow_reverse:
         return Denial(
             "reverse_not_allowed",

@@ -204,7 +204,8 @@ class RiskRules:
     ``allowed_symbols`` empty means every symbol. ``max_position_qty`` and
     ``max_position_notional`` (account currency) bound the absolute position after the order.
     ``max_signal_age_seconds`` refuses a signal whose own ``time`` is older than that (only when
-    the alert carries a time).
+    the alert carries a time). ``entries_paused`` denies every entry (ENTER, ADD, the entry of a
+    REVERSE) while exits and cancels still run.
     """
 
     allowed_symbols: tuple[str, ...] = ()
@@ -213,6 +214,7 @@ class RiskRules:
     allow_short: bool = True
     allow_add: bool = True
     max_signal_age_seconds: int | None = None
+    entries_paused: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from viewzenix.repositories.paging import select_page
 # The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
 LIST_COLUMNS = (
     "id, config_id, status, duplicate_of, reject_code, reject_message, outcome_message, ticker, "
-    "action, content_type, source_ip, received_at, processed_at"
+    "action, content_type, source_ip, is_test, received_at, processed_at"
 )
 
 INSERT_SIGNAL = """
@@ -107,6 +107,11 @@ def finish(conn: Connection, signal_id: uuid.UUID, status: str, outcome_message:
     )
 
 
+def mark_test(conn: Connection, signal_id: uuid.UUID) -> None:
+    """Mark a stored signal as a test alert sent from the dashboard."""
+    conn.execute("update public.signals set is_test = true where id = %s", (signal_id,))
+
+
 def get(conn: Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
     return conn.execute("select * from public.signals where id = %s", (signal_id,)).fetchone()
 
@@ -127,6 +132,7 @@ def list_page(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    is_test: bool | None = None,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return (rows, total) of visible signals matching the filters, newest first."""
@@ -139,7 +145,7 @@ def list_page(
         conn,
         table="signals",
         columns=LIST_COLUMNS,
-        equals={"config_id": config_id, "status": status, "ticker": ticker},
+        equals={"config_id": config_id, "status": status, "ticker": ticker, "is_test": is_test},
         conditions=conditions,
         order_by="received_at desc, id",
         limit=limit,

@@ -402,7 +402,7 @@ def source_for(
     """Build the source named by ``choice`` (auto | same | database | auth-api).
 
     auto: ``source_database_url`` when set, else this database. Raises ValueError naming what is
-    missing (``SYNC_SOURCE_DATABASE_URL``, ``SUPABASE_URL``/``SUPABASE_KEY``).
+    missing (``SYNC_SOURCE_DATABASE_URL``, ``SUPABASE_URL``/``SUPABASE_SERVICE_ROLE_KEY``).
     """
     if choice == "auto":
         choice = "database" if source_database_url else "same"
@@ -416,7 +416,7 @@ def source_for(
         if target != "users":
             raise ValueError("the Auth admin API is a source of users only")
         if not (supabase_url and supabase_key):
-            raise ValueError("the Auth admin API needs SUPABASE_URL and the service-role SUPABASE_KEY")
+            raise ValueError("the Auth admin API needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY")
         return AuthApiSource(auth_admin_client(supabase_url, supabase_key))
     raise ValueError(f"unknown source {choice!r}: use same, database or auth-api")
 
@@ -447,7 +447,7 @@ def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
                     choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
                     source_database_url=config.SYNC_SOURCE_DATABASE_URL,
                     supabase_url=config.SUPABASE_URL,
-                    supabase_key=config.SUPABASE_KEY,
+                    supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
                 )
                 check(
                     db,

@@ -1,0 +1,410 @@
+// Viewzenix dashboard: session, bearer token on every API / fragment call, page behaviour.
+// Plain browser JavaScript (no build step). htmx 2.0.x: htmx:configRequest / e.detail.headers.
+"use strict";
+
+const VZ = (() => {
+  const cfg = JSON.parse(document.getElementById("vz-config").textContent);
+  const KEY = "vz.session";
+  let supa = null;
+  let supaToken = null;
+  let supaEmail = null;
+
+  function localSession() {
+    try { return JSON.parse(localStorage.getItem(KEY)); } catch { return null; }
+  }
+  function token() {
+    if (cfg.mode === "supabase") return supaToken;
+    const s = localSession();
+    return s && s.access_token;
+  }
+  function email() {
+    if (cfg.mode === "supabase") return supaEmail;
+    const s = localSession();
+    return s && s.email;
+  }
+  async function init() {
+    if (cfg.mode !== "supabase") return;
+    supa = window.supabase.createClient(cfg.supabase_url, cfg.supabase_key, {
+      auth: { persistSession: true, autoRefreshToken: true, detectSessionInUrl: true },
+    });
+    const { data } = await supa.auth.getSession();
+    const set = (session) => {
+      supaToken = session ? session.access_token : null;
+      supaEmail = session && session.user ? session.user.email : null;
+    };
+    set(data.session);
+    supa.auth.onAuthStateChange((_event, session) => set(session));
+  }
+  function here() { return location.pathname + location.search + location.hash; }
+  function toSignin() {
+    if (location.pathname === "/signin") return;
+    location.assign("/signin?next=" + encodeURIComponent(here()));
+  }
+  function nextPage() {
+    const next = new URLSearchParams(location.search).get("next") || "/";
+    // Only paths on this site: never an open redirect.
+    return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  }
+  async function signOut() {
+    localStorage.removeItem(KEY);
+    if (supa) await supa.auth.signOut();
+    location.assign("/signin");
+  }
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) { toSignin(); throw new Error("signed out"); }
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    return { ok: response.ok, status: response.status, data };
+  }
+  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, get supa() { return supa; } };
+})();
+
+// --- htmx: bearer token on every request; a 401 sends the user to sign-in and back --------------
+document.addEventListener("htmx:configRequest", (e) => {
+  const t = VZ.token();
+  if (t) e.detail.headers["Authorization"] = "Bearer " + t;
+});
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const status = e.detail.xhr.status;
+  if (status === 401) { e.detail.shouldSwap = false; VZ.toSignin(); }
+  else if (status === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
+});
+
+// --- filters and pages of a list: a filter change goes back to page 1; pager buttons set the page ---
+document.addEventListener("change", (e) => {
+  const form = e.target.form;
+  if (form && form.elements.page && e.target.name !== "page") form.elements.page.value = "1";
+}, true);
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("[data-goto-page]");
+  if (!b) return;
+  const form = document.querySelector(b.closest("[data-form]").dataset.form);
+  form.elements.page.value = b.dataset.gotoPage;
+  htmx.trigger(form, "submit");
+});
+
+// --- copy buttons -----------------------------------------------------------------------------------
+async function copyFrom(selector, button) {
+  const el = document.querySelector(selector);
+  const text = el.value !== undefined ? el.value : el.textContent;
+  try { await navigator.clipboard.writeText(text); }
+  catch { el.select && el.select(); document.execCommand("copy"); }
+  const old = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = old; }, 1500);
+}
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("[data-copy]");
+  if (b) copyFrom(b.dataset.copy, b);
+});
+
+// --- field errors from the API (422: errors.json.<field>) ----------------------------------------
+function showErrors(form, result) {
+  form.querySelectorAll(".field-error").forEach((n) => n.remove());
+  form.querySelectorAll(".has-error").forEach((n) => n.classList.remove("has-error"));
+  const fields = (result.data && result.data.errors && result.data.errors.json) || {};
+  let shown = false;
+  for (const [name, messages] of Object.entries(fields)) {
+    const input = form.querySelector(`[name="${name}"]`);
+    const label = input ? input.closest("label") : null;
+    const note = document.createElement("span");
+    note.className = "field-error";
+    note.dataset.field = name;
+    note.textContent = (Array.isArray(messages) ? messages : [JSON.stringify(messages)]).join(" ");
+    (label || form).appendChild(note);
+    if (label) label.classList.add("has-error");
+    shown = true;
+  }
+  if (!shown && !result.ok) {
+    const note = document.createElement("span");
+    note.className = "field-error";
+    note.textContent = (result.data && result.data.message) || `Error ${result.status}`;
+    form.appendChild(note);
+  }
+}
+
+// --- pages ------------------------------------------------------------------------------------------
+const pages = {};
+
+pages.signin = () => {
+  const error = document.getElementById("signin-error");
+  const done = () => location.assign(VZ.nextPage());
+  if (VZ.cfg.mode === "local") {
+    const form = document.getElementById("local-signin");
+    const input = document.getElementById("code");
+    const submit = async () => {
+      error.textContent = "";
+      const r = await fetch("/auth/local/exchange", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: input.value }),
+      });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) { error.textContent = data.message || `Sign-in failed (${r.status})`; return; }
+      localStorage.setItem(VZ.KEY, JSON.stringify({
+        access_token: data.access_token, email: data.email,
+        expires_at: Date.now() + data.expires_in * 1000,
+      }));
+      done();
+    };
+    form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+    const fromLink = new URLSearchParams(location.hash.slice(1)).get("code");
+    if (fromLink) { history.replaceState(null, "", location.pathname + location.search); input.value = fromLink; submit(); }
+    return;
+  }
+  if (VZ.token()) { done(); return; }
+  document.getElementById("password-signin").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const { error: err } = await VZ.supa.auth.signInWithPassword({ email: f.get("email"), password: f.get("password") });
+    if (err) error.textContent = err.message; else done();
+  });
+  document.getElementById("google-signin").addEventListener("click", async () => {
+    const { error: err } = await VZ.supa.auth.signInWithOAuth({
+      provider: "google", options: { redirectTo: location.origin + "/signin?next=" + encodeURIComponent(VZ.nextPage()) },
+    });
+    if (err) error.textContent = err.message;
+  });
+};
+
+pages.configs = () => {
+  const form = document.getElementById("create-config");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    const body = { name: f.get("name"), broker: f.get("broker") };
+    if (f.get("quantity")) body.quantity = f.get("quantity");
+    const r = await VZ.api("POST", "/api/webhook-configs", body);
+    showErrors(form, r);
+    if (!r.ok) return;
+    document.getElementById("new-url-value").value = r.data.webhook_url;
+    document.getElementById("new-url-link").href = "/configs/" + r.data.id;
+    document.getElementById("new-url").hidden = false;
+    form.reset();
+    document.body.dispatchEvent(new Event("vz:configs"));
+  });
+};
+
+const SETTINGS = ["name", "description", "quantity_type", "quantity", "use_signal_quantity", "order_type",
+  "time_in_force", "allow_reverse", "allow_short", "allow_add", "allowed_symbols", "max_position_qty",
+  "max_position_notional", "max_signal_age_seconds", "starting_cash", "slippage_bps", "commission_rate",
+  "commission_fixed", "dedupe_window_seconds"];
+const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_signal_age_seconds"]);
+const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds"]);
+
+// The message to paste into TradingView's alert dialog (TradersPost-compatible keys, FACTS.md).
+function alertMessage(kind, size, amount) {
+  const m = { ticker: "{{ticker}}" };
+  if (kind === "strategy") {
+    m.action = "{{strategy.order.action}}";
+    m.sentiment = "{{strategy.market_position}}";
+  } else {
+    m.action = kind;
+  }
+  if (kind !== "exit") {
+    if (size === "strategy") m.quantity = "{{strategy.order.contracts}}";
+    else if (size !== "settings") { m.quantity = Number(amount) || amount; m.quantityType = size; }
+  }
+  m.price = "{{close}}";
+  m.time = "{{timenow}}";
+  m.interval = "{{interval}}";
+  return JSON.stringify(m, null, 2);
+}
+
+pages.configs_detail = () => {
+  const root = document.getElementById("config-page");
+  const id = root.dataset.configId;
+  const path = "/api/webhook-configs/" + id;
+  const form = document.getElementById("settings-form");
+  const actionError = document.getElementById("action-error");
+  let config = null;
+
+  function render(c) {
+    config = c;
+    document.getElementById("config-name").textContent = c.name;
+    document.getElementById("config-url").textContent = c.webhook_url;
+    const state = document.getElementById("config-state");
+    state.className = "badge " + (!c.is_active ? "off" : c.entries_paused ? "paused" : "on");
+    state.textContent = !c.is_active ? "off: every alert is refused" : c.entries_paused ? "entries paused: exits still run" : "active";
+    document.getElementById("toggle-paused").textContent = c.entries_paused ? "Resume entries" : "Pause entries";
+    document.getElementById("toggle-active").textContent = c.is_active ? "Turn off" : "Turn on";
+    for (const name of SETTINGS) {
+      const input = form.elements[name];
+      if (!input) continue;
+      if (input.type === "checkbox") input.checked = !!c[name];
+      else if (name === "allowed_symbols") input.value = (c[name] || []).join(", ");
+      else input.value = c[name] === null || c[name] === undefined ? "" : c[name];
+    }
+  }
+  async function load() {
+    const r = await VZ.api("GET", path);
+    if (r.ok) render(r.data); else actionError.textContent = r.data ? r.data.message : "Not found";
+  }
+  async function patch(body) {
+    actionError.textContent = "";
+    const r = await VZ.api("PATCH", path, body);
+    if (r.ok) render(r.data); else actionError.textContent = r.data.message;
+    return r;
+  }
+  document.getElementById("toggle-paused").addEventListener("click", () => patch({ entries_paused: !config.entries_paused }));
+  document.getElementById("toggle-active").addEventListener("click", () => {
+    if (config.is_active && !confirm("Turn this webhook off? Every alert (exits too) will be refused.")) return;
+    patch({ is_active: !config.is_active });
+  });
+  document.getElementById("rotate-token").addEventListener("click", async () => {
+    if (!confirm("Rotate the token? The current URL stops working at once.")) return;
+    const r = await VZ.api("POST", path + "/rotate-token");
+    if (!r.ok) { actionError.textContent = r.data.message; return; }
+    render(r.data);
+    document.getElementById("new-url-value").value = r.data.webhook_url;
+    document.getElementById("new-url").hidden = false;
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = {};
+    for (const name of SETTINGS) {
+      const input = form.elements[name];
+      if (input.type === "checkbox") body[name] = input.checked;
+      else if (name === "allowed_symbols") body[name] = input.value.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (input.value === "" && NULLABLE.has(name)) body[name] = null;
+      else if (INTEGER.has(name) && /^-?\d+$/.test(input.value)) body[name] = Number(input.value);
+      else body[name] = input.value;
+    }
+    const saved = document.getElementById("settings-saved");
+    saved.textContent = "";
+    const r = await VZ.api("PATCH", path, body);
+    showErrors(form, r);
+    if (r.ok) { render(r.data); saved.textContent = "Saved"; }
+  });
+  // Test alert
+  const testBody = document.getElementById("test-body");
+  testBody.value = JSON.stringify({ ticker: "AAPL", action: "buy", quantity: 1, price: 190.5 });
+  document.getElementById("send-test").addEventListener("click", async () => {
+    const out = document.getElementById("test-result");
+    const r = await VZ.api("POST", path + "/test-alert", { body: testBody.value });
+    if (!r.ok) { out.innerHTML = ""; out.textContent = r.data.message; return; }
+    const res = r.data.intake_response;
+    out.innerHTML = "";
+    const p = document.createElement("p");
+    p.id = "test-outcome";
+    p.textContent = `Intake answered ${r.data.intake_status}: ${res.status || res.code}${res.message ? " — " + res.message : ""}. `;
+    const a = document.createElement("a");
+    a.href = "/signals/" + r.data.signal_id;
+    a.textContent = "Open the signal";
+    p.appendChild(a);
+    out.appendChild(p);
+    document.body.dispatchEvent(new Event("vz:signals"));
+  });
+  // Generator
+  const gen = () => {
+    document.getElementById("gen-message").value = alertMessage(
+      document.getElementById("gen-case").value, document.getElementById("gen-size").value,
+      document.getElementById("gen-amount").value);
+  };
+  for (const id of ["gen-case", "gen-size", "gen-amount"]) document.getElementById(id).addEventListener("input", gen);
+  gen();
+  load();
+};
+
+pages.overview = async () => {
+  const el = document.getElementById("equity-chart");
+  const r = await VZ.api("GET", "/api/account/equity-history");
+  if (!r.ok) return;
+  const points = r.data.points;
+  if (!points.length) { document.getElementById("equity-empty").hidden = false; return; }
+  // lightweight-charts needs strictly increasing times in seconds: fills within one second (a
+  // replay, a burst) are drawn one second apart, in order.
+  const data = [];
+  for (const p of points) {
+    const t = Math.floor(Date.parse(p.at) / 1000);
+    const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
+    data.push({ time, value: Number(p.equity) });
+  }
+  const chart = LightweightCharts.createChart(el, {
+    autoSize: true, layout: { attributionLogo: false }, timeScale: { timeVisible: true, secondsVisible: false },
+  });
+  const series = chart.addSeries(LightweightCharts.AreaSeries, { lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)" });
+  series.setData(data);
+  chart.timeScale().fitContent();
+  el.dataset.points = String(data.length);
+};
+
+pages.admin = () => {
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    if (e.detail.target.id !== "admin" || !document.getElementById("admin-tools")) return;
+    adminTools();
+  });
+};
+
+function adminTools() {
+  const err = document.getElementById("admin-error");
+  const list = document.getElementById("job-list");
+  const more = document.getElementById("job-more");
+  let cursor = null;
+  const text = (v) => (v === null || v === undefined ? "" : String(v));
+  async function metrics() {
+    const r = await VZ.api("GET", "/api/admin/jobs/metrics");
+    document.getElementById("job-metrics").textContent = r.ok ? JSON.stringify(r.data) : (r.data && r.data.message) || `Error ${r.status}`;
+  }
+  async function page(reset) {
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData(document.getElementById("job-filters"))) if (v) params.set(k, v);
+    if (!reset && cursor) params.set("after", cursor);
+    const r = await VZ.api("GET", "/api/admin/jobs?" + params);
+    if (!r.ok) { err.textContent = (r.data && r.data.message) || `Error ${r.status}`; return; }
+    if (reset) list.innerHTML = "";
+    const items = Array.isArray(r.data) ? r.data : r.data.items || [];
+    for (const job of items) {
+      const row = document.createElement("div");
+      row.className = "job";
+      const b = document.createElement("button");
+      b.className = "link";
+      b.textContent = `#${job.id} ${text(job.task_name || job.task)} ${text(job.status)} ${text(job.queue_name || job.queue)}`;
+      b.addEventListener("click", () => detail(job.id));
+      row.appendChild(b);
+      list.appendChild(row);
+    }
+    cursor = r.data.next_cursor || null;
+    more.hidden = !cursor;
+  }
+  async function detail(id) {
+    const r = await VZ.api("GET", "/api/admin/jobs/" + id);
+    const box = document.getElementById("job-detail");
+    box.innerHTML = "";
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(r.data, null, 2);
+    box.appendChild(pre);
+    for (const action of ["retry", "cancel", "run-now"]) {
+      const b = document.createElement("button");
+      b.textContent = action;
+      b.addEventListener("click", async () => {
+        if (!confirm(`${action} job #${id}?`)) return;
+        const a = await VZ.api("POST", `/api/admin/jobs/${id}/${action}`);
+        err.textContent = a.ok ? "" : (a.data && a.data.message) || `Error ${a.status}`;
+        detail(id);
+      });
+      box.appendChild(b);
+    }
+  }
+  document.getElementById("job-filters").addEventListener("submit", (e) => { e.preventDefault(); page(true); });
+  more.addEventListener("click", () => page(false));
+  metrics();
+  page(true);
+}
+
+// --- start --------------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", async () => {
+  await VZ.init();
+  let name = document.body.dataset.page;
+  if (name === "configs" && document.getElementById("config-page")) name = "configs_detail";
+  if (name !== "signin") {
+    if (!VZ.token()) { VZ.toSignin(); return; }
+    document.getElementById("vz-email").textContent = VZ.email() || "";
+    document.getElementById("signout").addEventListener("click", () => VZ.signOut());
+  }
+  if (pages[name]) pages[name]();
+  document.body.dispatchEvent(new Event("vz:ready"));
+});

@@ -1,0 +1,67 @@
+"""Local mode sign-in (no SUPABASE_URL): one-time codes exchanged for a local access token.
+
+``make run`` prints a dashboard address carrying a fresh code (``issue_code``); the sign-in page
+posts it to ``POST /auth/local/exchange`` (``exchange``), which consumes it and returns a token
+signed by ``LocalSigner``. A code is 128 bits from ``secrets``, valid ``CODE_TTL`` and usable once;
+only its SHA-256 is stored (``private.local_signin_codes``). Never reachable when
+SUPABASE_URL is set: the runtime then has no local signer and the route answers 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from viewzenix.auth import LocalSigner
+from viewzenix.db import Database
+from viewzenix.errors import ApiError
+
+CODE_TTL = timedelta(hours=12)
+TOKEN_TTL_SECONDS = 12 * 3600
+
+
+class InvalidSigninCode(ApiError):
+    """This sign-in code is unknown, used already or expired: run `make run` (or
+    `flask --app wsgi signin-code EMAIL`) for a new one."""
+
+    status = 401
+    code = "invalid_signin_code"
+
+
+def _digest(code: str) -> bytes:
+    return hashlib.sha256(code.encode("utf-8")).digest()
+
+
+def issue_code(db: Database, email: str) -> str:
+    """Store a new one-time code for local user ``email``; return the code (shown once)."""
+    code = secrets.token_urlsafe(16)
+    with db.transaction() as conn:
+        conn.execute("delete from private.local_signin_codes where expires_at < now()")
+        conn.execute(
+            "insert into private.local_signin_codes (code_hash, email, expires_at) "
+            "values (%s, %s, now() + %s)",
+            (_digest(code), email, CODE_TTL),
+        )
+    return code
+
+
+def exchange(db: Database, signer: LocalSigner, code: str) -> dict[str, object]:
+    """Consume ``code``; return ``{"access_token", "expires_in" (seconds), "email"}``.
+
+    Raises InvalidSigninCode (401) when the code is unknown, used or expired.
+    """
+    from viewzenix.cli import ensure_local_user
+
+    with db.transaction() as conn:
+        row = conn.execute(
+            "delete from private.local_signin_codes where code_hash = %s and expires_at > now() "
+            "returning email",
+            (_digest(code),),
+        ).fetchone()
+    if row is None:
+        raise InvalidSigninCode()
+    email = row["email"]
+    user_id = ensure_local_user(db, email)
+    token = signer.issue(user_id, email, ttl_seconds=TOKEN_TTL_SECONDS)
+    return {"access_token": token, "expires_in": TOKEN_TTL_SECONDS, "email": email}
