@@ -65,6 +65,38 @@ class IntakeOutcome:
     message: str | None = None
     details: dict[str, Any] | None = None
 
+    def answer(self) -> tuple[dict[str, Any], int]:
+        """Return ``(body, status hint)``: the webhook's JSON answer to this alert and its HTTP status."""
+        outcome = self
+        if outcome.status == "rejected":
+            assert outcome.rejection is not None
+            status = outcome.rejection.status
+            body: dict[str, Any] = {
+                "code": outcome.rejection.code,
+                "status": status,
+                "message": outcome.message,
+                "signal_id": str(outcome.signal_id),
+            }
+            if outcome.details:
+                body["errors"] = outcome.details
+            return body, status
+        if outcome.status == "duplicate":
+            return {
+                "signal_id": str(outcome.original_id),
+                "status": "duplicate",
+                "duplicate": True,
+                "duplicate_signal_id": str(outcome.signal_id),
+                "ticker": outcome.ticker,
+                "action": outcome.action,
+            }, 200
+        return {
+            "signal_id": str(outcome.signal_id),
+            "status": "accepted",
+            "duplicate": False,
+            "ticker": outcome.ticker,
+            "action": outcome.action,
+        }, 200
+
 
 @dataclass(frozen=True)
 class Alert:

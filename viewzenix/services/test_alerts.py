@@ -61,8 +61,9 @@ def send(
             raise NotFound("No webhook config with this id.")
         result = intake.store_alert(conn, job_app, config=config, received=received)
         signals_repo.mark_test(conn, received.signal_id)
+    answer, status = result.answer()
     return {
         "signal_id": received.signal_id,
-        "intake_status": result.status,
-        "intake_response": result.body,
+        "intake_status": status,
+        "intake_response": answer,
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import uuid
-from typing import Any
 
 from flask import Blueprint, request
 
@@ -39,38 +38,6 @@ def _source_ip() -> str | None:
         return None
 
 
-def _render(outcome: intake.IntakeOutcome) -> tuple[dict[str, Any], int]:
-    """Return ``(body, status)`` answering a stored alert."""
-    if outcome.status == "rejected":
-        assert outcome.rejection is not None
-        status = outcome.rejection.status
-        body: dict[str, Any] = {
-            "code": outcome.rejection.code,
-            "status": status,
-            "message": outcome.message,
-            "signal_id": str(outcome.signal_id),
-        }
-        if outcome.details:
-            body["errors"] = outcome.details
-        return body, status
-    if outcome.status == "duplicate":
-        return {
-            "signal_id": str(outcome.original_id),
-            "status": "duplicate",
-            "duplicate": True,
-            "duplicate_signal_id": str(outcome.signal_id),
-            "ticker": outcome.ticker,
-            "action": outcome.action,
-        }, 200
-    return {
-        "signal_id": str(outcome.signal_id),
-        "status": "accepted",
-        "duplicate": False,
-        "ticker": outcome.ticker,
-        "action": outcome.action,
-    }, 200
-
-
 def _alert() -> intake.Alert:
     # Read one byte past the limit so the parser can refuse an oversized body precisely.
     raw = request.stream.read(MAX_BODY_BYTES + 1)
@@ -85,7 +52,7 @@ def _alert() -> intake.Alert:
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
-    return _render(intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert()))
+    return intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert()).answer()
 
 
 @bp.post("/webhook")
@@ -98,4 +65,4 @@ def receive_single_tenant():
     if not runtime.single_tenant_ready:
         single_tenant.ensure_default_config(runtime.db, config)
         runtime.single_tenant_ready = True
-    return _render(single_tenant.receive(runtime.db, runtime.jobs, config, _alert()))
+    return single_tenant.receive(runtime.db, runtime.jobs, config, _alert()).answer()
