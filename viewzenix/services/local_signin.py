@@ -15,13 +15,13 @@ from datetime import timedelta
 
 from viewzenix.auth import LocalSigner
 from viewzenix.db import Database
-from viewzenix.errors import ApiError
+from viewzenix.exceptions import ViewzenixError
 
 CODE_TTL = timedelta(hours=12)
 TOKEN_TTL_SECONDS = 12 * 3600
 
 
-class InvalidSigninCode(ApiError):
+class InvalidSigninCode(ViewzenixError):
     """This sign-in code is unknown, used already or expired: run `make run` (or
     `flask --app wsgi signin-code EMAIL`) for a new one."""
 

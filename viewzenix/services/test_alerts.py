@@ -16,7 +16,7 @@ from typing import Any
 import procrastinate
 
 from viewzenix.db import Database
-from viewzenix.errors import NotFound
+from viewzenix.exceptions import NotFound
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services import intake
