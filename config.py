@@ -52,6 +52,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def parse_host_ports(raw: str | None) -> frozenset[str]:
+    """Parse a comma-separated ``host:port`` list (``NOTIFY_ALLOW_PRIVATE_HOSTS``)."""
+    return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
 class Config:
     """Settings shared by every environment, read from ``env`` (default ``os.environ``)."""
 
@@ -103,6 +108,20 @@ class Config:
             raise ConfigError(
                 f"IDEMPOTENCY_KEY_TTL_HOURS must be at least 1, got {self.IDEMPOTENCY_KEY_TTL_HOURS}"
             )
+        # Fernet key(s) encrypting secrets at rest (notification URLs), comma-separated, first
+        # encrypts (rotation). Unset outside production: a key kept in DATA_DIR/credentials.key.
+        self.CREDENTIALS_ENCRYPTION_KEY = env.get("CREDENTIALS_ENCRYPTION_KEY") or None
+        # TEST/DEV ONLY: host:port pairs (comma-separated) that notification destinations may
+        # target although they are loopback/private (local fakes). Empty in production.
+        self.NOTIFY_ALLOW_PRIVATE_HOSTS = parse_host_ports(env.get("NOTIFY_ALLOW_PRIVATE_HOSTS"))
+        # GET /metrics: with METRICS_TOKEN, only for "Authorization: Bearer <token>"; without it,
+        # only for requests from a loopback address (a sidecar or a tunnel). METRICS_ENABLED=false: 404.
+        self.METRICS_ENABLED = _bool(env, "METRICS_ENABLED", True)
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
+        # GET /readyz: not ready when the oldest due job waited longer than this (seconds), or
+        # no worker sent a heartbeat for READY_WORKER_HEARTBEAT_SECONDS.
+        self.READY_MAX_QUEUE_AGE_SECONDS = _int(env, "READY_MAX_QUEUE_AGE_SECONDS", 60)
+        self.READY_WORKER_HEARTBEAT_SECONDS = _int(env, "READY_WORKER_HEARTBEAT_SECONDS", 60)
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
         self.LOG_FORMAT = (env.get("LOG_FORMAT") or "text").lower()
         # flask-smorest / OpenAPI
@@ -136,7 +155,7 @@ class ProductionConfig(Config):
     """Production: no default secrets; the database and Supabase Auth must be configured."""
 
     ENV = "production"
-    REQUIRED = ("SECRET_KEY", "DATABASE_URL", "SUPABASE_URL")
+    REQUIRED = ("SECRET_KEY", "DATABASE_URL", "SUPABASE_URL", "CREDENTIALS_ENCRYPTION_KEY")
 
 
 _CONFIGS: dict[str, type[Config]] = {

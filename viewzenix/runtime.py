@@ -52,6 +52,9 @@ def resolve_database_url(config: Config) -> tuple[str, object | None]:
 def build_runtime(config: Config) -> Runtime:
     """Open the pool (lazily connecting), build the job app and the token verifier."""
     url, server = resolve_database_url(config)
+    from viewzenix import crypto
+
+    crypto.configure(config.CREDENTIALS_ENCRYPTION_KEY, key_file=config.DATA_DIR / "credentials.key")
     db = Database(url, min_size=config.DB_POOL_MIN_SIZE, max_size=config.DB_POOL_MAX_SIZE)
     db.open(wait=False)
     if config.SUPABASE_URL:

@@ -125,3 +125,8 @@ def register_tasks(
 
     if reconcile_cron:
         job_app.periodic(cron=reconcile_cron, periodic_id="reconcile")(reconcile_task)
+
+    # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
+    from viewzenix.notifications.tasks import register_notification_tasks
+
+    register_notification_tasks(job_app, db)
