@@ -23,7 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from config import load_config
-    from viewzenix import cli, health, intake
+    from viewzenix import cli, health, intake, metrics
     from viewzenix.api import register_api
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
@@ -43,5 +43,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(intake.bp)
     register_api(app)
+    metrics.install(app)  # GET /metrics; times the alert webhook requests
     cli.register(app)
     return app
