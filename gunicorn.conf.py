@@ -16,7 +16,8 @@ errorlog = "-"
 # prometheus-client multiprocess mode: every worker writes its metrics to files in this folder,
 # and GET /metrics merges them. It must be set before the workers start (they inherit it) and be
 # empty at start-up; a dead worker's live gauges are dropped in child_exit.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="viewzenix-metrics-"))
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="viewzenix-metrics-")
 
 
 def on_starting(server):

@@ -102,8 +102,11 @@ class TestDelivery:
     def test_a_fill_is_sent_at_level_all_and_not_at_failures_only(
         self, client, auth_headers, jobs, telegram, ntfy
     ):
-        make_config(client, auth_headers, [{"url": telegram.apprise_url, "level": "failures"}])
-        config = make_config(client, auth_headers, [{"url": ntfy.apprise_url, "level": "all"}])
+        config = make_config(
+            client,
+            auth_headers,
+            [{"url": telegram.apprise_url, "level": "failures"}, {"url": ntfy.apprise_url, "level": "all"}],
+        )
         client.post(config["url"], json=ALERT)
         jobs()
         assert telegram.messages == []
