@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo bench bench-worker bench-execution lint migrate clean
+.PHONY: install run test demo bench bench-worker bench-execution bench-notify lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-worker: $(STAMP)
 
 bench-execution: $(STAMP)
 	$(BIN)/python scripts/bench_execution.py
+
+bench-notify: $(STAMP)
+	$(BIN)/python scripts/bench_notify.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

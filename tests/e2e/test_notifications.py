@@ -10,8 +10,8 @@ import json
 
 import pytest
 from apprise.plugins.telegram import NotifyTelegram
+from fake_notify_services import BOT_TOKEN, FakeNtfy, FakeTelegram
 
-from tests.fake_notify_services import BOT_TOKEN, FakeNtfy, FakeTelegram
 from viewzenix import crypto
 
 ALERT = {"ticker": "GOOG", "action": "buy", "sentiment": "long", "quantity": "10", "price": "100.00"}
@@ -271,3 +271,42 @@ class TestDestinationsSaved:
             )
             assert response.status_code == 422
             assert "notification_preferences" in response.json["errors"]["json"]
+
+
+@pytest.mark.usefixtures("allow_fakes")
+class TestOtherEvents:
+    def test_a_job_that_fails_after_its_last_retry_is_notified(
+        self, client, auth_headers, jobs, ntfy, db, monkeypatch
+    ):
+        from viewzenix.services import execution
+
+        def broken_broker(db, config, clock=None):
+            raise RuntimeError("the broker adapter exploded")
+
+        monkeypatch.setattr(execution, "broker_for", broken_broker)  # not a transient error: no retry
+        config = make_config(client, auth_headers, [{"url": ntfy.apprise_url, "events": ["job_failed"]}])
+        response = client.post(config["url"], json=ALERT)
+        jobs()
+
+        assert signal(client, auth_headers, response.json["signal_id"])["status"] == "failed"
+        [(_, title, text)] = ntfy.messages
+        assert title == "Job failed after its last retry: viewzenix.execute_signal"
+        assert "RuntimeError: the broker adapter exploded" in text
+        assert [(r["event"], r["outcome"]) for r in deliveries(db, config["id"])] == [("job_failed", "sent")]
+
+    def test_drift_found_by_reconciliation_is_notified(self, client, auth_headers, jobs, ntfy, db):
+        from fake_broker import FakeBroker
+
+        from viewzenix.services.reconciliation import reconcile
+
+        config = make_config(client, auth_headers, [{"url": ntfy.apprise_url, "events": ["drift_found"]}])
+        client.post(config["url"], json=ALERT)
+        jobs()
+        assert ntfy.messages == []  # a fill, not wanted here
+
+        [run] = reconcile(db, config_id=config["id"], brokers=lambda c: FakeBroker())  # a broker without it
+        assert run["orders_in_drift"] == 1
+        jobs()
+        [(_, title, text)] = ntfy.messages
+        assert title == "Drift between our books and the broker's"
+        assert text.startswith("1 of 1 order(s) and 1 position(s) differ")

@@ -130,17 +130,18 @@ def record(
         )
 
 
-def _destination(db: Database, config_id: str, destination_id: str) -> dict[str, Any] | None:
+def _destination(db: Database, config_id: str, destination_id: str) -> tuple[bool, dict[str, Any] | None]:
+    """Return ``(config_exists, destination_or_None)``."""
     with db.transaction() as conn:
         row = conn.execute(
             "select notification_preferences from public.webhook_configs where id = %s", (config_id,)
         ).fetchone()
     if row is None:
-        return None
+        return False, None
     for destination in (row["notification_preferences"] or {}).get("destinations") or ():
         if destination.get("id") == destination_id:
-            return destination
-    return None
+            return True, destination
+    return True, None
 
 
 def deliver(
@@ -162,7 +163,15 @@ def deliver(
     """
     from viewzenix.notifications import wanted_by
 
-    destination = _destination(db, config_id, destination_id)
+    exists, destination = _destination(db, config_id, destination_id)
+    if not exists:  # the config was deleted (with its deliveries): nothing to send or record
+        logger.info(
+            "notification %s skipped: config %s is gone",
+            event,
+            config_id,
+            extra={"action": "notification_skipped", "config_id": config_id, "job_id": job_id},
+        )
+        return Delivery(destination_id, None, "skipped", "the config was deleted")
     if destination is None or destination_id not in wanted_by({"destinations": [destination]}, event):
         delivery = Delivery(
             destination_id,
