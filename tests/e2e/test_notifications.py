@@ -310,3 +310,40 @@ class TestOtherEvents:
         [(_, title, text)] = ntfy.messages
         assert title == "Drift between our books and the broker's"
         assert text.startswith("1 of 1 order(s) and 1 position(s) differ")
+
+
+class TestNeverFailsTheTrade:
+    def test_a_notification_that_cannot_be_queued_never_fails_the_trade(
+        self, client, auth_headers, jobs, db, monkeypatch, telegram, allow_fakes
+    ):
+        from viewzenix import notifications
+
+        def broken_defer(jobs, connection):
+            connection.execute("select 1 / 0")  # the queue's insert fails inside the trade's transaction
+
+        config = make_config(client, auth_headers, [{"url": telegram.apprise_url}])
+        monkeypatch.setattr(notifications._manager, "batch_defer_jobs", broken_defer)
+        response = client.post(config["url"], json=ALERT)
+        jobs()
+
+        stored = signal(client, auth_headers, response.json["signal_id"])
+        assert stored["status"] == "executed"
+        assert [(o["status"], o["filled_qty"]) for o in stored["orders"]] == [("filled", "10")]
+        assert telegram.messages == []
+
+    def test_free_form_preferences_saved_before_are_ignored(self, client, auth_headers, jobs, db):
+        config = make_config(client, auth_headers, [])
+        with db.transaction() as conn:
+            conn.execute(
+                "update webhook_configs set notification_preferences = %s::jsonb where id = %s",
+                (
+                    '{"email": "me@example.com", "destinations": [{"url": "tgram://1:a/2"}, "x"]}',
+                    config["id"],
+                ),
+            )
+        refused = client.post(config["url"], data="{oops", content_type="application/json")
+        assert refused.status_code == 400
+        accepted = client.post(config["url"], json=ALERT)
+        assert accepted.status_code == 200
+        jobs()
+        assert signal(client, auth_headers, accepted.json["signal_id"])["status"] == "executed"

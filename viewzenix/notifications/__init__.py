@@ -17,6 +17,7 @@ Preferences shape (stored in ``webhook_configs.notification_preferences``)::
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import procrastinate
 
     from viewzenix.db import Connection
+
+logger = logging.getLogger(__name__)
 
 NOTIFY = "viewzenix.notify"
 NOTIFICATIONS_QUEUE = "notifications"
@@ -52,7 +55,10 @@ def wanted_by(preferences: dict[str, Any] | None, event: str) -> list[str]:
     if not preferences:
         return []
     out = []
-    for destination in preferences.get("destinations") or ():
+    destinations = preferences.get("destinations") if isinstance(preferences, dict) else None
+    for destination in destinations if isinstance(destinations, list) else ():
+        if not isinstance(destination, dict) or "id" not in destination or "url_encrypted" not in destination:
+            continue  # not saved through the API (free-form preferences from before): nothing to send
         level = destination.get("level", "all")
         if level == "off" or (level == "failures" and event not in FAILURE_EVENTS):
             continue
@@ -99,7 +105,18 @@ def notify(
     destinations = wanted_by(preferences, event)
     if not destinations:
         return 0
-    _manager.batch_defer_jobs(_jobs(config_id, destinations, event, title, body, ids), connection=conn)
+    try:
+        with conn.transaction():  # a savepoint: a failure here never aborts the event's transaction
+            _manager.batch_defer_jobs(
+                _jobs(config_id, destinations, event, title, body, ids), connection=conn
+            )
+    except Exception:
+        logger.exception(
+            "could not defer the %s notification",
+            event,
+            extra={"action": "notify_unqueued", "config_id": config_id},
+        )
+        return 0
     return len(destinations)
 
 
