@@ -347,3 +347,43 @@ class TestNeverFailsTheTrade:
         assert accepted.status_code == 200
         jobs()
         assert signal(client, auth_headers, accepted.json["signal_id"])["status"] == "executed"
+
+
+@pytest.mark.usefixtures("allow_fakes")
+def test_a_job_whose_worker_died_on_its_last_attempt_is_notified(
+    client, auth_headers, jobs, ntfy, db, database_url
+):
+    import asyncio
+    from types import SimpleNamespace
+
+    from viewzenix.jobs import RETRY_STALLED_JOBS, build_job_app
+    from viewzenix.jobs.retry import SIGNAL_RETRY
+    from viewzenix.jobs.tasks import register_tasks
+
+    config = make_config(client, auth_headers, [{"url": ntfy.apprise_url, "events": ["job_failed"]}])
+    signal_id = client.post(config["url"], json=ALERT).json["signal_id"]
+    with db.transaction() as conn:  # its job left doing, on its last attempt, by a worker dead for an hour
+        worker_id = conn.execute(
+            "insert into procrastinate_workers (last_heartbeat)"
+            " values (now() - interval '1 hour') returning id"
+        ).fetchone()["id"]
+        conn.execute(
+            "update procrastinate_jobs j set status = 'doing', worker_id = %s, attempts = %s"
+            " from public.signals s where s.id = %s and j.id = s.job_id",
+            (worker_id, SIGNAL_RETRY.max_attempts - 1, signal_id),
+        )
+    job_app = build_job_app(database_url)
+    register_tasks(job_app, db, stalled_job_seconds=30)
+
+    async def sweep() -> None:
+        async with job_app.open_async():
+            context = SimpleNamespace(app=job_app, worker_name="sweeper")
+            await job_app.tasks[RETRY_STALLED_JOBS].func(context, timestamp=0)
+
+    asyncio.run(sweep())
+    jobs()
+
+    [(_, title, text)] = ntfy.messages
+    assert title == "Job failed after its last retry: viewzenix.execute_signal"
+    assert text.startswith("WorkerDied: its worker died on every attempt")
+    assert signal_id in text

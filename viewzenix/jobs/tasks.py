@@ -54,6 +54,7 @@ def register_tasks(
     """
     from procrastinate.jobs import Status
 
+    from viewzenix import notifications
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import purge_expired
     from viewzenix.services.reconciliation import reconcile
@@ -95,6 +96,9 @@ def register_tasks(
                     fail_signal(
                         db, uuid.UUID(job.task_kwargs["signal_id"]), "its worker died on every attempt"
                     )
+                await notifications.job_failed(
+                    context.app, job, "WorkerDied: its worker died on every attempt"
+                )
                 logger.error(
                     "job %s (%s) stalled on its last attempt: failed",
                     job.id,
