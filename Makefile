@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard lint migrate clean
+.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-hooks: $(STAMP)
 
 bench-dashboard: $(STAMP)
 	$(BIN)/python scripts/bench_dashboard.py
+
+bench-notify: $(STAMP)
+	$(BIN)/python scripts/bench_notify.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,6 +52,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def parse_host_ports(raw: str | None) -> frozenset[str]:
+    """Parse a comma-separated ``host:port`` list (``NOTIFY_ALLOW_PRIVATE_HOSTS``)."""
+    return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
 class Config:
     """Settings shared by every environment, read from ``env`` (default ``os.environ``)."""
 
@@ -84,8 +89,9 @@ class Config:
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
         self.ALPACA_API_URL = env.get("ALPACA_API_URL") or "https://paper-api.alpaca.markets"
-        # Fernet key(s) encrypting broker credentials at rest, comma-separated, the current one
-        # first (viewzenix/crypto.py). Unset outside production: a key kept in DATA_DIR.
+        # Fernet key(s) encrypting secrets at rest (Alpaca keys, notification URLs), comma-separated,
+        # the current one first (viewzenix/crypto.py). Required in production; unset outside it:
+        # a key kept in DATA_DIR/credentials.key.
         self.CREDENTIALS_ENCRYPTION_KEY = (env.get("CREDENTIALS_ENCRYPTION_KEY") or "").strip() or None
         if self.CREDENTIALS_ENCRYPTION_KEY:
             from viewzenix.crypto import cipher_from_setting
@@ -197,6 +203,17 @@ class Config:
             raise ConfigError(
                 f"IDEMPOTENCY_KEY_TTL_HOURS must be at least 1, got {self.IDEMPOTENCY_KEY_TTL_HOURS}"
             )
+        # TEST/DEV ONLY: host:port pairs (comma-separated) that notification destinations may
+        # target although they are loopback/private (local fakes). Empty in production.
+        self.NOTIFY_ALLOW_PRIVATE_HOSTS = parse_host_ports(env.get("NOTIFY_ALLOW_PRIVATE_HOSTS"))
+        # GET /metrics: with METRICS_TOKEN, only for "Authorization: Bearer <token>"; without it,
+        # only for requests from a loopback address (a sidecar or a tunnel). METRICS_ENABLED=false: 404.
+        self.METRICS_ENABLED = _bool(env, "METRICS_ENABLED", True)
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
+        # GET /readyz: not ready when the oldest due job waited longer than this (seconds), or
+        # no worker sent a heartbeat for READY_WORKER_HEARTBEAT_SECONDS.
+        self.READY_MAX_QUEUE_AGE_SECONDS = _int(env, "READY_MAX_QUEUE_AGE_SECONDS", 60)
+        self.READY_WORKER_HEARTBEAT_SECONDS = _int(env, "READY_WORKER_HEARTBEAT_SECONDS", 60)
         self.LOG_LEVEL = (env.get("LOG_LEVEL") or "INFO").upper()
         self.LOG_FORMAT = (env.get("LOG_FORMAT") or "text").lower()
         # flask-smorest / OpenAPI
@@ -239,7 +256,7 @@ class ProductionConfig(Config):
     """Production: no default secrets; the database and Supabase Auth must be configured."""
 
     ENV = "production"
-    REQUIRED = ("SECRET_KEY", "DATABASE_URL", "SUPABASE_URL")
+    REQUIRED = ("SECRET_KEY", "DATABASE_URL", "SUPABASE_URL", "CREDENTIALS_ENCRYPTION_KEY")
 
 
 _CONFIGS: dict[str, type[Config]] = {

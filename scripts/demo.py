@@ -14,13 +14,15 @@ TradingView-shaped webhooks, ends where an independent backtester ends:
   exclusive_orders=True, finalize_trades=True)``.
 
 It prints a table and exits 1 unless both sides closed the same number of trades and the final
-equities are within 0.5 %. Flags (``--help``): ``--exit-price`` picks the final exit's price,
-``--burst`` sends without waiting for each signal to be processed, ``--verbose`` shows every
-alert with its outcome, ``--broker alpaca-fake`` trades through the Alpaca adapter instead of
-the paper broker: the config's broker is ``alpaca``, its keys point at a FAKE of Alpaca's REST API
-served by this script on loopback (``tests/fakes/alpaca_api.py``; each alert's close is set as
-the fake's market price before the alert is sent, market orders fill at it), and the backtest
-runs without commission, as Alpaca charges none.
+equities are within 0.5 %, or unless ``GET /metrics`` (scraped before and after) shows the
+intake, signal, order and job counters moving by what was sent. Flags (``--help``):
+``--exit-price`` picks the final exit's price, ``--burst`` sends without waiting for each signal
+to be processed, ``--verbose`` shows every alert with its outcome, ``--broker alpaca-fake``
+trades through the Alpaca adapter instead of the paper broker: the config's broker is
+``alpaca``, its keys point at a FAKE of Alpaca's REST API served by this script on loopback
+(``tests/fakes/alpaca_api.py``; each alert's close is set as the fake's market price before the
+alert is sent, market orders fill at it), and the backtest runs without commission, as Alpaca
+charges none.
 """
 
 from __future__ import annotations
@@ -387,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             connect_fake_alpaca(stack, fake)
         print(f"stack up: {stack.base_url} (config {stack.config_id}); log {stack.log_path}")
         api = Api(stack.base_url, stack.access_token, stack.config_id)
+        metrics_before = scrape_metrics(stack.base_url)
         started = time.monotonic()
         signal_ids = send_alerts(
             stack.webhook_url,
@@ -405,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             fills.extend(api.get(f"/api/orders/{order['id']}").json().get("fills") or [])
         positions = api.get("/api/positions", config_id=stack.config_id).json()
         account = api.get("/api/account", config_id=stack.config_id).json()
+        metrics_after = scrape_metrics(stack.base_url)
 
     ours_trades, final_qty = closed_trades(signal_ids, orders)
     ours_equity = Decimal(account["equity"])
@@ -457,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(residual {residual:+.4f} $); --exit-price finalize sends the same price as backtesting."
         )
 
+    metrics_ok = report_metrics(metrics_before, metrics_after, len(alerts), len(orders))
     ok = ours_trades == bt_trades and math.isfinite(diff_pct) and abs(diff_pct) <= TOLERANCE_PCT
+    ok = ok and metrics_ok
     verdict = "PASS" if ok else "FAIL"
     print(
         f"\n{verdict}: trades {ours_trades} vs {bt_trades} (must be equal), equity within "
@@ -484,6 +490,52 @@ def connect_fake_alpaca(stack: Any, fake: Any) -> None:
     out = subprocess.run(argv, env=stack.env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"flask alpaca-credentials failed ({out.returncode}):\n{out.stderr.strip()}")
+
+
+def scrape_metrics(base_url: str) -> dict[tuple[str, tuple], float]:
+    """Scrape ``GET /metrics`` (served to loopback clients without a token); return samples."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(f"{base_url}/metrics", timeout=30)
+    response.raise_for_status()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def _total(samples: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, lbl), v in samples.items() if n == name and want <= set(lbl))
+
+
+def report_metrics(before: dict, after: dict, alerts: int, orders: int) -> bool:
+    """Print how /metrics moved during the run; return whether it moved by what was sent."""
+    moved = {
+        "intake requests accepted": ("viewzenix_intake_requests_total", {"outcome": "accepted"}),
+        "intake latency observations": ("viewzenix_intake_request_duration_seconds_count", {}),
+        "signals stored": ("viewzenix_signals", {}),
+        "orders recorded": ("viewzenix_orders", {}),
+        "execute_signal runs succeeded": (
+            "viewzenix_job_attempts_total",
+            {"task": "viewzenix.execute_signal", "outcome": "succeeded"},
+        ),
+    }
+    print("\n/metrics during the run (after - before):")
+    deltas = {}
+    for label, (name, labels) in moved.items():
+        deltas[label] = _total(after, name, **labels) - _total(before, name, **labels)
+        print(f"  {label:<32} {deltas[label]:>+8.0f}   {name}{labels or ''}")
+    ages = [v for (n, _), v in after.items() if n == "viewzenix_queue_oldest_due_job_age_seconds"]
+    print(f"  {'queue: oldest due job age now':<32} {max(ages, default=0):>8.1f} s")
+    return (
+        deltas["intake requests accepted"] == alerts
+        and deltas["intake latency observations"] == alerts
+        and deltas["signals stored"] == alerts
+        and deltas["orders recorded"] == orders
+        and deltas["execute_signal runs succeeded"] >= alerts
+    )
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

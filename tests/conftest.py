@@ -113,8 +113,11 @@ def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
             worker_middleware=[AttemptRecorder()],
         )
         with db.transaction() as conn:
+            # Due jobs only: a retry scheduled for later (a notification service that is down)
+            # is not run by this call.
             left = conn.execute(
-                "select count(*) as n from procrastinate_jobs where status in ('todo', 'doing')"
+                "select count(*) as n from procrastinate_jobs where status = 'doing'"
+                " or (status = 'todo' and (scheduled_at is null or scheduled_at <= now()))"
             ).fetchone()["n"]
         if not left:
             return

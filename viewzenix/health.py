@@ -1,10 +1,15 @@
-"""``GET /healthz``: 200 once the database answers, 503 before."""
+"""``GET /healthz`` (liveness: the database answers) and ``GET /readyz`` (ready for traffic)."""
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
 from flask import Blueprint
 
 from viewzenix.runtime import get_runtime
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
@@ -18,4 +23,61 @@ def healthz():
         "code": "database_unavailable",
         "status": 503,
         "message": "The database does not answer yet.",
+    }, 503
+
+
+# The oldest job that is due and still waits, and the freshest worker heartbeat (seconds).
+READINESS = """
+select
+    (select coalesce(extract(epoch from now() - min(coalesce(j.scheduled_at, d.at))), 0)
+     from public.procrastinate_jobs j
+     left join lateral (
+         select min(e.at) as at from public.procrastinate_events e
+         where e.job_id = j.id and e.type = 'deferred'
+     ) d on true
+     where j.status = 'todo' and (j.scheduled_at is null or j.scheduled_at <= now())) as queue_age,
+    (select extract(epoch from now() - max(last_heartbeat)) from public.procrastinate_workers)
+        as heartbeat_age
+"""
+
+
+@bp.get("/readyz")
+def readyz():
+    """Answer 200 when the database answers, the queue keeps up and a worker is alive; else 503.
+
+    Checks (each ``ok`` or a reason): ``database`` (a query within 2 s), ``queue`` (the oldest
+    due job waited at most ``READY_MAX_QUEUE_AGE_SECONDS``), ``worker`` (a heartbeat in
+    ``procrastinate_workers`` within ``READY_WORKER_HEARTBEAT_SECONDS``). 503 body:
+    ``{code: "not_ready", status, message, errors: {checks}}``.
+    """
+    runtime = get_runtime()
+    config = runtime.config
+    checks: dict[str, str] = {}
+    row = None
+    try:
+        with runtime.db.pool.connection(timeout=2.0) as conn:
+            row = conn.execute(READINESS).fetchone()
+        checks["database"] = "ok"
+    except (psycopg.Error, TimeoutError, Exception) as error:
+        logger.warning("readiness: database check failed: %s", error, extra={"action": "readyz_failed"})
+        checks["database"] = "the database does not answer"
+    if row is not None:
+        age = float(row["queue_age"])
+        limit = config.READY_MAX_QUEUE_AGE_SECONDS
+        checks["queue"] = "ok" if age <= limit else f"the oldest due job has waited {age:.0f} s (> {limit} s)"
+        beat = row["heartbeat_age"]
+        limit = config.READY_WORKER_HEARTBEAT_SECONDS
+        if beat is None:
+            checks["worker"] = "no worker has registered"
+        elif float(beat) > limit:
+            checks["worker"] = f"the last worker heartbeat is {float(beat):.0f} s old (> {limit} s)"
+        else:
+            checks["worker"] = "ok"
+    if all(v == "ok" for v in checks.values()):
+        return {"status": "ready", "checks": checks}, 200
+    return {
+        "code": "not_ready",
+        "status": 503,
+        "message": "Not ready: " + "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok") + ".",
+        "errors": {"checks": checks},
     }, 503

@@ -88,7 +88,7 @@ def configure_cipher(config: Config) -> None:
         setting = crypto.load_or_create_key(config.DATA_DIR / "credentials.key")
     if not setting:
         logger.warning(
-            "CREDENTIALS_ENCRYPTION_KEY is not set: Alpaca credentials cannot be stored or used",
+            "CREDENTIALS_ENCRYPTION_KEY is not set: Alpaca keys and notification URLs cannot be used",
             extra={"action": "credentials_key_missing"},
         )
         crypto.configure(None)

@@ -16,9 +16,11 @@ def test_development_runs_without_any_variable():
 
 
 def test_production_refuses_to_start_naming_each_missing_secret():
-    with pytest.raises(ConfigError, match="SECRET_KEY, DATABASE_URL, SUPABASE_URL must be set"):
+    with pytest.raises(
+        ConfigError, match="SECRET_KEY, DATABASE_URL, SUPABASE_URL, CREDENTIALS_ENCRYPTION_KEY must be set"
+    ):
         load_config({"VIEWZENIX_ENV": "production"})
-    with pytest.raises(ConfigError, match=r"^SUPABASE_URL must be set"):
+    with pytest.raises(ConfigError, match=r"^SUPABASE_URL, CREDENTIALS_ENCRYPTION_KEY must be set"):
         load_config({"VIEWZENIX_ENV": "production", "SECRET_KEY": "s", "DATABASE_URL": "postgresql://x"})
 
 
@@ -29,6 +31,7 @@ def test_production_starts_with_its_secrets():
             "SECRET_KEY": "s",
             "DATABASE_URL": "postgresql://x",
             "SUPABASE_URL": "https://abcd.supabase.co/",
+            "CREDENTIALS_ENCRYPTION_KEY": "x" * 43 + "=",
         }
     )
     assert isinstance(config, ProductionConfig)

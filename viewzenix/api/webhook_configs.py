@@ -9,10 +9,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
+from viewzenix import notifications
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.paging import page_of
 from viewzenix.api.validators import max_places, storable_text
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
+from viewzenix.notifications import destinations
 from viewzenix.runtime import get_runtime
 from viewzenix.services import test_alerts
 from viewzenix.services import webhook_configs as service
@@ -91,10 +93,57 @@ def _dedupe_window_seconds():
     )
 
 
+class DestinationInSchema(ma.Schema):
+    id = ma.fields.String(
+        validate=validate.Length(max=64),
+        metadata={"description": "A saved destination's id: keeps its stored URL when url is omitted"},
+    )
+    url = ma.fields.String(
+        validate=[validate.Length(min=3, max=2000), storable_text],
+        metadata={"description": "An apprise URL: tgram://, discord://, slack://, ntfys://, mailtos://..."},
+    )
+    events = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(notifications.EVENTS)),
+        metadata={"description": "Events sent here; default all: " + ", ".join(notifications.EVENTS)},
+    )
+    level = ma.fields.String(
+        validate=validate.OneOf(notifications.LEVELS),
+        metadata={"description": "all (default), failures (every event but order_filled), off"},
+    )
+
+
+class NotificationPreferencesInSchema(ma.Schema):
+    destinations = ma.fields.List(ma.fields.Nested(DestinationInSchema), validate=validate.Length(max=20))
+
+
+class DestinationSchema(ma.Schema):
+    id = ma.fields.String()
+    service = ma.fields.String()
+    url_masked = ma.fields.String(metadata={"description": "The URL with its secrets masked"})
+    events = ma.fields.List(ma.fields.String())
+    level = ma.fields.String()
+
+
+class NotificationPreferencesSchema(ma.Schema):
+    destinations = ma.fields.List(ma.fields.Nested(DestinationSchema))
+
+
+class NotificationTestResultSchema(ma.Schema):
+    destination_id = ma.fields.String()
+    service = ma.fields.String(allow_none=True)
+    outcome = ma.fields.String(metadata={"description": "sent, failed or refused"})
+    error = ma.fields.String(allow_none=True)
+    duration_ms = ma.fields.Float()
+
+
+class NotificationTestSchema(ma.Schema):
+    results = ma.fields.List(ma.fields.Nested(NotificationTestResultSchema))
+
+
 class WebhookConfigCreateSchema(TradingSettingsFields):
     name = ma.fields.String(required=True, validate=[validate.Length(min=1, max=200), storable_text])
     description = ma.fields.String(validate=[validate.Length(max=2000), storable_text])
-    notification_preferences = ma.fields.Dict(validate=storable_text)
+    notification_preferences = ma.fields.Nested(NotificationPreferencesInSchema)
     is_active = ma.fields.Boolean()
     entries_paused = ma.fields.Boolean(
         metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
@@ -113,7 +162,7 @@ class WebhookConfigSchema(TradingSettingsFields):
     webhook_url = ma.fields.String(
         metadata={"description": "Token masked; the full URL is shown only on create and rotate"}
     )
-    notification_preferences = ma.fields.Dict()
+    notification_preferences = ma.fields.Nested(NotificationPreferencesSchema)
     is_active = ma.fields.Boolean()
     entries_paused = ma.fields.Boolean(
         metadata={"description": "Pause entries: alerts are taken and exits run; entries are denied"}
@@ -141,13 +190,21 @@ def _base_url() -> str:
     return get_runtime().config.PUBLIC_BASE_URL
 
 
+def _allow_private() -> frozenset[str]:
+    return get_runtime().config.NOTIFY_ALLOW_PRIVATE_HOSTS
+
+
+def _shown(row: dict) -> dict:
+    return {**row, "notification_preferences": destinations.public_view(row["notification_preferences"])}
+
+
 def _masked(row: dict) -> dict:
-    return {**row, "webhook_url": service.masked_webhook_url(_base_url(), row)}
+    return {**_shown(row), "webhook_url": service.masked_webhook_url(_base_url(), row)}
 
 
 def _with_token(row: dict, token: str) -> dict:
     return {
-        **row,
+        **_shown(row),
         "token": token,
         "webhook_url": service.webhook_url(_base_url(), row["id"], token),
     }
@@ -166,7 +223,7 @@ class WebhookConfigs(MethodView):
     @bp.response(201, WebhookConfigWithTokenSchema)
     def post(self, data):
         """Create a webhook config; the answer holds its webhook URL with the token, shown once."""
-        row, token = service.create(get_runtime().db, current_caller(), data)
+        row, token = service.create(get_runtime().db, current_caller(), data, allow_private=_allow_private())
         return _with_token(row, token)
 
 
@@ -181,12 +238,27 @@ class WebhookConfigById(MethodView):
     @bp.response(200, WebhookConfigSchema)
     def patch(self, data, config_id: uuid.UUID):
         """Change some fields of a webhook config."""
-        return _masked(service.update(get_runtime().db, current_caller(), config_id, data))
+        row = service.update(
+            get_runtime().db, current_caller(), config_id, data, allow_private=_allow_private()
+        )
+        return _masked(row)
 
     @bp.response(204)
     def delete(self, config_id: uuid.UUID):
         """Delete a webhook config with its signals, orders, positions and paper account."""
         service.delete(get_runtime().db, current_caller(), config_id)
+
+
+@bp.route("/<uuid:config_id>/notifications/test")
+class WebhookConfigNotificationTest(MethodView):
+    @bp.response(200, NotificationTestSchema)
+    def post(self, config_id: uuid.UUID):
+        """Send a test message to every destination now; report per destination what happened."""
+        db = get_runtime().db
+        results = service.send_test_notification(
+            db, current_caller(), config_id, allow_private=_allow_private()
+        )
+        return {"results": results}
 
 
 @bp.route("/<uuid:config_id>/rotate-token")

@@ -172,6 +172,8 @@ class AttemptRecorder:
                 **attempt.context,
             },
         )
+        if outcome == "failed":
+            await _notify_failed(context, attempt)
         if self.on_attempt is not None:
             self.on_attempt(attempt)
 
@@ -220,6 +222,16 @@ async def record_worker_died(app: procrastinate.App, job: jobs.Job, worker: str 
         error_type="WorkerDied",
         error="its worker stopped sending heartbeats (killed or lost) while the job ran",
     )
+
+
+async def _notify_failed(context: job_context.JobContext, attempt: Attempt) -> None:
+    """Defer the "job failed after its last retry" notifications (never raises into the job)."""
+    from viewzenix import notifications
+
+    try:
+        await notifications.job_failed(context.app, context.job, f"{attempt.error_type}: {attempt.error}")
+    except Exception:
+        logger.exception("could not defer the job-failed notification", extra={"action": "notify_unqueued"})
 
 
 def _outcome_of(error: BaseException, context: job_context.JobContext) -> str:

@@ -59,6 +59,7 @@ def register_tasks(
     from procrastinate.jobs import Status
 
     from config import load_config
+    from viewzenix import notifications
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.reconciliation import reconcile
@@ -104,6 +105,9 @@ def register_tasks(
                     fail_signal(
                         db, uuid.UUID(job.task_kwargs["signal_id"]), "its worker died on every attempt"
                     )
+                await notifications.job_failed(
+                    context.app, job, "WorkerDied: its worker died on every attempt"
+                )
                 logger.error(
                     "job %s (%s) stalled on its last attempt: failed",
                     job.id,
@@ -183,3 +187,8 @@ def register_tasks(
         @job_app.task(name="viewzenix.sync_open_orders", queue=MAINTENANCE_QUEUE, pass_context=False)
         def sync_open_orders_task(timestamp: int | None = None) -> None:
             sync_open_orders(db)
+
+    # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
+    from viewzenix.notifications.tasks import register_notification_tasks
+
+    register_notification_tasks(job_app, db)

@@ -121,7 +121,7 @@ def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 INTAKE_CONFIG = """
-select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences
 from public.webhook_configs where id = %(config_id)s
 """
 
@@ -133,7 +133,7 @@ from public.webhook_configs where id = %(config_id)s
 # primary key until the first commits, then sees its row (or, if it rolled back, goes ahead).
 INTAKE_CONFIG_AND_CLAIM = """
 with config as (
-    select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+    select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences
     from public.webhook_configs where id = %(config_id)s
 ), claim as (
     insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)

@@ -24,6 +24,7 @@ from typing import Any
 
 import procrastinate
 
+from viewzenix import notifications
 from viewzenix.db import Connection, Database
 from viewzenix.domain.dedupe import dedupe_key
 from viewzenix.domain.parsing import (
@@ -234,6 +235,14 @@ def store_alert(
             ticker=parsed.signal.ticker if parsed else None,
             action=str(parsed.signal.action) if parsed else None,
             **common,
+        )
+        notifications.signal_refused(
+            conn,
+            config.get("notification_preferences"),
+            config_id=config["id"],
+            signal_id=signal_id,
+            code=rejection.code,
+            message=message,
         )
         logger.info(
             "alert rejected: %s",

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from viewzenix import notifications
 from viewzenix.brokers.base import BrokerFill, BrokerOrder
 from viewzenix.db import Connection
 from viewzenix.domain.engine import Denial, OrderRequest
@@ -62,6 +63,11 @@ _RANK = {
     OrderStatus.PARTIALLY_FILLED: 3,
     **{status: 4 for status in OrderStatus if status.is_terminal},
 }
+# Order statuses whose arrival is notified (viewzenix.notifications).
+_NOTIFIED = {
+    OrderStatus.FILLED.value: notifications.ORDER_FILLED,
+    OrderStatus.REJECTED.value: notifications.ORDER_REJECTED,
+}
 # A submitted order that ends canceled or expired was working first (IOC, DAY expiry).
 _ENDED_AFTER_ACCEPT = (OrderStatus.CANCELED, OrderStatus.EXPIRED)
 
@@ -73,11 +79,18 @@ class Book:
     config_id: uuid.UUID
     user_id: uuid.UUID
     broker: str
+    # The config's notification_preferences: who hears of fills, denials and rejections.
+    notification_preferences: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def for_config(cls, config: dict[str, Any]) -> Book:
         """Build from a ``webhook_configs`` row."""
-        return cls(config_id=config["id"], user_id=config["user_id"], broker=config["broker"])
+        return cls(
+            config_id=config["id"],
+            user_id=config["user_id"],
+            broker=config["broker"],
+            notification_preferences=config.get("notification_preferences"),
+        )
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,7 @@ def record_denial(
         return None
     detail = {"status_code": denial.code, "status_message": denial.message}
     _event(conn, book, row, ORDER_DENIED, None, OrderStatus.DENIED, detail, at)
+    notifications.order_event(conn, book.notification_preferences, notifications.ORDER_DENIED, row)
     logger.info(
         "order denied: %s",
         denial.code,
@@ -271,6 +285,8 @@ def record_report(
     else:
         after = orders_repo.apply_report(conn, before["id"], **values)
     orders_repo.insert_events(conn, events)
+    if after["status"] != before["status"] and after["status"] in _NOTIFIED:
+        notifications.order_event(conn, book.notification_preferences, _NOTIFIED[after["status"]], after)
     recorded = Recorded(before, after, tuple(f for f, _ in new_fills))
     if repair is not None and recorded.changed:
         detail = {"note": repair, "before": _state_detail(before), "after": _state_detail(after)}

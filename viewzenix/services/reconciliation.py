@@ -32,6 +32,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from viewzenix import notifications
 from viewzenix.brokers import BrokerNotAvailable, broker_for
 from viewzenix.brokers.base import Broker, BrokerOrder
 from viewzenix.db import Connection, Database
@@ -226,7 +227,7 @@ def reconcile(
         except Exception as error:
             logger.exception("reconciliation failed", extra={"action": "reconcile_failed"})
             result.error = f"{type(error).__name__}: {error}"
-        runs.append(_store(db, result))
+        runs.append(_store(db, result, config.get("notification_preferences")))
         level = logging.WARNING if result.drifts else logging.INFO
         logger.log(
             level,
@@ -429,9 +430,9 @@ def _brief_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"status": row["status"], "filled_qty": str(row["filled_qty"]), "symbol": row["symbol"]}
 
 
-def _store(db: Database, result: Reconciliation) -> dict[str, Any]:
+def _store(db: Database, result: Reconciliation, preferences: dict[str, Any] | None = None) -> dict[str, Any]:
     with db.transaction() as conn:
-        return conn.execute(
+        run = conn.execute(
             INSERT_RUN,
             {
                 "config_id": result.config_id,
@@ -450,3 +451,5 @@ def _store(db: Database, result: Reconciliation) -> dict[str, Any]:
                 "error": result.error,
             },
         ).fetchone()
+        notifications.drift_found(conn, preferences, run)
+        return run

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from viewzenix.db import Database
 from viewzenix.exceptions import NotFound
+from viewzenix.notifications import destinations, sending
 from viewzenix.repositories import webhook_configs as repo
 from viewzenix.services.common import Caller
 
@@ -52,8 +54,22 @@ def masked_webhook_url(base_url: str, row: dict[str, Any]) -> str:
     return f"{base_url}/webhooks/{row['id']}/{row['token_hint']}{'•' * 8}"
 
 
-def create(db: Database, caller: Caller, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Create a config owned by ``caller``; return ``(row, token)`` — the token is shown once."""
+def create(
+    db: Database, caller: Caller, values: dict[str, Any], *, allow_private: Collection[str] = ()
+) -> tuple[dict[str, Any], str]:
+    """Create a config owned by ``caller``; return ``(row, token)`` — the token is shown once.
+
+    ``notification_preferences`` destinations are parsed by apprise, checked (SSRF) and
+    encrypted (``viewzenix.notifications.destinations.prepare``; ``allow_private``: the
+    test/dev ``NOTIFY_ALLOW_PRIVATE_HOSTS``). Raises ``DestinationRefused`` (422).
+    """
+    if "notification_preferences" in values:
+        values = {
+            **values,
+            "notification_preferences": destinations.prepare(
+                values["notification_preferences"], None, allow_private=allow_private
+            ),
+        }
     token = new_token()
     with db.transaction(caller.claims) as conn:
         repo.ensure_user(conn, caller.user_id, caller.email)
@@ -91,9 +107,32 @@ def list_page(
         )
 
 
-def update(db: Database, caller: Caller, config_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
-    """Apply a partial update. Raises NotFound."""
+def update(
+    db: Database,
+    caller: Caller,
+    config_id: uuid.UUID,
+    values: dict[str, Any],
+    *,
+    allow_private: Collection[str] = (),
+) -> dict[str, Any]:
+    """Apply a partial update. Raises NotFound, DestinationRefused (422).
+
+    New ``notification_preferences`` replace the old; a destination given by ``id`` without
+    ``url`` keeps its stored URL (see ``destinations.prepare``).
+    """
     with db.transaction(caller.claims) as conn:
+        if "notification_preferences" in values:
+            current = repo.get(conn, config_id)
+            if current is None:
+                raise NotFound("No webhook config with this id.")
+            values = {
+                **values,
+                "notification_preferences": destinations.prepare(
+                    values["notification_preferences"],
+                    current["notification_preferences"],
+                    allow_private=allow_private,
+                ),
+            }
         row = repo.update(conn, config_id, values)
     if row is None:
         raise NotFound("No webhook config with this id.")
@@ -105,6 +144,26 @@ def delete(db: Database, caller: Caller, config_id: uuid.UUID) -> None:
     with db.transaction(caller.claims) as conn:
         if not repo.delete(conn, config_id):
             raise NotFound("No webhook config with this id.")
+
+
+def send_test_notification(
+    db: Database, caller: Caller, config_id: uuid.UUID, *, allow_private: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Send a test message to each destination of the caller's config, now; return what happened.
+
+    One ``{destination_id, service, outcome, error, duration_ms}`` per destination (outcome
+    sent, failed or refused), each also recorded as a delivery (event ``test``). The network
+    calls run outside any transaction. Raises NotFound.
+    """
+    with db.transaction(caller.claims) as conn:
+        row = repo.get(conn, config_id)
+    if row is None:
+        raise NotFound("No webhook config with this id.")
+    with db.detached():
+        results = sending.send_test(
+            db, config_id, row["notification_preferences"], allow_private=allow_private
+        )
+    return [r.as_dict() for r in results]
 
 
 def rotate_token(db: Database, caller: Caller, config_id: uuid.UUID) -> tuple[dict[str, Any], str]:
