@@ -373,7 +373,7 @@ def test_a_job_whose_worker_died_on_its_last_attempt_is_notified(
             (worker_id, SIGNAL_RETRY.max_attempts - 1, signal_id),
         )
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db, stalled_job_seconds=30)
+    register_tasks(job_app, db)
 
     async def sweep() -> None:
         async with job_app.open_async():

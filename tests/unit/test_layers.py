@@ -23,6 +23,7 @@ FLASK_FREE = [
     *_modules("viewzenix.services"),
     *_modules("viewzenix.domain"),
     *_modules("viewzenix.brokers"),
+    *_modules("viewzenix.notifications"),
 ]
 
 

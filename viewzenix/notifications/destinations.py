@@ -29,14 +29,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from viewzenix import crypto
-from viewzenix.errors import ApiError
+from viewzenix.exceptions import ViewzenixError
 from viewzenix.notifications import EVENTS, LEVELS
 
 # Generic notification plugins that post to whatever host the URL names.
 REFUSED_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
 
-class DestinationRefused(ApiError):
+class DestinationRefused(ViewzenixError):
     """This notification destination cannot be used.
 
     Codes: ``invalid_destination`` (apprise cannot parse it, or an unknown id),
