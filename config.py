@@ -209,6 +209,11 @@ class Config:
         # GET /metrics: with METRICS_TOKEN, only for "Authorization: Bearer <token>"; without it,
         # only for requests from a loopback address (a sidecar or a tunnel). METRICS_ENABLED=false: 404.
         self.METRICS_ENABLED = _bool(env, "METRICS_ENABLED", True)
+        # One log line per request (viewzenix/access_log.py): api (all but the alert webhooks),
+        # all, or off.
+        self.ACCESS_LOG = (env.get("ACCESS_LOG") or "api").strip().lower()
+        if self.ACCESS_LOG not in ("api", "all", "off"):
+            raise ConfigError(f"ACCESS_LOG must be api, all or off, got {self.ACCESS_LOG!r}")
         self.METRICS_TOKEN = env.get("METRICS_TOKEN") or None
         # GET /readyz: not ready when the oldest due job waited longer than this (seconds), or
         # no worker sent a heartbeat for READY_WORKER_HEARTBEAT_SECONDS.

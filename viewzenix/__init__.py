@@ -24,7 +24,7 @@ def create_app(config: Config | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from config import load_config
-    from viewzenix import cli, dashboard, health, metrics
+    from viewzenix import access_log, cli, dashboard, health, metrics
     from viewzenix.api import register_api
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
@@ -47,6 +47,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_api(app)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(dashboard.views.fragments)
+    access_log.install(app, config.ACCESS_LOG)
     metrics.install(app)  # GET /metrics; times the alert webhook requests
     cli.register(app)
     return app

@@ -24,7 +24,20 @@ _FIELDS = (
     "idempotency_key",
     "version",
     "counts",
+    # a job attempt (viewzenix.jobs.attempts)
+    "task",
+    "attempt",
+    "duration_ms",
+    "outcome",
+    "error",
+    # a request (viewzenix.access_log)
+    "request_id",
+    "method",
+    "path",
+    "status",
 )
+# Emitted as JSON values (numbers, objects), not as strings.
+_RAW = {"counts", "attempt", "duration_ms", "status"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +53,7 @@ class JsonFormatter(logging.Formatter):
         for name in _FIELDS:
             value = getattr(record, name, None)
             if value is not None:
-                entry[name] = value if name == "counts" else str(value)
+                entry[name] = value if name in _RAW else str(value)
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import uuid
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
 from viewzenix.domain.parsing import MAX_BODY_BYTES
 from viewzenix.runtime import get_runtime
@@ -52,7 +52,9 @@ def _alert() -> intake.Alert:
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
-    return intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert()).answer()
+    outcome = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert())
+    g.log_ids = {"config_id": config_id, "signal_id": outcome.signal_id}  # for the access log
+    return outcome.answer()
 
 
 @bp.post("/webhook")
