@@ -209,6 +209,9 @@ class Config:
         # GET /metrics: with METRICS_TOKEN, only for "Authorization: Bearer <token>"; without it,
         # only for requests from a loopback address (a sidecar or a tunnel). METRICS_ENABLED=false: 404.
         self.METRICS_ENABLED = _bool(env, "METRICS_ENABLED", True)
+        # The worker's own Prometheus metrics (broker call latency and errors) on this loopback
+        # port; unset: not served.
+        self.WORKER_METRICS_PORT = _int(env, "WORKER_METRICS_PORT", 0) or None
         # One log line per request (viewzenix/access_log.py): api (all but the alert webhooks),
         # all, or off.
         self.ACCESS_LOG = (env.get("ACCESS_LOG") or "api").strip().lower()

@@ -21,12 +21,27 @@ from viewzenix.runtime import build_runtime
 logger = logging.getLogger(__name__)
 
 
+def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
+    """Serve this process's Prometheus metrics (broker calls) on ``host:port``; None: don't.
+
+    Loopback only: scrape it from the same host (a sidecar, node agent) — the web's ``/metrics``
+    covers everything read from Postgres; this covers what only the worker sees.
+    """
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)
+    logger.info("worker metrics on http://%s:%s/metrics", host, port, extra={"action": "worker_metrics"})
+
+
 def main() -> None:
     """Build the runtime from the environment and run the worker until SIGINT/SIGTERM."""
     config = load_config()
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
     register_tasks(runtime.jobs, runtime.db, config)
+    serve_metrics(config.WORKER_METRICS_PORT)
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})
     try:

@@ -23,13 +23,16 @@ def broker_for(
 
     ``clock``: UTC now for the simulated broker (tests). Raises BrokerNotAvailable when the
     config's broker cannot be used (alpaca without stored credentials, or without the server
-    key to read them).
+    key to read them). Every call of the adapter returned is timed and its errors counted
+    (``viewzenix.brokers.instrumented``).
     """
+    from viewzenix.brokers.instrumented import instrumented
+
     name = BrokerName(webhook_config["broker"])
     if name is BrokerName.SIMULATED:
         from viewzenix.brokers.simulated import SimulatedBroker
 
-        return SimulatedBroker.for_config(db, webhook_config, clock=clock)
+        return instrumented(SimulatedBroker.for_config(db, webhook_config, clock=clock), name.value)
     from viewzenix.brokers.alpaca import AlpacaBroker
 
-    return AlpacaBroker.for_config(db, webhook_config)
+    return instrumented(AlpacaBroker.for_config(db, webhook_config), name.value)
