@@ -186,6 +186,27 @@ def test_partial_fill_then_fill_from_the_stream_are_recorded_once_each_with_the_
     assert len(order_fills(db, order["id"])) == 2
 
 
+def test_the_stream_records_each_executions_own_price_not_one_implied_by_a_rounded_average(
+    db, alpaca, config
+):
+    [order] = submit(db, alpaca, config, buy("3"))
+    coid = order["client_order_id"]
+    alpaca.api.fill(coid, "1", "100")
+    alpaca.api.fill(coid, "2", "100.01")
+    first, second = alpaca.api.events[-2:]
+    # An average given to 4 places (100.00666… → 100.0067) implies 100.01005 for the second fill.
+    second = {**second, "order": {**second["order"], "filled_avg_price": "100.0067"}}
+
+    for event in (first, second):
+        record_trade_update(db, config, event)
+
+    assert fills_of(db, fresh(db, order)) == [
+        (f"{coid}-q1", D("1"), D("100")),
+        (f"{coid}-q3", D("2"), D("100.01")),
+    ]
+    assert fresh(db, order)["filled_avg_price"] == D("100.0067")
+
+
 def test_a_fill_the_poll_recorded_first_is_not_recorded_again_when_the_stream_event_comes(db, alpaca, config):
     [order] = submit(db, alpaca, config, buy("10"))
     coid = order["client_order_id"]
