@@ -382,7 +382,7 @@ class FakeAlpacaApi:
             )
             order.legs.append(leg)
         self.orders[order.id] = order
-        self._emit("new" if order.status == "new" else "pending_new", order)
+        self._emit(order.status, order)  # Alpaca: "new" (routed) or "accepted" (not yet)
         if self.auto_fill:
             self._work(order)
         return _json(order.to_json(nested=True))
