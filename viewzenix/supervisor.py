@@ -2,16 +2,17 @@
 
 Starts Postgres (embedded under ``DATA_DIR/pg`` unless ``DATABASE_URL`` is set), applies the
 migrations, creates a local user and a demo webhook config (kept across runs), then starts the
-Procfile's ``web`` (gunicorn) and ``worker`` processes and prints the dashboard address (with a
-one-time sign-in code in local mode) first, then the webhook URL, a local access token and the API
-docs address, in one write. Ctrl-C (or SIGTERM) stops the children, then Postgres.
+Procfile's ``web`` (gunicorn), ``worker`` and ``streams`` processes and prints the dashboard
+address (with a one-time sign-in code in local mode) first, then the webhook URL, a local access
+token and the API docs address, in one write. Ctrl-C (or SIGTERM) stops the children, then Postgres.
 
 One run per data folder: a second ``make run`` in the same checkout finds ``DATA_DIR/run.lock``
 held and stops at once. gunicorn's control socket lives in ``DATA_DIR`` too, not in
 ``$XDG_RUNTIME_DIR`` or ``~/.gunicorn``. The demo config's token is saved (``demo_config.json``,
 mode 0600), not its URL, so the URL printed always carries the current PORT / PUBLIC_BASE_URL.
 
-A worker that dies (a crash, out of memory, a kill) is started again, with a message saying so;
+A worker that dies (a crash, out of memory, a kill) is started again, with a message saying so
+(the ``streams`` process, Alpaca's trade_updates listener, likewise);
 one that keeps dying soon after it starts waits longer each time (1, 2, 4 … up to 30 s), so a
 worker that cannot start does not spin. Its jobs are safe meanwhile: the next worker's
 stalled-job recovery retries what the dead one left running. The web process (gunicorn, itself a
@@ -272,6 +273,8 @@ def main() -> int:
             Child(
                 "worker", [sys.executable, "-m", "viewzenix.worker"], restart=True, stop_timeout=worker_stop
             ),
+            # Alpaca's trade_updates listener (one process: one stream connection per account).
+            Child("streams", [sys.executable, "-m", "viewzenix.streams"], restart=True),
         ],
         env=env,
         cwd=PROJECT_ROOT,

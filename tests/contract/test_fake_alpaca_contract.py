@@ -1,4 +1,4 @@
-"""Contract: every answer of the FAKE Alpaca API parses with alpaca-py's own models.
+"""Contract: every answer and stream event of the FAKE Alpaca API parses with alpaca-py's own models.
 
 The fake (``tests/fakes/alpaca_api.py``) stands in for Alpaca in every other test; if its JSON
 drifted from what alpaca-py reads, those tests would prove nothing. Each endpoint is called over
@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 import requests
 from alpaca.common.exceptions import APIError
-from alpaca.trading.enums import OrderClass, OrderStatus
-from alpaca.trading.models import Order, Position, TradeAccount
+from alpaca.trading.enums import OrderClass, OrderStatus, TradeEvent
+from alpaca.trading.models import Order, Position, TradeAccount, TradeUpdate
 from fakes.alpaca_api import KEY_ID, SECRET_KEY, FakeAlpacaApi
 from pydantic import TypeAdapter
 
@@ -169,3 +169,42 @@ def test_error_bodies_carry_alpacas_code_and_message(fake):
         error = api_error(response)
         assert (error.status_code, error.code, error.message) == (status, code, message)
     assert limited.headers["Retry-After"] == "1"
+
+
+def test_every_trade_updates_event_of_the_fake_parses_as_alpaca_py_trade_updates(fake):
+    fake.auto_fill = False
+    limit = {"symbol": "AAPL", "side": "buy", "type": "limit", "time_in_force": "day", "limit_price": "180"}
+    post(fake, qty="10", client_order_id="parts", **limit)
+    post(fake, qty="1", client_order_id="gone", **limit)
+    post(fake, qty="1", client_order_id="late", **limit)
+    post(fake, qty="1", client_order_id="no", **limit)
+    bracket = {"take_profit": {"limit_price": "200"}, "stop_loss": {"stop_price": "170"}}
+    post(fake, qty="2", client_order_id="bracket", order_class="bracket", **limit, **bracket)
+    fake.fill("parts", "4", "180")
+    fake.fill("parts")
+    fake.cancel("gone")
+    fake.expire("late")
+    fake.reject("no")
+    fake.fill("bracket")
+
+    updates = [TradeUpdate(**data) for data in fake.events]
+
+    assert [u.event for u in updates] == [
+        TradeEvent.ACCEPTED,  # not yet routed: the fake without auto_fill
+        TradeEvent.ACCEPTED,
+        TradeEvent.ACCEPTED,
+        TradeEvent.ACCEPTED,
+        TradeEvent.ACCEPTED,
+        TradeEvent.PARTIAL_FILL,
+        TradeEvent.FILL,
+        TradeEvent.CANCELED,
+        TradeEvent.EXPIRED,
+        TradeEvent.REJECTED,
+        TradeEvent.FILL,
+        TradeEvent.NEW,  # the bracket's legs, once their entry filled
+        TradeEvent.NEW,
+    ]
+    partial = updates[5]
+    assert (partial.qty, partial.price, partial.position_qty) == (4.0, 180.0, 4.0)
+    assert partial.execution_id is not None and partial.order.filled_qty == "4"
+    assert partial.order.status == OrderStatus.PARTIALLY_FILLED

@@ -17,8 +17,10 @@ Every request must carry ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY`` matching th
 Its market: a price per symbol set by the test (``set_price``). With ``auto_fill`` (the default)
 a market order, and a limit order its price crosses, fills whole at once at that price when
 POSTed; otherwise orders stay ``new`` until the test calls ``fill`` (partial fills included),
-``cancel``/``expire``/``reject``. Bracket/OTO legs are ``held`` until their entry fills, then
-``new``; a filled leg cancels its sibling (OCO). No commissions, no slippage (Alpaca paper).
+``cancel``/``expire``/``reject``. Every change is also an event of Alpaca's trade_updates stream
+(``events``; ``subscribers`` hear them: ``tests/fakes/alpaca_stream.py`` sends them on).
+Bracket/OTO legs are ``held`` until their entry fills, then ``new``; a filled leg cancels its
+sibling (OCO). No commissions, no slippage (Alpaca paper).
 Buying power = cash (multiplier 1): a buy costing more is refused 403 "insufficient buying
 power". Faults for tests: ``fail_next`` (any status, e.g. 429 with ``Retry-After``, 500, 504 —
 optionally after the order was placed), ``hold_next_post`` (places the order, then holds the
@@ -167,6 +169,9 @@ class FakeAlpacaApi:
         self._hold: threading.Event | None = None
         self._lock = threading.RLock()
         self.url = ""
+        # trade_updates: every event's ``data``, and who hears them (the fake stream).
+        self.events: list[dict[str, Any]] = []
+        self.subscribers: list[Any] = []
 
     # --- the test's controls -----------------------------------------------------------------
 
@@ -233,12 +238,14 @@ class FakeAlpacaApi:
             order = self.order(client_order_id)
             order.status, order.expired_at = "expired", self.clock()
             order.updated_at = order.expired_at
+            self._emit("expired", order)
 
     def reject(self, client_order_id: str) -> None:
         with self._lock:
             order = self.order(client_order_id)
             order.status, order.failed_at = "rejected", self.clock()
             order.updated_at = order.failed_at
+            self._emit("rejected", order)
 
     @contextmanager
     def running(self) -> Iterator[FakeAlpacaApi]:
@@ -375,6 +382,7 @@ class FakeAlpacaApi:
             )
             order.legs.append(leg)
         self.orders[order.id] = order
+        self._emit(order.status, order)  # Alpaca: "new" (routed) or "accepted" (not yet)
         if self.auto_fill:
             self._work(order)
         return _json(order.to_json(nested=True))
@@ -442,10 +450,19 @@ class FakeAlpacaApi:
         self.positions[order.symbol] = (after, avg if after != 0 else Decimal(0))
         self.prices.setdefault(order.symbol, price)
         self.cash -= signed * price
+        self._emit(
+            "fill" if order.status == "filled" else "partial_fill",
+            order,
+            execution_id=str(uuid.uuid4()),
+            price=_num(price),
+            qty=_num(qty),
+            position_qty=_num(after),
+        )
         if order.status == "filled":
             for leg in order.legs:
                 if leg.status == "held":
                     leg.status, leg.updated_at = "new", now
+                    self._emit("new", leg)
         if order.parent_id is not None:  # OCO: a leg filling cancels its sibling
             parent = self.orders[order.parent_id]
             for sibling in parent.legs:
@@ -455,9 +472,23 @@ class FakeAlpacaApi:
     def _cancel(self, order: FakeOrder) -> None:
         now = self.clock()
         order.status, order.canceled_at, order.updated_at = "canceled", now, now
+        self._emit("canceled", order)
         for leg in order.legs:
             if leg.is_open:
                 leg.status, leg.canceled_at, leg.updated_at = "canceled", now, now
+                self._emit("canceled", leg)
+
+    def _emit(self, event: str, order: FakeOrder, **execution: Any) -> None:
+        """One trade_updates event (Alpaca's "Websocket Streaming" example shape), to subscribers."""
+        data = {
+            "event": event,
+            **execution,
+            "timestamp": _ts(order.updated_at or order.created_at),
+            "order": order.to_json(nested=False),
+        }
+        self.events.append(data)
+        for subscriber in list(self.subscribers):
+            subscriber(data)
 
     def _list_orders(self, args: Any) -> Response:
         status = args.get("status", "open")

@@ -101,6 +101,9 @@ class BrokerFill:
 
     ``trade_id`` is unique per account (the ledger records each fill once by it); ``qty`` in
     shares (> 0), ``price`` and ``commission`` in the quote currency, ``filled_at`` UTC.
+    ``cumulative_qty``: the order's filled quantity once this execution is counted, when the
+    broker says it (Alpaca's trade_updates): the ledger then records the fill only if it adds to
+    what is recorded, so a fill also recorded from a poll is never counted twice.
     """
 
     trade_id: str
@@ -108,6 +111,7 @@ class BrokerFill:
     price: Decimal
     commission: Decimal
     filled_at: datetime
+    cumulative_qty: Decimal | None = None
 
 
 @dataclass(frozen=True)

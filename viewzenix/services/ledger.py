@@ -212,7 +212,10 @@ def record_report(
     status, filled quantity and average price, broker ids and timestamps follow the report;
     each step gets its event. A report whose ``filled_qty`` exceeds the recorded fills and that
     carries no fills (brokers that report fills apart from orders) is recorded as one fill of
-    the difference at the implied price. Returns None when we have no order with this
+    the difference at the implied price. A fill that says its ``cumulative_qty`` (a stream's
+    execution) is recorded only if it adds to the recorded quantity; when executions before it
+    are missing it becomes that implied fill, so poll and stream never count a fill twice.
+    Returns None when we have no order with this
     client_order_id (reconciliation reports that as "missing on our side"). ``repair``: a
     reconciliation note; the change is then also recorded as an OrderRepaired event.
     """
@@ -460,6 +463,13 @@ def _record_fills(
     out: list[tuple[BrokerFill, Decimal]] = []
     cumulative = recorded_qty
     for fill in sorted(fills, key=lambda f: (f.filled_at, f.trade_id)):
+        if fill.cumulative_qty is not None:
+            if fill.cumulative_qty <= cumulative:
+                continue  # already counted (a poll recorded this quantity, maybe with others)
+            if fill.cumulative_qty - fill.qty != cumulative:
+                # Executions before it were missed: one fill up to its cumulative quantity at
+                # the price the averages imply, as a poll would record it (same trade_id).
+                fill = _implied_fill(row, report, cumulative, fill.filled_at)
         if cumulative + fill.qty > row["qty"]:
             continue  # recorded already, or more than the order's quantity: never overfill
         inserted = orders_repo.insert_fill(

@@ -1,0 +1,141 @@
+"""The stream process: ``python -m viewzenix.streams`` (Procfile ``streams``, started by ``make run``).
+
+Listens to Alpaca's ``trade_updates`` for every config that trades through Alpaca and has open
+orders or recent activity (``services.trade_updates``), one listener per account, all on one
+event loop; every ``STREAM_REFRESH_SECONDS`` it starts listeners for configs that now need one
+and stops those that no longer do. Events are recorded as they arrive; after each (re)connect
+the listener runs the config's order poll once to catch up. The worker's periodic poll
+(``ORDER_SYNC_CRON``) stays the fallback, so this process being down delays updates, never
+loses them.
+
+Why a process of its own and not a thread of the worker: Alpaca allows one stream connection
+per account, and workers are scaled out (several processes would fight over it); its life
+(long-lived sockets, reconnects) has nothing in common with the job loop's graceful stop; and
+one event loop serves every account. Run exactly one. SIGTERM/SIGINT close the sockets and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from config import load_config
+from viewzenix.db import Database
+from viewzenix.logs import configure_logging
+from viewzenix.services.trade_updates import TradeUpdatesListener, configs_to_stream
+
+logger = logging.getLogger(__name__)
+
+STREAM_REFRESH_SECONDS = 15.0  # how often the set of configs to listen to is read again
+
+ListenerFactory = Callable[[Database, dict[str, Any]], TradeUpdatesListener]
+
+
+class StreamManager:
+    """Keep one running ``TradeUpdatesListener`` per config ``configs_to_stream`` returns.
+
+    ``refresh()`` starts and stops listeners to match; ``run()`` refreshes every
+    ``refresh_seconds`` until ``stop()``. ``listener_for`` builds a listener (tests point it at
+    a fake); ``configs`` lists the configs to listen to (default ``configs_to_stream``). A
+    failed read of the configs is logged and tried again at the next refresh.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        listener_for: ListenerFactory | None = None,
+        refresh_seconds: float = STREAM_REFRESH_SECONDS,
+        configs: Callable[[Database], list[dict[str, Any]]] = configs_to_stream,
+    ) -> None:
+        self.db = db
+        self.configs = configs
+        self.listener_for = listener_for or (lambda db, config: TradeUpdatesListener(db, config))
+        self.refresh_seconds = refresh_seconds
+        self.listeners: dict[Any, tuple[TradeUpdatesListener, asyncio.Task[None]]] = {}
+        self._stopped = asyncio.Event()
+
+    async def refresh(self) -> None:
+        try:
+            configs = await asyncio.to_thread(self.configs, self.db)
+        except Exception as error:
+            logger.warning(
+                "could not read the configs to stream: %s", error, extra={"action": "streams_refresh"}
+            )
+            return
+        wanted = {config["id"]: config for config in configs}
+        for config_id in [c for c in self.listeners if c not in wanted]:
+            await self._stop_one(config_id)
+        for config_id, config in wanted.items():
+            current = self.listeners.get(config_id)
+            if current is not None and not current[1].done():
+                continue
+            listener = self.listener_for(self.db, config)
+            task = asyncio.create_task(listener.run(), name=f"trade_updates:{config_id}")
+            self.listeners[config_id] = (listener, task)
+            logger.info(
+                "listening to trade_updates of config %s",
+                config_id,
+                extra={"action": "stream_started", "config_id": config_id},
+            )
+
+    async def run(self) -> None:
+        """Refresh now and every ``refresh_seconds`` until ``stop``; then stop every listener."""
+        try:
+            while not self._stopped.is_set():
+                await self.refresh()
+                try:
+                    await asyncio.wait_for(self._stopped.wait(), self.refresh_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            for config_id in list(self.listeners):
+                await self._stop_one(config_id)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def _stop_one(self, config_id: Any) -> None:
+        listener, task = self.listeners.pop(config_id)
+        listener.stop()
+        try:
+            await asyncio.wait_for(task, 10)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+        except Exception:  # the listener's own failure was logged by it
+            logger.exception("trade_updates listener of %s ended with an error", config_id)
+        logger.info(
+            "stopped listening to trade_updates of config %s",
+            config_id,
+            extra={"action": "stream_stopped", "config_id": config_id},
+        )
+
+
+def main() -> None:
+    """Build the runtime from the environment and listen until SIGINT/SIGTERM."""
+    from viewzenix.runtime import build_runtime
+
+    config = load_config()
+    configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
+    runtime = build_runtime(config)
+
+    async def serve() -> None:
+        manager = StreamManager(runtime.db)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, manager.stop)
+        await manager.run()
+
+    logger.info("stream process starting", extra={"action": "streams_start"})
+    try:
+        asyncio.run(serve())
+    finally:
+        runtime.close()
+        logger.info("stream process stopped", extra={"action": "streams_stop"})
+
+
+if __name__ == "__main__":
+    main()
