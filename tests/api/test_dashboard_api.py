@@ -235,6 +235,31 @@ class TestPages:
         assert opened.status_code == 200
         assert 'id="admin-tools"' in opened.get_data(as_text=True)
 
+    @pytest.mark.parametrize("path", ["/admin/metrics", "/admin/jobs", "/admin/jobs/1"])
+    def test_the_admin_job_fragments_refuse_a_non_admin(self, client, auth_headers, path):
+        response = client.get(f"/ui/fragments{path}", headers=auth_headers)
+        assert response.status_code == 403
+        assert "Admins only" in response.get_data(as_text=True)
+
+    def test_bad_job_filters_answer_html_with_a_message_per_field(self, client, app):
+        runtime = app.extensions["viewzenix"]
+        token = runtime.local_signer.issue(uuid.uuid4(), "admin@example.test", app_metadata={"role": "admin"})
+        headers = {"Authorization": f"Bearer {token}"}
+        response = client.get("/ui/fragments/admin/jobs?status=failed&status=lost", headers=headers)
+        assert response.status_code == 422
+        assert response.mimetype == "text/html"
+        assert (
+            "<strong>status</strong>: Must be one of: todo, doing, succeeded, failed, cancelled, aborted."
+            in response.get_data(as_text=True)
+        )
+        # A datetime-local input's value has no offset: read as UTC, then checked like the API's.
+        since, until = "2026-11-27T10:00", "2026-11-27T09:00"
+        response = client.get(f"/ui/fragments/admin/jobs?since={since}&until={until}", headers=headers)
+        assert response.status_code == 422
+        assert "<strong>until</strong>: Must be later than since." in response.get_data(as_text=True)
+        ok = client.get(f"/ui/fragments/admin/jobs?since={until}&until={since}", headers=headers)
+        assert ok.status_code == 200
+
     def test_user_metadata_never_makes_an_admin(self, client, app):
         runtime = app.extensions["viewzenix"]
         token = runtime.local_signer.issue(uuid.uuid4(), "u@example.test", user_metadata={"role": "admin"})

@@ -74,19 +74,29 @@ def shot(page):
 
 @pytest.fixture()
 def sign_in(app, page, base_url):
-    """Return ``sign_in(email=None, next="/") -> email``: sign in through a one-time code link."""
+    """Return ``sign_in(email=None, next="/", admin=False) -> email``: sign in through a one-time
+    code link. ``admin``: then hold an admin's token instead (app_metadata.role = admin, which
+    only the server sets; the token ``flask --app wsgi local-token EMAIL --admin`` prints)."""
     import uuid
 
     from viewzenix.cli import ensure_local_user
     from viewzenix.services import local_signin
 
-    def go(email: str | None = None, next_path: str = "/") -> str:
-        db = app.extensions["viewzenix"].db
+    def go(email: str | None = None, next_path: str = "/", *, admin: bool = False) -> str:
+        runtime = app.extensions["viewzenix"]
         email = email or f"browser-{uuid.uuid4().hex[:10]}@example.test"
-        ensure_local_user(db, email)
-        code = local_signin.issue_code(db, email)
+        user_id = ensure_local_user(runtime.db, email)
+        code = local_signin.issue_code(runtime.db, email)
         page.goto(f"{base_url}/signin?next={next_path}#code={code}")
         page.wait_for_url(f"{base_url}{next_path}")
+        if admin:
+            token = runtime.local_signer.issue(user_id, email, app_metadata={"role": "admin"})
+            page.evaluate(
+                "t => { const s = JSON.parse(localStorage.getItem('vz.session'));"
+                " s.access_token = t; localStorage.setItem('vz.session', JSON.stringify(s)); }",
+                token,
+            )
+            page.reload()
         return email
 
     return go

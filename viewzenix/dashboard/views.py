@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
+import marshmallow as ma
 from flask import Blueprint, abort, render_template, request
 
 from viewzenix.api.auth import authenticate, current_caller
+from viewzenix.api.job_admin import JobQueryArgsSchema
 from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.errors import ApiError
+from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
 from viewzenix.runtime import get_runtime
-from viewzenix.services import local_signin, queries
+from viewzenix.services import job_admin, local_signin, queries
 from viewzenix.services import webhook_configs as configs_service
 
 bp = Blueprint(
@@ -88,7 +93,9 @@ def orders():
 
 @bp.get("/admin")
 def admin():
-    return _page("admin.html", active="admin")
+    # ?job=<id> opens that job's detail (a job row's link); not user data, only an id.
+    job = request.args.get("job", type=int)
+    return _page("admin.html", active="admin", job=job if job and 0 < job <= job_admin.MAX_JOB_ID else None)
 
 
 # --- local sign-in ------------------------------------------------------------------------------
@@ -231,12 +238,94 @@ def account_fragment():
     return render_template("fragments/account.html", a=summary)
 
 
+def _refused_unless_admin():
+    """The "Admins only" card (403) for a caller who is not an admin, else None."""
+    caller = current_caller()
+    if caller.is_admin:
+        return None
+    return render_template("fragments/admin_refused.html", email=caller.email), 403
+
+
 @fragments.get("/admin")
 def admin_fragment():
-    claims = current_caller().claims
-    if (claims.get("app_metadata") or {}).get("role") != "admin":
-        return render_template("fragments/admin_refused.html", email=current_caller().email), 403
-    return render_template("fragments/admin.html")
+    refused = _refused_unless_admin()
+    if refused:
+        return refused
+    job = request.args.get("job", type=int)
+    return render_template("fragments/admin.html", statuses=JOB_STATUSES, job=job)
+
+
+@fragments.get("/admin/metrics")
+def admin_metrics_fragment():
+    refused = _refused_unless_admin()
+    if refused:
+        return refused
+    figures = job_admin.metrics(get_runtime().db, current_caller())
+    return render_template("fragments/admin_metrics.html", m=figures)
+
+
+def _job_filters() -> dict[str, Any]:
+    """The job list's filters from the query string, validated by the admin API's own schema.
+
+    ``since``/``until`` from a ``datetime-local`` input carry no offset: they are read as UTC.
+    Raises marshmallow.ValidationError.
+    """
+    raw: dict[str, Any] = {k: v for k, v in request.args.items() if v and k not in ("status", "cursor")}
+    statuses = [s for s in request.args.getlist("status") if s]
+    if statuses:
+        raw["status"] = statuses
+    for name in ("since", "until"):
+        if name in raw:
+            try:
+                value = datetime.fromisoformat(raw[name])
+            except ValueError:
+                continue  # the schema says what is wrong
+            raw[name] = (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if request.args.get("cursor"):
+        raw["cursor"] = request.args["cursor"]
+    return JobQueryArgsSchema().load(raw)
+
+
+def _texts(messages: Any) -> list[str]:
+    """The strings of marshmallow's messages, however nested (a list field: {index: [...]})."""
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, dict):
+        messages = messages.values()
+    return [text for item in messages for text in _texts(item)]
+
+
+@fragments.get("/admin/jobs")
+def admin_jobs_fragment():
+    """The job list (first page: the table; with ``cursor``: the next rows and a new "Load more")."""
+    refused = _refused_unless_admin()
+    if refused:
+        return refused
+    try:
+        args = _job_filters()
+    except ma.ValidationError as error:
+        errors = {
+            field: " ".join(_texts(messages)) for field, messages in error.normalized_messages().items()
+        }
+        return render_template("fragments/admin_jobs_error.html", errors=errors), 422
+    limit, cursor = args.pop("limit"), args.pop("cursor", None)
+    page = job_admin.list_jobs(get_runtime().db, current_caller(), filters=args, limit=limit, cursor=cursor)
+    more_query = None
+    if page["next_cursor"] is not None:
+        query = {**request.args.to_dict(flat=False), "cursor": [str(page["next_cursor"])]}
+        more_query = urlencode(query, doseq=True)
+    return render_template(
+        "fragments/admin_jobs.html", jobs=page["jobs"], more_query=more_query, rows_only=cursor is not None
+    )
+
+
+@fragments.get("/admin/jobs/<int:job_id>")
+def admin_job_fragment(job_id: int):
+    refused = _refused_unless_admin()
+    if refused:
+        return refused
+    job = job_admin.get_job(get_runtime().db, current_caller(), job_id)
+    return render_template("fragments/admin_job.html", j=job)
 
 
 @bp.app_template_filter("money")
@@ -245,3 +334,13 @@ def money(value: Any, places: int = 2) -> str:
     if value is None:
         return "—"
     return f"{value:,.{places}f}"
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None) -> str:
+    """Format a timestamp as UTC ``YYYY-MM-DD HH:MM:SS``; None → "—"."""
+    if value is None:
+        return "—"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S")

@@ -72,6 +72,10 @@ document.addEventListener("htmx:beforeSwap", (e) => {
   const status = e.detail.xhr.status;
   if (status === 401) { e.detail.shouldSwap = false; VZ.toSignin(); }
   else if (status === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
+  // A fragment's own error card (HTML, e.g. the admin job filters' 422); JSON errors stay unswapped.
+  else if (status === 422 && (e.detail.xhr.getResponseHeader("Content-Type") || "").startsWith("text/html")) {
+    e.detail.shouldSwap = true; e.detail.isError = false;
+  }
 });
 
 // --- filters and pages of a list: a filter change goes back to page 1; pager buttons set the page ---
@@ -332,68 +336,50 @@ pages.overview = async () => {
   el.dataset.points = String(data.length);
 };
 
-pages.admin = () => {
-  document.body.addEventListener("htmx:afterSwap", (e) => {
-    if (e.detail.target.id !== "admin" || !document.getElementById("admin-tools")) return;
-    adminTools();
-  });
+// Admin tools: metrics, job list and job detail are fragments (/ui/fragments/admin/…); the
+// actions call the admin API (POST /api/admin/jobs/<id>/retry|cancel|run-now) after a confirmation.
+const JOB_ACTIONS = {
+  retry: { done: "Retried", ask: (id) => `Retry job #${id}? It goes back in the queue, due now (a signal's job re-runs its signal).` },
+  cancel: { done: "Canceled", ask: (id) => `Cancel job #${id}? A queued job is cancelled (its signal marked failed); a running one is asked to abort.` },
+  "run-now": { done: "Made due now", ask: (id) => `Run job #${id} now instead of at its scheduled time?` },
 };
 
-function adminTools() {
-  const err = document.getElementById("admin-error");
-  const list = document.getElementById("job-list");
-  const more = document.getElementById("job-more");
-  let cursor = null;
-  const text = (v) => (v === null || v === undefined ? "" : String(v));
-  async function metrics() {
-    const r = await VZ.api("GET", "/api/admin/jobs/metrics");
-    document.getElementById("job-metrics").textContent = r.ok ? JSON.stringify(r.data) : (r.data && r.data.message) || `Error ${r.status}`;
-  }
-  async function page(reset) {
-    const params = new URLSearchParams();
-    for (const [k, v] of new FormData(document.getElementById("job-filters"))) if (v) params.set(k, v);
-    if (!reset && cursor) params.set("after", cursor);
-    const r = await VZ.api("GET", "/api/admin/jobs?" + params);
-    if (!r.ok) { err.textContent = (r.data && r.data.message) || `Error ${r.status}`; return; }
-    if (reset) list.innerHTML = "";
-    const items = Array.isArray(r.data) ? r.data : r.data.items || [];
-    for (const job of items) {
-      const row = document.createElement("div");
-      row.className = "job";
-      const b = document.createElement("button");
-      b.className = "link";
-      b.textContent = `#${job.id} ${text(job.task_name || job.task)} ${text(job.status)} ${text(job.queue_name || job.queue)}`;
-      b.addEventListener("click", () => detail(job.id));
-      row.appendChild(b);
-      list.appendChild(row);
+pages.admin = () => {
+  document.addEventListener("click", async (e) => {
+    const b = e.target.closest("[data-job-action]");
+    if (!b) return;
+    const id = b.dataset.jobId;
+    const action = JOB_ACTIONS[b.dataset.jobAction];
+    if (!confirm(action.ask(id))) return;
+    b.disabled = true;
+    const r = await VZ.api("POST", `/api/admin/jobs/${id}/${b.dataset.jobAction}`);
+    // Show the job as it is now, then (once it is swapped in) what the action did or why it was refused.
+    const shown = new Promise((resolve) => {
+      const done = (ev) => {
+        if (ev.detail.target.id !== "job-detail") return;
+        document.body.removeEventListener("htmx:afterSettle", done);
+        resolve();
+      };
+      document.body.addEventListener("htmx:afterSettle", done);
+    });
+    htmx.ajax("GET", `/ui/fragments/admin/jobs/${id}`, { target: "#job-detail" });
+    await shown;
+    const out = document.getElementById("job-action-result");
+    if (r.ok) {
+      out.className = "ok";
+      out.textContent = `${action.done}: ${r.data.action.message}`;
+    } else {
+      out.className = "error";
+      out.textContent = (r.data && r.data.message) || `Error ${r.status}`;
+      if (r.data && r.data.code) {
+        const code = document.createElement("code");
+        code.textContent = r.data.code;
+        out.append(" ", code);
+      }
     }
-    cursor = r.data.next_cursor || null;
-    more.hidden = !cursor;
-  }
-  async function detail(id) {
-    const r = await VZ.api("GET", "/api/admin/jobs/" + id);
-    const box = document.getElementById("job-detail");
-    box.innerHTML = "";
-    const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(r.data, null, 2);
-    box.appendChild(pre);
-    for (const action of ["retry", "cancel", "run-now"]) {
-      const b = document.createElement("button");
-      b.textContent = action;
-      b.addEventListener("click", async () => {
-        if (!confirm(`${action} job #${id}?`)) return;
-        const a = await VZ.api("POST", `/api/admin/jobs/${id}/${action}`);
-        err.textContent = a.ok ? "" : (a.data && a.data.message) || `Error ${a.status}`;
-        detail(id);
-      });
-      box.appendChild(b);
-    }
-  }
-  document.getElementById("job-filters").addEventListener("submit", (e) => { e.preventDefault(); page(true); });
-  more.addEventListener("click", () => page(false));
-  metrics();
-  page(true);
-}
+    document.body.dispatchEvent(new Event("vz:jobs"));  // metrics and the list, as they are now
+  });
+};
 
 // --- start --------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", async () => {
