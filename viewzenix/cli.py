@@ -10,25 +10,9 @@ import uuid
 import click
 from flask import Flask
 
-from viewzenix.db import Database
 from viewzenix.db.migrate import apply_migrations
 from viewzenix.repositories import idempotency_keys as idempotency_repo
-from viewzenix.repositories import webhook_configs as configs_repo
-
-
-def ensure_local_user(db: Database, email: str) -> uuid.UUID:
-    """Create (or find) a local-mode user: a row in the ``auth.users`` stand-in and its profile.
-
-    Local mode only (plain Postgres, no Supabase Auth). Returns the user id.
-    """
-    with db.transaction() as conn:
-        row = conn.execute(
-            "insert into auth.users (id, email) values (%s, %s) "
-            "on conflict (email) do update set updated_at = now() returning id",
-            (uuid.uuid4(), email),
-        ).fetchone()
-        configs_repo.ensure_user(conn, row["id"], email)
-    return row["id"]
+from viewzenix.services.local_signin import ensure_local_user
 
 
 def register(app: Flask) -> None:
@@ -67,7 +51,8 @@ def register(app: Flask) -> None:
 
     @app.cli.command("signin-code")
     @click.argument("email")
-    def signin_code(email: str) -> None:
+    @click.option("--admin", is_flag=True, help="The code signs in an admin (the dashboard's admin tools).")
+    def signin_code(email: str, admin: bool) -> None:
         """Print a one-time dashboard sign-in code for local user EMAIL. Local mode only."""
         from viewzenix.services import local_signin
 
@@ -75,7 +60,7 @@ def register(app: Flask) -> None:
         if runtime.local_signer is None:
             raise click.ClickException("SUPABASE_URL is configured: sign in through Supabase Auth.")
         ensure_local_user(runtime.db, email)
-        click.echo(local_signin.issue_code(runtime.db, email))
+        click.echo(local_signin.issue_code(runtime.db, email, admin=admin))
 
     @app.cli.command("demo-config")
     @click.argument("email")

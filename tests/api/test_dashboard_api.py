@@ -169,6 +169,24 @@ class TestLocalSignin:
         assert again.status_code == 401
         assert again.json["code"] == "invalid_signin_code"
 
+    def test_an_admin_code_signs_an_admin_in_and_a_plain_code_does_not(self, client, app):
+        from viewzenix.services import local_signin
+
+        db = app.extensions["viewzenix"].db
+        admin_code = local_signin.issue_code(db, "ops@example.test", admin=True)
+        plain_code = local_signin.issue_code(db, "ops@example.test")
+        admin = client.post("/auth/local/exchange", json={"code": admin_code}).json
+        plain = client.post("/auth/local/exchange", json={"code": plain_code}).json
+
+        as_admin = client.get(
+            "/api/admin/jobs/metrics", headers={"Authorization": f"Bearer {admin['access_token']}"}
+        )
+        as_plain = client.get(
+            "/api/admin/jobs/metrics", headers={"Authorization": f"Bearer {plain['access_token']}"}
+        )
+        assert as_admin.status_code == 200 and "by_status" in as_admin.json
+        assert (as_plain.status_code, as_plain.json["code"]) == (403, "admin_required")
+
     def test_a_missing_code_is_a_validation_error(self, client):
         response = client.post("/auth/local/exchange", json={})
         assert response.status_code == 422

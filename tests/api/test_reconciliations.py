@@ -11,7 +11,7 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture()
 def admin_headers(app):
-    from viewzenix.cli import ensure_local_user
+    from viewzenix.services.local_signin import ensure_local_user
 
     runtime = app.extensions["viewzenix"]
     email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
@@ -83,7 +83,7 @@ def test_a_non_admin_cannot_reconcile(client, auth_headers):
 
 
 def test_user_metadata_role_admin_grants_nothing(client, app):
-    from viewzenix.cli import ensure_local_user
+    from viewzenix.services.local_signin import ensure_local_user
 
     runtime = app.extensions["viewzenix"]
     email = f"sneaky-{uuid.uuid4().hex[:8]}@example.test"

@@ -79,8 +79,8 @@ def sign_in(app, page, base_url):
     only the server sets; the token ``flask --app wsgi local-token EMAIL --admin`` prints)."""
     import uuid
 
-    from viewzenix.cli import ensure_local_user
     from viewzenix.services import local_signin
+    from viewzenix.services.local_signin import ensure_local_user
 
     def go(email: str | None = None, next_path: str = "/", *, admin: bool = False) -> str:
         runtime = app.extensions["viewzenix"]

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import timedelta
 
 from viewzenix.auth import LocalSigner
 from viewzenix.db import Database
 from viewzenix.exceptions import ViewzenixError
+from viewzenix.repositories import webhook_configs as configs_repo
 
 CODE_TTL = timedelta(hours=12)
 TOKEN_TTL_SECONDS = 12 * 3600
@@ -29,19 +31,37 @@ class InvalidSigninCode(ViewzenixError):
     code = "invalid_signin_code"
 
 
+def ensure_local_user(db: Database, email: str) -> uuid.UUID:
+    """Create (or find) a local-mode user: a row in the ``auth.users`` stand-in and its profile.
+
+    Local mode only (plain Postgres, no Supabase Auth). Returns the user id.
+    """
+    with db.transaction() as conn:
+        row = conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) "
+            "on conflict (email) do update set updated_at = now() returning id",
+            (uuid.uuid4(), email),
+        ).fetchone()
+        configs_repo.ensure_user(conn, row["id"], email)
+    return row["id"]
+
+
 def _digest(code: str) -> bytes:
     return hashlib.sha256(code.encode("utf-8")).digest()
 
 
-def issue_code(db: Database, email: str) -> str:
-    """Store a new one-time code for local user ``email``; return the code (shown once)."""
+def issue_code(db: Database, email: str, *, admin: bool = False) -> str:
+    """Store a new one-time code for local user ``email``; return the code (shown once).
+
+    ``admin``: the token it is exchanged for carries ``app_metadata.role = "admin"``.
+    """
     code = secrets.token_urlsafe(16)
     with db.transaction() as conn:
         conn.execute("delete from private.local_signin_codes where expires_at < now()")
         conn.execute(
-            "insert into private.local_signin_codes (code_hash, email, expires_at) "
-            "values (%s, %s, now() + %s)",
-            (_digest(code), email, CODE_TTL),
+            "insert into private.local_signin_codes (code_hash, email, admin, expires_at) "
+            "values (%s, %s, %s, now() + %s)",
+            (_digest(code), email, admin, CODE_TTL),
         )
     return code
 
@@ -51,17 +71,16 @@ def exchange(db: Database, signer: LocalSigner, code: str) -> dict[str, object]:
 
     Raises InvalidSigninCode (401) when the code is unknown, used or expired.
     """
-    from viewzenix.cli import ensure_local_user
-
     with db.transaction() as conn:
         row = conn.execute(
             "delete from private.local_signin_codes where code_hash = %s and expires_at > now() "
-            "returning email",
+            "returning email, admin",
             (_digest(code),),
         ).fetchone()
     if row is None:
         raise InvalidSigninCode()
     email = row["email"]
     user_id = ensure_local_user(db, email)
-    token = signer.issue(user_id, email, ttl_seconds=TOKEN_TTL_SECONDS)
+    app_metadata = {"role": "admin"} if row["admin"] else None
+    token = signer.issue(user_id, email, app_metadata=app_metadata, ttl_seconds=TOKEN_TTL_SECONDS)
     return {"access_token": token, "expires_in": TOKEN_TTL_SECONDS, "email": email}
