@@ -98,19 +98,40 @@ def _denied(status: int, code: str, message: str) -> tuple[dict[str, Any], int]:
     return {"code": code, "status": status, "message": message}, status
 
 
+_FORWARDED = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def operator_access_refused(config: Any) -> tuple[dict[str, Any], int] | None:
+    """Return the error answer for a caller who may not read operator endpoints, else None.
+
+    For ``GET /metrics`` and ``GET /hooks/supabase/health``: with ``METRICS_TOKEN``, only
+    ``Authorization: Bearer <METRICS_TOKEN>`` (constant-time compare) → else 401. Without it,
+    only a direct loopback client: a request that came through a proxy (``X-Forwarded-For``,
+    ``Forwarded`` or ``X-Real-IP`` present) is refused even from 127.0.0.1, since a reverse
+    proxy on the same host makes every outside caller look local → 403.
+    """
+    if config.METRICS_TOKEN:
+        header = request.headers.get("Authorization", "")
+        given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not hmac.compare_digest(given.encode(), config.METRICS_TOKEN.encode()):
+            return _denied(401, "unauthorized", "This endpoint needs Authorization: Bearer <METRICS_TOKEN>.")
+        return None
+    if request.remote_addr not in ("127.0.0.1", "::1") or any(h in request.headers for h in _FORWARDED):
+        return _denied(
+            403, "forbidden", "Without METRICS_TOKEN, this endpoint answers direct loopback clients only."
+        )
+    return None
+
+
 @bp.get("/metrics")
 def metrics():
     """Answer the Prometheus text exposition (see the module doc for access rules)."""
     config = get_runtime().config
     if not config.METRICS_ENABLED:
         return _denied(404, "not_found", "Metrics are turned off (METRICS_ENABLED=false).")
-    if config.METRICS_TOKEN:
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(given.encode(), config.METRICS_TOKEN.encode()):
-            return _denied(401, "unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.")
-    elif request.remote_addr not in ("127.0.0.1", "::1"):
-        return _denied(403, "forbidden", "Without METRICS_TOKEN, /metrics answers loopback clients only.")
+    refused = operator_access_refused(config)
+    if refused is not None:
+        return refused
     body = generate_latest(_process_registry()) + generate_latest(_database_registry(get_runtime().db))
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 

@@ -93,6 +93,19 @@ class TestAccess:
         assert response.json["code"] == "forbidden"
         assert "METRICS_TOKEN" in response.json["message"]
 
+    @pytest.mark.parametrize("path", ["/metrics", "/hooks/supabase/health"])
+    @pytest.mark.parametrize("forwarded", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+    def test_without_a_token_a_proxied_request_is_refused_even_from_loopback(self, client, path, forwarded):
+        response = client.get(path, headers={forwarded: "203.0.113.9"})
+        assert (response.status_code, response.json["code"]) == (403, "forbidden")
+        assert client.get(path).status_code == 200  # the same client, direct
+
+    def test_the_hooks_health_needs_the_token_when_one_is_set(self, client, runtime_config, monkeypatch):
+        monkeypatch.setattr(runtime_config, "METRICS_TOKEN", "s3cret-scrape")
+        assert client.get("/hooks/supabase/health").status_code == 401
+        ok = client.get("/hooks/supabase/health", headers={"Authorization": "Bearer s3cret-scrape"})
+        assert (ok.status_code, ok.json["status"]) == (200, "ok")
+
     def test_with_a_token_the_bearer_is_required(self, client, runtime_config, monkeypatch):
         monkeypatch.setattr(runtime_config, "METRICS_TOKEN", "s3cret-scrape")
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-scrape"}):

@@ -56,12 +56,16 @@ def per_table(conn: Connection, *, window_seconds: int) -> dict[str, Any]:
 
 
 def last_sync_checks(conn: Connection) -> dict[str, Any]:
-    """Return the last drift check of each target: counts, drift rate (percent), when, error."""
+    """Return the last drift check of each target: counts, drift rate (percent), when, whether it failed.
+
+    The error's text stays in ``private.sync_checks`` (it may name hosts and users): ``failed``
+    says only whether there was one.
+    """
+    hidden = ("target", "started_at", "finished_at", "drift_rate", "error")
     return {
         row["target"]: {
-            **{
-                k: v for k, v in row.items() if k not in ("target", "started_at", "finished_at", "drift_rate")
-            },
+            **{k: v for k, v in row.items() if k not in hidden},
+            "failed": row.get("error") is not None,
             "drift_rate": float(row["drift_rate"]),
             "started_at": row["started_at"].isoformat(),
             "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,

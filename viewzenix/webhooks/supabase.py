@@ -89,13 +89,18 @@ def receive_db_event():
 def health():
     """Database reachable, last event per table, counts and latency percentiles per table and outcome.
 
-    ``?window=<seconds>`` (default 3600, at most 7 days): the span the counts and percentiles
-    cover. 503 ``database_unavailable`` when the database does not answer.
+    ``?window=<seconds>`` (default 3600, at most one day): the span the counts and percentiles
+    cover. For operators, like ``GET /metrics``: ``Authorization: Bearer <METRICS_TOKEN>``, or
+    without that token direct loopback clients only (``viewzenix.metrics.operator_access_refused``).
+    503 ``database_unavailable`` when the database does not answer.
     """
-    try:
-        window = min(max(int(request.args.get("window", "3600")), 1), 7 * 86400)
-    except ValueError:
-        window = 3600
+    from viewzenix.metrics import operator_access_refused
+
+    refused = operator_access_refused(get_runtime().config)
+    if refused is not None:
+        return refused
+    raw_window = request.args.get("window", "3600")
+    window = min(max(int(raw_window), 1), 86400) if raw_window.isdigit() and len(raw_window) <= 6 else 3600
     verifier, _ = current_app.extensions[EXTENSION]
     db = get_runtime().db
     if not db.ping():
