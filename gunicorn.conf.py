@@ -10,7 +10,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 worker_class = "sync"
 # TradingView cancels a request after 3 s; nothing here should take longer than a few.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# No gunicorn access log: its lines carry the full path, and a webhook URL's path is its secret.
+# The app logs requests itself, tokens redacted (ACCESS_LOG, viewzenix/access_log.py).
+accesslog = None
 errorlog = "-"
 
 # prometheus-client multiprocess mode: every worker writes its metrics to files in this folder,

@@ -10,7 +10,7 @@ the job ``doing`` until stalled-job recovery notices the dead worker.
 ``run_worker`` keeps procrastinate's graceful stop and adds the bound: a job still running
 ``shutdown_timeout`` seconds (+ a short margin for procrastinate to record the outcome) after the
 first signal, or when a second signal arrives, is handed back to the queue (procrastinate's
-``retry_job_by_id``: ``todo``, due now, one attempt counted) and the process exits at once. The
+``retry_job_by_id``: ``todo``, due 5 s later, one attempt counted) and the process exits at once. The
 job's next run resumes from what the ledger recorded (a ``pending_new`` order is looked up at the
 broker by ``client_order_id`` before any submit), so handing back never makes a second order.
 No job of this worker is left ``doing``.
@@ -27,7 +27,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 # Past the bound, how long procrastinate gets to record the outcome of a job that just ended.
 RECORD_MARGIN_SECONDS = 2.0
 EXIT_HANDED_BACK = 0  # a requested stop: exit 0 even when jobs were handed back
+
+# A handed-back job is due this long after the hand-back (the process exits right after it).
+HAND_BACK_DELAY_SECONDS = 5
 
 DOING_JOBS_OF_WORKER = """
 select id, attempts from procrastinate_jobs where worker_id = %(worker_id)s and status = 'doing' order by id
@@ -118,7 +121,7 @@ async def _interrupted(worker: asyncio.Task[Any], stop: asyncio.Event, *, timeou
 
 
 async def _hand_back(job_app: procrastinate.App, worker_id: int | None, worker_name: str | None) -> list[int]:
-    """Put this worker's ``doing`` jobs back to ``todo``, due now; return their ids."""
+    """Put this worker's ``doing`` jobs back to ``todo``, due in HAND_BACK_DELAY_SECONDS; return their ids."""
     if worker_id is None:
         return []
     manager = job_app.job_manager
@@ -126,7 +129,12 @@ async def _hand_back(job_app: procrastinate.App, worker_id: int | None, worker_n
     handed = []
     for row in rows:
         try:
-            await manager.retry_job_by_id_async(row["id"], retry_at=datetime.now(UTC))
+            # Due a little later, not now: this process still runs the job's thread until it
+            # exits just below; a job due now could start on another worker meanwhile. Jobs of
+            # its (config, symbol) stay behind it (procrastinate runs a lock's jobs in id order).
+            await manager.retry_job_by_id_async(
+                row["id"], retry_at=datetime.now(UTC) + timedelta(seconds=HAND_BACK_DELAY_SECONDS)
+            )
         except Exception:  # it finished (or was aborted) meanwhile: nothing to hand back
             logger.info(
                 "job %s ended meanwhile", row["id"], extra={"action": "job_ended", "job_id": row["id"]}
