@@ -172,3 +172,24 @@ def test_the_seeds_alpaca_keys_configure_the_single_tenant_config_when_not_simul
         assert credentials.base_url == "https://paper-api.alpaca.markets"
     finally:
         ensure_default_config(db, TestingConfig({}))  # back to simulated for the other tests
+
+
+def test_a_test_alert_on_live_keys_needs_confirm_live(client, auth_headers, config, db):
+    keys = {"key_id": KEY_ID, "secret_key": SECRET_KEY}
+    assert client.put(url(config), json={**keys, "live": True}, headers=auth_headers).status_code == 200
+    test_alert = f"/api/webhook-configs/{config['id']}/test-alert"
+
+    refused = client.post(test_alert, json={}, headers=auth_headers)
+
+    assert (refused.status_code, refused.json["code"]) == (409, "live_test_alert")
+    assert "real-money" in refused.json["message"]
+    with db.transaction() as conn:
+        stored = conn.execute(
+            "select count(*) as n from public.signals where config_id = %s", (config["id"],)
+        )
+        assert stored.fetchone()["n"] == 0
+    confirmed = client.post(test_alert, json={"confirm_live": True}, headers=auth_headers)
+    assert (confirmed.status_code, confirmed.json["intake_response"]["status"]) == (200, "accepted")
+    client.put(url(config), json={**keys, "live": False}, headers=auth_headers)
+    paper = client.post(test_alert, json={}, headers=auth_headers)
+    assert paper.status_code == 200

@@ -275,6 +275,12 @@ class TestAlertSchema(ma.Schema):
         validate=validate.Length(min=1, max=100_000),
         metadata={"description": "The alert message; default: a 1-share AAPL buy at 190.50"},
     )
+    confirm_live = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Required (true) on a config trading live Alpaca keys: the test trades real money"
+        },
+    )
 
 
 class TestAlertResultSchema(ma.Schema):
@@ -288,6 +294,16 @@ class WebhookConfigTestAlert(MethodView):
     @bp.arguments(TestAlertSchema)
     @bp.response(200, TestAlertResultSchema)
     def post(self, data, config_id: uuid.UUID):
-        """Send a test alert through the real intake path; its signal is marked is_test."""
+        """Send a test alert through the real intake path; its signal is marked is_test.
+
+        409 ``live_test_alert`` on a config trading live Alpaca keys unless ``confirm_live`` is true.
+        """
         runtime = get_runtime()
-        return test_alerts.send(runtime.db, runtime.jobs, current_caller(), config_id, data.get("body"))
+        return test_alerts.send(
+            runtime.db,
+            runtime.jobs,
+            current_caller(),
+            config_id,
+            data.get("body"),
+            confirm_live=data["confirm_live"],
+        )

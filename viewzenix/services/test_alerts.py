@@ -16,10 +16,10 @@ from typing import Any
 import procrastinate
 
 from viewzenix.db import Database
-from viewzenix.exceptions import NotFound
+from viewzenix.exceptions import Conflict, NotFound
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services import intake
+from viewzenix.services import broker_credentials, intake
 from viewzenix.services.common import Caller
 
 
@@ -29,19 +29,41 @@ def default_body(now: datetime | None = None) -> str:
     return json.dumps({"ticker": "AAPL", "action": "buy", "quantity": 1, "price": 190.5, "time": at})
 
 
+class LiveTestAlert(Conflict):
+    """This config trades a LIVE Alpaca account: a test alert would place a real-money order.
+
+    Send it again with ``confirm_live: true`` if that is what you want."""
+
+    code = "live_test_alert"
+
+
 def send(
-    db: Database, job_app: procrastinate.App, caller: Caller, config_id: uuid.UUID, body: str | None
+    db: Database,
+    job_app: procrastinate.App,
+    caller: Caller,
+    config_id: uuid.UUID,
+    body: str | None,
+    *,
+    confirm_live: bool = False,
 ) -> dict[str, Any]:
     """Send ``body`` (default ``default_body()``) as an alert to the caller's config.
 
     Content type as TradingView picks it: ``application/json`` when the text is valid JSON,
     else ``text/plain``. Returns ``{"signal_id", "intake_status", "intake_response"}``: what
-    TradingView would have received. Raises NotFound (also for another user's config).
+    TradingView would have received. Raises NotFound (also for another user's config), and
+    LiveTestAlert (409) for a config on live Alpaca keys unless ``confirm_live``: a test alert
+    executes like any alert.
     """
     with db.transaction(caller.claims) as conn:
         row = configs_repo.get(conn, config_id)
     if row is None:
         raise NotFound("No webhook config with this id.")
+    if (
+        row["broker"] == "alpaca"
+        and not confirm_live
+        and broker_credentials.describe(db, caller, config_id)["live"]
+    ):
+        raise LiveTestAlert()
     text = default_body() if body is None else body
     try:
         json.loads(text)
