@@ -187,6 +187,11 @@ class TestLocalSignin:
         assert as_admin.status_code == 200 and "by_status" in as_admin.json
         assert (as_plain.status_code, as_plain.json["code"]) == (403, "admin_required")
 
+    @pytest.mark.parametrize("body", [[], ["code"], "code", 7])
+    def test_a_body_that_is_not_an_object_is_a_validation_error(self, client, body):
+        response = client.post("/auth/local/exchange", json=body)
+        assert (response.status_code, response.json["code"]) == (422, "validation_error")
+
     def test_a_missing_code_is_a_validation_error(self, client):
         response = client.post("/auth/local/exchange", json={})
         assert response.status_code == 422
@@ -237,6 +242,22 @@ class TestPages:
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.count("ok ") == 3
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "/ui/fragments/signals?ticker=a%00b",
+            "/ui/fragments/orders?symbol=a%00b",
+            "/ui/fragments/signals?ticker=" + "A" * 65,
+        ],
+    )
+    def test_a_bad_text_filter_is_a_422_not_a_500(self, client, auth_headers, query):
+        response = client.get(query, headers=auth_headers)
+        assert (response.status_code, response.json["code"]) == (422, "validation_error")
+
+    def test_a_page_past_any_end_is_an_empty_page(self, client, auth_headers):
+        response = client.get("/ui/fragments/signals?page=99999999999999999999", headers=auth_headers)
+        assert response.status_code == 200
 
     def test_fragments_need_a_bearer_token(self, client):
         response = client.get("/ui/fragments/signals")

@@ -201,3 +201,15 @@ class TestAuth:
 
     def test_healthz_answers_when_database_does(self, client):
         assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
+
+
+def test_a_destination_id_postgres_cannot_store_is_a_422(client, auth_headers):
+    created = client.post("/api/webhook-configs", json={"name": "nul"}, headers=auth_headers).json
+
+    response = client.patch(
+        f"/api/webhook-configs/{created['id']}",
+        json={"notification_preferences": {"destinations": [{"id": "a\u0000b"}]}},
+        headers=auth_headers,
+    )
+
+    assert (response.status_code, response.json["code"]) == (422, "validation_error")

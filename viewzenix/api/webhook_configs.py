@@ -95,7 +95,7 @@ def _dedupe_window_seconds():
 
 class DestinationInSchema(ma.Schema):
     id = ma.fields.String(
-        validate=validate.Length(max=64),
+        validate=[validate.Length(max=64), storable_text],
         metadata={"description": "A saved destination's id: keeps its stored URL when url is omitted"},
     )
     url = ma.fields.String(

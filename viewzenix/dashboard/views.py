@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.job_admin import JobQueryArgsSchema
 from viewzenix.domain.model import OrderStatus, SignalStatus
-from viewzenix.errors import ApiError
+from viewzenix.errors import ApiError, NotFound
 from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
 from viewzenix.runtime import get_runtime
 from viewzenix.services import job_admin, local_signin, queries
@@ -106,9 +106,9 @@ def local_exchange():
     """Exchange a one-time sign-in code for a local access token (local mode only, else 404)."""
     runtime = get_runtime()
     if runtime.local_signer is None:
-        abort(404)
-    body = request.get_json(silent=True) or {}
-    code = body.get("code")
+        raise NotFound("Local sign-in is off: this app signs in through Supabase Auth.")
+    body = request.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not code.strip():
         raise ApiError('Send {"code": "<sign-in code>"}.', code="validation_error", status=422)
     return local_signin.exchange(runtime.db, runtime.local_signer, code.strip())
@@ -137,11 +137,25 @@ def _choice(name: str, allowed: list[str]) -> str | None:
     return value
 
 
+MAX_PAGE = 100_000  # far past any account's last page; keeps the offset inside bigint
+
+
 def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page") or 1))
-    except ValueError:
+    raw = request.args.get("page") or "1"
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
         return 1
+    return min(max(1, int(raw)), MAX_PAGE)
+
+
+def _text_arg(name: str, max_length: int = 64) -> str | None:
+    value = request.args.get(name) or None
+    if value is None:
+        return None
+    if len(value) > max_length or not value.isprintable():
+        raise ApiError(
+            f"{name} must be at most {max_length} printable characters.", code="validation_error", status=422
+        )
+    return value
 
 
 def _config_names() -> dict[uuid.UUID, str]:
@@ -173,7 +187,7 @@ def signals_fragment():
     filters = {
         "config_id": _uuid_arg("config_id"),
         "status": _choice("status", [s.value for s in SignalStatus]),
-        "ticker": request.args.get("ticker") or None,
+        "ticker": _text_arg("ticker"),
         "is_test": is_test,
     }
     rows, total = queries.list_signals(
@@ -202,7 +216,7 @@ def orders_fragment():
     filters = {
         "config_id": _uuid_arg("config_id"),
         "status": _choice("status", [s.value for s in OrderStatus]),
-        "symbol": request.args.get("symbol") or None,
+        "symbol": _text_arg("symbol"),
     }
     rows, total = queries.list_orders(
         get_runtime().db, current_caller(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE

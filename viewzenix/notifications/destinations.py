@@ -181,7 +181,10 @@ def prepare(
             }
         record["events"] = list(entry.get("events") or EVENTS)
         record["level"] = entry.get("level") or "all"
-        assert record["level"] in LEVELS
+        if record["level"] not in LEVELS or not set(record["events"]) <= set(EVENTS):
+            raise DestinationRefused(
+                f"level must be one of {', '.join(LEVELS)}; events among {', '.join(EVENTS)}."
+            )
         out.append(record)
     return {**{k: v for k, v in submitted.items() if k != "destinations"}, "destinations": out}
 
