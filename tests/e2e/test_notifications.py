@@ -235,6 +235,7 @@ class TestDestinationsSaved:
             ("ntfys://169.254.169.254/latest", "destination_host_refused"),  # cloud metadata
             ("ntfy://[::1]:8080/alerts", "destination_host_refused"),
             ("gotify://172.16.0.1/token123", "destination_host_refused"),
+            ("syslog://", "destination_scheme_refused"),  # apprise knows it; not a service we allow
             ("nosuchservice://x/y", "invalid_destination"),
             ("not a url", "invalid_destination"),
         ],

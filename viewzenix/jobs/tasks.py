@@ -44,7 +44,7 @@ def register_tasks(
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
     ``config``: the process's ``config.Config``, whose schedules and thresholds the tasks use
-    (default: the defaults, ``load_config({})``); the worker and the HTTP runner pass the same one.
+    (default: ``load_config()``, from the environment); the worker and the HTTP runner pass theirs.
     ``RECONCILE_CRON`` (cron syntax, UTC): when set, the worker also compares every config's books
     with its broker's on that schedule (report only; see ``services.reconciliation``). Expired
     idempotency keys and duplicate-alert claims are purged hourly. Every ``STALLED_JOBS_CRON``
@@ -64,7 +64,7 @@ def register_tasks(
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.reconciliation import reconcile
 
-    config = config or load_config({})
+    config = config or load_config()
     stalled_job_seconds = config.STALLED_JOB_SECONDS
     job_retention_days = config.JOB_RETENTION_DAYS
 
@@ -191,4 +191,4 @@ def register_tasks(
     # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
     from viewzenix.notifications.tasks import register_notification_tasks
 
-    register_notification_tasks(job_app, db)
+    register_notification_tasks(job_app, db, config.NOTIFY_ALLOW_PRIVATE_HOSTS)

@@ -32,8 +32,18 @@ from viewzenix import crypto
 from viewzenix.exceptions import ViewzenixError
 from viewzenix.notifications import EVENTS, LEVELS
 
-# Generic notification plugins that post to whatever host the URL names.
+# Generic notification plugins that post to whatever host the URL names: refused with their own code.
 REFUSED_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+# The services a destination may use (an allowlist, FACTS.md): each talks to its vendor's fixed
+# host or to a host the URL names, which ``check_targets`` then refuses when it is internal.
+# Anything else — syslog://, dbus://, windows://, a plugin with no host to check — is refused.
+ALLOWED_SCHEMES = frozenset(
+    {
+        "tgram", "discord", "slack", "pover", "ntfy", "ntfys", "mailto", "mailtos",
+        "gotify", "gotifys", "matrix", "matrixs", "msteams", "mmost", "mmosts", "rocket", "rockets",
+        "zulip", "pbul", "signal", "signals", "opsgenie", "pagerduty", "twilio", "apprise", "apprises",
+    }
+)  # fmt: skip
 
 
 class DestinationRefused(ViewzenixError):
@@ -65,8 +75,9 @@ def parse(url: str, *, allow_private: Collection[str] = (), resolve: bool = True
     """Parse ``url`` with apprise and refuse SSRF targets; return the plugin and masked URL.
 
     Raises ``DestinationRefused`` with code ``invalid_destination`` (apprise cannot parse it),
-    ``destination_scheme_refused`` (json/xml/form) or ``destination_host_refused`` (resolves to a
-    loopback/private/link-local address, or does not resolve when ``resolve`` is strict).
+    ``destination_scheme_refused`` (json/xml/form, or a service outside ``ALLOWED_SCHEMES``) or
+    ``destination_host_refused`` (resolves to a loopback/private/link-local address, or does not
+    resolve when ``resolve`` is strict).
     """
     import apprise
 
@@ -82,6 +93,13 @@ def parse(url: str, *, allow_private: Collection[str] = (), resolve: bool = True
         raise DestinationRefused(
             "apprise does not understand this URL (unknown service or missing parts); see "
             "https://github.com/caronc/apprise/wiki for each service's URL format."
+        )
+    if scheme not in ALLOWED_SCHEMES:
+        raise DestinationRefused(
+            f"{scheme or 'this'}:// is not a supported notification service; use one of "
+            + ", ".join(f"{s}://" for s in sorted(ALLOWED_SCHEMES))
+            + ".",
+            "destination_scheme_refused",
         )
     check_targets(plugin, allow_private=allow_private, strict=False)
     return Parsed(plugin=plugin, service=str(plugin.service_name), masked=plugin.url(privacy=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import procrastinate
@@ -21,15 +20,14 @@ NOTIFY_RETRY = Backoff(
 )
 
 
-def allowed_private_hosts() -> frozenset[str]:
-    """``NOTIFY_ALLOW_PRIVATE_HOSTS`` (``host:port`` list, test/dev fakes only), read when called."""
-    from config import parse_host_ports
+def register_notification_tasks(
+    job_app: procrastinate.App, db: Database, allow_private: frozenset[str] = frozenset()
+) -> None:
+    """Register ``viewzenix.notify`` on ``job_app`` (queue ``notifications``, retried with backoff).
 
-    return parse_host_ports(os.environ.get("NOTIFY_ALLOW_PRIVATE_HOSTS"))
-
-
-def register_notification_tasks(job_app: procrastinate.App, db: Database) -> None:
-    """Register ``viewzenix.notify`` on ``job_app`` (queue ``notifications``, retried with backoff)."""
+    ``allow_private``: the config's ``NOTIFY_ALLOW_PRIVATE_HOSTS`` (``host:port`` of test/dev
+    fakes that may be internal addresses; empty in production).
+    """
 
     @job_app.task(name=NOTIFY, queue=NOTIFICATIONS_QUEUE, pass_context=True, retry=NOTIFY_RETRY)
     def notify_task(
@@ -51,6 +49,6 @@ def register_notification_tasks(job_app: procrastinate.App, db: Database) -> Non
             job_id=context.job.id,
             attempt=context.job.attempts + 1,
             context=ids,
-            allow_private=allowed_private_hosts(),
+            allow_private=allow_private,
         )
         context.additional_context["attempt_context"] = {"delivery": delivery.outcome}

@@ -23,6 +23,8 @@ from typing import Any
 from viewzenix.brokers import BrokerNotAvailable, broker_for
 from viewzenix.brokers.base import Broker, BrokerError
 from viewzenix.db import Database
+from viewzenix.domain.model import OrderStatus
+from viewzenix.repositories import orders as orders_repo
 from viewzenix.services import ledger
 from viewzenix.services.ledger import Book
 
@@ -32,18 +34,21 @@ BrokerFactory = Callable[[dict[str, Any]], Broker]
 
 # Configs of brokers with their own market (not the paper exchange, which fills only on signals)
 # that hold orders the broker has acknowledged and that are still open in our books.
+# Open orders the broker has (or had) seen: every open status but pending_new (not sent yet).
+AT_THE_BROKER = [s for s in orders_repo.OPEN_STATUSES if s != OrderStatus.PENDING_NEW.value]
+
 CONFIGS_WITH_OPEN_ORDERS = """
 select c.* from public.webhook_configs c
 where c.broker = 'alpaca' and (%(config_id)s::uuid is null or c.id = %(config_id)s)
   and exists (
     select 1 from public.orders o
-    where o.config_id = c.id and o.status in ('held', 'submitted', 'accepted', 'partially_filled'))
+    where o.config_id = c.id and o.status = any(%(open)s))
 order by c.created_at, c.id
 """
 
 OPEN_ACKNOWLEDGED = """
 select client_order_id from public.orders
-where config_id = %(config_id)s and status in ('held', 'submitted', 'accepted', 'partially_filled')
+where config_id = %(config_id)s and status = any(%(open)s)
 order by created_at, id
 """
 
@@ -64,7 +69,9 @@ def sync_open_orders(
     make_broker = brokers or (lambda config: broker_for(db, config))
     counts = {"configs": 0, "orders": 0, "changed": 0, "fills": 0, "failed": 0}
     with db.transaction() as conn:
-        configs = conn.execute(CONFIGS_WITH_OPEN_ORDERS, {"config_id": config_id}).fetchall()
+        configs = conn.execute(
+            CONFIGS_WITH_OPEN_ORDERS, {"config_id": config_id, "open": AT_THE_BROKER}
+        ).fetchall()
     for config in configs:
         counts["configs"] += 1
         try:
@@ -89,7 +96,10 @@ def _sync_config(
     db: Database, config: dict[str, Any], broker: Broker, now: datetime | None
 ) -> tuple[int, int, int]:
     with db.transaction() as conn:
-        ours = [r["client_order_id"] for r in conn.execute(OPEN_ACKNOWLEDGED, {"config_id": config["id"]})]
+        ours = [
+            r["client_order_id"]
+            for r in conn.execute(OPEN_ACKNOWLEDGED, {"config_id": config["id"], "open": AT_THE_BROKER})
+        ]
     if not ours:
         return 0, 0, 0
     listed = {report.client_order_id: report for report in broker.list_open_orders()}
