@@ -72,6 +72,9 @@ class Config:
         self.DATABASE_URL = env.get("DATABASE_URL") or None
         self.DB_POOL_MIN_SIZE = _int(env, "DB_POOL_MIN_SIZE", 1)
         self.DB_POOL_MAX_SIZE = _int(env, "DB_POOL_MAX_SIZE", 10)
+        # Seconds a request waits for a database connection before answering 503
+        # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
+        self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
         # Public base address used to build webhook URLs shown to users.
         self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://localhost:8000").rstrip("/")
         # Single-tenant /webhook (the seed's mode); disabled when unset.

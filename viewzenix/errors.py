@@ -14,12 +14,13 @@ import logging
 from typing import Any
 
 import marshmallow as ma
+import psycopg
 from flask import Flask, jsonify
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 # Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
-from viewzenix.exceptions import Forbidden, NotFound, ViewzenixError  # noqa: F401
+from viewzenix.exceptions import DatabaseUnavailable, Forbidden, NotFound, ViewzenixError  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -113,4 +114,19 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error.body())
         response.status_code = error.status
         response.headers.update(getattr(error, "headers", None) or {})
+        return response
+
+    @app.errorhandler(psycopg.OperationalError)
+    def _database_unavailable(error: psycopg.OperationalError):
+        """The database is down, unreachable or restarting (psycopg_pool's PoolTimeout included).
+
+        503 ``database_unavailable`` with ``Retry-After``: the transaction did not commit, so
+        nothing was stored (a commit whose answer was lost may have; a resent alert is then
+        answered as a duplicate of it). TradingView resends a 5xx after 5 s, up to 3 times.
+        """
+        logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
+        unavailable = DatabaseUnavailable()
+        response = jsonify(unavailable.body())
+        response.status_code = unavailable.status
+        response.headers["Retry-After"] = str(unavailable.retry_after_seconds)
         return response

@@ -200,4 +200,6 @@ class TestAuth:
         assert "/api/signals" in paths and "/api/orders" in paths
 
     def test_healthz_answers_when_database_does(self, client):
-        assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
+        body = client.get("/healthz").json
+        assert body["status"] == "ok" and body["database"] == "ok"
+        assert isinstance(body["signals_waiting"], int)
