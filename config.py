@@ -190,6 +190,12 @@ class Config:
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
+        # Rate limits of TradingView intake per source address, per web process (flask-limiter
+        # syntax, e.g. "20/minute"; "" = off; viewzenix/webhooks/limits.py): webhook hits answered
+        # 404/401 (unknown config, wrong token or passphrase; TradingView's own addresses exempt),
+        # and every hit of the single-tenant POST /webhook.
+        self.WEBHOOK_FAILED_AUTH_LIMIT = env.get("WEBHOOK_FAILED_AUTH_LIMIT", "20/minute").strip()
+        self.SINGLE_TENANT_WEBHOOK_LIMIT = env.get("SINGLE_TENANT_WEBHOOK_LIMIT", "600/minute").strip()
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
         # How long the first response to an Idempotency-Key is kept and replayed.

@@ -10,7 +10,8 @@ bp = Blueprint("health", __name__)
 
 # Signals accepted but not executed yet: their execution jobs still queued or running.
 SIGNALS_WAITING = (
-    "select count(*) as n from procrastinate_jobs where queue_name = 'signals' and status in ('todo', 'doing')"
+    "select count(*) as n from procrastinate_jobs "
+    "where queue_name = 'signals' and status in ('todo', 'doing')"
 )
 
 

@@ -103,6 +103,26 @@ class Database:
                 yield conn
 
     @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """Yield a connection in autocommit mode: each statement is its own transaction.
+
+        For a hot path written as one statement: one round trip, no BEGIN/COMMIT. Inside
+        ``request_transaction()`` on this Database, joins it (a savepoint) like ``transaction()``.
+        """
+        ambient = _ambient.get()
+        if ambient is not None and ambient.database is self:
+            with self._join(ambient, None) as conn:
+                yield conn
+            return
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+    @contextmanager
     def request_transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
         """Open the ambient transaction of this context; ``transaction()`` calls join it until it ends.
 

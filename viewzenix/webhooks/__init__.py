@@ -15,7 +15,8 @@ from flask import Flask
 
 def register_webhooks(app: Flask) -> None:
     """Register every inbound-webhook blueprint on ``app``."""
-    from viewzenix.webhooks import supabase, tradingview
+    from viewzenix.webhooks import limits, supabase, tradingview
 
+    limits.init_app(app)
     app.register_blueprint(tradingview.bp)
     supabase.init_app(app)
