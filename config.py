@@ -190,8 +190,8 @@ class Config:
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
-        # Rate limits of TradingView intake per source address, per web process (flask-limiter
-        # syntax, e.g. "20/minute"; "" = off; viewzenix/webhooks/limits.py): webhook hits answered
+        # Rate limits of TradingView intake per source address, per web process (the
+        # "limits" syntax, e.g. "20/minute"; "" = off; viewzenix/webhooks/limits.py): webhook hits answered
         # 404/401 (unknown config, wrong token or passphrase; TradingView's own addresses exempt),
         # and every hit of the single-tenant POST /webhook.
         self.WEBHOOK_FAILED_AUTH_LIMIT = env.get("WEBHOOK_FAILED_AUTH_LIMIT", "20/minute").strip()

@@ -151,7 +151,7 @@ def source_database_url(database_url: str) -> Iterator[str]:
 def _fresh_rate_limits(request):
     """Tests using the app start with empty intake rate-limit counters (in memory, per process)."""
     if "app" in request.fixturenames:
-        from viewzenix.webhooks.limits import limiter
+        from viewzenix.webhooks import limits
 
         request.getfixturevalue("app")
-        limiter.reset()
+        limits.reset()

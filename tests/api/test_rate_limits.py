@@ -1,5 +1,6 @@
 """Rate limits on TradingView intake (viewzenix.webhooks.limits): failed hits per source address,
-and every hit of the single-tenant POST /webhook; 429 rate_limited with Retry-After."""
+and every hit of the single-tenant POST /webhook; 429 rate_limited with Retry-After (seconds
+until the fixed one-minute window resets)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_wrong_tokens_from_one_address_are_refused_with_429_past_the_limit(app, 
     assert response.status_code == 429
     assert response.json["code"] == "rate_limited" and response.json["status"] == 429
     assert response.json["message"] and response.json["errors"]["limit"] == "20 per 1 minute"
-    assert int(response.headers["Retry-After"]) == 60
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
     # The refused hit is counted and logged with the config id, never the token.
     assert REFUSED_HITS["failed_auth"] == before + 1
     (record,) = [r for r in caplog.records if getattr(r, "action", None) == "webhook_rate_limited"]
@@ -92,7 +93,7 @@ def test_the_single_tenant_webhook_is_limited_per_address(app, client, monkeypat
         assert post(client, "/webhook", TRADINGVIEW, body=body).status_code == 200
     refused = post(client, "/webhook", TRADINGVIEW, body=ALERT)
     assert refused.status_code == 429 and refused.json["code"] == "rate_limited"
-    assert int(refused.headers["Retry-After"]) == 60
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
     # Another address has its own budget.
     other = '{"ticker": "AAPL", "action": "buy", "passphrase": "test-passphrase", "n": "other"}'
     assert post(client, "/webhook", OTHER, body=other).status_code == 200

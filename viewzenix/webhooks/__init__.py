@@ -15,8 +15,7 @@ from flask import Flask
 
 def register_webhooks(app: Flask) -> None:
     """Register every inbound-webhook blueprint on ``app``."""
-    from viewzenix.webhooks import limits, supabase, tradingview
+    from viewzenix.webhooks import supabase, tradingview
 
-    limits.init_app(app)
     app.register_blueprint(tradingview.bp)
     supabase.init_app(app)

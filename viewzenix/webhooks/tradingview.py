@@ -22,7 +22,7 @@ from flask import Blueprint, request
 from viewzenix.domain.parsing import MAX_BODY_BYTES
 from viewzenix.runtime import get_runtime
 from viewzenix.services import intake, single_tenant
-from viewzenix.webhooks.limits import limit_failed_auth, limit_single_tenant
+from viewzenix.webhooks.limits import SINGLE_TENANT, limited
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _alert() -> intake.Alert:
 
 
 @bp.post("/webhooks/<uuid:config_id>/<token>")
-@limit_failed_auth
+@limited()
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
@@ -93,8 +93,7 @@ def receive_webhook(config_id: uuid.UUID, token: str):
 
 
 @bp.post("/webhook")
-@limit_failed_auth
-@limit_single_tenant
+@limited(every_hit=SINGLE_TENANT)
 def receive_single_tenant():
     """Receive an alert in single-tenant mode (``passphrase`` in the body)."""
     runtime = get_runtime()
