@@ -82,13 +82,28 @@ class Api(_SmorestApi):
 
     ERROR_SCHEMA = ErrorSchema
 
+    def _register_pagination_header(self) -> None:
+        """Document X-Pagination as the JSON text it is (flask-smorest documents an object
+        schema, whose default header serialization is ``total,0,total_pages,0``)."""
+        from flask_smorest.pagination import PaginationMetadataSchema
+
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata, a JSON object",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
+
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
         payload: dict[str, Any] = {
             "code": _http_code(error),
             "status": error.code,
             "message": error.description,
         }
-        headers: dict[str, str] = {}
+        # The exception's own headers (405's Allow, 401's WWW-Authenticate), not its Content-Type.
+        headers: dict[str, str] = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         data = getattr(error, "data", None)
         if data:
             if "message" in data:
@@ -102,7 +117,7 @@ class Api(_SmorestApi):
                 elif error.code == 400 and "json" in errors:
                     payload["code"] = "invalid_json"
                     payload["message"] = "The request body is not valid JSON."
-            headers = data.get("headers") or {}
+            headers.update(data.get("headers") or {})
         return payload, error.code, headers
 
 

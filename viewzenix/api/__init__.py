@@ -17,6 +17,7 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api import (
         account,
         broker_credentials,
+        openapi,
         orders,
         positions,
         reconciliations,
@@ -27,6 +28,7 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api.job_runner import bp as job_runner_bp
 
     api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
+    openapi.register(api)  # Decimals documented as the strings they are on the wire
     for module in (webhook_configs, broker_credentials, signals, orders, positions, account, reconciliations):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent
