@@ -71,3 +71,24 @@ def test_stateful_sequences_keep_to_the_document(app, auth_headers):
             suppress_health_check=list(HealthCheck),
         )
     )
+
+
+def test_a_page_past_the_end_is_an_empty_page(client, auth_headers):
+    for path in ("/api/signals", "/api/orders"):
+        response = client.get(f"{path}?page={10**17}&page_size=100", headers=auth_headers)
+        assert response.status_code == 200 and response.json == []
+
+
+def test_405_names_the_allowed_methods(client, auth_headers):
+    response = client.delete("/api/signals", headers=auth_headers)
+    assert response.status_code == 405
+    assert response.json["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_decimals_are_documented_as_decimal_strings(client):
+    spec = client.get("/api/openapi.json").json
+    account = spec["components"]["schemas"]["Account"]["properties"]["positions_value"]
+    assert account["type"] == "string" and account["format"] == "decimal"
+    text = str(spec)
+    assert "'maximum': '" not in text and "'minimum': '" not in text  # no numeric bound as a string
