@@ -158,7 +158,7 @@ def receive(
     received = read(alert)
     digest = token_digest(token)
     if received.rejection is None:
-        return _receive_parsed(db, job_app, config_id=config_id, digest=digest, received=received)
+        return _receive_parsed(db, config_id=config_id, digest=digest, received=received)
     with db.transaction() as conn:
         config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
@@ -175,7 +175,7 @@ def _not_found(config_id: uuid.UUID) -> NoReturn:
 
 
 def _receive_parsed(
-    db: Database, job_app: procrastinate.App, *, config_id: uuid.UUID, digest: bytes, received: Received
+    db: Database, *, config_id: uuid.UUID, digest: bytes, received: Received
 ) -> IntakeOutcome:
     """Store a parsed alert in one statement; see ``receive``."""
     assert received.parsed is not None
