@@ -104,3 +104,37 @@ def test_an_empty_setting_turns_the_limit_off(app, client, config, monkeypatch):
     wrong = f"/webhooks/{config['id']}/not-the-token"
     for _ in range(25):
         assert post(client, wrong, ABUSER).status_code == 404
+
+
+def test_with_tradingview_sources_only_other_addresses_are_refused(app, client, config, monkeypatch):
+    monkeypatch.setitem(app.config, "TRADINGVIEW_SOURCES_ONLY", True)
+    refused = post(client, config["url"], OTHER)
+    assert refused.status_code == 403 and refused.json["code"] == "source_not_allowed"
+    assert post(client, "/webhook", OTHER).json["code"] == "source_not_allowed"
+    accepted = post(client, config["url"], TRADINGVIEW)
+    assert accepted.status_code == 200 and accepted.json["status"] == "accepted"
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_source(app, client, config, monkeypatch):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    monkeypatch.setitem(app.config, "TRADINGVIEW_SOURCES_ONLY", True)
+    monkeypatch.setattr(app, "wsgi_app", ProxyFix(app.wsgi_app, x_for=1))
+    forwarded = {"X-Forwarded-For": f"{OTHER}, {TRADINGVIEW}"}  # only the last hop is trusted
+    response = client.post(
+        config["url"],
+        data=ALERT,
+        content_type="application/json",
+        headers=forwarded,
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+    assert response.status_code == 200
+    spoofed = {"X-Forwarded-For": f"{TRADINGVIEW}, {OTHER}"}
+    response = client.post(
+        config["url"],
+        data=ALERT,
+        content_type="application/json",
+        headers=spoofed,
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+    assert response.status_code == 403 and response.json["code"] == "source_not_allowed"

@@ -18,6 +18,12 @@ token) and a per-process counter, ``REFUSED_HITS`` (by limit name). Counters liv
 (``limits``' ``MemoryStorage``: no server needed), so with N gunicorn workers an address gets up
 to N times the limit. An empty setting turns its limit off.
 
+With ``TRADINGVIEW_SOURCES_ONLY`` on, intake also refuses every hit from an address that is not
+one of TradingView's (403 ``source_not_allowed``, before any database work, logged and counted
+under ``source_not_allowed``): an app-wide allowlist, for deployments whose webhooks only
+TradingView calls. It needs the real client address: behind a proxy, set
+``TRUSTED_PROXY_COUNT``.
+
 Why ``limits`` and not its Flask wrapper flask-limiter: the wrapper's per-request machinery (a
 before-request hook on every route, limit resolution, exemption scopes) cost about 0.2 ms of CPU
 per alert on intake's hot path (cProfile); the same storage and strategy called directly cost
@@ -63,6 +69,13 @@ class RateLimited(ViewzenixError):
     def __init__(self, limit: RateLimitItem, retry_after: int) -> None:
         super().__init__(errors={"limit": str(limit)})
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class SourceNotAllowed(ViewzenixError):
+    """Webhooks here accept TradingView's source addresses only."""
+
+    status = 403
+    code = "source_not_allowed"
 
 
 class _Counters:
@@ -121,7 +134,7 @@ def _refuse(name: str, limit: RateLimitItem, address: str) -> RateLimited:
 
 
 def limited(*, failed_auth: bool = True, every_hit: str | None = None) -> Callable:
-    """Decorate an intake view: refuse an address over its limits, count its failed hits.
+    """Decorate an intake view: refuse an address over its limits (or not allowed), count its failed hits.
 
     ``failed_auth``: apply ``WEBHOOK_FAILED_AUTH_LIMIT`` (hits answered 401/404 count).
     ``every_hit``: the name of a limit every hit counts against (``SINGLE_TENANT``).
@@ -131,6 +144,14 @@ def limited(*, failed_auth: bool = True, every_hit: str | None = None) -> Callab
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             address = source_address()
+            if current_app.config.get("TRADINGVIEW_SOURCES_ONLY") and address not in TRADINGVIEW_ADDRESSES:
+                REFUSED_HITS["source_not_allowed"] += 1
+                logger.warning(
+                    "webhook hit refused: %s is not a TradingView address",
+                    address,
+                    extra={"action": "webhook_source_not_allowed", "source_ip": address},
+                )
+                raise SourceNotAllowed()
             counters = _counters.get()
             failed = _limit(FAILED_AUTH) if failed_auth and address not in TRADINGVIEW_ADDRESSES else None
             if failed is not None and not counters.test(failed, FAILED_AUTH, address):
