@@ -194,8 +194,11 @@ def test_intake_and_worker_ride_through_a_database_restart(cluster):
 
         # The worker never exited, and /healthz shows nothing left waiting.
         assert worker.poll() is None
+        # A job whose signal committed just before the outage but whose own end was not recorded
+        # stays "doing" until the stalled-job sweep retries it (and finds the signal executed).
+        wait_for(lambda: client.get("/healthz").json["signals_waiting"] == 0, 60, "no signal waiting")
         health = client.get("/healthz").json
-        assert health["status"] == "ok" and health["signals_waiting"] == 0
+        assert health["status"] == "ok" and health["database"] == "ok"
         print(
             f"\noutage: {len(ok)} accepted, {len(refused)} refused (503), slowest 503 "
             f"{max(a[4] for a in refused):.2f} s"
