@@ -77,6 +77,9 @@ class Config:
         self.DATABASE_URL = env.get("DATABASE_URL") or None
         self.DB_POOL_MIN_SIZE = _int(env, "DB_POOL_MIN_SIZE", 1)
         self.DB_POOL_MAX_SIZE = _int(env, "DB_POOL_MAX_SIZE", 10)
+        # Seconds a request waits for a database connection before answering 503
+        # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
+        self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
         # Public base address used to build webhook URLs shown to users.
         self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://localhost:8000").rstrip("/")
         # Single-tenant /webhook (the seed's mode); disabled when unset.
@@ -195,6 +198,15 @@ class Config:
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
+        # Rate limits of TradingView intake per source address, per web process (the
+        # "limits" syntax, e.g. "20/minute"; "" = off; viewzenix/webhooks/limits.py): webhook hits answered
+        # 404/401 (unknown config, wrong token or passphrase; TradingView's own addresses exempt),
+        # and every hit of the single-tenant POST /webhook.
+        self.WEBHOOK_FAILED_AUTH_LIMIT = env.get("WEBHOOK_FAILED_AUTH_LIMIT", "20/minute").strip()
+        self.SINGLE_TENANT_WEBHOOK_LIMIT = env.get("SINGLE_TENANT_WEBHOOK_LIMIT", "600/minute").strip()
+        # Refuse webhook hits from any address but TradingView's four (FACTS.md): 403
+        # source_not_allowed. Needs the real client address (TRUSTED_PROXY_COUNT behind a proxy).
+        self.TRADINGVIEW_SOURCES_ONLY = _bool(env, "TRADINGVIEW_SOURCES_ONLY", False)
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).
         self.TRUSTED_PROXY_COUNT = _int(env, "TRUSTED_PROXY_COUNT", 0)
         # How long the first response to an Idempotency-Key is kept and replayed.

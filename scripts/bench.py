@@ -25,6 +25,14 @@ or on ``DATABASE_URL``, gunicorn on loopback, the job worker) and measures, in t
 4. **Intake p99 at half the peak**: open loop paced at 50 % of the peak from phase 2. Latency is
    counted from each request's *scheduled* send time, so a stalled server cannot hide queueing
    delay (no coordinated omission).
+5. **Burst at the bar close** (``run_burst``): ``--burst-alerts`` (5,000) alerts from
+   ``--burst-configs`` (1,000) webhook configs scheduled evenly within ``--burst-window`` (1 s),
+   open loop, latency from the scheduled send; the job worker runs meanwhile. Reports ack latency
+   p50/p99/max, how many were answered 200 within TradingView's 3 s, lost (a 200 not stored) and
+   duplicated (an alert stored twice, or an order placed twice) counts, the time from the burst's
+   start until every resulting paper order was filled, the gunicorn workers' peak RSS (VmHWM), and
+   the intake rate every-ack-within-3-s needs (``alerts / (window + 3 s)``, FIFO) against this
+   machine's measured peak per core.
 
 Every request's body is unique (``extras.bench``): a repeated body within a config's dedupe window
 (60 s by default) would be stored as a duplicate that runs nothing, which is cheaper than a fresh
@@ -53,7 +61,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,6 +145,7 @@ class LoadSpec:
     proc_index: int = 0
     procs: int = 1
     run_id: str = ""  # unique per load phase: with the slot, makes every request a fresh alert
+    collect: bool = False  # open loop: keep each answer (slot, status, latency, signal_id)
 
 
 def _request(spec: LoadSpec, k: int) -> tuple[str, bytes]:
@@ -178,7 +187,7 @@ def _closed_thread(spec: LoadSpec, start_at: float, offset: int, out: dict[str, 
 
 def _open_thread(spec: LoadSpec, start_at: float, slots: Any, lock: Any, out: dict[str, Any]) -> None:
     conn = http.client.HTTPConnection(spec.host, spec.port, timeout=30)
-    latencies, statuses, late = out["latencies"], out["statuses"], out["late_ms"]
+    latencies, statuses, late, answers = out["latencies"], out["statuses"], out["late_ms"], out["answers"]
     while True:
         with lock:
             k = next(slots, None)
@@ -189,8 +198,9 @@ def _open_thread(spec: LoadSpec, start_at: float, slots: Any, lock: Any, out: di
         if delay > 0:
             time.sleep(delay)
         sent = time.time()
+        body = b""
         try:
-            status, _ = _post(conn, *_request(spec, k))
+            status, body = _post(conn, *_request(spec, k))
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             status = f"error {type(exc).__name__}"
@@ -198,6 +208,9 @@ def _open_thread(spec: LoadSpec, start_at: float, slots: Any, lock: Any, out: di
         latencies.append((done - target) * 1000)  # from the scheduled time
         late.append(max(0.0, sent - target) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
+        if spec.collect:
+            signal_id = json.loads(body).get("signal_id") if status == 200 else None
+            answers.append((k, str(status), (done - target) * 1000, signal_id))
     conn.close()
 
 
@@ -211,7 +224,7 @@ def _generator(spec: LoadSpec, ready: Any, go: Any, start_at: Any, results: Any)
     threads = []
     if spec.mode == "closed":
         for i in range(spec.threads):
-            out: dict[str, Any] = {"latencies": [], "statuses": {}, "late_ms": []}
+            out: dict[str, Any] = {"latencies": [], "statuses": {}, "late_ms": [], "answers": []}
             outs.append(out)
             offset = spec.proc_index * spec.threads + i
             threads.append(threading.Thread(target=_closed_thread, args=(spec, t0, offset, out)))
@@ -220,7 +233,7 @@ def _generator(spec: LoadSpec, ready: Any, go: Any, start_at: Any, results: Any)
         slots = iter(range(spec.proc_index, total, spec.procs))
         lock = threading.Lock()
         for _ in range(spec.threads):
-            out = {"latencies": [], "statuses": {}, "late_ms": []}
+            out = {"latencies": [], "statuses": {}, "late_ms": [], "answers": []}
             outs.append(out)
             threads.append(threading.Thread(target=_open_thread, args=(spec, t0, slots, lock, out)))
     for thread in threads:
@@ -236,6 +249,7 @@ def _generator(spec: LoadSpec, ready: Any, go: Any, start_at: Any, results: Any)
         {
             "latencies": [x for out in outs for x in out["latencies"]],
             "late_ms": [x for out in outs for x in out["late_ms"]],
+            "answers": [x for out in outs for x in out["answers"]],
             "statuses": statuses,
             "cpu_s": (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime),
         }
@@ -252,6 +266,8 @@ class LoadResult:
     statuses: dict[str, int]
     generator_cpu_s: float
     machine_cpu_s: float
+    answers: list[tuple[int, str, float, str | None]] = field(default_factory=list)
+    started_at: float = 0.0  # epoch seconds of slot 0's scheduled send
 
     @property
     def ok(self) -> int:
@@ -332,6 +348,7 @@ def run_load(
     duration: float,
     warmup: float = 0.0,
     rate: float = 0.0,
+    collect: bool = False,
 ) -> LoadResult:
     """Drive ``url`` with ``procs`` generator processes x ``threads`` threads; merge their results.
 
@@ -360,6 +377,7 @@ def run_load(
             proc_index=index,
             procs=procs,
             run_id=run_id,
+            collect=collect,
         )
         ready = ctx.Event()
         proc = ctx.Process(target=_generator, args=(spec, ready, go, start_at, results), daemon=True)
@@ -390,6 +408,8 @@ def run_load(
         statuses=statuses,
         generator_cpu_s=sum(part["cpu_s"] for part in merged),
         machine_cpu_s=cpu1 - cpu0,
+        answers=[x for part in merged for x in part["answers"]],
+        started_at=start_at.value,
     )
 
 
@@ -445,6 +465,271 @@ def fill_latencies(
     fills = [float(r[0]) for r in rows]
     done = [float(r[1]) for r in rows if r[1] is not None]
     return fills, done, statuses
+
+
+def postmaster_pid(stack: Stack) -> int | None:
+    """The embedded Postgres server's pid (``postmaster.pid``), None on an external server."""
+    try:
+        return int((stack.data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def server_cpu(master_pid: int, pg_pid: int | None) -> dict[int, float]:
+    """CPU seconds so far of a gunicorn server's workers and of every embedded Postgres process."""
+    pids = gunicorn_worker_pids(master_pid)
+    if pg_pid is not None:
+        pids += [pg_pid, *gunicorn_worker_pids(pg_pid)]
+    return {pid: process_cpu_seconds(pid) for pid in pids}
+
+
+def stored_rows(stack: Stack, intake_cfg: dict[str, str], name: str) -> int:
+    """Rows stored so far by the intake config (signals) or the baseline (bench_baseline)."""
+    import psycopg
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        if name == "intake":
+            query, params = (
+                "select count(*) from public.signals where config_id = %s",
+                (intake_cfg["config_id"],),
+            )
+        else:
+            query, params = "select count(*) from bench_baseline", ()
+        return conn.execute(query, params).fetchone()[0]
+
+
+# --------------------------------------------------------------------------- burst
+
+
+def create_burst_configs(database_url: str, user_source_config: str, count: int, base_url: str) -> list[str]:
+    """Insert ``count`` webhook configs (SETTINGS) for the user of ``user_source_config``; return their URLs.
+
+    Straight SQL (``flask demo-config`` per config would take minutes); tokens are made and hashed
+    as the API does (``viewzenix.services.webhook_configs``).
+    """
+    import psycopg
+
+    from viewzenix.services.webhook_configs import new_token
+
+    tokens = [new_token() for _ in range(count)]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        (user_id,) = conn.execute(
+            "select user_id from public.webhook_configs where id = %s", (user_source_config,)
+        ).fetchone()
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into public.webhook_configs (user_id, name, security_token_hash, token_hint, "
+                "starting_cash, quantity_type, quantity, max_signal_age_seconds) "
+                "values (%s, %s, %s, %s, %s, %s, %s, null) returning id",
+                [
+                    (
+                        user_id,
+                        f"burst {i}",
+                        t.digest,
+                        t.hint,
+                        SETTINGS["starting_cash"],
+                        SETTINGS["quantity_type"],
+                        SETTINGS["quantity"],
+                    )
+                    for i, t in enumerate(tokens)
+                ],
+                returning=True,
+            )
+            ids = []
+            while True:
+                ids.append(cur.fetchone()[0])
+                if not cur.nextset():
+                    break
+    return [f"{base_url}/webhooks/{config_id}/{t.token}" for config_id, t in zip(ids, tokens, strict=True)]
+
+
+def gunicorn_worker_pids(master_pid: int) -> list[int]:
+    """Return the pids of ``master_pid``'s child processes (gunicorn's workers)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Return process ``pid``'s peak resident set size (VmHWM) in MB; NaN when gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+@dataclass
+class BurstResult:
+    """Figures of the burst phase."""
+
+    alerts: int
+    configs: int
+    window_s: float
+    load: LoadResult
+    within_3s: int
+    stored: int
+    lost: int
+    duplicated: int
+    orders_filled: int
+    fill_all_s: float
+    pending: int
+    web_rss_mb: list[float]
+    job_workers: int
+    worker_cpu_ms_per_job: float
+
+
+def run_burst(stack: Stack, args: argparse.Namespace) -> BurstResult:
+    """Send ``--burst-alerts`` alerts from ``--burst-configs`` configs within ``--burst-window`` s.
+
+    Open loop: slot k is scheduled at ``start + k * window / alerts`` whatever the answers do, and
+    its latency counts from that time (a late send is not hidden). Configs take the slots round
+    robin, each sending ``alerts / configs`` buys of different symbols, so every accepted alert
+    makes one market order that fills. ``--burst-job-workers`` worker processes run during the
+    burst (they share the cores, as in production on one machine). Then waits until every
+    accepted signal is executed (at most ``--burst-drain`` s) and checks the database: every 200
+    stored (else lost), no alert stored or filled twice (duplicated).
+    """
+    import psycopg
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        # The jobs phases 2-4 queued (their worker was stopped) would run first; they are not
+        # part of the burst, so they go.
+        conn.execute("delete from procrastinate_jobs where status = 'todo' and queue_name = 'signals'")
+    urls = create_burst_configs(stack.database_url, stack.config_id, args.burst_configs, stack.base_url)
+    per_config = max(1, args.burst_alerts // args.burst_configs)
+    bodies = alert_bodies(per_config)[:per_config]  # buys of BN000.. (one symbol per alert of a config)
+    workers = [f"burst-worker{i + 1}" for i in range(args.burst_job_workers)]
+    for name in workers:
+        stack.start_worker(name)
+    time.sleep(3)  # let the workers connect and LISTEN
+    web_pids = gunicorn_worker_pids(stack.children["web"].pid)
+    worker_pids = [stack.children[name].pid for name in workers]
+    worker_cpu0 = sum(process_cpu_seconds(pid) for pid in worker_pids)
+    load = run_load(
+        urls,
+        bodies,
+        mode="open",
+        procs=args.burst_procs,
+        threads=args.burst_threads,
+        duration=args.burst_window,
+        rate=args.burst_alerts / args.burst_window,
+        collect=True,
+    )
+    accepted = {a[3] for a in load.answers if a[1] == "200" and a[3]}
+    deadline = time.monotonic() + args.burst_drain
+    pending = len(accepted)
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        while True:
+            (pending,) = conn.execute(
+                "select count(*) from public.signals where id = any(%s::uuid[]) "
+                "and status in ('accepted', 'submitting')",
+                (list(accepted),),
+            ).fetchone()
+            if pending == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        drained_at = time.time()
+        config_ids = [u.rsplit("/", 2)[1] for u in urls]
+        stored, filled_orders, last_fill, twice = conn.execute(
+            "select count(distinct s.id) filter (where s.id = any(%(ids)s::uuid[])), "
+            "count(o.id) filter (where o.status = 'filled'), "
+            "extract(epoch from max(f.filled_at)), "
+            "(select count(*) from (select o2.signal_id from public.orders o2 "
+            "  join public.signals s2 on s2.id = o2.signal_id where s2.config_id = any(%(configs)s::uuid[]) "
+            "  group by o2.signal_id having count(*) > 1) d) "
+            "from public.signals s left join public.orders o on o.signal_id = s.id "
+            "left join public.fills f on f.order_id = o.id "
+            "where s.config_id = any(%(configs)s::uuid[])",
+            {"ids": list(accepted), "configs": config_ids},
+        ).fetchone()
+        (stored_total,) = conn.execute(
+            "select count(*) from public.signals where config_id = any(%s::uuid[]) and status <> 'duplicate'",
+            (config_ids,),
+        ).fetchone()
+    worker_cpu = sum(process_cpu_seconds(pid) for pid in worker_pids) - worker_cpu0
+    for name in workers:
+        stack.stop(name)
+    fill_all = (float(last_fill) if last_fill is not None and not pending else drained_at) - load.started_at
+    return BurstResult(
+        alerts=sum(load.statuses.values()),
+        configs=len(urls),
+        window_s=args.burst_window,
+        load=load,
+        within_3s=sum(1 for a in load.answers if a[1] == "200" and a[2] <= 3000),
+        stored=stored,
+        lost=len(accepted) - stored,
+        duplicated=int(twice) + max(0, stored_total - len(load.answers)),
+        orders_filled=filled_orders,
+        fill_all_s=fill_all,
+        pending=pending,
+        web_rss_mb=[peak_rss_mb(pid) for pid in web_pids],
+        job_workers=len(workers),
+        worker_cpu_ms_per_job=1000 * worker_cpu / max(1, filled_orders),
+    )
+
+
+def print_burst(burst: BurstResult, peak_rate: float, cpus: int, intake_cpu_ms: float) -> None:
+    """Print the burst figures, the goal checks, and what this machine would need."""
+    load = burst.load
+    ok = load.ok
+    needed = burst.alerts / (burst.window_s + 3.0)  # FIFO: the last arrival waits alerts/R - window
+    print(
+        f"  burst: {burst.alerts} alerts from {burst.configs} configs scheduled within "
+        f"{burst.window_s:.0f} s (open loop), {burst.job_workers} job worker(s) running"
+    )
+    print(
+        f"    ack latency from scheduled send: p50 {_ms(load.pct(50))}  p99 {_ms(load.pct(99))}  "
+        f"max {_ms(max(load.latencies_ms) if load.latencies_ms else float('nan'))}; "
+        f"send lag p99 {percentile(load.late_ms, 99):.0f} ms"
+    )
+    print(
+        f"    answered 200: {ok}, within 3 s: {burst.within_3s} "
+        f"({burst.within_3s / max(1, burst.alerts):.1%}); "
+        f"other answers {({k: v for k, v in load.statuses.items() if k != '200'}) or 'none'}"
+    )
+    print(
+        f"    lost (200 not stored): {burst.lost}; duplicated: {burst.duplicated}; orders filled "
+        f"{burst.orders_filled} of {ok}; every order filled {burst.fill_all_s:.1f} s after the burst began"
+        + (f" ({burst.pending} signals NOT executed yet)" if burst.pending else "")
+    )
+    rss = [x for x in burst.web_rss_mb if not math.isnan(x)]
+    print(
+        f"    web worker peak RSS: max {max(rss) if rss else float('nan'):.0f} MB "
+        f"({', '.join(f'{x:.0f}' for x in rss)} MB over {len(rss)} gunicorn workers); "
+        f"CPUs busy {load.machine_busy:.0%}, generator's share {load.generator_share:.0%}"
+    )
+    per_core = 1000 / intake_cpu_ms if intake_cpu_ms else float("nan")
+    jobs_per_core = 1000 / burst.worker_cpu_ms_per_job if burst.worker_cpu_ms_per_job else float("nan")
+    fill_needed = burst.alerts / 15.0
+    print(
+        f"    capacity: every ack within 3 s needs ≥ {needed:.0f} alerts/s of intake; intake costs "
+        f"{intake_cpu_ms:.2f} ms of server CPU per alert (web + Postgres) = {per_core:.0f} alerts/s per "
+        f"core, so ≥ {needed / per_core:.1f} cores free for the web tier and its Postgres work "
+        f"(measured peak here {peak_rate:.0f}/s on {cpus} shared cores)"
+    )
+    print(
+        f"    capacity: all filled within 15 s needs ≥ {fill_needed:.0f} jobs/s; a job costs "
+        f"{burst.worker_cpu_ms_per_job:.1f} ms of worker CPU = {jobs_per_core:.0f} jobs/s per core "
+        f"(Postgres work not included), so ≥ {fill_needed / jobs_per_core:.1f} worker processes on "
+        "their own cores"
+    )
+    goals = [
+        ("every alert acknowledged within 3 s", burst.within_3s == burst.alerts),
+        ("0 lost, 0 duplicated", burst.lost == 0 and burst.duplicated == 0),
+        ("all filled within 15 s", not burst.pending and burst.fill_all_s <= 15.0),
+        ("web worker RSS < 150 MB", bool(rss) and max(rss) < 150),
+    ]
+    for label, passed in goals:
+        print(f"    goal {label:<40} {'PASS' if passed else 'MISS'}")
 
 
 # --------------------------------------------------------------------------- main
@@ -515,6 +800,19 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="job worker processes during phase 1 (default 1, as the Procfile's worker)",
     )
+    parser.add_argument("--burst-alerts", type=int, default=5000, help="alerts in the burst (0 = skip it)")
+    parser.add_argument("--burst-configs", type=int, default=1000, help="webhook configs sending the burst")
+    parser.add_argument("--burst-window", type=float, default=1.0, help="seconds the burst is scheduled over")
+    parser.add_argument("--burst-procs", type=int, default=4, help="generator processes for the burst")
+    parser.add_argument(
+        "--burst-threads", type=int, default=64, help="connections per generator process for the burst"
+    )
+    parser.add_argument(
+        "--burst-job-workers", type=int, default=1, help="job worker processes during the burst"
+    )
+    parser.add_argument(
+        "--burst-drain", type=float, default=120.0, help="seconds to wait for every burst order to fill"
+    )
     args = parser.parse_args(argv)
 
     cpus = os.cpu_count() or 1
@@ -546,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         fill_ids = [c["config_id"] for c in fill_cfgs]
         print(
-            f"[1/4] intake→fill at {args.fill_rate:.0f}/s for {args.fill_seconds:.0f} s "
+            f"[1/5] intake→fill at {args.fill_rate:.0f}/s for {args.fill_seconds:.0f} s "
             f"({len(fill_cfgs)} config(s), {args.symbols} symbols each) ...",
             flush=True,
         )
@@ -570,13 +868,20 @@ def main(argv: list[str] | None = None) -> int:
         stack.check_alive()
 
         print(
-            f"[2-3/4] peak intake vs baseline, closed loop, {connections} connections, "
+            f"[2-3/5] peak intake vs baseline, closed loop, {connections} connections, "
             f"{args.rounds} alternating rounds of {args.peak_seconds / args.rounds:.0f} s each ...",
             flush=True,
         )
         peaks, bases = [], []
+        pg_pid = postmaster_pid(stack)
+        cost = {"intake": [0.0, 0], "baseline": [0.0, 0]}  # server CPU seconds, requests stored
         for _ in range(args.rounds):
-            for url, results in ((intake_cfg["webhook_url"], peaks), (baseline_url, bases)):
+            for name, url, results in (
+                ("intake", intake_cfg["webhook_url"], peaks),
+                ("baseline", baseline_url, bases),
+            ):
+                master = stack.children["web" if name == "intake" else "baseline"].pid
+                before_cpu, before_rows = server_cpu(master, pg_pid), stored_rows(stack, intake_cfg, name)
                 results.append(
                     run_load(
                         url,
@@ -588,11 +893,14 @@ def main(argv: list[str] | None = None) -> int:
                         warmup=args.warmup,
                     )
                 )
+                after_cpu = server_cpu(master, pg_pid)
+                cost[name][0] += sum(v - before_cpu.get(pid, 0.0) for pid, v in after_cpu.items())
+                cost[name][1] += stored_rows(stack, intake_cfg, name) - before_rows
         peak, base = merge(peaks), merge(bases)
         round_ratios = [p.rate() / b.rate() for p, b in zip(peaks, bases, strict=True) if b.rate()]
         half_rate = max(1.0, peak.rate() / 2)
         print(
-            f"[4/4] intake open loop at half peak, {half_rate:.0f}/s for {args.half_seconds:.0f} s ...",
+            f"[4/5] intake open loop at half peak, {half_rate:.0f}/s for {args.half_seconds:.0f} s ...",
             flush=True,
         )
         half = run_load(
@@ -605,6 +913,16 @@ def main(argv: list[str] | None = None) -> int:
             rate=half_rate,
         )
         stack.check_alive()
+        burst = None
+        if args.burst_alerts > 0:
+            print(
+                f"[5/5] burst: {args.burst_alerts} alerts from {args.burst_configs} configs within "
+                f"{args.burst_window:.0f} s, open loop ({args.burst_procs} x {args.burst_threads} "
+                "connections) ...",
+                flush=True,
+            )
+            burst = run_burst(stack, args)
+            stack.check_alive()
 
     ratio = peak.rate() / base.rate() if base.rate() else float("nan")
     fill_p50, fill_p99 = percentile(fills_ms, 50), percentile(fills_ms, 99)
@@ -649,6 +967,17 @@ def main(argv: list[str] | None = None) -> int:
             + f"; each job worker process busy {worker_busy:.0%} of one core",
         ),
     ]
+    intake_ms = 1000 * cost["intake"][0] / max(1, cost["intake"][1])
+    base_ms = 1000 * cost["baseline"][0] / max(1, cost["baseline"][1])
+    rows.append(
+        (
+            "server CPU per request",
+            f"{intake_ms:5.2f} ms ",
+            f"intake (gunicorn workers + Postgres); baseline {base_ms:.2f} ms; baseline/intake "
+            f"{base_ms / intake_ms if intake_ms else float('nan'):.2f} = the throughput ratio on "
+            "cores not shared with other load",
+        )
+    )
     width = max(len(r[0]) for r in rows)
     for label, value, rest in rows:
         print(f"  {label:<{width}}  {value}  {rest}")
@@ -696,6 +1025,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(SELECT ... FOR UPDATE held to commit) and each worker process was busy "
             f"{worker_busy:.0%} of a core; --fill-configs N and --job-workers N show which binds."
         )
+    if burst is not None:
+        print()
+        print_burst(burst, peak.rate(), cpus, intake_ms)
     missed = [label for label, _, _, ok in goals if not ok]
     if missed:
         print(f"goals missed: {', '.join(missed)} (reported only; this is a measurement, exit 0)")

@@ -148,3 +148,13 @@ def source_database_url(database_url: str) -> Iterator[str]:
         conn.execute((ROOT / "viewzenix" / "db" / "bootstrap.sql").read_text())
         conn.execute((ROOT / "supabase" / "user_symbols.sql").read_text())
     yield url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request):
+    """Tests using the app start with empty intake rate-limit counters (in memory, per process)."""
+    if "app" in request.fixturenames:
+        from viewzenix.webhooks import limits
+
+        request.getfixturevalue("app")
+        limits.reset()

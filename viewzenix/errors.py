@@ -14,12 +14,19 @@ import logging
 from typing import Any
 
 import marshmallow as ma
+import psycopg
 from flask import Flask, jsonify
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 # Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
-from viewzenix.exceptions import Conflict, Forbidden, NotFound, ViewzenixError  # noqa: F401
+from viewzenix.exceptions import (  # noqa: F401
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    NotFound,
+    ViewzenixError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +88,28 @@ class Api(_SmorestApi):
 
     ERROR_SCHEMA = ErrorSchema
 
+    def _register_pagination_header(self) -> None:
+        """Document X-Pagination as the JSON text it is (flask-smorest documents an object
+        schema, whose default header serialization is ``total,0,total_pages,0``)."""
+        from flask_smorest.pagination import PaginationMetadataSchema
+
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata, a JSON object",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
+
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
         payload: dict[str, Any] = {
             "code": _http_code(error),
             "status": error.code,
             "message": error.description,
         }
-        headers: dict[str, str] = {}
+        # The exception's own headers (405's Allow, 401's WWW-Authenticate), not its Content-Type.
+        headers: dict[str, str] = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
         data = getattr(error, "data", None)
         if data:
             if "message" in data:
@@ -101,7 +123,7 @@ class Api(_SmorestApi):
                 elif error.code == 400 and "json" in errors:
                     payload["code"] = "invalid_json"
                     payload["message"] = "The request body is not valid JSON."
-            headers = data.get("headers") or {}
+            headers.update(data.get("headers") or {})
         return payload, error.code, headers
 
 
@@ -113,4 +135,19 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error.body())
         response.status_code = error.status
         response.headers.update(getattr(error, "headers", None) or {})
+        return response
+
+    @app.errorhandler(psycopg.OperationalError)
+    def _database_unavailable(error: psycopg.OperationalError):
+        """The database is down, unreachable or restarting (psycopg_pool's PoolTimeout included).
+
+        503 ``database_unavailable`` with ``Retry-After``: the transaction did not commit, so
+        nothing was stored (a commit whose answer was lost may have; a resent alert is then
+        answered as a duplicate of it). TradingView resends a 5xx after 5 s, up to 3 times.
+        """
+        logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
+        unavailable = DatabaseUnavailable()
+        response = jsonify(unavailable.body())
+        response.status_code = unavailable.status
+        response.headers["Retry-After"] = str(unavailable.retry_after_seconds)
         return response

@@ -87,3 +87,10 @@ class Unavailable(ViewzenixError):
 
     status = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database does not answer right now; nothing was stored. Retry in a few seconds."""
+
+    code = "database_unavailable"
+    retry_after_seconds = 5

@@ -13,12 +13,28 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
+# Signals accepted but not executed yet: their execution jobs still queued or running.
+SIGNALS_WAITING = (
+    "select count(*) as n from procrastinate_jobs "
+    "where queue_name = 'signals' and status in ('todo', 'doing')"
+)
+
 
 @bp.get("/healthz")
 def healthz():
-    """Answer 200 ``{"status": "ok"}`` when ``select 1`` succeeds, else 503 ``database_unavailable``."""
-    if get_runtime().db.ping():
-        return {"status": "ok", "database": "ok"}, 200
+    """Answer 200 ``{"status": "ok", "database": "ok", "signals_waiting": n}`` when the database answers.
+
+    ``signals_waiting``: accepted signals whose execution job is still queued or running (after
+    an outage, how much the worker has to catch up on). Else 503 ``database_unavailable``.
+    """
+    db = get_runtime().db
+    if db.ping():
+        try:
+            with db.transaction() as conn:
+                waiting = conn.execute(SIGNALS_WAITING).fetchone()["n"]
+        except Exception:  # the database went away between the two queries
+            waiting = None
+        return {"status": "ok", "database": "ok", "signals_waiting": waiting}, 200
     return {
         "code": "database_unavailable",
         "status": 503,

@@ -56,7 +56,12 @@ def build_runtime(config: Config) -> Runtime:
     from viewzenix.brokers.alpaca import RequestBudget
 
     RequestBudget.default_limit = config.ALPACA_REQUESTS_PER_MINUTE
-    db = Database(url, min_size=config.DB_POOL_MIN_SIZE, max_size=config.DB_POOL_MAX_SIZE)
+    db = Database(
+        url,
+        min_size=config.DB_POOL_MIN_SIZE,
+        max_size=config.DB_POOL_MAX_SIZE,
+        timeout=config.DB_POOL_TIMEOUT_SECONDS,
+    )
     db.open(wait=False)
     if config.SUPABASE_URL:
         signer = None

@@ -270,8 +270,9 @@ class TestNotStored:
             raise psycopg.errors.DiskFull("could not extend file")
 
         monkeypatch.setattr(repo, "save", failing_save)
-        with pytest.raises(psycopg.errors.DiskFull):
-            create(client, keyed(headers, "no-room"))
+        # A database error (DiskFull is an OperationalError) answers 503 database_unavailable.
+        response = create(client, keyed(headers, "no-room"))
+        assert response.status_code == 503 and response.json["code"] == "database_unavailable"
         assert config_count(db, user_id) == 0
 
     def test_a_5xx_answer_is_not_stored(self, client, db, user, monkeypatch):

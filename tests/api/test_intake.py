@@ -187,3 +187,11 @@ def test_client_address_is_stored_only_when_it_is_an_ip(client, db, config, remo
     assert response.status_code == 200
     stored_ip = stored(db, response.json["signal_id"])["source_ip"]
     assert (None if stored_ip is None else str(stored_ip)) == source_ip
+
+
+def test_a_ticker_no_broker_could_have_is_refused_and_stored(client, db, config):
+    body = '{"ticker": "\U0001d538\U0001d538\u2119\U0001d543", "action": "buy"}'
+    response = client.post(config["url"], data=body.encode(), content_type="application/json")
+    assert response.status_code == 422 and response.json["code"] == "invalid_ticker"
+    row = stored(db, response.json["signal_id"])
+    assert (row["status"], row["reject_code"]) == ("rejected", "invalid_ticker")

@@ -200,7 +200,9 @@ class TestAuth:
         assert "/api/signals" in paths and "/api/orders" in paths
 
     def test_healthz_answers_when_database_does(self, client):
-        assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
+        body = client.get("/healthz").json
+        assert body["status"] == "ok" and body["database"] == "ok"
+        assert isinstance(body["signals_waiting"], int)
 
 
 def test_a_destination_id_postgres_cannot_store_is_a_422(client, auth_headers):

@@ -130,6 +130,21 @@ class TestDelivery:
         assert response.json["signal_id"] in text
         assert [r["event"] for r in deliveries(db, config["id"])] == ["signal_refused"]
 
+    def test_an_alert_to_a_turned_off_config_is_notified_as_refused(
+        self, client, auth_headers, jobs, ntfy, db
+    ):
+        config = make_config(client, auth_headers, [{"url": ntfy.apprise_url}])
+        patched = client.patch(
+            f"/api/webhook-configs/{config['id']}", json={"is_active": False}, headers=auth_headers
+        )
+        assert patched.status_code == 200
+        response = client.post(config["url"], json=ALERT)  # parsed: the one-statement intake path
+        assert (response.status_code, response.json["code"]) == (403, "config_inactive")
+        jobs()
+        [(_, title, text)] = ntfy.messages
+        assert title == "Alert refused: config_inactive"
+        assert response.json["signal_id"] in text
+
     def test_a_destination_that_is_down_never_affects_trading(self, client, auth_headers, jobs, db, ntfy):
         ntfy.down = True
         config = make_config(client, auth_headers, [{"url": ntfy.apprise_url}])

@@ -982,3 +982,32 @@ def test_payload_masks_spelling_variants_of_secret_names() -> None:
         b'{"ticker": "SPY", "action": "buy", "extras": {"apiKey": "abc", "Secret-Key": "x"}}'
     )
     assert parsed.payload["extras"] == {"apiKey": "***", "Secret-Key": "***"}
+
+
+@pytest.mark.parametrize(
+    ("given", "ticker", "exchange"),
+    [
+        ("BTC/USDT", "BTC/USDT", None),
+        ("brk.b", "BRK.B", None),
+        ("ES1!", "ES1!", None),
+        ("NASDAQ:AAPL", "AAPL", "NASDAQ"),
+        ("BINANCE:BTCUSDT.P", "BTCUSDT.P", "BINANCE"),
+        ("EUR_USD", "EUR_USD", None),
+        ("M&M", "M&M", None),
+        ("X" * 32, "X" * 32, None),
+    ],
+)
+def test_tickers_brokers_use_are_kept(given, ticker, exchange):
+    parsed = parse_alert(json.dumps({"ticker": given, "action": "buy"}).encode(), "application/json")
+    assert (parsed.signal.ticker, parsed.signal.exchange) == (ticker, exchange)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["X" * 33, "A" * 10_000, "𝔸𝔸ℙ𝕃", "AAPL\u200b", "ÄPFEL", "-AAPL", "AA  PL", "AAPL;DROP", "<b>", "$AAPL"],
+)
+def test_a_ticker_no_broker_could_have_is_refused_with_invalid_ticker(given):
+    error = field_rejection(ticker=given)
+    assert error.code == "invalid_ticker" and error.status == 422
+    assert error.details["field"] == "ticker"
+    assert len(error.details["value"]) <= 80  # a 10,000-character ticker is not echoed whole

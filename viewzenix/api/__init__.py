@@ -18,6 +18,7 @@ def register_api(app: Flask) -> Api:
         account,
         broker_credentials,
         job_admin,
+        openapi,
         orders,
         positions,
         reconciliations,
@@ -30,6 +31,7 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api.plain_routes_doc import document_plain_routes
 
     api = Api(app, spec_kwargs={"extra_plugins": [IdempotencyKeyDoc()]})
+    openapi.register(api)  # Decimals documented as the strings they are on the wire
     for module in (
         webhook_configs,
         broker_credentials,

@@ -251,7 +251,8 @@ class IdempotencyKeyDoc(BasePlugin):
             {
                 "name": HEADER,
                 "required": False,
-                "schema": {"type": "string"},
+                # The bare form (the quoted one is described below).
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!#-~][!-~]*$"},
                 "description": (
                     "Makes the request safe to retry: the first response to a key (per user) is "
                     "replayed for the same request with `Idempotent-Replayed: true`. 1–255 printable "

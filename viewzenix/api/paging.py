@@ -9,6 +9,7 @@ from viewzenix.api.auth import current_caller
 from viewzenix.runtime import get_runtime
 
 ListService = Callable[..., tuple[list[dict[str, Any]], int]]
+MAX_OFFSET = 2**62
 
 
 def page_of(
@@ -24,7 +25,8 @@ def page_of(
         current_caller(),
         filters=filters,
         limit=pagination_parameters.page_size,
-        offset=pagination_parameters.first_item,
+        # A page far past the end is an empty page; Postgres's OFFSET is a bigint.
+        offset=min(pagination_parameters.first_item, MAX_OFFSET),
     )
     pagination_parameters.item_count = total
     return rows

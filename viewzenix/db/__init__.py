@@ -10,6 +10,13 @@ login role bypasses RLS, so a backend connected as it must switch role per trans
 (thread or task, via a contextvar): until it ends, every ``transaction()`` on the same Database
 joins it as a savepoint instead of taking its own connection, so a whole HTTP request — the
 services' work and the API's idempotency-key record — commits or rolls back as one.
+
+When the database is down or unreachable, a request fails fast instead of hanging: a connection
+is waited for at most ``timeout`` seconds (``psycopg_pool.PoolTimeout``), and the pool
+(``viewzenix.db.pools.ResilientPool``) bounds connects and dead peers, re-checks its connections
+after a failure and reconnects within a second of the database's return. The HTTP layer answers
+``PoolTimeout`` and any ``psycopg.OperationalError`` with 503 ``database_unavailable``
+(``viewzenix.errors``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+
+from viewzenix.db.pools import ResilientPool, fail_fast_options
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +54,19 @@ _ambient: ContextVar[_Ambient | None] = ContextVar("viewzenix_ambient_transactio
 class Database:
     """A psycopg connection pool handing out transactions.
 
-    ``url``: a libpq connection string or URI. Connections use ``dict_row`` rows.
+    ``url``: a libpq connection string or URI. Connections use ``dict_row`` rows. ``timeout``:
+    seconds a transaction waits for a connection before ``psycopg_pool.PoolTimeout`` (a
+    ``psycopg.OperationalError``); the web answers 503 then, so it stays under TradingView's 3 s.
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
         self.url = url
-        self.pool = ConnectionPool(
+        self.pool = ResilientPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            timeout=timeout,
+            kwargs={"row_factory": dict_row, "autocommit": False, **fail_fast_options(url)},
             open=False,
             name="viewzenix",
         )
@@ -90,6 +101,26 @@ class Database:
                 if claims is not None:
                     set_request_claims(conn, claims)
                 yield conn
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """Yield a connection in autocommit mode: each statement is its own transaction.
+
+        For a hot path written as one statement: one round trip, no BEGIN/COMMIT. Inside
+        ``request_transaction()`` on this Database, joins it (a savepoint) like ``transaction()``.
+        """
+        ambient = _ambient.get()
+        if ambient is not None and ambient.database is self:
+            with self._join(ambient, None) as conn:
+                yield conn
+            return
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
     @contextmanager
     def request_transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
@@ -144,7 +175,7 @@ class Database:
     def ping(self) -> bool:
         """Return True when the database answers ``select 1`` within the pool timeout."""
         try:
-            with self.pool.connection(timeout=2.0) as conn:
+            with self.pool.connection() as conn:
                 conn.execute("select 1")
             return True
         except (psycopg.Error, TimeoutError, Exception) as exc:

@@ -197,6 +197,20 @@ class EmptyTicker(AlertRejected):
     code = "empty_ticker"
 
 
+class InvalidTicker(AlertRejected):
+    """The alert's ticker is not a symbol any broker or exchange uses."""
+
+    code = "invalid_ticker"
+
+
+# A symbol as brokers and exchanges write them: 1 to 32 ASCII letters, digits and the separators
+# seen in real tickers — BRK.B, BTC/USDT, ES1! (continuous futures), BRK-B, EUR_USD, M&M, and the
+# single spaces of option symbols in TradersPost's docs ("SPY 240510C68") — starting with a letter
+# or digit. An exchange prefix (NASDAQ:AAPL) is split off before this check.
+TICKER_PATTERN = re.compile(r"[A-Z0-9](?:[A-Z0-9./!&_-]| (?! )){0,31}")
+MAX_TICKER_LENGTH = 32
+
+
 class MissingAction(AlertRejected):
     """The alert has no action."""
 
@@ -786,6 +800,15 @@ def _ticker(body: dict[str, Any], where: dict[str, str]) -> tuple[str, str | Non
         exchange = exchange or prefix or None
     if not ticker:
         raise EmptyTicker(f'The alert\'s "{field}" is empty; send the symbol, e.g. "AAPL".', field=field)
+    if not ticker.isascii() or not TICKER_PATTERN.fullmatch(ticker):
+        shown = ticker if len(ticker) <= 40 else f"{ticker[:40]}… ({len(ticker)} characters)"
+        raise InvalidTicker(
+            f'{field} "{shown}" is not a symbol: use 1 to {MAX_TICKER_LENGTH} letters, digits and '
+            '. / ! & _ - or single spaces (e.g. "AAPL", "BRK.B", "BTC/USDT", "ES1!"), optionally '
+            'after an exchange prefix ("NASDAQ:AAPL").',
+            field=field,
+            value=shown,
+        )
     return ticker, exchange
 
 

@@ -39,8 +39,16 @@ MAINTENANCE_QUEUE = "maintenance"
 
 
 def build_job_app(database_url: str) -> procrastinate.App:
-    """Return a procrastinate App on ``database_url`` (tasks not registered; see register_tasks)."""
-    return procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+    """Return a procrastinate App on ``database_url`` (tasks not registered; see register_tasks).
+
+    Its async pool (opened by workers) is ``viewzenix.db.pools.ResilientAsyncPool``: stale
+    connections are re-checked after a database restart and lost ones re-opened within a second.
+    """
+    from viewzenix.db.pools import ResilientAsyncPool
+
+    return procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=database_url, pool_factory=ResilientAsyncPool)
+    )
 
 
 def signal_lock(config_id: uuid.UUID | str, symbol: str) -> str:

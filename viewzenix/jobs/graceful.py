@@ -15,6 +15,14 @@ job's next run resumes from what the ledger recorded (a ``pending_new`` order is
 broker by ``client_order_id`` before any submit), so handing back never makes a second order.
 No job of this worker is left ``doing``.
 
+The database going away (a restart, a failover) is not a reason to exit: procrastinate 3.10
+stops its worker when a query fails or when its LISTEN connection cannot be re-opened (its
+listener reconnects only while the server answers). ``run_worker`` then waits for the database
+(``select 1`` every ``DATABASE_POLL_SECONDS``), hands back the jobs that run left ``doing`` (by
+then procrastinate has waited for every job thread, so none is still running) and starts a new
+worker run — LISTEN re-established, with the 1 s fetch poll as the fallback — usually within a
+second of the database's return. The process only exits on SIGTERM/SIGINT.
+
 Heartbeats stop when the stop begins (procrastinate cancels its side tasks first), so the bound
 must stay well below ``STALLED_JOB_SECONDS``, else another worker's stalled-job sweep would
 retry a job that is still finishing here (``config.py`` checks this).
@@ -38,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 # Past the bound, how long procrastinate gets to record the outcome of a job that just ended.
 RECORD_MARGIN_SECONDS = 2.0
+# While the database is away, how often the worker checks whether it is back.
+DATABASE_POLL_SECONDS = 0.5
 EXIT_HANDED_BACK = 0  # a requested stop: exit 0 even when jobs were handed back
 
 # A handed-back job is due this long after the hand-back (the process exits right after it).
@@ -85,10 +95,31 @@ async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dic
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
     async with job_app.open_async():
-        worker = asyncio.create_task(job_app.run_worker_async(**options), name="procrastinate worker")
-        if not await _interrupted(worker, stop_requested, timeout=None):
-            worker.result()  # the worker ended on its own (wait=False, or an error): re-raise
-            return
+        while True:
+            worker = asyncio.create_task(job_app.run_worker_async(**options), name="procrastinate worker")
+            if await _interrupted(worker, stop_requested, timeout=None):
+                break
+            error = None if worker.cancelled() else worker.exception()
+            if not options.get("wait", True) or (error is not None and not _is_database_error(error)):
+                worker.result()  # ended on its own (wait=False), or a bug: re-raise
+                return
+            # The database went away (a failed query, or the listener could not reconnect).
+            logger.warning(
+                "worker lost the database (%s); restarting once it answers",
+                error or "listener stopped",
+                extra={"action": "worker_database_lost"},
+            )
+            if not await _wait_for_database(job_app, stop_requested):
+                return  # stop requested while the database was away; no job is running
+            try:
+                handed_back = await _hand_back(job_app, seen.worker_id)
+            except Exception:  # gone again: the next run fails and comes back here
+                handed_back = []
+            logger.warning(
+                "database is back: worker restarting (jobs of the lost run handed back: %s)",
+                handed_back or "none",
+                extra={"action": "worker_database_back"},
+            )
         logger.info(
             "stop requested: no new jobs; waiting up to %s s for running jobs to finish",
             shutdown_timeout,
@@ -105,6 +136,34 @@ async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dic
             extra={"action": "worker_stopped_with_jobs_handed_back"},
         )
         _exit_now(EXIT_HANDED_BACK)  # the job's thread cannot be stopped; the process can
+
+
+def _is_database_error(error: BaseException) -> bool:
+    """Whether ``error`` (as procrastinate re-raises it) means the database is unreachable."""
+    import psycopg
+    from procrastinate import exceptions
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, psycopg.OperationalError | exceptions.ConnectorException | OSError):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
+async def _wait_for_database(job_app: procrastinate.App, stop: asyncio.Event) -> bool:
+    """Poll ``select 1`` until the database answers (True) or ``stop`` is set (False)."""
+    while not stop.is_set():
+        try:
+            await job_app.job_manager.connector.execute_query_one_async("select 1 as one")
+            return True
+        except Exception:  # still away
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=DATABASE_POLL_SECONDS)
+            except TimeoutError:
+                pass
+    return False
 
 
 async def _interrupted(worker: asyncio.Task[Any], stop: asyncio.Event, *, timeout: float | None) -> bool:

@@ -176,6 +176,70 @@ def get_for_intake(
     ).fetchone()
 
 
+# A parsed alert's whole intake in ONE statement — one round trip, run in autocommit, so one
+# transaction: the config read, the dedupe claim (as INTAKE_CONFIG_AND_CLAIM), the decision
+# (inactive config → rejected config_inactive; key claimed earlier → duplicate; else accepted),
+# the execution job for an accepted alert (procrastinate's own procrastinate_defer_jobs_v1, as
+# procrastinate's job manager calls it; it becomes visible to workers when the statement commits)
+# and the signals row. Nothing is written for an unknown config or a wrong token (no row back).
+INTAKE_PARSED_ALERT = """
+with config as (
+    select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+    from public.webhook_configs
+    where id = %(config_id)s and security_token_hash = %(token_hash)s
+), claim as (
+    insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)
+    select id, %(dedupe_key)s, %(signal_id)s, now() + make_interval(secs => dedupe_window_seconds)
+    from config
+    where is_active and dedupe_window_seconds > 0
+    on conflict (config_id, dedupe_key) do update set
+        signal_id = case when d.expires_at <= now() then excluded.signal_id else d.signal_id end,
+        expires_at = case when d.expires_at <= now() then excluded.expires_at else d.expires_at end
+    returning d.signal_id
+), decision as (
+    select config.*, claim.signal_id as claimed_by,
+        case
+            when not config.is_active then 'rejected'
+            when claim.signal_id is not null and claim.signal_id <> %(signal_id)s then 'duplicate'
+            else 'accepted'
+        end as outcome
+    from config left join claim on true
+), job as (
+    select unnest(procrastinate_defer_jobs_v1(array[row(
+        %(queue)s, %(task_name)s, 0, %(lock)s, null, %(job_args)s::jsonb, null
+    )::procrastinate_job_to_defer_v1])) as id
+    from decision where outcome = 'accepted'
+), stored as (
+    insert into public.signals (
+        id, user_id, config_id, status, reject_code, reject_message, ticker, action, signal,
+        payload, raw_body, content_type, source_ip, job_id, duplicate_of
+    )
+    select %(signal_id)s, user_id, id, outcome,
+        case when outcome = 'rejected' then %(inactive_code)s end,
+        case when outcome = 'rejected' then %(inactive_message)s end,
+        %(ticker)s, %(action)s, case when outcome <> 'rejected' then %(signal)s::jsonb end,
+        %(payload)s, %(raw_body)s, %(content_type)s, %(source_ip)s, (select id from job),
+        case when outcome = 'duplicate' then claimed_by end
+    from decision
+    returning id
+)
+select decision.id, decision.outcome, decision.claimed_by, (select id from job) as job_id,
+    (select count(*) from stored) as stored
+from decision
+"""
+
+
+def intake_parsed_alert(conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Run ``INTAKE_PARSED_ALERT`` (one statement; ``conn`` in autocommit: one transaction).
+
+    ``params``: its named parameters (``viewzenix.services.intake.receive`` builds them).
+    Returns ``{id, outcome, claimed_by, job_id, stored}`` — ``outcome`` ``accepted``,
+    ``duplicate`` (of ``claimed_by``) or ``rejected`` (config inactive) — or None when no config
+    has this id and token hash (nothing written).
+    """
+    return conn.execute(INTAKE_PARSED_ALERT, params).fetchone()
+
+
 def delete(conn: Connection, config_id: uuid.UUID) -> bool:
     return conn.execute("delete from public.webhook_configs where id = %s", (config_id,)).rowcount == 1
 

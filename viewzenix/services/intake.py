@@ -5,7 +5,8 @@ the body's ``passphrase`` in single-tenant mode); ``application/json`` only when
 valid JSON, else ``text/plain``; a request over 3 s is cancelled and a 5xx is resent up to 3
 times — so intake answers from one short transaction and never with a 5xx once the signal is
 stored. Every alert that reaches a known config is stored, accepted or rejected, with its raw
-body and reason; the execution job is deferred in the same transaction.
+body and reason; the execution job is deferred in the same transaction. A parsed alert costs one
+database round trip (``configs_repo.INTAKE_PARSED_ALERT``).
 
 Alerts can arrive twice (a resend, or one alert fired by two rules): an accepted alert whose
 dedupe key (``viewzenix/domain/dedupe.py``) was claimed within the config's window is stored as
@@ -17,12 +18,14 @@ config, so the hot path has no extra round trip.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import procrastinate
+from psycopg.types.json import Jsonb
 
 from viewzenix import notifications
 from viewzenix.db import Connection, Database
@@ -35,7 +38,7 @@ from viewzenix.domain.parsing import (
     signal_to_dict,
 )
 from viewzenix.exceptions import NotFound
-from viewzenix.jobs import defer_execute_signal
+from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE, defer_execute_signal, signal_lock
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services.webhook_configs import token_digest
@@ -179,28 +182,97 @@ def receive(
     """Authenticate by URL token and store the alert; defer its execution when accepted and fresh.
 
     Unknown config and wrong token both raise ``WebhookNotFound`` (404; nothing can be probed,
-    nothing is written);
-    the token digest is compared in constant time (``hmac.compare_digest``). Inactive configs
-    store the alert as rejected (``config_inactive``, 403). The body is parsed before the
-    transaction, so that the config read can claim its dedupe key in the same statement.
+    nothing is written). Tokens are compared as SHA-256 digests, so the comparison's timing says
+    nothing about the token. Inactive configs store the alert as rejected (``config_inactive``,
+    403). The body is parsed before the database is touched; a parsed alert is then stored in
+    one statement (``configs_repo.INTAKE_PARSED_ALERT``: config, dedupe claim, job, signal — one
+    round trip, one transaction); an alert refused by the parser takes the general path.
     """
     received = read(alert)
     digest = token_digest(token)
+    if received.rejection is None:
+        return _receive_parsed(db, config_id=config_id, digest=digest, received=received)
     with db.transaction() as conn:
-        config = configs_repo.get_for_intake(
-            conn,
-            config_id,
-            token_hash=digest,
-            dedupe_key=received.dedupe_key,
-            signal_id=received.signal_id,
-        )
+        config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
-            logger.info(
-                "webhook with unknown config or wrong token",
-                extra={"action": "intake_not_found", "config_id": config_id},
-            )
-            raise WebhookNotFound()
+            _not_found(config_id)
         return store_alert(conn, job_app, config=config, received=received)
+
+
+def _not_found(config_id: uuid.UUID) -> NoReturn:
+    logger.info(
+        "webhook with unknown config or wrong token",
+        extra={"action": "intake_not_found", "config_id": config_id},
+    )
+    raise WebhookNotFound()
+
+
+def _receive_parsed(
+    db: Database, *, config_id: uuid.UUID, digest: bytes, received: Received
+) -> IntakeOutcome:
+    """Store a parsed alert in one statement; see ``receive``."""
+    assert received.parsed is not None
+    parsed, signal_id = received.parsed, received.signal_id
+    signal = parsed.signal
+    action = str(signal.action)
+    inactive = ConfigInactive()
+    params = {
+        "config_id": config_id,
+        "token_hash": digest,
+        "dedupe_key": received.dedupe_key,
+        "signal_id": signal_id,
+        "queue": QUEUE,
+        "task_name": EXECUTE_SIGNAL,
+        "lock": signal_lock(config_id, signal.ticker),
+        "job_args": json.dumps({"signal_id": str(signal_id)}),
+        "inactive_code": inactive.code,
+        "inactive_message": inactive.message,
+        "ticker": signal.ticker,
+        "action": action,
+        "signal": Jsonb(signal_to_dict(signal)),
+        "payload": Jsonb(parsed.payload) if parsed.payload is not None else None,
+        "raw_body": received.raw_body,
+        "content_type": received.alert.content_type,
+        "source_ip": received.alert.source_ip,
+    }
+    with db.statement() as conn:
+        row = configs_repo.intake_parsed_alert(conn, params)
+    if row is None:
+        _not_found(config_id)
+    outcome = row["outcome"]
+    if outcome == "rejected":
+        logger.info(
+            "alert rejected: %s",
+            inactive.code,
+            extra={"action": "signal_rejected", "signal_id": signal_id, "config_id": config_id},
+        )
+        # Off the hot path (a turned-off config): the refusal's notification, in its own transaction.
+        with db.transaction() as conn:
+            preferences = conn.execute(
+                "select notification_preferences from public.webhook_configs where id = %s", (config_id,)
+            ).fetchone()
+            notifications.signal_refused(
+                conn,
+                preferences and preferences["notification_preferences"],
+                config_id=config_id,
+                signal_id=signal_id,
+                code=inactive.code,
+                message=inactive.message,
+            )
+        return IntakeOutcome("rejected", signal_id, rejection=inactive, message=inactive.message)
+    if outcome == "duplicate":
+        logger.info(
+            "alert is a duplicate of signal %s",
+            row["claimed_by"],
+            extra={
+                "action": "signal_duplicate",
+                "signal_id": signal_id,
+                "duplicate_of": row["claimed_by"],
+                "config_id": config_id,
+            },
+        )
+        return IntakeOutcome("duplicate", signal_id, signal.ticker, action, original_id=row["claimed_by"])
+    return IntakeOutcome("accepted", signal_id, signal.ticker, action)
 
 
 def store_alert(

@@ -5,7 +5,9 @@ free-form text, not a JSON schema. The service stores the alert and says what be
 (``IntakeOutcome``); this module alone turns that into a status and a body: 200 accepted or
 duplicate, else the refusal's status hint (400 not JSON, 413 too large, 422 not a signal, 403
 config off, 401 wrong passphrase) with the standard error body plus ``signal_id``. An unknown
-config or wrong token raises ``WebhookNotFound``, rendered 404 by ``viewzenix.errors``.
+config or wrong token raises ``WebhookNotFound``, rendered 404 by ``viewzenix.errors``. Failed
+hits per source address, and single-tenant hits, are rate limited (``viewzenix.webhooks.limits``:
+429 ``rate_limited`` with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from flask import Blueprint, g, request
 from viewzenix.domain.parsing import MAX_BODY_BYTES
 from viewzenix.runtime import get_runtime
 from viewzenix.services import intake, single_tenant
+from viewzenix.webhooks.limits import SINGLE_TENANT, limited
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ def _alert() -> intake.Alert:
 
 
 @bp.post("/webhooks/<uuid:config_id>/<token>")
+@limited()
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
@@ -58,6 +62,7 @@ def receive_webhook(config_id: uuid.UUID, token: str):
 
 
 @bp.post("/webhook")
+@limited(every_hit=SINGLE_TENANT)
 def receive_single_tenant():
     """Receive an alert in single-tenant mode (``passphrase`` in the body)."""
     runtime = get_runtime()
