@@ -14,6 +14,19 @@ from flask import Flask
 from viewzenix.errors import Api
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+# A refused alert's answer: the one error body, plus the stored signal's id; ``errors`` holds
+# the refusal's details (any JSON: line/column, detected format, expected fields...).
+_INTAKE_REFUSAL = {
+    "type": "object",
+    "required": ["code", "status", "message"],
+    "properties": {
+        "code": {"type": "string", "description": "Machine-readable error code"},
+        "status": {"type": "integer", "description": "HTTP status"},
+        "message": {"type": "string", "description": "What is wrong, in plain words"},
+        "signal_id": {"type": "string", "format": "uuid", "description": "The stored (rejected) signal"},
+        "errors": {"type": "object", "additionalProperties": True},
+    },
+}
 _INTAKE_ANSWER = {
     "type": "object",
     "properties": {
@@ -43,15 +56,19 @@ def _refusal(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
 
+def _stored_refusal(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _INTAKE_REFUSAL}}}
+
+
 def _intake_responses() -> dict[str, Any]:
     return {
         "200": {
             "description": "Stored and accepted (its job deferred), or a duplicate of an earlier alert",
             "content": {"application/json": {"schema": _INTAKE_ANSWER}},
         },
-        "400": _refusal("Not valid JSON (with line/column and a repair hint); stored as rejected"),
-        "413": _refusal("Body too large; stored as rejected"),
-        "422": _refusal("Valid JSON but not a usable signal; stored as rejected"),
+        "400": _stored_refusal("Not valid JSON (with line/column and a repair hint); stored as rejected"),
+        "413": _stored_refusal("Body too large; stored as rejected"),
+        "422": _stored_refusal("Valid JSON but not a usable signal; stored as rejected"),
     }
 
 
@@ -87,7 +104,7 @@ def document_plain_routes(api: Api, app: Flask) -> None:
                 "requestBody": _ALERT_BODY,
                 "responses": {
                     **_intake_responses(),
-                    "403": _refusal("The config is turned off (config_inactive); stored as rejected"),
+                    "403": _stored_refusal("The config is turned off (config_inactive); stored as rejected"),
                     "404": _refusal("No webhook at this URL (unknown config or wrong token)"),
                 },
             }
@@ -104,7 +121,7 @@ def document_plain_routes(api: Api, app: Flask) -> None:
                 "requestBody": _ALERT_BODY,
                 "responses": {
                     **_intake_responses(),
-                    "401": _refusal("Wrong or missing passphrase; stored as rejected"),
+                    "401": _stored_refusal("Wrong or missing passphrase; stored as rejected"),
                     "404": _refusal("Single-tenant mode is off (single_tenant_disabled)"),
                 },
             }
