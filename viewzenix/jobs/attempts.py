@@ -152,7 +152,10 @@ class AttemptRecorder:
                 attempt.attempt,
                 extra={"action": "job_attempt_unrecorded", "job_id": job.id},
             )
-        log = logger.info if outcome == "succeeded" else logger.warning
+        # A routine success of a periodic task (the 15 s stalled-job sweep, …) at DEBUG; every
+        # signal's run, and every failure, at INFO or above.
+        routine = outcome == "succeeded" and "timestamp" in job.task_kwargs
+        log = logger.debug if routine else logger.info if outcome == "succeeded" else logger.warning
         log(
             "job %s %s attempt %s: %s in %.1f ms%s",
             job.id,
