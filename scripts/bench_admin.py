@@ -12,7 +12,6 @@ max) and per metrics query.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,10 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 from viewzenix.db import Database  # noqa: E402
-from viewzenix.db.migrate import apply_migrations  # noqa: E402
+from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
 from viewzenix.repositories import jobs as jobs_repo  # noqa: E402
 from viewzenix.services import job_admin  # noqa: E402
 from viewzenix.services.common import Caller  # noqa: E402
@@ -57,17 +55,7 @@ from procrastinate_jobs
 
 
 def fresh_database(jobs: int) -> tuple[str, object]:
-    server_url, handle = os.environ.get("DATABASE_URL"), None
-    if not server_url:
-        from viewzenix.db.embedded import start_embedded
-
-        server_url, handle = start_embedded(ROOT / ".data" / "bench-admin")
-    params = conninfo_to_dict(server_url)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{DB_NAME}" with (force)')
-        admin.execute(f'create database "{DB_NAME}"')
-    url = make_conninfo(**{**params, "dbname": DB_NAME})
-    apply_migrations(url)
+    url, handle = fresh_scratch_database(DB_NAME, ROOT / ".data" / "bench-admin")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(FILL_JOBS, {"jobs": jobs})
         conn.execute(FINISH_JOBS)

@@ -22,10 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: E402
 
 from viewzenix.db import Database  # noqa: E402
-from viewzenix.db.migrate import apply_migrations  # noqa: E402
+from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
 from viewzenix.domain.model import Action, Sentiment, Signal  # noqa: E402
 from viewzenix.domain.parsing import signal_to_dict  # noqa: E402
 from viewzenix.repositories import signals as signals_repo  # noqa: E402
@@ -36,17 +35,7 @@ DB_NAME = "viewzenix_bench_execution"
 
 
 def fresh_database() -> tuple[str, object]:
-    server_url, handle = os.environ.get("DATABASE_URL"), None
-    if not server_url:
-        from viewzenix.db.embedded import start_embedded
-
-        server_url, handle = start_embedded(ROOT / ".data" / "bench-execution")
-    params = conninfo_to_dict(server_url)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{DB_NAME}" with (force)')
-        admin.execute(f'create database "{DB_NAME}"')
-    url = make_conninfo(**{**params, "dbname": DB_NAME})
-    apply_migrations(url)
+    url, handle = fresh_scratch_database(DB_NAME, ROOT / ".data" / "bench-execution")
     return url, handle
 
 
