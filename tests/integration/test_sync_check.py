@@ -312,3 +312,27 @@ class TestAuthAdminApiSource:
         report = sync_check.check(target, "users", source, repair=True)
         assert report.extra == [newest]
         assert profiles(target)[newest]["deleted_at"] is not None
+
+
+def test_hook_history_past_its_retention_is_purged_and_newer_history_kept(target):
+    with target.transaction() as conn:
+        conn.execute("truncate private.hook_events")
+        for age_days, key in ((20, "old"), (1, "new")):
+            conn.execute(
+                "insert into private.hook_events (received_at, outcome, record_key) "
+                "values (now() - make_interval(days => %s), 'applied', %s)",
+                (age_days, key),
+            )
+            conn.execute(
+                "insert into private.hook_tombstones (target, key, deleted_at) "
+                "values ('watchers', %s, now() - make_interval(days => %s))",
+                (key, age_days),
+            )
+
+    counts = sync_check.purge_hook_history(target, retention_days=14)
+
+    assert counts == {"events": 1, "tombstones": 1}
+    with target.transaction() as conn:
+        events = [r["record_key"] for r in conn.execute("select record_key from private.hook_events")]
+        tombstones = [r["key"] for r in conn.execute("select key from private.hook_tombstones")]
+    assert (events, tombstones) == (["new"], ["new"])
