@@ -32,6 +32,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from viewzenix.auth import AuthError, bearer_token
 from viewzenix.runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -111,8 +112,10 @@ def operator_access_refused(config: Any) -> tuple[dict[str, Any], int] | None:
     proxy on the same host makes every outside caller look local → 403.
     """
     if config.METRICS_TOKEN:
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        try:
+            given = bearer_token(request.headers.get("Authorization"))
+        except AuthError:
+            given = ""
         if not hmac.compare_digest(given.encode(), config.METRICS_TOKEN.encode()):
             return _denied(401, "unauthorized", "This endpoint needs Authorization: Bearer <METRICS_TOKEN>.")
         return None
