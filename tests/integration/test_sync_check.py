@@ -15,6 +15,7 @@ import config as app_config
 from viewzenix.db import Database
 from viewzenix.db.migrate import apply_migrations
 from viewzenix.services import sync_check
+from viewzenix.services.housekeeping import purge_expired
 
 TARGET_DB = "viewzenix_test_sync_target"
 
@@ -329,9 +330,9 @@ def test_hook_history_past_its_retention_is_purged_and_newer_history_kept(target
                 (key, age_days),
             )
 
-    counts = sync_check.purge_hook_history(target, retention_days=14)
+    counts = purge_expired(target, hook_retention_days=14)
 
-    assert counts == {"events": 1, "tombstones": 1}
+    assert (counts["hook_events"], counts["hook_tombstones"]) == (1, 1)
     with target.transaction() as conn:
         events = [r["record_key"] for r in conn.execute("select record_key from private.hook_events")]
         tombstones = [r["key"] for r in conn.execute("select key from private.hook_tombstones")]

@@ -133,7 +133,7 @@ def register_tasks(
     @job_app.periodic(cron=PURGE_CRON, periodic_id="purge_expired")
     @job_app.task(name=PURGE_EXPIRED, queue=MAINTENANCE_QUEUE, pass_context=False)
     def purge_expired_task(timestamp: int | None = None) -> None:
-        counts = purge_expired(db)
+        counts = purge_expired(db, config.HOOK_EVENTS_RETENTION_DAYS)
         logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", "counts": counts})
 
     if config.RECONCILE_CRON:

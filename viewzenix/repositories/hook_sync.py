@@ -225,3 +225,21 @@ def insert_event(conn: Connection, event: dict[str, Any]) -> None:
     if params["detail"] is not None:
         params["detail"] = Jsonb(params["detail"], dumps=lambda v: json.dumps(v, default=str))
     conn.execute(INSERT_EVENT, params)
+
+
+def purge_history(conn: Connection, retention_days: int) -> dict[str, int]:
+    """Delete receiver events and deletion tombstones older than ``retention_days``; return counts.
+
+    A tombstone keeps a late INSERT/UPDATE from bringing a deleted row back; deliveries are not
+    retried for days (Supabase's never, our signing trigger's pg_net call times out in seconds),
+    so after the retention a tombstone guards nothing. Returns ``{"events", "tombstones"}``.
+    """
+    events = conn.execute(
+        "delete from private.hook_events where received_at < now() - make_interval(days => %s)",
+        (retention_days,),
+    ).rowcount
+    tombstones = conn.execute(
+        "delete from private.hook_tombstones where deleted_at < now() - make_interval(days => %s)",
+        (retention_days,),
+    ).rowcount
+    return {"events": events, "tombstones": tombstones}

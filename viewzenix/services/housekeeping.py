@@ -1,7 +1,8 @@
 """Housekeeping the worker runs on schedules: delete rows whose time is up, close the paper session.
 
 - ``purge_expired`` (hourly): expired idempotency keys and duplicate-alert claims, old
-  reconciliation runs.
+  reconciliation runs, the Supabase receiver's event log and tombstones past
+  ``HOOK_EVENTS_RETENTION_DAYS``.
 - ``delete_finished_jobs`` (hourly): procrastinate jobs that ended ``succeeded`` or
   ``cancelled`` more than ``JOB_RETENTION_DAYS`` ago, with their events (and attempt records:
   foreign keys ``on delete cascade``). Failed jobs stay for an operator to read.
@@ -22,7 +23,7 @@ from viewzenix.brokers.base import Broker, SessionDriven
 from viewzenix.db import Database
 from viewzenix.domain.model import OrderStatus
 from viewzenix.domain.sessions import last_session_close
-from viewzenix.repositories import idempotency_keys, signal_dedupe
+from viewzenix.repositories import hook_sync, idempotency_keys, signal_dedupe
 from viewzenix.services import ledger
 
 logger = logging.getLogger(__name__)
@@ -33,19 +34,23 @@ delete from public.reconciliations where started_at < now() - make_interval(days
 """
 
 
-def purge_expired(db: Database) -> dict[str, int]:
-    """Delete expired idempotency keys, duplicate-alert claims and reconciliations over 30 days old.
+def purge_expired(db: Database, hook_retention_days: int = 14) -> dict[str, int]:
+    """Delete expired idempotency keys, duplicate-alert claims, reconciliations over 30 days old,
+    and the Supabase receiver's events and tombstones over ``hook_retention_days``.
 
     One transaction; returns the counts deleted per kind. Expired claims are dead weight: a new
     claim of the same key takes an expired row over anyway.
     """
     with db.transaction() as conn:
+        hooks = hook_sync.purge_history(conn, hook_retention_days)
         return {
             "idempotency_keys": idempotency_keys.purge_expired(conn),
             "signal_dedupe": signal_dedupe.purge_expired(conn),
             "reconciliations": conn.execute(
                 PURGE_RECONCILIATIONS, {"days": RECONCILIATIONS_KEPT_DAYS}
             ).rowcount,
+            "hook_events": hooks["events"],
+            "hook_tombstones": hooks["tombstones"],
         }
 
 

@@ -424,25 +424,6 @@ def source_for(
 SYNC_CHECK = "viewzenix.sync_check"
 
 
-def purge_hook_history(db: Database, retention_days: int) -> dict[str, int]:
-    """Delete receiver events and deletion tombstones older than ``retention_days``; return counts.
-
-    A tombstone keeps a late INSERT/UPDATE from bringing a deleted row back; deliveries are not
-    retried for days (Supabase's never, our signing trigger's pg_net call times out in seconds),
-    so after the retention a tombstone guards nothing. Returns ``{"events", "tombstones"}``.
-    """
-    with db.transaction() as conn:
-        events = conn.execute(
-            "delete from private.hook_events where received_at < now() - make_interval(days => %s)",
-            (retention_days,),
-        ).rowcount
-        tombstones = conn.execute(
-            "delete from private.hook_tombstones where deleted_at < now() - make_interval(days => %s)",
-            (retention_days,),
-        ).rowcount
-    return {"events": events, "tombstones": tombstones}
-
-
 def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
     """Register the periodic drift check on ``job_app`` (worker side), on ``config``'s schedule.
 
@@ -450,7 +431,7 @@ def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
     sources (``SYNC_SOURCE_DATABASE_URL``, ``SYNC_USERS_SOURCE``), records each run's drift rate
     in ``private.sync_checks`` (shown by ``GET /hooks/supabase/health``), repairs when
     ``SYNC_CHECK_REPAIR`` is true (never above 50 % drift), and purges hook events older than
-    ``HOOK_EVENTS_RETENTION_DAYS``, and deletion tombstones as old (``purge_hook_history``).
+    ``HOOK_EVENTS_RETENTION_DAYS`` with their tombstones (the hourly ``purge_expired``).
     """
     if not config.SYNC_CHECK_CRON:
         return
@@ -479,7 +460,3 @@ def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
                 logger.warning(
                     "sync check of %s failed: %s", target, exc, extra={"action": "sync_check_failed"}
                 )
-        counts = purge_hook_history(db, config.HOOK_EVENTS_RETENTION_DAYS)
-        logger.info(
-            "purged hook history: %s", counts, extra={"action": "hook_history_purged", "counts": counts}
-        )
