@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import percentile
 from stack import (
     PROJECT_ROOT,
     Stack,
@@ -307,15 +308,6 @@ def merge(results: list[LoadResult]) -> LoadResult:
         generator_cpu_s=sum(r.generator_cpu_s for r in results),
         machine_cpu_s=sum(r.machine_cpu_s for r in results),
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100, nearest rank) of ``values``; NaN when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
 
 
 def process_cpu_seconds(pid: int) -> float:

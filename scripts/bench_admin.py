@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from benchkit import fresh_database as fresh_scratch_database  # noqa: E402
 
 from viewzenix.db import Database  # noqa: E402
-from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
 from viewzenix.repositories import jobs as jobs_repo  # noqa: E402
 from viewzenix.services import job_admin  # noqa: E402
 from viewzenix.services.common import Caller  # noqa: E402

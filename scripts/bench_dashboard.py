@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-
-from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
+from benchkit import fresh_database as fresh_scratch_database  # noqa: E402
+from benchkit import percentile  # noqa: E402
 
 DB_NAME = "viewzenix_bench_dashboard"
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
@@ -79,13 +79,8 @@ def fresh_database() -> tuple[str, object]:
     return url, handle
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def report(name: str, values: list[float], target: float) -> None:
-    p95 = pct(values, 0.95)
+    p95 = percentile(values, 95)
     verdict = "ok" if p95 <= target else "OVER"
     p50 = statistics.median(values)
     print(f"  {name:<44} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   ({verdict} ≤ {target:.0f})")

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from benchkit import fresh_database as fresh_scratch_database  # noqa: E402
 
 from viewzenix.db import Database  # noqa: E402
-from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
 from viewzenix.domain.model import Action, Sentiment, Signal  # noqa: E402
 from viewzenix.domain.parsing import signal_to_dict  # noqa: E402
 from viewzenix.repositories import signals as signals_repo  # noqa: E402

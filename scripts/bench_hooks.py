@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests
+from benchkit import percentile
 from stack import running_stack
 
 SECRET = "bench-secret"
@@ -74,11 +75,6 @@ def client(url: str, stop_at: float, latencies: list[float], errors: list[str], 
             errors.append(f"{response.status_code} {response.text[:200]}")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -123,8 +119,8 @@ def main() -> int:
     print(f"POST /hooks/supabase/db, {args.connections} connections, {elapsed:.1f} s, gunicorn on loopback")
     print(f"  events: {len(latencies)} ({len(latencies) / elapsed:.0f} events/s), errors: {len(errors)}")
     print(
-        f"  client latency ms: p50 {percentile(latencies, 0.5):.1f}, p95 {percentile(latencies, 0.95):.1f}, "
-        f"p99 {percentile(latencies, 0.99):.1f}, mean {statistics.fmean(latencies):.1f}"
+        f"  client latency ms: p50 {percentile(latencies, 50):.1f}, p95 {percentile(latencies, 95):.1f}, "
+        f"p99 {percentile(latencies, 99):.1f}, mean {statistics.fmean(latencies):.1f}"
     )
     p = server[1] or [0, 0, 0]
     print(f"  server latency ms (hook_events): p50 {p[0]:.2f}, p95 {p[1]:.2f}, p99 {p[2]:.2f}")

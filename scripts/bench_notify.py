@@ -27,6 +27,7 @@ import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchkit import percentile
 from stack import running_stack
 
 ARRIVALS: dict[str, float] = {}  # client_order_id -> arrival time (epoch seconds)
@@ -57,11 +58,6 @@ class FakeNtfy(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for label, values in (("denied order recorded → fake", event_ms), ("alert received → fake", alert_ms)):
         print(
-            f"  {label:<30} p50 {statistics.median(values):8.1f} ms  p95 {pct(values, 0.95):8.1f} ms"
+            f"  {label:<30} p50 {statistics.median(values):8.1f} ms  p95 {percentile(values, 95):8.1f} ms"
             f"  max {max(values):8.1f} ms"
         )
-    verdict = "PASS" if pct(event_ms, 0.95) <= 1000 else "MISS"
+    verdict = "PASS" if percentile(event_ms, 95) <= 1000 else "MISS"
     print(f"goal p95 event → fake ≤ 1000 ms: {verdict} (reported only)")
     return 0
 

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+from benchkit import fresh_database as fresh_scratch_database  # noqa: E402
+
 import config as app_config  # noqa: E402
 from viewzenix import create_app  # noqa: E402
-from viewzenix.db.scratch import fresh_database as fresh_scratch_database  # noqa: E402
 from viewzenix.domain.model import Action, Signal  # noqa: E402
 from viewzenix.domain.parsing import signal_to_dict  # noqa: E402
 from viewzenix.jobs import defer_execute_signal  # noqa: E402

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psycopg
+from benchkit import percentile
 from stack import running_stack
 
 from viewzenix.db import Database
@@ -157,7 +158,7 @@ def latency(stack, queue: Queue, conn, *, workers: int, rate: float, seconds: fl
         stack.stop(name)
     ms = sorted(float(r[0]) for r in conn.execute(LATENCIES, (jobs,)).fetchall())
     p50 = statistics.median(ms)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    p99 = percentile(ms, 99)
     return (
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms "
         f"({len(ms)} jobs, sent at {achieved:.0f}/s, {late} sends late by more than one interval)"

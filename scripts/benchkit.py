@@ -1,24 +1,29 @@
-"""A fresh, migrated scratch database for benchmark scripts (never used by the app).
+"""What the benchmark scripts share: a scratch database and one percentile.
 
 ``fresh_database(name, data_dir)`` drops and recreates database ``name`` on the server in
 ``DATABASE_URL``, or else on an embedded Postgres kept under ``data_dir``, applies every
 migration and returns ``(url, server_handle)`` (keep the handle alive while the database is used;
-it is None with DATABASE_URL).
+it is None with DATABASE_URL). ``percentile(values, q)``: nearest rank, ``q`` in 0–100.
+
+Imported by the scripts as ``benchkit`` (``python scripts/<bench>.py`` puts ``scripts/`` first on
+``sys.path``). ``fresh_database`` needs the project root on ``sys.path`` (the scripts that use it
+put it there); ``percentile`` needs nothing.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from viewzenix.db.migrate import apply_migrations
 
 
 def fresh_database(name: str, data_dir: Path) -> tuple[str, object | None]:
     """Return ``(url, handle)`` of a new, migrated database ``name`` (see module doc)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from viewzenix.db.migrate import apply_migrations
+
     server_url, handle = os.environ.get("DATABASE_URL"), None
     if not server_url:
         from viewzenix.db.embedded import start_embedded
@@ -30,3 +35,12 @@ def fresh_database(name: str, data_dir: Path) -> tuple[str, object | None]:
     url = make_conninfo(**{**conninfo_to_dict(server_url), "dbname": name})
     apply_migrations(url)
     return url, handle
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100, nearest rank) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
