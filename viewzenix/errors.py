@@ -146,8 +146,4 @@ def register_error_handlers(app: Flask) -> None:
         answered as a duplicate of it). TradingView resends a 5xx after 5 s, up to 3 times.
         """
         logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
-        unavailable = DatabaseUnavailable()
-        response = jsonify(unavailable.body())
-        response.status_code = unavailable.status
-        response.headers["Retry-After"] = str(unavailable.retry_after_seconds)
-        return response
+        return _viewzenix_error(DatabaseUnavailable())

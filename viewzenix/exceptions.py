@@ -94,3 +94,8 @@ class DatabaseUnavailable(Unavailable):
 
     code = "database_unavailable"
     retry_after_seconds = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` (seconds): TradingView and well-behaved clients wait, then resend."""
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -26,6 +26,7 @@ from procrastinate import exceptions as procrastinate_exceptions
 from viewzenix.api.idempotency import not_idempotent
 from viewzenix.auth import AuthError, TokenMissing, bearer_token
 from viewzenix.errors import ApiError
+from viewzenix.exceptions import DatabaseUnavailable
 from viewzenix.jobs import runner
 from viewzenix.runtime import get_runtime
 
@@ -60,11 +61,8 @@ class RunnerSecretRefused(ApiError):
         super().__init__(message, code=code, headers={"WWW-Authenticate": _CHALLENGE})
 
 
-class QueueUnavailable(ApiError):
-    """The job queue's database does not answer; nothing ran. Try again later."""
-
-    status = 503
-    code = "database_unavailable"
+# The runner's 503 says what did not happen: no job ran.
+QUEUE_UNAVAILABLE = "The job queue's database does not answer; nothing ran. Try again later."
 
 
 def require_runner_secret() -> None:
@@ -156,7 +154,7 @@ class JobRun(MethodView):
         runtime = get_runtime()
         # Fail fast (2 s): procrastinate's own pool would wait 30 s, gunicorn's whole timeout.
         if not runtime.db.ping():
-            raise QueueUnavailable()
+            raise DatabaseUnavailable(QUEUE_UNAVAILABLE)
         try:
             return runner.run_due_jobs(
                 runtime.config,
@@ -171,4 +169,4 @@ class JobRun(MethodView):
                 error,
                 extra={"action": "job_runner_unavailable"},
             )
-            raise QueueUnavailable() from None
+            raise DatabaseUnavailable(QUEUE_UNAVAILABLE) from None
