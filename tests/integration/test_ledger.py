@@ -735,3 +735,23 @@ class TestConcurrentRecording:
 
         assert [f["last_qty"] for f in fills_of(db, book, "race")] == [D("5"), D("5")]
         assert order_of(db, book, "race")["filled_qty"] == D("10")
+
+
+def test_an_order_refused_before_sending_is_denied_and_notified_like_any_denial(db):
+    from dataclasses import replace
+
+    destination = {"id": "d-1", "url_encrypted": "stored", "events": ["order_denied"], "level": "all"}
+    book = replace(open_book(db), notification_preferences={"destinations": [destination]})
+    order = new_order(db, book, request("unsent-1"))
+
+    with db.transaction() as conn:
+        ledger.deny_unsent(conn, book, order, "crypto_time_in_force", "crypto takes gtc or ioc", NOW)
+
+    assert order_of(db, book, "unsent-1")["status"] == "denied"
+    with db.transaction() as conn:
+        notified = conn.execute(
+            "select args from procrastinate_jobs where task_name = 'viewzenix.notify' "
+            "and args->>'order_id' = %s",
+            (str(order["id"]),),
+        ).fetchall()
+    assert [(n["args"]["event"], n["args"]["destination_id"]) for n in notified] == [("order_denied", "d-1")]

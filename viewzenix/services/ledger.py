@@ -381,7 +381,7 @@ def deny_unsent(
     """Close an order the adapter refused before sending (a shape its broker cannot take) as DENIED.
 
     Only a PENDING_NEW order moves (a retry finding it closed already changes nothing); an
-    OrderDenied event carries ``code`` and ``message``.
+    OrderDenied event carries ``code`` and ``message``, and it is notified as any denial is.
     """
     current = orders_repo.lock_for_report(conn, book.config_id, row["client_order_id"])
     if current is None or current["status"] != OrderStatus.PENDING_NEW:
@@ -391,6 +391,7 @@ def deny_unsent(
     )
     detail = {"status_code": code, "status_message": message}
     _event(conn, book, after, ORDER_DENIED, current["status"], OrderStatus.DENIED, detail, at)
+    notifications.order_event(conn, book.notification_preferences, notifications.ORDER_DENIED, after)
     logger.info(
         "order refused before sending: %s",
         code,
