@@ -91,3 +91,28 @@ def test_a_job_that_killed_its_worker_on_its_last_attempt_is_failed_with_its_sig
     assert job_row(db, job_id)["status"] == "failed"
     assert [a[:2] for a in attempts_of(db, job_id)] == [(SIGNAL_RETRY.max_attempts, "worker_died")]
     assert signals_of_status(db, config, "failed") == [signal_id]
+
+
+def test_a_worker_that_lost_the_database_hands_its_running_job_back_with_the_run_recorded(db, database_url):
+    from viewzenix.jobs import graceful
+
+    config = make_config(db)
+    signal_id = enqueue_signal(db, database_url, config, Signal(ticker="AAPL", action=Action.BUY))
+    job_id = stall(db, signal_id, attempts=0)
+    with db.transaction() as conn:
+        worker_id = conn.execute(
+            "select worker_id from procrastinate_jobs where id = %s", (job_id,)
+        ).fetchone()
+    seen = graceful._WorkerSeen()
+    seen.worker_id, seen.worker_name = worker_id["worker_id"], "lost-worker"
+    job_app = build_job_app(database_url)
+
+    async def hand_back() -> list[int]:
+        async with job_app.open_async():
+            return await graceful._hand_back(job_app, seen, "DatabaseLost", graceful.LOST_DATABASE)
+
+    assert asyncio.run(hand_back()) == [job_id]
+    assert job_row(db, job_id) == {"status": "todo", "attempts": 1}
+    assert attempts_of(db, job_id) == [
+        (1, "aborted", "DatabaseLost", "lost-worker", {"signal_id": str(signal_id)})
+    ]

@@ -112,7 +112,7 @@ async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dic
             if not await _wait_for_database(job_app, stop_requested):
                 return  # stop requested while the database was away; no job is running
             try:
-                handed_back = await _hand_back(job_app, seen.worker_id)
+                handed_back = await _hand_back(job_app, seen, "DatabaseLost", LOST_DATABASE)
             except Exception:  # gone again: the next run fails and comes back here
                 handed_back = []
             logger.warning(
@@ -129,7 +129,7 @@ async def _run(job_app: procrastinate.App, shutdown_timeout: float, options: dic
         worker.cancel()  # procrastinate: stop fetching, wait shutdown_graceful_timeout, abort
         if not await _interrupted(worker, stop_requested, timeout=shutdown_timeout + RECORD_MARGIN_SECONDS):
             return  # every running job finished and was recorded
-        handed_back = await _hand_back(job_app, seen.worker_id, seen.worker_name)
+        handed_back = await _hand_back(job_app, seen, "WorkerShutdown", SHUT_DOWN)
         logger.warning(
             "jobs still running past the shutdown bound were handed back to the queue: %s",
             handed_back or "none",
@@ -179,12 +179,19 @@ async def _interrupted(worker: asyncio.Task[Any], stop: asyncio.Event, *, timeou
     return True
 
 
-async def _hand_back(job_app: procrastinate.App, worker_id: int | None, worker_name: str | None) -> list[int]:
-    """Put this worker's ``doing`` jobs back to ``todo``, due in HAND_BACK_DELAY_SECONDS; return their ids."""
-    if worker_id is None:
+SHUT_DOWN = "the worker shut down before the job ended; handed back to the queue"
+LOST_DATABASE = "the worker lost the database while the job ran; handed back to the queue"
+
+
+async def _hand_back(job_app: procrastinate.App, seen: _WorkerSeen, error_type: str, error: str) -> list[int]:
+    """Put this worker's ``doing`` jobs back to ``todo``, due in HAND_BACK_DELAY_SECONDS; return their ids.
+
+    Each run cut short is recorded (outcome ``aborted``, ``error_type``, ``error``).
+    """
+    if seen.worker_id is None:
         return []
     manager = job_app.job_manager
-    rows = await manager.connector.execute_query_all_async(DOING_JOBS_OF_WORKER, worker_id=worker_id)
+    rows = await manager.connector.execute_query_all_async(DOING_JOBS_OF_WORKER, worker_id=seen.worker_id)
     handed = []
     for row in rows:
         try:
@@ -204,14 +211,15 @@ async def _hand_back(job_app: procrastinate.App, worker_id: int | None, worker_n
             job_app,
             row["id"],
             row["attempts"] + 1,
-            worker=worker_name,
+            worker=seen.worker_name,
             outcome="aborted",
-            error_type="WorkerShutdown",
-            error="the worker shut down before the job ended; handed back to the queue",
+            error_type=error_type,
+            error=error,
         )
         logger.warning(
-            "job %s handed back to the queue at shutdown (its next run resumes from the ledger)",
+            "job %s handed back to the queue (%s; its next run resumes from the ledger)",
             row["id"],
+            error_type,
             extra={"action": "job_handed_back", "job_id": row["id"]},
         )
         handed.append(row["id"])
