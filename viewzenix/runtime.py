@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import procrastinate
 
     from config import Config
+    from viewzenix.services.accounts import Accounts
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class Runtime:
     jobs: procrastinate.App
     verifier: TokenVerifier
     local_signer: LocalSigner | None
+    # The one seam between brokers and our books (services.accounts), built once per process.
+    accounts: Accounts
     embedded_server: object | None = None
     # Set once the single-tenant default config has been upserted by this process.
     single_tenant_ready: bool = False
@@ -69,8 +72,11 @@ def build_runtime(config: Config) -> Runtime:
     else:
         signer = LocalSigner.load_or_create(config.DATA_DIR / "local_jwt_key.pem")
         verifier = signer.verifier()
+    from viewzenix.services.accounts import Accounts
+
     return Runtime(
         config=config,
+        accounts=Accounts(db),
         database_url=url,
         db=db,
         jobs=build_job_app(url),

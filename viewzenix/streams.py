@@ -25,6 +25,7 @@ from typing import Any
 from config import load_config
 from viewzenix.db import Database
 from viewzenix.logs import configure_logging
+from viewzenix.services.accounts import Accounts, accounts_for
 from viewzenix.services.trade_updates import TradeUpdatesListener, configs_to_stream
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,15 @@ class StreamManager:
         *,
         listener_for: ListenerFactory | None = None,
         refresh_seconds: float = STREAM_REFRESH_SECONDS,
-        configs: Callable[[Database], list[dict[str, Any]]] = configs_to_stream,
+        configs: Callable[[Database], list[dict[str, Any]]] | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.db = db
-        self.configs = configs
-        self.listener_for = listener_for or (lambda db, config: TradeUpdatesListener(db, config))
+        self.accounts = accounts_for(db, accounts)
+        self.configs = configs or (lambda db: configs_to_stream(db, self.accounts))
+        self.listener_for = listener_for or (
+            lambda db, config: TradeUpdatesListener(db, config, accounts=self.accounts)
+        )
         self.refresh_seconds = refresh_seconds
         self.listeners: dict[Any, tuple[TradeUpdatesListener, asyncio.Task[None]]] = {}
         self._stopped = asyncio.Event()
@@ -123,7 +128,7 @@ def main() -> None:
     runtime = build_runtime(config)
 
     async def serve() -> None:
-        manager = StreamManager(runtime.db)
+        manager = StreamManager(runtime.db, accounts=runtime.accounts)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, manager.stop)

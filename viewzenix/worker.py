@@ -40,7 +40,7 @@ def main() -> None:
     config = load_config()
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
-    register_tasks(runtime.jobs, runtime.db, config)
+    register_tasks(runtime.jobs, runtime.db, config, runtime.accounts)
     serve_metrics(config.WORKER_METRICS_PORT)
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)
     logger.info("worker starting (concurrency %s)", concurrency, extra={"action": "worker_start"})

@@ -294,12 +294,12 @@ class TestOtherEvents:
     def test_a_job_that_fails_after_its_last_retry_is_notified(
         self, client, auth_headers, jobs, ntfy, db, monkeypatch
     ):
-        from viewzenix.services import execution
+        from viewzenix.services import accounts
 
-        def broken_broker(db, config, clock=None):
+        def broken_broker(db, config, clock=None, credentials=None):
             raise RuntimeError("the broker adapter exploded")
 
-        monkeypatch.setattr(execution, "broker_for", broken_broker)  # not a transient error: no retry
+        monkeypatch.setattr(accounts, "broker_for", broken_broker)  # not a transient error: no retry
         config = make_config(client, auth_headers, [{"url": ntfy.apprise_url, "events": ["job_failed"]}])
         response = client.post(config["url"], json=ALERT)
         jobs()

@@ -115,7 +115,7 @@ class OrderCancel(MethodView):
         ``broker_unavailable``. Alpaca may answer with the order still open (pending cancel):
         the order sync records the final ``canceled``.
         """
-        db = get_runtime().db
-        caller = current_caller()
-        order_cancel.cancel_order(db, caller, order_id)
+        runtime = get_runtime()
+        db, caller = runtime.db, current_caller()
+        order_cancel.cancel_order(db, caller, order_id, accounts=runtime.accounts)
         return queries.get_order(db, caller, order_id)

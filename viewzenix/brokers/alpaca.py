@@ -94,7 +94,6 @@ from viewzenix.domain.engine import MAX_CLIENT_ORDER_ID_LENGTH, OrderPurpose
 from viewzenix.domain.model import AccountState, OrderStatus, OrderType, PositionState, TimeInForce
 
 if TYPE_CHECKING:
-    from viewzenix.db import Database
     from viewzenix.domain.engine import OrderRequest
 
 __all__ = [
@@ -484,16 +483,6 @@ class AlpacaBroker:
         self.sleep = sleep
         self.budget = budget or RequestBudget.for_account(credentials.key_id)
         self.config_id = config_id
-
-    @classmethod
-    def for_config(cls, db: Database, config_row: dict[str, Any]) -> AlpacaBroker:
-        """Build the broker of a ``webhook_configs`` row from its stored, encrypted credentials.
-
-        Raises BrokerNotAvailable when the config has no credentials or they cannot be read.
-        """
-        from viewzenix.services.broker_credentials import load_alpaca_credentials
-
-        return cls(load_alpaca_credentials(db, config_row["id"]), config_id=config_row["id"])
 
     # --- Broker ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from viewzenix.jobs.retry import RECONCILE_RETRY, SIGNAL_RETRY, WorkerDied, retr
 if TYPE_CHECKING:
     from config import Config
     from viewzenix.db import Database
+    from viewzenix.services.accounts import Accounts
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def register_tasks(
     job_app: procrastinate.App,
     db: Database,
     config: Config | None = None,
+    accounts: Accounts | None = None,
 ) -> None:
     """Register the task bodies on ``job_app`` (worker side), using ``db`` for their transactions.
 
@@ -54,17 +56,20 @@ def register_tasks(
     after the last attempt): execution resumes from what the ledger recorded, so the retry never
     places a second order.
     Retry strategies per task: ``viewzenix.jobs.retry``; attempts recorded by the worker's
-    ``viewzenix.jobs.attempts.AttemptRecorder``.
+    ``viewzenix.jobs.attempts.AttemptRecorder``. ``accounts``: the runtime's seam between brokers
+    and our books (``services.accounts``; default: one on ``db``).
     """
     from procrastinate.jobs import Status
 
     from config import load_config
     from viewzenix import notifications
+    from viewzenix.services.accounts import accounts_for
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.reconciliation import reconcile
 
     config = config or load_config()
+    accounts = accounts_for(db, accounts)
     stalled_job_seconds = config.STALLED_JOB_SECONDS
     job_retention_days = config.JOB_RETENTION_DAYS
 
@@ -75,12 +80,12 @@ def register_tasks(
         retry=SIGNAL_RETRY,
     )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
-        status = execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id)
+        status = execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id, accounts=accounts)
         context.additional_context["attempt_context"] = {"signal_status": status}
 
     @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False, retry=RECONCILE_RETRY)
     def reconcile_task(timestamp: int | None = None) -> None:
-        runs = reconcile(db, since=datetime.now(UTC) - RECONCILE_WINDOW)
+        runs = reconcile(db, since=datetime.now(UTC) - RECONCILE_WINDOW, accounts=accounts)
         logger.info(
             "reconciliation: %s config(s), %s order(s) in drift",
             len(runs),
@@ -159,7 +164,7 @@ def register_tasks(
 
     @job_app.task(name=EXPIRE_DAY_ORDERS, queue=MAINTENANCE_QUEUE, pass_context=False)
     def expire_day_orders_task(timestamp: int | None = None) -> None:
-        counts = expire_day_orders(db)
+        counts = expire_day_orders(db, accounts=accounts)
         logger.info(
             "expired %s day order(s) at the session close of %s (%s held leg(s) canceled, %s config(s))",
             counts["orders_expired"],
@@ -186,7 +191,7 @@ def register_tasks(
         @job_app.periodic(cron=config.ORDER_SYNC_CRON, periodic_id="sync_open_orders")
         @job_app.task(name="viewzenix.sync_open_orders", queue=MAINTENANCE_QUEUE, pass_context=False)
         def sync_open_orders_task(timestamp: int | None = None) -> None:
-            sync_open_orders(db)
+            sync_open_orders(db, accounts=accounts)
 
     # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
     from viewzenix.notifications.tasks import register_notification_tasks

@@ -36,9 +36,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from viewzenix.brokers import BrokerNotAvailable, broker_for
+from viewzenix.brokers import BrokerNotAvailable
 from viewzenix.brokers.base import (
-    Broker,
     BrokerOrder,
     DuplicateOrder,
     NativeBrackets,
@@ -65,7 +64,7 @@ from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories.webhook_configs import get as get_config
 from viewzenix.repositories.webhook_configs import trading_settings
 from viewzenix.services import ledger
-from viewzenix.services.ledger import Book
+from viewzenix.services.accounts import Accounts, BrokerFactory, accounts_for
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,6 @@ _NOT_PLACED = (OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.PENDING_NEW
 _NEVER_SENT = ("never_submitted", "parent_not_filled", "missing_at_broker")
 # What the engine gets when it needs no account (fixed and dollar sizing never read it).
 _NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
-BrokerFactory = Callable[[dict[str, Any]], Broker]
 
 
 def execute_signal(
@@ -86,6 +84,7 @@ def execute_signal(
     *,
     clock: Callable[[], datetime] | None = None,
     brokers: BrokerFactory | None = None,
+    accounts: Accounts | None = None,
 ) -> str:
     """Execute a stored signal once; return its final status (a ``SignalStatus`` value).
 
@@ -94,13 +93,13 @@ def execute_signal(
     otherwise does nothing and returns the current status (``not_found`` when the signal is
     gone). An exception marks the signal ``failed`` with the error text in a new transaction
     and is re-raised for procrastinate to retry; orders already recorded stay as they are, and
-    the retry resumes them. ``clock``: UTC now (tests). ``brokers``: builds the broker for a
-    ``webhook_configs`` row (default ``viewzenix.brokers.broker_for``; tests pass fakes).
+    the retry resumes them. ``clock``: UTC now (tests). ``accounts``: the seam to brokers
+    (the runtime's); without it one is built on ``db`` with ``brokers`` (tests pass fakes).
     """
     ids = {"signal_id": signal_id, "job_id": job_id}
     now = (clock or _utc_now)()
     try:
-        return _Execution(db, signal_id, job_id, now, brokers or _default_brokers(db, clock)).run()
+        return _Execution(db, signal_id, job_id, now, accounts_for(db, accounts, brokers, clock)).run()
     except Exception as error:
         logger.exception("signal execution failed: %s", error, extra={"action": "signal_failed", **ids})
         try:
@@ -110,10 +109,6 @@ def execute_signal(
                 "could not mark the signal failed", extra={"action": "signal_fail_unrecorded", **ids}
             )
         raise
-
-
-def _default_brokers(db: Database, clock: Callable[[], datetime] | None) -> BrokerFactory:
-    return lambda config: broker_for(db, config, clock=clock)
 
 
 def _utc_now() -> datetime:
@@ -128,13 +123,13 @@ def _runnable(row: dict[str, Any], job_id: int | None) -> bool:
 
 class _Execution:
     def __init__(
-        self, db: Database, signal_id: uuid.UUID, job_id: int | None, now: datetime, brokers: BrokerFactory
+        self, db: Database, signal_id: uuid.UUID, job_id: int | None, now: datetime, accounts: Accounts
     ) -> None:
         self.db = db
         self.signal_id = signal_id
         self.job_id = job_id
         self.now = now
-        self.brokers = brokers
+        self.accounts = accounts
         self.ids = {"signal_id": signal_id, "job_id": job_id}
 
     def run(self) -> str:
@@ -158,12 +153,12 @@ class _Execution:
             open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
             self.has_account = row["has_account"]
             self.had_open_orders = bool(open_rows)
-        self.book = Book.for_config(config)
         self.settings = trading_settings(config)
         try:
-            self.broker = self.brokers(config)
+            account = self.accounts.account(config)
         except BrokerNotAvailable as error:
             return self._finish(SignalStatus.FAILED, error.message, action="broker_not_available")
+        self.book, self.broker = account.book, account.broker
         self.symbol = signal.ticker
         if recorded:
             return self._resume()

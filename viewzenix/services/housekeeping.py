@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from viewzenix.brokers import BrokerNotAvailable, broker_for
-from viewzenix.brokers.base import Broker, SessionDriven
+from viewzenix.brokers import BrokerNotAvailable
+from viewzenix.brokers.base import SessionDriven
 from viewzenix.db import Database
 from viewzenix.domain.model import OrderStatus
 from viewzenix.domain.sessions import last_session_close
 from viewzenix.repositories import hook_sync, idempotency_keys, signal_dedupe
-from viewzenix.services import ledger
+from viewzenix.services.accounts import Accounts, BrokerFactory, accounts_for
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +112,6 @@ def delete_finished_jobs(
 
 # --- day orders at the session close -------------------------------------------------------
 
-# Configs whose books hold an open day order placed before the close: the candidates (the
-# broker decides what actually expires). Crypto symbols are skipped by the broker.
-CONFIGS_WITH_DAY_ORDERS = """
-select c.* from public.webhook_configs c
-where (%(config_id)s::uuid is null or c.id = %(config_id)s)
-  and exists (
-    select 1 from public.orders o
-    where o.config_id = c.id and o.time_in_force = 'day'
-      and coalesce(o.submitted_at, o.created_at) < %(close)s
-      and o.status in ('submitted', 'accepted', 'partially_filled'))
-order by c.created_at, c.id
-"""
-BrokerFactory = Callable[[dict[str, Any]], Broker]
-
 
 def expire_day_orders(
     db: Database,
@@ -134,6 +119,7 @@ def expire_day_orders(
     now: datetime | None = None,
     config_id: uuid.UUID | None = None,
     brokers: BrokerFactory | None = None,
+    accounts: Accounts | None = None,
 ) -> dict[str, Any]:
     """Expire resting ``day`` orders placed before the latest US equity session close.
 
@@ -145,24 +131,19 @@ def expire_day_orders(
     """
     now = now or datetime.now(UTC)
     close = last_session_close(now)
-    make_broker = brokers or (lambda config: broker_for(db, config))
-    with db.transaction() as conn:
-        configs = conn.execute(CONFIGS_WITH_DAY_ORDERS, {"config_id": config_id, "close": close}).fetchall()
+    accounts = accounts_for(db, accounts, brokers)
     counts: dict[str, Any] = {"session_close": close, "configs": 0, "orders_expired": 0, "orders_canceled": 0}
-    for config in configs:
+    for config in accounts.configs_with_day_orders(close, config_id):
         try:
-            broker = make_broker(config)
+            account = accounts.account(config)
         except BrokerNotAvailable:
             continue
-        if not isinstance(broker, SessionDriven):
+        if not isinstance(account.broker, SessionDriven):
             continue
-        reports = broker.expire_day_orders(close, now)
+        reports = account.broker.expire_day_orders(close, now)
         if not reports:
             continue
-        book = ledger.Book.for_config(config)
-        with db.transaction() as conn:
-            for report in reports:
-                ledger.record_report(conn, book, report, now)
+        accounts.record(account.book, reports, now)
         counts["configs"] += 1
         counts["orders_expired"] += sum(1 for r in reports if r.status is OrderStatus.EXPIRED)
         counts["orders_canceled"] += sum(1 for r in reports if r.status is OrderStatus.CANCELED)

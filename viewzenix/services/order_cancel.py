@@ -13,16 +13,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from viewzenix.brokers import BrokerNotAvailable, broker_for
+from viewzenix.brokers import BrokerNotAvailable
 from viewzenix.brokers.base import BrokerError, BrokerUnavailable, OrderNotCancelable, OrderNotFound
 from viewzenix.db import Database
 from viewzenix.domain.model import OrderStatus
 from viewzenix.exceptions import NotFound, ViewzenixError
 from viewzenix.repositories import orders as orders_repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services import ledger
+from viewzenix.services.accounts import Accounts, accounts_for
 from viewzenix.services.common import Caller
-from viewzenix.services.ledger import Book
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,12 @@ class BrokerDown(ViewzenixError):
 
 
 def cancel_order(
-    db: Database, caller: Caller, order_id: uuid.UUID, *, now: datetime | None = None
+    db: Database,
+    caller: Caller,
+    order_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    accounts: Accounts | None = None,
 ) -> uuid.UUID:
     """Cancel the caller's open order at its broker and record the answer; return the order id.
 
@@ -66,6 +70,7 @@ def cancel_order(
     BrokerRefusedCancel with code ``broker_not_available`` when the config's broker cannot be used.
     """
     at = now or datetime.now(UTC)
+    accounts = accounts_for(db, accounts)
     with db.transaction(caller.claims) as conn:
         row = orders_repo.get(conn, order_id)
     if row is None:
@@ -76,18 +81,17 @@ def cancel_order(
     if status is OrderStatus.PENDING_NEW:
         raise OrderBeingSubmitted()
     with db.detached():
-        with db.transaction() as conn:
-            config = configs_repo.get(conn, row["config_id"])
-        book = Book.for_config(config)
+        config = accounts.config(row["config_id"])
         try:
-            broker = broker_for(db, config)
+            account = accounts.account(config)
         except BrokerNotAvailable as error:
             raise BrokerRefusedCancel(error.message, code="broker_not_available") from error
         with db.transaction() as conn:
-            ledger.request_cancel(conn, book, row, signal_id=None, reason="canceled through the API", at=at)
-        report = _cancel_at_broker(broker, row["client_order_id"])
-        with db.transaction() as conn:
-            ledger.record_report(conn, book, report, at)
+            ledger.request_cancel(
+                conn, account.book, row, signal_id=None, reason="canceled through the API", at=at
+            )
+        report = _cancel_at_broker(account.broker, row["client_order_id"])
+        accounts.record(account.book, [report], at)
     logger.info(
         "order %s cancel requested through the API: %s",
         row["client_order_id"],

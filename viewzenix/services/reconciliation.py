@@ -30,18 +30,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from viewzenix import notifications
-from viewzenix.brokers import BrokerNotAvailable, broker_for
-from viewzenix.brokers.base import Broker, BrokerOrder
+from viewzenix.brokers import BrokerNotAvailable
+from viewzenix.brokers.base import BrokerOrder
 from viewzenix.db import Connection, Database
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
 from viewzenix.exceptions import Forbidden, NotFound
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
+from viewzenix.repositories import reconciliations as runs_repo
 from viewzenix.services import ledger
+from viewzenix.services.accounts import Account, Accounts, BrokerFactory, accounts_for
 from viewzenix.services.common import Caller
 
 logger = logging.getLogger(__name__)
@@ -59,68 +59,6 @@ KINDS = (
     "filled_qty_differs",
     "position_differs",
 )
-BrokerFactory = Callable[[dict[str, Any]], Broker]
-
-ORDERS_TO_COMPARE = """
-select * from public.orders
-where config_id = %(config_id)s and status <> 'denied'
-  and (%(since)s::timestamptz is null or created_at >= %(since)s)
-order by created_at, id
-"""
-
-ORDER_ANY_AGE = """
-select * from public.orders where config_id = %(config_id)s and client_order_id = %(client_order_id)s
-"""
-
-# Is a job working on this symbol, or did anything in it change since the broker was read?
-SYMBOL_BUSY = """
-select exists (
-    select 1 from public.signals s
-    where s.config_id = %(config_id)s and s.ticker = %(symbol)s
-      and (s.status in ('accepted', 'submitting') or exists (
-          select 1 from public.procrastinate_jobs j where j.id = s.job_id and j.status in ('todo', 'doing')))
-) or exists (
-    select 1 from public.orders
-    where config_id = %(config_id)s and symbol = %(symbol)s
-      and (status in ('pending_new', 'submitted') or (updated_at > %(read_at)s and updated_at <> now()))
-) as busy
-"""
-
-# Changed by another transaction since the broker was read (now() is this transaction's start:
-# rows this repair itself wrote carry it).
-# ... or still PENDING_NEW while its signal's job may still send it (queued, running, retrying).
-ORDER_CHANGED_SINCE = """
-select (o.updated_at > %(read_at)s and o.updated_at <> now())
-    or (o.status = 'pending_new' and exists (
-        select 1 from public.signals s join public.procrastinate_jobs j on j.id = s.job_id
-        where s.id = o.signal_id and j.status in ('todo', 'doing'))) as changed
-from public.orders o where o.id = %(order_id)s
-"""
-
-CONFIGS = """
-select * from public.webhook_configs
-where (%(config_id)s::uuid is null or id = %(config_id)s)
-order by created_at, id
-"""
-
-INSERT_RUN = """
-insert into public.reconciliations (
-    config_id, user_id, broker, started_at, finished_at, repair, orders_compared, orders_in_drift,
-    positions_compared, positions_in_drift, drift_rate, counts, drifts, repaired, error
-) values (
-    %(config_id)s, %(user_id)s, %(broker)s, %(started_at)s, now(), %(repair)s, %(orders_compared)s,
-    %(orders_in_drift)s, %(positions_compared)s, %(positions_in_drift)s, %(drift_rate)s, %(counts)s,
-    %(drifts)s, %(repaired)s, %(error)s
-)
-returning *
-"""
-
-LATEST_PER_CONFIG = """
-select distinct on (config_id) *
-from public.reconciliations
-where (%(config_id)s::uuid is null or config_id = %(config_id)s)
-order by config_id, started_at desc, id
-"""
 
 
 @dataclass(frozen=True)
@@ -181,6 +119,7 @@ def reconcile(
     brokers: BrokerFactory | None = None,
     clock: Callable[[], datetime] | None = None,
     since: datetime | None = None,
+    accounts: Accounts | None = None,
 ) -> list[dict[str, Any]]:
     """Reconcile one config (``config_id``) or every config; return the stored runs (dicts).
 
@@ -199,12 +138,10 @@ def reconcile(
     (``counts["repair_deferred"]``); an order the broker lacks that has fills is reported, never
     rewritten (``counts["repair_refused"]``): that needs a person.
     """
-    make_broker = brokers or (lambda config: broker_for(db, config))
+    accounts = accounts_for(db, accounts, brokers)
     now = (clock or (lambda: datetime.now(UTC)))()
-    with db.transaction() as conn:
-        configs = conn.execute(CONFIGS, {"config_id": config_id}).fetchall()
     runs = []
-    for config in configs:
+    for config in accounts.configs(config_id):
         result = Reconciliation(
             config_id=config["id"],
             user_id=config["user_id"],
@@ -213,7 +150,7 @@ def reconcile(
             started_at=now,
         )
         try:
-            broker = make_broker(config)
+            account = accounts.account(config)
         except BrokerNotAvailable as error:
             if config_id is None:
                 continue
@@ -221,9 +158,9 @@ def reconcile(
             runs.append(_store(db, result))
             continue
         try:
-            _compare(db, config, broker, result, now, since)
+            _compare(db, account, result, now, since)
             if repair and result.drifts:
-                _repair(db, config, broker, result, now)
+                _repair(db, account, result, now)
         except Exception as error:
             logger.exception("reconciliation failed", extra={"action": "reconcile_failed"})
             result.error = f"{type(error).__name__}: {error}"
@@ -246,7 +183,7 @@ def reconcile(
 def latest(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
     """Return the newest run per config of the caller's (RLS), by config id."""
     with db.transaction(caller.claims) as conn:
-        return conn.execute(LATEST_PER_CONFIG, {"config_id": config_id}).fetchall()
+        return runs_repo.latest(conn, config_id)
 
 
 def reconcile_as_admin(
@@ -275,16 +212,15 @@ def reconcile_as_admin(
 
 def _compare(
     db: Database,
-    config: dict[str, Any],
-    broker: Broker,
+    account: Account,
     result: Reconciliation,
     now: datetime,
     since: datetime | None,
 ) -> None:
+    broker, config_id = account.broker, account.config_id
     with db.transaction() as conn:
-        rows = conn.execute(ORDERS_TO_COMPARE, {"config_id": config["id"], "since": since}).fetchall()
-        ours = {r["client_order_id"]: r for r in rows}
-        our_positions = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
+        ours = {r["client_order_id"]: r for r in runs_repo.orders_to_compare(conn, config_id, since)}
+        our_positions = {p.symbol: p.qty for p in positions_repo.open_for(conn, config_id)}
     theirs = {
         o.client_order_id: o for o in broker.list_orders(None if since is None else since - WINDOW_MARGIN)
     }
@@ -293,9 +229,7 @@ def _compare(
     if older:  # the broker's window reaches further back: ours may hold them
         with db.transaction() as conn:
             for key in older:
-                row = conn.execute(
-                    ORDER_ANY_AGE, {"config_id": config["id"], "client_order_id": key}
-                ).fetchone()
+                row = runs_repo.order_any_age(conn, config_id, key)
                 if row is not None:
                     ours[key] = row
 
@@ -332,18 +266,16 @@ def _compare(
 # --- repairing ------------------------------------------------------------------------------
 
 
-def _repair(
-    db: Database, config: dict[str, Any], broker: Broker, result: Reconciliation, now: datetime
-) -> None:
+def _repair(db: Database, account: Account, result: Reconciliation, now: datetime) -> None:
     """Bring our side in line, in one transaction, after reading the broker (outside it).
 
     Everything the broker says is read before the transaction; what changed on our side since
     (``read_at``, the database's clock) is left alone this time, so a job recording an answer
     meanwhile is never overwritten or counted twice.
     """
-    book = ledger.Book.for_config(config)
+    book, broker = account.book, account.broker
     with db.transaction() as conn:
-        read_at = conn.execute("select clock_timestamp() as at").fetchone()["at"]
+        read_at = runs_repo.clock_timestamp(conn)
     order_keys = [d.key for d in result.drifts if d.kind != "position_differs"]
     reports = {key: broker.get_order_by_client_order_id(key) for key in dict.fromkeys(order_keys)}
     their_positions = {p.symbol: p for p in broker.get_positions()}
@@ -379,10 +311,7 @@ def _repair(
             if (mine.qty if mine else Decimal(0)) == their_qty:
                 continue
             positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
-            busy = conn.execute(
-                SYMBOL_BUSY, {"config_id": book.config_id, "symbol": symbol, "read_at": read_at}
-            ).fetchone()["busy"]
-            if busy:
+            if runs_repo.symbol_busy(conn, book.config_id, symbol, read_at):
                 result.repair_deferred += 1
                 continue
             avg = theirs.avg_entry_price if theirs else Decimal(0)
@@ -391,9 +320,7 @@ def _repair(
 
 
 def _changed_since(conn: Connection, row: dict[str, Any], read_at: datetime) -> bool:
-    return conn.execute(ORDER_CHANGED_SINCE, {"order_id": row["id"], "read_at": read_at}).fetchone()[
-        "changed"
-    ]
+    return runs_repo.order_changed_since(conn, row["id"], read_at)
 
 
 def _align_order(conn: Connection, book: ledger.Book, report: BrokerOrder, now: datetime) -> int:
@@ -432,24 +359,22 @@ def _brief_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def _store(db: Database, result: Reconciliation, preferences: dict[str, Any] | None = None) -> dict[str, Any]:
     with db.transaction() as conn:
-        run = conn.execute(
-            INSERT_RUN,
-            {
-                "config_id": result.config_id,
-                "user_id": result.user_id,
-                "broker": result.broker,
-                "started_at": result.started_at,
-                "repair": result.repair,
-                "orders_compared": result.orders_compared,
-                "orders_in_drift": result.orders_in_drift,
-                "positions_compared": result.positions_compared,
-                "positions_in_drift": result.positions_in_drift,
-                "drift_rate": result.drift_rate,
-                "counts": Jsonb(result.counts),
-                "drifts": Jsonb([asdict(d) for d in result.drifts]),
-                "repaired": result.repaired,
-                "error": result.error,
-            },
-        ).fetchone()
+        run = runs_repo.insert_run(
+            conn,
+            config_id=result.config_id,
+            user_id=result.user_id,
+            broker=result.broker,
+            started_at=result.started_at,
+            repair=result.repair,
+            orders_compared=result.orders_compared,
+            orders_in_drift=result.orders_in_drift,
+            positions_compared=result.positions_compared,
+            positions_in_drift=result.positions_in_drift,
+            drift_rate=result.drift_rate,
+            counts=result.counts,
+            drifts=[asdict(d) for d in result.drifts],
+            repaired=result.repaired,
+            error=result.error,
+        )
         notifications.drift_found(conn, preferences, run)
         return run

@@ -47,9 +47,10 @@ from viewzenix.brokers.alpaca_stream import (
 )
 from viewzenix.brokers.base import BrokerError, BrokerOrder
 from viewzenix.db import Database
-from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import books as books_repo
 from viewzenix.services import ledger
-from viewzenix.services.ledger import Book, Recorded
+from viewzenix.services.accounts import Accounts, accounts_for
+from viewzenix.services.ledger import Recorded
 
 logger = logging.getLogger(__name__)
 
@@ -57,38 +58,23 @@ MIN_BACKOFF = 1.0  # seconds before the first reconnect
 MAX_BACKOFF = 60.0  # seconds, the longest wait between attempts
 RECENT_ACTIVITY = timedelta(minutes=15)  # a config with an order that moved since keeps its stream
 
-# Alpaca configs with stored keys that have open orders, or orders that moved recently: the
-# ones whose account can report anything we need.
-CONFIGS_TO_STREAM = """
-select c.* from public.webhook_configs c
-join private.broker_credentials k on k.config_id = c.id
-where c.broker = 'alpaca'
-  and exists (
-    select 1 from public.orders o
-    where o.config_id = c.id
-      and (o.status = any(%(open_statuses)s) or o.updated_at > now() - %(recent)s::interval))
-order by c.created_at, c.id
-"""
 
-CLIENT_ORDER_ID_OF_BROKER_ORDER = """
-select client_order_id from public.orders
-where config_id = %(config_id)s and broker_order_id = %(broker_order_id)s
-"""
-
-
-def configs_to_stream(db: Database) -> list[dict[str, Any]]:
+def configs_to_stream(db: Database, accounts: Accounts | None = None) -> list[dict[str, Any]]:
     """Return the ``webhook_configs`` rows whose Alpaca trade_updates should be listened to.
 
     Alpaca configs with stored credentials and an open order, or an order updated within
     ``RECENT_ACTIVITY``.
     """
-    with db.transaction() as conn:
-        query = {"open_statuses": list(orders_repo.OPEN_STATUSES), "recent": RECENT_ACTIVITY}
-        return conn.execute(CONFIGS_TO_STREAM, query).fetchall()
+    return accounts_for(db, accounts).configs_to_stream(RECENT_ACTIVITY)
 
 
 def record_trade_update(
-    db: Database, config: dict[str, Any], data: dict[str, Any], *, now: datetime | None = None
+    db: Database,
+    config: dict[str, Any],
+    data: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    accounts: Accounts | None = None,
 ) -> Recorded | None:
     """Record one trade_updates event's ``data`` for ``config`` (one transaction); return the change.
 
@@ -96,26 +82,20 @@ def record_trade_update(
     message cannot be read (alpaca-py's ``TradeUpdate`` model).
     """
     event = parse_trade_update(data)
-    book = Book.for_config(config)
+    book = accounts_for(db, accounts).book(config)
     with db.transaction() as conn:
         report = event.report
-        known = conn.execute(
-            "select 1 from public.orders where config_id = %(config_id)s and client_order_id = %(id)s",
-            {"config_id": config["id"], "id": report.client_order_id},
-        ).fetchone()
-        if known is None:  # a bracket leg (Alpaca's own id) is ours by its broker_order_id
-            row = conn.execute(
-                CLIENT_ORDER_ID_OF_BROKER_ORDER,
-                {"config_id": config["id"], "broker_order_id": event.broker_order_id},
-            ).fetchone()
-            if row is None:
+        if not books_repo.is_ours(conn, config["id"], report.client_order_id):
+            # a bracket leg (Alpaca's own id) is ours by its broker_order_id
+            ours = books_repo.client_order_id_of(conn, config["id"], event.broker_order_id)
+            if ours is None:
                 logger.info(
                     "trade update of an order that is not ours skipped: %s",
                     report.client_order_id,
                     extra={"action": "trade_update_skipped", "config_id": config["id"]},
                 )
                 return None
-            report = _renamed(report, row["client_order_id"])
+            report = _renamed(report, ours)
         recorded = ledger.record_report(conn, book, report, now or event.at)
     logger.info(
         "trade update %s of %s recorded",
@@ -176,8 +156,10 @@ class TradeUpdatesListener:
         catch_up: Callable[[Any], Any] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         observe: Observer | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.db = db
+        self.accounts = accounts_for(db, accounts)
         self.config = config
         self.config_id = config["id"]
         self._credentials = credentials or self._stored_credentials
@@ -242,7 +224,9 @@ class TradeUpdatesListener:
                         return
                     data = receive.result()
                     try:
-                        recorded = await asyncio.to_thread(record_trade_update, self.db, self.config, data)
+                        recorded = await asyncio.to_thread(
+                            record_trade_update, self.db, self.config, data, accounts=self.accounts
+                        )
                     except StreamProtocolError as error:
                         logger.warning(
                             "trade update skipped: %s",
@@ -291,7 +275,7 @@ class TradeUpdatesListener:
         from viewzenix.services.order_sync import sync_open_orders
 
         try:
-            return sync_open_orders(self.db, config_id=config_id)
+            return sync_open_orders(self.db, config_id=config_id, accounts=self.accounts)
         except BrokerError as error:  # logged; the periodic poll tries again
             logger.warning(
                 "catch-up poll failed: %s",
