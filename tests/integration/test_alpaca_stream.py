@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -254,9 +255,11 @@ def test_a_stream_fill_after_a_missed_one_records_the_gap_as_the_poll_would(db, 
 
 def test_cancel_expire_and_reject_events_close_the_orders(db, alpaca, config):
     limit = {"order_type": OrderType.LIMIT, "limit_price": D("90")}
+    # three symbols: a buy signal cancels the open orders of its own symbol first, and Alpaca
+    # never expires or rejects an order it has canceled (the ledger refuses that report)
     [canceled] = submit(db, alpaca, config, buy("1", **limit))
-    [expired] = submit(db, alpaca, config, buy("2", **limit))
-    [rejected] = submit(db, alpaca, config, buy("3", **limit))
+    [expired] = submit(db, alpaca, config, replace(buy("2", **limit), ticker="MSFT"))
+    [rejected] = submit(db, alpaca, config, replace(buy("3", **limit), ticker="TSLA"))
     with listening(db, alpaca, config) as running:
         running.expect("caught_up")
         alpaca.api.cancel(canceled["client_order_id"])

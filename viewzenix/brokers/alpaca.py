@@ -468,6 +468,7 @@ class AlpacaBroker:
     """
 
     name = BrokerName.ALPACA
+    reads_lag = True  # Alpaca: a look-up right after a write may not show it (FACTS.md)
 
     def __init__(
         self,

@@ -83,6 +83,14 @@ class BrokerUnavailable(BrokerError):
     """
 
 
+class OrderNotVisibleYet(BrokerUnavailable):
+    """The broker refused this client_order_id as a duplicate but does not show the order yet.
+
+    Alpaca's reads can lag its writes (FACTS.md): the order exists. Transient: the job is retried
+    with backoff and looks the order up first.
+    """
+
+
 class OrderShapeRefused(BrokerError):
     """The broker cannot take an order of this shape; it was refused before sending.
 
@@ -158,6 +166,10 @@ class Broker(Protocol):
     """
 
     name: BrokerName
+    # Whether a read may not show a write yet (Alpaca: True). A broker that reads its own books
+    # (the paper broker) is believed at its first "not found"; a lagging one only after
+    # repeated answers past a grace period (services.accounts). Absent: taken as True.
+    reads_lag: bool
 
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         """Submit one order with ``request.client_order_id``; return it as the broker reports.

@@ -145,6 +145,7 @@ class SimulatedBroker:
     """
 
     name = BrokerName.SIMULATED
+    reads_lag = False  # it reads its own books
 
     def __init__(
         self,

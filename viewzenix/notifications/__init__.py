@@ -42,7 +42,8 @@ ORDER_REJECTED = "order_rejected"  # by the broker
 SIGNAL_REFUSED = "signal_refused"  # at intake
 JOB_FAILED = "job_failed"  # after its last retry
 DRIFT_FOUND = "drift_found"  # reconciliation
-EVENTS = (ORDER_FILLED, ORDER_DENIED, ORDER_REJECTED, SIGNAL_REFUSED, JOB_FAILED, DRIFT_FOUND)
+ORDER_ANOMALY = "order_anomaly"  # a broker report the ledger refused as impossible
+EVENTS = (ORDER_FILLED, ORDER_DENIED, ORDER_REJECTED, SIGNAL_REFUSED, JOB_FAILED, DRIFT_FOUND, ORDER_ANOMALY)
 FAILURE_EVENTS = frozenset(EVENTS) - {ORDER_FILLED}
 LEVELS = ("all", "failures", "off")
 
@@ -213,6 +214,21 @@ def drift_found(conn: Connection, preferences: dict[str, Any] | None, run: dict[
             f"{run['positions_in_drift']} position(s) differ ({_num(run['drift_rate'])} %)."
         ),
         reconciliation_id=run.get("id"),
+    )
+
+
+def order_anomaly(conn: Connection, preferences: dict[str, Any] | None, anomaly: dict[str, Any]) -> int:
+    """Notify a broker report the ledger refused (an ``order_anomalies`` row), on ``conn``."""
+    if not preferences or not preferences.get("destinations"):
+        return 0
+    return notify(
+        conn,
+        preferences,
+        ORDER_ANOMALY,
+        config_id=anomaly["config_id"],
+        title=f"Impossible broker report refused: {anomaly['kind']}",
+        body=f"client_order_id {anomaly['client_order_id']}: {anomaly['detail'].get('message', '')}",
+        order_id=anomaly["order_id"],
     )
 
 

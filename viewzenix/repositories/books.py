@@ -36,8 +36,8 @@ where c.broker = 'alpaca' and (%(config_id)s::uuid is null or c.id = %(config_id
   and exists (
     select 1 from public.orders o
     where o.config_id = c.id
-      and (o.status = any(%(open)s) or (%(settled)s::timestamptz is not null
-                 and o.status = 'pending_new' and o.created_at < %(settled)s)))
+      and (o.status = any(%(open)s) or (%(settle)s::interval is not null
+                 and o.status = 'pending_new' and o.created_at < clock_timestamp() - %(settle)s::interval)))
 order by c.created_at, c.id
 """
 
@@ -48,10 +48,11 @@ order by created_at, id
 """
 
 # pending_new orders whose job has ended (or that have no job): nobody else will ask the broker
-# about them. Older than ``settled`` so a job that is recording them right now is left alone.
+# about them. Older than ``settle`` so a job that is recording them right now is left alone.
 UNRESOLVED_PENDING = """
 select o.* from public.orders o
-where o.config_id = %(config_id)s and o.status = 'pending_new' and o.created_at < %(settled)s
+where o.config_id = %(config_id)s and o.status = 'pending_new'
+  and o.created_at < clock_timestamp() - %(settle)s::interval
   and not exists (
     select 1 from public.signals s join public.procrastinate_jobs j on j.id = s.job_id
     where s.id = o.signal_id and j.status in ('todo', 'doing'))
@@ -106,10 +107,10 @@ def config(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 def configs_with_open_orders(
-    conn: Connection, config_id: uuid.UUID | None, settled: datetime | None = None
+    conn: Connection, config_id: uuid.UUID | None, settle: timedelta | None = None
 ) -> list[dict[str, Any]]:
-    """Return the Alpaca configs with orders open at the broker (or pending_new before ``settled``)."""
-    params = {"config_id": config_id, "open": AT_THE_BROKER, "settled": settled}
+    """Return the Alpaca configs with orders open at the broker (or pending_new for over ``settle``)."""
+    params = {"config_id": config_id, "open": AT_THE_BROKER, "settle": settle}
     return conn.execute(CONFIGS_WITH_OPEN_ORDERS, params).fetchall()
 
 
@@ -119,9 +120,9 @@ def open_acknowledged(conn: Connection, config_id: uuid.UUID) -> list[str]:
     return [r["client_order_id"] for r in rows]
 
 
-def unresolved_pending(conn: Connection, config_id: uuid.UUID, settled: datetime) -> list[dict[str, Any]]:
-    """Return the config's pending_new orders recorded before ``settled`` whose job has ended."""
-    return conn.execute(UNRESOLVED_PENDING, {"config_id": config_id, "settled": settled}).fetchall()
+def unresolved_pending(conn: Connection, config_id: uuid.UUID, settle: timedelta) -> list[dict[str, Any]]:
+    """Return the config's pending_new orders recorded over ``settle`` ago whose job has ended."""
+    return conn.execute(UNRESOLVED_PENDING, {"config_id": config_id, "settle": settle}).fetchall()
 
 
 def configs_with_day_orders(

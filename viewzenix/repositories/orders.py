@@ -396,3 +396,30 @@ def fills_for(conn: Connection, order_id: uuid.UUID) -> list[dict[str, Any]]:
 def for_signal(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
     """Return the orders placed or denied for one signal, in submission order."""
     return conn.execute(FOR_SIGNAL, {"signal_id": signal_id}).fetchall()
+
+
+NOTE_NOT_FOUND = """
+update public.orders set
+    not_found_count = not_found_count + 1,
+    first_not_found_at = coalesce(first_not_found_at, %(at)s)
+where id = %(order_id)s
+returning *
+"""
+
+SIBLING_FILLED = """
+select coalesce(sum(f.last_qty), 0) as qty from public.orders o
+join public.fills f on f.order_id = o.id
+where o.parent_order_id = %(parent_order_id)s and o.id <> %(order_id)s
+  and o.purpose in ('take_profit', 'stop_loss')
+"""
+
+
+def note_not_found(conn: Connection, order_id: uuid.UUID, at: datetime) -> dict[str, Any]:
+    """Count one "not found" answer of the broker for the order (the first one's time kept)."""
+    return conn.execute(NOTE_NOT_FOUND, {"order_id": order_id, "at": at}).fetchone()
+
+
+def sibling_leg_filled(conn: Connection, order_id: uuid.UUID, parent_order_id: uuid.UUID) -> Decimal:
+    """Return the quantity filled on the other take-profit/stop-loss legs of the same parent."""
+    row = conn.execute(SIBLING_FILLED, {"order_id": order_id, "parent_order_id": parent_order_id})
+    return row.fetchone()["qty"]

@@ -24,7 +24,8 @@ ORDER_ANY_AGE = """
 select * from public.orders where config_id = %(config_id)s and client_order_id = %(client_order_id)s
 """
 
-# Is a job working on this symbol, or did anything in it change since the broker was read?
+# Is a job working on this symbol (a signal being executed, an order being sent)? What changed
+# since the broker was read is seen by row versions (``order_versions``, ``position_versions``).
 SYMBOL_BUSY = """
 select exists (
     select 1 from public.signals s
@@ -34,16 +35,13 @@ select exists (
 ) or exists (
     select 1 from public.orders
     where config_id = %(config_id)s and symbol = %(symbol)s
-      and (status in ('pending_new', 'submitted') or (updated_at > %(read_at)s and updated_at <> now()))
+      and status in ('pending_new', 'submitted')
 ) as busy
 """
 
-# Changed by another transaction since the broker was read (now() is this transaction's start:
-# rows this repair itself wrote carry it).
-# ... or still PENDING_NEW while its signal's job may still send it (queued, running, retrying).
-ORDER_CHANGED_SINCE = """
-select (o.updated_at > %(read_at)s and o.updated_at <> now())
-    or (o.status = 'pending_new' and exists (
+# Still PENDING_NEW while its signal's job may still send it (queued, running, retrying).
+ORDER_BEING_SENT = """
+select (o.status = 'pending_new' and exists (
         select 1 from public.signals s join public.procrastinate_jobs j on j.id = s.job_id
         where s.id = o.signal_id and j.status in ('todo', 'doing'))) as changed
 from public.orders o where o.id = %(order_id)s
@@ -81,15 +79,33 @@ def order_any_age(conn: Connection, config_id: uuid.UUID, client_order_id: str) 
     ).fetchone()
 
 
-def symbol_busy(conn: Connection, config_id: uuid.UUID, symbol: str, read_at: datetime) -> bool:
-    """Return whether a job works on ``symbol`` or an order in it changed since ``read_at``."""
-    params = {"config_id": config_id, "symbol": symbol, "read_at": read_at}
-    return conn.execute(SYMBOL_BUSY, params).fetchone()["busy"]
+ORDER_VERSIONS = """
+select client_order_id, version from public.orders
+where config_id = %(config_id)s and client_order_id = any(%(keys)s)
+"""
+
+POSITION_VERSIONS = "select symbol, version from public.positions where config_id = %(config_id)s"
 
 
-def order_changed_since(conn: Connection, order_id: uuid.UUID, read_at: datetime) -> bool:
-    """Return whether the order changed since ``read_at`` or its job may still send it."""
-    return conn.execute(ORDER_CHANGED_SINCE, {"order_id": order_id, "read_at": read_at}).fetchone()["changed"]
+def symbol_busy(conn: Connection, config_id: uuid.UUID, symbol: str) -> bool:
+    """Return whether a job works on ``symbol`` (a signal being executed, an order being sent)."""
+    return conn.execute(SYMBOL_BUSY, {"config_id": config_id, "symbol": symbol}).fetchone()["busy"]
+
+
+def order_being_sent(conn: Connection, order_id: uuid.UUID) -> bool:
+    """Return whether the order is PENDING_NEW while its signal's job may still send it."""
+    return conn.execute(ORDER_BEING_SENT, {"order_id": order_id}).fetchone()["changed"]
+
+
+def order_versions(conn: Connection, config_id: uuid.UUID, keys: list[str]) -> dict[str, int]:
+    """Return the row version of each of the config's orders in ``keys`` (client_order_ids) we hold."""
+    rows = conn.execute(ORDER_VERSIONS, {"config_id": config_id, "keys": keys})
+    return {r["client_order_id"]: r["version"] for r in rows}
+
+
+def position_versions(conn: Connection, config_id: uuid.UUID) -> dict[str, int]:
+    """Return the row version of each of the config's position rows, by symbol."""
+    return {r["symbol"]: r["version"] for r in conn.execute(POSITION_VERSIONS, {"config_id": config_id})}
 
 
 def clock_timestamp(conn: Connection) -> datetime:

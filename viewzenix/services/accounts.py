@@ -16,6 +16,7 @@ None of the callers builds a broker or a book itself, so each rule has one home 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,20 @@ from viewzenix.services import ledger
 from viewzenix.services.ledger import Book, Recorded
 
 BrokerFactory = Callable[[dict[str, Any]], Broker]
+
+# Who resolves an order the broker may have (docs/guarantees-under-lag.md):
+# - a job whose resubmit is refused as a duplicate while the look-up finds nothing asks again
+#   after each of these waits (seconds), then raises OrderNotVisibleYet (transient: the job is
+#   retried with its backoff, looking the order up first);
+LOOKUP_WAITS = (0.25, 0.5, 1.0, 2.0)
+# - once that job has ended, the order sync looks up its pending_new orders recorded over
+#   PENDING_SETTLE ago (the stream's catch-up runs the same sync);
+PENDING_SETTLE = timedelta(minutes=1)
+# - an order is closed never_submitted only after NOT_FOUND_ANSWERS "not found" answers, the last
+#   at least NOT_FOUND_GRACE after the first, from a broker whose reads lag its writes (Alpaca);
+#   a broker that reads its own books (the paper broker) is believed the first time.
+NOT_FOUND_ANSWERS = 3
+NOT_FOUND_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,14 @@ class Accounts:
         brokers: BrokerFactory | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        lookup_waits: tuple[float, ...] = LOOKUP_WAITS,
     ) -> None:
         self.db = db
         self._brokers = brokers or self._default_broker
         self._clock = clock
+        self._sleep = sleep
+        self.lookup_waits = lookup_waits
 
     def _default_broker(self, config: dict[str, Any]) -> Broker:
         from viewzenix.services.broker_credentials import load_alpaca_credentials
@@ -120,6 +139,56 @@ class Accounts:
                     out.append(recorded)
         return out
 
+    # --- resolving orders the broker may have --------------------------------------------------
+
+    def look_up_existing(self, broker: Broker, client_order_id: str) -> BrokerOrder | None:
+        """Look up an order the broker says it has (a duplicate id), again after each wait; or None.
+
+        Alpaca's reads can lag its writes: a look-up right after a timed-out POST may answer 404
+        while a resubmit answers "client_order_id must be unique" (FACTS.md).
+        """
+        found = broker.get_order_by_client_order_id(client_order_id)
+        for wait in self.lookup_waits:
+            if found is not None:
+                break
+            self._sleep(wait)
+            found = broker.get_order_by_client_order_id(client_order_id)
+        return found
+
+    @staticmethod
+    def not_found_rule(broker: Broker) -> dict[str, Any]:
+        """Return ``ledger.record_not_found``'s ``answers_needed`` and ``grace`` for this broker."""
+        if getattr(broker, "reads_lag", True):
+            return {"answers_needed": NOT_FOUND_ANSWERS, "grace": NOT_FOUND_GRACE}
+        return {"answers_needed": 1, "grace": timedelta(0)}
+
+    def resolve_unsent(
+        self, account: Account, at: datetime, settle: timedelta = PENDING_SETTLE
+    ) -> dict[str, int]:
+        """Ask the broker about the account's pending_new orders whose job has ended; record the answers.
+
+        Found: recorded (the order reaches our books with its fills). Not found: counted, and
+        closed ``never_submitted`` only as ``not_found_rule`` says. Returns ``asked``,
+        ``found``, ``closed``. Broker calls run outside any transaction.
+        """
+        with self.db.transaction() as conn:
+            pending = books_repo.unresolved_pending(conn, account.config_id, settle)
+        if not pending:
+            return {"asked": 0, "found": 0, "closed": 0}
+        answers = [
+            (row, account.broker.get_order_by_client_order_id(row["client_order_id"])) for row in pending
+        ]
+        found = [report for _, report in answers if report is not None]
+        closed = 0
+        rule = self.not_found_rule(account.broker)
+        with self.db.transaction() as conn:
+            for report in found:
+                ledger.record_report(conn, account.book, report, at)
+            for row, report in answers:
+                if report is None and ledger.record_not_found(conn, account.book, row, at, **rule):
+                    closed += 1
+        return {"asked": len(pending), "found": len(found), "closed": closed}
+
     # --- named selections -----------------------------------------------------------------------
 
     def configs(self, config_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
@@ -128,11 +197,11 @@ class Accounts:
             return books_repo.configs(conn, config_id)
 
     def configs_with_open_orders(
-        self, config_id: uuid.UUID | None = None, *, settled: datetime | None = None
+        self, config_id: uuid.UUID | None = None, *, settle: timedelta | None = PENDING_SETTLE
     ) -> list[dict[str, Any]]:
-        """Return the Alpaca configs with orders open at the broker (or pending_new before ``settled``)."""
+        """Return the Alpaca configs with orders open at the broker (or pending_new for over ``settle``)."""
         with self.db.transaction() as conn:
-            return books_repo.configs_with_open_orders(conn, config_id, settled)
+            return books_repo.configs_with_open_orders(conn, config_id, settle)
 
     def open_acknowledged(self, config_id: uuid.UUID) -> list[str]:
         """Return the client_order_ids of the config's open orders the broker has acknowledged."""
@@ -144,10 +213,12 @@ class Accounts:
         with self.db.transaction() as conn:
             return orders_repo.open_orders(conn, config_id, symbol)
 
-    def unresolved_pending(self, config_id: uuid.UUID, settled: datetime) -> list[dict[str, Any]]:
-        """Return the config's pending_new orders recorded before ``settled`` whose job has ended."""
+    def unresolved_pending(
+        self, config_id: uuid.UUID, settle: timedelta = PENDING_SETTLE
+    ) -> list[dict[str, Any]]:
+        """Return the config's pending_new orders recorded over ``settle`` ago whose job has ended."""
         with self.db.transaction() as conn:
-            return books_repo.unresolved_pending(conn, config_id, settled)
+            return books_repo.unresolved_pending(conn, config_id, settle)
 
     def configs_with_day_orders(
         self, close: datetime, config_id: uuid.UUID | None = None

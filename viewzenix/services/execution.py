@@ -23,8 +23,12 @@ inside a database transaction and no row lock is held across one. The transactio
 A retry that finds the signal's orders already recorded (a crash or a timeout after step 3)
 skips planning and, for each PENDING_NEW order, asks the broker by client_order_id first:
 found → recorded; not found → submitted. So a crash or a timeout never makes a second order.
-A PENDING_NEW order of an earlier signal whose job has ended for good, and that the broker
-does not have, is closed as CANCELED (``never_submitted``) by the next signal of the symbol.
+``DuplicateOrder`` with the order not visible yet (a broker whose reads lag its writes) is looked
+up again with backoff, then ``OrderNotVisibleYet`` (transient) retries the job. A PENDING_NEW
+order of an earlier signal whose job has ended for good, and that the broker does not have, is
+closed as CANCELED (``never_submitted``) by the next signal of the symbol or the order sync —
+at once for a broker that reads its own books, else only after repeated "not found" answers
+past a grace period (``services.accounts``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from viewzenix.brokers.base import (
     NativeBrackets,
     OrderNotCancelable,
     OrderNotFound,
+    OrderNotVisibleYet,
     OrderShapeRefused,
     PriceDriven,
 )
@@ -197,15 +202,9 @@ class _Execution:
             if account is not None:
                 ledger.open_account(conn, self.book, account.cash)
             notes = self._record_reports(conn, [*crossed, *reports])
-            for row in never_sent:
-                ledger.close_unsent(
-                    conn,
-                    self.book,
-                    row,
-                    "never_submitted",
-                    "never sent: its signal's job ended before the broker had it",
-                    self.now,
-                )
+            rule = self.accounts.not_found_rule(self.broker)
+            for row in never_sent:  # closed only once the broker's "not found" is final
+                ledger.record_not_found(conn, self.book, row, self.now, **rule)
             position = positions_repo.lock(  # created at zero on first use, so the mark sticks
                 conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
             ).state()
@@ -370,12 +369,13 @@ class _Execution:
         except OrderShapeRefused as refusal:
             self.refused.append((row, refusal.code, refusal.message))
             return []
-        except DuplicateOrder:
-            # Already submitted (Alpaca: a retried POST may have placed it): look it up.
+        except DuplicateOrder as duplicate:
+            # Already submitted (Alpaca: a retried POST may have placed it): look it up, again
+            # with backoff while the broker's reads lag; still unseen, the job is retried.
             logger.info("order %s was already submitted", client_order_id, extra=extra)
-            found = self.broker.get_order_by_client_order_id(client_order_id)
+            found = self.accounts.look_up_existing(self.broker, client_order_id)
             if found is None:
-                raise
+                raise OrderNotVisibleYet(client_order_id=client_order_id) from duplicate
             return [found]
 
     def _send_with_legs(
@@ -401,12 +401,12 @@ class _Execution:
         except OrderShapeRefused as refusal:
             self.refused.append((row, refusal.code, refusal.message))
             return []
-        except DuplicateOrder:
+        except DuplicateOrder as duplicate:
             logger.info("order %s was already submitted", client_order_id, extra=extra)
-            found = self._look_up([client_order_id])
-            if not found:
-                raise
-            return found + self._look_up([leg["client_order_id"] for leg in legs])
+            entry = self.accounts.look_up_existing(self.broker, client_order_id)
+            if entry is None:
+                raise OrderNotVisibleYet(client_order_id=client_order_id) from duplicate
+            return [entry, *self._look_up([leg["client_order_id"] for leg in legs])]
         by_id = {leg["client_order_id"]: leg for leg in legs}
         for leg_id, (code, message) in result.refused.items():
             self.refused.append((by_id[leg_id], code, message))

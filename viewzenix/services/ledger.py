@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,7 @@ from viewzenix.domain.engine import Denial, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus
 from viewzenix.domain.positions import apply_fill, cash_delta
 from viewzenix.repositories import accounts as accounts_repo
+from viewzenix.repositories import anomalies as anomalies_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 
@@ -70,6 +71,11 @@ _NOTIFIED = {
 }
 # A submitted order that ends canceled or expired was working first (IOC, DAY expiry).
 _ENDED_AFTER_ACCEPT = (OrderStatus.CANCELED, OrderStatus.EXPIRED)
+_LEGS = ("take_profit", "stop_loss")
+# Impossible reports the ledger refuses (public.order_anomalies.kind).
+OCO_BOTH_FILLED = "oco_both_filled"
+TERMINAL_TO_TERMINAL = "terminal_to_terminal"
+OVERFILL = "overfill"
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,10 @@ def record_report(
     row = before
     if current is OrderStatus.DENIED:
         return Recorded(before, before, ())  # never sent: nothing a broker says applies
+    anomaly = _impossible(conn, before, report)
+    if anomaly is not None:
+        _record_anomaly(conn, book, before, report, *anomaly)
+        return Recorded(before, before, ())
     reported = report.status
     # Acknowledgement: pending_new → submitted (or held), then accepted once working.
     if current is OrderStatus.PENDING_NEW:
@@ -312,7 +322,7 @@ def record_report(
 
 def adopt_order(
     conn: Connection, book: Book, report: BrokerOrder, request: OrderRequest, at: datetime
-) -> None:
+) -> Recorded | None:
     """Record an order the broker has and our books lack (reconciliation), then its report.
 
     ``request`` carries the order's shape as the broker reported it. Recorded as PENDING_NEW
@@ -320,10 +330,10 @@ def adopt_order(
     """
     row = _insert(conn, book, request, None, None, OrderStatus.PENDING_NEW)
     if row is None:
-        return
+        return None
     detail = {"note": "missing on our side: recorded from the broker's books"}
     _event(conn, book, row, ORDER_REPAIRED, None, OrderStatus.PENDING_NEW, detail, at)
-    record_report(conn, book, report, at)
+    return record_report(conn, book, report, at)
 
 
 def force_state(
@@ -358,12 +368,17 @@ def close_unsent(
     at: datetime,
     *,
     repair: bool = False,
-) -> None:
-    """Close an order the broker never had as CANCELED with ``code`` and ``message``.
+) -> bool:
+    """Close an order the broker never had as CANCELED with ``code`` and ``message``; return whether.
 
     Execution closes the PENDING_NEW orders it will not send (an OrderCanceled event);
     reconciliation, with ``repair``, the ones the broker does not have (an OrderRepaired event).
+    The order is locked and re-read first: when its ``version`` is no longer that of ``row`` (a
+    fill or a broker's answer was recorded since it was read), or it has fills, nothing changes.
     """
+    current = orders_repo.lock_for_report(conn, book.config_id, row["client_order_id"])
+    if current is None or current["version"] != row["version"] or current["recorded_fill_qty"] > 0:
+        return False  # changed since it was read (a fill, a broker's answer): left as it now is
     after = orders_repo.update_status(
         conn, row["id"], OrderStatus.CANCELED.value, status_code=code, status_message=message, canceled_at=at
     )
@@ -373,6 +388,40 @@ def close_unsent(
     else:
         detail = {"status_code": code, "status_message": message}
         _event(conn, book, after, ORDER_CANCELED, row["status"], OrderStatus.CANCELED, detail, at)
+    return True
+
+
+def record_not_found(
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    at: datetime,
+    *,
+    answers_needed: int,
+    grace: timedelta,
+) -> bool:
+    """Count the broker's "not found" answer for a PENDING_NEW order; close it once it is final.
+
+    Closed as CANCELED ``never_submitted`` only when the broker has answered "not found"
+    ``answers_needed`` times, the last at least ``grace`` after the first (a broker whose reads
+    lag its writes, as Alpaca's do, may not show an order it has: FACTS.md). Locked and re-read
+    first: an order that moved meanwhile is left alone. Returns whether it was closed.
+    """
+    current = orders_repo.lock_for_report(conn, book.config_id, row["client_order_id"])
+    if (
+        current is None
+        or current["status"] != OrderStatus.PENDING_NEW
+        or current["version"] != row["version"]
+    ):
+        return False
+    counted = orders_repo.note_not_found(conn, current["id"], at)
+    if counted["not_found_count"] < answers_needed or at - counted["first_not_found_at"] < grace:
+        return False
+    message = (
+        f"never sent: the broker answered not found {counted['not_found_count']} times "
+        f"since {counted['first_not_found_at'].isoformat()}"
+    )
+    return close_unsent(conn, book, counted, "never_submitted", message, at)
 
 
 def deny_unsent(
@@ -459,7 +508,7 @@ def _record_fills(
     """Record the report's fills we lack; apply each to position and cash. Returns (fill, cumulative)."""
     fills = list(report.fills)
     recorded_qty = row["recorded_fill_qty"]
-    if not fills and report.filled_qty > recorded_qty:
+    if not fills and report.filled_qty > recorded_qty and report.filled_avg_price is not None:
         fills = [_implied_fill(row, report, recorded_qty, at)]
     out: list[tuple[BrokerFill, Decimal]] = []
     cumulative = recorded_qty
@@ -468,8 +517,10 @@ def _record_fills(
             if fill.cumulative_qty <= cumulative:
                 continue  # already counted (a poll recorded this quantity, maybe with others)
             if fill.cumulative_qty - fill.qty != cumulative:
-                # Executions before it were missed: one fill up to its cumulative quantity at
-                # the price the averages imply, as a poll would record it (same trade_id).
+                if report.filled_avg_price is None:
+                    continue  # no price to record the missed executions at: a later report has one
+                # Executions before it were missed: one fill up to its cumulative quantity, as a
+                # poll would record it (same trade_id).
                 fill = _implied_fill(row, report, cumulative, fill.filled_at)
         if cumulative + fill.qty > row["qty"]:
             continue  # recorded already, or more than the order's quantity: never overfill
@@ -497,17 +548,96 @@ def _record_fills(
 def _implied_fill(
     row: dict[str, Any], report: BrokerOrder, recorded_qty: Decimal, at: datetime
 ) -> BrokerFill:
-    """One fill for the quantity a report adds without fills, at the price its average implies."""
+    """One fill for the quantity a report adds without fills (its executions are not known).
+
+    Its price is backed out of the averages (filled_avg_price × filled_qty less what our fills
+    cost) only while the broker's rounding of its average cannot move the result by more than
+    one unit of the average's own precision: filled_qty ≤ 2 × the new quantity. Past that the
+    rounding is multiplied by filled/new quantity (99 @ 100.00 + 1 @ 100.51, average rounded to
+    100.01, would give 1 @ 101.00), so the fill is recorded at the reported average, the one
+    price the broker stated, rather than at a fabricated one.
+    """
     qty = report.filled_qty - recorded_qty
-    total = (report.filled_avg_price or Decimal(0)) * report.filled_qty
-    before = (row["filled_avg_price"] or Decimal(0)) * recorded_qty
-    price = (total - before) / qty if total > before else (report.filled_avg_price or Decimal(0))
+    average = report.filled_avg_price
+    assert average is not None and average > 0
+    price = average
+    if report.filled_qty <= 2 * qty:
+        total = average * report.filled_qty
+        before = (row["filled_avg_price"] or Decimal(0)) * recorded_qty
+        if total > before:
+            price = (total - before) / qty
     return BrokerFill(
         trade_id=f"{report.client_order_id}-q{report.filled_qty.normalize():f}",
         qty=qty,
         price=price,
         commission=Decimal(0),
         filled_at=report.filled_at or at,
+    )
+
+
+def _impossible(
+    conn: Connection, row: dict[str, Any], report: BrokerOrder
+) -> tuple[str, str, dict[str, Any]] | None:
+    """Return (kind, message, detail) when the report cannot be true of this order, else None.
+
+    Impossible: a fill beyond the order's quantity; a terminal order reported in another
+    terminal status without a new fill (filled, then canceled); a take-profit or stop-loss leg
+    filling while its sibling (one-cancels-other) already filled the quantity.
+    """
+    current = OrderStatus(row["status"])
+    reported = report.status
+    new_qty = report.filled_qty - row["recorded_fill_qty"]
+    if (
+        report.filled_qty > row["qty"]
+        or sum((f.qty for f in report.fills if f.cumulative_qty is None), Decimal(0)) > row["qty"]
+    ):
+        message = f"reported filled {report.filled_qty} of an order for {row['qty']}"
+        return OVERFILL, message, {"qty": row["qty"], "reported_filled_qty": report.filled_qty}
+    if current.is_terminal and reported.is_terminal and reported is not current and new_qty <= 0:
+        message = f"reported {reported} of an order already {current}"
+        return TERMINAL_TO_TERMINAL, message, {"ours": current.value, "reported": reported.value}
+    if new_qty > 0 and row["purpose"] in _LEGS and row["parent_order_id"] is not None:
+        sibling = orders_repo.sibling_leg_filled(conn, row["id"], row["parent_order_id"])
+        if sibling > 0 and sibling + report.filled_qty > row["qty"]:
+            message = f"{row['purpose']} filled {report.filled_qty} while its sibling leg filled {sibling}"
+            return OCO_BOTH_FILLED, message, {"sibling_filled_qty": sibling, "reported": report.filled_qty}
+    return None
+
+
+def _record_anomaly(
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    report: BrokerOrder,
+    kind: str,
+    message: str,
+    detail: dict[str, Any],
+) -> None:
+    """Record a refused report as an anomaly (once per report), log and notify it."""
+    fingerprint = f"{kind}:{row['client_order_id']}:{report.status}:{report.filled_qty.normalize():f}"
+    anomaly = anomalies_repo.insert(
+        conn,
+        config_id=book.config_id,
+        user_id=book.user_id,
+        order_id=row["id"],
+        client_order_id=row["client_order_id"],
+        kind=kind,
+        detail={"message": message, **{k: _json_value(v) for k, v in detail.items()}},
+        fingerprint=fingerprint,
+    )
+    if anomaly is None:
+        return  # the same report again
+    notifications.order_anomaly(conn, book.notification_preferences, anomaly)
+    logger.warning(
+        "broker report refused (%s): %s",
+        kind,
+        message,
+        extra={
+            "action": "order_anomaly",
+            "config_id": book.config_id,
+            "order_id": row["id"],
+            "client_order_id": row["client_order_id"],
+        },
     )
 
 

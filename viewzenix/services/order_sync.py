@@ -7,7 +7,8 @@ bracket's take-profit filling — reaches our books here: the worker's periodic 
 orders, looks up those of ours it no longer lists (they closed meanwhile), and hands every
 report to the ledger (``record_report``), which records new fills once each and moves positions
 and cash only from them. After a restart the first run catches up on whatever happened while no
-worker ran. Orders still ``pending_new`` belong to their signal's job and are left to it.
+worker ran. Orders still ``pending_new`` belong to their signal's job while it may run; once it
+has ended they are looked up here too (``Accounts.resolve_unsent``): nobody else would ask.
 
 Running it twice, or alongside a signal's job, changes nothing twice: the ledger is idempotent
 and never moves an order back. Broker calls run outside any transaction.
@@ -16,13 +17,13 @@ and never moves an order back. Broker calls run outside any transaction.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from viewzenix.brokers import BrokerNotAvailable
 from viewzenix.brokers.base import BrokerError
 from viewzenix.db import Database
-from viewzenix.services.accounts import Account, Accounts, BrokerFactory, accounts_for
+from viewzenix.services.accounts import PENDING_SETTLE, Account, Accounts, BrokerFactory, accounts_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +35,26 @@ def sync_open_orders(
     brokers: BrokerFactory | None = None,
     now: datetime | None = None,
     accounts: Accounts | None = None,
+    settle: timedelta = PENDING_SETTLE,
 ) -> dict[str, int]:
     """Bring every open, acknowledged Alpaca order in our books in step with the broker.
 
     Returns counts: ``configs`` visited, ``orders`` asked about, ``changed`` (orders whose
     status, fill or ids moved), ``fills`` recorded, ``failed`` (configs whose broker could not be
-    used or reached; logged, retried on the next run). ``config_id`` limits the run to one.
+    used or reached; logged, retried on the next run), ``resolved`` (pending_new orders whose
+    job has ended, found at the broker) and ``closed`` (closed never_submitted after repeated
+    not-found answers: ``Accounts.resolve_unsent``). ``config_id`` limits the run to one;
+    ``settle``: how old a pending_new order must be to be asked about.
     ``accounts``: the seam to brokers (without it, one on ``db`` with ``brokers``).
     """
     accounts = accounts_for(db, accounts, brokers)
-    counts = {"configs": 0, "orders": 0, "changed": 0, "fills": 0, "failed": 0}
-    for config in accounts.configs_with_open_orders(config_id):
+    counts = {"configs": 0, "orders": 0, "changed": 0, "fills": 0, "failed": 0, "resolved": 0, "closed": 0}
+    for config in accounts.configs_with_open_orders(config_id, settle=settle):
         counts["configs"] += 1
         try:
-            changed, fills, asked = _sync_config(accounts, accounts.account(config), now)
+            account = accounts.account(config)
+            changed, fills, asked = _sync_config(accounts, account, now)
+            unsent = accounts.resolve_unsent(account, now or datetime.now(UTC), settle)
         except (BrokerNotAvailable, BrokerError) as error:
             counts["failed"] += 1
             logger.warning(
@@ -58,8 +65,10 @@ def sync_open_orders(
             continue
         counts["changed"] += changed
         counts["fills"] += fills
-        counts["orders"] += asked
-    if counts["changed"] or counts["failed"]:
+        counts["orders"] += asked + unsent["asked"]
+        counts["resolved"] += unsent["found"]
+        counts["closed"] += unsent["closed"]
+    if counts["changed"] or counts["failed"] or counts["resolved"] or counts["closed"]:
         logger.info("order sync: %s", counts, extra={"action": "order_sync", **counts})
     return counts
 

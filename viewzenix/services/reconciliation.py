@@ -269,20 +269,26 @@ def _compare(
 def _repair(db: Database, account: Account, result: Reconciliation, now: datetime) -> None:
     """Bring our side in line, in one transaction, after reading the broker (outside it).
 
-    Everything the broker says is read before the transaction; what changed on our side since
-    (``read_at``, the database's clock) is left alone this time, so a job recording an answer
-    meanwhile is never overwritten or counted twice.
+    Everything the broker says is read before the transaction, after the row version of each
+    order and position concerned is read. A row whose version moved meanwhile (a job or the
+    stream recorded something, even in a transaction that began before the broker was read) is
+    left alone this time, so a repair never applies a stale answer over a newer write: it never
+    moves an order or a position backwards.
     """
     book, broker = account.book, account.broker
-    with db.transaction() as conn:
-        read_at = runs_repo.clock_timestamp(conn)
     order_keys = [d.key for d in result.drifts if d.kind != "position_differs"]
+    with db.transaction() as conn:
+        versions = runs_repo.order_versions(conn, book.config_id, order_keys)
+        position_versions = runs_repo.position_versions(conn, book.config_id)
     reports = {key: broker.get_order_by_client_order_id(key) for key in dict.fromkeys(order_keys)}
     their_positions = {p.symbol: p for p in broker.get_positions()}
+    own_fills: Counter[str] = Counter()
     with db.transaction() as conn:
         for key, report in reports.items():
             row = orders_repo.get_by_client_order_id(conn, book.config_id, key, for_update=True)
-            if row is not None and _changed_since(conn, row, read_at):
+            if row is not None and (
+                row["version"] != versions.get(key) or runs_repo.order_being_sent(conn, row["id"])
+            ):
                 result.repair_deferred += 1
             elif report is None:
                 if row is None:
@@ -299,10 +305,15 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
                 ledger.close_unsent(conn, book, row, MISSING_AT_BROKER, message, now, repair=True)
                 result.repaired += 1
             elif row is None:
-                ledger.adopt_order(conn, book, report, _request_of(report), now)
+                if key in versions:
+                    result.repair_deferred += 1  # it existed when read: gone since (cannot be)
+                    continue
+                recorded = ledger.adopt_order(conn, book, report, _request_of(report), now)
+                own_fills[report.symbol] += 0 if recorded is None else len(recorded.new_fills)
                 result.repaired += 1
             else:
-                result.repaired += _align_order(conn, book, report, now)
+                own_fills[report.symbol] += _align_order(conn, book, report, now)
+                result.repaired += 1
         ours = {p.symbol: p for p in positions_repo.open_for(conn, book.config_id)}
         for symbol in sorted(set(ours) | set(their_positions)):
             mine = ours.get(symbol)
@@ -311,7 +322,11 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
             if (mine.qty if mine else Decimal(0)) == their_qty:
                 continue
             positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
-            if runs_repo.symbol_busy(conn, book.config_id, symbol, read_at):
+            # Each fill this repair recorded moved the version once; any other move is a writer's.
+            version = runs_repo.position_versions(conn, book.config_id).get(symbol, 0)
+            if version != position_versions.get(symbol, 0) + own_fills[symbol] or runs_repo.symbol_busy(
+                conn, book.config_id, symbol
+            ):
                 result.repair_deferred += 1
                 continue
             avg = theirs.avg_entry_price if theirs else Decimal(0)
@@ -319,18 +334,17 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
             result.repaired += 1
 
 
-def _changed_since(conn: Connection, row: dict[str, Any], read_at: datetime) -> bool:
-    return runs_repo.order_changed_since(conn, row["id"], read_at)
-
-
 def _align_order(conn: Connection, book: ledger.Book, report: BrokerOrder, now: datetime) -> int:
-    """Record the broker's fills and state of an order both sides have; force what still differs."""
+    """Record the broker's fills and state of an order both sides have; force what still differs.
+
+    Returns the number of fills recorded (each moved the position's version once).
+    """
     note = "reconciliation: the broker's state"
-    ledger.record_report(conn, book, report, now, repair=note)
+    recorded = ledger.record_report(conn, book, report, now, repair=note)
     row = orders_repo.get_by_client_order_id(conn, book.config_id, report.client_order_id)
     if row["status"] != report.status or row["filled_qty"] != report.filled_qty:
         ledger.force_state(conn, book, row, report, note, now)
-    return 1
+    return 0 if recorded is None else len(recorded.new_fills)
 
 
 def _request_of(report: BrokerOrder) -> OrderRequest:
