@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from builders import held, make_config, order_events, order_fills, orders_of, signal_row, store_signal
+from builders import held, make_config, order_events, order_fills, orders_of, store_signal
 from fake_broker import NOW, FakeBroker
 
 from viewzenix.brokers.base import BrokerFill, BrokerOrder, BrokerUnavailable, OrderNotVisibleYet
@@ -378,4 +378,94 @@ class TestImpossibleReports:
                 )
             ]
         assert prices == [D("100.00"), D("100.01")]  # not 101.00
-        assert signal_row  # (imported for symmetry with the boundary tests)
+
+
+# --- item 4: each config's sync and stream fail alone, with a log line and a metric ----------
+
+
+def failures(part: str, error: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("viewzenix_account_failures_total", {"part": part, "error": error}) or 0
+
+
+def alpaca_config_with_order(db, broker: FakeBroker, **signal_fields: Any) -> tuple[dict[str, Any], dict]:
+    config = make_config(db, name="fake", broker="alpaca")
+    signal_id = store_signal(
+        db, config, buy(order_type=OrderType.LIMIT, limit_price=D(90), **signal_fields), job_id=JOB
+    )
+    execute(db, signal_id, broker)
+    [order] = orders_of(db, signal_id)
+    assert order["status"] == "accepted"
+    return config, order
+
+
+class TestIsolation:
+    def test_a_report_with_a_filled_quantity_and_no_price_stops_no_other_config(self, db):
+        first, second = FakeBroker(), FakeBroker()
+        config_a, order_a = alpaca_config_with_order(db, first)
+        config_b, order_b = alpaca_config_with_order(db, second)
+        no_price = BrokerOrder(
+            **{**filled(order_a, "10", "90").__dict__, "fills": (), "filled_avg_price": None}
+        )
+        first.orders[order_a["client_order_id"]] = no_price
+        second.orders[order_b["client_order_id"]] = filled(order_b, "10", "90", "fake-trade-b")
+        brokers = {config_a["id"]: first, config_b["id"]: second}
+        accounts = Accounts(db, lambda config: brokers[config["id"]], clock=lambda: NOW, sleep=lambda s: None)
+
+        for config in (config_a, config_b):
+            sync_open_orders(db, config_id=config["id"], accounts=accounts, now=NOW)
+
+        assert held(db, config_b) == D(10)
+        assert held(db, config_a) == D(0)  # no fill at price 0: it waits for a report with a price
+
+    def test_one_configs_failure_is_logged_counted_and_the_others_are_synced(self, db, caplog):
+        first, second = FakeBroker(), FakeBroker()
+        config_a, _ = alpaca_config_with_order(db, first)
+        config_b, order_b = alpaca_config_with_order(db, second)
+        second.orders[order_b["client_order_id"]] = filled(order_b, "10", "90", "fake-trade-b")
+
+        def broken(method: str) -> None:
+            if method == "list_open_orders":
+                raise RuntimeError("an adapter bug")
+
+        first.probe = broken
+        brokers = {config_a["id"]: first, config_b["id"]: second}
+        accounts = Accounts(db, lambda config: brokers.get(config["id"], FakeBroker()), clock=lambda: NOW)
+        before = failures("order_sync", "RuntimeError")
+
+        counts = sync_open_orders(db, accounts=accounts, now=NOW)
+
+        assert counts["failed"] >= 1
+        assert held(db, config_b) == D(10)
+        assert failures("order_sync", "RuntimeError") == before + 1
+        assert any(
+            getattr(r, "action", None) == "order_sync_failed"
+            and getattr(r, "config_id", None) == config_a["id"]
+            for r in caplog.records
+        )
+
+    def test_a_streams_catch_up_failing_on_the_database_still_lets_it_listen(self, db):
+        import psycopg
+
+        from viewzenix.services.trade_updates import TradeUpdatesListener
+
+        config = make_config(db, name="fake", broker="alpaca")
+
+        def database_error(config):
+            raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+
+        listener = TradeUpdatesListener(db, config, accounts=Accounts(db, database_error))
+        config_id = config["id"]
+        store_signal(db, config, buy(), job_id=JOB)  # a config the sync visits
+        with db.transaction() as conn:  # an acknowledged open order, so the sync builds the broker
+            conn.execute(
+                "insert into public.orders (user_id, config_id, client_order_id, broker, symbol, side,"
+                " order_type, time_in_force, purpose, qty, status)"
+                " values (%s, %s, 'x-1', 'alpaca', 'AAPL', 'buy', 'market', 'day', 'entry', 1, 'accepted')",
+                (config["user_id"], config_id),
+            )
+        before = failures("order_sync", "QueryCanceled")
+
+        assert listener._catch_up(config_id)["failed"] == 1  # the failure stayed this config's
+        assert failures("order_sync", "QueryCanceled") == before + 1

@@ -16,12 +16,15 @@ None of the callers builds a broker or a book itself, so each rule has one home 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from prometheus_client import Counter
 
 from viewzenix.brokers import broker_for
 from viewzenix.brokers.base import Broker, BrokerOrder
@@ -46,6 +49,28 @@ PENDING_SETTLE = timedelta(minutes=1)
 #   a broker that reads its own books (the paper broker) is believed the first time.
 NOT_FOUND_ANSWERS = 3
 NOT_FOUND_GRACE = timedelta(minutes=15)
+
+# One config's failure is its own: the order sync and each stream go on with the others.
+ACCOUNT_FAILURES = Counter(
+    "viewzenix_account_failures",
+    "Failures of one config's account that were isolated from the others, by part and error class.",
+    ["part", "error"],
+)
+
+logger = logging.getLogger(__name__)
+
+
+def isolated_failure(part: str, config_id: uuid.UUID, error: BaseException) -> None:
+    """Log and count one config's failure in ``part`` (order_sync, stream_catch_up, stream_record)."""
+    ACCOUNT_FAILURES.labels(part, type(error).__name__).inc()
+    logger.warning(
+        "%s of config %s failed: %s: %s",
+        part,
+        config_id,
+        type(error).__name__,
+        error,
+        extra={"action": f"{part}_failed", "config_id": config_id},
+    )
 
 
 @dataclass(frozen=True)

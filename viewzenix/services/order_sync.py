@@ -20,10 +20,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from viewzenix.brokers import BrokerNotAvailable
-from viewzenix.brokers.base import BrokerError
 from viewzenix.db import Database
-from viewzenix.services.accounts import PENDING_SETTLE, Account, Accounts, BrokerFactory, accounts_for
+from viewzenix.services.accounts import (
+    PENDING_SETTLE,
+    Account,
+    Accounts,
+    BrokerFactory,
+    accounts_for,
+    isolated_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +46,8 @@ def sync_open_orders(
 
     Returns counts: ``configs`` visited, ``orders`` asked about, ``changed`` (orders whose
     status, fill or ids moved), ``fills`` recorded, ``failed`` (configs whose broker could not be
-    used or reached; logged, retried on the next run), ``resolved`` (pending_new orders whose
+    used or reached, or whose recording failed: logged with a metric, retried on the next run;
+    the other configs go on), ``resolved`` (pending_new orders whose
     job has ended, found at the broker) and ``closed`` (closed never_submitted after repeated
     not-found answers: ``Accounts.resolve_unsent``). ``config_id`` limits the run to one;
     ``settle``: how old a pending_new order must be to be asked about.
@@ -55,13 +61,9 @@ def sync_open_orders(
             account = accounts.account(config)
             changed, fills, asked = _sync_config(accounts, account, now)
             unsent = accounts.resolve_unsent(account, now or datetime.now(UTC), settle)
-        except (BrokerNotAvailable, BrokerError) as error:
+        except Exception as error:  # one config's failure (broker, database, data) is its own
             counts["failed"] += 1
-            logger.warning(
-                "order sync skipped a config: %s",
-                error,
-                extra={"action": "order_sync_failed", "config_id": config["id"]},
-            )
+            isolated_failure("order_sync", config["id"], error)
             continue
         counts["changed"] += changed
         counts["fills"] += fills

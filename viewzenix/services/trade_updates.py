@@ -45,11 +45,11 @@ from viewzenix.brokers.alpaca_stream import (
     parse_trade_update,
     stream_url,
 )
-from viewzenix.brokers.base import BrokerError, BrokerOrder
+from viewzenix.brokers.base import BrokerOrder
 from viewzenix.db import Database
 from viewzenix.repositories import books as books_repo
 from viewzenix.services import ledger
-from viewzenix.services.accounts import Accounts, accounts_for
+from viewzenix.services.accounts import Accounts, accounts_for, isolated_failure
 from viewzenix.services.ledger import Recorded
 
 logger = logging.getLogger(__name__)
@@ -234,6 +234,9 @@ class TradeUpdatesListener:
                             extra={"action": "trade_update_unreadable", "config_id": self.config_id},
                         )
                         continue
+                    except Exception as error:  # e.g. the database: keep listening, the poll catches up
+                        isolated_failure("stream_record", self.config_id, error)
+                        continue
                     self._observe(
                         "recorded",
                         {
@@ -276,10 +279,6 @@ class TradeUpdatesListener:
 
         try:
             return sync_open_orders(self.db, config_id=config_id, accounts=self.accounts)
-        except BrokerError as error:  # logged; the periodic poll tries again
-            logger.warning(
-                "catch-up poll failed: %s",
-                error,
-                extra={"action": "stream_catch_up_failed", "config_id": config_id},
-            )
+        except Exception as error:  # logged and counted; listen anyway, the periodic poll tries again
+            isolated_failure("stream_catch_up", config_id, error)
             return {}
