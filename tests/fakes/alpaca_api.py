@@ -168,6 +168,7 @@ class FakeAlpacaApi:
         self._faults: list[_Fault] = []
         self._hold: threading.Event | None = None
         self._lock = threading.RLock()
+        self.posted: list[str] = []  # raw bodies of POST /v2/orders
         self.url = ""
         # trade_updates: every event's ``data``, and who hears them (the fake stream).
         self.events: list[dict[str, Any]] = []
@@ -307,6 +308,7 @@ class FakeAlpacaApi:
         if path == "/v2/positions" and method == "GET":
             return _json([self._position(s) for s, (q, _) in sorted(self.positions.items()) if q != 0])
         if path == "/v2/orders" and method == "POST":
+            self.posted.append(request.get_data(as_text=True))  # the raw body, as on the wire
             return self._post_order(request.get_json(silent=True) or {})
         if path == "/v2/orders" and method == "GET":
             return self._list_orders(request.args)

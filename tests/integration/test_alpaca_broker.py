@@ -296,3 +296,34 @@ def test_reconciliation_compares_with_alpaca_and_repairs_a_fill_we_missed(db, al
     assert repaired["repaired"] >= 1
     assert (after["orders_in_drift"], after["positions_in_drift"]) == (0, 0)
     assert held(db, config) == D("10")
+
+
+# --- issue 15: canonical crypto symbols, decimals on the wire ------------------------------
+
+
+def test_tradingviews_btcusd_is_sent_to_alpaca_as_the_crypto_pair_btc_usd(db, alpaca, config):
+    from viewzenix.domain.model import TimeInForce
+
+    alpaca.fake.set_price("BTC/USD", "60000")
+
+    signal_id, status = run(db, alpaca, config, buy("0.5", ticker="BTCUSD", time_in_force=TimeInForce.GTC))
+
+    assert status == "executed"
+    [order] = orders_of(db, signal_id)
+    assert order["symbol"] == "BTC/USD"
+    assert [o.symbol for o in alpaca.fake.orders_of()] == ["BTC/USD"]
+
+
+def test_quantities_and_prices_go_to_alpaca_as_plain_decimal_strings(db, alpaca, config):
+    import json
+
+    from viewzenix.domain.model import OrderType, TimeInForce
+
+    alpaca.fake.set_price("BTC/USD", "60000")
+    limit = {"order_type": OrderType.LIMIT, "limit_price": D("59000.12")}
+
+    run(db, alpaca, config, buy("0.00005", ticker="BTC/USD", time_in_force=TimeInForce.GTC, **limit))
+
+    [body] = alpaca.fake.posted
+    sent = json.loads(body)
+    assert (sent["qty"], sent["limit_price"]) == ("0.00005", "59000.12")  # not 5e-05, not a float

@@ -469,3 +469,23 @@ class TestIsolation:
 
         assert listener._catch_up(config_id)["failed"] == 1  # the failure stayed this config's
         assert failures("order_sync", "QueryCanceled") == before + 1
+
+
+# --- item 5: one canonical symbol per instrument across adapters and reconcile ---------------
+
+
+def test_reconcile_sees_tradingviews_btcusd_and_alpacas_btc_usd_as_one_position(db, book):
+    from viewzenix.services.reconciliation import reconcile as run_reconcile
+
+    broker = FakeBroker()
+    legacy = request("btc-1", qty="2")
+    legacy = OrderRequest(**{**legacy.__dict__, "symbol": "BTCUSD"})  # a row from before canonical symbols
+    record(db, book, legacy, report_of(legacy, OrderStatus.FILLED, "2", "60000"))
+    broker.orders["btc-1"] = BrokerOrder(
+        **{**report_of(legacy, OrderStatus.FILLED, "2", "60000").__dict__, "symbol": "BTC/USD"}
+    )
+
+    [run] = run_reconcile(db, config_id=book.config_id, repair=True, accounts=accounts_of(db, broker))
+
+    assert run["counts"]["position_differs"] == 0
+    assert held(db, book, "BTCUSD") == D(2)  # never zeroed by a repair

@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -92,6 +92,7 @@ from viewzenix.brokers.base import (
 )
 from viewzenix.domain.engine import MAX_CLIENT_ORDER_ID_LENGTH, OrderPurpose
 from viewzenix.domain.model import AccountState, OrderStatus, OrderType, PositionState, TimeInForce
+from viewzenix.domain.symbols import canonical_symbol, is_crypto
 
 if TYPE_CHECKING:
     from viewzenix.domain.engine import OrderRequest
@@ -223,7 +224,7 @@ class _TradingClient(TradingClient):
 
 
 def _is_crypto(symbol: str) -> bool:
-    return "/" in symbol
+    return is_crypto(symbol)
 
 
 def _fractional(qty: Decimal) -> bool:
@@ -309,7 +310,7 @@ def _check_leg(leg: OrderRequest) -> tuple[str, str] | None:
 def _alpaca_request(request: OrderRequest, legs: list[OrderRequest] = ()) -> Any:  # type: ignore[assignment]
     """Build alpaca-py's order request (pydantic) for a checked ``request`` and its legs."""
     fields: dict[str, Any] = {
-        "symbol": request.symbol,
+        "symbol": canonical_symbol(request.symbol),
         "qty": float(request.qty),  # alpaca-py's field type; it serialises the number as given
         "side": alpaca_enums.OrderSide(request.side.value),
         "time_in_force": alpaca_enums.TimeInForce(request.time_in_force.value),
@@ -345,6 +346,43 @@ def _alpaca_request(request: OrderRequest, legs: list[OrderRequest] = ()) -> Any
     if request.trail_percent is not None:
         trail = {"trail_percent": float(request.trail_percent)}
     return TrailingStopOrderRequest(**fields, **trail)
+
+
+QTY_PLACES = Decimal("0.000000001")  # Alpaca: quantities to 9 decimal places (fractional, crypto)
+
+
+def plain_decimal(value: Decimal) -> str:
+    """Render ``value`` as Alpaca's JSON takes a number: a plain decimal string (``"0.00005"``).
+
+    Never a float: ``float(Decimal("0.00005"))`` serialises as ``5e-05``, and past about 15
+    significant digits a float changes the digits. Alpaca's API reference types ``qty``,
+    ``notional``, ``limit_price``, ``stop_price``, ``trail_price``, ``trail_percent`` as
+    ``string <number>``.
+    """
+    text = f"{value.normalize():f}"
+    return text
+
+
+def wire_body(request: OrderRequest, legs: list[OrderRequest], model: Any) -> dict[str, Any]:
+    """The POST /v2/orders body: alpaca-py's checked fields, numbers as plain decimal strings.
+
+    The quantity is cut to Alpaca's 9 decimal places (down, never more than asked).
+    """
+    body = model.to_request_fields()
+    body["qty"] = plain_decimal(request.qty.quantize(QTY_PLACES, rounding=ROUND_DOWN))
+    for name in ("limit_price", "stop_price", "trail_price", "trail_percent"):
+        value = getattr(request, name, None)
+        if value is not None and name in body:
+            body[name] = plain_decimal(value)
+    take_profit = next((leg for leg in legs if leg.purpose is OrderPurpose.TAKE_PROFIT), None)
+    stop_loss = next((leg for leg in legs if leg.purpose is OrderPurpose.STOP_LOSS), None)
+    if take_profit is not None and "take_profit" in body:
+        body["take_profit"]["limit_price"] = plain_decimal(take_profit.limit_price)
+    if stop_loss is not None and "stop_loss" in body:
+        body["stop_loss"]["stop_price"] = plain_decimal(stop_loss.stop_price)
+        if stop_loss.limit_price is not None:
+            body["stop_loss"]["limit_price"] = plain_decimal(stop_loss.limit_price)
+    return body
 
 
 # --- Alpaca's order → our report -----------------------------------------------------------
@@ -525,7 +563,7 @@ class AlpacaBroker:
                 refused[leg.client_order_id] = leg_problem
             else:
                 sendable.append(leg)
-        reports = self._post(entry, _alpaca_request(entry, sendable))
+        reports = self._post(entry, _alpaca_request(entry, sendable), sendable)
         return BracketResult(reports=tuple(reports), refused=refused)
 
     def cancel_order(self, client_order_id: str) -> BrokerOrder:
@@ -658,15 +696,25 @@ class AlpacaBroker:
 
     # --- calls -------------------------------------------------------------------------------
 
-    def _post(self, request: OrderRequest, alpaca_request: Any) -> list[BrokerOrder]:
-        """POST the order; map a refusal to a REJECTED report and a duplicate id to DuplicateOrder."""
+    def _post(
+        self,
+        request: OrderRequest,
+        alpaca_request: Any,
+        legs: list[OrderRequest] = (),  # type: ignore[assignment]
+    ) -> list[BrokerOrder]:
+        """POST the order; map a refusal to a REJECTED report and a duplicate id to DuplicateOrder.
+
+        alpaca-py's request model checks the shape; the body sent carries quantities and prices
+        as plain decimal strings (``wire_body``), never floats.
+        """
         extra = {
             "action": "alpaca_submit",
             "client_order_id": request.client_order_id,
             "config_id": self.config_id,
         }
         try:
-            order = self._call(lambda: self.client.submit_order(alpaca_request))
+            body = wire_body(request, legs, alpaca_request)
+            order = self._call(lambda: AlpacaOrder(**self.client.post("/orders", body)))
         except APIError as error:
             status, message = _error_parts(error)
             if status == 422 and DUPLICATE_CLIENT_ORDER_ID in message.lower():
@@ -746,7 +794,10 @@ def _crypto_symbol(symbol: str) -> str:
     """Alpaca reports crypto positions as ``BTCUSD``; orders (and our books) say ``BTC/USD``."""
     if "/" in symbol:
         return symbol
-    for quote in ("USDT", "USDC", "USD", "BTC"):
+    canonical = canonical_symbol(symbol)
+    if "/" in canonical:
+        return canonical
+    for quote in ("USDT", "USDC", "USD", "BTC"):  # a pair whose base we do not list
         if symbol.endswith(quote) and len(symbol) > len(quote):
             return f"{symbol[: -len(quote)]}/{quote}"
     return symbol

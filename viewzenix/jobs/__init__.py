@@ -52,8 +52,10 @@ def build_job_app(database_url: str) -> procrastinate.App:
 
 
 def signal_lock(config_id: uuid.UUID | str, symbol: str) -> str:
-    """Return the lock key serialising jobs of one (config, symbol)."""
-    return f"signal:{config_id}:{symbol}"
+    """Return the lock key serialising jobs of one (config, symbol), by its canonical symbol."""
+    from viewzenix.domain.symbols import canonical_symbol
+
+    return f"signal:{config_id}:{canonical_symbol(symbol)}"
 
 
 def defer_execute_signal(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -63,6 +64,7 @@ from viewzenix.domain.model import (
     SignalStatus,
 )
 from viewzenix.domain.serialization import signal_from_dict
+from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
@@ -155,6 +157,7 @@ class _Execution:
             # Did an earlier run of this signal record its orders or cancels? Then resume it.
             recorded = row["recorded"]
             signal = signal_from_dict(row["signal"] or {})
+            signal = replace(signal, ticker=canonical_symbol(signal.ticker))  # BTCUSD → BTC/USD
             open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
             self.has_account = row["has_account"]
             self.had_open_orders = bool(open_rows)

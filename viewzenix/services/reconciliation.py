@@ -36,6 +36,7 @@ from viewzenix.brokers.base import BrokerOrder
 from viewzenix.db import Connection, Database
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
+from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Forbidden, NotFound
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
@@ -220,11 +221,11 @@ def _compare(
     broker, config_id = account.broker, account.config_id
     with db.transaction() as conn:
         ours = {r["client_order_id"]: r for r in runs_repo.orders_to_compare(conn, config_id, since)}
-        our_positions = {p.symbol: p.qty for p in positions_repo.open_for(conn, config_id)}
+        our_positions = {canonical_symbol(p.symbol): p.qty for p in positions_repo.open_for(conn, config_id)}
     theirs = {
         o.client_order_id: o for o in broker.list_orders(None if since is None else since - WINDOW_MARGIN)
     }
-    their_positions = {p.symbol: p.qty for p in broker.get_positions()}
+    their_positions = {canonical_symbol(p.symbol): p.qty for p in broker.get_positions()}
     older = [key for key in theirs if key not in ours]
     if older:  # the broker's window reaches further back: ours may hold them
         with db.transaction() as conn:
@@ -281,7 +282,7 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
         versions = runs_repo.order_versions(conn, book.config_id, order_keys)
         position_versions = runs_repo.position_versions(conn, book.config_id)
     reports = {key: broker.get_order_by_client_order_id(key) for key in dict.fromkeys(order_keys)}
-    their_positions = {p.symbol: p for p in broker.get_positions()}
+    their_positions = {canonical_symbol(p.symbol): p for p in broker.get_positions()}
     own_fills: Counter[str] = Counter()
     with db.transaction() as conn:
         for key, report in reports.items():
@@ -309,22 +310,25 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
                     result.repair_deferred += 1  # it existed when read: gone since (cannot be)
                     continue
                 recorded = ledger.adopt_order(conn, book, report, _request_of(report), now)
-                own_fills[report.symbol] += 0 if recorded is None else len(recorded.new_fills)
+                added = 0 if recorded is None else len(recorded.new_fills)
+                own_fills[canonical_symbol(report.symbol)] += added
                 result.repaired += 1
             else:
-                own_fills[report.symbol] += _align_order(conn, book, report, now)
+                own_fills[canonical_symbol(report.symbol)] += _align_order(conn, book, report, now)
                 result.repaired += 1
-        ours = {p.symbol: p for p in positions_repo.open_for(conn, book.config_id)}
-        for symbol in sorted(set(ours) | set(their_positions)):
-            mine = ours.get(symbol)
-            theirs = their_positions.get(symbol)
+        # Compared by canonical symbol (BTCUSD = BTC/USD); repaired under the spelling our books hold.
+        ours = {canonical_symbol(p.symbol): p for p in positions_repo.open_for(conn, book.config_id)}
+        for key in sorted(set(ours) | set(their_positions)):
+            mine = ours.get(key)
+            symbol = mine.symbol if mine else key
+            theirs = their_positions.get(key)
             their_qty = theirs.qty if theirs else Decimal(0)
             if (mine.qty if mine else Decimal(0)) == their_qty:
                 continue
             positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
             # Each fill this repair recorded moved the version once; any other move is a writer's.
             version = runs_repo.position_versions(conn, book.config_id).get(symbol, 0)
-            if version != position_versions.get(symbol, 0) + own_fills[symbol] or runs_repo.symbol_busy(
+            if version != position_versions.get(symbol, 0) + own_fills[key] or runs_repo.symbol_busy(
                 conn, book.config_id, symbol
             ):
                 result.repair_deferred += 1
