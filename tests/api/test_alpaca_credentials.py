@@ -18,6 +18,13 @@ from viewzenix.services.execution import execute_signal
 pytestmark = pytest.mark.db
 
 
+@pytest.fixture(autouse=True)
+def no_account_held_by_an_earlier_test(db):
+    """One Alpaca account belongs to one config: the fake's keys must be free for this test's."""
+    with db.transaction() as conn:
+        conn.execute("delete from private.broker_credentials")
+
+
 @pytest.fixture()
 def fake():
     api = FakeAlpacaApi(auto_fill=False)
@@ -193,3 +200,23 @@ def test_a_test_alert_on_live_keys_needs_confirm_live(client, auth_headers, conf
     client.put(url(config), json={**keys, "live": False}, headers=auth_headers)
     paper = client.post(test_alert, json={}, headers=auth_headers)
     assert paper.status_code == 200
+
+
+def test_one_alpaca_account_belongs_to_one_config_at_a_time(client, auth_headers, config):
+    keys = {"key_id": KEY_ID, "secret_key": SECRET_KEY}
+    assert client.put(url(config), json=keys, headers=auth_headers).status_code == 200
+    assert client.put(url(config), json=keys, headers=auth_headers).status_code == 200  # same config: fine
+    other = client.post(
+        "/api/webhook-configs", json={"name": "Alpaca again", "broker": "alpaca"}, headers=auth_headers
+    ).json
+
+    refused = client.put(url(other), json=keys, headers=auth_headers)
+
+    assert refused.status_code == 409
+    assert refused.json["code"] == "alpaca_account_in_use"
+    assert "one config" in refused.json["message"]
+    assert client.get(url(other), headers=auth_headers).json["configured"] is False
+    assert client.get(url(config), headers=auth_headers).json["configured"] is True
+    # once the first config lets the account go, the second may take it
+    assert client.delete(url(config), headers=auth_headers).status_code in (200, 204)
+    assert client.put(url(other), json=keys, headers=auth_headers).status_code == 200

@@ -55,6 +55,13 @@ class Alpaca:
         )
 
 
+@pytest.fixture(autouse=True)
+def no_account_held_by_an_earlier_test(db):
+    """One Alpaca account belongs to one config: the fake's keys must be free for this test's."""
+    with db.transaction() as conn:
+        conn.execute("delete from private.broker_credentials")
+
+
 @pytest.fixture()
 def alpaca():
     api = FakeAlpacaApi(auto_fill=False)

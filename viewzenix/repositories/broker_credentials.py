@@ -9,19 +9,30 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
+
 from viewzenix.db import Connection
+
+ACCOUNT_DIGEST_KEY = "broker_credentials_account_digest_key"
+
+
+class AccountTaken(Exception):
+    """Another webhook config already holds credentials of this broker account."""
+
 
 UPSERT = """
 insert into private.broker_credentials as c (
-    config_id, user_id, key_id_encrypted, secret_key_encrypted, key_id_hint, live
+    config_id, user_id, key_id_encrypted, secret_key_encrypted, key_id_hint, live, account_digest
 ) values (
-    %(config_id)s, %(user_id)s, %(key_id_encrypted)s, %(secret_key_encrypted)s, %(key_id_hint)s, %(live)s
+    %(config_id)s, %(user_id)s, %(key_id_encrypted)s, %(secret_key_encrypted)s, %(key_id_hint)s, %(live)s,
+    %(account_digest)s
 )
 on conflict (config_id) do update set
     key_id_encrypted = excluded.key_id_encrypted,
     secret_key_encrypted = excluded.secret_key_encrypted,
     key_id_hint = excluded.key_id_hint,
-    live = excluded.live
+    live = excluded.live,
+    account_digest = excluded.account_digest
 returning config_id, user_id, broker, key_id_hint, live, created_at, updated_at
 """
 
@@ -56,19 +67,28 @@ def upsert(
     secret_key_encrypted: str,
     key_id_hint: str,
     live: bool,
+    account_digest: str | None = None,
 ) -> dict[str, Any]:
-    """Insert or replace a config's credentials; return the row without the encrypted values."""
-    return conn.execute(
-        UPSERT,
-        {
-            "config_id": config_id,
-            "user_id": user_id,
-            "key_id_encrypted": key_id_encrypted,
-            "secret_key_encrypted": secret_key_encrypted,
-            "key_id_hint": key_id_hint,
-            "live": live,
-        },
-    ).fetchone()
+    """Insert or replace a config's credentials; return the row without the encrypted values.
+
+    Raises AccountTaken when another config holds the same ``account_digest`` (one broker
+    account belongs to one config: unique index ``ACCOUNT_DIGEST_KEY``).
+    """
+    params = {
+        "config_id": config_id,
+        "user_id": user_id,
+        "key_id_encrypted": key_id_encrypted,
+        "secret_key_encrypted": secret_key_encrypted,
+        "key_id_hint": key_id_hint,
+        "live": live,
+        "account_digest": account_digest,
+    }
+    try:
+        return conn.execute(UPSERT, params).fetchone()
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name == ACCOUNT_DIGEST_KEY:
+            raise AccountTaken() from error
+        raise
 
 
 def set_api_url(conn: Connection, config_id: uuid.UUID, api_url: str | None) -> None:

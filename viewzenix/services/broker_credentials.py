@@ -12,6 +12,7 @@ the live address are refused (the test connection says so).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -29,6 +30,7 @@ from viewzenix.services.common import Caller
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AlpacaAccountInUse",
     "CredentialsKeyMissing",
     "NoCredentials",
     "delete",
@@ -46,6 +48,30 @@ class CredentialsKeyMissing(ViewzenixError):
 
     status = 503
     code = "credentials_key_missing"
+
+
+class AlpacaAccountInUse(ViewzenixError):
+    """These Alpaca keys belong to an account another webhook config already trades: one account, one config.
+
+    Alpaca allows one trade_updates stream per account, and two configs on one account would see
+    each other's orders and positions as drift (and a repair would adopt them). Remove the keys
+    from the other config first, or use another account's keys.
+    """
+
+    status = 409
+    code = "alpaca_account_in_use"
+
+
+def _upsert(conn: Any, **values: Any) -> dict[str, Any]:
+    try:
+        return repo.upsert(conn, **values)
+    except repo.AccountTaken as error:
+        raise AlpacaAccountInUse() from error
+
+
+def account_digest(key_id: str, live: bool) -> str:
+    """Return the digest naming the Alpaca account of ``key_id`` (paper and live keys differ)."""
+    return hashlib.sha256(f"alpaca:{'live' if live else 'paper'}:{key_id}".encode()).hexdigest()
 
 
 class NoCredentials(ViewzenixError):
@@ -85,7 +111,7 @@ def store_alpaca_credentials(
         config = configs_repo.get(conn, config_id)
         if config is None:
             raise NotFound("No webhook config with this id.")
-        repo.upsert(
+        _upsert(
             conn,
             config_id=config_id,
             user_id=config["user_id"],
@@ -93,6 +119,7 @@ def store_alpaca_credentials(
             secret_key_encrypted=secret_encrypted,
             key_id_hint=_hint(key_id),
             live=live,
+            account_digest=account_digest(key_id, live),
         )
         repo.set_api_url(conn, config_id, api_url)
 
@@ -109,7 +136,7 @@ def set_alpaca_credentials(
     with db.transaction(caller.claims) as conn:
         if configs_repo.get(conn, config_id) is None:
             raise NotFound("No webhook config with this id.")
-        row = repo.upsert(
+        row = _upsert(
             conn,
             config_id=config_id,
             user_id=caller.user_id,
@@ -117,6 +144,7 @@ def set_alpaca_credentials(
             secret_key_encrypted=secret_encrypted,
             key_id_hint=_hint(key_id),
             live=live,
+            account_digest=account_digest(key_id, live),
         )
     logger.info(
         "alpaca credentials set (%s)",
