@@ -327,3 +327,34 @@ def test_quantities_and_prices_go_to_alpaca_as_plain_decimal_strings(db, alpaca,
     [body] = alpaca.fake.posted
     sent = json.loads(body)
     assert (sent["qty"], sent["limit_price"]) == ("0.00005", "59000.12")  # not 5e-05, not a float
+
+
+def test_listing_orders_never_skips_orders_sharing_the_pages_last_timestamp(db, alpaca, config, monkeypatch):
+    from datetime import UTC, datetime
+
+    from viewzenix.brokers import alpaca as alpaca_module
+
+    monkeypatch.setattr(alpaca_module, "PAGE_SIZE", 2)
+    moments = iter(
+        [datetime(2026, 11, 23, 15, 0, 0, tzinfo=UTC)] + [datetime(2026, 11, 23, 15, 0, 1, tzinfo=UTC)] * 9
+    )
+    alpaca.fake.clock = lambda: next(moments)
+    broker = alpaca.broker()
+    from viewzenix.domain.engine import OrderPurpose, OrderRequest
+    from viewzenix.domain.model import OrderSide, OrderType, TimeInForce
+
+    for n in range(3):  # the 2nd and 3rd share a timestamp; a page holds 2
+        broker.submit_order(
+            OrderRequest(
+                client_order_id=f"tie-{n}",
+                symbol="AAPL",
+                side=OrderSide.BUY,
+                qty=D(1),
+                order_type=OrderType.LIMIT,
+                time_in_force=TimeInForce.DAY,
+                purpose=OrderPurpose.ENTRY,
+                limit_price=D(90),
+            )
+        )
+
+    assert sorted(r.client_order_id for r in broker.list_orders()) == ["tie-0", "tie-1", "tie-2"]

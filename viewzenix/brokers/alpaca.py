@@ -56,7 +56,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -634,7 +634,9 @@ class AlpacaBroker:
         """Return every order submitted after ``after`` (UTC), legs included, oldest first.
 
         Alpaca: ``GET /v2/orders?status=all&nested=true&direction=asc&after=…``, paged by
-        ``after`` = the last order's ``submitted_at``. Raises BrokerUnavailable.
+        ``after``, which is exclusive: the next page starts one microsecond before the last
+        order's ``submitted_at`` (orders already seen are skipped by id), so orders sharing the
+        page's last timestamp are never skipped. Raises BrokerUnavailable.
         """
         reports: list[BrokerOrder] = []
         seen: set[str] = set()
@@ -648,14 +650,13 @@ class AlpacaBroker:
                 after=cursor,
             )
             page = self._list(query)
-            for order in page:
-                if str(order.id) in seen:
-                    continue
+            new = [order for order in page if str(order.id) not in seen]
+            for order in new:
                 seen.add(str(order.id))
                 reports.extend(_flatten(order))
-            if len(page) < PAGE_SIZE:
+            if len(page) < PAGE_SIZE or not new:  # not new: a whole page shares one microsecond
                 return reports
-            cursor = page[-1].submitted_at
+            cursor = page[-1].submitted_at - timedelta(microseconds=1)
 
     def get_positions(self) -> list[PositionState]:
         """Return the open positions: signed qty (short < 0), average entry price. GET /v2/positions."""
