@@ -489,3 +489,55 @@ def test_reconcile_sees_tradingviews_btcusd_and_alpacas_btc_usd_as_one_position(
 
     assert run["counts"]["position_differs"] == 0
     assert held(db, book, "BTCUSD") == D(2)  # never zeroed by a repair
+
+
+# --- reconciliation: never-sent bracket legs are no drift; adopted legs keep their parent ----
+
+
+def test_bracket_legs_never_sent_are_not_reported_as_drift(db):
+    from viewzenix.domain.model import StopLoss, TakeProfit
+
+    config = make_config(db, name="fake")
+    broker = FakeBroker()
+    broker.refuse = ("insufficient_buying_power", "insufficient buying power")
+    bracket = buy(take_profit=TakeProfit(limit_price=D(110)), stop_loss=StopLoss(stop_price=D(95)))
+    assert execute(db, store_signal(db, config, bracket, job_id=JOB), broker) == "rejected"
+
+    [run] = reconcile(db, config_id=config["id"], accounts=accounts_of(db, broker))
+
+    assert (run["orders_in_drift"], run["drifts"]) == (0, [])
+
+
+def test_adopted_bracket_legs_keep_their_parent(db, book):
+    broker = FakeBroker()
+    entry = request("outside-entry")
+    leg = request(
+        "outside-tp",
+        OrderSide.SELL,
+        order_type=OrderType.LIMIT,
+        limit_price=D(110),
+        purpose=OrderPurpose.TAKE_PROFIT,
+        parent_client_order_id="outside-entry",
+    )
+    broker.orders["outside-tp"] = BrokerOrder(
+        **{
+            **report_of(leg, OrderStatus.HELD, "0").__dict__,
+            "parent_client_order_id": "outside-entry",
+            "order_type": "limit",
+            "limit_price": D(110),
+        }
+    )
+    broker.orders["outside-entry"] = report_of(entry, OrderStatus.FILLED, "10")
+
+    reconcile(db, config_id=book.config_id, repair=True, accounts=accounts_of(db, broker))
+
+    with db.transaction() as conn:
+        rows = {
+            r["client_order_id"]: r
+            for r in conn.execute(
+                "select o.client_order_id, o.purpose, p.client_order_id as parent from public.orders o"
+                " left join public.orders p on p.id = o.parent_order_id where o.config_id = %s",
+                (book.config_id,),
+            )
+        }
+    assert (rows["outside-tp"]["parent"], rows["outside-tp"]["purpose"]) == ("outside-entry", "take_profit")

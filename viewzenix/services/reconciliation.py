@@ -53,6 +53,8 @@ PENDING_GRACE = timedelta(minutes=15)
 # of the window is never called missing for a clock difference.
 WINDOW_MARGIN = timedelta(hours=1)
 MISSING_AT_BROKER = "missing_at_broker"
+# Orders we closed because the broker never had them (execution, order sync, an earlier repair).
+NEVER_SENT = ("never_submitted", "parent_not_filled", MISSING_AT_BROKER)
 KINDS = (
     "missing_on_our_side",
     "missing_at_broker",
@@ -242,8 +244,13 @@ def _compare(
             and now - mine["created_at"] < PENDING_GRACE
         ):
             continue  # a job may be sending it right now
-        if mine is not None and report is None and mine["status_code"] == MISSING_AT_BROKER:
-            continue  # closed by an earlier repair for this very reason
+        if (
+            mine is not None
+            and report is None
+            and mine["status_code"] in NEVER_SENT
+            and not mine["filled_qty"]
+        ):
+            continue  # closed as never sent (a leg of an entry that ended unfilled, a repair): none there
         result.orders_compared += 1
         if mine is None:
             result.drifts.append(Drift("missing_on_our_side", key, None, _brief(report)))
@@ -285,7 +292,10 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
     their_positions = {canonical_symbol(p.symbol): p for p in broker.get_positions()}
     own_fills: Counter[str] = Counter()
     with db.transaction() as conn:
-        for key, report in reports.items():
+        # entries before legs, so an adopted leg finds its adopted parent
+        for key, report in sorted(
+            reports.items(), key=lambda kv: bool(kv[1] and kv[1].parent_client_order_id)
+        ):
             row = orders_repo.get_by_client_order_id(conn, book.config_id, key, for_update=True)
             if row is not None and (
                 row["version"] != versions.get(key) or runs_repo.order_being_sent(conn, row["id"])
@@ -359,10 +369,18 @@ def _request_of(report: BrokerOrder) -> OrderRequest:
         qty=report.qty,
         order_type=OrderType(report.order_type),
         time_in_force=TimeInForce(report.time_in_force),
-        purpose=OrderPurpose.ENTRY if report.parent_client_order_id is None else OrderPurpose.STOP_LOSS,
+        purpose=_purpose_of(report),
+        parent_client_order_id=report.parent_client_order_id,
         limit_price=report.limit_price,
         stop_price=report.stop_price,
     )
+
+
+def _purpose_of(report: BrokerOrder) -> OrderPurpose:
+    """An adopted order's purpose: a leg (it has a parent) is its take-profit (limit) or stop-loss."""
+    if report.parent_client_order_id is None:
+        return OrderPurpose.ENTRY
+    return OrderPurpose.TAKE_PROFIT if report.order_type == OrderType.LIMIT else OrderPurpose.STOP_LOSS
 
 
 def _brief(report: BrokerOrder | None) -> dict[str, Any] | None:
