@@ -541,3 +541,18 @@ def test_adopted_bracket_legs_keep_their_parent(db, book):
             )
         }
     assert (rows["outside-tp"]["parent"], rows["outside-tp"]["purpose"]) == ("outside-entry", "take_profit")
+
+
+def test_reconcile_surfaces_a_refused_report_and_never_repairs_over_it(db, book):
+    entry = request("e9")
+    record(db, book, entry, report_of(entry, OrderStatus.FILLED, "10"))
+    record(db, book, report_of(entry, OrderStatus.CANCELED, "0"))  # refused: an anomaly
+    broker = FakeBroker()
+    broker.orders["e9"] = report_of(entry, OrderStatus.FILLED, "10")
+
+    [run] = reconcile(db, config_id=book.config_id, repair=True, accounts=accounts_of(db, broker))
+
+    assert run["counts"]["order_anomaly"] == 1
+    assert [d["kind"] for d in run["drifts"]] == ["order_anomaly"]
+    assert run["drifts"][0]["ours"] == "terminal_to_terminal"
+    assert status_of(db, book, "e9") == ("filled", D(10))

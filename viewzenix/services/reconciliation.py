@@ -38,6 +38,7 @@ from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
 from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Forbidden, NotFound
+from viewzenix.repositories import anomalies as anomalies_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import reconciliations as runs_repo
@@ -53,6 +54,8 @@ PENDING_GRACE = timedelta(minutes=15)
 # of the window is never called missing for a clock difference.
 WINDOW_MARGIN = timedelta(hours=1)
 MISSING_AT_BROKER = "missing_at_broker"
+# A broker report the ledger refused as impossible (public.order_anomalies), shown with each run.
+ORDER_ANOMALY = "order_anomaly"
 # Orders we closed because the broker never had them (execution, order sync, an earlier repair).
 NEVER_SENT = ("never_submitted", "parent_not_filled", MISSING_AT_BROKER)
 KINDS = (
@@ -109,6 +112,8 @@ class Reconciliation:
     def counts(self) -> dict[str, int]:
         found = Counter(d.kind for d in self.drifts)
         counts = {kind: found.get(kind, 0) for kind in KINDS}
+        if found.get(ORDER_ANOMALY):  # reports the ledger refused: for a person, never repaired
+            counts[ORDER_ANOMALY] = found[ORDER_ANOMALY]
         if self.repair:
             counts.update(repair_deferred=self.repair_deferred, repair_refused=self.repair_refused)
         return counts
@@ -263,6 +268,12 @@ def _compare(
                 result.drifts.append(
                     Drift("filled_qty_differs", key, str(mine["filled_qty"]), str(report.filled_qty))
                 )
+    with db.transaction() as conn:
+        for anomaly in anomalies_repo.since(conn, config_id, since):
+            detail = anomaly["detail"]
+            result.drifts.append(
+                Drift(ORDER_ANOMALY, anomaly["client_order_id"], anomaly["kind"], detail.get("message"))
+            )
     symbols = sorted(set(our_positions) | set(their_positions))
     result.positions_compared = len(symbols)
     for symbol in symbols:
@@ -284,7 +295,7 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
     moves an order or a position backwards.
     """
     book, broker = account.book, account.broker
-    order_keys = [d.key for d in result.drifts if d.kind != "position_differs"]
+    order_keys = [d.key for d in result.drifts if d.kind not in ("position_differs", ORDER_ANOMALY)]
     with db.transaction() as conn:
         versions = runs_repo.order_versions(conn, book.config_id, order_keys)
         position_versions = runs_repo.position_versions(conn, book.config_id)
