@@ -195,5 +195,6 @@ def test_resting_day_orders_expire_at_the_session_close_through_the_ledger(db):
     assert (ours["AAPL"]["status"], ours["AAPL"]["status_code"]) == ("expired", "day_order_expired")
     assert ours["AAPL"]["status_message"] == "day order expired: at the session close"
     assert order_events(db, ours["AAPL"]["id"])[-1] == "OrderExpired"
-    assert (ours["MSFT"]["status"], ours["BTCUSD"]["status"]) == ("accepted", "accepted")
-    assert theirs == {"AAPL": "expired", "MSFT": "accepted", "BTCUSD": "accepted"}
+    # TradingView's BTCUSD is recorded under its canonical symbol BTC/USD (issue 15)
+    assert (ours["MSFT"]["status"], ours["BTC/USD"]["status"]) == ("accepted", "accepted")
+    assert theirs == {"AAPL": "expired", "MSFT": "accepted", "BTC/USD": "accepted"}

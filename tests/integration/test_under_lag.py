@@ -259,6 +259,17 @@ def request(coid: str, side: OrderSide = OrderSide.BUY, qty: str = "10", **field
     )
 
 
+def take_profit_leg(coid: str, parent: str) -> OrderRequest:
+    return request(
+        coid,
+        OrderSide.SELL,
+        order_type=OrderType.LIMIT,
+        limit_price=D(110),
+        purpose=OrderPurpose.TAKE_PROFIT,
+        parent_client_order_id=parent,
+    )
+
+
 def report_of(req: OrderRequest, status: OrderStatus, qty: str, price: str = "100") -> BrokerOrder:
     fills = ()
     if D(qty) > 0:
@@ -316,14 +327,7 @@ def status_of(db, book, coid: str) -> tuple[str, Decimal]:
 class TestImpossibleReports:
     def test_both_legs_of_a_bracket_filling_never_turn_a_long_into_a_short(self, db, book):
         entry = request("entry")
-        tp = request(
-            "tp",
-            OrderSide.SELL,
-            order_type=OrderType.LIMIT,
-            limit_price=D(110),
-            purpose=OrderPurpose.TAKE_PROFIT,
-            parent_client_order_id="entry",
-        )
+        tp = take_profit_leg("tp", "entry")
         sl = request(
             "sl",
             OrderSide.SELL,
@@ -511,14 +515,7 @@ def test_bracket_legs_never_sent_are_not_reported_as_drift(db):
 def test_adopted_bracket_legs_keep_their_parent(db, book):
     broker = FakeBroker()
     entry = request("outside-entry")
-    leg = request(
-        "outside-tp",
-        OrderSide.SELL,
-        order_type=OrderType.LIMIT,
-        limit_price=D(110),
-        purpose=OrderPurpose.TAKE_PROFIT,
-        parent_client_order_id="outside-entry",
-    )
+    leg = take_profit_leg("outside-tp", "outside-entry")
     broker.orders["outside-tp"] = BrokerOrder(
         **{
             **report_of(leg, OrderStatus.HELD, "0").__dict__,
