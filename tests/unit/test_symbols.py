@@ -18,7 +18,7 @@ from viewzenix.domain.symbols import canonical_symbol, is_crypto
         ("ETHBTC", "ETH/BTC"),
         ("AAPL", "AAPL"),
         ("BRK.B", "BRK.B"),
-        ("ABCUSD", "ABCUSD"),  # not a crypto base we know: a ticker stays a ticker
+        ("ZUSD", "ZUSD"),  # as short as a US equity ticker: a ticker stays a ticker
     ],
 )
 def test_every_spelling_of_an_instrument_has_one_canonical_symbol(spelled, canonical):

@@ -3,21 +3,17 @@
 US equities keep their ticker (``AAPL``, ``BRK.B``). Crypto pairs are written ``BASE/QUOTE`` as
 Alpaca writes them in orders (``BTC/USD``); TradingView writes ``BTCUSD`` (or ``BTCUSDT`` on
 exchanges), Alpaca's positions ``BTCUSD``, some feeds ``BTC-USD``: all become ``BTC/USD`` /
-``BTC/USDT``. A concatenated spelling is read as a pair only when its base is a known crypto
-asset (Alpaca's list of tradable crypto, FACTS.md), so a stock ticker ending in ``USD`` stays one.
+``BTC/USDT``. Which concatenated spellings are pairs is ``domain.sessions.is_crypto``'s rule
+(longer than any US equity ticker, ending in a crypto quote currency), so sessions, adapters and
+reconciliation agree on what is crypto.
 """
 
 from __future__ import annotations
 
-# Alpaca's tradable crypto assets (base currencies); USDT and USDC are also quotes.
-CRYPTO_BASES = frozenset(
-    {
-        "AAVE", "AVAX", "BAT", "BCH", "BTC", "CRV", "DOGE", "DOT", "ETH", "GRT", "LINK", "LTC",
-        "MKR", "PEPE", "SHIB", "SOL", "SUSHI", "TRUMP", "UNI", "USDC", "USDT", "XRP", "XTZ", "YFI",
-    }
-)  # fmt: skip
+from viewzenix.domain import sessions
+
 # Quote currencies, longest first so BTCUSDT is BTC/USDT and not BTCUSD + T.
-CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
+CRYPTO_QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH")
 
 
 def canonical_symbol(symbol: str) -> str:
@@ -28,15 +24,15 @@ def canonical_symbol(symbol: str) -> str:
     text = symbol.strip().upper()
     for separator in ("/", "-"):
         base, found, quote = text.partition(separator)
-        if found and base in CRYPTO_BASES and quote in CRYPTO_QUOTES:
+        if found and base.isalnum() and quote in CRYPTO_QUOTES:
             return f"{base}/{quote}"
-    for quote in CRYPTO_QUOTES:
-        base = text[: -len(quote)]
-        if text.endswith(quote) and base in CRYPTO_BASES:
-            return f"{base}/{quote}"
+    if "/" not in text and sessions.is_crypto(text):
+        for quote in CRYPTO_QUOTES:
+            if text.endswith(quote):
+                return f"{text[: -len(quote)]}/{quote}"
     return text
 
 
 def is_crypto(symbol: str) -> bool:
-    """Return whether ``symbol`` names a crypto pair (in any spelling ``canonical_symbol`` reads)."""
-    return "/" in canonical_symbol(symbol)
+    """Return whether ``symbol`` names a crypto pair (``domain.sessions.is_crypto``, any spelling)."""
+    return sessions.is_crypto(canonical_symbol(symbol))
