@@ -11,9 +11,8 @@ It keeps its own orders in memory and can misbehave the ways real brokers do:
 - ``crash_after_submit``: the order is placed, then a ``Crash`` (a BaseException, like SIGKILL
   for the code under test: nothing after it runs, no handler records a failure) is raised;
 - ``lagging_reads``: reads lag writes, as Alpaca's do — the next N look-ups by client_order_id
-  (and listings) do not show orders placed so far (``reads_lag`` then says so, as the Alpaca
-  adapter's does);
-- ``stale_reads``: look-ups answer this older report of an order instead of the current one.
+  do not show orders placed so far (``reads_lag`` then says so, as the Alpaca
+  adapter's does).
 
 ``calls`` lists every port call as ``(method, client_order_id)``; ``probe`` (optional) runs at
 the start of every call, e.g. to check that no database transaction is open.
@@ -63,7 +62,6 @@ class FakeBroker:
         self.probe: Callable[[str], None] | None = None
         self.reads_lag = False
         self.lagging_reads = 0
-        self.stale_reads: dict[str, BrokerOrder] = {}
         self._trades = 0
 
     # --- the port ---------------------------------------------------------------------------
@@ -103,7 +101,7 @@ class FakeBroker:
         if self.lagging_reads > 0:
             self.lagging_reads -= 1
             return None
-        return self.stale_reads.get(client_order_id) or self.orders.get(client_order_id)
+        return self.orders.get(client_order_id)
 
     def list_open_orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         self._call("list_open_orders", None)

@@ -96,14 +96,20 @@ def filled(order: dict[str, Any], qty: str, price: str = "100", trade_id: str = 
 # --- item 1: every order the broker may have is resolved without a person --------------------
 
 
+def timed_out_after_accept(db: Database, **config_fields: Any) -> tuple[dict[str, Any], FakeBroker, Any]:
+    """A lagging broker placed the signal's order, then the submit timed out (the job failed)."""
+    config = make_config(db, name="fake", **config_fields)
+    broker = lagging()
+    broker.timeout_after_accept = True
+    signal_id = store_signal(db, config, buy(), job_id=JOB)
+    with pytest.raises(BrokerUnavailable):
+        execute(db, signal_id, broker)
+    return config, broker, signal_id
+
+
 class TestUnresolvedOrders:
     def test_a_duplicate_the_broker_does_not_show_yet_is_looked_up_again_and_recorded(self, db):
-        config = make_config(db, name="fake")
-        broker = lagging()
-        broker.timeout_after_accept = True
-        signal_id = store_signal(db, config, buy(), job_id=JOB)
-        with pytest.raises(BrokerUnavailable):
-            execute(db, signal_id, broker)
+        config, broker, signal_id = timed_out_after_accept(db)
 
         broker.lagging_reads = 2  # the retry's look-up and the look-up after "duplicate" both lag
         assert execute(db, signal_id, broker) == "executed"
@@ -114,12 +120,7 @@ class TestUnresolvedOrders:
         assert held(db, config) == D(10)
 
     def test_a_duplicate_still_not_shown_is_a_transient_error_the_job_retries(self, db):
-        config = make_config(db, name="fake")
-        broker = lagging()
-        broker.timeout_after_accept = True
-        signal_id = store_signal(db, config, buy(), job_id=JOB)
-        with pytest.raises(BrokerUnavailable):
-            execute(db, signal_id, broker)
+        config, broker, signal_id = timed_out_after_accept(db)
 
         broker.lagging_reads = 100
         with pytest.raises(OrderNotVisibleYet) as raised:
@@ -130,12 +131,7 @@ class TestUnresolvedOrders:
         assert order["status"] == "pending_new"
 
     def test_the_order_sync_records_a_pending_order_whose_job_ended(self, db):
-        config = make_config(db, name="fake", broker="alpaca")
-        broker = lagging()
-        broker.timeout_after_accept = True
-        signal_id = store_signal(db, config, buy(), job_id=JOB)
-        with pytest.raises(BrokerUnavailable):
-            execute(db, signal_id, broker)  # and every retry lagged: the job ended
+        config, broker, signal_id = timed_out_after_accept(db, broker="alpaca")  # every retry lagged
         [order] = orders_of(db, signal_id)
         assert order["status"] == "pending_new"
 
