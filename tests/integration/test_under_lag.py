@@ -120,7 +120,7 @@ class TestUnresolvedOrders:
         assert held(db, config) == D(10)
 
     def test_a_duplicate_still_not_shown_is_a_transient_error_the_job_retries(self, db):
-        config, broker, signal_id = timed_out_after_accept(db)
+        _, broker, signal_id = timed_out_after_accept(db)
 
         broker.lagging_reads = 100
         with pytest.raises(OrderNotVisibleYet) as raised:
