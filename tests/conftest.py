@@ -1,7 +1,7 @@
 """Shared fixtures: a real Postgres (embedded, or the server in DATABASE_URL), the app, users.
 
 The session creates a fresh database ``viewzenix_test`` on that server and applies the
-migrations from ``migrations/`` (plus the plain-Postgres bootstrap), exactly as ``make run``
+migrations from ``supabase/migrations/`` (plus the plain-Postgres bootstrap), exactly as ``make run``
 does. Tests never share rows: each one makes its own users and configs.
 """
 
