@@ -30,7 +30,9 @@ def test_a_database_migrated_from_the_old_folder_gets_only_the_new_files(tmp_pat
     assert apply_migrations(url, old) == [m.version for m in first]
     with psycopg.connect(url, autocommit=True) as conn:
         # As an older Supabase CLI left it: version only.
-        conn.execute("alter table supabase_migrations.schema_migrations drop column statements, drop column name")
+        conn.execute(
+            "alter table supabase_migrations.schema_migrations drop column statements, drop column name"
+        )
 
     applied = apply_migrations(url)
 
