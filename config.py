@@ -222,7 +222,7 @@ class Config:
         # and every hit of the single-tenant POST /webhook.
         self.WEBHOOK_FAILED_AUTH_LIMIT = env.get("WEBHOOK_FAILED_AUTH_LIMIT", "20/minute").strip()
         self.SINGLE_TENANT_WEBHOOK_LIMIT = env.get("SINGLE_TENANT_WEBHOOK_LIMIT", "600/minute").strip()
-        # Refuse webhook hits from any address but TradingView's four (FACTS.md): 403
+        # Refuse webhook hits from any address but TradingView's four (docs/tradingview.md): 403
         # source_not_allowed. Needs the real client address (TRUSTED_PROXY_COUNT behind a proxy).
         self.TRADINGVIEW_SOURCES_ONLY = _bool(env, "TRADINGVIEW_SOURCES_ONLY", False)
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).
