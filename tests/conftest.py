@@ -1,7 +1,7 @@
 """Shared fixtures: a real Postgres (embedded, or the server in DATABASE_URL), the app, users.
 
 The session creates a fresh database ``viewzenix_test`` on that server and applies the
-migrations from ``migrations/`` (plus the plain-Postgres bootstrap), exactly as ``make run``
+migrations from ``supabase/migrations/`` (plus the plain-Postgres bootstrap), exactly as ``make run``
 does. Tests never share rows: each one makes its own users and configs.
 """
 
@@ -53,14 +53,47 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """The Flask app on the test database, in local auth mode (pytest-flask uses it for ``client``)."""
+def pgbouncer_url(database_url: str) -> Iterator[str]:
+    """The test database through PgBouncer in transaction mode (tests/pgbouncer.py), stopped at the end.
+
+    Skipped without Debian's pgbouncer, unless VIEWZENIX_TEST_PGBOUNCER=1 asks for it (make
+    test-pgbouncer, .ci/run): then a missing pgbouncer is an error.
+    """
+    from tests import pgbouncer
+
+    if not pgbouncer.available():
+        if os.environ.get("VIEWZENIX_TEST_PGBOUNCER") == "1":
+            pytest.fail(
+                "VIEWZENIX_TEST_PGBOUNCER=1 but pgbouncer is not installed (apt-get install pgbouncer)"
+            )
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    url, stop = pgbouncer.start_pgbouncer(database_url)
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="session")
+def web_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """What the app's web pool uses: the test database, or PgBouncer in transaction mode in front
+    of it when VIEWZENIX_TEST_PGBOUNCER=1 (``make test-pgbouncer``)."""
+    if os.environ.get("VIEWZENIX_TEST_PGBOUNCER") == "1":
+        return request.getfixturevalue("pgbouncer_url")
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, web_database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """The Flask app on the test database, in local auth mode (pytest-flask uses it for ``client``).
+
+    Its web pool goes through PgBouncer (transaction mode) under ``make test-pgbouncer``.
+    """
     from viewzenix import create_app
 
     data_dir = tmp_path_factory.mktemp("data")
     config = TestingConfig(
         {
             "DATABASE_URL": database_url,
+            "WEB_DATABASE_URL": web_database_url if web_database_url != database_url else "",
             "DATA_DIR": str(data_dir),
             "WEBHOOK_PASSPHRASE": "test-passphrase",
             "PUBLIC_BASE_URL": "http://testserver",

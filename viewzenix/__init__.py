@@ -38,7 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
     if config.TRUSTED_PROXY_COUNT:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.TRUSTED_PROXY_COUNT)  # type: ignore[method-assign]
 
-    runtime = build_runtime(config)
+    runtime = build_runtime(config, role="web")
     app.extensions["viewzenix"] = runtime
 
     register_error_handlers(app)

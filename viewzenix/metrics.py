@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 bp = Blueprint("metrics", __name__)
 
-# Seconds; TradingView gives up after 3 s (FACTS.md), the goal is p99 ≤ 25 ms.
+# Seconds; TradingView gives up after 3 s (docs/tradingview.md), the goal is p99 ≤ 25 ms.
 INTAKE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0)
 

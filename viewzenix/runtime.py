@@ -52,20 +52,42 @@ def resolve_database_url(config: Config) -> tuple[str, object | None]:
     return start_embedded(config.DATA_DIR)
 
 
-def build_runtime(config: Config) -> Runtime:
-    """Open the pool (lazily connecting), build the job app and the token verifier."""
+WEB = "web"
+SESSION = "session"
+
+
+def build_runtime(config: Config, role: str = SESSION) -> Runtime:
+    """Open the pool (lazily connecting), build the job app and the token verifier.
+
+    ``role``: ``"web"`` (gunicorn and the flask CLI) puts the pool and the job app on
+    ``WEB_DATABASE_URL`` when it is set, as on a transaction-mode pooler (no prepared statements,
+    a one-connection job-queue app); ``"session"`` (job worker, streams) uses ``DATABASE_URL``.
+    ``Runtime.database_url`` is ``DATABASE_URL`` (or the embedded server) in both roles: what
+    migrations and the cron-driven runner's worker connect to, since they need a session.
+    """
+    if role not in (WEB, SESSION):
+        raise ValueError(f"role must be {WEB!r} or {SESSION!r}, got {role!r}")
     url, server = resolve_database_url(config)
     configure_cipher(config)
     from viewzenix.brokers.alpaca import RequestBudget
 
     RequestBudget.default_limit = config.ALPACA_REQUESTS_PER_MINUTE
+    pooled = role == WEB and bool(config.WEB_DATABASE_URL)
+    pool_url = config.WEB_DATABASE_URL if pooled else url
     db = Database(
-        url,
+        pool_url,
         min_size=config.DB_POOL_MIN_SIZE,
         max_size=config.DB_POOL_MAX_SIZE,
         timeout=config.DB_POOL_TIMEOUT_SECONDS,
+        transaction_pooler=pooled,
     )
     db.open(wait=False)
+    if role == WEB:
+        # Web code defers and administers jobs on the request's own connection (``connection=``),
+        # so this app's pool is never opened in a web process; it is marked for the pooler anyway.
+        jobs = build_job_app(pool_url, transaction_pooler=True, pool_size=1)
+    else:
+        jobs = build_job_app(url, pool_size=config.JOB_POOL_SIZE)
     if config.SUPABASE_URL:
         signer = None
         verifier = TokenVerifier.for_supabase(config.SUPABASE_URL, config.SUPABASE_JWT_SECRET)
@@ -79,7 +101,7 @@ def build_runtime(config: Config) -> Runtime:
         accounts=Accounts(db),
         database_url=url,
         db=db,
-        jobs=build_job_app(url),
+        jobs=jobs,
         verifier=verifier,
         local_signer=signer,
         embedded_server=server,

@@ -6,7 +6,7 @@ their bounds (enforced, 422) cannot be written in a string schema, so a schema-v
 rightly refused.
 
 Bounded (``MAX_EXAMPLES`` per operation, no example database) so the suite stays fast;
-``schemathesis run`` with more examples is the deeper check (README). Operations that would reach
+``schemathesis run`` with more examples is the deeper check (docs/guarantees.md). Operations that would reach
 Alpaca over the network (``alpaca-credentials``) are left out: their fakes have their own tests.
 Every operation runs even when one fails, so the assertion lists them all.
 """

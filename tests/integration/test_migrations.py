@@ -11,7 +11,7 @@ from viewzenix.db.migrate import MigrationError, apply_migrations, discover
 
 def test_files_follow_the_supabase_cli_naming():
     migrations = discover()
-    assert migrations, "migrations/ holds the schema"
+    assert migrations, "supabase/migrations/ holds the schema"
     assert [m.version for m in migrations] == sorted(m.version for m in migrations)
 
 

@@ -18,8 +18,7 @@ key commit together. A response that is not stored (400, 401, 422 and 429: the r
 refused before any work and may be fixed and sent again with the same key; and every 5xx) rolls
 the whole transaction back, as does an exception.
 
-Source: FACTS.md "Idempotency keys" (Stripe practice; IETF draft "The Idempotency-Key HTTP
-Header Field").
+Source: Stripe practice and the IETF draft "The Idempotency-Key HTTP Header Field".
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ Order shapes (the engine's ``OrderRequest`` → Alpaca), refused *before sending
 
 Transport:
 
-- alpaca-py retries 429 and 504 three times by default, POSTs included (FACTS.md): a 504 may have
+- alpaca-py retries 429 and 504 three times by default, POSTs included (its RESTClient): a 504 may have
   placed the order. Its retries are switched off here (``_TradingClient``). A 429 (nothing was
   done) is retried here after the wait Alpaca names (``Retry-After``, else
   ``X-RateLimit-Reset``; else 1, 2, 4 … s), at most ``MAX_RATE_LIMIT_RETRIES`` times; every call

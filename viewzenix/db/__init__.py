@@ -57,16 +57,31 @@ class Database:
     ``url``: a libpq connection string or URI. Connections use ``dict_row`` rows. ``timeout``:
     seconds a transaction waits for a connection before ``psycopg_pool.PoolTimeout`` (a
     ``psycopg.OperationalError``); the web answers 503 then, so it stays under TradingView's 3 s.
+    ``transaction_pooler``: ``url`` may be a transaction-mode pooler (PgBouncer, Supavisor port
+    6543): no prepared statements; everything here is transaction-scoped already (``set_config``
+    with ``is_local``, ``pg_advisory_xact_lock``), and nothing may LISTEN on this pool.
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        transaction_pooler: bool = False,
+    ) -> None:
         self.url = url
+        # A transaction-mode pooler hands each transaction to any server connection: a statement
+        # prepared on one is unknown on the next, so psycopg must not prepare (prepare_threshold=None).
+        self.transaction_pooler = transaction_pooler
+        prepare = {"prepare_threshold": None} if transaction_pooler else {}
         self.pool = ResilientPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"row_factory": dict_row, "autocommit": False, **fail_fast_options(url)},
+            kwargs={"row_factory": dict_row, "autocommit": False, **prepare, **fail_fast_options(url)},
             open=False,
             name="viewzenix",
         )

@@ -1,6 +1,6 @@
 -- Give a plain Postgres what every Supabase project already has, so the migrations in
--- migrations/ apply unchanged to both. Guarded: on Supabase (or a second run) it does nothing.
--- Never part of migrations/: since April 2025 nothing may be created in Supabase's `auth` schema.
+-- supabase/migrations/ apply unchanged to both. Guarded: on Supabase (or a second run) it does nothing.
+-- Never part of supabase/migrations/: since April 2025 nothing may be created in Supabase's `auth` schema.
 do $bootstrap$
 begin
     if not exists (select 1 from pg_roles where rolname = 'anon') then

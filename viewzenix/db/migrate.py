@@ -1,8 +1,11 @@
-"""Apply the SQL files in ``migrations/`` in order and record them.
+"""Apply the SQL files in ``supabase/migrations/`` in order and record them.
 
-Files are named like the Supabase CLI's (``<14-digit timestamp>_<name>.sql``) and recorded in
-the table the Supabase CLI itself uses, ``supabase_migrations.schema_migrations(version, name,
-statements)``, so ``supabase db push`` and this command agree on what a database already has.
+The folder is the Supabase CLI's (``supabase/config.toml`` beside it), files are named like the
+CLI's (``<14-digit timestamp>_<name>.sql``) and recorded in the table the Supabase CLI itself uses,
+``supabase_migrations.schema_migrations(version, statements, name)``, so ``supabase db push`` and
+this command apply the same files and agree on what a database already has. Databases migrated
+before the files moved from ``migrations/`` keep their rows: the versions did not change. A table
+created by an older CLI with ``version`` alone gets the other two columns.
 A plain Postgres first gets ``bootstrap.sql`` (roles, ``auth`` schema stand-in); where
 ``auth.users`` exists (any Supabase project) the bootstrap is skipped.
 """
@@ -18,7 +21,8 @@ import psycopg
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# The one place the loader reads migrations from (the Supabase CLI's folder).
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "supabase" / "migrations"
 BOOTSTRAP_SQL = Path(__file__).with_name("bootstrap.sql")
 _NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # One advisory lock key for "migrations running" so two releases cannot interleave.
@@ -73,6 +77,10 @@ def apply_migrations(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
             conn.execute(
                 "create table if not exists supabase_migrations.schema_migrations "
                 "(version text primary key, statements text[], name text)"
+            )
+            conn.execute(
+                "alter table supabase_migrations.schema_migrations "
+                "add column if not exists statements text[], add column if not exists name text"
             )
             done = {
                 row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")

@@ -1,7 +1,7 @@
 """Which alerts are the same alert: the dedupe key of an accepted alert.
 
 TradingView sends an alert again after a 5xx (5 s apart, up to 3 more times), alerts can arrive
-twice (FACTS.md), and users fire one alert from two alert rules. Within a config's window
+twice (docs/tradingview.md), and users fire one alert from two alert rules. Within a config's window
 (``dedupe_window_seconds``) alerts with the same key become one signal.
 
 - An explicit top-level ``id`` names the alert: the key is that id together with the alert's

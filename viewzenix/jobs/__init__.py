@@ -38,16 +38,26 @@ QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
 
-def build_job_app(database_url: str) -> procrastinate.App:
+def build_job_app(
+    database_url: str, *, transaction_pooler: bool = False, pool_size: int = 4
+) -> procrastinate.App:
     """Return a procrastinate App on ``database_url`` (tasks not registered; see register_tasks).
 
     Its async pool (opened by workers) is ``viewzenix.db.pools.ResilientAsyncPool``: stale
     connections are re-checked after a database restart and lost ones re-opened within a second.
+    ``pool_size``: the most connections its pool opens (workers: ``JOB_POOL_SIZE``).
+    ``transaction_pooler``: ``database_url`` may be a transaction-mode pooler (a web process's
+    ``WEB_DATABASE_URL``), so its connections run without prepared statements and the pool opens
+    at most ``pool_size`` of them, one kept; such an app must not run a listening worker.
     """
     from viewzenix.db.pools import ResilientAsyncPool
 
+    sizes = {"min_size": 1 if transaction_pooler else pool_size, "max_size": pool_size}
+    options = {"kwargs": {"prepare_threshold": None}} if transaction_pooler else {}
     return procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=database_url, pool_factory=ResilientAsyncPool)
+        connector=procrastinate.PsycopgConnector(
+            conninfo=database_url, pool_factory=ResilientAsyncPool, **sizes, **options
+        )
     )
 
 

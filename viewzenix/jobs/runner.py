@@ -175,7 +175,7 @@ async def _run(
     started = clock()
     budget = _Budget(limit, started + time_budget_s, clock)
     attempts: list[Attempt] = []
-    job_app = build_job_app(database_url)
+    job_app = build_job_app(database_url, pool_size=config.JOB_POOL_SIZE)
     register_tasks(job_app, db, config)
     async with job_app.open_async():
         await defer_due_periodic_jobs(job_app)

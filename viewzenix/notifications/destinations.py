@@ -5,7 +5,7 @@ A destination is an apprise URL (``tgram://bot_token/chat_id``, ``discord://id/t
 apprise itself (``Apprise.instantiate``), so what we store is what apprise will send to.
 
 Server-side request forgery: apprise posts to any host it is given, loopback included
-(FACTS.md), and in a multi-user server a user must not make it call our own network. Refused:
+(apprise 2.2.0, checked), and in a multi-user server a user must not make it call our own network. Refused:
 the generic HTTP schemes that take any host (``json://``, ``xml://``, ``form://`` and their
 ``s`` variants), and any URL whose target host resolves to a loopback, private, link-local,
 reserved, multicast or unspecified address. The target is the service's fixed API host when the
@@ -34,7 +34,7 @@ from viewzenix.notifications import EVENTS, LEVELS
 
 # Generic notification plugins that post to whatever host the URL names: refused with their own code.
 REFUSED_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
-# The services a destination may use (an allowlist, FACTS.md): each talks to its vendor's fixed
+# The services a destination may use (an allowlist): each talks to its vendor's fixed
 # host or to a host the URL names, which ``check_targets`` then refuses when it is internal.
 # Anything else — syslog://, dbus://, windows://, a plugin with no host to check — is refused.
 ALLOWED_SCHEMES = frozenset(

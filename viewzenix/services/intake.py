@@ -1,6 +1,6 @@
 """Signal intake: authenticate an alert, parse it, store it, defer its execution.
 
-TradingView facts this follows (FACTS.md): no custom headers, so the secret is in the URL (or
+TradingView facts this follows (docs/tradingview.md): no custom headers, so the secret is in the URL (or
 the body's ``passphrase`` in single-tenant mode); ``application/json`` only when the message is
 valid JSON, else ``text/plain``; a request over 3 s is cancelled and a 5xx is resent up to 3
 times — so intake answers from one short transaction and never with a 5xx once the signal is

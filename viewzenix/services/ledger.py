@@ -9,7 +9,7 @@ fill once per trade_id (unique per config); applying the same report twice chang
 a retried job, a repeated status sync and a reconciliation repair can all hand the ledger the
 same report. Positions and cash move only from recorded fills, never from assumptions.
 
-Event names are past tense (STYLE.md): OrderInitialized (recorded as pending_new),
+Event names are past tense: OrderInitialized (recorded as pending_new),
 OrderDenied, OrderSubmitted, OrderAccepted, OrderPartiallyFilled, OrderFilled,
 OrderCancelRequested, OrderCanceled, OrderRejected, OrderExpired, OrderRepaired
 (reconciliation brought our side in line with the broker).

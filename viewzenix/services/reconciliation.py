@@ -1,6 +1,6 @@
 """Reconciliation: compare our books with the broker's, per webhook config; optionally repair ours.
 
-The broker is the source of truth for orders, fills and positions (ARCHITECTURE.md). Drift is
+The broker is the source of truth for orders, fills and positions (docs/architecture.md). Drift is
 reported by kind:
 
 - ``missing_on_our_side``: the broker has an order we never recorded;

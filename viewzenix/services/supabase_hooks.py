@@ -1,6 +1,6 @@
 """Supabase Database Webhook events: route, validate, apply in order, record every one.
 
-A Database Webhook body (Supabase docs, FACTS.md) is ``{"type": "INSERT"|"UPDATE"|"DELETE",
+A Database Webhook body (Supabase docs, Database Webhooks) is ``{"type": "INSERT"|"UPDATE"|"DELETE",
 "table", "schema", "record", "old_record"}``: ``old_record`` is null on INSERT, ``record`` null
 on DELETE. Routes by ``(schema, table)``:
 

@@ -147,7 +147,7 @@ def auth_admin_client(url: str, key: str) -> Any:
     """Return the process's one supabase-py client for project ``url`` (created once, then reused).
 
     ``key``: the project's service-role (secret) key — admin calls only, never a user session
-    (FACTS.md: flask-supabase's per-request client is not used).
+    (flask-supabase's per-request client, which signs out on teardown, is not used).
     """
     client = _auth_clients.get((url, key))
     if client is None:

@@ -9,7 +9,7 @@ rewritten by ``ProxyFix`` when ``TRUSTED_PROXY_COUNT`` proxies are trusted), fix
   an address is over, its hits are refused before any database work.
 - ``SINGLE_TENANT_WEBHOOK_LIMIT`` (default ``600/minute``): every hit of ``POST /webhook``.
 
-TradingView sends every user's alerts from the same four addresses (FACTS.md), so the failed-hit
+TradingView sends every user's alerts from the same four addresses (docs/tradingview.md), so the failed-hit
 limit never applies to them: one user's stale webhook URL must not throttle everyone's alerts,
 and a valid config's alerts are never throttled by another config's abuse. Over a limit: 429
 ``rate_limited`` with ``Retry-After`` (seconds until the window resets), the standard error body,
@@ -50,7 +50,7 @@ from viewzenix.exceptions import ViewzenixError
 
 logger = logging.getLogger(__name__)
 
-# FACTS.md: TradingView's webhook source addresses.
+# TradingView's webhook source addresses (its help page on webhook alerts; docs/tradingview.md).
 TRADINGVIEW_ADDRESSES = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 FAILED_AUTH = "failed_auth"
 SINGLE_TENANT = "single_tenant"

@@ -10,7 +10,7 @@ Two schemes; which ones a receiver accepts is configuration (``SUPABASE_HOOK_SCH
   one of several ``whsec_`` secrets (``STANDARD_WEBHOOK_SECRETS``: new and old during a
   rotation). Verified by the ``standardwebhooks`` package; it raises plain ``ValueError`` or
   ``binascii.Error`` on some malformed headers, which are refused like a wrong signature
-  (FACTS.md).
+  (Supabase and Standard Webhooks docs).
 
 Every comparison is constant-time (``hmac.compare_digest``). Pure Python, no Flask: the HTTP
 layer passes the headers in.

@@ -199,7 +199,7 @@ const SETTINGS = ["name", "description", "quantity_type", "quantity", "use_signa
 const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_signal_age_seconds"]);
 const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds"]);
 
-// The message to paste into TradingView's alert dialog (TradersPost-compatible keys, FACTS.md).
+// The message to paste into TradingView's alert dialog (TradersPost-compatible keys, docs/alert-format.md).
 function alertMessage(kind, size, amount) {
   const m = { ticker: "{{ticker}}" };
   if (kind === "strategy") {
