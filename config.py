@@ -88,6 +88,14 @@ class Config:
         self.DEFAULT_ORDER_QUANTITY = _decimal(env, "DEFAULT_ORDER_QUANTITY", "1")
         self.POSITION_SIZING_METHOD = (env.get("POSITION_SIZING_METHOD") or "fixed").strip().lower()
         self.POSITION_SIZE_VALUE = _decimal(env, "POSITION_SIZE_VALUE", "0")
+        # The single-tenant default config is built from these three at the first alert: a bad
+        # value stops the process here, naming the variable, instead of failing every alert.
+        from viewzenix.services.single_tenant import default_settings
+
+        try:
+            default_settings(self)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         # Alpaca account of the single-tenant default config (used when SIMULATION_MODE is false).
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
@@ -156,6 +164,12 @@ class Config:
         self.STANDARD_WEBHOOK_SECRETS = tuple(
             s for s in (env.get("STANDARD_WEBHOOK_SECRETS") or "").replace(",", " ").split() if s
         )
+        for secret in self.STANDARD_WEBHOOK_SECRETS:
+            if not secret.removeprefix("whsec_"):
+                raise ConfigError(
+                    "STANDARD_WEBHOOK_SECRETS holds an empty secret (a bare whsec_): "
+                    "paste the whole secret from Supabase's webhook settings"
+                )
         schemes = (env.get("SUPABASE_HOOK_SCHEMES") or "").replace(",", " ").lower().split()
         if not schemes:
             schemes = [

@@ -22,7 +22,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from config import load_config
+from config import ConfigError, load_config
 from viewzenix.db import Database
 from viewzenix.logs import configure_logging
 from viewzenix.services.trade_updates import TradeUpdatesListener, configs_to_stream
@@ -118,7 +118,10 @@ def main() -> None:
     """Build the runtime from the environment and listen until SIGINT/SIGTERM."""
     from viewzenix.runtime import build_runtime
 
-    config = load_config()
+    try:
+        config = load_config()
+    except ConfigError as error:  # a bad setting stops the process with its name, not a traceback
+        raise SystemExit(f"configuration error: {error}") from None
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
 

@@ -57,7 +57,12 @@ class InvalidPassphrase(AlertRejected):
 
 
 def default_settings(config: Config) -> dict[str, Any]:
-    """Return the default config's columns from the environment. Raises ValueError on a bad method."""
+    """Return the default config's columns from the environment.
+
+    Raises ValueError naming the variable: an unknown ``POSITION_SIZING_METHOD``, or a size that
+    is not positive (``DEFAULT_ORDER_QUANTITY`` for ``fixed``, else ``POSITION_SIZE_VALUE``; the
+    ``webhook_configs.quantity > 0`` constraint would otherwise refuse every alert).
+    """
     method = config.POSITION_SIZING_METHOD
     if method not in _SIZING_ALIASES:
         raise ValueError(
@@ -69,6 +74,11 @@ def default_settings(config: Config) -> dict[str, Any]:
         if quantity_type is QuantityType.FIXED_QUANTITY
         else config.POSITION_SIZE_VALUE
     )
+    if not quantity > 0:
+        name = "DEFAULT_ORDER_QUANTITY" if quantity_type is QuantityType.FIXED_QUANTITY else "POSITION_SIZE_VALUE"
+        raise ValueError(
+            f"{name} must be greater than 0 with POSITION_SIZING_METHOD={method}, got {quantity}"
+        )
     return {
         "name": "Single-tenant (/webhook)",
         "description": "Built from the environment for POST /webhook.",
