@@ -75,7 +75,8 @@ def default_settings(config: Config) -> dict[str, Any]:
         else config.POSITION_SIZE_VALUE
     )
     if not quantity > 0:
-        name = "DEFAULT_ORDER_QUANTITY" if quantity_type is QuantityType.FIXED_QUANTITY else "POSITION_SIZE_VALUE"
+        fixed = quantity_type is QuantityType.FIXED_QUANTITY
+        name = "DEFAULT_ORDER_QUANTITY" if fixed else "POSITION_SIZE_VALUE"
         raise ValueError(
             f"{name} must be greater than 0 with POSITION_SIZING_METHOD={method}, got {quantity}"
         )
