@@ -80,6 +80,27 @@ class Config:
         # Seconds a request waits for a database connection before answering 503
         # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
         self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
+        # Postgres timeouts of every connection, in milliseconds (0 = none); docs/database-timeouts.md.
+        # Web (requests, CLI): a statement's run time and a lock wait, so a request blocked on a
+        # row lock answers 503 database_busy instead of hanging (TradingView gives up after 3 s).
+        self.WEB_DB_STATEMENT_TIMEOUT_MS = _int(env, "WEB_DB_STATEMENT_TIMEOUT_MS", 5000)
+        self.WEB_DB_LOCK_TIMEOUT_MS = _int(env, "WEB_DB_LOCK_TIMEOUT_MS", 1000)
+        # Worker and streams: a job blocked on a row lock fails (and is retried with backoff)
+        # instead of heartbeating forever while it holds its (config, symbol) lock.
+        self.WORKER_DB_STATEMENT_TIMEOUT_MS = _int(env, "WORKER_DB_STATEMENT_TIMEOUT_MS", 60000)
+        self.WORKER_DB_LOCK_TIMEOUT_MS = _int(env, "WORKER_DB_LOCK_TIMEOUT_MS", 10000)
+        # Every process: a transaction left open with nothing running is ended by Postgres (which
+        # closes that connection), releasing its locks.
+        self.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = _int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+        for name in (
+            "WEB_DB_STATEMENT_TIMEOUT_MS",
+            "WEB_DB_LOCK_TIMEOUT_MS",
+            "WORKER_DB_STATEMENT_TIMEOUT_MS",
+            "WORKER_DB_LOCK_TIMEOUT_MS",
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 (none) or a positive number of milliseconds")
         # Public base address used to build webhook URLs shown to users.
         self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://localhost:8000").rstrip("/")
         # Single-tenant /webhook (the seed's mode); disabled when unset.

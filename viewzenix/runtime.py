@@ -14,6 +14,7 @@ from flask import current_app
 
 from viewzenix.auth import LocalSigner, TokenVerifier
 from viewzenix.db import Database
+from viewzenix.db.pools import SessionTimeouts
 from viewzenix.jobs import build_job_app
 
 if TYPE_CHECKING:
@@ -49,9 +50,26 @@ def resolve_database_url(config: Config) -> tuple[str, object | None]:
     return start_embedded(config.DATA_DIR)
 
 
-def build_runtime(config: Config) -> Runtime:
-    """Open the pool (lazily connecting), build the job app and the token verifier."""
+def session_timeouts(config: Config, process: str) -> SessionTimeouts:
+    """Return the database timeouts of a ``process``: ``web`` (requests, CLI) or ``worker`` (and streams)."""
+    if process not in ("web", "worker"):
+        raise ValueError(f"process must be web or worker, got {process!r}")
+    prefix = "WEB" if process == "web" else "WORKER"
+    return SessionTimeouts(
+        statement_ms=getattr(config, f"{prefix}_DB_STATEMENT_TIMEOUT_MS"),
+        lock_ms=getattr(config, f"{prefix}_DB_LOCK_TIMEOUT_MS"),
+        idle_in_transaction_ms=config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    )
+
+
+def build_runtime(config: Config, process: str = "web") -> Runtime:
+    """Open the pool (lazily connecting), build the job app and the token verifier.
+
+    ``process``: ``web`` or ``worker`` (the worker and streams processes): which database
+    timeouts its connections get (``session_timeouts``).
+    """
     url, server = resolve_database_url(config)
+    timeouts = session_timeouts(config, process)
     configure_cipher(config)
     from viewzenix.brokers.alpaca import RequestBudget
 
@@ -61,6 +79,7 @@ def build_runtime(config: Config) -> Runtime:
         min_size=config.DB_POOL_MIN_SIZE,
         max_size=config.DB_POOL_MAX_SIZE,
         timeout=config.DB_POOL_TIMEOUT_SECONDS,
+        timeouts=timeouts,
     )
     db.open(wait=False)
     if config.SUPABASE_URL:
@@ -73,7 +92,7 @@ def build_runtime(config: Config) -> Runtime:
         config=config,
         database_url=url,
         db=db,
-        jobs=build_job_app(url),
+        jobs=build_job_app(url, timeouts),
         verifier=verifier,
         local_signer=signer,
         embedded_server=server,

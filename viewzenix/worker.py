@@ -42,7 +42,7 @@ def main() -> None:
     except ConfigError as error:  # a bad setting stops the process with its name, not a traceback
         raise SystemExit(f"configuration error: {error}") from None
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
-    runtime = build_runtime(config)
+    runtime = build_runtime(config, process="worker")
     register_tasks(runtime.jobs, runtime.db, config)
     serve_metrics(config.WORKER_METRICS_PORT)
     concurrency = int(os.environ.get("WORKER_CONCURRENCY") or 4)

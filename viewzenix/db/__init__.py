@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from viewzenix.db.pools import ResilientPool, fail_fast_options
+from viewzenix.db.pools import ResilientPool, SessionTimeouts, fail_fast_options
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +57,27 @@ class Database:
     ``url``: a libpq connection string or URI. Connections use ``dict_row`` rows. ``timeout``:
     seconds a transaction waits for a connection before ``psycopg_pool.PoolTimeout`` (a
     ``psycopg.OperationalError``); the web answers 503 then, so it stays under TradingView's 3 s.
+    ``timeouts``: the statement, lock and idle-in-transaction timeouts of every connection
+    (``SessionTimeouts``; none by default).
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        timeouts: SessionTimeouts | None = None,
+    ) -> None:
         self.url = url
+        session = (timeouts or SessionTimeouts()).connect_kwargs(url)
         self.pool = ResilientPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"row_factory": dict_row, "autocommit": False, **fail_fast_options(url)},
+            kwargs={"row_factory": dict_row, "autocommit": False, **fail_fast_options(url), **session},
             open=False,
             name="viewzenix",
         )

@@ -20,6 +20,7 @@ from procrastinate import jobs as procrastinate_jobs
 
 if TYPE_CHECKING:
     from viewzenix.db import Connection
+    from viewzenix.db.pools import SessionTimeouts
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
@@ -38,16 +39,20 @@ QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
 
-def build_job_app(database_url: str) -> procrastinate.App:
+def build_job_app(database_url: str, timeouts: SessionTimeouts | None = None) -> procrastinate.App:
     """Return a procrastinate App on ``database_url`` (tasks not registered; see register_tasks).
 
     Its async pool (opened by workers) is ``viewzenix.db.pools.ResilientAsyncPool``: stale
     connections are re-checked after a database restart and lost ones re-opened within a second.
+    ``timeouts``: the statement, lock and idle-in-transaction timeouts of its connections.
     """
-    from viewzenix.db.pools import ResilientAsyncPool
+    from viewzenix.db.pools import ResilientAsyncPool, SessionTimeouts
 
+    session = (timeouts or SessionTimeouts()).connect_kwargs(database_url)
     return procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=database_url, pool_factory=ResilientAsyncPool)
+        connector=procrastinate.PsycopgConnector(
+            conninfo=database_url, pool_factory=ResilientAsyncPool, kwargs=session
+        )
     )
 
 
