@@ -195,3 +195,19 @@ def test_a_ticker_no_broker_could_have_is_refused_and_stored(client, db, config)
     assert response.status_code == 422 and response.json["code"] == "invalid_ticker"
     row = stored(db, response.json["signal_id"])
     assert (row["status"], row["reject_code"]) == ("rejected", "invalid_ticker")
+
+
+@pytest.mark.parametrize("ticker", ["ſPY", "ıBM", "ß"])
+def test_a_lookalike_ticker_is_refused_and_stored_as_sent(client, db, config, ticker):
+    body = json.dumps({"ticker": ticker, "action": "buy"}, ensure_ascii=False).encode()
+    response = client.post(config["url"], data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["code"] == "invalid_ticker"
+    assert "outside ASCII" in response.json["message"]
+    row = stored(db, response.json["signal_id"])
+    assert (row["status"], row["reject_code"]) == ("rejected", "invalid_ticker")
+    assert row["ticker"] is None
+    with db.transaction() as conn:
+        assert conn.execute("select job_id from public.signals where id = %s", (row["id"],)).fetchone() == {
+            "job_id": None
+        }
