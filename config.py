@@ -231,6 +231,13 @@ class Config:
         # whether it repairs what it finds (default: report only).
         self.SYNC_CHECK_CRON = env.get("SYNC_CHECK_CRON", "23 * * * *").strip()
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
+        # Days a refused alert (signals with status rejected) is kept; the hourly purge job deletes
+        # older ones. Accepted, executed and duplicate signals are kept.
+        self.REFUSED_SIGNAL_RETENTION_DAYS = _int(env, "REFUSED_SIGNAL_RETENTION_DAYS", 30)
+        if self.REFUSED_SIGNAL_RETENTION_DAYS < 1:
+            raise ConfigError(
+                f"REFUSED_SIGNAL_RETENTION_DAYS must be at least 1, got {self.REFUSED_SIGNAL_RETENTION_DAYS}"
+            )
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
         # Rate limits of TradingView intake per source address, per web process (the
