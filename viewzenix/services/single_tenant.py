@@ -144,9 +144,9 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
 
     A wrong or missing passphrase is refused with 401 (the alert is stored as rejected,
     ``invalid_passphrase``). Any refusal before the passphrase matched (a body that does not
-    parse included) keeps only the body's size, sha256 and first KiB (``summarised``). Duplicates are handled as on
-    ``/webhooks/...`` (the default config's ``dedupe_window_seconds``, 60 s unless changed in
-    SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.
+    parse included) keeps only the body's size, sha256 and first KiB (``summarised``).
+    Duplicates are handled as on ``/webhooks/...`` (the default config's
+    ``dedupe_window_seconds``, 60 s unless changed in SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.
     """
     expected = config.WEBHOOK_PASSPHRASE
     if not expected:
