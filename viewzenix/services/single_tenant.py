@@ -146,7 +146,8 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
     ``invalid_passphrase``). Any refusal before the passphrase matched (a body that does not
     parse included) keeps only the body's size, sha256 and first KiB (``summarised``).
     Duplicates are handled as on ``/webhooks/...`` (the default config's
-    ``dedupe_window_seconds``, 60 s unless changed in SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.
+    ``dedupe_window_seconds``, 60 s unless changed in SQL). Raises SingleTenantDisabled when
+    WEBHOOK_PASSPHRASE is unset.
     """
     expected = config.WEBHOOK_PASSPHRASE
     if not expected:
