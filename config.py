@@ -80,6 +80,14 @@ class Config:
         # Seconds a request waits for a database connection before answering 503
         # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
         self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
+        # Once a connection could not be had (the database is down), requests answer 503 at once for
+        # this long (seconds) instead of each waiting DB_POOL_TIMEOUT_SECONDS; then one request
+        # tries again. 0 = every request waits the pool timeout.
+        self.DB_OUTAGE_REPROBE_SECONDS = float(env.get("DB_OUTAGE_REPROBE_SECONDS") or 0.5)
+        if self.DB_OUTAGE_REPROBE_SECONDS < 0:
+            raise ConfigError(
+                f"DB_OUTAGE_REPROBE_SECONDS must be 0 or more, got {self.DB_OUTAGE_REPROBE_SECONDS}"
+            )
         # Postgres timeouts of every connection, in milliseconds (0 = none); docs/database-timeouts.md.
         # Web (requests, CLI): a statement's run time and a lock wait, so a request blocked on a
         # row lock answers 503 database_busy instead of hanging (TradingView gives up after 3 s).

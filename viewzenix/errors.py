@@ -20,6 +20,7 @@ from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 # Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
+from viewzenix.db import DatabaseDown
 from viewzenix.exceptions import (  # noqa: F401
     Conflict,
     DatabaseBusy,
@@ -153,5 +154,6 @@ def register_error_handlers(app: Flask) -> None:
             # A lock or statement timeout (docs/database-timeouts.md): the server is up but busy.
             logger.warning("database timeout: %s", error, extra={"action": "database_busy"})
             return _viewzenix_error(DatabaseBusy())
-        logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
+        if not isinstance(error, DatabaseDown):  # the breaker logged the outage once
+            logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
         return _viewzenix_error(DatabaseUnavailable())

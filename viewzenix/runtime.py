@@ -80,6 +80,7 @@ def build_runtime(config: Config, process: str = "web") -> Runtime:
         max_size=config.DB_POOL_MAX_SIZE,
         timeout=config.DB_POOL_TIMEOUT_SECONDS,
         timeouts=timeouts,
+        reprobe_seconds=config.DB_OUTAGE_REPROBE_SECONDS,
     )
     db.open(wait=False)
     if config.SUPABASE_URL:

@@ -17,12 +17,21 @@ is waited for at most ``timeout`` seconds (``psycopg_pool.PoolTimeout``), and th
 after a failure and reconnects within a second of the database's return. The HTTP layer answers
 ``PoolTimeout`` and any ``psycopg.OperationalError`` with 503 ``database_unavailable``
 (``viewzenix.errors``).
+
+Once a connection could not be had (a pool timeout, or a connection lost mid-query), the
+database is *known down* (``OutageBreaker``): for ``reprobe_seconds`` every transaction fails at
+once with ``DatabaseDown`` instead of waiting the pool timeout again, so a gunicorn worker is
+not held for 0.8 s per 503 while alerts keep coming. Then one caller probes (waits on the pool
+as usual) while the others still fail fast; its success closes the breaker. Lock and statement
+timeouts (a live, busy server) never open it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +40,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
 
 from viewzenix.db.pools import ResilientPool, SessionTimeouts, fail_fast_options
 
@@ -48,6 +58,57 @@ class _Ambient:
     claims: Mapping[str, Any] | None
 
 
+class DatabaseDown(psycopg.OperationalError):
+    """The database is known to be down (a connection failed moments ago); not waited on again yet."""
+
+
+class OutageBreaker:
+    """Fail fast while the database is known down; let one caller re-probe every ``reprobe_seconds``.
+
+    ``check()`` before taking a connection (raises ``DatabaseDown`` while open), ``failed()``
+    when a connection could not be had or was lost, ``succeeded()`` when one was had. Closed,
+    ``check()`` reads one attribute: nothing on the hot path.
+    """
+
+    def __init__(self, reprobe_seconds: float) -> None:
+        self.reprobe_seconds = reprobe_seconds
+        self._open_until = 0.0  # time.monotonic() before which callers fail fast; 0 = closed
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until != 0.0
+
+    def check(self) -> None:
+        if not self._open_until:
+            return
+        with self._lock:
+            if not self._open_until:
+                return
+            now = time.monotonic()
+            if now < self._open_until:
+                raise DatabaseDown("the database is down (a connection failed moments ago); retry shortly")
+            self._open_until = now + self.reprobe_seconds  # this caller probes; others fail fast
+
+    def failed(self) -> None:
+        with self._lock:
+            first = not self._open_until
+            self._open_until = time.monotonic() + self.reprobe_seconds
+        if first:
+            logger.warning(
+                "database down: answering at once without waiting, re-probing every %s s",
+                self.reprobe_seconds,
+                extra={"action": "database_breaker_open"},
+            )
+
+    def succeeded(self) -> None:
+        if not self._open_until:
+            return
+        with self._lock:
+            self._open_until = 0.0
+        logger.info("database answers again", extra={"action": "database_breaker_closed"})
+
+
 _ambient: ContextVar[_Ambient | None] = ContextVar("viewzenix_ambient_transaction", default=None)
 
 
@@ -58,7 +119,9 @@ class Database:
     seconds a transaction waits for a connection before ``psycopg_pool.PoolTimeout`` (a
     ``psycopg.OperationalError``); the web answers 503 then, so it stays under TradingView's 3 s.
     ``timeouts``: the statement, lock and idle-in-transaction timeouts of every connection
-    (``SessionTimeouts``; none by default).
+    (``SessionTimeouts``; none by default). ``reprobe_seconds``: while the database is known
+    down, how long callers fail fast with ``DatabaseDown`` before one tries again
+    (``OutageBreaker``; 0 = never fail fast).
     """
 
     def __init__(
@@ -69,8 +132,10 @@ class Database:
         max_size: int = 10,
         timeout: float = 30.0,
         timeouts: SessionTimeouts | None = None,
+        reprobe_seconds: float = 0.0,
     ) -> None:
         self.url = url
+        self.breaker = OutageBreaker(reprobe_seconds) if reprobe_seconds > 0 else None
         session = (timeouts or SessionTimeouts()).connect_kwargs(url)
         self.pool = ResilientPool(
             url,
@@ -107,7 +172,7 @@ class Database:
             with self._join(ambient, claims) as conn:
                 yield conn
             return
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             with conn.transaction():
                 if claims is not None:
                     set_request_claims(conn, claims)
@@ -125,7 +190,7 @@ class Database:
             with self._join(ambient, None) as conn:
                 yield conn
             return
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             conn.autocommit = True
             try:
                 yield conn
@@ -142,7 +207,7 @@ class Database:
         """
         if _ambient.get() is not None:
             raise RuntimeError("a request transaction is already open in this context")
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             with conn.transaction():
                 if claims is not None:
                     set_request_claims(conn, claims)
@@ -151,6 +216,32 @@ class Database:
                     yield conn
                 finally:
                     _ambient.reset(token)
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """Yield a pooled connection, failing fast (``DatabaseDown``) while the database is known down.
+
+        A pool timeout, or a connection that broke while in use, opens the breaker; having a
+        connection closes it. Errors of a live server (a lock timeout, a constraint) do neither.
+        """
+        breaker = self.breaker
+        if breaker is None:
+            with self.pool.connection() as conn:
+                yield conn
+            return
+        breaker.check()
+        conn = None
+        try:
+            with self.pool.connection() as conn:
+                breaker.succeeded()
+                yield conn
+        except PoolTimeout:
+            breaker.failed()
+            raise
+        except psycopg.OperationalError:
+            if conn is not None and conn.broken:
+                breaker.failed()
+            raise
 
     @contextmanager
     def detached(self) -> Iterator[None]:
@@ -186,7 +277,7 @@ class Database:
     def ping(self) -> bool:
         """Return True when the database answers ``select 1`` within the pool timeout."""
         try:
-            with self.pool.connection() as conn:
+            with self.connection() as conn:
                 conn.execute("select 1")
             return True
         except (psycopg.Error, TimeoutError, Exception) as exc:
