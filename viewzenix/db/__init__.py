@@ -22,8 +22,8 @@ Once a connection could not be had (a pool timeout, or a connection lost mid-que
 database is *known down* (``OutageBreaker``): for ``reprobe_seconds`` every transaction fails at
 once with ``DatabaseDown`` instead of waiting the pool timeout again, so a gunicorn worker is
 not held for 0.8 s per 503 while alerts keep coming. Then one caller probes (waits on the pool
-as usual) while the others still fail fast; its success closes the breaker. Lock and statement
-timeouts (a live, busy server) never open it.
+up to ``PROBE_TIMEOUT_SECONDS``) while the others still fail fast; its success closes the
+breaker. Lock and statement timeouts (a live, busy server) never open it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class _Ambient:
     claims: Mapping[str, Any] | None
 
 
+PROBE_TIMEOUT_SECONDS = 0.1  # how long a re-probe of a database known down waits for a connection
+
+
 class DatabaseDown(psycopg.OperationalError):
     """The database is known to be down (a connection failed moments ago); not waited on again yet."""
 
@@ -79,16 +82,18 @@ class OutageBreaker:
     def is_open(self) -> bool:
         return self._open_until != 0.0
 
-    def check(self) -> None:
+    def check(self) -> bool:
+        """Raise ``DatabaseDown`` while open; return True when this caller is to probe."""
         if not self._open_until:
-            return
+            return False
         with self._lock:
             if not self._open_until:
-                return
+                return False
             now = time.monotonic()
             if now < self._open_until:
                 raise DatabaseDown("the database is down (a connection failed moments ago); retry shortly")
             self._open_until = now + self.reprobe_seconds  # this caller probes; others fail fast
+            return True
 
     def failed(self) -> None:
         with self._lock:
@@ -229,10 +234,12 @@ class Database:
             with self.pool.connection() as conn:
                 yield conn
             return
-        breaker.check()
+        # A probe waits briefly: the pool re-opens connections in the background (within
+        # MAX_RECONNECT_DELAY), so a probe only asks whether one is there yet.
+        timeout = PROBE_TIMEOUT_SECONDS if breaker.check() else None
         conn = None
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=timeout) as conn:
                 breaker.succeeded()
                 yield conn
         except PoolTimeout:
