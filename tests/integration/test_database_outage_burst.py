@@ -11,8 +11,6 @@ latency itself is measured by ``scripts/bench_outage.py``, not asserted here.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_database_outage import Cluster
+from test_database_outage import cluster_under
 from werkzeug.serving import make_server
 
 import config as config_module
@@ -32,19 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture()
 def cluster():
-    folder = ROOT / ".data" / "outage-burst"
-    pgdata = folder / "pg"
-    if (pgdata / "postmaster.pid").exists():  # left running by an interrupted run
-        subprocess.run(["pkill", "-F", str(pgdata / "postmaster.pid")], check=False)
-        time.sleep(1)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    cluster = Cluster(pgdata)
-    yield cluster
-    try:
-        cluster.stop()
-    except Exception:  # already stopped
-        pass
+    yield from cluster_under("outage-burst")
 
 
 @pytest.fixture()
