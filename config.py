@@ -98,6 +98,35 @@ class Config:
         # Seconds a request waits for a database connection before answering 503
         # database_unavailable (TradingView cancels a request after 3 s; resends a 5xx).
         self.DB_POOL_TIMEOUT_SECONDS = float(env.get("DB_POOL_TIMEOUT_SECONDS") or 0.8)
+        # Once a connection could not be had (the database is down), requests answer 503 at once for
+        # this long (seconds) instead of each waiting DB_POOL_TIMEOUT_SECONDS; then one request
+        # tries again. 0 = every request waits the pool timeout.
+        self.DB_OUTAGE_REPROBE_SECONDS = float(env.get("DB_OUTAGE_REPROBE_SECONDS") or 0.5)
+        if self.DB_OUTAGE_REPROBE_SECONDS < 0:
+            raise ConfigError(
+                f"DB_OUTAGE_REPROBE_SECONDS must be 0 or more, got {self.DB_OUTAGE_REPROBE_SECONDS}"
+            )
+        # Postgres timeouts of every connection, in milliseconds (0 = none); docs/database-timeouts.md.
+        # Web (requests, CLI): a statement's run time and a lock wait, so a request blocked on a
+        # row lock answers 503 database_busy instead of hanging (TradingView gives up after 3 s).
+        self.WEB_DB_STATEMENT_TIMEOUT_MS = _int(env, "WEB_DB_STATEMENT_TIMEOUT_MS", 5000)
+        self.WEB_DB_LOCK_TIMEOUT_MS = _int(env, "WEB_DB_LOCK_TIMEOUT_MS", 1000)
+        # Worker and streams: a job blocked on a row lock fails (and is retried with backoff)
+        # instead of heartbeating forever while it holds its (config, symbol) lock.
+        self.WORKER_DB_STATEMENT_TIMEOUT_MS = _int(env, "WORKER_DB_STATEMENT_TIMEOUT_MS", 60000)
+        self.WORKER_DB_LOCK_TIMEOUT_MS = _int(env, "WORKER_DB_LOCK_TIMEOUT_MS", 10000)
+        # Every process: a transaction left open with nothing running is ended by Postgres (which
+        # closes that connection), releasing its locks.
+        self.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = _int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+        for name in (
+            "WEB_DB_STATEMENT_TIMEOUT_MS",
+            "WEB_DB_LOCK_TIMEOUT_MS",
+            "WORKER_DB_STATEMENT_TIMEOUT_MS",
+            "WORKER_DB_LOCK_TIMEOUT_MS",
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 (none) or a positive number of milliseconds")
         # Public base address used to build webhook URLs shown to users.
         self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or "http://localhost:8000").rstrip("/")
         # Single-tenant /webhook (the seed's mode); disabled when unset.
@@ -106,6 +135,14 @@ class Config:
         self.DEFAULT_ORDER_QUANTITY = _decimal(env, "DEFAULT_ORDER_QUANTITY", "1")
         self.POSITION_SIZING_METHOD = (env.get("POSITION_SIZING_METHOD") or "fixed").strip().lower()
         self.POSITION_SIZE_VALUE = _decimal(env, "POSITION_SIZE_VALUE", "0")
+        # The single-tenant default config is built from these three at the first alert: a bad
+        # value stops the process here, naming the variable, instead of failing every alert.
+        from viewzenix.services.single_tenant import default_settings
+
+        try:
+            default_settings(self)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         # Alpaca account of the single-tenant default config (used when SIMULATION_MODE is false).
         self.ALPACA_API_KEY = env.get("ALPACA_API_KEY") or None
         self.ALPACA_API_SECRET = env.get("ALPACA_API_SECRET") or None
@@ -174,6 +211,12 @@ class Config:
         self.STANDARD_WEBHOOK_SECRETS = tuple(
             s for s in (env.get("STANDARD_WEBHOOK_SECRETS") or "").replace(",", " ").split() if s
         )
+        for secret in self.STANDARD_WEBHOOK_SECRETS:
+            if not secret.removeprefix("whsec_"):
+                raise ConfigError(
+                    "STANDARD_WEBHOOK_SECRETS holds an empty secret (a bare whsec_): "
+                    "paste the whole secret from Supabase's webhook settings"
+                )
         schemes = (env.get("SUPABASE_HOOK_SCHEMES") or "").replace(",", " ").lower().split()
         if not schemes:
             schemes = [
@@ -214,6 +257,13 @@ class Config:
         # whether it repairs what it finds (default: report only).
         self.SYNC_CHECK_CRON = env.get("SYNC_CHECK_CRON", "23 * * * *").strip()
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
+        # Days a refused alert (signals with status rejected) is kept; the hourly purge job deletes
+        # older ones. Accepted, executed and duplicate signals are kept.
+        self.REFUSED_SIGNAL_RETENTION_DAYS = _int(env, "REFUSED_SIGNAL_RETENTION_DAYS", 30)
+        if self.REFUSED_SIGNAL_RETENTION_DAYS < 1:
+            raise ConfigError(
+                f"REFUSED_SIGNAL_RETENTION_DAYS must be at least 1, got {self.REFUSED_SIGNAL_RETENTION_DAYS}"
+            )
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)
         # Rate limits of TradingView intake per source address, per web process (the

@@ -20,8 +20,10 @@ from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 # Services raise these (viewzenix.exceptions, Flask-free); re-exported for the HTTP layer.
+from viewzenix.db import DatabaseDown
 from viewzenix.exceptions import (  # noqa: F401
     Conflict,
+    DatabaseBusy,
     DatabaseUnavailable,
     Forbidden,
     NotFound,
@@ -29,6 +31,9 @@ from viewzenix.exceptions import (  # noqa: F401
 )
 
 logger = logging.getLogger(__name__)
+
+# What WEB_DB_LOCK_TIMEOUT_MS and WEB_DB_STATEMENT_TIMEOUT_MS raise (SQLSTATE 55P03, 57014).
+TIMEOUT_ERRORS = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
 
 
 class ApiError(ViewzenixError):
@@ -145,5 +150,10 @@ def register_error_handlers(app: Flask) -> None:
         nothing was stored (a commit whose answer was lost may have; a resent alert is then
         answered as a duplicate of it). TradingView resends a 5xx after 5 s, up to 3 times.
         """
-        logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
+        if isinstance(error, TIMEOUT_ERRORS):
+            # A lock or statement timeout (docs/database-timeouts.md): the server is up but busy.
+            logger.warning("database timeout: %s", error, extra={"action": "database_busy"})
+            return _viewzenix_error(DatabaseBusy())
+        if not isinstance(error, DatabaseDown):  # the breaker logged the outage once
+            logger.warning("database unavailable: %s", error, extra={"action": "database_unavailable"})
         return _viewzenix_error(DatabaseUnavailable())

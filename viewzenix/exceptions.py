@@ -99,3 +99,10 @@ class DatabaseUnavailable(Unavailable):
     def headers(self) -> dict[str, str]:
         """``Retry-After`` (seconds): TradingView and well-behaved clients wait, then resend."""
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """A database lock or statement timeout ended the request; nothing was stored. Retry shortly."""
+
+    code = "database_busy"
+    retry_after_seconds = 2

@@ -1,4 +1,12 @@
-"""``GET /healthz`` (liveness: the database answers) and ``GET /readyz`` (ready for traffic)."""
+"""``GET /healthz`` (this instance, for load balancers) and ``GET /readyz`` (the system, for alerting).
+
+The split (docs/health-probes.md): a load balancer or orchestrator probes ``/healthz``, which
+depends only on what this instance needs to answer a request (the database). ``/readyz`` reports
+the whole system — the queue's backlog and the workers' heartbeats, shared by every web
+instance — so it fails on every instance at once during a bar-close burst or a worker outage;
+as a load balancer's probe it would take the whole web tier out exactly when alerts arrive.
+Point monitoring and alerting at it. Each answer says which it is (``scope``).
+"""
 
 from __future__ import annotations
 
@@ -22,10 +30,11 @@ SIGNALS_WAITING = (
 
 @bp.get("/healthz")
 def healthz():
-    """Answer 200 ``{"status": "ok", "database": "ok", "signals_waiting": n}`` when the database answers.
+    """Answer 200 ``{"status": "ok", "scope": "instance", "database": "ok", "signals_waiting": n}``.
 
-    ``signals_waiting``: accepted signals whose execution job is still queued or running (after
-    an outage, how much the worker has to catch up on). Else 503 ``database_unavailable``.
+    The load balancer's probe: 200 whenever this instance can serve (the database answers), however
+    far behind the queue is. ``signals_waiting``: accepted signals whose execution job is still
+    queued or running (information, never a failure). Else 503 ``database_unavailable``.
     """
     db = get_runtime().db
     if db.ping():
@@ -34,11 +43,12 @@ def healthz():
                 waiting = conn.execute(SIGNALS_WAITING).fetchone()["n"]
         except Exception:  # the database went away between the two queries
             waiting = None
-        return {"status": "ok", "database": "ok", "signals_waiting": waiting}, 200
+        return {"status": "ok", "scope": "instance", "database": "ok", "signals_waiting": waiting}, 200
     return {
         "code": "database_unavailable",
         "status": 503,
         "message": "The database does not answer yet.",
+        "scope": "instance",
     }, 503
 
 
@@ -61,9 +71,11 @@ select
 def readyz():
     """Answer 200 when the database answers, the queue keeps up and a worker is alive; else 503.
 
-    Checks (each ``ok`` or a reason): ``database`` (a query within 2 s), ``queue`` (the oldest
-    due job waited at most ``READY_MAX_QUEUE_AGE_SECONDS``), ``worker`` (a heartbeat in
-    ``procrastinate_workers`` within ``READY_WORKER_HEARTBEAT_SECONDS``). 503 body:
+    For monitoring and alerting, not for a load balancer (``scope``: ``system``; see the module
+    docstring): a backlog fails it on every instance at once. Checks (each ``ok`` or a reason):
+    ``database`` (a query within 2 s), ``queue`` (the oldest due job waited at most
+    ``READY_MAX_QUEUE_AGE_SECONDS``), ``worker`` (a heartbeat in ``procrastinate_workers``
+    within ``READY_WORKER_HEARTBEAT_SECONDS``). 503 body:
     ``{code: "not_ready", status, message, errors: {checks}}``.
     """
     runtime = get_runtime()
@@ -90,10 +102,13 @@ def readyz():
         else:
             checks["worker"] = "ok"
     if all(v == "ok" for v in checks.values()):
-        return {"status": "ready", "checks": checks}, 200
+        return {"status": "ready", "scope": "system", "checks": checks}, 200
     return {
         "code": "not_ready",
         "status": 503,
-        "message": "Not ready: " + "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok") + ".",
+        "message": "Not ready: "
+        + "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        + ". (A system check for alerting; load balancers probe /healthz.)",
         "errors": {"checks": checks},
+        "scope": "system",
     }, 503

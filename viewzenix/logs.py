@@ -1,8 +1,8 @@
 """Logging to stdout: one JSON object per line (``LOG_FORMAT=json``) or plain text.
 
-Log records may carry ``action`` and ids (``signal_id``, ``order_id``, ``client_order_id``,
-``job_id``, ``config_id``, ``user_id``, ``idempotency_key``) through ``extra=``; the JSON
-formatter emits them as fields. A periodic task's ``counts`` (what one run did, e.g.
+Log records carry ``action`` and ids (``signal_id``, ``order_id``, ``client_order_id``,
+``job_id``, ``config_id``, ``user_id``, ``source_ip``, ...) through ``extra=``; the JSON formatter
+emits every ``extra`` field, none dropped. A periodic task's ``counts`` (what one run did, e.g.
 ``{"jobs": 12, "events": 36}``) is emitted as a JSON object.
 """
 
@@ -13,47 +13,34 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_FIELDS = (
-    "action",
-    "signal_id",
-    "order_id",
-    "client_order_id",
-    "job_id",
-    "config_id",
-    "user_id",
-    "idempotency_key",
-    "version",
-    "counts",
-    # a job attempt (viewzenix.jobs.attempts)
-    "task",
-    "attempt",
-    "duration_ms",
-    "outcome",
-    "error",
-    # a request (viewzenix.access_log)
-    "request_id",
-    "method",
-    "path",
-    "status",
-)
-# Emitted as JSON values (numbers, objects), not as strings.
-_RAW = {"counts", "attempt", "duration_ms", "status"}
+# A record's own attributes; everything else on it came from ``extra=`` and is emitted.
+_STANDARD = frozenset(logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+_JSON_NATIVE = (str, int, float, bool, dict, list, tuple, type(None))
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON line with time, level, logger, message and known ids."""
+    """Format a record as one JSON line: time, level, logger, message and every ``extra`` field.
+
+    Numbers, strings, booleans, objects and lists stay JSON values; anything else (UUID,
+    Decimal, datetime) is written as its ``str()``. An ``extra`` named like one of the line's own
+    keys (``time``, ``level``, ``logger``, ``message``) does not replace it.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in _FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                entry[name] = value if name in _RAW else str(value)
+        for name, value in record.__dict__.items():
+            if name in _STANDARD or name in entry or name.startswith("_"):
+                continue
+            entry[name] = value if isinstance(value, _JSON_NATIVE) else str(value)
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -14,6 +14,7 @@ from flask import current_app
 
 from viewzenix.auth import LocalSigner, TokenVerifier
 from viewzenix.db import Database
+from viewzenix.db.pools import SessionTimeouts
 from viewzenix.jobs import build_job_app
 
 if TYPE_CHECKING:
@@ -56,18 +57,32 @@ WEB = "web"
 SESSION = "session"
 
 
+def session_timeouts(config: Config, role: str) -> SessionTimeouts:
+    """Return the database timeouts of a process ``role``: ``web`` (requests, CLI) or ``session``
+    (job worker and streams), from the ``WEB_DB_*`` / ``WORKER_DB_*`` settings (milliseconds)."""
+    if role not in (WEB, SESSION):
+        raise ValueError(f"role must be {WEB!r} or {SESSION!r}, got {role!r}")
+    prefix = "WEB" if role == WEB else "WORKER"
+    return SessionTimeouts(
+        statement_ms=getattr(config, f"{prefix}_DB_STATEMENT_TIMEOUT_MS"),
+        lock_ms=getattr(config, f"{prefix}_DB_LOCK_TIMEOUT_MS"),
+        idle_in_transaction_ms=config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    )
+
+
 def build_runtime(config: Config, role: str = SESSION) -> Runtime:
     """Open the pool (lazily connecting), build the job app and the token verifier.
 
     ``role``: ``"web"`` (gunicorn and the flask CLI) puts the pool and the job app on
     ``WEB_DATABASE_URL`` when it is set, as on a transaction-mode pooler (no prepared statements,
-    a one-connection job-queue app); ``"session"`` (job worker, streams) uses ``DATABASE_URL``.
+    a one-connection job-queue app), with the web database timeouts; ``"session"`` (job worker,
+    streams) uses ``DATABASE_URL`` with the worker timeouts (``session_timeouts``).
     ``Runtime.database_url`` is ``DATABASE_URL`` (or the embedded server) in both roles: what
     migrations and the cron-driven runner's worker connect to, since they need a session.
+    Raises ``ValueError`` for another role.
     """
-    if role not in (WEB, SESSION):
-        raise ValueError(f"role must be {WEB!r} or {SESSION!r}, got {role!r}")
     url, server = resolve_database_url(config)
+    timeouts = session_timeouts(config, role)
     configure_cipher(config)
     from viewzenix.brokers.alpaca import RequestBudget
 
@@ -80,6 +95,8 @@ def build_runtime(config: Config, role: str = SESSION) -> Runtime:
         max_size=config.DB_POOL_MAX_SIZE,
         timeout=config.DB_POOL_TIMEOUT_SECONDS,
         transaction_pooler=pooled,
+        timeouts=timeouts,
+        reprobe_seconds=config.DB_OUTAGE_REPROBE_SECONDS,
     )
     db.open(wait=False)
     if role == WEB:
@@ -87,7 +104,7 @@ def build_runtime(config: Config, role: str = SESSION) -> Runtime:
         # so this app's pool is never opened in a web process; it is marked for the pooler anyway.
         jobs = build_job_app(pool_url, transaction_pooler=True, pool_size=1)
     else:
-        jobs = build_job_app(url, pool_size=config.JOB_POOL_SIZE)
+        jobs = build_job_app(url, timeouts, pool_size=config.JOB_POOL_SIZE)
     if config.SUPABASE_URL:
         signer = None
         verifier = TokenVerifier.for_supabase(config.SUPABASE_URL, config.SUPABASE_JWT_SECRET)

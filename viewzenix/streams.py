@@ -11,7 +11,11 @@ loses them.
 Why a process of its own and not a thread of the worker: Alpaca allows one stream connection
 per account, and workers are scaled out (several processes would fight over it); its life
 (long-lived sockets, reconnects) has nothing in common with the job loop's graceful stop; and
-one event loop serves every account. Run exactly one. SIGTERM/SIGINT close the sockets and exit.
+one event loop serves every account. Run exactly one: a Postgres session advisory lock
+(``STREAMS_LOCK``) makes sure of it. A second ``streams`` process (a second container, a
+deployment overlap) logs that another one holds the lock and waits as a standby, taking over
+within ``LOCK_RETRY_SECONDS`` once the first exits or loses its database connection (the lock
+goes with the session). SIGTERM/SIGINT close the sockets and exit.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from config import load_config
+import psycopg
+
+from config import ConfigError, load_config
 from viewzenix.db import Database
 from viewzenix.logs import configure_logging
 from viewzenix.services.accounts import Accounts, accounts_for
@@ -31,6 +37,9 @@ from viewzenix.services.trade_updates import TradeUpdatesListener, configs_to_st
 logger = logging.getLogger(__name__)
 
 STREAM_REFRESH_SECONDS = 15.0  # how often the set of configs to listen to is read again
+# One streams process per database: Alpaca allows one trade_updates connection per account.
+STREAMS_LOCK = "viewzenix:streams"
+LOCK_RETRY_SECONDS = 5.0  # a standby tries the lock again this often; the holder checks it too
 
 ListenerFactory = Callable[[Database, dict[str, Any]], TradeUpdatesListener]
 
@@ -119,20 +128,101 @@ class StreamManager:
         )
 
 
+async def _wait(stopped: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stopped.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def take_streams_lock(
+    database_url: str, stopped: asyncio.Event, retry_seconds: float = LOCK_RETRY_SECONDS
+) -> psycopg.AsyncConnection[Any] | None:
+    """Return a connection holding the ``STREAMS_LOCK`` session lock, waiting while another has it.
+
+    Returns None when ``stopped`` is set first. Database errors while waiting are logged and
+    retried. The lock lasts as long as the returned connection's session.
+    """
+    announced = False
+    while not stopped.is_set():
+        try:
+            conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+            row = await (
+                await conn.execute("select pg_try_advisory_lock(hashtext(%s))", (STREAMS_LOCK,))
+            ).fetchone()
+            if row and row[0]:
+                logger.info("holding the streams lock", extra={"action": "streams_lock_taken"})
+                return conn
+            await conn.close()
+            if not announced:
+                logger.warning(
+                    "another streams process is running (it holds the streams lock): waiting as a "
+                    "standby; Alpaca allows one trade_updates connection per account",
+                    extra={"action": "streams_lock_busy"},
+                )
+                announced = True
+        except psycopg.Error as error:
+            logger.warning(
+                "could not take the streams lock: %s", error, extra={"action": "streams_lock_error"}
+            )
+        await _wait(stopped, retry_seconds)
+    return None
+
+
+async def run_exclusive(
+    database_url: str,
+    manager_factory: Callable[[], StreamManager],
+    stopped: asyncio.Event,
+    retry_seconds: float = LOCK_RETRY_SECONDS,
+) -> None:
+    """Run a ``StreamManager`` only while this process holds the streams lock, until ``stopped``.
+
+    Each ``retry_seconds`` the lock's connection is checked; when it is lost (a database restart
+    ends the session and its lock) the listeners stop and the lock is taken again first.
+    """
+    while not stopped.is_set():
+        conn = await take_streams_lock(database_url, stopped, retry_seconds)
+        if conn is None:
+            return
+        manager = manager_factory()
+        running = asyncio.create_task(manager.run())
+        try:
+            while not stopped.is_set() and not running.done():
+                await _wait(stopped, retry_seconds)
+                try:
+                    await conn.execute("select 1")
+                except psycopg.Error as error:
+                    logger.warning(
+                        "lost the streams lock's connection (%s): stopping the listeners",
+                        error,
+                        extra={"action": "streams_lock_lost"},
+                    )
+                    break
+        finally:
+            manager.stop()
+            await running
+            await conn.close()
+
+
 def main() -> None:
     """Build the runtime from the environment and listen until SIGINT/SIGTERM."""
     from viewzenix.runtime import build_runtime
 
-    config = load_config()
+    try:
+        config = load_config()
+    except ConfigError as error:  # a bad setting stops the process with its name, not a traceback
+        raise SystemExit(f"configuration error: {error}") from None
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
 
     async def serve() -> None:
-        manager = StreamManager(runtime.db, accounts=runtime.accounts)
+        stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, manager.stop)
-        await manager.run()
+            loop.add_signal_handler(signum, stopped.set)
+        await run_exclusive(
+            runtime.database_url, lambda: StreamManager(runtime.db, accounts=runtime.accounts), stopped
+        )
 
     logger.info("stream process starting", extra={"action": "streams_start"})
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
-from config import load_config
+from config import ConfigError, load_config
 from viewzenix.jobs.attempts import AttemptRecorder
 from viewzenix.jobs.graceful import run_worker
 from viewzenix.jobs.tasks import register_tasks
@@ -37,7 +37,10 @@ def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
 
 def main() -> None:
     """Build the runtime from the environment and run the worker until SIGINT/SIGTERM."""
-    config = load_config()
+    try:
+        config = load_config()
+    except ConfigError as error:  # a bad setting stops the process with its name, not a traceback
+        raise SystemExit(f"configuration error: {error}") from None
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     runtime = build_runtime(config)
     register_tasks(runtime.jobs, runtime.db, config, runtime.accounts)

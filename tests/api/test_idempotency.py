@@ -8,6 +8,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -478,3 +479,62 @@ def threaded_server(app, database_url):
         thread.join(timeout=10)
         server.server_close()
         server_app.extensions["viewzenix"].close()
+
+
+class TestTransientAnswers:
+    """A "retry in a few seconds" answer is not the request's outcome: a retry with the key runs."""
+
+    def test_a_409_order_being_submitted_is_not_replayed_once_the_order_is_open(self, client, db, user):
+        from builders import orders_of, store_signal
+
+        from viewzenix.domain.model import Action, OrderType, Signal
+        from viewzenix.services.execution import execute_signal
+
+        user_id, headers = user
+        created = create(client, headers, broker="simulated").json
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select * from public.webhook_configs where id = %s", (created["id"],)
+            ).fetchone()
+        signal = Signal(
+            ticker="AAPL",
+            action=Action.BUY,
+            quantity=Decimal("5"),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal("1"),
+        )
+        signal_id = store_signal(db, row, signal)
+        assert execute_signal(db, signal_id) == "executed"
+        [order] = orders_of(db, signal_id)
+        status = order["status"]
+        assert status in ("accepted", "new")
+        url = f"/api/orders/{order['id']}/cancel"
+        # The order's job is still sending it (pending_new): "retry in a few seconds".
+        with db.transaction() as conn:
+            conn.execute("update public.orders set status = 'pending_new' where id = %s", (order["id"],))
+        first = client.post(url, headers=keyed(headers, "cancel-it"))
+        assert (first.status_code, first.json["code"]) == (409, "order_being_submitted")
+        assert key_rows(db, user_id, "cancel-it") == []
+        with db.transaction() as conn:
+            conn.execute("update public.orders set status = %s where id = %s", (status, order["id"]))
+        second = client.post(url, headers=keyed(headers, "cancel-it"))
+        assert second.status_code == 200, second.json
+        assert REPLAYED not in second.headers
+        assert second.json["status"] == "canceled"
+        third = client.post(url, headers=keyed(headers, "cancel-it"))  # the outcome is now stored
+        assert (third.status_code, third.headers[REPLAYED], third.json) == (200, "true", second.json)
+
+    def test_an_answer_with_retry_after_is_not_stored(self, client, db, user, monkeypatch):
+        from viewzenix.api import webhook_configs as view_module
+        from viewzenix.errors import ApiError
+
+        user_id, headers = user
+
+        def busy(row, token):
+            raise ApiError("Busy, retry shortly.", code="busy", status=423, headers={"Retry-After": "2"})
+
+        monkeypatch.setattr(view_module, "_with_token", busy)
+        assert create(client, keyed(headers, "busy")).status_code == 423
+        assert (config_count(db, user_id), key_rows(db, user_id, "busy")) == (0, [])
+        monkeypatch.undo()
+        assert create(client, keyed(headers, "busy")).status_code == 201

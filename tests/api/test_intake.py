@@ -195,3 +195,78 @@ def test_a_ticker_no_broker_could_have_is_refused_and_stored(client, db, config)
     assert response.status_code == 422 and response.json["code"] == "invalid_ticker"
     row = stored(db, response.json["signal_id"])
     assert (row["status"], row["reject_code"]) == ("rejected", "invalid_ticker")
+
+
+@pytest.mark.parametrize("ticker", ["ſPY", "ıBM", "ß"])
+def test_a_lookalike_ticker_is_refused_and_stored_as_sent(client, db, config, ticker):
+    body = json.dumps({"ticker": ticker, "action": "buy"}, ensure_ascii=False).encode()
+    response = client.post(config["url"], data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json["code"] == "invalid_ticker"
+    assert "outside ASCII" in response.json["message"]
+    row = stored(db, response.json["signal_id"])
+    assert (row["status"], row["reject_code"]) == ("rejected", "invalid_ticker")
+    assert row["ticker"] is None
+    with db.transaction() as conn:
+        assert conn.execute("select job_id from public.signals where id = %s", (row["id"],)).fetchone() == {
+            "job_id": None
+        }
+
+
+class TestRefusedUnauthenticatedBodies:
+    """A wrong-passphrase body is stored as its size, digest and first KiB, not in full twice."""
+
+    def test_a_wrong_passphrase_keeps_the_bodys_size_digest_and_first_kib(self, client, db):
+        import hashlib
+
+        body = json.dumps({"passphrase": "guess", "ticker": "SPY", "action": "buy", "pad": "x" * 60_000})
+        response = client.post("/webhook", data=body, content_type="application/json")
+        assert (response.status_code, response.json["code"]) == (401, "invalid_passphrase")
+        row = stored(db, response.json["signal_id"])
+        assert row["status"] == "rejected" and row["reject_code"] == "invalid_passphrase"
+        assert row["payload"] is None  # the parsed body is not kept either
+        assert len(row["raw_body"].encode()) <= 1024
+        assert row["raw_body"].startswith('{"passphrase": "') and "guess" not in row["raw_body"]
+        assert row["reject_details"] == {
+            "body_bytes": len(body.encode()),
+            "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "body_truncated": True,
+        }
+
+    def test_a_body_that_does_not_parse_on_webhook_is_summarised_too(self, client, db):
+        body = b"not json " + b"y" * 5000
+        response = client.post("/webhook", data=body, content_type="text/plain")
+        assert response.status_code in (400, 401, 422)
+        row = stored(db, response.json["signal_id"])
+        assert len(row["raw_body"].encode()) <= 1024
+        assert row["reject_details"]["body_bytes"] == len(body)
+
+    def test_an_authenticated_refusal_keeps_the_whole_body(self, client, db):
+        body = json.dumps(
+            {"passphrase": "test-passphrase", "ticker": "ſPY", "action": "buy", "pad": "z" * 3000}
+        )
+        response = client.post("/webhook", data=body.encode(), content_type="application/json")
+        assert response.status_code == 422
+        row = stored(db, response.json["signal_id"])
+        assert len(row["raw_body"]) > 3000 and "body_sha256" not in (row["reject_details"] or {})
+
+
+def test_refused_signals_past_their_retention_are_purged_by_the_hourly_job(client, db, database_url, config):
+    from config import load_config
+    from viewzenix.jobs import PURGE_EXPIRED, build_job_app
+    from viewzenix.jobs.tasks import register_tasks
+
+    old_refused = client.post(config["url"], json={"ticker": "ſPY", "action": "buy"}).json["signal_id"]
+    new_refused = client.post(config["url"], json={"ticker": "ſPY", "action": "sell"}).json["signal_id"]
+    old_accepted = client.post(config["url"], json={"ticker": "SPY", "action": "buy"}).json["signal_id"]
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.signals set received_at = now() - interval '31 days' where id = any(%s)",
+            ([uuid.UUID(old_refused), uuid.UUID(old_accepted)],),
+        )
+    job_app = build_job_app(database_url)
+    register_tasks(job_app, db, load_config({"REFUSED_SIGNAL_RETENTION_DAYS": "30"}))
+    job_app.tasks[PURGE_EXPIRED].func(timestamp=0)
+    assert stored(db, old_refused) is None
+    assert stored(db, new_refused)["status"] == "rejected"
+    assert stored(db, old_accepted) is not None

@@ -149,6 +149,7 @@ class TestReadiness:
         assert response.status_code == 200
         assert response.json == {
             "status": "ready",
+            "scope": "system",
             "checks": {"database": "ok", "queue": "ok", "worker": "ok"},
         }
 
@@ -178,4 +179,27 @@ class TestReadiness:
     def test_healthz_stays_a_plain_liveness_answer(self, client):
         body = client.get("/healthz").json
         assert (body["status"], body["database"]) == ("ok", "ok")
-        assert set(body) == {"status", "database", "signals_waiting"}
+        assert set(body) == {"status", "scope", "database", "signals_waiting"}
+        assert body["scope"] == "instance"
+
+    @pytest.mark.usefixtures("beating_worker")
+    def test_a_queue_behind_fails_readyz_for_alerting_but_never_healthz_for_load_balancers(
+        self, client, runtime_config, monkeypatch, db
+    ):
+        # A bar-close burst: a due job has waited past the limit, on every web instance at once.
+        with db.transaction() as conn:
+            conn.execute(
+                "select procrastinate_defer_jobs_v1(array[row('readyz', 'viewzenix.noop', 0, null, null,"
+                " '{}'::jsonb, now() - interval '5 minutes')::procrastinate_job_to_defer_v1])"
+            )
+        monkeypatch.setattr(runtime_config, "READY_MAX_QUEUE_AGE_SECONDS", 60)
+        try:
+            ready, health = client.get("/readyz"), client.get("/healthz")
+        finally:
+            with db.transaction() as conn:
+                conn.execute("delete from procrastinate_jobs where queue_name = 'readyz'")
+        assert (ready.status_code, ready.json["code"], ready.json["scope"]) == (503, "not_ready", "system")
+        assert ready.json["message"].endswith("(A system check for alerting; load balancers probe /healthz.)")
+        assert health.status_code == 200
+        assert (health.json["status"], health.json["scope"]) == ("ok", "instance")
+        assert health.json["signals_waiting"] >= 0

@@ -60,11 +60,10 @@ class Cluster:
             self.server.ensure_postgres_running()
 
 
-@pytest.fixture()
-def cluster():
-    """A fresh cluster under the worktree's ``.data/outage`` (not under /tmp, whose old pytest
-    folders other test runs on this machine may delete while this one runs)."""
-    folder = ROOT / ".data" / "outage"
+def cluster_under(name: str):
+    """Yield a fresh cluster under the worktree's ``.data/<name>`` (not under /tmp, whose old
+    pytest folders other test runs on this machine may delete while this one runs); stop it after."""
+    folder = ROOT / ".data" / name
     pgdata = folder / "pg"
     if (pgdata / "postmaster.pid").exists():  # left running by an interrupted run
         subprocess.run(["pkill", "-F", str(pgdata / "postmaster.pid")], check=False)
@@ -77,6 +76,12 @@ def cluster():
         cluster.stop()
     except Exception:  # already stopped
         pass
+
+
+@pytest.fixture()
+def cluster():
+    """A fresh cluster under ``.data/outage``."""
+    yield from cluster_under("outage")
 
 
 def test_intake_and_worker_ride_through_a_database_restart(cluster):

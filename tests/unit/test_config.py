@@ -53,3 +53,56 @@ def test_production_starts_with_its_secrets():
 def test_refuses_invalid_values_naming_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # The default POSITION_SIZE_VALUE (0) with a sizing method that reads it: every alert
+        # used to answer 500 (the webhook_configs.quantity > 0 constraint).
+        ({"POSITION_SIZING_METHOD": "percent"}, "POSITION_SIZE_VALUE must be greater than 0"),
+        ({"POSITION_SIZING_METHOD": "dollar", "POSITION_SIZE_VALUE": "-5"}, "POSITION_SIZE_VALUE must be"),
+        ({"DEFAULT_ORDER_QUANTITY": "0"}, "DEFAULT_ORDER_QUANTITY must be greater than 0"),
+        ({"POSITION_SIZING_METHOD": "kelly"}, "POSITION_SIZING_METHOD must be one of"),
+        ({"STANDARD_WEBHOOK_SECRETS": "whsec_"}, "STANDARD_WEBHOOK_SECRETS holds an empty secret"),
+        ({"STANDARD_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_"}, "empty secret"),
+    ],
+)
+def test_bad_trading_and_hook_settings_stop_start_up_naming_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
+
+
+def test_a_sizing_method_with_its_value_starts():
+    config = load_config({"POSITION_SIZING_METHOD": "percent", "POSITION_SIZE_VALUE": "5"})
+    assert config.POSITION_SIZE_VALUE == 5
+
+
+def test_signature_verifier_refuses_an_empty_standard_secret_with_a_value_error():
+    from viewzenix.webhooks.signatures import SignatureVerifier
+
+    with pytest.raises(ValueError, match="empty secret"):
+        SignatureVerifier(("standard",), standard_secrets=("whsec_",))
+
+
+@pytest.mark.parametrize("module", ["viewzenix.worker", "viewzenix.streams"])
+def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSITION_", "DATABASE_URL"))}
+    env.update({"POSITION_SIZING_METHOD": "percent", "DATA_DIR": str(tmp_path), "VIEWZENIX_ENV": "testing"})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", module], env=env, capture_output=True, text=True, timeout=60,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{module} started despite POSITION_SIZE_VALUE=0")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "configuration error: POSITION_SIZE_VALUE must be greater than 0 with "
+        "POSITION_SIZING_METHOD=percent, got 0"
+    )
+    assert "Traceback" not in done.stderr

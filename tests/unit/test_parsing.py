@@ -1011,3 +1011,15 @@ def test_a_ticker_no_broker_could_have_is_refused_with_invalid_ticker(given):
     assert error.code == "invalid_ticker" and error.status == 422
     assert error.details["field"] == "ticker"
     assert len(error.details["value"]) <= 80  # a 10,000-character ticker is not echoed whole
+
+
+@pytest.mark.parametrize(
+    ("given", "odd"),
+    # Each upper-cases to a real symbol: ſ (long s) → S, ı (dotless i) → I, ß → SS, ﬀ → FF.
+    [("ſPY", "ſ"), ("ıBM", "ı"), ("ß", "ß"), ("NASDAQ:ſPY", "ſ"), ("ﬀIV", "ﬀ")],
+)
+def test_a_lookalike_ticker_is_refused_as_sent_not_traded_as_the_real_symbol(given, odd):
+    error = field_rejection(ticker=given)
+    assert error.code == "invalid_ticker" and error.status == 422
+    assert error.details == {"field": "ticker", "value": given}
+    assert f"outside ASCII ({odd})" in error.message

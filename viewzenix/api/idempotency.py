@@ -14,9 +14,11 @@ The transaction boundary: ``idempotent`` wraps the view (after authentication, a
 parsing, the service call and serialisation) in ``Database.request_transaction`` as the caller,
 which the services' own ``db.transaction(...)`` calls join. In it: lock the key
 (``pg_try_advisory_xact_lock``), look it up, run the view, store its response; the work and the
-key commit together. A response that is not stored (400, 401, 422 and 429: the request was
-refused before any work and may be fixed and sent again with the same key; and every 5xx) rolls
-the whole transaction back, as does an exception.
+key commit together. A response that is not stored rolls the whole transaction back, as does an
+exception: 400, 401, 422 and 429 (the request was refused before any work and may be fixed and
+sent again with the same key); 409 (a conflict with the resource's state at that moment, such as
+``order_being_submitted``'s "retry in a few seconds": the state changes, and a replay for 24 h
+would hide it); every answer carrying ``Retry-After`` (HTTP's "try again later"); and every 5xx.
 
 Source: Stripe practice and the IETF draft "The Idempotency-Key HTTP Header Field".
 """
@@ -46,8 +48,9 @@ ALIAS_HEADER = "X-Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
-# Refused before any work: the client may fix the request and retry with the same key.
-NOT_STORED_STATUSES = frozenset({400, 401, 422, 429})
+# Refused before any work, or a conflict with a state that changes: the client may fix the request
+# or wait, and retry with the same key.
+NOT_STORED_STATUSES = frozenset({400, 401, 409, 422, 429})
 # Response headers replayed with the stored body.
 REPLAYED_RESPONSE_HEADERS = ("Content-Type", "Location")
 IN_PROGRESS_RETRY_AFTER_SECONDS = "1"
@@ -168,7 +171,7 @@ def _run_once(key: str, view: Callable[..., Any], args: tuple, kwargs: dict) -> 
             )
             return _replay(stored)
         response = _dispatch(view, args, kwargs)
-        if response.status_code in NOT_STORED_STATUSES or response.status_code >= 500:
+        if not _is_outcome(response):
             raise psycopg.Rollback()  # nothing the view did is kept; the key stays free
         repo.save(
             conn,
@@ -180,6 +183,16 @@ def _run_once(key: str, view: Callable[..., Any], args: tuple, kwargs: dict) -> 
             ttl=timedelta(hours=runtime.config.IDEMPOTENCY_KEY_TTL_HOURS),
         )
     return response
+
+
+def _is_outcome(response: Response) -> bool:
+    """Return whether ``response`` is the request's outcome, to be stored and replayed.
+
+    Not an outcome: a status in ``NOT_STORED_STATUSES``, any 5xx, and any answer with
+    ``Retry-After`` (transient by HTTP's own signal, RFC 9110 §10.2.3).
+    """
+    status = response.status_code
+    return status not in NOT_STORED_STATUSES and status < 500 and "Retry-After" not in response.headers
 
 
 def _dispatch(view: Callable[..., Any], args: tuple, kwargs: dict) -> Response:

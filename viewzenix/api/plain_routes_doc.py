@@ -60,6 +60,18 @@ def _stored_refusal(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _INTAKE_REFUSAL}}}
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def _retry_later(description: str) -> dict[str, Any]:
+    return {**_refusal(description), "headers": _RETRY_AFTER}
+
+
 def _intake_responses() -> dict[str, Any]:
     return {
         "200": {
@@ -69,6 +81,18 @@ def _intake_responses() -> dict[str, Any]:
         "400": _stored_refusal("Not valid JSON (with line/column and a repair hint); stored as rejected"),
         "413": _stored_refusal("Body too large; stored as rejected"),
         "422": _stored_refusal("Valid JSON but not a usable signal; stored as rejected"),
+        "403": _refusal(
+            "Not from one of TradingView's addresses while TRADINGVIEW_SOURCES_ONLY is on "
+            "(source_not_allowed); not stored"
+        ),
+        "429": _retry_later(
+            "Too many requests from this address (rate_limited: WEBHOOK_FAILED_AUTH_LIMIT, "
+            "SINGLE_TENANT_WEBHOOK_LIMIT); not stored"
+        ),
+        "503": _retry_later(
+            "The database does not answer (database_unavailable) or a lock or statement timeout "
+            "ended the request (database_busy); nothing stored, send again (TradingView resends a 5xx)"
+        ),
     }
 
 
@@ -104,7 +128,10 @@ def document_plain_routes(api: Api, app: Flask) -> None:
                 "requestBody": _ALERT_BODY,
                 "responses": {
                     **_intake_responses(),
-                    "403": _stored_refusal("The config is turned off (config_inactive); stored as rejected"),
+                    "403": _stored_refusal(
+                        "The config is turned off (config_inactive; stored as rejected), or the sender "
+                        "is not one of TradingView's addresses (source_not_allowed; not stored)"
+                    ),
                     "404": _refusal("No webhook at this URL (unknown config or wrong token)"),
                 },
             }
@@ -132,14 +159,19 @@ def document_plain_routes(api: Api, app: Flask) -> None:
         operations={
             "get": {
                 "tags": ["health"],
-                "summary": "Liveness and database check",
+                "summary": "This instance's health, for load balancers (docs/health-probes.md)",
                 "security": security_none,
                 "responses": {
                     "200": {
                         "description": "The database answers",
                         "content": {
                             "application/json": {
-                                "example": {"status": "ok", "database": "ok"},
+                                "example": {
+                                    "status": "ok",
+                                    "scope": "instance",
+                                    "database": "ok",
+                                    "signals_waiting": 0,
+                                },
                                 "schema": {"type": "object"},
                             }
                         },

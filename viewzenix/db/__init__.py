@@ -17,12 +17,21 @@ is waited for at most ``timeout`` seconds (``psycopg_pool.PoolTimeout``), and th
 after a failure and reconnects within a second of the database's return. The HTTP layer answers
 ``PoolTimeout`` and any ``psycopg.OperationalError`` with 503 ``database_unavailable``
 (``viewzenix.errors``).
+
+Once a connection could not be had (a pool timeout, or a connection lost mid-query), the
+database is *known down* (``OutageBreaker``): for ``reprobe_seconds`` every transaction fails at
+once with ``DatabaseDown`` instead of waiting the pool timeout again, so a gunicorn worker is
+not held for 0.8 s per 503 while alerts keep coming. Then one caller probes (waits on the pool
+up to ``PROBE_TIMEOUT_SECONDS``) while the others still fail fast; its success closes the
+breaker. Lock and statement timeouts (a live, busy server) never open it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,8 +40,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
 
-from viewzenix.db.pools import ResilientPool, fail_fast_options
+from viewzenix.db.pools import ResilientPool, SessionTimeouts, fail_fast_options
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,62 @@ class _Ambient:
     claims: Mapping[str, Any] | None
 
 
+PROBE_TIMEOUT_SECONDS = 0.1  # how long a re-probe of a database known down waits for a connection
+
+
+class DatabaseDown(psycopg.OperationalError):
+    """The database is known to be down (a connection failed moments ago); not waited on again yet."""
+
+
+class OutageBreaker:
+    """Fail fast while the database is known down; let one caller re-probe every ``reprobe_seconds``.
+
+    ``check()`` before taking a connection (raises ``DatabaseDown`` while open), ``failed()``
+    when a connection could not be had or was lost, ``succeeded()`` when one was had. Closed,
+    ``check()`` reads one attribute: nothing on the hot path.
+    """
+
+    def __init__(self, reprobe_seconds: float) -> None:
+        self.reprobe_seconds = reprobe_seconds
+        self._open_until = 0.0  # time.monotonic() before which callers fail fast; 0 = closed
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until != 0.0
+
+    def check(self) -> bool:
+        """Raise ``DatabaseDown`` while open; return True when this caller is to probe."""
+        if not self._open_until:
+            return False
+        with self._lock:
+            if not self._open_until:
+                return False
+            now = time.monotonic()
+            if now < self._open_until:
+                raise DatabaseDown("the database is down (a connection failed moments ago); retry shortly")
+            self._open_until = now + self.reprobe_seconds  # this caller probes; others fail fast
+            return True
+
+    def failed(self) -> None:
+        with self._lock:
+            first = not self._open_until
+            self._open_until = time.monotonic() + self.reprobe_seconds
+        if first:
+            logger.warning(
+                "database down: answering at once without waiting, re-probing every %s s",
+                self.reprobe_seconds,
+                extra={"action": "database_breaker_open"},
+            )
+
+    def succeeded(self) -> None:
+        if not self._open_until:
+            return
+        with self._lock:
+            self._open_until = 0.0
+        logger.info("database answers again", extra={"action": "database_breaker_closed"})
+
+
 _ambient: ContextVar[_Ambient | None] = ContextVar("viewzenix_ambient_transaction", default=None)
 
 
@@ -59,7 +125,14 @@ class Database:
     ``psycopg.OperationalError``); the web answers 503 then, so it stays under TradingView's 3 s.
     ``transaction_pooler``: ``url`` may be a transaction-mode pooler (PgBouncer, Supavisor port
     6543): no prepared statements; everything here is transaction-scoped already (``set_config``
-    with ``is_local``, ``pg_advisory_xact_lock``), and nothing may LISTEN on this pool.
+    with ``is_local``, ``pg_advisory_xact_lock``), and nothing may LISTEN on this pool. Such a
+    pooler refuses (PgBouncer: "unsupported startup parameter: options") or drops the libpq
+    ``options`` a session would carry, so ``timeouts`` are not sent there: the pooler's own
+    query timeouts and the database role's settings bound those waits (docs/database-timeouts.md).
+    ``timeouts``: the statement, lock and idle-in-transaction timeouts of every connection
+    (``SessionTimeouts``; none by default). ``reprobe_seconds``: while the database is known
+    down, how long callers fail fast with ``DatabaseDown`` before one tries again
+    (``OutageBreaker``; 0 = never fail fast).
     """
 
     def __init__(
@@ -70,18 +143,28 @@ class Database:
         max_size: int = 10,
         timeout: float = 30.0,
         transaction_pooler: bool = False,
+        timeouts: SessionTimeouts | None = None,
+        reprobe_seconds: float = 0.0,
     ) -> None:
         self.url = url
         # A transaction-mode pooler hands each transaction to any server connection: a statement
         # prepared on one is unknown on the next, so psycopg must not prepare (prepare_threshold=None).
         self.transaction_pooler = transaction_pooler
         prepare = {"prepare_threshold": None} if transaction_pooler else {}
+        self.breaker = OutageBreaker(reprobe_seconds) if reprobe_seconds > 0 else None
+        session = {} if transaction_pooler else (timeouts or SessionTimeouts()).connect_kwargs(url)
         self.pool = ResilientPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"row_factory": dict_row, "autocommit": False, **prepare, **fail_fast_options(url)},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": False,
+                **prepare,
+                **fail_fast_options(url),
+                **session,
+            },
             open=False,
             name="viewzenix",
         )
@@ -111,7 +194,7 @@ class Database:
             with self._join(ambient, claims) as conn:
                 yield conn
             return
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             with conn.transaction():
                 if claims is not None:
                     set_request_claims(conn, claims)
@@ -129,7 +212,7 @@ class Database:
             with self._join(ambient, None) as conn:
                 yield conn
             return
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             conn.autocommit = True
             try:
                 yield conn
@@ -146,7 +229,7 @@ class Database:
         """
         if _ambient.get() is not None:
             raise RuntimeError("a request transaction is already open in this context")
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             with conn.transaction():
                 if claims is not None:
                     set_request_claims(conn, claims)
@@ -155,6 +238,34 @@ class Database:
                     yield conn
                 finally:
                     _ambient.reset(token)
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """Yield a pooled connection, failing fast (``DatabaseDown``) while the database is known down.
+
+        A pool timeout, or a connection that broke while in use, opens the breaker; having a
+        connection closes it. Errors of a live server (a lock timeout, a constraint) do neither.
+        """
+        breaker = self.breaker
+        if breaker is None:
+            with self.pool.connection() as conn:
+                yield conn
+            return
+        # A probe waits briefly: the pool re-opens connections in the background (within
+        # MAX_RECONNECT_DELAY), so a probe only asks whether one is there yet.
+        timeout = PROBE_TIMEOUT_SECONDS if breaker.check() else None
+        conn = None
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                breaker.succeeded()
+                yield conn
+        except PoolTimeout:
+            breaker.failed()
+            raise
+        except psycopg.OperationalError:
+            if conn is not None and conn.broken:
+                breaker.failed()
+            raise
 
     @contextmanager
     def detached(self) -> Iterator[None]:
@@ -190,7 +301,7 @@ class Database:
     def ping(self) -> bool:
         """Return True when the database answers ``select 1`` within the pool timeout."""
         try:
-            with self.pool.connection() as conn:
+            with self.connection() as conn:
                 conn.execute("select 1")
             return True
         except (psycopg.Error, TimeoutError, Exception) as exc:

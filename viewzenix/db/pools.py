@@ -13,12 +13,18 @@ things, through psycopg_pool's documented ``check`` and ``configure`` hooks plus
 ``FAIL_FAST_CONNECT_OPTIONS`` bound a dead or unreachable server on TCP (libpq ignores the TCP
 ones on a Unix socket): ``connect_timeout`` for a new connection, keepalives and
 ``tcp_user_timeout`` for one whose peer vanished mid-request.
+
+``SessionTimeouts`` bound a live server that does not answer: ``statement_timeout``,
+``lock_timeout`` and ``idle_in_transaction_session_timeout``, sent once per connection as the
+libpq ``options`` startup parameter (no round trip per transaction); docs/database-timeouts.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -36,6 +42,41 @@ FAIL_FAST_CONNECT_OPTIONS: dict[str, Any] = {
 def fail_fast_options(conninfo: str) -> dict[str, Any]:
     """Return the ``FAIL_FAST_CONNECT_OPTIONS`` that ``conninfo`` does not set itself."""
     return {k: v for k, v in FAIL_FAST_CONNECT_OPTIONS.items() if k not in conninfo}
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Postgres timeouts of every connection a process opens, in milliseconds (0 = none).
+
+    ``statement_ms``: one statement's run time (``QueryCanceled``, SQLSTATE 57014).
+    ``lock_ms``: a wait for a row or table lock (``LockNotAvailable``, 55P03).
+    ``idle_in_transaction_ms``: a transaction left open with nothing running; Postgres closes
+    the connection (``IdleInTransactionSessionTimeout``, 25P03), releasing its locks.
+    Postgres: "Server Configuration: Client Connection Defaults".
+    """
+
+    statement_ms: int = 0
+    lock_ms: int = 0
+    idle_in_transaction_ms: int = 0
+
+    def connect_kwargs(self, conninfo: str) -> dict[str, Any]:
+        """Return ``{"options": ...}`` for psycopg's connect, keeping any ``options`` of ``conninfo``.
+
+        Empty when every timeout is 0 (nothing is sent, for poolers that refuse ``options``).
+        """
+        settings = [
+            f"-c {name}={value}"
+            for name, value in (
+                ("statement_timeout", self.statement_ms),
+                ("lock_timeout", self.lock_ms),
+                ("idle_in_transaction_session_timeout", self.idle_in_transaction_ms),
+            )
+            if value
+        ]
+        if not settings:
+            return {}
+        own = conninfo_to_dict(conninfo).get("options") if conninfo else None
+        return {"options": " ".join([*([own] if own else []), *settings])}
 
 
 class _CappedBackoff(AttemptWithBackoff):

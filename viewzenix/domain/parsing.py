@@ -787,6 +787,16 @@ def _ticker(body: dict[str, Any], where: dict[str, str]) -> tuple[str, str | Non
         raise MissingTicker(f'The alert has no "{field}".{hint}', field=field)
     if not isinstance(value, str):
         raise InvalidField(f"{field} must be a string; got {_show(value)}", field=field, value=_plain(value))
+    if not value.isascii():
+        # Checked as sent, before upper(): "ſPY".upper() is "SPY", "ıBM" "IBM", "ß" "SS".
+        odd = "".join(dict.fromkeys(c for c in value if not c.isascii()))[:8]
+        shown = value if len(value) <= 40 else f"{value[:40]}… ({len(value)} characters)"
+        raise InvalidTicker(
+            f'{field} "{shown}" holds characters outside ASCII ({odd}): send the symbol in plain '
+            'letters and digits, e.g. "SPY".',
+            field=field,
+            value=shown,
+        )
     ticker = value.strip().upper()
     prefix, colon, symbol = ticker.partition(":")
     if colon:
@@ -800,7 +810,7 @@ def _ticker(body: dict[str, Any], where: dict[str, str]) -> tuple[str, str | Non
         exchange = exchange or prefix or None
     if not ticker:
         raise EmptyTicker(f'The alert\'s "{field}" is empty; send the symbol, e.g. "AAPL".', field=field)
-    if not ticker.isascii() or not TICKER_PATTERN.fullmatch(ticker):
+    if not TICKER_PATTERN.fullmatch(ticker):
         shown = ticker if len(ticker) <= 40 else f"{ticker[:40]}… ({len(ticker)} characters)"
         raise InvalidTicker(
             f'{field} "{shown}" is not a symbol: use 1 to {MAX_TICKER_LENGTH} letters, digits and '

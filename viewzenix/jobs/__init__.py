@@ -20,6 +20,7 @@ from procrastinate import jobs as procrastinate_jobs
 
 if TYPE_CHECKING:
     from viewzenix.db import Connection
+    from viewzenix.db.pools import SessionTimeouts
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
 RECONCILE = "viewzenix.reconcile"
@@ -39,7 +40,11 @@ MAINTENANCE_QUEUE = "maintenance"
 
 
 def build_job_app(
-    database_url: str, *, transaction_pooler: bool = False, pool_size: int = 4
+    database_url: str,
+    timeouts: SessionTimeouts | None = None,
+    *,
+    transaction_pooler: bool = False,
+    pool_size: int = 4,
 ) -> procrastinate.App:
     """Return a procrastinate App on ``database_url`` (tasks not registered; see register_tasks).
 
@@ -49,14 +54,19 @@ def build_job_app(
     ``transaction_pooler``: ``database_url`` may be a transaction-mode pooler (a web process's
     ``WEB_DATABASE_URL``), so its connections run without prepared statements and the pool opens
     at most ``pool_size`` of them, one kept; such an app must not run a listening worker.
+    ``timeouts``: the statement, lock and idle-in-transaction timeouts of its connections (not
+    sent to a transaction pooler, which refuses the libpq ``options`` that carry them).
     """
-    from viewzenix.db.pools import ResilientAsyncPool
+    from viewzenix.db.pools import ResilientAsyncPool, SessionTimeouts
 
     sizes = {"min_size": 1 if transaction_pooler else pool_size, "max_size": pool_size}
-    options = {"kwargs": {"prepare_threshold": None}} if transaction_pooler else {}
+    if transaction_pooler:
+        kwargs: dict = {"prepare_threshold": None}
+    else:
+        kwargs = (timeouts or SessionTimeouts()).connect_kwargs(database_url)
     return procrastinate.App(
         connector=procrastinate.PsycopgConnector(
-            conninfo=database_url, pool_factory=ResilientAsyncPool, **sizes, **options
+            conninfo=database_url, pool_factory=ResilientAsyncPool, kwargs=kwargs, **sizes
         )
     )
 

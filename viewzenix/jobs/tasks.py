@@ -66,6 +66,7 @@ def register_tasks(
     from viewzenix.services.accounts import accounts_for
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
+    from viewzenix.services.intake import purge_refused_signals
     from viewzenix.services.reconciliation import reconcile
 
     config = config or load_config()
@@ -139,6 +140,7 @@ def register_tasks(
     @job_app.task(name=PURGE_EXPIRED, queue=MAINTENANCE_QUEUE, pass_context=False)
     def purge_expired_task(timestamp: int | None = None) -> None:
         counts = purge_expired(db, config.HOOK_EVENTS_RETENTION_DAYS)
+        counts["refused_signals"] = purge_refused_signals(db, config.REFUSED_SIGNAL_RETENTION_DAYS)
         logger.info("purged expired rows: %s", counts, extra={"action": "purge_expired", "counts": counts})
 
     if config.RECONCILE_CRON:

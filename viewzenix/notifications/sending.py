@@ -8,6 +8,13 @@ one ``private.notification_deliveries`` row per run. A failed send raises ``Deli
 so procrastinate retries it with backoff (``NOTIFY_RETRY``); a refused one is recorded and not
 retried. Nothing here runs in, or can fail, a trade: it runs in its own job, after the event's
 transaction committed.
+
+Redirects are never followed: the address check covers the host we send to, and a 3xx from it
+(public, checked) could point at an internal address. apprise's HTTP plugins pass
+``allow_redirects=self.redirects`` to requests (apprise 2.2.0; default from
+``AppriseAsset.http_redirects``, overridable per URL with ``?redirect=yes``), so each plugin is
+built with that default off and its ``redirects`` forced off after parsing; a redirect answer is
+then a failed delivery.
 """
 
 from __future__ import annotations
@@ -79,16 +86,18 @@ def send(
         url = crypto.decrypt(destination["url_encrypted"])
     except (crypto.UnreadableSecret, crypto.CipherNotConfigured) as error:
         return done("refused", str(error))
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    asset = apprise.AppriseAsset(http_redirects=False)
+    plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
     if plugin is None:
         return done("refused", "apprise no longer understands this URL")
+    plugin.redirects = False  # also over a "?redirect=yes" in the stored URL
     try:
         check_targets(plugin, allow_private=allow_private, strict=True)
     except DestinationRefused as error:
         return done("refused", error.message)
     plugin.socket_connect_timeout = CONNECT_TIMEOUT_SECONDS
     plugin.socket_read_timeout = READ_TIMEOUT_SECONDS
-    notifier = apprise.Apprise()
+    notifier = apprise.Apprise(asset=asset)
     notifier.add(plugin)
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         try:

@@ -151,3 +151,20 @@ def list_page(
         limit=limit,
         offset=offset,
     )
+
+
+# Refused alerts past their retention, oldest first, a batch at a time (the partial index
+# signals_rejected_received_idx serves it).
+DELETE_REFUSED_BEFORE = """
+delete from public.signals where id in (
+    select id from public.signals
+    where status = 'rejected' and received_at < %(before)s
+    order by received_at
+    limit %(batch)s
+)
+"""
+
+
+def delete_refused_before(conn: Connection, before: datetime, batch: int) -> int:
+    """Delete up to ``batch`` refused signals received before ``before``; return how many."""
+    return conn.execute(DELETE_REFUSED_BEFORE, {"before": before, "batch": batch}).rowcount

@@ -17,11 +17,13 @@ config, so the hot path has no extra round trip.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import procrastinate
@@ -117,7 +119,9 @@ class Received:
 
     ``signal_id``: the id its signals row gets. ``raw_body``: the body as stored (secret values
     masked). ``parsed`` and/or ``rejection``: both when a parsed alert was then refused (a wrong
-    passphrase). ``dedupe_key``: set only for an alert not refused so far.
+    passphrase). ``dedupe_key``: set only for an alert not refused so far. ``body_summary``:
+    for an unauthenticated refusal (``summarised``), the body's size and digest, stored in
+    ``reject_details`` in place of the body.
     """
 
     alert: Alert
@@ -126,6 +130,7 @@ class Received:
     parsed: ParsedAlert | None
     rejection: AlertRejected | None
     dedupe_key: str | None
+    body_summary: dict[str, Any] | None = None
 
 
 def read(
@@ -147,6 +152,48 @@ def read(
         rejection=rejection,
         dedupe_key=key,
     )
+
+
+# Of a refused unauthenticated body (a wrong passphrase: anyone can send one, as large as the
+# body limit, as often as the rate limit allows), only this many bytes are kept.
+UNAUTHENTICATED_BODY_KEPT_BYTES = 1024
+
+
+def summarised(received: Received) -> Received:
+    """Return ``received`` keeping of its body only its size, sha256 and first KiB (masked).
+
+    For a refusal whose sender was not authenticated: its row keeps what helps a person see
+    what was sent (``reject_details.body_bytes``, ``body_sha256``, the start of the body in
+    ``raw_body``) without storing an anonymous sender's bytes in full (the body and its parsed
+    ``payload``: about 128 KB a row at the 64 KB body limit).
+    """
+    raw = received.alert.raw
+    kept = received.raw_body.encode()[:UNAUTHENTICATED_BODY_KEPT_BYTES].decode(errors="ignore")
+    return replace(
+        received,
+        raw_body=kept,
+        parsed=None,
+        body_summary={
+            "body_bytes": len(raw),
+            "body_sha256": hashlib.sha256(raw).hexdigest(),
+            "body_truncated": len(kept.encode()) < len(received.raw_body.encode()),
+        },
+    )
+
+
+def purge_refused_signals(db: Database, retention_days: int, *, batch: int = 5000) -> int:
+    """Delete refused signals received more than ``retention_days`` days ago; return how many.
+
+    In batches of ``batch`` rows, each its own transaction (short locks, bounded statements).
+    """
+    before = datetime.now(UTC) - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        with db.transaction() as conn:
+            count = signals_repo.delete_refused_before(conn, before, batch)
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 class ConfigInactive(AlertRejected):
@@ -297,6 +344,8 @@ def store_alert(
     }
     if rejection is not None:
         message, details = storable(rejection.message), storable(rejection.details) or None
+        if received.body_summary is not None:
+            details = {**(details or {}), **received.body_summary}
         signals_repo.insert(
             conn,
             status="rejected",

@@ -8,6 +8,7 @@ One default config, owned by a built-in user, is upserted from the environment
 from __future__ import annotations
 
 import hmac
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from viewzenix.domain.model import QuantityType
 from viewzenix.domain.parsing import AlertRejected, parse_alert
 from viewzenix.exceptions import NotFound
 from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services.intake import Alert, IntakeOutcome, read, store_alert
+from viewzenix.services.intake import Alert, IntakeOutcome, read, store_alert, summarised
 from viewzenix.services.webhook_configs import new_token
 
 if TYPE_CHECKING:
@@ -57,7 +58,12 @@ class InvalidPassphrase(AlertRejected):
 
 
 def default_settings(config: Config) -> dict[str, Any]:
-    """Return the default config's columns from the environment. Raises ValueError on a bad method."""
+    """Return the default config's columns from the environment.
+
+    Raises ValueError naming the variable: an unknown ``POSITION_SIZING_METHOD``, or a size that
+    is not positive (``DEFAULT_ORDER_QUANTITY`` for ``fixed``, else ``POSITION_SIZE_VALUE``; the
+    ``webhook_configs.quantity > 0`` constraint would otherwise refuse every alert).
+    """
     method = config.POSITION_SIZING_METHOD
     if method not in _SIZING_ALIASES:
         raise ValueError(
@@ -69,6 +75,12 @@ def default_settings(config: Config) -> dict[str, Any]:
         if quantity_type is QuantityType.FIXED_QUANTITY
         else config.POSITION_SIZE_VALUE
     )
+    if not quantity > 0:
+        fixed = quantity_type is QuantityType.FIXED_QUANTITY
+        name = "DEFAULT_ORDER_QUANTITY" if fixed else "POSITION_SIZE_VALUE"
+        raise ValueError(
+            f"{name} must be greater than 0 with POSITION_SIZING_METHOD={method}, got {quantity}"
+        )
     return {
         "name": "Single-tenant (/webhook)",
         "description": "Built from the environment for POST /webhook.",
@@ -117,13 +129,25 @@ def ensure_default_config(db: Database, config: Config) -> None:
         )
 
 
+def _passphrase_of(raw: bytes) -> str:
+    """Return the ``passphrase`` of a JSON object body that did not parse as an alert, else ""."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return ""
+    value = body.get("passphrase") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Alert) -> IntakeOutcome:
     """Check the body's passphrase against WEBHOOK_PASSPHRASE and store the alert.
 
     A wrong or missing passphrase is refused with 401 (the alert is stored as rejected,
-    ``invalid_passphrase``, its passphrase masked). Duplicates are handled as on
-    ``/webhooks/...`` (the default config's ``dedupe_window_seconds``, 60 s unless changed in
-    SQL). Raises SingleTenantDisabled when WEBHOOK_PASSPHRASE is unset.
+    ``invalid_passphrase``). Any refusal before the passphrase matched (a body that does not
+    parse included) keeps only the body's size, sha256 and first KiB (``summarised``).
+    Duplicates are handled as on ``/webhooks/...`` (the default config's
+    ``dedupe_window_seconds``, 60 s unless changed in SQL). Raises SingleTenantDisabled when
+    WEBHOOK_PASSPHRASE is unset.
     """
     expected = config.WEBHOOK_PASSPHRASE
     if not expected:
@@ -133,11 +157,19 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
         parsed = parse_alert(alert.raw, alert.content_type)
     except AlertRejected as error:
         rejection = error
-    if rejection is None and not hmac.compare_digest((parsed.passphrase or "").encode(), expected.encode()):
+    authenticated = rejection is None and hmac.compare_digest(
+        (parsed.passphrase or "").encode(), expected.encode()
+    )
+    if rejection is None and not authenticated:
         rejection = InvalidPassphrase(
             "The passphrase is missing or wrong." if parsed.passphrase is None else "The passphrase is wrong."
         )
+    if rejection is not None and not authenticated:
+        # Refused while parsing: the sender is known when the body still names the passphrase.
+        authenticated = hmac.compare_digest(_passphrase_of(alert.raw).encode(), expected.encode())
     received = read(alert, parsed=parsed, rejection=rejection)
+    if rejection is not None and not authenticated:
+        received = summarised(received)  # an anonymous sender's body is not kept in full
     with db.transaction() as conn:
         row = configs_repo.get_for_intake(
             conn,

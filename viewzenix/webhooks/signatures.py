@@ -79,6 +79,9 @@ class SignatureVerifier:
             raise ValueError("the standard scheme needs STANDARD_WEBHOOK_SECRETS")
         self.schemes = tuple(s for s in SCHEMES if s in schemes)
         self._hmac_key = hmac_secret.encode() if hmac_secret else None
+        if any(not secret.removeprefix("whsec_") for secret in standard_secrets):
+            # standardwebhooks raises its own EmptyWebhookSecretError (an Exception) for this one.
+            raise ValueError("STANDARD_WEBHOOK_SECRETS holds an empty secret (a bare whsec_)")
         try:
             self._standard = tuple(Webhook(secret) for secret in standard_secrets)
         except (ValueError, TypeError) as exc:
