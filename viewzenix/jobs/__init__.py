@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from viewzenix.db import Connection
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
+# A bar pushed on a webhook URL: applied under the same lock as the symbol's signals.
+APPLY_BAR = "viewzenix.apply_bar"
 RECONCILE = "viewzenix.reconcile"
 PURGE_EXPIRED = "viewzenix.purge_expired"
 RETRY_STALLED_JOBS = "viewzenix.retry_stalled_jobs"
@@ -81,4 +83,29 @@ def defer_execute_signal(
     )
     deferred = job_app.job_manager.defer_job(job, connection=conn)
     assert deferred.id is not None  # procrastinate returns the row's id
+    return deferred.id
+
+
+def defer_apply_bar(
+    job_app: procrastinate.App,
+    conn: Connection,
+    *,
+    bar_id: uuid.UUID,
+    config_id: uuid.UUID,
+    symbol: str,
+) -> int:
+    """Defer the application of a stored bar on ``conn``'s transaction; return the job id.
+
+    Same queue and same lock as the symbol's signal jobs (``signal_lock``), so bars and alerts of
+    one (config, symbol) run one at a time in the order they arrived.
+    """
+    job = procrastinate_jobs.Job(
+        queue=QUEUE,
+        lock=signal_lock(config_id, symbol),
+        queueing_lock=None,
+        task_name=APPLY_BAR,
+        task_kwargs={"bar_id": str(bar_id)},
+    )
+    deferred = job_app.job_manager.defer_job(job, connection=conn)
+    assert deferred.id is not None
     return deferred.id
