@@ -38,6 +38,17 @@ class BarRejected(ViewzenixError):
     code = "bar_rejected"
     status = 422
 
+    def __init__(
+        self,
+        message: str | None = None,
+        /,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, code=code, status=status, errors=details)
+
 
 def is_bar_message(raw: bytes) -> bool:
     """Return True when ``raw`` looks like a bar message (``"type": "bar"``); cheap on alerts.
