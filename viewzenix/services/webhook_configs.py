@@ -167,7 +167,8 @@ def check_tradable(settings: dict[str, Any]) -> None:
                 f"(margin multiplier {multiplier} × 100 = {multiplier * 100} %)"
             ]
     if errors:
-        raise Invalid("These settings cannot trade; see errors for each field.", errors=errors)
+        # The same shape as a schema's field errors (flask-smorest: by location, then field).
+        raise Invalid("These settings cannot trade; see errors for each field.", errors={"json": errors})
 
 
 def delete(db: Database, caller: Caller, config_id: uuid.UUID) -> None:
