@@ -237,6 +237,7 @@ class TestAppliedInOrderWithSignals:
         ]
         positions = client.get(f"/api/positions?config_id={config['id']}", headers=config["headers"]).json
         assert positions[0]["last_price"] == "103"
+        assert positions[0]["last_price_at"].startswith("2026-11-23T15:02:00")  # the bar's close
 
     def test_another_users_equity_series_is_404(self, client, config, make_user):
         _, token = make_user()

@@ -50,7 +50,7 @@ LIST_FOR = """
 select
     p.config_id, p.symbol, p.user_id, p.qty,
     case when p.qty > 0 then 'long' when p.qty < 0 then 'short' else 'flat' end as side,
-    p.avg_entry_price, p.last_price,
+    p.avg_entry_price, p.last_price, p.last_price_at,
     p.qty * p.last_price as market_value,
     (p.last_price - p.avg_entry_price) * p.qty as unrealized_pnl,
     p.realized_pnl, p.opened_at, p.updated_at
