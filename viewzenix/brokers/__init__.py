@@ -32,7 +32,51 @@ def broker_for(
     if name is BrokerName.SIMULATED:
         from viewzenix.brokers.simulated import SimulatedBroker
 
-        return instrumented(SimulatedBroker.for_config(db, webhook_config, clock=clock), name.value)
+        paper = SimulatedBroker.for_config(
+            db, webhook_config, clock=clock, market_data=market_data_for(db, webhook_config)
+        )
+        return instrumented(paper, name.value)
     from viewzenix.brokers.alpaca import AlpacaBroker
 
     return instrumented(AlpacaBroker.for_config(db, webhook_config), name.value)
+
+
+_EXCHANGES: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+
+def market_data_for(db: Database, webhook_config: dict[str, Any]) -> Any:
+    """Return the ``MarketData`` adapter of a config's ``market_data_source``, or None.
+
+    ``tradingview`` (bars pushed on the webhook URL) and ``replay`` (driven by a script or a
+    test, which hands the paper broker its adapter itself): None, the paper exchange prices
+    from the bars it was given. ``ccxt:<id>``: that exchange's public data (one adapter per
+    process and symbol map: its markets are loaded once). ``alpaca``: Alpaca's data with the
+    config's stored Alpaca keys, or None (logged) when it has none.
+    """
+    import logging
+
+    source = webhook_config.get("market_data_source") or "tradingview"
+    symbols = dict(webhook_config.get("market_data_symbols") or {})
+    if source.startswith("ccxt:"):
+        from viewzenix.marketdata.exchanges import ExchangeMarketData
+
+        key = (source, tuple(sorted(symbols.items())))
+        if key not in _EXCHANGES:
+            _EXCHANGES[key] = ExchangeMarketData(source.removeprefix("ccxt:"), symbols=symbols)
+        return _EXCHANGES[key]
+    if source == "alpaca":
+        from viewzenix.marketdata.alpaca import AlpacaMarketData
+        from viewzenix.services.broker_credentials import load_alpaca_credentials
+
+        try:
+            credentials = load_alpaca_credentials(db, webhook_config["id"])
+        except BrokerNotAvailable as error:
+            logging.getLogger(__name__).warning(
+                "no Alpaca market data for config %s: %s",
+                webhook_config["id"],
+                error,
+                extra={"action": "market_data_unavailable", "config_id": webhook_config["id"]},
+            )
+            return None
+        return AlpacaMarketData(credentials.key_id, credentials.secret_key, symbols=symbols)
+    return None
