@@ -8,6 +8,7 @@ sees it and a bar after an alert works the orders it left resting.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from decimal import Decimal
 
@@ -238,6 +239,10 @@ class TestAppliedInOrderWithSignals:
         positions = client.get(f"/api/positions?config_id={config['id']}", headers=config["headers"]).json
         assert positions[0]["last_price"] == "103"
         assert positions[0]["last_price_at"].startswith("2026-11-23T15:02:00")  # the bar's close
+        page = client.get("/ui/fragments/positions", headers=config["headers"]).get_data(as_text=True)
+        assert re.search(
+            r"103\.00 <small class=\"muted\" title=\"2026-11-23 15:02:00 UTC\">\d+ d ago</small>", page
+        )
 
     def test_another_users_equity_series_is_404(self, client, config, make_user):
         _, token = make_user()
