@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import requests
+from demo import crossings, tv_number
 
 TICKER = "GOOG"
 CONTRACTS = 10
@@ -60,30 +60,19 @@ def _price(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
-def tv_number(value: Any) -> str:
-    return np.format_float_positional(float(value), precision=8, unique=True, trim="-")
-
-
 def entries(data: Any) -> list[Entry]:
-    """The crossing bars with their bracket prices (backtesting.lib.crossover's rule)."""
+    """The crossing bars (``demo.crossings``: backtesting.lib.crossover's rule) with bracket prices."""
     from backtesting.test import SMA
 
     close = data["Close"].to_numpy(dtype=float)
     fast = SMA(data["Close"], 10).to_numpy()
     slow = SMA(data["Close"], 20).to_numpy()
     found = []
-    with np.errstate(invalid="ignore"):
-        for i in range(1, len(close) - 1):
-            side = 0
-            if fast[i - 1] < slow[i - 1] and fast[i] > slow[i]:
-                side = 1
-            elif slow[i - 1] < fast[i - 1] and slow[i] > fast[i]:
-                side = -1
-            if side:
-                c = _price(close[i])
-                sl = (c * (1 - STOP_PCT * side)).quantize(CENT)
-                tp = (c * (1 + TARGET_PCT * side)).quantize(CENT)
-                found.append(Entry(i, side, c, sl, tp))
+    for i, side in crossings(close, fast, slow):
+        c = _price(close[i])
+        sl = (c * (1 - STOP_PCT * side)).quantize(CENT)
+        tp = (c * (1 + TARGET_PCT * side)).quantize(CENT)
+        found.append(Entry(i, side, c, sl, tp))
     return found
 
 

@@ -22,17 +22,16 @@ Stream (``stream_url``): msgpack frames as Alpaca sends them: ``[{"T": "success"
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import msgpack
 from websockets.asyncio.server import ServerConnection, serve
+
+from fakes.json_http import serving
 
 
 def _z(moment: datetime) -> str:
@@ -104,26 +103,13 @@ class FakeAlpacaMarketData:
 
     @contextmanager
     def running(self) -> Iterator[FakeAlpacaMarketData]:
-        fake = self
+        """Serve REST (``self.url``) and the stream (``self.stream_url``) until the block ends."""
+        with serving(self.answer, "fake-alpaca-data") as url, self._streaming():
+            self.url = url
+            yield self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parsed = urlparse(self.path)
-                status, body = fake.answer(parsed.path, parse_qs(parsed.query), self.headers)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        http_thread = threading.Thread(target=server.serve_forever, daemon=True, name="fake-alpaca-data")
-        http_thread.start()
+    @contextmanager
+    def _streaming(self) -> Iterator[None]:
         ready = threading.Event()
         stop: dict[str, asyncio.Event] = {}
 
@@ -142,10 +128,8 @@ class FakeAlpacaMarketData:
         ws_thread.start()
         ready.wait(10)
         try:
-            yield self
+            yield
         finally:
-            server.shutdown()
-            server.server_close()
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(stop["event"].set)
             ws_thread.join(10)

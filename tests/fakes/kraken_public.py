@@ -10,13 +10,11 @@ close, vwap, volume, count]``, trades ``[price, volume, time s, side, type, misc
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+
+from fakes.json_http import serving
 
 PAIR = "XXBTZUSD"
 ASSETS = {
@@ -109,28 +107,7 @@ class FakeKrakenPublic:
 
     @contextmanager
     def running(self) -> Iterator[FakeKrakenPublic]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parsed = urlparse(self.path)
-                status, body = fake.answer(parsed.path, parse_qs(parsed.query))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True, name="fake-kraken")
-        thread.start()
-        try:
+        """Serve on a free loopback port (``self.url``) until the block ends."""
+        with serving(lambda path, query, headers: self.answer(path, query), "fake-kraken") as url:
+            self.url = url
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
