@@ -21,7 +21,7 @@ from viewzenix.brokers.base import BarDriven, BrokerOrder
 from viewzenix.brokers.simulated import SimulatedBroker
 from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
-from viewzenix.marketdata import Bar
+from viewzenix.marketdata import Bar, MarketDataUnavailable
 from viewzenix.marketdata.replay import Replay
 
 pytestmark = pytest.mark.db
@@ -289,6 +289,20 @@ class TestMarketOrdersWithoutAPrice:
         filled = broker.submit_order(request("b", BUY, "1", price=None))
 
         assert filled.filled_avg_price == D("100.5") * D("1.002")
+
+    def test_a_source_that_does_not_answer_falls_back_to_the_last_bar(self, make_broker):
+        class Down:
+            name = "down"
+
+            def latest_quote(self, symbol):
+                raise MarketDataUnavailable("connection refused")
+
+            latest_trade = latest_quote
+
+        broker = make_broker(market_data=Down())
+        broker.process_bar(bar(-3, "100", "101", "99", "100.5"))
+
+        assert broker.submit_order(request("b", BUY, "1", price=None)).filled_avg_price == D("100.5")
 
     def test_a_price_older_than_max_quote_age_is_refused_stale_market_data(self, make_broker):
         broker = make_broker(max_quote_age_seconds=60)

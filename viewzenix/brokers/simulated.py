@@ -102,7 +102,7 @@ from viewzenix.domain.model import (
 )
 from viewzenix.domain.positions import apply_fill, cash_delta
 from viewzenix.domain.sessions import is_crypto, session_close_after
-from viewzenix.marketdata import Bar, MarketData, price_of
+from viewzenix.marketdata import Bar, MarketData, MarketDataUnavailable, price_of
 
 __all__ = ["NO_MARKET_PRICE_MESSAGE", "SimulatedBroker", "fill_commission", "slipped_price"]
 
@@ -541,16 +541,25 @@ class SimulatedBroker:
         """The price a market order without a reference fills at, and its time.
 
         The market-data source's quote (ask to buy, bid to sell), else its last trade, else the
-        exchange's own mark (the close of the last bar it worked, or the last alert price).
+        exchange's own mark (the close of the last bar it worked, or the last alert price); a
+        source that does not answer is logged and the mark used.
         """
         buy = request.side is OrderSide.BUY
         if self.market_data is not None:
-            found = price_of(
-                self.market_data.latest_quote(request.symbol),
-                self.market_data.latest_trade(request.symbol),
-                None,
-                buy=buy,
-            )
+            try:
+                found = price_of(
+                    self.market_data.latest_quote(request.symbol),
+                    self.market_data.latest_trade(request.symbol),
+                    None,
+                    buy=buy,
+                )
+            except MarketDataUnavailable as error:  # the source is down: fall back to our own mark
+                logger.warning(
+                    "market data unavailable: %s",
+                    error,
+                    extra={"action": "market_data_unavailable", "config_id": self.config_id},
+                )
+                found = None
             if found is not None:
                 return found
         position = books.lock_position(conn, self.config_id, request.symbol)
