@@ -145,6 +145,14 @@ class TestIntake:
         assert again["duplicate"] is True and again["bar_id"] == first["bar_id"]
         assert [b["status"] for b in bars_of(db, config)] == ["applied", "duplicate"]
 
+    def test_a_resent_bar_is_a_duplicate_even_after_newer_ones(self, client, config, db):
+        first = push(client, config, bar_body("2026-11-23T15:00:00Z", "100", "101", "99", "100"))
+        push(client, config, bar_body("2026-11-23T15:01:00Z", "100", "101", "99", "100"))
+
+        again = push(client, config, bar_body("2026-11-23T15:00:00Z", "100", "101", "99", "100"))
+
+        assert (again["duplicate"], again["bar_id"]) == (True, first["bar_id"])
+
     def test_a_bar_older_than_the_last_one_is_refused_out_of_order(self, client, config, db):
         push(client, config, bar_body("2026-11-23T15:01:00Z", "100", "101", "99", "100"))
 

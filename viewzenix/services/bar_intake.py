@@ -6,10 +6,10 @@ that reaches a known config is stored (``public.bars``) before it is answered, w
 when refused:
 
 - a bar that does not parse or is inconsistent: ``rejected`` with the parser's code (422);
-- a bar older than the newest accepted bar of its (symbol, interval): ``rejected``
-  ``bar_out_of_order`` (422) — bars are applied in time order, an older one would rewind prices;
 - a bar with the same (symbol, interval, open time) as an accepted one: ``duplicate`` (200,
-  ``"duplicate": true``, nothing applied again);
+  ``"duplicate": true``, nothing applied again), also when newer bars came since (a resend);
+- else a bar older than the newest accepted bar of its (symbol, interval): ``rejected``
+  ``bar_out_of_order`` (422) — bars are applied in time order, an older one would rewind prices;
 - a turned-off config: ``rejected`` ``config_inactive`` (403);
 - else ``accepted``: its apply job (``viewzenix.apply_bar``) is deferred in the same transaction
   under the symbol's signal lock, so it runs in order with that symbol's alerts.
@@ -20,6 +20,7 @@ An unknown config or wrong token raises ``WebhookNotFound`` (404, nothing writte
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 import procrastinate
 
-from viewzenix.db import Database
+from viewzenix.db import Connection, Database
 from viewzenix.domain.parsing import redact_raw_body
 from viewzenix.jobs import defer_apply_bar
 from viewzenix.marketdata import Bar
@@ -113,59 +114,113 @@ def receive_bar(
                 extra={"action": "bar_not_found", "config_id": config_id},
             )
             raise WebhookNotFound()
-        common = {
-            "bar_id": bar_id,
-            "user_id": config["user_id"],
-            "config_id": config_id,
-            "raw_body": raw_body,
-            "source_ip": alert.source_ip,
-        }
-        if refusal is None and not config["is_active"]:
-            inactive = ConfigInactive()
-            refusal = BarRejected(inactive.message, code=inactive.code, status=inactive.status)
-        if refusal is None:
-            assert bar is not None
-            latest = bars_repo.latest_time(conn, config_id, bar.symbol, bar.interval)
-            if latest is not None and bar.start < latest:
-                refusal = BarOutOfOrder(
-                    f"bar {bar.symbol} {bar.interval} at {bar.start.isoformat()} is older than the last "
-                    f"one taken ({latest.isoformat()}); bars are applied in time order.",
-                    field="time",
-                )
-        if refusal is not None:
-            message = storable(refusal.message)
-            bars_repo.insert_other(
-                conn,
-                status="rejected",
-                bar=bar,
-                reject_code=refusal.code,
-                reject_message=message,
-                **common,
-            )
-            logger.info(
-                "bar rejected: %s",
-                refusal.code,
-                extra={"action": "bar_rejected", "bar_id": bar_id, "config_id": config_id},
-            )
-            return BarOutcome(
-                "rejected",
-                bar_id,
-                bar=bar,
-                code=refusal.code,
-                http_status=refusal.status,
-                message=message,
-                errors=storable(refusal.errors) or None,
-            )
+        return store_bar(
+            conn, job_app, config, bar, refusal, bar_id=bar_id, raw_body=raw_body, source_ip=alert.source_ip
+        )
+
+
+def store_bar(
+    conn: Connection,
+    job_app: procrastinate.App,
+    config: dict[str, Any],
+    bar: Bar | None,
+    refusal: BarRejected | None = None,
+    *,
+    bar_id: uuid.UUID | None = None,
+    raw_body: str | None = None,
+    source_ip: str | None = None,
+) -> BarOutcome:
+    """Store one bar of an authenticated config on ``conn``: rejected, duplicate, or accepted.
+
+    ``config``: its ``id``, ``user_id`` and ``is_active``. ``bar`` None with ``refusal`` (the
+    parser's): stored rejected. Out of order and duplicates are decided here (module docstring);
+    an accepted bar's apply job is deferred on ``conn``. ``raw_body``: what was received (a bar
+    from a market-data source: its JSON rendering).
+    """
+    bar_id = bar_id or uuid.uuid4()
+    config_id = config["id"]
+    if raw_body is None:
+        raw_body = "" if bar is None else bar_json(bar)
+    common = {
+        "bar_id": bar_id,
+        "user_id": config["user_id"],
+        "config_id": config_id,
+        "raw_body": raw_body,
+        "source_ip": source_ip,
+    }
+    if refusal is None and not config["is_active"]:
+        inactive = ConfigInactive()
+        refusal = BarRejected(inactive.message, code=inactive.code, status=inactive.status)
+    if refusal is None:
         assert bar is not None
-        if not bars_repo.insert_accepted(conn, bar=bar, **common):
-            original = bars_repo.same_time(conn, config_id, bar)
-            bars_repo.insert_other(conn, status="duplicate", bar=bar, duplicate_of=original, **common)
-            logger.info(
-                "bar is a duplicate of %s",
-                original,
-                extra={"action": "bar_duplicate", "bar_id": bar_id, "config_id": config_id},
+        latest = bars_repo.latest_time(conn, config_id, bar.symbol, bar.interval)
+        if (
+            latest is not None
+            and bar.start < latest
+            and (earlier := bars_repo.same_time(conn, config_id, bar))
+        ):
+            return _duplicate(conn, bar, earlier, common)
+        if latest is not None and bar.start < latest:
+            refusal = BarOutOfOrder(
+                f"bar {bar.symbol} {bar.interval} at {bar.start.isoformat()} is older than the last "
+                f"one taken ({latest.isoformat()}); bars are applied in time order.",
+                field="time",
             )
-            return BarOutcome("duplicate", bar_id, bar=bar, original_id=original)
-        job_id = defer_apply_bar(job_app, conn, bar_id=bar_id, config_id=config_id, symbol=bar.symbol)
-        bars_repo.set_job(conn, bar_id, job_id)
+    if refusal is not None:
+        message = storable(refusal.message)
+        bars_repo.insert_other(
+            conn,
+            status="rejected",
+            bar=bar,
+            reject_code=refusal.code,
+            reject_message=message,
+            **common,
+        )
+        logger.info(
+            "bar rejected: %s",
+            refusal.code,
+            extra={"action": "bar_rejected", "bar_id": bar_id, "config_id": config_id},
+        )
+        return BarOutcome(
+            "rejected",
+            bar_id,
+            bar=bar,
+            code=refusal.code,
+            http_status=refusal.status,
+            message=message,
+            errors=storable(refusal.errors) or None,
+        )
+    assert bar is not None
+    if not bars_repo.insert_accepted(conn, bar=bar, **common):
+        return _duplicate(conn, bar, bars_repo.same_time(conn, config_id, bar), common)
+    job_id = defer_apply_bar(job_app, conn, bar_id=bar_id, config_id=config_id, symbol=bar.symbol)
+    bars_repo.set_job(conn, bar_id, job_id)
     return BarOutcome("accepted", bar_id, bar=bar)
+
+
+def _duplicate(conn: Connection, bar: Bar, original: uuid.UUID | None, common: dict[str, Any]) -> BarOutcome:
+    """Store ``bar`` as a duplicate of the accepted bar ``original`` (same symbol, interval, time)."""
+    bars_repo.insert_other(conn, status="duplicate", bar=bar, duplicate_of=original, **common)
+    logger.info(
+        "bar is a duplicate of %s",
+        original,
+        extra={"action": "bar_duplicate", "bar_id": common["bar_id"], "config_id": common["config_id"]},
+    )
+    return BarOutcome("duplicate", common["bar_id"], bar=bar, original_id=original)
+
+
+def bar_json(bar: Bar) -> str:
+    """Render ``bar`` as the bar message TradingView would send for it."""
+    return json.dumps(
+        {
+            "type": "bar",
+            "ticker": bar.symbol,
+            "interval": bar.interval,
+            "time": bar.start.isoformat().replace("+00:00", "Z"),
+            "open": str(bar.open),
+            "high": str(bar.high),
+            "low": str(bar.low),
+            "close": str(bar.close),
+            "volume": str(bar.volume),
+        }
+    )
