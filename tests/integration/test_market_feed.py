@@ -71,3 +71,26 @@ def test_a_replayed_bar_fills_a_bracket_stop_through_the_queue(db, jobs, databas
         "take_profit": ("canceled", None),
     }
     assert applied == 3
+
+
+def test_the_cli_feeds_a_csv_into_a_config_and_the_worker_applies_it(app, db, jobs, tmp_path):
+    from backtesting.test import GOOG
+
+    path = tmp_path / "goog.csv"
+    GOOG.head(5).to_csv(path)
+    config = make_config(db)
+
+    result = app.test_cli_runner().invoke(
+        args=["market-feed", str(config["id"]), "goog", "--replay", str(path)]
+    )
+    jobs()
+
+    assert result.exit_code == 0, result.output
+    assert 'fed 5 bar(s): {"accepted": 5}' in result.output
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "select status, close from public.bars where config_id = %s order by bar_at", (config["id"],)
+        ).fetchall()
+    assert [(r["status"], r["close"]) for r in rows] == [
+        ("applied", Decimal(repr(c))) for c in GOOG.Close.head(5)
+    ]
