@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify lint migrate clean
+.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify bench-marketdata lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-dashboard: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python scripts/bench_notify.py
+
+bench-marketdata: $(STAMP)
+	$(BIN)/python scripts/bench_marketdata.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -350,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="print every alert sent")
     parser.add_argument(
+        "--strategy",
+        choices=("both", "crossover", "bracket"),
+        default="both",
+        help="crossover: the SMA crossover on alerts; bracket: SMA entries with stop loss and take "
+        "profit on pushed bars (scripts/demo_bracket.py); both (default): one after the other",
+    )
+    parser.add_argument(
         "--broker",
         choices=("simulated", "alpaca-fake"),
         default="simulated",
@@ -367,6 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     # finding about this comparison, so its warnings are silenced (only those from its modules).
     warnings.filterwarnings("ignore", module=r"backtesting(\..*)?$")
     from backtesting.test import GOOG
+
+    bracket_ok = True
+    if args.strategy in ("both", "bracket") and not alpaca:
+        import demo_bracket
+
+        bracket_ok = demo_bracket.run(
+            running_stack, Api, verbose=args.verbose, timeout=max(args.timeout, 2400)
+        )
+        if args.strategy == "bracket":
+            return 0 if bracket_ok else 1
 
     alerts = build_alerts(GOOG, args.exit_price)
     stats = run_backtest(GOOG, commission)
@@ -465,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = ours_trades == bt_trades and math.isfinite(diff_pct) and abs(diff_pct) <= TOLERANCE_PCT
     ok = ok and metrics_ok
     verdict = "PASS" if ok else "FAIL"
+    ok = ok and bracket_ok
     print(
         f"\n{verdict}: trades {ours_trades} vs {bt_trades} (must be equal), equity within "
         f"{abs(diff_pct):.4f}% (limit {TOLERANCE_PCT}%)"

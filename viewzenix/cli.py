@@ -1,6 +1,6 @@
 """Flask CLI commands: ``flask --app wsgi migrate | local-token EMAIL | signin-code EMAIL |
 demo-config EMAIL | reconcile | purge-idempotency-keys | sync check watchers|users |
-alpaca-credentials CONFIG_ID | rotate-credentials``."""
+alpaca-credentials CONFIG_ID | rotate-credentials | market-feed CONFIG_ID SYMBOL...``."""
 
 from __future__ import annotations
 
@@ -191,6 +191,55 @@ def register(app: Flask) -> None:
             runtime.db, config_id, key_id=key_id, secret_key=secret, live=live, api_url=api_url
         )
         click.echo(f"alpaca credentials set for config {config_id} ({'live' if live else 'paper'})")
+
+    @app.cli.command("market-feed")
+    @click.argument("config_id", type=click.UUID)
+    @click.argument("symbols", nargs=-1, required=True)
+    @click.option("--replay", "replay_csv", default=None, help="Bars from this CSV (one symbol) instead")
+    @click.option("--speed", type=float, default=0.0, help="Replay speed (bar time ÷ wall time); 0: at once")
+    def market_feed(
+        config_id: uuid.UUID, symbols: tuple[str, ...], replay_csv: str | None, speed: float
+    ) -> None:
+        """Feed SYMBOLS' bars into a config's paper account: from --replay CSV, else its data source.
+
+        Each bar is stored and applied as a bar pushed on the webhook URL (the worker applies
+        it). With its source (alpaca, ccxt:<id>) it runs until interrupted.
+        """
+        import time
+
+        from viewzenix.marketdata.replay import Replay
+        from viewzenix.repositories import webhook_configs as configs_repo
+        from viewzenix.services.market_feed import MarketFeed
+
+        runtime = app.extensions["viewzenix"]
+        with runtime.db.transaction() as conn:
+            config = configs_repo.get(conn, config_id)
+        if config is None:
+            raise click.ClickException(f"no webhook config {config_id}")
+        if replay_csv is not None:
+            if len(symbols) != 1:
+                raise click.ClickException("--replay feeds one symbol: give exactly one")
+            replay = Replay.from_csv(replay_csv, symbols[0].upper())
+            feed = MarketFeed(runtime.db, runtime.jobs, config_id, replay, [symbols[0].upper()]).start()
+            replay.run(speed=speed or None)
+            feed.close()
+            click.echo(f"fed {len(replay)} bar(s): {json.dumps(feed.outcomes, sort_keys=True)}")
+            return
+        source = runtime.accounts.market_data(config)
+        if source is None:
+            raise click.ClickException(
+                f"config {config_id}'s market_data_source {config['market_data_source']!r} pushes its "
+                "bars on the webhook URL (or has no Alpaca keys): nothing to feed; use --replay"
+            )
+        feed = MarketFeed(runtime.db, runtime.jobs, config_id, source, [s.upper() for s in symbols]).start()
+        click.echo(f"feeding {', '.join(symbols)} from {source.name}; Ctrl-C stops")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            feed.close()
 
     @app.cli.command("rotate-credentials")
     def rotate_credentials() -> None:

@@ -108,6 +108,8 @@ def test_a_test_alert_shows_in_the_signal_log_with_its_outcome(
     page.goto(f"{base_url}/")
     expect(page.locator("#positions")).to_contain_text("MSFT")
     expect(page.locator("#positions")).to_contain_text("long")
+    # The last price and how old it is (issue 16: positions marked to market).
+    expect(page.locator("#positions")).to_contain_text(re.compile(r"410\.25 \d+ (s|min) ago"))
 
 
 def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:

@@ -312,7 +312,7 @@ class TestMarketOrders:
 
         assert result.status is OrderStatus.REJECTED
         assert result.status_code == "no_market_price"
-        assert "no market data" in result.status_message
+        assert "no price for this symbol" in result.status_message
         assert "price" in result.status_message
         assert (result.filled_qty, result.fills, result.filled_at) == (D("0"), (), None)
         assert broker.get_account().cash == D("100000")

@@ -24,6 +24,8 @@ FLASK_FREE = [
     *_modules("viewzenix.domain"),
     *_modules("viewzenix.brokers"),
     *_modules("viewzenix.notifications"),
+    "viewzenix.marketdata",
+    *_modules("viewzenix.marketdata"),
 ]
 
 

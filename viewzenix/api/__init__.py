@@ -18,6 +18,7 @@ def register_api(app: Flask) -> Api:
         account,
         broker_credentials,
         job_admin,
+        market_data,
         openapi,
         orders,
         positions,
@@ -42,6 +43,7 @@ def register_api(app: Flask) -> Api:
         trades,
         reconciliations,
         job_admin,
+        market_data,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

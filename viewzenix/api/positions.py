@@ -21,6 +21,9 @@ class PositionSchema(ma.Schema):
     qty = ma.fields.Decimal(as_string=True, metadata={"description": "Signed: short < 0"})
     avg_entry_price = ma.fields.Decimal(as_string=True)
     last_price = ma.fields.Decimal(as_string=True, allow_none=True)
+    last_price_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "When the mark was taken (a bar's close, an alert's time)"}
+    )
     realized_pnl = ma.fields.Decimal(as_string=True)
     unrealized_pnl = ma.fields.Decimal(as_string=True, allow_none=True)
     opened_at = ma.fields.DateTime(allow_none=True)

@@ -14,6 +14,7 @@ from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.paging import page_of
 from viewzenix.api.validators import max_places, storable_text
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
+from viewzenix.marketdata import source_error
 from viewzenix.notifications import destinations
 from viewzenix.runtime import get_runtime
 from viewzenix.services import test_alerts
@@ -37,6 +38,12 @@ def _money(places: int, *, positive: bool = False, **kwargs):
     """A Decimal field with at most ``places`` decimals, in [0, 10^15] (or (0, 10^15])."""
     bound = validate.Range(min=0, max=MAX_AMOUNT, min_inclusive=not positive)
     return ma.fields.Decimal(as_string=True, validate=[bound, max_places(places)], **kwargs)
+
+
+def _valid_source(value: str) -> None:
+    problem = source_error(value)
+    if problem is not None:
+        raise ma.ValidationError(problem)
 
 
 class TradingSettingsFields(ma.Schema):
@@ -68,7 +75,9 @@ class TradingSettingsFields(ma.Schema):
     max_signal_age_seconds = ma.fields.Integer(
         allow_none=True, validate=validate.Range(min=1, max=MAX_SIGNAL_AGE_SECONDS)
     )
-    starting_cash = _money(2, metadata={"description": "Paper account starting cash"})
+    starting_cash = _money(
+        2, positive=True, metadata={"description": "Paper account starting cash (> 0: it must trade)"}
+    )
     slippage_bps = ma.fields.Decimal(
         as_string=True,
         validate=[validate.Range(min=0, max=10_000), max_places(4)],
@@ -80,6 +89,34 @@ class TradingSettingsFields(ma.Schema):
         metadata={"description": "Simulated commission, fraction of notional"},
     )
     commission_fixed = _money(4, metadata={"description": "Simulated commission per fill"})
+    market_data_source = ma.fields.String(
+        validate=[validate.Length(max=64), _valid_source],
+        metadata={
+            "description": "Where paper prices come from: tradingview (bars pushed on the webhook URL, "
+            "default), replay, alpaca, or ccxt:<exchange id>. See docs/market-data.md"
+        },
+    )
+    market_data_symbols = ma.fields.Dict(
+        keys=ma.fields.String(validate=[validate.Length(min=1, max=32), storable_text]),
+        values=ma.fields.String(validate=[validate.Length(min=1, max=64), storable_text]),
+        validate=validate.Length(max=1000),
+        metadata={"description": 'Our ticker → the source\'s symbol, e.g. {"BTCUSD": "BTC/USD"}'},
+    )
+    max_quote_age_seconds = ma.fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_SIGNAL_AGE_SECONDS),
+        metadata={"description": "Paper: a market price older than this is refused (stale_market_data)"},
+    )
+    margin_multiplier = ma.fields.Decimal(
+        as_string=True,
+        validate=[validate.Range(min=1, max=4), max_places(2)],
+        metadata={"description": "Paper buying power = equity × this − exposure; 1 = cash account"},
+    )
+    bracket_conflict = ma.fields.String(
+        validate=validate.OneOf(("stop_first", "target_first")),
+        metadata={"description": "Paper: which bracket leg fills when one bar crosses both"},
+    )
 
 
 def _dedupe_window_seconds():

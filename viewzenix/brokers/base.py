@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from viewzenix.domain.model import AccountState, OrderStatus, PositionState
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from viewzenix.domain.engine import OrderRequest
 
 __all__ = [
+    "BarDriven",
     "BracketResult",
     "Broker",
     "BrokerError",
@@ -277,5 +278,22 @@ class SessionDriven(Protocol):
 
         Symbols without a session (crypto) are left alone. ``at``: UTC time of the expiry.
         Returns the orders whose state changed (the expired ones, their canceled held legs).
+        """
+        ...
+
+
+@runtime_checkable
+class BarDriven(Protocol):
+    """The optional capability of a simulator: it works its resting orders on each new bar.
+
+    A real broker sees the market itself; the paper broker is handed each bar of its config's
+    market data (``viewzenix.services.bars``), in order with the symbol's signals.
+    """
+
+    def process_bar(self, bar: Any) -> list[BrokerOrder]:
+        """Work ``bar.symbol``'s resting orders against ``bar`` (a ``viewzenix.marketdata.Bar``).
+
+        Returns the orders whose state changed; a bar not newer than the last one worked
+        changes nothing (returns []).
         """
         ...

@@ -76,9 +76,15 @@ returning *
 """
 
 MARK_POSITION = """
-update paper.positions set last_price = %(last_price)s
+update paper.positions set last_price = %(last_price)s, last_price_at = %(at)s,
+    last_bar_at = coalesce(%(bar_at)s, last_bar_at)
 where config_id = %(config_id)s and symbol = %(symbol)s
 returning *
+"""
+
+GROSS_EXPOSURE = """
+select coalesce(sum(abs(qty * coalesce(last_price, avg_entry_price))), 0) as exposure
+from paper.positions where config_id = %(config_id)s and qty <> 0
 """
 
 OPEN_POSITIONS = """
@@ -234,6 +240,8 @@ class PaperPosition:
     realized_pnl: Decimal
     last_price: Decimal | None
     opened_at: datetime | None
+    last_price_at: datetime | None = None
+    last_bar_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PaperPosition:
@@ -377,9 +385,29 @@ def save_position(conn: Connection, position: PaperPosition) -> PaperPosition:
     return PaperPosition.from_row(row)
 
 
-def mark(conn: Connection, config_id: uuid.UUID, symbol: str, last_price: Decimal) -> None:
-    """Set the symbol's mark (``last_price``, quote currency) on its existing position row."""
-    conn.execute(MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price})
+def mark(
+    conn: Connection,
+    config_id: uuid.UUID,
+    symbol: str,
+    last_price: Decimal,
+    at: datetime | None = None,
+    *,
+    bar_at: datetime | None = None,
+) -> None:
+    """Set the symbol's mark (``last_price``, quote currency, taken at ``at``) on its position row.
+
+    ``bar_at``: the open time of the bar the mark comes from, kept as ``last_bar_at`` (the
+    newest bar worked; an older or equal one is not worked again).
+    """
+    conn.execute(
+        MARK_POSITION,
+        {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at, "bar_at": bar_at},
+    )
+
+
+def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:
+    """Return Σ |qty × mark| of the config's positions (mark = last_price, else avg entry price)."""
+    return conn.execute(GROSS_EXPOSURE, {"config_id": config_id}).fetchone()["exposure"]
 
 
 def open_positions(conn: Connection, config_id: uuid.UUID) -> list[PaperPosition]:

@@ -72,10 +72,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -102,7 +101,8 @@ from viewzenix.domain.model import (
     TradingSettings,
 )
 from viewzenix.domain.positions import apply_fill, cash_delta
-from viewzenix.domain.sessions import is_crypto
+from viewzenix.domain.sessions import is_crypto, session_close_after
+from viewzenix.marketdata import Bar, MarketData, MarketDataUnavailable, price_of
 
 __all__ = ["NO_MARKET_PRICE_MESSAGE", "SimulatedBroker", "fill_commission", "slipped_price"]
 
@@ -111,12 +111,13 @@ logger = logging.getLogger(__name__)
 _ZERO = Decimal(0)
 _BPS = Decimal(10000)
 _HUNDRED = Decimal(100)
-_NEW_YORK = ZoneInfo("America/New_York")
 
 NO_MARKET_PRICE_MESSAGE = (
-    "The simulated broker has no market data: a {order_type} order fills at the alert's price, "
-    'and this alert carries none. Add a price to the alert (e.g. "price": "{{{{close}}}}").'
+    "The simulated broker has no price for this symbol yet: a {order_type} order fills at the "
+    "alert's price, else at the latest quote, trade or bar of the config's market data, and there "
+    'is none. Add a price to the alert (e.g. "price": "{{{{close}}}}") or push bars first.'
 )
+_STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 
 
 def fill_commission(settings: TradingSettings, qty: Decimal, px: Decimal) -> Decimal:
@@ -154,11 +155,13 @@ class SimulatedBroker:
         config_id: uuid.UUID,
         settings: TradingSettings,
         clock: Callable[[], datetime] | None = None,
+        market_data: MarketData | None = None,
     ) -> None:
         self.db = db
         self.config_id = config_id
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.market_data = market_data
 
     @classmethod
     def for_config(
@@ -166,11 +169,22 @@ class SimulatedBroker:
         db: Database,
         config_row: dict[str, Any],
         clock: Callable[[], datetime] | None = None,
+        market_data: MarketData | None = None,
     ) -> SimulatedBroker:
-        """Build the broker of a ``public.webhook_configs`` row (its id and trading settings)."""
+        """Build the broker of a ``public.webhook_configs`` row (its id and trading settings).
+
+        ``market_data``: the config's source of quotes (None: the exchange's own marks, from the
+        bars and prices it was given).
+        """
         from viewzenix.repositories.webhook_configs import trading_settings
 
-        return cls(db, config_id=config_row["id"], settings=trading_settings(config_row), clock=clock)
+        return cls(
+            db,
+            config_id=config_row["id"],
+            settings=trading_settings(config_row),
+            clock=clock,
+            market_data=market_data,
+        )
 
     # --- Broker ------------------------------------------------------------------------------
 
@@ -275,7 +289,7 @@ class SimulatedBroker:
             return []
         with self._transaction() as conn:
             books.lock_position(conn, self.config_id, symbol)
-            books.mark(conn, self.config_id, symbol, price)
+            books.mark(conn, self.config_id, symbol, price, at)
             opened = books.open_orders(conn, self.config_id, symbol)
             before = self._reports(conn, opened)
             for resting in books.lock_working(conn, self.config_id, symbol):
@@ -289,6 +303,123 @@ class SimulatedBroker:
             after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
         old = {report.client_order_id: report for report in before}
         return [report for report in after if report != old[report.client_order_id]]
+
+    # --- BarDriven ---------------------------------------------------------------------------
+
+    def process_bar(self, bar: Bar) -> list[BrokerOrder]:
+        """Work ``bar.symbol``'s resting orders against one bar's range; mark it at the close.
+
+        Rules (document of record, as backtesting.py fills on OHLC bars):
+          - limit: a buy fills when low ≤ limit, at the limit, or at the open when the bar opens
+            at or below it (a gap through); a sell mirrors (high ≥ limit). Never worse than the
+            limit, slippage included.
+          - stop: a buy triggers when high ≥ stop and fills at the stop, or at the open when the
+            bar opens at or above it; a sell mirrors (low ≤ stop). Slippage is added.
+          - stop_limit: triggers like a stop, then fills like a limit: at the trigger price when
+            it is within the limit, else at the limit when the rest of the bar reaches it.
+          - trailing_stop: checked with its current trigger like a stop; when not triggered, its
+            trigger moves to high − trail (sell) / low + trail (buy) when that is tighter, so it
+            follows the highs (lows) bar by bar. With no trigger yet it starts from the open.
+          - bracket legs: when one bar crosses both the stop loss and the take profit of one
+            entry, the config's ``bracket_conflict`` decides: ``stop_first`` (default, as
+            backtesting.py assumes: the bar's path is unknown, so the worse outcome) fills the
+            stop loss and cancels the target (OCO); ``target_first`` the reverse.
+          - DAY orders whose session closed (``viewzenix.domain.sessions``) before the bar
+            opened expire instead of filling.
+          - Fills are timed at the bar's close (``bar.end``); the mark becomes the close.
+        A bar whose open time is not after the last bar worked for the symbol does nothing
+        (returns []), so a replayed bar or a retried job fills nothing twice. Returns, oldest
+        first, every order of the symbol open before the call whose report changed.
+        Raises BrokerUnavailable.
+        """
+        at = bar.end
+        with self._transaction() as conn:
+            position = books.lock_position(conn, self.config_id, bar.symbol)
+            if position.last_bar_at is not None and bar.start <= position.last_bar_at:
+                return []
+            opened = books.open_orders(conn, self.config_id, bar.symbol)
+            before = self._reports(conn, opened)
+            working = books.lock_working(conn, self.config_id, bar.symbol)
+            for resting in sorted(working, key=self._bar_priority):
+                order = books.get_order(conn, resting.id)
+                if order.status not in books.WORKING_STATUSES:
+                    continue  # filled or canceled meanwhile (OCO)
+                if self._expired(order, bar.start):
+                    self._expire(conn, order, at, reason="its session closed before this bar")
+                else:
+                    self._work_bar(conn, order, bar)
+            books.mark(conn, self.config_id, bar.symbol, bar.close, at, bar_at=bar.start)
+            after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
+        old = {report.client_order_id: report for report in before}
+        return [report for report in after if report != old[report.client_order_id]]
+
+    def _bar_priority(self, order: PaperOrder) -> int:
+        """Legs are worked stop-type first (``stop_first``) or limits first; others keep their order."""
+        if order.parent_order_id is None:
+            return 0
+        stop_leg = order.order_type in _STOP_TYPES
+        if self.settings.bracket_conflict == "target_first":
+            return 1 if stop_leg else 0
+        return 0 if stop_leg else 1
+
+    def _work_bar(self, conn: Connection, order: PaperOrder, bar: Bar) -> PaperOrder:
+        buy = order.side is OrderSide.BUY
+        at = bar.end
+        if order.order_type is OrderType.MARKET:
+            return self._fill(conn, order, slipped_price(self.settings, order.side, bar.open), bar.close, at)
+        if order.order_type is OrderType.LIMIT:
+            return self._fill_limit_on_bar(conn, order, bar, bar.open)
+        if order.order_type is OrderType.STOP:
+            trigger = _stop_touch(buy, bar, order.stop_price)
+            if trigger is None:
+                return order
+            return self._fill(conn, order, slipped_price(self.settings, order.side, trigger), bar.close, at)
+        if order.order_type is OrderType.STOP_LIMIT:
+            if order.triggered_at is not None:
+                return self._fill_limit_on_bar(conn, order, bar, bar.open)
+            trigger = _stop_touch(buy, bar, order.stop_price)
+            if trigger is None:
+                return order
+            order = books.set_triggered(conn, order.id, at)
+            return self._fill_limit_on_bar(conn, order, bar, trigger)
+        return self._work_trailing_bar(conn, order, bar)
+
+    def _fill_limit_on_bar(self, conn: Connection, order: PaperOrder, bar: Bar, first: Decimal) -> PaperOrder:
+        """Fill a limit at ``first`` (the open, or a stop_limit's trigger) if within it, else at the limit."""
+        limit = order.limit_price
+        assert limit is not None
+        buy = order.side is OrderSide.BUY
+        if (first <= limit) if buy else (first >= limit):
+            px = first
+        elif (bar.low <= limit) if buy else (bar.high >= limit):
+            px = limit
+        else:
+            return order
+        slipped = slipped_price(self.settings, order.side, px)
+        px = min(slipped, limit) if buy else max(slipped, limit)
+        return self._fill(conn, order, px, bar.close, bar.end)
+
+    def _work_trailing_bar(self, conn: Connection, order: PaperOrder, bar: Bar) -> PaperOrder:
+        buy = order.side is OrderSide.BUY
+        if order.trail_price is not None:
+            trail = order.trail_price
+        else:
+            trail = bar.open * (order.trail_percent or _ZERO) / _HUNDRED
+        stop = order.stop_price
+        if stop is None:
+            stop = bar.open + trail if buy else bar.open - trail
+            order = books.set_stop_price(conn, order.id, stop)
+        trigger = _stop_touch(buy, bar, stop)
+        if trigger is not None:
+            return self._fill(
+                conn, order, slipped_price(self.settings, order.side, trigger), bar.close, bar.end
+            )
+        if order.trail_percent is not None and order.trail_price is None:
+            trail = (bar.low if buy else bar.high) * order.trail_percent / _HUNDRED
+        candidate = bar.low + trail if buy else bar.high - trail
+        if candidate < stop if buy else candidate > stop:
+            order = books.set_stop_price(conn, order.id, candidate)
+        return order
 
     # --- SessionDriven -----------------------------------------------------------------------
 
@@ -317,6 +448,7 @@ class SimulatedBroker:
                         current.time_in_force is TimeInForce.DAY
                         and current.status in books.WORKING_STATUSES
                         and current.submitted_at < session_close
+                        and self._expired(current, at)
                     ):
                         self._expire(conn, current, at, reason="at the session close")
                 after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
@@ -332,7 +464,12 @@ class SimulatedBroker:
             parent = books.get_by_client_order_id(
                 conn, self.config_id, request.parent_client_order_id, for_update=True
             )
-        status, code, message = self._verdict(request, parent)
+        market = None
+        if request.order_type is OrderType.MARKET and not _positive(request.reference_price):
+            market = self._market_price(conn, request, now)
+        status, code, message = self._verdict(request, parent, market, now)
+        if status is OrderStatus.ACCEPTED:
+            status, code, message = self._buying_power(conn, request, market, now)
         order = books.insert_order(
             conn,
             request,
@@ -358,10 +495,15 @@ class SimulatedBroker:
         )
         if status is not OrderStatus.ACCEPTED:
             return order
-        return self._work(conn, order, self._price_for(conn, request), now)
+        price = market[0] if market is not None else self._price_for(conn, request)
+        return self._work(conn, order, price, now)
 
     def _verdict(
-        self, request: OrderRequest, parent: PaperOrder | None
+        self,
+        request: OrderRequest,
+        parent: PaperOrder | None,
+        market: tuple[Decimal, datetime] | None = None,
+        now: datetime | None = None,
     ) -> tuple[OrderStatus, str | None, str | None]:
         """The status a new order starts in, with the code and message of a refusal."""
         if request.parent_client_order_id is not None and parent is None:
@@ -380,11 +522,92 @@ class SimulatedBroker:
         if parent is not None and parent.status is not OrderStatus.FILLED:
             message = f"parent order {parent.client_order_id} is {parent.status}, not filled"
             return OrderStatus.CANCELED, "parent_not_filled", message
-        reference = request.reference_price
-        if request.order_type is OrderType.MARKET and (reference is None or reference <= 0):
-            message = NO_MARKET_PRICE_MESSAGE.format(order_type=request.order_type)
-            return OrderStatus.REJECTED, "no_market_price", message
+        if request.order_type is OrderType.MARKET and not _positive(request.reference_price):
+            if market is None:
+                message = NO_MARKET_PRICE_MESSAGE.format(order_type=request.order_type)
+                return OrderStatus.REJECTED, "no_market_price", message
+            max_age = self.settings.max_quote_age_seconds
+            age = ((now or self.clock()) - market[1]).total_seconds()
+            if max_age is not None and age > max_age:
+                message = (
+                    f"the latest price of {request.symbol} ({market[0]} at {market[1].isoformat()}) is "
+                    f"{age:.0f}s old, older than max_quote_age_seconds {max_age}: not used"
+                )
+                return OrderStatus.REJECTED, "stale_market_data", message
         return OrderStatus.ACCEPTED, None, None
+
+    def _market_price(
+        self, conn: Connection, request: OrderRequest, now: datetime
+    ) -> tuple[Decimal, datetime] | None:
+        """The price a market order without a reference fills at, and its time.
+
+        The market-data source's quote (ask to buy, bid to sell), else its last trade, else the
+        exchange's own mark (the close of the last bar it worked, or the last alert price); a
+        source that does not answer is logged and the mark used.
+        """
+        buy = request.side is OrderSide.BUY
+        if self.market_data is not None:
+            try:
+                found = price_of(
+                    self.market_data.latest_quote(request.symbol),
+                    self.market_data.latest_trade(request.symbol),
+                    None,
+                    buy=buy,
+                )
+            except MarketDataUnavailable as error:  # the source is down: fall back to our own mark
+                logger.warning(
+                    "market data unavailable: %s",
+                    error,
+                    extra={"action": "market_data_unavailable", "config_id": self.config_id},
+                )
+                found = None
+            if found is not None:
+                return found
+        position = books.lock_position(conn, self.config_id, request.symbol)
+        if position.last_price is not None and position.last_price > 0:
+            return position.last_price, position.last_price_at or now
+        return None
+
+    def _buying_power(
+        self, conn: Connection, request: OrderRequest, market: tuple[Decimal, datetime] | None, now: datetime
+    ) -> tuple[OrderStatus, str | None, str | None]:
+        """Refuse an order that would open more than the account can carry, as Alpaca does.
+
+        Buying power = equity × margin_multiplier − Σ |qty × mark| of the positions held (1 = a
+        cash account: its cash). Only the part of the order that opens or adds exposure counts,
+        priced at its limit (limit, stop_limit), stop (stop), else the market price; a leg
+        (which closes) and an order without any known price are not checked. Alpaca: orders
+        beyond buying power are rejected "insufficient buying power".
+        """
+        if request.parent_client_order_id is not None:
+            return OrderStatus.ACCEPTED, None, None
+        price = request.limit_price or request.stop_price
+        if price is None:
+            price = request.reference_price if _positive(request.reference_price) else None
+        if price is None and market is not None:
+            price = market[0]
+        if price is None:
+            price = books.lock_position(conn, self.config_id, request.symbol).last_price
+        if price is None or price <= 0:
+            return OrderStatus.ACCEPTED, None, None
+        position = books.lock_position(conn, self.config_id, request.symbol)
+        signed = request.qty if request.side is OrderSide.BUY else -request.qty
+        opening = max(abs(position.qty + signed) - abs(position.qty), _ZERO)
+        if opening <= 0:
+            return OrderStatus.ACCEPTED, None, None
+        books.ensure_account(conn, self.config_id, self.settings.starting_cash)
+        state = books.account_state(conn, self.config_id)
+        exposure = books.gross_exposure(conn, self.config_id)
+        buying_power = state.equity * self.settings.margin_multiplier - exposure
+        needed = opening * price
+        if needed <= buying_power:
+            return OrderStatus.ACCEPTED, None, None
+        message = (
+            f"insufficient buying power: {request.side} {opening} {request.symbol} at {price} needs "
+            f"{needed:.2f}, buying power is {max(buying_power, _ZERO):.2f} (equity {state.equity:.2f}, "
+            f"margin multiplier {self.settings.margin_multiplier})"
+        )
+        return OrderStatus.REJECTED, "insufficient_buying_power", message
 
     def _price_for(self, conn: Connection, request: OrderRequest) -> Decimal | None:
         """The price an order is checked against at submission: reference, else the mark.
@@ -554,16 +777,18 @@ class SimulatedBroker:
                 )
 
     def _expired(self, order: PaperOrder, at: datetime) -> bool:
+        """A DAY order is over once its session's close (market calendar) is at or before ``at``."""
         if order.time_in_force is not TimeInForce.DAY:
             return False
-        return _new_york_date(at) > _new_york_date(order.submitted_at)
+        close = session_close_after(order.submitted_at, order.symbol)
+        return close is not None and close <= at
 
     def _expire(
         self,
         conn: Connection,
         order: PaperOrder,
         at: datetime,
-        reason: str = "a price arrived on a later New York trading date",
+        reason: str = "a price arrived after its session's close",
     ) -> PaperOrder:
         expired = books.set_status(
             conn,
@@ -667,5 +892,18 @@ def _crosses_stop(buy: bool, price: Decimal, stop: Decimal | None) -> bool:
     return price >= stop if buy else price <= stop
 
 
-def _new_york_date(moment: datetime) -> date:
-    return moment.astimezone(_NEW_YORK).date()
+def _stop_touch(buy: bool, bar: Bar, stop: Decimal | None) -> Decimal | None:
+    """The price a stop triggers at within ``bar``: the open when it gapped through, else the stop."""
+    if stop is None:
+        return None
+    if buy:
+        if bar.open >= stop:
+            return bar.open
+        return stop if bar.high >= stop else None
+    if bar.open <= stop:
+        return bar.open
+    return stop if bar.low <= stop else None
+
+
+def _positive(price: Decimal | None) -> bool:
+    return price is not None and price > 0

@@ -350,6 +350,18 @@ def money(value: Any, places: int = 2) -> str:
     return f"{value:,.{places}f}"
 
 
+@bp.app_template_filter("age")
+def age(value: datetime | None, now: datetime | None = None) -> str:
+    """Say how long ago ``value`` was: "42 s ago", "5 min ago", "3 h ago", "2 d ago"; None → "—"."""
+    if value is None:
+        return "—"
+    seconds = max(((now or datetime.now(UTC)) - value).total_seconds(), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
 @bp.app_template_filter("when")
 def when(value: datetime | None) -> str:
     """Format a timestamp as UTC ``YYYY-MM-DD HH:MM:SS``; None → "—"."""

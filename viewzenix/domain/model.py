@@ -243,6 +243,12 @@ class TradingSettings:
     slippage_bps: Decimal = Decimal("0")
     commission_rate: Decimal = Decimal("0")
     commission_fixed: Decimal = Decimal("0")
+    # Paper market data (issue 16): buying power = equity × margin_multiplier − gross exposure
+    # (1 = cash account); a market price older than max_quote_age_seconds is refused; when one
+    # bar crosses both legs of a bracket, "stop_first" (backtesting.py) or "target_first" fills.
+    margin_multiplier: Decimal = Decimal("1")
+    max_quote_age_seconds: int | None = None
+    bracket_conflict: str = "stop_first"
 
 
 @dataclass(frozen=True)

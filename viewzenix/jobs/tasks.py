@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import procrastinate
 
 from viewzenix.jobs import (
+    APPLY_BAR,
     DELETE_FINISHED_JOBS,
     DELETE_FINISHED_JOBS_CRON,
     EXECUTE_SIGNAL,
@@ -64,6 +65,7 @@ def register_tasks(
     from config import load_config
     from viewzenix import notifications
     from viewzenix.services.accounts import accounts_for
+    from viewzenix.services.bars import apply_bar
     from viewzenix.services.execution import execute_signal, fail_signal
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.intake import purge_refused_signals
@@ -83,6 +85,11 @@ def register_tasks(
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
         status = execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id, accounts=accounts)
         context.additional_context["attempt_context"] = {"signal_status": status}
+
+    @job_app.task(name=APPLY_BAR, queue=QUEUE, pass_context=True, retry=SIGNAL_RETRY)
+    def apply_bar_task(context: procrastinate.JobContext, bar_id: str) -> None:
+        status = apply_bar(db, uuid.UUID(bar_id), accounts=accounts)
+        context.additional_context["attempt_context"] = {"bar_status": status}
 
     @job_app.task(name=RECONCILE, queue=MAINTENANCE_QUEUE, pass_context=False, retry=RECONCILE_RETRY)
     def reconcile_task(timestamp: int | None = None) -> None:

@@ -38,7 +38,7 @@ returning *
 """
 
 MARK_POSITION = """
-update public.positions set last_price = %(last_price)s
+update public.positions set last_price = %(last_price)s, last_price_at = coalesce(%(at)s, now())
 where config_id = %(config_id)s and symbol = %(symbol)s
 """
 
@@ -50,7 +50,7 @@ LIST_FOR = """
 select
     p.config_id, p.symbol, p.user_id, p.qty,
     case when p.qty > 0 then 'long' when p.qty < 0 then 'short' else 'flat' end as side,
-    p.avg_entry_price, p.last_price,
+    p.avg_entry_price, p.last_price, p.last_price_at,
     p.qty * p.last_price as market_value,
     (p.last_price - p.avg_entry_price) * p.qty as unrealized_pnl,
     p.realized_pnl, p.opened_at, p.updated_at
@@ -113,9 +113,18 @@ def save(conn: Connection, position: PositionRecord) -> PositionRecord:
     return PositionRecord.from_row(row)
 
 
-def mark(conn: Connection, *, config_id: uuid.UUID, symbol: str, last_price: Decimal) -> None:
-    """Set the symbol's mark (``last_price``) when the config has a position row for it."""
-    conn.execute(MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price})
+def mark(
+    conn: Connection,
+    *,
+    config_id: uuid.UUID,
+    symbol: str,
+    last_price: Decimal,
+    at: datetime | None = None,
+) -> None:
+    """Set the symbol's mark (``last_price``, taken at ``at``, default now) on its position row."""
+    conn.execute(
+        MARK_POSITION, {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at}
+    )
 
 
 def open_for(conn: Connection, config_id: uuid.UUID) -> list[PositionRecord]:

@@ -44,9 +44,14 @@ SETTABLE_COLUMNS = (
     "commission_rate",
     "commission_fixed",
     "dedupe_window_seconds",
+    "market_data_source",
+    "market_data_symbols",
+    "max_quote_age_seconds",
+    "margin_multiplier",
+    "bracket_conflict",
 )
 
-_JSON_COLUMNS = {"notification_preferences"}
+_JSON_COLUMNS = {"notification_preferences", "market_data_symbols"}
 
 
 def _adapt(column: str, value: Any) -> Any:
@@ -289,4 +294,7 @@ def trading_settings(row: dict[str, Any]) -> TradingSettings:
         slippage_bps=Decimal(row["slippage_bps"]),
         commission_rate=Decimal(row["commission_rate"]),
         commission_fixed=Decimal(row["commission_fixed"]),
+        margin_multiplier=Decimal(row.get("margin_multiplier", 1)),
+        max_quote_age_seconds=row.get("max_quote_age_seconds"),
+        bracket_conflict=row.get("bracket_conflict", "stop_first"),
     )

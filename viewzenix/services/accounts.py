@@ -22,17 +22,21 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
-from viewzenix.brokers import broker_for
+from viewzenix.brokers import broker_for, market_data_for
 from viewzenix.brokers.base import Broker, BrokerOrder
 from viewzenix.db import Database
 from viewzenix.repositories import books as books_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.services import ledger
 from viewzenix.services.ledger import Book, Recorded
+
+if TYPE_CHECKING:
+    from viewzenix.brokers.alpaca import AlpacaCredentials
+    from viewzenix.marketdata import MarketData
 
 BrokerFactory = Callable[[dict[str, Any]], Broker]
 
@@ -109,15 +113,18 @@ class Accounts:
         self._sleep = sleep
         self.lookup_waits = lookup_waits
 
-    def _default_broker(self, config: dict[str, Any]) -> Broker:
+    def _credentials(self, config: dict[str, Any]) -> Callable[[], AlpacaCredentials]:
         from viewzenix.services.broker_credentials import load_alpaca_credentials
 
-        return broker_for(
-            self.db,
-            config,
-            clock=self._clock,
-            credentials=lambda: load_alpaca_credentials(self.db, config["id"]),
-        )
+        return lambda: load_alpaca_credentials(self.db, config["id"])
+
+    def _default_broker(self, config: dict[str, Any]) -> Broker:
+        return broker_for(self.db, config, clock=self._clock, credentials=self._credentials(config))
+
+    def market_data(self, config: dict[str, Any]) -> MarketData | None:
+        """Return the ``MarketData`` adapter of a config's ``market_data_source``, or None when its
+        bars are pushed (``tradingview``) or replayed, or its Alpaca keys are missing (logged)."""
+        return market_data_for(config, self._credentials(config))
 
     # --- accounts -------------------------------------------------------------------------------
 

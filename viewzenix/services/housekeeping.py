@@ -6,8 +6,9 @@
 - ``delete_finished_jobs`` (hourly): procrastinate jobs that ended ``succeeded`` or
   ``cancelled`` more than ``JOB_RETENTION_DAYS`` ago, with their events (and attempt records:
   foreign keys ``on delete cascade``). Failed jobs stay for an operator to read.
-- ``expire_day_orders`` (every few minutes): resting paper ``day`` orders of US equities expire
-  at the session close (16:00 New York), reported through the ledger like any broker report.
+- ``expire_day_orders`` (every few minutes): resting paper ``day`` orders expire at their
+  market's session close (``viewzenix.domain.sessions``, from exchange_calendars: holidays and
+  13:00 early closes included; crypto never), reported through the ledger like any broker report.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def expire_day_orders(
     brokers: BrokerFactory | None = None,
     accounts: Accounts | None = None,
 ) -> dict[str, Any]:
-    """Expire resting ``day`` orders placed before the latest US equity session close.
+    """Expire resting ``day`` orders placed before the latest session close (exchange calendar).
 
     For every config (or the one ``config_id``) whose broker is ``SessionDriven`` (the paper
     broker; a real broker expires its own), the broker expires them and the ledger records its

@@ -119,9 +119,9 @@ def open_account(conn: Connection, book: Book, starting_cash: Decimal) -> None:
     )
 
 
-def mark(conn: Connection, book: Book, symbol: str, price: Decimal) -> None:
-    """Set our mark (``positions.last_price``) of ``symbol`` when we hold a position row for it."""
-    positions_repo.mark(conn, config_id=book.config_id, symbol=symbol, last_price=price)
+def mark(conn: Connection, book: Book, symbol: str, price: Decimal, at: datetime | None = None) -> None:
+    """Set our mark (``positions.last_price``, taken at ``at``) of ``symbol`` when we hold a row for it."""
+    positions_repo.mark(conn, config_id=book.config_id, symbol=symbol, last_price=price, at=at)
 
 
 def record_new_order(

@@ -15,10 +15,11 @@ import secrets
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from viewzenix.db import Database
-from viewzenix.exceptions import NotFound
+from viewzenix.exceptions import Invalid, NotFound
 from viewzenix.notifications import destinations, sending
 from viewzenix.repositories import webhook_configs as repo
 from viewzenix.services.common import Caller
@@ -70,6 +71,7 @@ def create(
                 values["notification_preferences"], None, allow_private=allow_private
             ),
         }
+    check_tradable(values)
     token = new_token()
     with db.transaction(caller.claims) as conn:
         repo.ensure_user(conn, caller.user_id, caller.email)
@@ -133,10 +135,40 @@ def update(
                     allow_private=allow_private,
                 ),
             }
+        if _TRADABLE_FIELDS & values.keys():
+            current = repo.get(conn, config_id)
+            if current is None:
+                raise NotFound("No webhook config with this id.")
+            check_tradable({**current, **values})
         row = repo.update(conn, config_id, values)
     if row is None:
         raise NotFound("No webhook config with this id.")
     return row
+
+
+_TRADABLE_FIELDS = {"starting_cash", "quantity_type", "quantity", "margin_multiplier"}
+
+
+def check_tradable(settings: dict[str, Any]) -> None:
+    """Refuse settings the paper account cannot trade with; raise ``Invalid`` (422) per field.
+
+    Starting cash must be above 0; a ``percent_of_equity`` quantity may not exceed the margin
+    multiplier × 100 (buying power = equity × multiplier: more could never be bought).
+    """
+    errors: dict[str, list[str]] = {}
+    cash = settings.get("starting_cash")
+    if cash is not None and Decimal(cash) <= 0:
+        errors["starting_cash"] = [f"starting cash {cash} cannot buy anything: use an amount above 0"]
+    multiplier = Decimal(settings.get("margin_multiplier") or 1)
+    if settings.get("quantity_type") == "percent_of_equity" and settings.get("quantity") is not None:
+        if Decimal(settings["quantity"]) > multiplier * 100:
+            errors["quantity"] = [
+                f"{settings['quantity']} % of equity is more than buying power allows "
+                f"(margin multiplier {multiplier} × 100 = {multiplier * 100} %)"
+            ]
+    if errors:
+        # The same shape as a schema's field errors (flask-smorest: by location, then field).
+        raise Invalid("These settings cannot trade; see errors for each field.", errors={"json": errors})
 
 
 def delete(db: Database, caller: Caller, config_id: uuid.UUID) -> None:

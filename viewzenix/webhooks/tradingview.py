@@ -4,7 +4,9 @@ Plain Flask views (not flask-smorest): they read the raw bytes themselves, and t
 free-form text, not a JSON schema. The service stores the alert and says what became of it
 (``IntakeOutcome``); this module alone turns that into a status and a body: 200 accepted or
 duplicate, else the refusal's status hint (400 not JSON, 413 too large, 422 not a signal, 403
-config off, 401 wrong passphrase) with the standard error body plus ``signal_id``. An unknown
+config off, 401 wrong passphrase) with the standard error body plus ``signal_id``. A bar message
+(``"type": "bar"``) on a config's URL goes to ``services.bar_intake`` (200 with the bar recorded,
+or 422 with a code and ``bar_id``). An unknown
 config or wrong token raises ``WebhookNotFound``, rendered 404 by ``viewzenix.errors``. Failed
 hits per source address, and single-tenant hits, are rate limited (``viewzenix.webhooks.limits``:
 429 ``rate_limited`` with ``Retry-After``).
@@ -19,8 +21,9 @@ import uuid
 from flask import Blueprint, g, request
 
 from viewzenix.domain.parsing import MAX_BODY_BYTES
+from viewzenix.marketdata.bar_message import is_bar_message
 from viewzenix.runtime import get_runtime
-from viewzenix.services import intake, single_tenant
+from viewzenix.services import bar_intake, intake, single_tenant
 from viewzenix.webhooks.limits import SINGLE_TENANT, limited
 
 logger = logging.getLogger(__name__)
@@ -56,7 +59,12 @@ def _alert() -> intake.Alert:
 def receive_webhook(config_id: uuid.UUID, token: str):
     """Receive a TradingView alert for one webhook config (token in the URL)."""
     runtime = get_runtime()
-    outcome = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=_alert())
+    alert = _alert()
+    if is_bar_message(alert.raw):  # a bar pushed by a "once per bar close" alert (issue 16)
+        bar = bar_intake.receive_bar(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=alert)
+        g.log_ids = {"config_id": config_id, "bar_id": bar.bar_id}
+        return bar.answer()
+    outcome = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=alert)
     g.log_ids = {"config_id": config_id, "signal_id": outcome.signal_id}  # for the access log
     return outcome.answer()
 
