@@ -101,3 +101,15 @@ def test_is_bar_message_tells_bars_from_order_alerts():
     # TradingView's strategy format carries a "bar" object: an order alert, not a bar message.
     assert not is_bar_message(b'{"ticker": "AAPL", "bar": {"type": "bar"}, "strategy": {}}')
     assert not is_bar_message(b'{"type": "bar", "ticker": "AAPL"')  # not JSON: the alert path refuses it
+
+
+def test_a_crypto_bar_carries_the_spelling_our_orders_carry():
+    # TradingView writes BTCUSD; execution records the order as BTC/USD, so the bar must name it so.
+    assert parse_bar(rendered(ticker="COINBASE:BTCUSD")).symbol == "BTC/USD"
+
+
+@pytest.mark.parametrize("lookalike", ["ſPY", "ıBM", "ß"])
+def test_a_lookalike_ticker_is_refused_as_sent_not_applied_to_the_real_symbol(lookalike):
+    with pytest.raises(BarRejected) as refused:
+        parse_bar(rendered(ticker=lookalike))
+    assert refused.value.code == "bar_invalid_field"

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import ViewzenixError
 from viewzenix.marketdata import Bar
 
@@ -143,10 +144,11 @@ def parse_bar(raw: bytes) -> Bar:
 def _ticker(value: Any) -> str:
     if not isinstance(value, str):
         raise BarRejected("ticker must be a string.", code="bar_invalid_field", field="ticker")
-    ticker = value.strip().upper().rpartition(":")[2].strip()  # NASDAQ:AAPL → AAPL, as alerts
-    if not _TICKER.match(ticker):
+    ticker = value.strip().rpartition(":")[2].strip()  # NASDAQ:AAPL → AAPL, as alerts
+    # Checked as sent, then upper-cased: "ſPY".upper() is "SPY" (a lookalike must not move SPY).
+    if not ticker.isascii() or not _TICKER.match(ticker.upper()):
         raise BarRejected(f'ticker "{value[:40]}" is not a symbol.', code="bar_invalid_field", field="ticker")
-    return ticker
+    return canonical_symbol(ticker)  # BTCUSD → BTC/USD, the spelling our orders carry
 
 
 def _time(value: Any) -> datetime:
