@@ -15,6 +15,7 @@ from viewzenix.repositories import performance as performance_repo
 pytestmark = pytest.mark.db
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 def random_fills(config_id, n: int, seed: int) -> list[Fill]:
@@ -97,7 +98,8 @@ def test_sql_matches_the_python_replay(db, seed) -> None:
         newest, newest_total = performance_repo.closed_trades(conn, config["id"], None, limit=5)
         aapl, _ = performance_repo.closed_trades(conn, config["id"], "AAPL")
 
-    expected_curve = equity_curve(fills, capital=[CapitalChange(config["id"], fills[0].filled_at, Decimal(50000))])
+    start = CapitalChange(config["id"], fills[0].filled_at, Decimal(50000))
+    expected_curve = equity_curve(fills, capital=[start])
     assert [(r["at"], r["equity"], r["capital"]) for r in curve] == [
         (p.at, p.equity, p.capital) for p in expected_curve
     ]
@@ -135,8 +137,8 @@ def test_the_curve_keeps_at_most_max_points_and_the_last(db) -> None:
 
 def add_capital_change(conn, config, at, before, after) -> None:
     conn.execute(
-        "insert into public.capital_changes (config_id, user_id, at, starting_cash_before, starting_cash_after) "
-        "values (%s, %s, %s, %s, %s)",
+        "insert into public.capital_changes (config_id, user_id, at, starting_cash_before, "
+        "starting_cash_after) values (%s, %s, %s, %s, %s)",
         (config["id"], config["user_id"], at, before, after),
     )
 
@@ -176,7 +178,7 @@ def test_performance_in_sql_matches_the_python_specification(db, seed) -> None:
     assert expected.trade_count > 20 and expected.wins and expected.losses
     assert expected.max_drawdown > 0
     for name in expected.__dataclass_fields__:
-        assert close_enough(figures[name], getattr(expected, name)), (name, figures[name], getattr(expected, name))
+        assert close_enough(figures[name], getattr(expected, name)), (name, figures[name])
 
 
 def test_all_webhooks_sum_their_figures_and_curves(db) -> None:
@@ -191,11 +193,12 @@ def test_all_webhooks_sum_their_figures_and_curves(db) -> None:
             conn, user_id=first["user_id"], token_hash=b"x" * 32, token_hint="abcd", values={"name": "b"}
         )
         late = [
-            Fill(second["id"], f.symbol, f.side, f.last_qty, f.last_px, f.commission, f.filled_at + timedelta(hours=1))
+            Fill(second["id"], f.symbol, f.side, f.last_qty, f.last_px, f.commission, f.filled_at + HOUR)
             for f in random_fills(second["id"], 40, 9)
         ]
         store(conn, {**second, "user_id": first["user_id"]}, late)
-        conn.execute("select set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{first["user_id"]}"}}',))
+        claims = f'{{"sub": "{first["user_id"]}"}}'
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
         conn.execute("set local role authenticated")
         both = performance_repo.performance(conn, None)
         curve = performance_repo.equity_curve(conn, None, max_points=10_000)

@@ -77,7 +77,8 @@ EQUITY_CURVE = (
 select at, equity, capital,
     case when kind = 0 and tid = '' then 'start' when kind = 0 then 'capital' else 'fill' end as kind
 from curve
-where total <= %(max_points)s or n = total or kind = 0 or n %% ceil(total::numeric / %(max_points)s)::bigint = 0
+where total <= %(max_points)s or n = total or kind = 0
+    or n %% ceil(total::numeric / %(max_points)s)::bigint = 0
 order by n
 """
 )
@@ -186,7 +187,7 @@ def closed_trades(
 # Filters and a page over the closed trades (the newest close first); `total_count` counts the
 # trades matching the filters. `outcome`: win (net > 0), loss (net < 0), flat (net = 0).
 TRADES_PAGE = (
-    "select *, count(*) over () as matching from ("
+    "select *, count(*) over () as matching from ("  # noqa: S608 (module constants; values are bound)
     + CLOSED_TRADES
     + """) t
 where (%(side)s::text is null or side = %(side)s::text)
@@ -205,7 +206,7 @@ limit %(page_size)s offset %(offset)s
 # (not downsampled) equity curve. Exposure = the union of the trades' [opened_at, closed_at]:
 # islands start where a trade opens after every earlier one closed.
 PERFORMANCE = (
-    "with"
+    "with"  # noqa: S608
     + CURVE_CTES
     + ", t as ("
     + CLOSED_TRADES
@@ -246,13 +247,13 @@ PERFORMANCE = (
     from peaks
 )
 select trade_count, wins, losses, net_pnl, gross_pnl, commission,
-    wins::numeric / nullif(trade_count, 0) as win_rate,
-    won / nullif(-lost, 0) as profit_factor,
-    won / nullif(wins, 0) as avg_win,
-    lost / nullif(losses, 0) as avg_loss,
-    largest_win, largest_loss, max_drawdown, max_drawdown_pct,
+    trim_scale(wins::numeric / nullif(trade_count, 0)) as win_rate,
+    trim_scale(won / nullif(-lost, 0)) as profit_factor,
+    trim_scale(won / nullif(wins, 0)) as avg_win,
+    trim_scale(lost / nullif(losses, 0)) as avg_loss,
+    largest_win, largest_loss, max_drawdown, trim_scale(max_drawdown_pct) as max_drawdown_pct,
     exposure_seconds, coalesce(period_seconds, 0) as period_seconds,
-    exposure_seconds / nullif(period_seconds, 0) as exposure_pct
+    trim_scale(exposure_seconds / nullif(period_seconds, 0)) as exposure_pct
 from agg, exposure, drawdown
 """
 )

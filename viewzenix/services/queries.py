@@ -103,14 +103,21 @@ def get_account(db: Database, caller: Caller, config_id: uuid.UUID) -> dict[str,
     return summary
 
 
-def account_overview(db: Database, caller: Caller) -> dict[str, Any]:
-    """Return the caller's accounts summed over all their configs, with each config's summary.
+def account_overview(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Return one of the caller's accounts, or (``config_id`` None) all of them summed.
 
-    Keys: the ``get_account`` money keys summed (account currency), ``configs`` (one summary
-    per config, each with its ``name``), ``config_count``.
+    Keys: the ``get_account`` money keys (summed for all; account currency), ``configs`` (one
+    summary per config shown, each with its ``name``), ``config_count``. Raises NotFound for
+    an unknown ``config_id``.
     """
     with db.transaction(caller.claims) as conn:
-        rows = conn.execute("select id, name from public.webhook_configs order by created_at").fetchall()
+        rows = conn.execute(
+            "select id, name from public.webhook_configs"
+            " where %(id)s::uuid is null or id = %(id)s::uuid order by created_at",
+            {"id": config_id},
+        ).fetchall()
+        if config_id is not None and not rows:
+            raise NotFound("No webhook config with this id.")
         summaries = [{**accounts.summary(conn, r["id"]), "name": r["name"]} for r in rows]
     totals = {key: sum((s[key] for s in summaries), Decimal(0)) for key in _MONEY_KEYS}
     return {**totals, "config_count": len(summaries), "configs": summaries}
@@ -131,12 +138,14 @@ MAX_EQUITY_POINTS = 1000
 
 
 def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """Return the equity after each fill of one config (or all the caller's) and now.
+    """Return the equity curve of one config (or all the caller's, summed) and its equity now.
 
-    Shape: ``{"starting_cash", "equity", "points": [{"at", "equity"}]}``; the first point is the
-    starting cash at the first fill's time (none without fills), the last is the current equity
-    from our books (marks from positions' last prices). More than MAX_EQUITY_POINTS fills:
-    evenly spaced ones, the last always kept (a chart needs no more). Computed in SQL
+    Shape: ``{"starting_cash", "equity", "points": [{"at", "equity", "capital", "kind"}]}``.
+    Each config's curve starts at its own start with its initial capital (kind "start"); a
+    change of its starting cash is a step of kind "capital" at its time (never a rewrite of
+    the past); then the equity after each fill (kind "fill", marked at fill prices); the last
+    point (kind "now") is the current equity from our books. More than MAX_EQUITY_POINTS
+    events: every capital event, evenly spaced fills, the last kept. Computed in SQL
     (``repositories/performance.py``) as ``domain/performance.equity_curve`` specifies.
     Raises NotFound for an unknown ``config_id``.
     """
@@ -144,14 +153,51 @@ def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = N
         cash = performance_repo.starting_cash(conn, config_id)
         if config_id is not None and not cash:
             raise NotFound("No webhook config with this id.")
-        start = sum(cash.values(), Decimal(0))
-        points = performance_repo.equity_curve(conn, config_id, start, MAX_EQUITY_POINTS)
-        ids = [config_id] if config_id is not None else list(cash)
-        current = sum((accounts.summary(conn, i)["equity"] for i in ids), Decimal(0))
+        points = performance_repo.equity_curve(conn, config_id, MAX_EQUITY_POINTS)
+        current = sum((accounts.summary(conn, i)["equity"] for i in cash), Decimal(0))
     if points:
-        points.insert(0, {"at": points[0]["at"], "equity": start})
-        points.append({"at": datetime.now(UTC), "equity": current})
-    return {"starting_cash": start, "equity": current, "points": points}
+        points.append(
+            {"at": datetime.now(UTC), "equity": current, "capital": points[-1]["capital"], "kind": "now"}
+        )
+    return {"starting_cash": sum(cash.values(), Decimal(0)), "equity": current, "points": points}
+
+
+def performance(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Return the performance figures of one config, or of all the caller's (``None``), summed.
+
+    Keys as ``domain/performance.Performance`` (computed in SQL, checked against it), plus
+    ``capital_changes``: the recorded changes of starting cash, oldest first. Raises NotFound
+    for an unknown ``config_id``.
+    """
+    with db.transaction(caller.claims) as conn:
+        if config_id is not None and not performance_repo.starting_cash(conn, config_id):
+            raise NotFound("No webhook config with this id.")
+        figures = performance_repo.performance(conn, config_id)
+        changes = performance_repo.capital_changes(conn, config_id)
+    return {**figures, "capital_changes": changes}
+
+
+def list_trades(
+    db: Database, caller: Caller, *, filters: dict[str, Any], limit: int | None, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Return ``(rows, matching)``: a page of the caller's closed trades, newest close first.
+
+    ``filters``: config_id, symbol, side (long/short), outcome (win/loss/flat by net P&L),
+    since/until (close time, until excluded). ``limit`` None: all.
+    """
+    symbol = filters.get("symbol")
+    with db.transaction(caller.claims) as conn:
+        return performance_repo.trades_page(
+            conn,
+            filters.get("config_id"),
+            symbol=symbol.upper() if symbol else None,
+            side=filters.get("side"),
+            outcome=filters.get("outcome"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+            page_size=limit,
+            offset=offset,
+        )
 
 
 def list_closed_trades(
