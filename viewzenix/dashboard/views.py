@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 import marshmallow as ma
 from flask import Blueprint, render_template, request
+from markupsafe import Markup
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.job_admin import JobQueryArgsSchema
@@ -84,6 +86,11 @@ def signals():
 @bp.get("/signals/<uuid:signal_id>")
 def signal_detail(signal_id: uuid.UUID):
     return _page("signal_detail.html", active="signals", signal_id=signal_id)
+
+
+@bp.get("/trades")
+def trades():
+    return _page("trades.html", active="trades")
 
 
 @bp.get("/orders")
@@ -238,18 +245,59 @@ def positions_fragment():
     return render_template("fragments/positions.html", rows=rows, names=_config_names())
 
 
+TRADE_PAGE_SIZE = 50
+
+
+def _date_arg(name: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` or ISO datetime query argument, read as UTC when it has no offset."""
+    value = request.args.get(name) or None
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(f"{name} must be a date (YYYY-MM-DD).", code="validation_error", status=422) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @fragments.get("/trades")
 def trades_fragment():
-    rows, total = queries.list_closed_trades(
-        get_runtime().db, current_caller(), config_id=_uuid_arg("config_id"), limit=TRADES_SHOWN
+    """Closed trades: the account page's newest (``compact``) or the trades page's filtered pages."""
+    compact = request.args.get("compact") == "1"
+    page = 1 if compact else _page_number()
+    size = TRADES_SHOWN if compact else TRADE_PAGE_SIZE
+    filters = {
+        "config_id": _uuid_arg("config_id"),
+        "symbol": _text_arg("symbol"),
+        "side": _choice("side", ["long", "short"]),
+        "outcome": _choice("outcome", ["win", "loss", "flat"]),
+        "since": _date_arg("since"),
+        "until": _date_arg("until"),
+    }
+    rows, total = queries.list_trades(
+        get_runtime().db, current_caller(), filters=filters, limit=size, offset=(page - 1) * size
     )
-    return render_template("fragments/trades.html", rows=rows, total=total, names=_config_names())
+    return render_template(
+        "fragments/trades.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // size)),
+        compact=compact,
+        names=_config_names(),
+    )
 
 
 @fragments.get("/account")
 def account_fragment():
-    summary = queries.account_overview(get_runtime().db, current_caller())
+    summary = queries.account_overview(get_runtime().db, current_caller(), _uuid_arg("config_id"))
     return render_template("fragments/account.html", a=summary)
+
+
+@fragments.get("/performance")
+def performance_fragment():
+    figures = queries.performance(get_runtime().db, current_caller(), _uuid_arg("config_id"))
+    return render_template("fragments/performance.html", p=figures)
 
 
 def _refused_unless_admin():
@@ -344,17 +392,58 @@ def admin_job_fragment(job_id: int):
 
 @bp.app_template_filter("money")
 def money(value: Any, places: int = 2) -> str:
-    """Format a Decimal with thousands separators and ``places`` decimals; None → "—"."""
+    """Format an amount with thousands separators and ``places`` decimals; None → "—"."""
     if value is None:
         return "—"
     return f"{value:,.{places}f}"
 
 
-@bp.app_template_filter("when")
-def when(value: datetime | None) -> str:
-    """Format a timestamp as UTC ``YYYY-MM-DD HH:MM:SS``; None → "—"."""
+@bp.app_template_filter("qty")
+def qty(value: Any) -> str:
+    """Format a quantity or price as written, without trailing zeros or exponent: 10, 0.0000001, 1,250.5."""
     if value is None:
         return "—"
+    number = Decimal(value)
+    if number == number.to_integral_value():
+        return f"{number.quantize(Decimal(1)):,}"
+    return f"{number.normalize():,f}"
+
+
+@bp.app_template_filter("pct")
+def pct(value: Any, places: int = 1) -> str:
+    """Format a fraction as a percentage (0.5 → "50.0 %"); None → "—"."""
+    if value is None:
+        return "—"
+    return f"{Decimal(value) * 100:,.{places}f} %"
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: Any) -> str:
+    """Format seconds as "3 d 4 h", "2 h 5 min", "45 s"; None → "—"."""
+    if seconds is None:
+        return "—"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None) -> Markup:
+    """Render a timestamp as ``<time datetime=ISO>`` showing UTC ``YYYY-MM-DD HH:MM:SS`` (no
+    microseconds) until the page's script shows it in the chosen zone; None → "—"."""
+    if value is None:
+        return Markup("—")
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        value = value.replace(tzinfo=UTC)
+    iso = value.isoformat(timespec="seconds")
+    return Markup('<time datetime="{}">{}</time>').format(iso, value.strftime("%Y-%m-%d %H:%M:%S"))

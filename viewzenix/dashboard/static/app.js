@@ -50,9 +50,25 @@ const VZ = (() => {
     if (supa) await supa.auth.signOut();
     location.assign("/signin");
   }
-  async function api(method, path, body) {
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
+  // The claims of the session's token (display only: the server decides what a caller may do).
+  function claims() {
+    const t = token();
+    if (!t) return {};
+    try {
+      const part = t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+    } catch { return {}; }
+  }
+  // Every mutating call carries an Idempotency-Key: ``key`` (a form's, reused until it is
+  // answered, so a double submit creates one thing) or a fresh one.
+  async function api(method, path, body, key) {
     const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET") headers["Idempotency-Key"] = key || newKey();
     const response = await fetch(path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -60,7 +76,7 @@ const VZ = (() => {
     const data = response.status === 204 ? null : await response.json().catch(() => null);
     return { ok: response.ok, status: response.status, data };
   }
-  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, get supa() { return supa; } };
+  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, newKey, claims, get supa() { return supa; } };
 })();
 
 // --- htmx: bearer token on every request; a 401 sends the user to sign-in and back --------------
@@ -72,11 +88,103 @@ document.addEventListener("htmx:beforeSwap", (e) => {
   const status = e.detail.xhr.status;
   if (status === 401) { e.detail.shouldSwap = false; VZ.toSignin(); }
   else if (status === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
-  // A fragment's own error card (HTML, e.g. the admin job filters' 422); JSON errors stay unswapped.
+  // A fragment's own error card (HTML, e.g. the admin job filters' 422); JSON errors get an error line.
   else if (status === 422 && (e.detail.xhr.getResponseHeader("Content-Type") || "").startsWith("text/html")) {
     e.detail.shouldSwap = true; e.detail.isError = false;
   }
 });
+
+// --- one tick for the whole page, a live badge, an error line with retry for any failed fragment ---
+const TICK_MS = 5000;
+const Live = (() => {
+  let lastOk = null;
+  let failing = 0;
+  const badge = () => document.getElementById("live-badge");
+  function show() {
+    const b = badge();
+    if (!b) return;
+    if (failing) {
+      b.className = "live down";
+      b.textContent = "reconnecting…" + (lastOk ? " (last update " + VZ_TIME.clock(lastOk) + ")" : "");
+    } else if (lastOk) {
+      b.className = "live";
+      b.textContent = "live · updated " + VZ_TIME.clock(lastOk);
+    }
+  }
+  return {
+    ok() { lastOk = new Date(); failing = 0; show(); },
+    down() { failing += 1; show(); },
+  };
+})();
+setInterval(() => {
+  if (document.visibilityState === "visible" && VZ.token()) document.body.dispatchEvent(new Event("vz:tick"));
+}, TICK_MS);
+
+function errorText(xhr) {
+  if (!xhr || xhr.status === 0) return "No answer from the server (connection lost?).";
+  try {
+    const body = JSON.parse(xhr.responseText);
+    if (body && body.message) return body.message + (body.code ? ` (${body.code})` : "");
+  } catch { /* not JSON */ }
+  return `The server answered ${xhr.status}.`;
+}
+function showFragmentError(target, source, message) {
+  if (!target) return;
+  const line = document.createElement("p");
+  line.className = "frag-error";
+  line.setAttribute("role", "alert");
+  line.textContent = "Could not load this: " + message;
+  const retry = document.createElement("button");
+  retry.type = "button";
+  retry.textContent = "Retry";
+  retry.dataset.retry = "";
+  retry.addEventListener("click", () => {
+    const path = source.getAttribute("hx-get") || source.getAttribute("action");
+    htmx.ajax("GET", path, { source, target });
+  });
+  line.appendChild(retry);
+  target.replaceChildren(line);
+}
+document.addEventListener("htmx:responseError", (e) => {
+  if (e.detail.xhr.status >= 500) Live.down();
+  showFragmentError(e.detail.target, e.detail.elt, errorText(e.detail.xhr));
+});
+document.addEventListener("htmx:sendError", (e) => {
+  Live.down();
+  showFragmentError(e.detail.target, e.detail.elt, errorText(null));
+});
+document.addEventListener("htmx:afterRequest", (e) => {
+  if (e.detail.successful) Live.ok();
+});
+document.addEventListener("htmx:afterSettle", (e) => VZ_TIME.render(e.detail.target));
+
+// --- one time formatter: local, the exchange's (New York) or UTC; <time datetime> elements -------
+const VZ_TIME = (() => {
+  const ZONES = { local: undefined, exchange: "America/New_York", utc: "UTC" };
+  const choice = () => localStorage.getItem("vz.tz") || "local";
+  function fmt(date, withSeconds = true) {
+    const options = {
+      timeZone: ZONES[choice()], year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    };
+    if (withSeconds) options.second = "2-digit";
+    return new Intl.DateTimeFormat("sv-SE", options).format(date);
+  }
+  function clock(date) {
+    return new Intl.DateTimeFormat("sv-SE", {
+      timeZone: ZONES[choice()], hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).format(date);
+  }
+  function render(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach((t) => {
+      const d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      t.textContent = fmt(d, t.dataset.seconds !== "no");
+      t.title = t.getAttribute("datetime") + " (UTC: " + d.toISOString().replace(".000", "") + ")";
+    });
+  }
+  return { choice, fmt, clock, render, ZONES };
+})();
 
 // --- filters and pages of a list: a filter change goes back to page 1; pager buttons set the page ---
 document.addEventListener("change", (e) => {
@@ -131,6 +239,18 @@ function showErrors(form, result) {
   }
 }
 
+// One Idempotency-Key per form and content: a second submit of the same content before the
+// answer (a double click) sends the same key, so the server does the work once; new content
+// gets a new key.
+function formKey(form, body) {
+  const content = JSON.stringify(body);
+  if (form.dataset.idemContent !== content || !form.dataset.idemKey) {
+    form.dataset.idemKey = VZ.newKey();
+    form.dataset.idemContent = content;
+  }
+  return form.dataset.idemKey;
+}
+
 // --- pages ------------------------------------------------------------------------------------------
 const pages = {};
 
@@ -176,14 +296,19 @@ pages.signin = () => {
 
 pages.configs = () => {
   const form = document.getElementById("create-config");
+  const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(form);
     const body = { name: f.get("name"), broker: f.get("broker") };
     if (f.get("quantity")) body.quantity = f.get("quantity");
-    const r = await VZ.api("POST", "/api/webhook-configs", body);
+    button.disabled = true;
+    const r = await VZ.api("POST", "/api/webhook-configs", body, formKey(form, body));
+    button.disabled = false;
+    if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;  // the first one answers
     showErrors(form, r);
     if (!r.ok) return;
+    delete form.dataset.idemKey;
     document.getElementById("new-url-value").value = r.data.webhook_url;
     document.getElementById("new-url-link").href = "/configs/" + r.data.id;
     document.getElementById("new-url").hidden = false;
@@ -279,9 +404,10 @@ pages.configs_detail = () => {
     }
     const saved = document.getElementById("settings-saved");
     saved.textContent = "";
-    const r = await VZ.api("PATCH", path, body);
+    const r = await VZ.api("PATCH", path, body, formKey(form, body));
+    if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;
     showErrors(form, r);
-    if (r.ok) { render(r.data); saved.textContent = "Saved"; }
+    if (r.ok) { render(r.data); saved.textContent = "Saved"; delete form.dataset.idemKey; }
   });
   // Test alert
   const testBody = document.getElementById("test-body");
@@ -313,27 +439,127 @@ pages.configs_detail = () => {
   load();
 };
 
+// The caller's webhooks (id, name), oldest first; [] when the API refuses.
+async function webhookList() {
+  const r = await VZ.api("GET", "/api/webhook-configs?page_size=100");
+  if (!r.ok) return [];
+  return r.data.slice().sort((a, b) => a.created_at.localeCompare(b.created_at));
+}
+// The webhook a page opens on: ?config=, else the last one chosen, else the oldest ("" = all).
+function chosenWebhook(configs) {
+  const wanted = new URLSearchParams(location.search).get("config");
+  const stored = localStorage.getItem("vz.account");
+  return wanted !== null ? wanted : stored !== null ? stored : (configs[0] ? configs[0].id : "");
+}
+function fillWebhookSelect(select, configs, allLabel, chosen) {
+  select.replaceChildren();
+  for (const c of configs) select.add(new Option(c.name, c.id));
+  select.add(new Option(allLabel, ""));
+  select.value = chosen;
+  if (select.value !== chosen) select.selectedIndex = 0;
+}
+
 pages.overview = async () => {
+  const select = document.getElementById("account-config");
+  const configs = await webhookList();
+  fillWebhookSelect(select, configs, "All webhooks (sum)", chosenWebhook(configs));
   const el = document.getElementById("equity-chart");
-  const r = await VZ.api("GET", "/api/account/equity-history");
-  if (!r.ok) return;
-  const points = r.data.points;
-  if (!points.length) { document.getElementById("equity-empty").hidden = false; return; }
-  // lightweight-charts needs strictly increasing times in seconds: fills within one second (a
-  // replay, a burst) are drawn one second apart, in order.
-  const data = [];
-  for (const p of points) {
-    const t = Math.floor(Date.parse(p.at) / 1000);
-    const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
-    data.push({ time, value: Number(p.equity) });
+  const empty = document.getElementById("equity-empty");
+  const failed = document.getElementById("equity-error");
+  let chart = null, series = null, markers = null;
+  let drawn = "";
+  async function draw() {
+    const id = select.value;
+    const r = await VZ.api("GET", "/api/account/equity-history" + (id ? "?config_id=" + id : ""));
+    if (!r.ok) {
+      failed.textContent = "Could not load the equity curve: " + ((r.data && r.data.message) || `error ${r.status}`);
+      failed.hidden = false;
+      return;
+    }
+    failed.hidden = true;
+    const points = r.data.points;
+    empty.hidden = points.some((p) => p.kind === "fill");
+    // lightweight-charts needs strictly increasing times in seconds: events within one second
+    // (a replay, a burst) are drawn one second apart, in order. Times shown in the chosen zone.
+    const data = [];
+    const marks = [];
+    for (const p of points) {
+      const t = Math.floor(Date.parse(p.at) / 1000);
+      const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
+      data.push({ time, value: Number(p.equity) });
+      if (p.kind === "capital" || (p.kind === "start" && data.length > 1)) {
+        marks.push({ time, position: "aboveBar", shape: "square", color: "#d97706", text: "capital" });
+      }
+    }
+    const key = id + ":" + JSON.stringify(data[data.length - 2] || null) + data.length;
+    if (!chart) {
+      const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+      chart = LightweightCharts.createChart(el, {
+        autoSize: true,
+        layout: { attributionLogo: false, background: { color: "transparent" }, textColor: dark ? "#c9ced8" : "#374151" },
+        grid: { vertLines: { color: dark ? "#2c3340" : "#eef0f3" }, horzLines: { color: dark ? "#2c3340" : "#eef0f3" } },
+        timeScale: { timeVisible: true, secondsVisible: false },
+        localization: { timeFormatter: (t) => VZ_TIME.fmt(new Date(t * 1000), false) },
+      });
+      series = chart.addSeries(LightweightCharts.AreaSeries, {
+        lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)",
+      });
+      markers = LightweightCharts.createSeriesMarkers(series, []);
+    }
+    if (key !== drawn) {
+      series.setData(data);
+      markers.setMarkers(marks);
+      if (!drawn.startsWith(id + ":")) chart.timeScale().fitContent();
+      drawn = key;
+    }
+    el.dataset.points = String(data.length);
+    el.dataset.capitalMarks = String(marks.length);
+    el.dataset.config = id;
   }
-  const chart = LightweightCharts.createChart(el, {
-    autoSize: true, layout: { attributionLogo: false }, timeScale: { timeVisible: true, secondsVisible: false },
+  select.addEventListener("change", () => {
+    localStorage.setItem("vz.account", select.value);
+    const url = new URL(location.href);
+    url.searchParams.set("config", select.value);
+    history.replaceState(null, "", url);
+    document.body.dispatchEvent(new Event("vz:account"));
+    draw();
   });
-  const series = chart.addSeries(LightweightCharts.AreaSeries, { lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)" });
-  series.setData(data);
-  chart.timeScale().fitContent();
-  el.dataset.points = String(data.length);
+  document.body.addEventListener("vz:tick", draw);
+  document.body.addEventListener("vz:timezone", () => { drawn = ""; chart && chart.applyOptions({}); draw(); });
+  await new Promise((resolve) => {
+    if (window.LightweightCharts) resolve();
+    else window.addEventListener("load", resolve, { once: true });
+  });
+  draw();
+};
+
+pages.trades = async () => {
+  const select = document.getElementById("trade-config");
+  const configs = await webhookList();
+  select.addEventListener("change", () => localStorage.setItem("vz.account", select.value));
+  fillWebhookSelect(select, configs, "All webhooks", chosenWebhook(configs));
+  const form = document.getElementById("trade-filters");
+  const error = document.getElementById("export-error");
+  document.getElementById("export-csv").addEventListener("click", async () => {
+    error.textContent = "";
+    const query = new URLSearchParams(new FormData(form));
+    query.delete("page");
+    for (const [k, v] of [...query]) if (!v) query.delete(k);
+    const response = await fetch("/api/trades/export?" + query, { headers: { Authorization: "Bearer " + VZ.token() } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      error.textContent = "Export refused: " + (body.message || `error ${response.status}`);
+      return;
+    }
+    const blob = await response.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "trades.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
 };
 
 // Admin tools: metrics, job list and job detail are fragments (/ui/fragments/admin/…); the
@@ -390,7 +616,23 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (!VZ.token()) { VZ.toSignin(); return; }
     document.getElementById("vz-email").textContent = VZ.email() || "";
     document.getElementById("signout").addEventListener("click", () => VZ.signOut());
+    const role = (VZ.claims().app_metadata || {}).role;
+    document.getElementById("nav-admin").hidden = role !== "admin";
+    const top = document.getElementById("top");
+    const toggle = document.getElementById("nav-toggle");
+    toggle.addEventListener("click", () => {
+      const open = top.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+    const tz = document.getElementById("time-zone");
+    tz.value = VZ_TIME.choice();
+    tz.addEventListener("change", () => {
+      localStorage.setItem("vz.tz", tz.value);
+      VZ_TIME.render();
+      document.body.dispatchEvent(new Event("vz:timezone"));
+    });
   }
-  if (pages[name]) pages[name]();
+  if (pages[name]) await pages[name]();
+  VZ_TIME.render();
   document.body.dispatchEvent(new Event("vz:ready"));
 });
