@@ -237,3 +237,80 @@ def test_only_admins_see_the_admin_link(page: Page, sign_in) -> None:
     expect(page.locator("#nav-admin")).to_be_hidden()
     sign_in(admin=True)
     expect(page.locator("#nav-admin")).to_be_visible()
+
+
+def test_outcomes_read_working_filled_denied_and_a_working_order_can_be_canceled(
+    page: Page, sign_in, client, jobs, base_url
+) -> None:
+    page.set_viewport_size(WIDE)
+    sign_in()
+    headers = token_of(page)
+    config = new_webhook(client, headers, "Levels")
+    # A market entry with a stop loss and a take profit: filled, its legs rest as levels.
+    alert(
+        client,
+        config,
+        {
+            "ticker": "NVDA",
+            "action": "buy",
+            "quantity": 5,
+            "price": 140,
+            "stopLoss": {"stopPrice": 137.2},
+            "takeProfit": {"limitPrice": 150},
+        },
+    )
+    jobs()
+    # A limit entry below the market only rests: "working (not filled)", not "executed".
+    alert(
+        client,
+        config,
+        {
+            "ticker": "AAPL",
+            "action": "buy",
+            "quantity": 2,
+            "price": 110,
+            "orderType": "limit",
+            "limitPrice": 100,
+            "timeInForce": "gtc",
+        },
+    )
+    jobs()
+    page.goto(f"{base_url}/signals")
+    rows = page.locator("table.signals tbody tr")
+    expect(rows.nth(0).locator(".outcome")).to_have_text("working (not filled)")
+    expect(rows.nth(0)).to_contain_text("buy 2 AAPL limit @ 100.00")
+    expect(rows.nth(1).locator(".outcome")).to_have_text("filled")
+    page.goto(f"{base_url}/?config={config['id']}")
+    nvda = page.locator("#positions tr[data-symbol=NVDA]")
+    expect(nvda).to_contain_text("SL 137.20")
+    expect(nvda).to_contain_text("TP 150.00")
+    page.goto(f"{base_url}/orders")
+    working = page.locator("#orders tr", has_text="buy 2 AAPL limit @ 100.00")
+    expect(working).to_contain_text("working (not filled)")
+    page.on("dialog", lambda dialog: dialog.accept())
+    working.locator("[data-cancel-order]").click()
+    expect(working).to_contain_text("cancel requested")
+    jobs()
+    page.reload()
+    expect(page.locator("#orders tr", has_text="buy 2 AAPL limit @ 100.00")).to_contain_text("canceled")
+    # The details of an order come into view.
+    page.locator("#orders tr", has_text="NVDA").first.locator("text=details").click()
+    expect(page.locator("#order-card")).to_be_in_viewport()
+
+
+def test_a_test_alert_shows_its_final_outcome(page: Page, sign_in, client, jobs, base_url) -> None:
+    page.set_viewport_size(WIDE)
+    sign_in()
+    config = new_webhook(client, token_of(page), "Paused test")
+    page.goto(f"{base_url}/configs/{config['id']}")
+    page.click("#toggle-paused")
+    expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
+    page.click("#send-test")
+    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
+    expect(page.locator("#test-final")).to_have_attribute("data-final", "false")
+    jobs()
+    page.evaluate("document.body.dispatchEvent(new Event('vz:tick'))")
+    final = page.locator("#test-final")
+    expect(final).to_have_attribute("data-final", "true")
+    expect(final.locator(".outcome")).to_have_text(re.compile(r"^denied: entries are paused"))
+    expect(final.locator(".outcome")).to_have_attribute("title", "code: entries_paused")

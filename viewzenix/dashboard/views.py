@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.job_admin import JobQueryArgsSchema
+from viewzenix.dashboard import wording
 from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.errors import ApiError, NotFound
 from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
@@ -217,6 +218,15 @@ def signal_fragment(signal_id: uuid.UUID):
     return render_template("fragments/signal_detail.html", s=row, words=OUTCOME_WORDS)
 
 
+@fragments.get("/signals/<uuid:signal_id>/outcome")
+def signal_outcome_fragment(signal_id: uuid.UUID):
+    """One line: the signal's outcome so far (a test alert's answer, followed until it is final)."""
+    row = queries.get_signal(get_runtime().db, current_caller(), signal_id)
+    row = {**row, "order_brief": row["orders"]}
+    final = row["status"] not in ("accepted", "submitting")
+    return render_template("fragments/signal_outcome.html", s=row, final=final)
+
+
 @fragments.get("/orders")
 def orders_fragment():
     page = _page_number()
@@ -390,6 +400,17 @@ def admin_job_fragment(job_id: int):
     return render_template("fragments/admin_job.html", j=job)
 
 
+@bp.app_context_processor
+def _wording() -> dict[str, Any]:
+    return {
+        "signal_outcome": wording.signal_outcome,
+        "signal_reason": wording.signal_reason,
+        "order_phrase": wording.order_phrase,
+        "purpose_words": wording.PURPOSE_WORDS,
+        "open_statuses": wording.OPEN_STATUSES,
+    }
+
+
 @bp.app_template_filter("money")
 def money(value: Any, places: int = 2) -> str:
     """Format an amount with thousands separators and ``places`` decimals; None → "—"."""
@@ -401,12 +422,7 @@ def money(value: Any, places: int = 2) -> str:
 @bp.app_template_filter("qty")
 def qty(value: Any) -> str:
     """Format a quantity or price as written, without trailing zeros or exponent: 10, 0.0000001, 1,250.5."""
-    if value is None:
-        return "—"
-    number = Decimal(value)
-    if number == number.to_integral_value():
-        return f"{number.quantize(Decimal(1)):,}"
-    return f"{number.normalize():,f}"
+    return wording.plain_number(value)
 
 
 @bp.app_template_filter("pct")

@@ -221,6 +221,19 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
     return {**row, "recorded_fill_qty": filled_qty(conn, row["id"])}
 
 
+OPEN_VISIBLE = """
+select id, config_id, symbol, side, purpose, order_type, qty, limit_price, stop_price, status
+from public.orders
+where status = any(%(open)s) and (%(config_id)s::uuid is null or config_id = %(config_id)s::uuid)
+order by created_at, id
+"""
+
+
+def open_visible(conn: Connection, config_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """Return the visible open orders (of one config, or all), oldest first: levels, purpose, status."""
+    return conn.execute(OPEN_VISIBLE, {"config_id": config_id, "open": list(OPEN_STATUSES)}).fetchall()
+
+
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the config's open orders (pending_new to partially_filled), oldest first."""
     return conn.execute(

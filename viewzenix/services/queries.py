@@ -81,10 +81,21 @@ def get_order(db: Database, caller: Caller, order_id: uuid.UUID) -> dict[str, An
 def list_positions(
     db: Database, caller: Caller, *, config_id: uuid.UUID | None = None, include_flat: bool = False
 ) -> list[dict[str, Any]]:
-    """Return the caller's positions with ``side`` derived from the signed qty."""
+    """Return the caller's positions with ``side`` derived from the signed qty.
+
+    ``working_orders``: the position's open orders (stop loss and take profit legs, resting
+    limit/stop orders) with their levels, oldest first.
+    """
     with db.transaction(caller.claims) as conn:
         rows = positions.list_for(conn, config_id=config_id, include_flat=include_flat)
-    return [{**r, "side": _side(r["qty"])} for r in rows]
+        working = orders.open_visible(conn, config_id)
+    by_position: dict[tuple[uuid.UUID, str], list[dict[str, Any]]] = {}
+    for order in working:
+        by_position.setdefault((order["config_id"], order["symbol"]), []).append(order)
+    return [
+        {**r, "side": _side(r["qty"]), "working_orders": by_position.get((r["config_id"], r["symbol"]), [])}
+        for r in rows
+    ]
 
 
 def _side(qty: Decimal) -> str:

@@ -199,6 +199,29 @@ document.addEventListener("click", (e) => {
   htmx.trigger(form, "submit");
 });
 
+// --- a detail loaded below a long list comes into view (an order's fills, an admin job) ---------
+document.addEventListener("htmx:afterSettle", (e) => {
+  const id = e.detail.target && e.detail.target.id;
+  if ((id === "order-detail" || id === "job-detail") && e.detail.requestConfig && e.detail.requestConfig.verb === "get") {
+    e.detail.target.scrollIntoView({ block: "start", behavior: "instant" });
+  }
+});
+
+// --- cancel a working order (POST /api/orders/<id>/cancel) -----------------------------------------
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("[data-cancel-order]");
+  if (!b) return;
+  if (!confirm("Cancel this working order?")) return;
+  b.disabled = true;
+  const r = await VZ.api("POST", `/api/orders/${b.dataset.cancelOrder}/cancel`);
+  const note = document.createElement("span");
+  note.className = r.ok ? "ok" : "error";
+  note.setAttribute("role", "status");
+  note.textContent = r.ok ? " cancel requested" : " " + ((r.data && r.data.message) || `error ${r.status}`);
+  b.replaceWith(note);
+  document.body.dispatchEvent(new Event("vz:tick"));
+});
+
 // --- copy buttons -----------------------------------------------------------------------------------
 async function copyFrom(selector, button) {
   const el = document.querySelector(selector);
@@ -343,6 +366,21 @@ function alertMessage(kind, size, amount) {
   return JSON.stringify(m, null, 2);
 }
 
+// A test alert's final outcome: its outcome line, reloaded on each tick until it is final.
+function followOutcome(out, signalId) {
+  const line = document.createElement("div");
+  line.id = "test-final-box";
+  out.appendChild(line);
+  const load = () => htmx.ajax("GET", `/ui/fragments/signals/${signalId}/outcome`, { target: line });
+  const onTick = () => {
+    const final = line.querySelector("[data-final='true']");
+    if (final || !document.body.contains(line)) document.body.removeEventListener("vz:tick", onTick);
+    else load();
+  };
+  document.body.addEventListener("vz:tick", onTick);
+  load();
+}
+
 pages.configs_detail = () => {
   const root = document.getElementById("config-page");
   const id = root.dataset.configId;
@@ -427,6 +465,7 @@ pages.configs_detail = () => {
     p.appendChild(a);
     out.appendChild(p);
     document.body.dispatchEvent(new Event("vz:signals"));
+    if (r.data.signal_id) followOutcome(out, r.data.signal_id);
   });
   // Generator
   const gen = () => {
