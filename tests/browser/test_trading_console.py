@@ -314,3 +314,74 @@ def test_a_test_alert_shows_its_final_outcome(page: Page, sign_in, client, jobs,
     expect(final).to_have_attribute("data-final", "true")
     expect(final.locator(".outcome")).to_have_text(re.compile(r"^denied: entries are paused"))
     expect(final.locator(".outcome")).to_have_attribute("title", "code: entries_paused")
+
+
+def test_the_alert_builder_covers_brackets_order_type_id_and_bars_and_checks_its_input(
+    page: Page, sign_in, client, base_url
+) -> None:
+    page.set_viewport_size(WIDE)
+    sign_in()
+    config = new_webhook(client, token_of(page), "Builder")
+    page.goto(f"{base_url}/configs/{config['id']}")
+    page.select_option("#gen-case", "buy")
+    page.select_option("#gen-size", "fixed_quantity")
+    page.fill("#gen-amount", "-5")
+    expect(page.locator("#gen-error")).to_contain_text("Amount must be a number above 0")
+    expect(page.locator("#gen-message")).to_have_value("")
+    page.fill("#gen-amount", "abc")
+    expect(page.locator("#gen-error")).to_contain_text("Amount must be a number above 0")
+    page.fill("#gen-amount", "5")
+    page.select_option("#gen-order-type", "limit")
+    page.fill("#gen-sl", "2")
+    page.fill("#gen-tp", "101")
+    expect(page.locator("#gen-error")).to_contain_text("Take profit must be a percent")
+    page.fill("#gen-tp", "4")
+    page.check("#gen-id")
+    message = json.loads(page.input_value("#gen-message"))
+    assert message["quantity"] == 5 and message["orderType"] == "limit"
+    assert message["limitPrice"] == "{{close}}"
+    assert (message["stopLoss"], message["takeProfit"]) == ({"percent": 2}, {"percent": 4})
+    assert message["id"] == "{{ticker}}-{{interval}}-{{time}}"
+    # What TradingView would send for it goes through the real intake path.
+    filled = page.input_value("#gen-message")
+    for placeholder, value in {
+        "{{ticker}}": "AAPL",
+        "{{close}}": "190.5",
+        "{{timenow}}": "2026-11-27T15:00:00Z",
+        "{{interval}}": "5",
+        "{{time}}": "2026-11-27T14:55:00Z",
+    }.items():
+        filled = filled.replace(placeholder, value)
+    page.fill("#test-body", filled)
+    page.click("#send-test")
+    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
+    page.select_option("#gen-case", "bar")
+    bar = json.loads(page.input_value("#gen-message"))
+    assert bar == {
+        "type": "bar",
+        "ticker": "{{ticker}}",
+        "interval": "{{interval}}",
+        "time": "{{time}}",
+        "open": "{{open}}",
+        "high": "{{high}}",
+        "low": "{{low}}",
+        "close": "{{close}}",
+        "volume": "{{volume}}",
+    }
+
+
+def test_settings_are_grouped_with_readable_labels(page: Page, sign_in, client, base_url) -> None:
+    page.set_viewport_size(WIDE)
+    sign_in()
+    config = new_webhook(client, token_of(page), "Grouped")
+    page.goto(f"{base_url}/configs/{config['id']}")
+    legends = page.locator("#settings-form legend").all_inner_texts()
+    assert legends == ["Webhook", "Sizing", "Orders", "Risk", "Paper simulation"]
+    options = page.locator("#settings-form select[name=time_in_force] option").all_inner_texts()
+    assert "Good till canceled" in options and "gtc" not in options and "opg" not in options
+    expect(page.locator("#settings-form")).to_contain_text("Slippage, basis points")
+    page.select_option("#settings-form select[name=time_in_force]", label="Good till canceled")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator("#settings-saved")).to_have_text("Saved")
+    saved = client.get(f"/api/webhook-configs/{config['id']}", headers=token_of(page)).json
+    assert saved["time_in_force"] == "gtc"

@@ -76,7 +76,12 @@ def configs():
 
 @bp.get("/configs/<uuid:config_id>")
 def config_detail(config_id: uuid.UUID):
-    return _page("config_detail.html", active="configs", config_id=config_id)
+    return _page(
+        "config_detail.html",
+        active="configs",
+        config_id=config_id,
+        time_in_force_words=wording.TIME_IN_FORCE_WORDS,
+    )
 
 
 @bp.get("/signals")

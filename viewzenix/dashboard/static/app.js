@@ -348,22 +348,50 @@ const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_sign
 const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds"]);
 
 // The message to paste into TradingView's alert dialog (TradersPost-compatible keys, FACTS.md).
-function alertMessage(kind, size, amount) {
+// Returns { message } or { error } for a value that would not make a valid alert (-5, abc).
+const POSITIVE = /^(\d+(\.\d*)?|\.\d+)$/;
+function alertMessage(o) {
+  if (o.kind === "bar") {
+    return { message: JSON.stringify({
+      type: "bar", ticker: "{{ticker}}", interval: "{{interval}}", time: "{{time}}", open: "{{open}}",
+      high: "{{high}}", low: "{{low}}", close: "{{close}}", volume: "{{volume}}",
+    }, null, 2) };
+  }
   const m = { ticker: "{{ticker}}" };
-  if (kind === "strategy") {
+  if (o.kind === "strategy") {
     m.action = "{{strategy.order.action}}";
     m.sentiment = "{{strategy.market_position}}";
   } else {
-    m.action = kind;
+    m.action = o.kind;
   }
-  if (kind !== "exit") {
-    if (size === "strategy") m.quantity = "{{strategy.order.contracts}}";
-    else if (size !== "settings") { m.quantity = Number(amount) || amount; m.quantityType = size; }
+  if (o.kind !== "exit") {
+    if (o.size === "strategy") m.quantity = "{{strategy.order.contracts}}";
+    else if (o.size !== "settings") {
+      const amount = String(o.amount).trim();
+      if (!POSITIVE.test(amount) || Number(amount) <= 0) return { error: "Amount must be a number above 0 (like 10 or 2.5)." };
+      if (o.size === "percent_of_equity" && Number(amount) > 100) return { error: "Percent of equity is at most 100." };
+      m.quantity = Number(amount);
+      m.quantityType = o.size;
+    }
+    if (o.orderType) {
+      m.orderType = o.orderType;
+      if (o.orderType === "limit") m.limitPrice = "{{close}}";
+      if (o.orderType === "stop") m.stopPrice = "{{close}}";
+    }
+    for (const [key, raw, name] of [["stopLoss", o.sl, "Stop loss"], ["takeProfit", o.tp, "Take profit"]]) {
+      const value = String(raw || "").trim();
+      if (!value) continue;
+      if (!POSITIVE.test(value) || Number(value) <= 0 || Number(value) >= 100) {
+        return { error: `${name} must be a percent above 0 and below 100 (like 2 or 1.5).` };
+      }
+      m[key] = { percent: Number(value) };
+    }
   }
   m.price = "{{close}}";
   m.time = "{{timenow}}";
   m.interval = "{{interval}}";
-  return JSON.stringify(m, null, 2);
+  if (o.withId) m.id = o.kind === "strategy" ? "{{strategy.order.id}}-{{timenow}}" : "{{ticker}}-{{interval}}-{{time}}";
+  return { message: JSON.stringify(m, null, 2) };
 }
 
 // A test alert's final outcome: its outcome line, reloaded on each tick until it is final.
@@ -468,12 +496,26 @@ pages.configs_detail = () => {
     if (r.data.signal_id) followOutcome(out, r.data.signal_id);
   });
   // Generator
+  const genIds = ["gen-case", "gen-size", "gen-amount", "gen-order-type", "gen-sl", "gen-tp", "gen-id"];
+  const value = (id) => document.getElementById(id).value;
   const gen = () => {
-    document.getElementById("gen-message").value = alertMessage(
-      document.getElementById("gen-case").value, document.getElementById("gen-size").value,
-      document.getElementById("gen-amount").value);
+    const kind = value("gen-case");
+    for (const id of ["gen-size", "gen-amount", "gen-order-type", "gen-sl", "gen-tp"]) {
+      document.getElementById(id).disabled = kind === "bar" || (kind === "exit" && id !== "gen-order-type");
+    }
+    document.getElementById("gen-id").disabled = kind === "bar";
+    const out = alertMessage({
+      kind, size: value("gen-size"), amount: value("gen-amount"), orderType: value("gen-order-type"),
+      sl: value("gen-sl"), tp: value("gen-tp"), withId: document.getElementById("gen-id").checked,
+    });
+    const error = document.getElementById("gen-error");
+    error.textContent = out.error || "";
+    document.getElementById("gen-message").value = out.message || "";
   };
-  for (const id of ["gen-case", "gen-size", "gen-amount"]) document.getElementById(id).addEventListener("input", gen);
+  for (const id of genIds) {
+    document.getElementById(id).addEventListener("input", gen);
+    document.getElementById(id).addEventListener("change", gen);
+  }
   gen();
   load();
 };
