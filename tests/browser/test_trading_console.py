@@ -385,3 +385,25 @@ def test_settings_are_grouped_with_readable_labels(page: Page, sign_in, client, 
     expect(page.locator("#settings-saved")).to_have_text("Saved")
     saved = client.get(f"/api/webhook-configs/{config['id']}", headers=token_of(page)).json
     assert saved["time_in_force"] == "gtc"
+
+
+def test_the_webhook_page_counts_refused_alerts_with_the_last_reason(
+    page: Page, sign_in, client, base_url
+) -> None:
+    page.set_viewport_size(WIDE)
+    sign_in()
+    headers = token_of(page)
+    config = new_webhook(client, headers, "Refusals")
+    page.goto(f"{base_url}/configs/{config['id']}")
+    expect(page.locator("#refusals-none")).to_be_visible()
+    old_path = config["webhook_url"].removeprefix("http://testserver")
+    client.post(f"/api/webhook-configs/{config['id']}/rotate-token", headers=headers)
+    for _ in range(3):
+        assert client.post(old_path, json={"ticker": "AAPL", "action": "exit"}).status_code == 404
+    client.patch(f"/api/webhook-configs/{config['id']}", json={"is_active": False}, headers=headers)
+    rotated = client.get(f"/api/webhook-configs/{config['id']}", headers=headers).json
+    assert rotated["is_active"] is False
+    page.evaluate("document.body.dispatchEvent(new Event('vz:tick'))")
+    old_token = page.locator("#refusals-list li[data-code=token_invalid]")
+    expect(old_token).to_contain_text(re.compile(r"\d+ refused"))
+    expect(old_token).to_contain_text("wrong or old (rotated?)")

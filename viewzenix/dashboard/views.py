@@ -19,7 +19,7 @@ from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.errors import ApiError, NotFound
 from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
 from viewzenix.runtime import get_runtime
-from viewzenix.services import job_admin, local_signin, queries
+from viewzenix.services import job_admin, local_signin, queries, webhook_refusals
 from viewzenix.services import webhook_configs as configs_service
 
 bp = Blueprint(
@@ -185,6 +185,13 @@ def configs_fragment():
     for row in rows:
         row["webhook_url"] = configs_service.masked_webhook_url(base, row)
     return render_template("fragments/configs.html", rows=rows, total=total)
+
+
+@fragments.get("/configs/<uuid:config_id>/refusals")
+def refusals_fragment(config_id: uuid.UUID):
+    """Hits on this webhook refused since a time (old token, turned off, rate limited), by kind."""
+    rows = webhook_refusals.for_config(get_runtime().db, current_caller(), config_id)
+    return render_template("fragments/refusals.html", rows=rows, messages=webhook_refusals.MESSAGES)
 
 
 @fragments.get("/config-options")

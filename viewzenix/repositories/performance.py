@@ -184,6 +184,7 @@ def closed_trades(
         del row["total_count"]
     return rows, total
 
+
 # Filters and a page over the closed trades (the newest close first); `total_count` counts the
 # trades matching the filters. `outcome`: win (net > 0), loss (net < 0), flat (net = 0).
 TRADES_PAGE = (
