@@ -407,3 +407,14 @@ def test_the_webhook_page_counts_refused_alerts_with_the_last_reason(
     old_token = page.locator("#refusals-list li[data-code=token_invalid]")
     expect(old_token).to_contain_text(re.compile(r"\d+ refused"))
     expect(old_token).to_contain_text("wrong or old (rotated?)")
+
+
+def test_swagger_try_it_out_works_for_a_signed_in_user(page: Page, sign_in, base_url) -> None:
+    sign_in()
+    page.goto(f"{base_url}/api/docs")
+    expect(page.locator(".swagger-ui .title").first).to_contain_text("Viewzenix")
+    answer = page.evaluate(
+        "async () => { const r = await window.ui.fn.fetch(window.ui.getConfigs().requestInterceptor("
+        "{url: '/api/account/summary', headers: {}})); return r.status; }"
+    )
+    assert answer == 200

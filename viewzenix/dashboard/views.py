@@ -111,6 +111,19 @@ def admin():
     return _page("admin.html", active="admin", job=job if job and 0 < job <= job_admin.MAX_JOB_ID else None)
 
 
+@bp.after_app_request
+def _swagger_signed_in(response):
+    """Let Swagger UI's "Try it out" at /api/docs send the signed-in user's bearer token.
+
+    flask-smorest renders the page; its inline script defines the global ``config`` that
+    ``SwaggerUIBundle`` reads on load, so a script added after it can set a request interceptor.
+    """
+    if request.path == "/api/docs" and response.mimetype == "text/html" and not response.direct_passthrough:
+        script = '<script src="/ui/static/swagger-auth.js"></script>\n</body>'
+        response.set_data(response.get_data(as_text=True).replace("</body>", script, 1))
+    return response
+
+
 # --- local sign-in ------------------------------------------------------------------------------
 
 
@@ -409,7 +422,7 @@ def admin_job_fragment(job_id: int):
     if refused:
         return refused
     job = job_admin.get_job(get_runtime().db, current_caller(), job_id)
-    return render_template("fragments/admin_job.html", j=job)
+    return render_template("fragments/admin_job.html", j=job, now=datetime.now(UTC))
 
 
 @bp.app_context_processor

@@ -65,8 +65,9 @@ const VZ = (() => {
   }
   // Every mutating call carries an Idempotency-Key: ``key`` (a form's, reused until it is
   // answered, so a double submit creates one thing) or a fresh one.
-  async function api(method, path, body, key) {
+  async function api(method, path, body, key, refresh) {
     const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
+    if (refresh) headers["X-Dashboard-Refresh"] = "1";  // logged at DEBUG (access_log.py)
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET") headers["Idempotency-Key"] = key || newKey();
     const response = await fetch(path, {
@@ -551,7 +552,7 @@ pages.overview = async () => {
   let drawn = "";
   async function draw() {
     const id = select.value;
-    const r = await VZ.api("GET", "/api/account/equity-history" + (id ? "?config_id=" + id : ""));
+    const r = await VZ.api("GET", "/api/account/equity-history" + (id ? "?config_id=" + id : ""), undefined, undefined, true);
     if (!r.ok) {
       failed.textContent = "Could not load the equity curve: " + ((r.data && r.data.message) || `error ${r.status}`);
       failed.hidden = false;
