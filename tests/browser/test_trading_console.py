@@ -150,7 +150,8 @@ def test_every_page_fits_the_screen_and_the_navigation_works(
     first, _ = seed_two_strategies(client, headers, jobs)
     new_webhook(client, headers, long_name)
     phone = viewport is PHONE
-    for path in [*PAGES, f"/configs/{first['id']}"]:
+    signal_id = client.get("/api/signals", headers=headers).json[0]["id"]
+    for path in [*PAGES, f"/configs/{first['id']}", f"/signals/{signal_id}"]:
         page.goto(base_url + path)
         settle(page)
         no_sideways_scroll(page)
@@ -169,8 +170,23 @@ def test_every_page_fits_the_screen_and_the_navigation_works(
             expect(nav.get_by_role("link", name="Orders")).to_be_visible()
         if os.environ.get("VIEWZENIX_DOC_SCREENSHOTS"):
             DOCS.mkdir(parents=True, exist_ok=True)
-            name = "webhook" if path.startswith("/configs/") else path.strip("/") or "account"
+            name = path.strip("/").split("/")[0] or "account"
+            name = {"configs/": "webhook", "signals/": "signal"}.get(path[1:9], name)
             page.screenshot(path=str(DOCS / f"{name}-{viewport['width']}.png"))
+    if os.environ.get("VIEWZENIX_DOC_SCREENSHOTS"):
+        page.goto(base_url + "/api/docs")
+        expect(page.locator(".swagger-ui .title").first).to_be_visible()
+        page.screenshot(path=str(DOCS / f"api-docs-{viewport['width']}.png"))
+        page.goto(base_url + "/")
+        settle(page)
+        if not phone:
+            page.select_option("#account-config", first["id"])
+            settle(page)
+            page.screenshot(path=str(DOCS.parent / "dashboard.png"))
+        page.evaluate("localStorage.clear()")
+        page.goto(base_url + "/signin")
+        page.screenshot(path=str(DOCS / f"signin-{viewport['width']}.png"))
+        sign_in(admin=True)
     # On a phone the menu leads somewhere: open it and follow a link.
     if phone:
         page.goto(base_url + "/")

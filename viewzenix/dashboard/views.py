@@ -460,9 +460,11 @@ def pct(value: Any, places: int = 1) -> str:
 
 @bp.app_template_filter("duration")
 def duration(seconds: Any) -> str:
-    """Format seconds as "3 d 4 h", "2 h 5 min", "45 s"; None → "—"."""
+    """Format seconds as "3 d 4 h", "2 h 5 min", "45 s", "0.4 s"; None → "—"."""
     if seconds is None:
         return "—"
+    if Decimal(seconds) < 10:
+        return f"{Decimal(seconds):.1f} s"
     total = int(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

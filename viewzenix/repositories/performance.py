@@ -113,9 +113,11 @@ with f as (
     select config_id, symbol, case when through_zero then last_no - 1 else last_no end as trade_no,
         count(*) over () as total_count
     from n
-    where after = 0 or through_zero
+    where (after = 0 or through_zero)
+      and (%(since)s::timestamptz is null or filled_at >= %(since)s::timestamptz)
+      and (%(until)s::timestamptz is null or filled_at < %(until)s::timestamptz)
     order by filled_at desc, trade_id desc
-    limit %(limit)s
+    limit %(limit)s offset %(offset)s
 ), pieces as (
     select config_id, symbol, filled_at, trade_id, px, dir, commission, last_qty, before,
         case when through_zero then abs(before) else last_qty end as q,
@@ -178,7 +180,8 @@ def closed_trades(
     exit_price (averages), opened_at, closed_at, gross_pnl, commission (shared pro rata on a
     fill through zero), net_pnl.
     """
-    rows = conn.execute(CLOSED_TRADES, {"config_id": config_id, "symbol": symbol, "limit": limit}).fetchall()
+    params = {"config_id": config_id, "symbol": symbol, "limit": limit, "offset": 0}
+    rows = conn.execute(CLOSED_TRADES, {**params, "since": None, "until": None}).fetchall()
     total = rows[0]["total_count"] if rows else 0
     for row in rows:
         del row["total_count"]
@@ -199,7 +202,7 @@ where (%(side)s::text is null or side = %(side)s::text)
        or (%(outcome)s::text = 'loss' and net_pnl < 0)
        or (%(outcome)s::text = 'flat' and net_pnl = 0))
 order by closed_at desc, opened_at desc, symbol
-limit %(page_size)s offset %(offset)s
+limit %(page_size)s offset %(page_offset)s
 """
 )
 
@@ -286,19 +289,34 @@ def trades_page(
     params = {
         "config_id": config_id,
         "symbol": symbol,
-        "limit": None,
-        "side": side,
-        "outcome": outcome,
         "since": since,
         "until": until,
+        "side": side,
+        "outcome": outcome,
         "page_size": page_size,
         "offset": offset,
     }
-    rows = conn.execute(TRADES_PAGE, params).fetchall()
+    if side is None and outcome is None:
+        # The close time filters and the page apply to the closing fills, before any trade is
+        # aggregated: only this page's trades are built.
+        rows = conn.execute(CLOSED_TRADES, {**params, "limit": page_size}).fetchall()
+        matching = rows[0]["total_count"] if rows else _count_closes(conn, params, offset)
+        for row in rows:
+            del row["total_count"]
+        return rows, matching
+    rows = conn.execute(TRADES_PAGE, {**params, "limit": None, "offset": 0, "page_offset": offset}).fetchall()
     matching = rows[0]["matching"] if rows else 0
     for row in rows:
         del row["total_count"], row["matching"]
     return rows, matching
+
+
+def _count_closes(conn: Connection, params: dict[str, Any], offset: int) -> int:
+    """The matching total for a page past the end (no row carries it): ask for the first page."""
+    if offset == 0:
+        return 0
+    rows = conn.execute(CLOSED_TRADES, {**params, "limit": 1, "offset": 0}).fetchall()
+    return rows[0]["total_count"] if rows else 0
 
 
 def performance(conn: Connection, config_id: uuid.UUID | None) -> dict[str, Any]:
@@ -306,9 +324,31 @@ def performance(conn: Connection, config_id: uuid.UUID | None) -> dict[str, Any]
 
     Ratios (``win_rate``, ``max_drawdown_pct``, ``exposure_pct``) are fractions; seconds numeric.
     """
-    return conn.execute(PERFORMANCE, {"config_id": config_id, "symbol": None, "limit": None}).fetchone()
+    params = {"config_id": config_id, "symbol": None, "limit": None, "offset": 0}
+    return conn.execute(PERFORMANCE, {**params, "since": None, "until": None}).fetchone()
 
 
 def capital_changes(conn: Connection, config_id: uuid.UUID | None) -> list[dict[str, Any]]:
     """Return the visible recorded capital changes, oldest first: ``{config_id, at, amount, ...}``."""
     return conn.execute(CAPITAL_CHANGES, {"config_id": config_id}).fetchall()
+
+
+# What the curve and the figures are computed from, in brief: fills and capital changes are only
+# ever added (a late fill adds to the count), so an unchanged answer means unchanged figures.
+FINGERPRINT = """
+select
+    (select count(*) from public.fills where %(config_id)s::uuid is null or config_id = %(config_id)s::uuid)
+        as fills,
+    (select max(filled_at) from public.fills
+        where %(config_id)s::uuid is null or config_id = %(config_id)s::uuid) as last_fill,
+    (select count(*) from public.capital_changes
+        where %(config_id)s::uuid is null or config_id = %(config_id)s::uuid) as capital_changes,
+    (select array_agg(id order by id) from public.webhook_configs
+        where %(config_id)s::uuid is null or id = %(config_id)s::uuid) as configs
+"""
+
+
+def fingerprint(conn: Connection, config_id: uuid.UUID | None) -> tuple[Any, ...]:
+    """Return a cheap summary of the visible inputs of the curve and figures (equal: same answers)."""
+    row = conn.execute(FINGERPRINT, {"config_id": config_id}).fetchone()
+    return (row["fills"], row["last_fill"], row["capital_changes"], tuple(row["configs"] or ()))

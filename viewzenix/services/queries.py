@@ -5,7 +5,10 @@ Each call is one transaction as the caller (RLS: only their rows are visible).
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -147,6 +150,30 @@ _MONEY_KEYS = (
 
 MAX_EQUITY_POINTS = 1000
 
+# The curve and the figures replay every fill (10,000 fills: hundreds of ms). The dashboard asks
+# for them on every refresh tick, so answers are kept per (user, config, what) while the
+# inputs' fingerprint (repositories/performance.fingerprint) is unchanged. Per process, bounded,
+# a cache only: a second instance computes its own.
+_CACHE_SIZE = 256
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cached(
+    conn: Any, caller: Caller, config_id: uuid.UUID | None, what: str, compute: Callable[[], Any]
+) -> Any:
+    key = (caller.user_id, config_id, what, performance_repo.fingerprint(conn, config_id))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = compute()
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
+
 
 def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Return the equity curve of one config (or all the caller's, summed) and its equity now.
@@ -164,7 +191,15 @@ def equity_history(db: Database, caller: Caller, config_id: uuid.UUID | None = N
         cash = performance_repo.starting_cash(conn, config_id)
         if config_id is not None and not cash:
             raise NotFound("No webhook config with this id.")
-        points = performance_repo.equity_curve(conn, config_id, MAX_EQUITY_POINTS)
+        points = list(
+            _cached(
+                conn,
+                caller,
+                config_id,
+                "curve",
+                lambda: performance_repo.equity_curve(conn, config_id, MAX_EQUITY_POINTS),
+            )
+        )
         current = sum((accounts.summary(conn, i)["equity"] for i in cash), Decimal(0))
     if points:
         points.append(
@@ -183,7 +218,9 @@ def performance(db: Database, caller: Caller, config_id: uuid.UUID | None = None
     with db.transaction(caller.claims) as conn:
         if config_id is not None and not performance_repo.starting_cash(conn, config_id):
             raise NotFound("No webhook config with this id.")
-        figures = performance_repo.performance(conn, config_id)
+        figures = _cached(
+            conn, caller, config_id, "figures", lambda: performance_repo.performance(conn, config_id)
+        )
         changes = performance_repo.capital_changes(conn, config_id)
     return {**figures, "capital_changes": changes}
 
