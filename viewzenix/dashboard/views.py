@@ -240,6 +240,7 @@ def signals_fragment():
 @fragments.get("/signals/<uuid:signal_id>")
 def signal_fragment(signal_id: uuid.UUID):
     row = queries.get_signal(get_runtime().db, current_caller(), signal_id)
+    row = {**row, "order_brief": row["orders"]}
     return render_template("fragments/signal_detail.html", s=row, words=OUTCOME_WORDS)
 
 

@@ -234,17 +234,23 @@ def list_trades(
     since/until (close time, until excluded). ``limit`` None: all.
     """
     symbol = filters.get("symbol")
+    config_id = filters.get("config_id")
+    args = {
+        "symbol": symbol.upper() if symbol else None,
+        "side": filters.get("side"),
+        "outcome": filters.get("outcome"),
+        "since": filters.get("since"),
+        "until": filters.get("until"),
+        "page_size": limit,
+        "offset": offset,
+    }
     with db.transaction(caller.claims) as conn:
-        return performance_repo.trades_page(
+        return _cached(
             conn,
-            filters.get("config_id"),
-            symbol=symbol.upper() if symbol else None,
-            side=filters.get("side"),
-            outcome=filters.get("outcome"),
-            since=filters.get("since"),
-            until=filters.get("until"),
-            page_size=limit,
-            offset=offset,
+            caller,
+            config_id,
+            ("trades", *args.values()),
+            lambda: performance_repo.trades_page(conn, config_id, **args),
         )
 
 
