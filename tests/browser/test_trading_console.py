@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.alerts import send_built_message
+
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 WIDE = {"width": 1440, "height": 900}
@@ -359,18 +361,7 @@ def test_the_alert_builder_covers_brackets_order_type_id_and_bars_and_checks_its
     assert (message["stopLoss"], message["takeProfit"]) == ({"percent": 2}, {"percent": 4})
     assert message["id"] == "{{ticker}}-{{interval}}-{{time}}"
     # What TradingView would send for it goes through the real intake path.
-    filled = page.input_value("#gen-message")
-    for placeholder, value in {
-        "{{ticker}}": "AAPL",
-        "{{close}}": "190.5",
-        "{{timenow}}": "2026-11-27T15:00:00Z",
-        "{{interval}}": "5",
-        "{{time}}": "2026-11-27T14:55:00Z",
-    }.items():
-        filled = filled.replace(placeholder, value)
-    page.fill("#test-body", filled)
-    page.click("#send-test")
-    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
+    send_built_message(page)
     page.select_option("#gen-case", "bar")
     bar = json.loads(page.input_value("#gen-message"))
     assert bar == {

@@ -97,14 +97,16 @@ document.addEventListener("htmx:beforeSwap", (e) => {
 
 // --- one tick for the whole page, a live badge, an error line with retry for any failed fragment ---
 const TICK_MS = 5000;
+// The badge is "reconnecting" while any part of the page failed its last load (a part that then
+// loads again clears it), else "live · updated" with the last successful load's time.
 const Live = (() => {
   let lastOk = null;
-  let failing = 0;
+  const failing = new Set();
   const badge = () => document.getElementById("live-badge");
   function show() {
     const b = badge();
     if (!b) return;
-    if (failing) {
+    if (failing.size) {
       b.className = "live down";
       b.textContent = "reconnecting…" + (lastOk ? " (last update " + VZ_TIME.clock(lastOk) + ")" : "");
     } else if (lastOk) {
@@ -112,9 +114,10 @@ const Live = (() => {
       b.textContent = "live · updated " + VZ_TIME.clock(lastOk);
     }
   }
+  const key = (el) => (el && (el.id || el.getAttribute("hx-get"))) || "page";
   return {
-    ok() { lastOk = new Date(); failing = 0; show(); },
-    down() { failing += 1; show(); },
+    ok(el) { lastOk = new Date(); failing.delete(key(el)); show(); },
+    down(el) { failing.add(key(el)); show(); },
   };
 })();
 setInterval(() => {
@@ -147,15 +150,15 @@ function showFragmentError(target, source, message) {
   target.replaceChildren(line);
 }
 document.addEventListener("htmx:responseError", (e) => {
-  if (e.detail.xhr.status >= 500) Live.down();
+  if (e.detail.xhr.status >= 500) Live.down(e.detail.target);
   showFragmentError(e.detail.target, e.detail.elt, errorText(e.detail.xhr));
 });
 document.addEventListener("htmx:sendError", (e) => {
-  Live.down();
+  Live.down(e.detail.target);
   showFragmentError(e.detail.target, e.detail.elt, errorText(null));
 });
 document.addEventListener("htmx:afterRequest", (e) => {
-  if (e.detail.successful) Live.ok();
+  if (e.detail.successful) Live.ok(e.detail.target);
 });
 document.addEventListener("htmx:afterSettle", (e) => VZ_TIME.render(e.detail.target));
 
