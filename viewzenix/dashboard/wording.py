@@ -6,6 +6,7 @@ templates for a hover title or a detail line, never as the words themselves.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,32 @@ SIGNAL_WORDS = {
     "duplicate": ("ignored", "duplicate of an earlier alert: ran nothing"),
     "failed": ("failed", "failed (retried automatically)"),
 }
+
+
+# Our client_order_id (engine._LEG_CODES: vzx-<signal>-<leg>) and setting names, as words.
+_ORDER_ID = re.compile(r"\bvzx-[0-9a-f]{32}-(en|ex|tp|sl)\b")
+_LEG_WORDS = {
+    "en": "the entry order",
+    "ex": "the exit order",
+    "tp": "the take-profit order",
+    "sl": "the stop-loss order",
+}
+_SETTING_WORDS = {
+    "allowed_symbols": "the allowed symbols",
+    "max_position_qty": "the largest position (shares)",
+    "max_position_notional": "the largest position ($)",
+    "max_signal_age_seconds": "the oldest alert accepted",
+    "dedupe_window_seconds": "the duplicate window",
+}
+_SETTING = re.compile(r"\b(" + "|".join(_SETTING_WORDS) + r")\b")
+
+
+def plain_message(text: str | None) -> str:
+    """Return ``text`` with our internal order ids and setting names replaced by words."""
+    if not text:
+        return ""
+    text = _ORDER_ID.sub(lambda m: _LEG_WORDS[m.group(1)], text)
+    return _SETTING.sub(lambda m: _SETTING_WORDS[m.group(1)], text)
 
 
 def plain_number(value: Any) -> str:
@@ -69,29 +96,21 @@ def signal_outcome(row: dict[str, Any]) -> tuple[str, str, str | None]:
     """
     status = row["status"]
     if status == "rejected":
-        return (
-            "rejected",
-            f"refused: {row.get('reject_message') or 'the alert was refused'}",
-            row.get("reject_code"),
-        )
+        message = plain_message(row.get("reject_message")) or "the alert was refused"
+        return "rejected", f"refused: {message}", row.get("reject_code")
     orders = [o for o in row.get("order_brief") or [] if o["purpose"] in MAIN_PURPOSES]
     if status == "denied" or any(o["status"] == "denied" for o in orders):
         denied = next((o for o in orders if o["status"] == "denied"), None)
-        reason = (
-            (denied and denied.get("status_message")) or row.get("outcome_message") or "refused by your rules"
-        )
-        return "denied", f"denied: {reason}", denied and denied.get("status_code")
+        reason = plain_message((denied and denied.get("status_message")) or row.get("outcome_message"))
+        return "denied", f"denied: {reason or 'refused by your rules'}", denied and denied.get("status_code")
     if orders:
         statuses = [o["status"] for o in orders]
         if all(s == "filled" for s in statuses):
             return "filled", "filled", None
         if any(s == "rejected" for s in statuses):
             rejected = next(o for o in orders if o["status"] == "rejected")
-            return (
-                "rejected",
-                f"refused by the broker: {rejected.get('status_message') or ''}".rstrip(": "),
-                (rejected.get("status_code")),
-            )
+            words = f"refused by the broker: {plain_message(rejected.get('status_message'))}".rstrip(": ")
+            return "rejected", words, rejected.get("status_code")
         if any(Decimal(str(o.get("filled_qty") or 0)) > 0 for o in orders):
             return "working", "partly filled", None
         if any(s in OPEN_STATUSES for s in statuses):
@@ -118,4 +137,4 @@ def signal_reason(row: dict[str, Any]) -> str:
         parts.append(phrase)
     if parts:
         return "; ".join(parts)
-    return row.get("reject_message") or row.get("outcome_message") or ""
+    return plain_message(row.get("reject_message") or row.get("outcome_message"))

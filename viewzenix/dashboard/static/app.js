@@ -583,7 +583,14 @@ pages.overview = async () => {
         autoSize: true,
         layout: { attributionLogo: false, background: { color: "transparent" }, textColor: dark ? "#c9ced8" : "#374151" },
         grid: { vertLines: { color: dark ? "#2c3340" : "#eef0f3" }, horzLines: { color: dark ? "#2c3340" : "#eef0f3" } },
-        timeScale: { timeVisible: true, secondsVisible: false },
+        timeScale: {
+          timeVisible: true, secondsVisible: false,
+          // Axis labels in the chosen zone too (the library's own are UTC): a date, or a time.
+          tickMarkFormatter: (t, type) => {
+            const text = VZ_TIME.fmt(new Date(t * 1000), false);
+            return type < 3 ? text.slice(0, 10) : text.slice(11);
+          },
+        },
         localization: { timeFormatter: (t) => VZ_TIME.fmt(new Date(t * 1000), false) },
       });
       series = chart.addSeries(LightweightCharts.AreaSeries, {
