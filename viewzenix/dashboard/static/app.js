@@ -36,8 +36,12 @@ const VZ = (() => {
     supa.auth.onAuthStateChange((_event, session) => set(session));
   }
   function here() { return location.pathname + location.search + location.hash; }
+  // A page being left (the user went elsewhere) does not redirect: a refresh answered 401 after
+  // the navigation started would abort the navigation.
+  let leaving = false;
+  addEventListener("beforeunload", () => { leaving = true; });
   function toSignin() {
-    if (location.pathname === "/signin") return;
+    if (leaving || location.pathname === "/signin") return;
     location.assign("/signin?next=" + encodeURIComponent(here()));
   }
   function nextPage() {
