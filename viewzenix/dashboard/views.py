@@ -36,7 +36,7 @@ TRADES_SHOWN = 25
 OUTCOME_WORDS = {
     "accepted": "Waiting for the worker",
     "submitting": "Orders being sent to the broker",
-    "executed": "Executed",
+    "executed": "Orders placed",
     "ignored": "Nothing to do",
     "denied": "Denied by your risk rules",
     "rejected": "Refused",
