@@ -62,8 +62,10 @@ def install(app: Flask, mode: str) -> None:
         token = (request.view_args or {}).get("token")
         if token:
             path = path.replace(str(token), "***")
-        refresh = request.method == "GET" and response.status_code < 400 and (
-            path.startswith("/ui/") or request.headers.get("X-Dashboard-Refresh") == "1"
+        refresh = (
+            request.method == "GET"
+            and response.status_code < 400
+            and (path.startswith("/ui/") or request.headers.get("X-Dashboard-Refresh") == "1")
         )
         logger.log(
             logging.DEBUG if refresh else logging.INFO,

@@ -312,6 +312,12 @@ def test_outcomes_read_working_filled_denied_and_a_working_order_can_be_canceled
     jobs()
     page.reload()
     expect(page.locator("#orders tr", has_text="buy 2 AAPL limit @ 100.00")).to_contain_text("canceled")
+    # The price falls through the stop: the stop loss fills and reads as an event with its P&L.
+    alert(client, config, {"ticker": "NVDA", "action": "buy", "quantity": 1, "price": 136})
+    jobs()
+    page.reload()
+    hit = page.locator("#orders tr.protective")
+    expect(hit).to_contain_text("Stop loss hit: sell 5 NVDA @ 136.00 (stop 137.20), \u221220.00")
     # The details of an order come into view.
     page.locator("#orders tr", has_text="NVDA").first.locator("text=details").click()
     expect(page.locator("#order-card")).to_be_in_viewport()

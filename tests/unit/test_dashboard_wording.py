@@ -77,3 +77,29 @@ def test_numbers_are_written_as_they_are() -> None:
         "1,250.5",
         "—",
     ]
+
+
+def test_a_protective_fill_has_its_pnl_against_the_entry() -> None:
+    from viewzenix.dashboard.wording import protective_pnl, signed_money
+
+    long_stop = order(
+        "filled",
+        purpose="stop_loss",
+        side="sell",
+        filled_qty="5",
+        filled_avg_price="136",
+        parent_side="buy",
+        parent_avg_price="140",
+    )
+    short_target = order(
+        "filled",
+        purpose="take_profit",
+        side="buy",
+        filled_qty="2",
+        filled_avg_price="90",
+        parent_side="sell",
+        parent_avg_price="100",
+    )
+    assert signed_money(protective_pnl(long_stop)) == "\u221220.00"
+    assert signed_money(protective_pnl(short_target)) == "+20.00"
+    assert protective_pnl(order("filled", filled_qty="5", filled_avg_price="136")) is None  # an entry

@@ -432,6 +432,8 @@ def _wording() -> dict[str, Any]:
         "signal_outcome": wording.signal_outcome,
         "signal_reason": wording.signal_reason,
         "order_phrase": wording.order_phrase,
+        "protective_pnl": wording.protective_pnl,
+        "signed_money": wording.signed_money,
         "purpose_words": wording.PURPOSE_WORDS,
         "open_statuses": wording.OPEN_STATUSES,
     }

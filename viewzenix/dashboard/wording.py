@@ -138,3 +138,23 @@ def signal_reason(row: dict[str, Any]) -> str:
     if parts:
         return "; ".join(parts)
     return plain_message(row.get("reject_message") or row.get("outcome_message"))
+
+
+def protective_pnl(order: dict[str, Any]) -> Decimal | None:
+    """Return the gross P&L of a filled stop loss / take profit against its entry, else None.
+
+    (fill price − the entry's average price) × filled quantity, negated for a short entry;
+    before commissions. None without a parent entry price (not a bracket leg).
+    """
+    if order.get("purpose") not in ("stop_loss", "take_profit") or order.get("status") != "filled":
+        return None
+    entry, exit_ = order.get("parent_avg_price"), order.get("filled_avg_price")
+    if entry is None or exit_ is None:
+        return None
+    direction = 1 if order.get("parent_side") == "buy" else -1
+    return (Decimal(str(exit_)) - Decimal(str(entry))) * Decimal(str(order["filled_qty"])) * direction
+
+
+def signed_money(value: Decimal) -> str:
+    """Return "+12.50" or "−20.00" (a true minus sign)."""
+    return f"{value:+,.2f}".replace("-", "\u2212")

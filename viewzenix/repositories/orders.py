@@ -368,6 +368,14 @@ def filled_qty(conn: Connection, order_id: uuid.UUID) -> Decimal:
 # --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------
 
 
+# A bracket leg's parent (the entry it protects): its side and average fill price, so a stop loss
+# or take profit that filled can be shown with its P&L.
+LIST_COLUMNS = (
+    "*, (select p.side from public.orders p where p.id = orders.parent_order_id) as parent_side, "
+    "(select p.filled_avg_price from public.orders p where p.id = orders.parent_order_id) as parent_avg_price"
+)
+
+
 def list_page(
     conn: Connection,
     *,
@@ -385,6 +393,7 @@ def list_page(
     return select_page(
         conn,
         table="orders",
+        columns=LIST_COLUMNS,
         equals={"config_id": config_id, "status": status, "symbol": symbol, "signal_id": signal_id},
         limit=limit,
         offset=offset,
