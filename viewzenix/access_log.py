@@ -11,6 +11,11 @@ alert webhooks (``/webhook``, ``/webhooks/...``) — intake is the hot path, eve
 a ``signals`` row with its outcome and a Prometheus observation, and a line per alert at a bar
 close's burst is cost the operator did not ask for; ``all`` every request, alerts included;
 ``off`` none.
+
+The dashboard's own refreshes — a successful GET of a fragment or asset under ``/ui/``, or an API
+read it marks ``X-Dashboard-Refresh: 1`` on its refresh tick — are logged at DEBUG, so an open
+dashboard does not scroll ``make run``'s banner away (a line per fragment every few seconds);
+their failures stay at INFO.
 """
 
 from __future__ import annotations
@@ -57,7 +62,13 @@ def install(app: Flask, mode: str) -> None:
         token = (request.view_args or {}).get("token")
         if token:
             path = path.replace(str(token), "***")
-        logger.info(
+        refresh = (
+            request.method == "GET"
+            and response.status_code < 400
+            and (path.startswith("/ui/") or request.headers.get("X-Dashboard-Refresh") == "1")
+        )
+        logger.log(
+            logging.DEBUG if refresh else logging.INFO,
             "%s %s %s %.1f ms",
             request.method,
             path,

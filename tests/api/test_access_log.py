@@ -86,3 +86,18 @@ def test_off_logs_nothing(caplog):
     app.test_client().get("/x")
 
     assert lines(caplog) == []
+
+
+def test_the_dashboards_own_refreshes_are_debug_and_their_failures_info(client, auth_headers, caplog):
+    caplog.set_level(logging.DEBUG, logger="viewzenix.access")
+    client.get("/ui/fragments/positions", headers=auth_headers)
+    client.get("/api/account/summary", headers={**auth_headers, "X-Dashboard-Refresh": "1"})
+    client.get("/ui/fragments/positions?config_id=nope", headers=auth_headers)
+    client.get("/api/account/summary", headers=auth_headers)
+    levels = [(r.path, r.status, r.levelname) for r in lines(caplog)]
+    assert levels == [
+        ("/ui/fragments/positions", 200, "DEBUG"),
+        ("/api/account/summary", 200, "DEBUG"),
+        ("/ui/fragments/positions", 422, "INFO"),
+        ("/api/account/summary", 200, "INFO"),
+    ]

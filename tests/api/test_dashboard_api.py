@@ -326,3 +326,89 @@ class TestApiDocs:
         assert set(paths["/healthz"]["get"]["responses"]) == {"200", "503"}
         assert "/api/account/equity-history" in paths and "/api/trades" in paths
         assert "/api/webhook-configs/{config_id}/test-alert" in paths
+
+
+class TestOneStrategyAtATime:
+    """Issue 18: each webhook's curve from its own start, capital changes as steps, figures."""
+
+    def trade(self, client, config, jobs, entry, exit_, qty=10):
+        send(client, config, {"ticker": "AAPL", "action": "buy", "quantity": qty, "price": entry})
+        jobs()
+        send(client, config, {"ticker": "AAPL", "action": "exit", "price": exit_})
+        jobs()
+
+    def test_a_starting_cash_change_is_a_step_not_a_rewrite(self, client, auth_headers, jobs):
+        config = create(client, auth_headers, commission_fixed="1", starting_cash="10000")
+        self.trade(client, config, jobs, 100, 110)
+        path = f"/api/account/equity-history?config_id={config['id']}"
+        before = client.get(path, headers=auth_headers).json["points"]
+        patched = client.patch(
+            f"/api/webhook-configs/{config['id']}", json={"starting_cash": "15000"}, headers=auth_headers
+        )
+        assert patched.status_code == 200
+        after = client.get(path, headers=auth_headers).json
+        # The past is unchanged; the deposit is a step at its time, and the books hold it.
+        assert after["points"][:3] == before[:3]
+        step = after["points"][3]
+        assert (step["kind"], step["equity"], step["capital"]) == ("capital", "15098", "15000")
+        assert (after["equity"], after["points"][-1]["kind"]) == ("15098", "now")
+        account = client.get(f"/api/account?config_id={config['id']}", headers=auth_headers).json
+        assert (account["starting_cash"], account["cash"], account["equity"]) == ("15000", "15098", "15098")
+        figures = client.get(f"/api/account/performance?config_id={config['id']}", headers=auth_headers).json
+        [change] = figures["capital_changes"]
+        assert (change["starting_cash_before"], change["starting_cash_after"], change["amount"]) == (
+            "10000",
+            "15000",
+            "5000",
+        )
+        # Saving the same value again records nothing.
+        client.patch(
+            f"/api/webhook-configs/{config['id']}", json={"starting_cash": "15000"}, headers=auth_headers
+        )
+        again = client.get(f"/api/account/performance?config_id={config['id']}", headers=auth_headers).json
+        assert len(again["capital_changes"]) == 1
+
+    def test_figures_per_webhook_and_for_all(self, client, auth_headers, jobs):
+        one = create(client, auth_headers, starting_cash="10000")
+        two = create(client, auth_headers, starting_cash="5000")
+        self.trade(client, one, jobs, 100, 110)  # +100
+        self.trade(client, one, jobs, 101, 96)  # -50 (another body: no duplicate)
+        self.trade(client, two, jobs, 50, 40, qty=2)  # -20
+        first = client.get(f"/api/account/performance?config_id={one['id']}", headers=auth_headers).json
+        assert (first["trade_count"], first["wins"], first["losses"]) == (2, 1, 1)
+        assert (first["net_pnl"], first["win_rate"], first["profit_factor"]) == ("50", "0.5", "2")
+        assert (first["avg_win"], first["avg_loss"], first["largest_loss"]) == ("100", "-50", "-50")
+        assert first["max_drawdown"] == "50"
+        assert abs(float(first["max_drawdown_pct"]) - 50 / 10100) < 1e-12
+        both = client.get("/api/account/performance", headers=auth_headers).json
+        assert (both["trade_count"], both["net_pnl"], both["losses"], both["largest_loss"]) == (
+            3,
+            "30",
+            2,
+            "-50",
+        )
+        summary = client.get(f"/api/account/summary?config_id={two['id']}", headers=auth_headers).json
+        assert (summary["config_count"], summary["equity"], summary["starting_cash"]) == (1, "4980", "5000")
+
+    def test_trades_filter_page_and_export_as_csv(self, client, auth_headers, jobs):
+        config = create(client, auth_headers, name="=HYPERLINK(1)")
+        self.trade(client, config, jobs, 100, 110)
+        self.trade(client, config, jobs, 101, 91)
+        self.trade(client, config, jobs, 102, 103)
+        base = f"/api/trades?config_id={config['id']}"
+        wins = client.get(base + "&outcome=win", headers=auth_headers).json
+        assert [t["net_pnl"] for t in wins] == ["10", "100"]
+        assert client.get(base + "&side=short", headers=auth_headers).json == []
+        page = client.get(base + "&page=2&page_size=2", headers=auth_headers)
+        assert [t["net_pnl"] for t in page.json] == ["100"]
+        assert json.loads(page.headers["X-Pagination"])["total"] == 3
+        bad = client.get(base + "&outcome=maybe", headers=auth_headers)
+        assert (bad.status_code, bad.json["code"]) == (422, "validation_error")
+        assert "outcome" in bad.json["errors"]["query"]
+        csv_answer = client.get(
+            f"/api/trades/export?config_id={config['id']}&outcome=loss", headers=auth_headers
+        )
+        assert csv_answer.status_code == 200 and csv_answer.mimetype == "text/csv"
+        lines = csv_answer.get_data(as_text=True).splitlines()
+        assert lines[0].startswith("config_id,symbol,side,qty,entry_price,exit_price")
+        assert len(lines) == 2 and ",AAPL,long,10,101,91," in lines[1] and lines[1].endswith(",-100")

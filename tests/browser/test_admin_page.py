@@ -148,15 +148,28 @@ def test_an_admin_sees_a_failed_job_and_its_error_retries_it_and_a_finished_job_
     assert signal_row(db, signal_id)["status"] == "executed"
     assert len(orders_of(db, signal_id)) == 1  # the retry placed no second order
 
-    page.click("[data-job-action=cancel]")
-    result = page.locator("#job-action-result.error")
-    expect(result).to_contain_text(
-        f"Job {job_id} is succeeded: only a todo job can be canceled, or a running one aborted."
-    )
-    expect(result.locator("code")).to_have_text("job_not_cancelable")
-    expect(page.locator("#job-status")).to_have_text("succeeded")
-    expect(page.locator("#job-admin-actions tbody tr").first).to_contain_text("refused job_not_cancelable")
+    # A finished job offers no action (the API still refuses one: tests/api/test_job_admin.py).
+    expect(page.locator("#job-actions [data-job-action]")).to_have_count(0)
+    expect(page.locator("#job-actions")).to_contain_text("No action: a succeeded job is done.")
     shot("admin-cancel-refused")
+
+
+def test_periodic_housekeeping_is_hidden_by_default(page: Page, base_url, sign_in, db) -> None:
+    with db.transaction() as conn:
+        job_id = conn.execute(
+            "insert into procrastinate_jobs (queue_name, task_name, status, args) values "
+            "('housekeeping', 'viewzenix.retry_stalled_jobs', 'succeeded', '{}') returning id"
+        ).fetchone()["id"]
+        conn.execute(
+            "insert into procrastinate_periodic_defers (task_name, defer_timestamp, job_id, periodic_id) "
+            "values ('viewzenix.retry_stalled_jobs', %s, %s, 'retry_stalled_jobs')",
+            (job_id, job_id),
+        )
+    sign_in(next_path="/admin", admin=True)
+    expect(page.locator("#job-list")).not_to_contain_text("Loading")
+    expect(page.locator(f"tr[data-job-id='{job_id}']")).to_have_count(0)
+    page.select_option("#job-filters select[name=periodic]", "true")
+    expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("retry_stalled_jobs")
 
 
 def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
@@ -181,10 +194,11 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     answer_dialogs(page)
     rows.last.locator("a").click()
     expect(page.locator("#job-status")).to_have_text("todo")
-    page.click("[data-job-action=run-now]")
-    expect(page.locator("#job-action-result.error")).to_contain_text(
-        f"Job {job_ids[0]} is already due: only a todo job scheduled in the future can be run now."
-    )
+    # Already due: no "Run now" (only a job scheduled for later offers it), no "Retry".
+    expect(page.locator("[data-job-action=run-now]")).to_have_count(0)
+    expect(page.locator("[data-job-action=retry]")).to_have_count(0)
+    # The detail comes into view below the long list.
+    expect(page.locator("#job")).to_be_in_viewport()
     page.click("[data-job-action=cancel]")
     expect(page.locator("#job-action-result.ok")).to_contain_text("Canceled: todo → cancelled")
     expect(page.locator("#job-status")).to_have_text("cancelled")

@@ -10,6 +10,8 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.alerts import send_built_message
+
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 
@@ -158,17 +160,7 @@ def test_the_alert_message_generator_gives_a_pasteable_message(page: Page, base_
     assert "quantity" not in json.loads(page.input_value("#gen-message"))
     # What TradingView would send for the buy message is accepted by the real intake path.
     page.select_option("#gen-case", "buy")
-    filled = page.input_value("#gen-message")
-    for placeholder, value in {
-        "{{ticker}}": "AAPL",
-        "{{close}}": "190.5",
-        "{{timenow}}": "2026-11-27T15:00:00Z",
-        "{{interval}}": "5",
-    }.items():
-        filled = filled.replace(placeholder, value)
-    page.fill("#test-body", filled)
-    page.click("#send-test")
-    expect(page.locator("#test-outcome")).to_contain_text("Intake answered 200: accepted")
+    send_built_message(page)
 
 
 def test_the_equity_curve_renders_after_the_demo_replay(

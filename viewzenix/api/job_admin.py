@@ -196,6 +196,9 @@ class JobQueryArgsSchema(PageArgsSchema):
     lock = _text(metadata={"description": "e.g. signal:<config_id>:<symbol>"})
     since = ma.fields.AwareDateTime(metadata={"description": "Created ≥ since (ISO 8601 with offset)"})
     until = ma.fields.AwareDateTime(metadata={"description": "Created < until"})
+    periodic = ma.fields.Boolean(
+        metadata={"description": "true: only jobs of periodic schedules (housekeeping); false: none of them"}
+    )
 
     @ma.validates_schema
     def _range(self, data, **kwargs):

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 import marshmallow as ma
 from flask import Blueprint, render_template, request
+from markupsafe import Markup
 
 from viewzenix.api.auth import authenticate, current_caller
 from viewzenix.api.job_admin import JobQueryArgsSchema
+from viewzenix.dashboard import wording
 from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.errors import ApiError, NotFound
 from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
 from viewzenix.runtime import get_runtime
-from viewzenix.services import job_admin, local_signin, queries
+from viewzenix.services import job_admin, local_signin, queries, webhook_refusals
 from viewzenix.services import webhook_configs as configs_service
 
 bp = Blueprint(
@@ -33,7 +36,7 @@ TRADES_SHOWN = 25
 OUTCOME_WORDS = {
     "accepted": "Waiting for the worker",
     "submitting": "Orders being sent to the broker",
-    "executed": "Executed",
+    "executed": "Orders placed",
     "ignored": "Nothing to do",
     "denied": "Denied by your risk rules",
     "rejected": "Refused",
@@ -73,7 +76,12 @@ def configs():
 
 @bp.get("/configs/<uuid:config_id>")
 def config_detail(config_id: uuid.UUID):
-    return _page("config_detail.html", active="configs", config_id=config_id)
+    return _page(
+        "config_detail.html",
+        active="configs",
+        config_id=config_id,
+        time_in_force_words=wording.TIME_IN_FORCE_WORDS,
+    )
 
 
 @bp.get("/signals")
@@ -86,6 +94,11 @@ def signal_detail(signal_id: uuid.UUID):
     return _page("signal_detail.html", active="signals", signal_id=signal_id)
 
 
+@bp.get("/trades")
+def trades():
+    return _page("trades.html", active="trades")
+
+
 @bp.get("/orders")
 def orders():
     return _page("orders.html", active="orders", statuses=[s.value for s in OrderStatus])
@@ -96,6 +109,19 @@ def admin():
     # ?job=<id> opens that job's detail (a job row's link); not user data, only an id.
     job = request.args.get("job", type=int)
     return _page("admin.html", active="admin", job=job if job and 0 < job <= job_admin.MAX_JOB_ID else None)
+
+
+@bp.after_app_request
+def _swagger_signed_in(response):
+    """Let Swagger UI's "Try it out" at /api/docs send the signed-in user's bearer token.
+
+    flask-smorest renders the page; its inline script defines the global ``config`` that
+    ``SwaggerUIBundle`` reads on load, so a script added after it can set a request interceptor.
+    """
+    if request.path == "/api/docs" and response.mimetype == "text/html" and not response.direct_passthrough:
+        script = '<script src="/ui/static/swagger-auth.js"></script>\n</body>'
+        response.set_data(response.get_data(as_text=True).replace("</body>", script, 1))
+    return response
 
 
 # --- local sign-in ------------------------------------------------------------------------------
@@ -174,6 +200,13 @@ def configs_fragment():
     return render_template("fragments/configs.html", rows=rows, total=total)
 
 
+@fragments.get("/configs/<uuid:config_id>/refusals")
+def refusals_fragment(config_id: uuid.UUID):
+    """Hits on this webhook refused since a time (old token, turned off, rate limited), by kind."""
+    rows = webhook_refusals.for_config(get_runtime().db, current_caller(), config_id)
+    return render_template("fragments/refusals.html", rows=rows, messages=webhook_refusals.MESSAGES)
+
+
 @fragments.get("/config-options")
 def config_options_fragment():
     rows, _ = configs_service.list_page(get_runtime().db, current_caller(), filters={}, limit=1000, offset=0)
@@ -207,7 +240,17 @@ def signals_fragment():
 @fragments.get("/signals/<uuid:signal_id>")
 def signal_fragment(signal_id: uuid.UUID):
     row = queries.get_signal(get_runtime().db, current_caller(), signal_id)
+    row = {**row, "order_brief": row["orders"]}
     return render_template("fragments/signal_detail.html", s=row, words=OUTCOME_WORDS)
+
+
+@fragments.get("/signals/<uuid:signal_id>/outcome")
+def signal_outcome_fragment(signal_id: uuid.UUID):
+    """One line: the signal's outcome so far (a test alert's answer, followed until it is final)."""
+    row = queries.get_signal(get_runtime().db, current_caller(), signal_id)
+    row = {**row, "order_brief": row["orders"]}
+    final = row["status"] not in ("accepted", "submitting")
+    return render_template("fragments/signal_outcome.html", s=row, final=final)
 
 
 @fragments.get("/orders")
@@ -238,18 +281,59 @@ def positions_fragment():
     return render_template("fragments/positions.html", rows=rows, names=_config_names())
 
 
+TRADE_PAGE_SIZE = 50
+
+
+def _date_arg(name: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` or ISO datetime query argument, read as UTC when it has no offset."""
+    value = request.args.get(name) or None
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(f"{name} must be a date (YYYY-MM-DD).", code="validation_error", status=422) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @fragments.get("/trades")
 def trades_fragment():
-    rows, total = queries.list_closed_trades(
-        get_runtime().db, current_caller(), config_id=_uuid_arg("config_id"), limit=TRADES_SHOWN
+    """Closed trades: the account page's newest (``compact``) or the trades page's filtered pages."""
+    compact = request.args.get("compact") == "1"
+    page = 1 if compact else _page_number()
+    size = TRADES_SHOWN if compact else TRADE_PAGE_SIZE
+    filters = {
+        "config_id": _uuid_arg("config_id"),
+        "symbol": _text_arg("symbol"),
+        "side": _choice("side", ["long", "short"]),
+        "outcome": _choice("outcome", ["win", "loss", "flat"]),
+        "since": _date_arg("since"),
+        "until": _date_arg("until"),
+    }
+    rows, total = queries.list_trades(
+        get_runtime().db, current_caller(), filters=filters, limit=size, offset=(page - 1) * size
     )
-    return render_template("fragments/trades.html", rows=rows, total=total, names=_config_names())
+    return render_template(
+        "fragments/trades.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // size)),
+        compact=compact,
+        names=_config_names(),
+    )
 
 
 @fragments.get("/account")
 def account_fragment():
-    summary = queries.account_overview(get_runtime().db, current_caller())
+    summary = queries.account_overview(get_runtime().db, current_caller(), _uuid_arg("config_id"))
     return render_template("fragments/account.html", a=summary)
+
+
+@fragments.get("/performance")
+def performance_fragment():
+    figures = queries.performance(get_runtime().db, current_caller(), _uuid_arg("config_id"))
+    return render_template("fragments/performance.html", p=figures)
 
 
 def _refused_unless_admin():
@@ -339,12 +423,25 @@ def admin_job_fragment(job_id: int):
     if refused:
         return refused
     job = job_admin.get_job(get_runtime().db, current_caller(), job_id)
-    return render_template("fragments/admin_job.html", j=job)
+    return render_template("fragments/admin_job.html", j=job, now=datetime.now(UTC))
+
+
+@bp.app_context_processor
+def _wording() -> dict[str, Any]:
+    return {
+        "signal_outcome": wording.signal_outcome,
+        "signal_reason": wording.signal_reason,
+        "order_phrase": wording.order_phrase,
+        "protective_pnl": wording.protective_pnl,
+        "signed_money": wording.signed_money,
+        "purpose_words": wording.PURPOSE_WORDS,
+        "open_statuses": wording.OPEN_STATUSES,
+    }
 
 
 @bp.app_template_filter("money")
 def money(value: Any, places: int = 2) -> str:
-    """Format a Decimal with thousands separators and ``places`` decimals; None → "—"."""
+    """Format an amount with thousands separators and ``places`` decimals; None → "—"."""
     if value is None:
         return "—"
     return f"{value:,.{places}f}"
@@ -362,11 +459,49 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     return f"{int(seconds)} s ago"
 
 
-@bp.app_template_filter("when")
-def when(value: datetime | None) -> str:
-    """Format a timestamp as UTC ``YYYY-MM-DD HH:MM:SS``; None → "—"."""
+@bp.app_template_filter("qty")
+def qty(value: Any) -> str:
+    """Format a quantity or price as written, without trailing zeros or exponent: 10, 0.0000001, 1,250.5."""
+    return wording.plain_number(value)
+
+
+@bp.app_template_filter("pct")
+def pct(value: Any, places: int = 1) -> str:
+    """Format a fraction as a percentage (0.5 → "50.0 %"); None → "—"."""
     if value is None:
         return "—"
+    return f"{Decimal(value) * 100:,.{places}f} %"
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: Any) -> str:
+    """Format seconds as "3 d 4 h", "2 h 5 min", "45 s", "0.4 s"; None → "—"."""
+    if seconds is None:
+        return "—"
+    if Decimal(seconds) < 10:
+        return f"{Decimal(seconds):.1f} s"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None) -> Markup:
+    """Render a timestamp as ``<time datetime=ISO>`` showing UTC ``YYYY-MM-DD HH:MM:SS`` (no
+    microseconds) until the page's script shows it in the chosen zone; None → "—"."""
+    if value is None:
+        return Markup("—")
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        value = value.replace(tzinfo=UTC)
+    iso = value.isoformat(timespec="seconds")
+    return Markup('<time datetime="{}">{}</time>').format(iso, value.strftime("%Y-%m-%d %H:%M:%S"))

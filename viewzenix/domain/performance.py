@@ -42,9 +42,26 @@ class Fill:
 
 
 @dataclass(frozen=True)
+class CapitalChange:
+    """Money put into (``amount`` > 0) or taken out of an account at ``at``.
+
+    A webhook's initial starting cash is one too, at the account's start (its creation, or its
+    first fill or change if earlier); later ones are recorded when the starting cash changes.
+    """
+
+    config_id: uuid.UUID
+    at: datetime
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class EquityPoint:
+    """Equity at ``at``; ``capital``: Σ capital changes so far (so equity − capital = P&L)."""
+
     at: datetime
     equity: Decimal
+    capital: Decimal = _ZERO
+    kind: str = "fill"  # "fill" or "capital"
 
 
 @dataclass(frozen=True)
@@ -68,17 +85,34 @@ class ClosedTrade:
     net_pnl: Decimal
 
 
-def equity_curve(fills: Iterable[Fill], starting_cash: Decimal) -> list[EquityPoint]:
-    """Return the equity after each fill (one point per fill, in input order).
+def equity_curve(
+    fills: Iterable[Fill], starting_cash: Decimal = _ZERO, capital: Iterable[CapitalChange] = ()
+) -> list[EquityPoint]:
+    """Return the equity after each capital change and each fill, in time order.
 
-    ``starting_cash``: the sum of the accounts' starting cash (one config, or all of a user's).
+    ``starting_cash``: cash before any event (the sum of the accounts' starting cash when the
+    caller gives no ``capital``). ``capital``: deposits and withdrawals (oldest first), each
+    applied before the fills of the same instant and drawn as a point of kind "capital"; the
+    fills keep their input order.
     """
     cash = starting_cash
+    invested = starting_cash
     held: dict[tuple[uuid.UUID, str], Decimal] = {}
     mark: dict[tuple[uuid.UUID, str], Decimal] = {}
     value = _ZERO  # Σ qty * mark, kept incrementally
     points: list[EquityPoint] = []
+    pending = list(capital)
+    pending.reverse()
+
+    def deposit(change: CapitalChange) -> None:
+        nonlocal cash, invested
+        cash += change.amount
+        invested += change.amount
+        points.append(EquityPoint(change.at, cash + value, invested, "capital"))
+
     for fill in fills:
+        while pending and pending[-1].at <= fill.filled_at:
+            deposit(pending.pop())
         key = (fill.config_id, fill.symbol)
         qty = held.get(key, _ZERO)
         value -= qty * mark.get(key, _ZERO)
@@ -91,7 +125,9 @@ def equity_curve(fills: Iterable[Fill], starting_cash: Decimal) -> list[EquityPo
             cash += notional - fill.commission
         held[key], mark[key] = qty, fill.last_px
         value += qty * fill.last_px
-        points.append(EquityPoint(fill.filled_at, cash + value))
+        points.append(EquityPoint(fill.filled_at, cash + value, invested))
+    while pending:
+        deposit(pending.pop())
     return points
 
 
@@ -167,3 +203,90 @@ def downsample(points: list[EquityPoint], max_points: int) -> list[EquityPoint]:
         return points
     step = len(points) / (max_points - 1)
     return [points[int(i * step)] for i in range(max_points - 1)] + [points[-1]]
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Figures of closed trades and of the equity curve (money in account currency).
+
+    A win is a trade whose ``net_pnl`` > 0, a loss one whose ``net_pnl`` < 0 (after
+    commissions). ``win_rate`` = wins / trades; ``profit_factor`` = Σ wins / |Σ losses| (None
+    without a loss); ``avg_win`` / ``avg_loss`` = the mean net P&L of wins / of losses (a loss
+    is negative). ``max_drawdown``: the largest fall of P&L (equity − capital put in) from its
+    running peak (0 before any gain), marked at fill prices; ``max_drawdown_pct``: that fall
+    over the equity at the peak (capital then + peak P&L), a fraction. ``exposure_seconds``:
+    the time at least one trade was open (union of [opened_at, closed_at] of closed trades);
+    ``exposure_pct``: that over ``period_seconds`` = last close − first open (None if 0).
+    """
+
+    trade_count: int
+    wins: int
+    losses: int
+    net_pnl: Decimal
+    gross_pnl: Decimal
+    commission: Decimal
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    avg_win: Decimal | None
+    avg_loss: Decimal | None
+    largest_win: Decimal | None
+    largest_loss: Decimal | None
+    max_drawdown: Decimal
+    max_drawdown_pct: Decimal | None
+    exposure_seconds: Decimal
+    period_seconds: Decimal
+    exposure_pct: Decimal | None
+
+
+def performance(trades: list[ClosedTrade], curve: list[EquityPoint]) -> Performance:
+    """Return the ``Performance`` of ``trades`` (any order) and ``curve`` (time order)."""
+    won = [t.net_pnl for t in trades if t.net_pnl > 0]
+    lost = [t.net_pnl for t in trades if t.net_pnl < 0]
+    count = len(trades)
+    max_dd, max_dd_pct = _ZERO, None
+    peak = _ZERO
+    for point in curve:
+        pnl = point.equity - point.capital
+        peak = max(peak, pnl)
+        fall = peak - pnl
+        max_dd = max(max_dd, fall)
+        base = point.capital + peak
+        if base > 0:
+            pct = fall / base
+            max_dd_pct = pct if max_dd_pct is None else max(max_dd_pct, pct)
+    exposure = _ZERO
+    period = _ZERO
+    if trades:
+        spans = sorted((t.opened_at, t.closed_at) for t in trades)
+        start, end = spans[0]
+        for opened, closed in spans[1:]:
+            if opened > end:
+                exposure += _seconds(end - start)
+                start, end = opened, closed
+            else:
+                end = max(end, closed)
+        exposure += _seconds(end - start)
+        period = _seconds(max(t.closed_at for t in trades) - spans[0][0])
+    return Performance(
+        trade_count=count,
+        wins=len(won),
+        losses=len(lost),
+        net_pnl=sum((t.net_pnl for t in trades), _ZERO),
+        gross_pnl=sum((t.gross_pnl for t in trades), _ZERO),
+        commission=sum((t.commission for t in trades), _ZERO),
+        win_rate=Decimal(len(won)) / count if count else None,
+        profit_factor=sum(won, _ZERO) / -sum(lost, _ZERO) if lost else None,
+        avg_win=sum(won, _ZERO) / len(won) if won else None,
+        avg_loss=sum(lost, _ZERO) / len(lost) if lost else None,
+        largest_win=max(won) if won else None,
+        largest_loss=min(lost) if lost else None,
+        max_drawdown=max_dd,
+        max_drawdown_pct=max_dd_pct,
+        exposure_seconds=exposure,
+        period_seconds=period,
+        exposure_pct=exposure / period if period else None,
+    )
+
+
+def _seconds(delta) -> Decimal:
+    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000

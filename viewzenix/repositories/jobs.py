@@ -61,13 +61,16 @@ def list_page(
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = None,
+    periodic: bool | None = None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Return ``(jobs, next_cursor)``: up to ``limit`` jobs, newest (highest id) first.
 
     Keyset pagination: ``before_id`` is the previous page's ``next_cursor`` (jobs with a smaller
     id follow); ``next_cursor`` is None on the last page. Filters: ``statuses`` (any of),
-    ``task``, ``queue``, ``lock`` (exact), ``since`` ≤ created < ``until``. Each job carries its
+    ``task``, ``queue``, ``lock`` (exact), ``since`` ≤ created < ``until``, ``periodic`` (True:
+    only jobs deferred by a periodic schedule, such as the stalled-job sweep; False: none of
+    them; None: both). Each job carries its
     last attempt's ``last_outcome``, ``last_attempt_at`` and ``last_error`` ("Type: text").
     """
     where: list[sql.Composable] = []
@@ -80,6 +83,12 @@ def list_page(
         ("d.at >= %(since)s", "since", since),
         ("d.at < %(until)s", "until", until),
         ("j.id < %(before_id)s", "before_id", before_id),
+        (
+            "exists (select 1 from public.procrastinate_periodic_defers p where p.job_id = j.id)"
+            " = %(periodic)s",
+            "periodic",
+            periodic,
+        ),
     ]
     for fragment, name, value in conditions:
         if value is not None:

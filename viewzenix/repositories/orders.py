@@ -221,6 +221,19 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
     return {**row, "recorded_fill_qty": filled_qty(conn, row["id"])}
 
 
+OPEN_VISIBLE = """
+select id, config_id, symbol, side, purpose, order_type, qty, limit_price, stop_price, status
+from public.orders
+where status = any(%(open)s) and (%(config_id)s::uuid is null or config_id = %(config_id)s::uuid)
+order by created_at, id
+"""
+
+
+def open_visible(conn: Connection, config_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """Return the visible open orders (of one config, or all), oldest first: levels, purpose, status."""
+    return conn.execute(OPEN_VISIBLE, {"config_id": config_id, "open": list(OPEN_STATUSES)}).fetchall()
+
+
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the config's open orders (pending_new to partially_filled), oldest first."""
     return conn.execute(
@@ -355,6 +368,14 @@ def filled_qty(conn: Connection, order_id: uuid.UUID) -> Decimal:
 # --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------
 
 
+# A bracket leg's parent (the entry it protects): its side and average fill price, so a stop loss
+# or take profit that filled can be shown with its P&L.
+LIST_COLUMNS = (
+    "*, (select p.side from public.orders p where p.id = orders.parent_order_id) as parent_side, "
+    "(select p.filled_avg_price from public.orders p where p.id = orders.parent_order_id) as parent_avg_price"
+)
+
+
 def list_page(
     conn: Connection,
     *,
@@ -372,6 +393,7 @@ def list_page(
     return select_page(
         conn,
         table="orders",
+        columns=LIST_COLUMNS,
         equals={"config_id": config_id, "status": status, "symbol": symbol, "signal_id": signal_id},
         limit=limit,
         offset=offset,

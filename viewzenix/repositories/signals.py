@@ -14,7 +14,13 @@ from viewzenix.repositories.paging import select_page
 # The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
 LIST_COLUMNS = (
     "id, config_id, status, duplicate_of, reject_code, reject_message, outcome_message, ticker, "
-    "action, content_type, source_ip, is_test, received_at, processed_at"
+    "action, content_type, source_ip, is_test, received_at, processed_at, "
+    # The signal's orders in brief (the dashboard words its outcome from them), oldest first.
+    "(select coalesce(json_agg(json_build_object('purpose', o.purpose, 'side', o.side, 'qty', o.qty, "
+    "'symbol', o.symbol, 'order_type', o.order_type, 'status', o.status, 'filled_qty', o.filled_qty, "
+    "'filled_avg_price', o.filled_avg_price, 'limit_price', o.limit_price, 'stop_price', o.stop_price, "
+    "'status_code', o.status_code, 'status_message', o.status_message) order by o.created_at), '[]') "
+    "from public.orders o where o.signal_id = signals.id) as order_brief"
 )
 
 INSERT_SIGNAL = """

@@ -138,7 +138,8 @@ def list_jobs(
     """Return ``{"jobs": [...], "next_cursor": int | None}``, newest first (keyset pagination).
 
     ``filters``: ``status`` (a list: any of), ``task``, ``queue``, ``lock``, ``since``/``until``
-    (creation time, aware datetimes). ``cursor``: the previous page's ``next_cursor``. Raises
+    (creation time, aware datetimes), ``periodic`` (bool: only / none of the jobs deferred by a
+    periodic schedule). ``cursor``: the previous page's ``next_cursor``. Raises
     Forbidden for non-admins.
     """
     require_admin(caller)
@@ -152,6 +153,7 @@ def list_jobs(
             since=filters.get("since"),
             until=filters.get("until"),
             before_id=cursor,
+            periodic=filters.get("periodic"),
             limit=limit,
         )
     return {"jobs": [_with_signal_id(row) for row in rows], "next_cursor": next_cursor}

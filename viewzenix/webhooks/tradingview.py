@@ -23,12 +23,25 @@ from flask import Blueprint, g, request
 from viewzenix.domain.parsing import MAX_BODY_BYTES
 from viewzenix.marketdata.bar_message import is_bar_message
 from viewzenix.runtime import get_runtime
-from viewzenix.services import bar_intake, intake, single_tenant
+from viewzenix.services import bar_intake, intake, single_tenant, webhook_refusals
 from viewzenix.webhooks.limits import SINGLE_TENANT, limited
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("intake", __name__)
+
+# Answers to a webhook hit that stored nothing, counted on the webhook so its page can show them.
+REFUSAL_CODES = {404: "token_invalid", 429: "rate_limited"}
+
+
+@bp.after_request
+def _count_refusal(response):
+    """Count a hit on a webhook refused before any signal was stored (old token, rate limited)."""
+    code = REFUSAL_CODES.get(response.status_code)
+    config_id = (request.view_args or {}).get("config_id")
+    if code is not None and isinstance(config_id, uuid.UUID):
+        webhook_refusals.record(get_runtime().db, config_id, code)
+    return response
 
 
 def _source_ip() -> str | None:

@@ -36,8 +36,12 @@ const VZ = (() => {
     supa.auth.onAuthStateChange((_event, session) => set(session));
   }
   function here() { return location.pathname + location.search + location.hash; }
+  // A page being left (the user went elsewhere) does not redirect: a refresh answered 401 after
+  // the navigation started would abort the navigation.
+  let leaving = false;
+  addEventListener("beforeunload", () => { leaving = true; });
   function toSignin() {
-    if (location.pathname === "/signin") return;
+    if (leaving || location.pathname === "/signin") return;
     location.assign("/signin?next=" + encodeURIComponent(here()));
   }
   function nextPage() {
@@ -50,9 +54,26 @@ const VZ = (() => {
     if (supa) await supa.auth.signOut();
     location.assign("/signin");
   }
-  async function api(method, path, body) {
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  }
+  // The claims of the session's token (display only: the server decides what a caller may do).
+  function claims() {
+    const t = token();
+    if (!t) return {};
+    try {
+      const part = t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "===".slice((part.length + 3) % 4)));
+    } catch { return {}; }
+  }
+  // Every mutating call carries an Idempotency-Key: ``key`` (a form's, reused until it is
+  // answered, so a double submit creates one thing) or a fresh one.
+  async function api(method, path, body, key, refresh) {
     const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
+    if (refresh) headers["X-Dashboard-Refresh"] = "1";  // logged at DEBUG (access_log.py)
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET") headers["Idempotency-Key"] = key || newKey();
     const response = await fetch(path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -60,7 +81,7 @@ const VZ = (() => {
     const data = response.status === 204 ? null : await response.json().catch(() => null);
     return { ok: response.ok, status: response.status, data };
   }
-  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, get supa() { return supa; } };
+  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, newKey, claims, get supa() { return supa; } };
 })();
 
 // --- htmx: bearer token on every request; a 401 sends the user to sign-in and back --------------
@@ -72,11 +93,106 @@ document.addEventListener("htmx:beforeSwap", (e) => {
   const status = e.detail.xhr.status;
   if (status === 401) { e.detail.shouldSwap = false; VZ.toSignin(); }
   else if (status === 403) { e.detail.shouldSwap = true; e.detail.isError = false; }
-  // A fragment's own error card (HTML, e.g. the admin job filters' 422); JSON errors stay unswapped.
+  // A fragment's own error card (HTML, e.g. the admin job filters' 422); JSON errors get an error line.
   else if (status === 422 && (e.detail.xhr.getResponseHeader("Content-Type") || "").startsWith("text/html")) {
     e.detail.shouldSwap = true; e.detail.isError = false;
   }
 });
+
+// --- one tick for the whole page, a live badge, an error line with retry for any failed fragment ---
+const TICK_MS = 5000;
+// The badge is "reconnecting" while any part of the page failed its last load (a part that then
+// loads again clears it), else "live · updated" with the last successful load's time.
+const Live = (() => {
+  let lastOk = null;
+  const failing = new Set();
+  const badge = () => document.getElementById("live-badge");
+  function show() {
+    const b = badge();
+    if (!b) return;
+    if (failing.size) {
+      b.className = "live down";
+      b.textContent = "reconnecting…" + (lastOk ? " (last update " + VZ_TIME.clock(lastOk) + ")" : "");
+    } else if (lastOk) {
+      b.className = "live";
+      b.textContent = "live · updated " + VZ_TIME.clock(lastOk);
+    }
+  }
+  const key = (el) => (el && (el.id || el.getAttribute("hx-get"))) || "page";
+  return {
+    ok(el) { lastOk = new Date(); failing.delete(key(el)); show(); },
+    down(el) { failing.add(key(el)); show(); },
+  };
+})();
+setInterval(() => {
+  if (document.visibilityState === "visible" && VZ.token()) document.body.dispatchEvent(new Event("vz:tick"));
+}, TICK_MS);
+
+function errorText(xhr) {
+  if (!xhr || xhr.status === 0) return "No answer from the server (connection lost?).";
+  try {
+    const body = JSON.parse(xhr.responseText);
+    if (body && body.message) return body.message + (body.code ? ` (${body.code})` : "");
+  } catch { /* not JSON */ }
+  return `The server answered ${xhr.status}.`;
+}
+function showFragmentError(target, source, message) {
+  if (!target) return;
+  const line = document.createElement("p");
+  line.className = "frag-error";
+  line.setAttribute("role", "alert");
+  line.textContent = "Could not load this: " + message;
+  const retry = document.createElement("button");
+  retry.type = "button";
+  retry.textContent = "Retry";
+  retry.dataset.retry = "";
+  retry.addEventListener("click", () => {
+    const path = source.getAttribute("hx-get") || source.getAttribute("action");
+    htmx.ajax("GET", path, { source, target });
+  });
+  line.appendChild(retry);
+  target.replaceChildren(line);
+}
+document.addEventListener("htmx:responseError", (e) => {
+  if (e.detail.xhr.status >= 500) Live.down(e.detail.target);
+  showFragmentError(e.detail.target, e.detail.elt, errorText(e.detail.xhr));
+});
+document.addEventListener("htmx:sendError", (e) => {
+  Live.down(e.detail.target);
+  showFragmentError(e.detail.target, e.detail.elt, errorText(null));
+});
+document.addEventListener("htmx:afterRequest", (e) => {
+  if (e.detail.successful) Live.ok(e.detail.target);
+});
+document.addEventListener("htmx:afterSettle", (e) => VZ_TIME.render(e.detail.target));
+
+// --- one time formatter: local, the exchange's (New York) or UTC; <time datetime> elements -------
+const VZ_TIME = (() => {
+  const ZONES = { local: undefined, exchange: "America/New_York", utc: "UTC" };
+  const choice = () => localStorage.getItem("vz.tz") || "local";
+  function fmt(date, withSeconds = true) {
+    const options = {
+      timeZone: ZONES[choice()], year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    };
+    if (withSeconds) options.second = "2-digit";
+    return new Intl.DateTimeFormat("sv-SE", options).format(date);
+  }
+  function clock(date) {
+    return new Intl.DateTimeFormat("sv-SE", {
+      timeZone: ZONES[choice()], hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).format(date);
+  }
+  function render(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach((t) => {
+      const d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      t.textContent = fmt(d, t.dataset.seconds !== "no");
+      t.title = t.getAttribute("datetime") + " (UTC: " + d.toISOString().replace(".000", "") + ")";
+    });
+  }
+  return { choice, fmt, clock, render, ZONES };
+})();
 
 // --- filters and pages of a list: a filter change goes back to page 1; pager buttons set the page ---
 document.addEventListener("change", (e) => {
@@ -89,6 +205,29 @@ document.addEventListener("click", (e) => {
   const form = document.querySelector(b.closest("[data-form]").dataset.form);
   form.elements.page.value = b.dataset.gotoPage;
   htmx.trigger(form, "submit");
+});
+
+// --- a detail loaded below a long list comes into view (an order's fills, an admin job) ---------
+document.addEventListener("htmx:afterSettle", (e) => {
+  const id = e.detail.target && e.detail.target.id;
+  if ((id === "order-detail" || id === "job-detail") && e.detail.requestConfig && e.detail.requestConfig.verb === "get") {
+    e.detail.target.scrollIntoView({ block: "start", behavior: "instant" });
+  }
+});
+
+// --- cancel a working order (POST /api/orders/<id>/cancel) -----------------------------------------
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("[data-cancel-order]");
+  if (!b) return;
+  if (!confirm("Cancel this working order?")) return;
+  b.disabled = true;
+  const r = await VZ.api("POST", `/api/orders/${b.dataset.cancelOrder}/cancel`);
+  const note = document.createElement("span");
+  note.className = r.ok ? "ok" : "error";
+  note.setAttribute("role", "status");
+  note.textContent = r.ok ? " cancel requested" : " " + ((r.data && r.data.message) || `error ${r.status}`);
+  b.replaceWith(note);
+  document.body.dispatchEvent(new Event("vz:tick"));
 });
 
 // --- copy buttons -----------------------------------------------------------------------------------
@@ -129,6 +268,18 @@ function showErrors(form, result) {
     note.textContent = (result.data && result.data.message) || `Error ${result.status}`;
     form.appendChild(note);
   }
+}
+
+// One Idempotency-Key per form and content: a second submit of the same content before the
+// answer (a double click) sends the same key, so the server does the work once; new content
+// gets a new key.
+function formKey(form, body) {
+  const content = JSON.stringify(body);
+  if (form.dataset.idemContent !== content || !form.dataset.idemKey) {
+    form.dataset.idemKey = VZ.newKey();
+    form.dataset.idemContent = content;
+  }
+  return form.dataset.idemKey;
 }
 
 // --- pages ------------------------------------------------------------------------------------------
@@ -176,14 +327,19 @@ pages.signin = () => {
 
 pages.configs = () => {
   const form = document.getElementById("create-config");
+  const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(form);
     const body = { name: f.get("name"), broker: f.get("broker") };
     if (f.get("quantity")) body.quantity = f.get("quantity");
-    const r = await VZ.api("POST", "/api/webhook-configs", body);
+    button.disabled = true;
+    const r = await VZ.api("POST", "/api/webhook-configs", body, formKey(form, body));
+    button.disabled = false;
+    if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;  // the first one answers
     showErrors(form, r);
     if (!r.ok) return;
+    delete form.dataset.idemKey;
     document.getElementById("new-url-value").value = r.data.webhook_url;
     document.getElementById("new-url-link").href = "/configs/" + r.data.id;
     document.getElementById("new-url").hidden = false;
@@ -200,22 +356,65 @@ const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_sign
 const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds"]);
 
 // The message to paste into TradingView's alert dialog (TradersPost-compatible keys, docs/alert-format.md).
-function alertMessage(kind, size, amount) {
+// Returns { message } or { error } for a value that would not make a valid alert (-5, abc).
+const POSITIVE = /^(\d+(\.\d*)?|\.\d+)$/;
+function alertMessage(o) {
+  if (o.kind === "bar") {
+    return { message: JSON.stringify({
+      type: "bar", ticker: "{{ticker}}", interval: "{{interval}}", time: "{{time}}", open: "{{open}}",
+      high: "{{high}}", low: "{{low}}", close: "{{close}}", volume: "{{volume}}",
+    }, null, 2) };
+  }
   const m = { ticker: "{{ticker}}" };
-  if (kind === "strategy") {
+  if (o.kind === "strategy") {
     m.action = "{{strategy.order.action}}";
     m.sentiment = "{{strategy.market_position}}";
   } else {
-    m.action = kind;
+    m.action = o.kind;
   }
-  if (kind !== "exit") {
-    if (size === "strategy") m.quantity = "{{strategy.order.contracts}}";
-    else if (size !== "settings") { m.quantity = Number(amount) || amount; m.quantityType = size; }
+  if (o.kind !== "exit") {
+    if (o.size === "strategy") m.quantity = "{{strategy.order.contracts}}";
+    else if (o.size !== "settings") {
+      const amount = String(o.amount).trim();
+      if (!POSITIVE.test(amount) || Number(amount) <= 0) return { error: "Amount must be a number above 0 (like 10 or 2.5)." };
+      if (o.size === "percent_of_equity" && Number(amount) > 100) return { error: "Percent of equity is at most 100." };
+      m.quantity = Number(amount);
+      m.quantityType = o.size;
+    }
+    if (o.orderType) {
+      m.orderType = o.orderType;
+      if (o.orderType === "limit") m.limitPrice = "{{close}}";
+      if (o.orderType === "stop") m.stopPrice = "{{close}}";
+    }
+    for (const [key, raw, name] of [["stopLoss", o.sl, "Stop loss"], ["takeProfit", o.tp, "Take profit"]]) {
+      const value = String(raw || "").trim();
+      if (!value) continue;
+      if (!POSITIVE.test(value) || Number(value) <= 0 || Number(value) >= 100) {
+        return { error: `${name} must be a percent above 0 and below 100 (like 2 or 1.5).` };
+      }
+      m[key] = { percent: Number(value) };
+    }
   }
   m.price = "{{close}}";
   m.time = "{{timenow}}";
   m.interval = "{{interval}}";
-  return JSON.stringify(m, null, 2);
+  if (o.withId) m.id = o.kind === "strategy" ? "{{strategy.order.id}}-{{timenow}}" : "{{ticker}}-{{interval}}-{{time}}";
+  return { message: JSON.stringify(m, null, 2) };
+}
+
+// A test alert's final outcome: its outcome line, reloaded on each tick until it is final.
+function followOutcome(out, signalId) {
+  const line = document.createElement("div");
+  line.id = "test-final-box";
+  out.appendChild(line);
+  const load = () => htmx.ajax("GET", `/ui/fragments/signals/${signalId}/outcome`, { target: line });
+  const onTick = () => {
+    const final = line.querySelector("[data-final='true']");
+    if (final || !document.body.contains(line)) document.body.removeEventListener("vz:tick", onTick);
+    else load();
+  };
+  document.body.addEventListener("vz:tick", onTick);
+  load();
 }
 
 pages.configs_detail = () => {
@@ -279,9 +478,10 @@ pages.configs_detail = () => {
     }
     const saved = document.getElementById("settings-saved");
     saved.textContent = "";
-    const r = await VZ.api("PATCH", path, body);
+    const r = await VZ.api("PATCH", path, body, formKey(form, body));
+    if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;
     showErrors(form, r);
-    if (r.ok) { render(r.data); saved.textContent = "Saved"; }
+    if (r.ok) { render(r.data); saved.textContent = "Saved"; delete form.dataset.idemKey; }
   });
   // Test alert
   const testBody = document.getElementById("test-body");
@@ -301,39 +501,161 @@ pages.configs_detail = () => {
     p.appendChild(a);
     out.appendChild(p);
     document.body.dispatchEvent(new Event("vz:signals"));
+    if (r.data.signal_id) followOutcome(out, r.data.signal_id);
   });
   // Generator
+  const genIds = ["gen-case", "gen-size", "gen-amount", "gen-order-type", "gen-sl", "gen-tp", "gen-id"];
+  const value = (id) => document.getElementById(id).value;
   const gen = () => {
-    document.getElementById("gen-message").value = alertMessage(
-      document.getElementById("gen-case").value, document.getElementById("gen-size").value,
-      document.getElementById("gen-amount").value);
+    const kind = value("gen-case");
+    for (const id of ["gen-size", "gen-amount", "gen-order-type", "gen-sl", "gen-tp"]) {
+      document.getElementById(id).disabled = kind === "bar" || (kind === "exit" && id !== "gen-order-type");
+    }
+    document.getElementById("gen-id").disabled = kind === "bar";
+    const out = alertMessage({
+      kind, size: value("gen-size"), amount: value("gen-amount"), orderType: value("gen-order-type"),
+      sl: value("gen-sl"), tp: value("gen-tp"), withId: document.getElementById("gen-id").checked,
+    });
+    const error = document.getElementById("gen-error");
+    error.textContent = out.error || "";
+    document.getElementById("gen-message").value = out.message || "";
   };
-  for (const id of ["gen-case", "gen-size", "gen-amount"]) document.getElementById(id).addEventListener("input", gen);
+  for (const id of genIds) {
+    document.getElementById(id).addEventListener("input", gen);
+    document.getElementById(id).addEventListener("change", gen);
+  }
   gen();
   load();
 };
 
+// The caller's webhooks (id, name), oldest first; [] when the API refuses.
+async function webhookList() {
+  const r = await VZ.api("GET", "/api/webhook-configs?page_size=100");
+  if (!r.ok) return [];
+  return r.data.slice().sort((a, b) => a.created_at.localeCompare(b.created_at));
+}
+// The webhook a page opens on: ?config=, else the last one chosen, else the oldest ("" = all).
+function chosenWebhook(configs) {
+  const wanted = new URLSearchParams(location.search).get("config");
+  const stored = localStorage.getItem("vz.account");
+  return wanted !== null ? wanted : stored !== null ? stored : (configs[0] ? configs[0].id : "");
+}
+function fillWebhookSelect(select, configs, allLabel, chosen) {
+  select.replaceChildren();
+  for (const c of configs) select.add(new Option(c.name, c.id));
+  select.add(new Option(allLabel, ""));
+  select.value = chosen;
+  if (select.value !== chosen) select.selectedIndex = 0;
+}
+
 pages.overview = async () => {
+  const select = document.getElementById("account-config");
+  const configs = await webhookList();
+  fillWebhookSelect(select, configs, "All webhooks (sum)", chosenWebhook(configs));
   const el = document.getElementById("equity-chart");
-  const r = await VZ.api("GET", "/api/account/equity-history");
-  if (!r.ok) return;
-  const points = r.data.points;
-  if (!points.length) { document.getElementById("equity-empty").hidden = false; return; }
-  // lightweight-charts needs strictly increasing times in seconds: fills within one second (a
-  // replay, a burst) are drawn one second apart, in order.
-  const data = [];
-  for (const p of points) {
-    const t = Math.floor(Date.parse(p.at) / 1000);
-    const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
-    data.push({ time, value: Number(p.equity) });
+  const empty = document.getElementById("equity-empty");
+  const failed = document.getElementById("equity-error");
+  let chart = null, series = null, markers = null;
+  let drawn = "";
+  async function draw() {
+    const id = select.value;
+    const r = await VZ.api("GET", "/api/account/equity-history" + (id ? "?config_id=" + id : ""), undefined, undefined, true);
+    if (!r.ok) {
+      failed.textContent = "Could not load the equity curve: " + ((r.data && r.data.message) || `error ${r.status}`);
+      failed.hidden = false;
+      return;
+    }
+    failed.hidden = true;
+    const points = r.data.points;
+    empty.hidden = points.some((p) => p.kind === "fill");
+    // lightweight-charts needs strictly increasing times in seconds: events within one second
+    // (a replay, a burst) are drawn one second apart, in order. Times shown in the chosen zone.
+    const data = [];
+    const marks = [];
+    for (const p of points) {
+      const t = Math.floor(Date.parse(p.at) / 1000);
+      const time = data.length && t <= data[data.length - 1].time ? data[data.length - 1].time + 1 : t;
+      data.push({ time, value: Number(p.equity) });
+      if (p.kind === "capital" || (p.kind === "start" && data.length > 1)) {
+        marks.push({ time, position: "aboveBar", shape: "square", color: "#d97706", text: "capital" });
+      }
+    }
+    const key = id + ":" + JSON.stringify(data[data.length - 2] || null) + data.length;
+    if (!chart) {
+      const dark = matchMedia("(prefers-color-scheme: dark)").matches;
+      chart = LightweightCharts.createChart(el, {
+        autoSize: true,
+        layout: { attributionLogo: false, background: { color: "transparent" }, textColor: dark ? "#c9ced8" : "#374151" },
+        grid: { vertLines: { color: dark ? "#2c3340" : "#eef0f3" }, horzLines: { color: dark ? "#2c3340" : "#eef0f3" } },
+        timeScale: {
+          timeVisible: true, secondsVisible: false,
+          // Axis labels in the chosen zone too (the library's own are UTC): a date, or a time.
+          tickMarkFormatter: (t, type) => {
+            const text = VZ_TIME.fmt(new Date(t * 1000), false);
+            return type < 3 ? text.slice(0, 10) : text.slice(11);
+          },
+        },
+        localization: { timeFormatter: (t) => VZ_TIME.fmt(new Date(t * 1000), false) },
+      });
+      series = chart.addSeries(LightweightCharts.AreaSeries, {
+        lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)",
+      });
+      markers = LightweightCharts.createSeriesMarkers(series, []);
+    }
+    if (key !== drawn) {
+      series.setData(data);
+      markers.setMarkers(marks);
+      if (!drawn.startsWith(id + ":")) chart.timeScale().fitContent();
+      drawn = key;
+    }
+    el.dataset.points = String(data.length);
+    el.dataset.capitalMarks = String(marks.length);
+    el.dataset.config = id;
   }
-  const chart = LightweightCharts.createChart(el, {
-    autoSize: true, layout: { attributionLogo: false }, timeScale: { timeVisible: true, secondsVisible: false },
+  select.addEventListener("change", () => {
+    localStorage.setItem("vz.account", select.value);
+    const url = new URL(location.href);
+    url.searchParams.set("config", select.value);
+    history.replaceState(null, "", url);
+    document.body.dispatchEvent(new Event("vz:account"));
+    draw();
   });
-  const series = chart.addSeries(LightweightCharts.AreaSeries, { lineColor: "#2563eb", topColor: "rgba(37,99,235,.25)", bottomColor: "rgba(37,99,235,0)" });
-  series.setData(data);
-  chart.timeScale().fitContent();
-  el.dataset.points = String(data.length);
+  document.body.addEventListener("vz:tick", draw);
+  document.body.addEventListener("vz:timezone", () => { drawn = ""; chart && chart.applyOptions({}); draw(); });
+  await new Promise((resolve) => {
+    if (window.LightweightCharts) resolve();
+    else window.addEventListener("load", resolve, { once: true });
+  });
+  draw();
+};
+
+pages.trades = async () => {
+  const select = document.getElementById("trade-config");
+  const configs = await webhookList();
+  select.addEventListener("change", () => localStorage.setItem("vz.account", select.value));
+  fillWebhookSelect(select, configs, "All webhooks", chosenWebhook(configs));
+  const form = document.getElementById("trade-filters");
+  const error = document.getElementById("export-error");
+  document.getElementById("export-csv").addEventListener("click", async () => {
+    error.textContent = "";
+    const query = new URLSearchParams(new FormData(form));
+    query.delete("page");
+    for (const [k, v] of [...query]) if (!v) query.delete(k);
+    const response = await fetch("/api/trades/export?" + query, { headers: { Authorization: "Bearer " + VZ.token() } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      error.textContent = "Export refused: " + (body.message || `error ${response.status}`);
+      return;
+    }
+    const blob = await response.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "trades.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  });
 };
 
 // Admin tools: metrics, job list and job detail are fragments (/ui/fragments/admin/…); the
@@ -390,7 +712,23 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (!VZ.token()) { VZ.toSignin(); return; }
     document.getElementById("vz-email").textContent = VZ.email() || "";
     document.getElementById("signout").addEventListener("click", () => VZ.signOut());
+    const role = (VZ.claims().app_metadata || {}).role;
+    document.getElementById("nav-admin").hidden = role !== "admin";
+    const top = document.getElementById("top");
+    const toggle = document.getElementById("nav-toggle");
+    toggle.addEventListener("click", () => {
+      const open = top.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+    const tz = document.getElementById("time-zone");
+    tz.value = VZ_TIME.choice();
+    tz.addEventListener("change", () => {
+      localStorage.setItem("vz.tz", tz.value);
+      VZ_TIME.render();
+      document.body.dispatchEvent(new Event("vz:timezone"));
+    });
   }
-  if (pages[name]) pages[name]();
+  if (pages[name]) await pages[name]();
+  VZ_TIME.render();
   document.body.dispatchEvent(new Event("vz:ready"));
 });
