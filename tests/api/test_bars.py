@@ -249,7 +249,7 @@ class TestAppliedInOrderWithSignals:
         assert positions[0]["last_price_at"].startswith("2026-11-23T15:02:00")  # the bar's close
         page = client.get("/ui/fragments/positions", headers=config["headers"]).get_data(as_text=True)
         assert re.search(
-            r"103\.00 <small class=\"muted\" title=\"2026-11-23 15:02:00 UTC\">\d+ d ago</small>", page
+            r"103\.00 <small class=\"muted price-age\">\d+ d ago</small>", page
         )
 
     def test_another_users_equity_series_is_404(self, client, config, make_user):
