@@ -257,8 +257,8 @@ class Config:
         # whether it repairs what it finds (default: report only).
         self.SYNC_CHECK_CRON = env.get("SYNC_CHECK_CRON", "23 * * * *").strip()
         self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
-        # Days a refused alert (signals with status rejected) is kept; the hourly purge job deletes
-        # older ones. Accepted, executed and duplicate signals are kept.
+        # Days an alert refused at intake (status rejected, with a reject_code) is kept; the hourly
+        # purge job deletes older ones. Every other signal is kept, a broker-rejected one included.
         self.REFUSED_SIGNAL_RETENTION_DAYS = _int(env, "REFUSED_SIGNAL_RETENTION_DAYS", 30)
         if self.REFUSED_SIGNAL_RETENTION_DAYS < 1:
             raise ConfigError(

@@ -172,3 +172,53 @@ def test_job_blocked_on_a_row_lock_gives_up_and_is_retried_later(client, db, dat
     assert attempt["outcome"] == "retrying"
     assert attempt["error_type"] == "LockNotAvailable"
     assert "lock timeout" in attempt["error"]
+
+
+def _bounded(callable_, seconds=5.0):
+    """Run ``callable_`` in a thread; return what it raised (or None), or fail if it still runs."""
+    outcome: list = []
+
+    def run():
+        try:
+            callable_()
+            outcome.append(None)
+        except Exception as exc:  # what the wait ended with is the point of the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return thread, outcome
+
+
+@pytest.mark.parametrize("how", ["transaction", "statement"])
+def test_web_waits_behind_a_transaction_pooler_are_bounded(pgbouncer_url, database_url, how):
+    """Behind PgBouncer in transaction mode (no libpq ``options``), a lock wait still ends."""
+    table = f"public.pooler_lock_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as setup:
+        setup.execute(f"create table {table} (id int primary key)")
+    db = Database(
+        pgbouncer_url, max_size=2, transaction_pooler=True, timeouts=SessionTimeouts(5000, 300, 60000)
+    ).open()
+    try:
+        with db.transaction() as conn:
+            row = conn.execute(
+                "select current_setting('statement_timeout') as s, current_setting('lock_timeout') as l"
+            ).fetchone()
+        assert row == {"s": "5s", "l": "300ms"}
+
+        def insert():
+            with getattr(db, how)() as conn:
+                conn.execute(f"insert into {table} values (1)")
+
+        with psycopg.connect(database_url) as holder:
+            holder.execute(f"lock table {table} in access exclusive mode")
+            thread, outcome = _bounded(insert)
+            holder.rollback()
+        thread.join(5)
+        assert outcome, "the insert still waited on the lock after 5 s"
+        assert isinstance(outcome[0], psycopg.errors.LockNotAvailable), outcome
+    finally:
+        db.close()
+        with psycopg.connect(database_url, autocommit=True) as setup:
+            setup.execute(f"drop table {table}")

@@ -346,3 +346,23 @@ class TestCancels:
             message = signals_repo.get(conn, cancel_id)["outcome_message"]
         assert (canceled["status"], canceled["status_code"]) == ("canceled", "canceled_by_signal")
         assert "canceled 1 open order(s)" in message
+
+
+def test_the_refused_signal_purge_keeps_a_signal_the_broker_rejected(db, config):
+    """``purge_refused_signals`` is for alerts refused at intake: a signal that ran, whose order the
+    broker rejected (status ``rejected`` too), is trade history and stays with its order."""
+    from viewzenix.services.intake import purge_refused_signals
+
+    broker = FakeBroker()
+    broker.refuse = ("insufficient_buying_power", "insufficient buying power")
+    signal_id = store_signal(db, config, buy(), job_id=JOB)
+    assert execute(db, signal_id, broker) == "rejected"
+    with db.transaction() as conn:
+        conn.execute("update public.signals set received_at = now() - interval '40 days' where id = %s",
+                     (signal_id,))
+
+    purge_refused_signals(db, 30)
+
+    assert signal_row(db, signal_id) is not None
+    [order] = orders_of(db, signal_id)
+    assert order["status"] == "rejected"

@@ -1195,3 +1195,10 @@ def test_a_naive_now_against_an_aware_signal_time_raises() -> None:
     sig = signal("buy", signal_time=NOW)
     with pytest.raises(TypeError):
         plan(sig, config=settings(max_signal_age_seconds=60), now=NOW.replace(tzinfo=None))
+
+
+def test_symbol_allowlist_matches_any_spelling_of_a_crypto_pair() -> None:
+    # Execution hands the engine the canonical BTC/USD; the user listed TradingView's BTCUSD.
+    config = settings(allowed_symbols=("BTCUSD",))
+    assert steps(plan(signal("buy", ticker="BTC/USD"), config=config)) == [(ENTRY, BUY, D(1))]
+    assert only_denial(plan(signal("buy", ticker="ETH/USD"), config=config)).code == "symbol_not_allowed"

@@ -127,8 +127,9 @@ class Database:
     6543): no prepared statements; everything here is transaction-scoped already (``set_config``
     with ``is_local``, ``pg_advisory_xact_lock``), and nothing may LISTEN on this pool. Such a
     pooler refuses (PgBouncer: "unsupported startup parameter: options") or drops the libpq
-    ``options`` a session would carry, so ``timeouts`` are not sent there: the pooler's own
-    query timeouts and the database role's settings bound those waits (docs/database-timeouts.md).
+    ``options`` a session would carry, so there ``timeouts`` are set at the start of every
+    transaction instead (``set_config(..., true)``, one more round trip), and ``statement()``
+    runs its statement in such a transaction rather than in autocommit (docs/database-timeouts.md).
     ``timeouts``: the statement, lock and idle-in-transaction timeouts of every connection
     (``SessionTimeouts``; none by default). ``reprobe_seconds``: while the database is known
     down, how long callers fail fast with ``DatabaseDown`` before one tries again
@@ -152,7 +153,15 @@ class Database:
         self.transaction_pooler = transaction_pooler
         prepare = {"prepare_threshold": None} if transaction_pooler else {}
         self.breaker = OutageBreaker(reprobe_seconds) if reprobe_seconds > 0 else None
-        session = {} if transaction_pooler else (timeouts or SessionTimeouts()).connect_kwargs(url)
+        timeouts = timeouts or SessionTimeouts()
+        session = {} if transaction_pooler else timeouts.connect_kwargs(url)
+        # Behind a transaction pooler the timeouts go with each transaction (SET LOCAL semantics).
+        local = timeouts.settings() if transaction_pooler else []
+        self._local_timeouts_sql = (
+            "select " + ", ".join(f"set_config('{name}', '{int(value)}', true)" for name, value in local)
+            if local
+            else None
+        )
         self.pool = ResilientPool(
             url,
             min_size=min_size,
@@ -196,9 +205,15 @@ class Database:
             return
         with self.connection() as conn:
             with conn.transaction():
-                if claims is not None:
-                    set_request_claims(conn, claims)
+                self._begin(conn, claims)
                 yield conn
+
+    def _begin(self, conn: Connection, claims: Mapping[str, Any] | None) -> None:
+        """Start a transaction of this pool: its timeouts behind a transaction pooler, the caller's claims."""
+        if self._local_timeouts_sql is not None:
+            conn.execute(self._local_timeouts_sql)
+        if claims is not None:
+            set_request_claims(conn, claims)
 
     @contextmanager
     def statement(self) -> Iterator[Connection]:
@@ -206,10 +221,16 @@ class Database:
 
         For a hot path written as one statement: one round trip, no BEGIN/COMMIT. Inside
         ``request_transaction()`` on this Database, joins it (a savepoint) like ``transaction()``.
+        Behind a transaction pooler with timeouts, a transaction (``transaction()``) instead:
+        autocommit leaves no transaction to carry them.
         """
         ambient = _ambient.get()
         if ambient is not None and ambient.database is self:
             with self._join(ambient, None) as conn:
+                yield conn
+            return
+        if self._local_timeouts_sql is not None:
+            with self.transaction() as conn:
                 yield conn
             return
         with self.connection() as conn:
@@ -231,8 +252,7 @@ class Database:
             raise RuntimeError("a request transaction is already open in this context")
         with self.connection() as conn:
             with conn.transaction():
-                if claims is not None:
-                    set_request_claims(conn, claims)
+                self._begin(conn, claims)
                 token = _ambient.set(_Ambient(self, conn, claims))
                 try:
                     yield conn

@@ -16,7 +16,9 @@ ones on a Unix socket): ``connect_timeout`` for a new connection, keepalives and
 
 ``SessionTimeouts`` bound a live server that does not answer: ``statement_timeout``,
 ``lock_timeout`` and ``idle_in_transaction_session_timeout``, sent once per connection as the
-libpq ``options`` startup parameter (no round trip per transaction); docs/database-timeouts.md.
+libpq ``options`` startup parameter (no round trip per transaction), or, behind a transaction
+pooler that refuses ``options``, set per transaction (``viewzenix.db.Database``);
+docs/database-timeouts.md.
 """
 
 from __future__ import annotations
@@ -59,13 +61,10 @@ class SessionTimeouts:
     lock_ms: int = 0
     idle_in_transaction_ms: int = 0
 
-    def connect_kwargs(self, conninfo: str) -> dict[str, Any]:
-        """Return ``{"options": ...}`` for psycopg's connect, keeping any ``options`` of ``conninfo``.
-
-        Empty when every timeout is 0 (nothing is sent, for poolers that refuse ``options``).
-        """
-        settings = [
-            f"-c {name}={value}"
+    def settings(self) -> list[tuple[str, int]]:
+        """Return the Postgres settings to apply, ``(name, milliseconds)``, leaving out those at 0."""
+        return [
+            (name, value)
             for name, value in (
                 ("statement_timeout", self.statement_ms),
                 ("lock_timeout", self.lock_ms),
@@ -73,6 +72,13 @@ class SessionTimeouts:
             )
             if value
         ]
+
+    def connect_kwargs(self, conninfo: str) -> dict[str, Any]:
+        """Return ``{"options": ...}`` for psycopg's connect, keeping any ``options`` of ``conninfo``.
+
+        Empty when every timeout is 0 (nothing is sent, for poolers that refuse ``options``).
+        """
+        settings = [f"-c {name}={value}" for name, value in self.settings()]
         if not settings:
             return {}
         own = conninfo_to_dict(conninfo).get("options") if conninfo else None

@@ -129,6 +129,7 @@ from viewzenix.domain.model import (
     TimeInForce,
     TradingSettings,
 )
+from viewzenix.domain.symbols import canonical_symbol
 
 __all__ = [
     "MAX_CLIENT_ORDER_ID_LENGTH",
@@ -357,7 +358,8 @@ def _fmt(value: Decimal) -> str:
 
 
 def _same_symbol(a: str, b: str) -> bool:
-    return a.upper() == b.upper()
+    """Whether ``a`` and ``b`` name one instrument, in any spelling (``BTCUSD`` = ``BTC/USD``)."""
+    return canonical_symbol(a) == canonical_symbol(b)
 
 
 def _symbol_allowed(symbol: str, allowed: tuple[str, ...]) -> bool:

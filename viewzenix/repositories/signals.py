@@ -159,12 +159,14 @@ def list_page(
     )
 
 
-# Refused alerts past their retention, oldest first, a batch at a time (the partial index
-# signals_rejected_received_idx serves it).
+# Alerts refused at intake past their retention, oldest first, a batch at a time (the partial
+# index signals_refused_received_idx serves it). Refused at intake = rejected with a reject_code;
+# a signal that ran and whose orders the broker rejected is 'rejected' too, without one: it is
+# trade history (its orders point at it) and is kept.
 DELETE_REFUSED_BEFORE = """
 delete from public.signals where id in (
     select id from public.signals
-    where status = 'rejected' and received_at < %(before)s
+    where status = 'rejected' and reject_code is not null and received_at < %(before)s
     order by received_at
     limit %(batch)s
 )
@@ -172,5 +174,5 @@ delete from public.signals where id in (
 
 
 def delete_refused_before(conn: Connection, before: datetime, batch: int) -> int:
-    """Delete up to ``batch`` refused signals received before ``before``; return how many."""
+    """Delete up to ``batch`` signals refused at intake received before ``before``; return how many."""
     return conn.execute(DELETE_REFUSED_BEFORE, {"before": before, "batch": batch}).rowcount
