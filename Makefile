@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify lint migrate clean
+.PHONY: install run test demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify soak lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-dashboard: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python scripts/bench_notify.py
+
+# Endurance: SOAK_MINUTES (default 30) of mixed traffic on PORT (default 8105), sampled each minute.
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
