@@ -357,7 +357,9 @@ def slope_per_hour(values: list[float], every_seconds: float = 60.0) -> float:
     xs = list(range(len(values)))
     mx, my = statistics.fmean(xs), statistics.fmean(values)
     var = sum((x - mx) ** 2 for x in xs)
-    return 3600 / every_seconds * sum((x - mx) * (y - my) for x, y in zip(xs, values, strict=True)) / var if var else 0.0
+    if not var:
+        return 0.0
+    return 3600 / every_seconds * sum((x - mx) * (y - my) for x, y in zip(xs, values, strict=True)) / var
 
 
 def verdict(samples: list[Sample], max_growth: float, final_depth: int) -> list[str]:
