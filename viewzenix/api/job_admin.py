@@ -21,6 +21,7 @@ from viewzenix.errors import ErrorSchema
 from viewzenix.repositories.jobs import OUTCOMES, STATUSES
 from viewzenix.runtime import get_runtime
 from viewzenix.services import job_admin as service
+from viewzenix.services import sync_admin
 
 bp = Blueprint(
     "job_admin",
@@ -376,4 +377,95 @@ class JobArchive(MethodView):
         limit, cursor = args.pop("limit"), args.pop("cursor", None)
         return service.search_archive(
             get_runtime().db, current_caller(), filters=args, limit=limit, cursor=cursor
+        )
+
+
+# --- the Supabase sync -----------------------------------------------------------------------
+
+
+class SyncArgsSchema(ma.Schema):
+    repair = ma.fields.Boolean(
+        load_default=True, metadata={"description": "Repair what differs (default true)"}
+    )
+    force = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Also apply removals above half of the target's rows (is the source right?)"
+        },
+    )
+
+
+class SyncUserArgsSchema(ma.Schema):
+    repair = ma.fields.Boolean(load_default=True, metadata={"description": "Fix the profile (default true)"})
+
+
+class DriftReportSchema(ma.Schema):
+    target = ma.fields.String(metadata={"description": "watchers or users"})
+    source = ma.fields.String(metadata={"description": "same, database or auth-api"})
+    source_rows = ma.fields.Integer()
+    target_rows = ma.fields.Integer()
+    missing = ma.fields.Integer()
+    extra = ma.fields.Integer()
+    differing = ma.fields.Integer()
+    invalid = ma.fields.Integer()
+    drift_rate = ma.fields.Float(metadata={"description": "Percent of compared keys in disagreement"})
+    repaired = ma.fields.Integer()
+    removals_refused = ma.fields.Boolean(
+        metadata={"description": "Removals above half of the rows were skipped (force to apply)"}
+    )
+    error = ma.fields.String(allow_none=True)
+    keys = ma.fields.Dict(metadata={"description": "At most 100 keys of each kind, and those repaired"})
+    action = ma.fields.Nested(AdminActionSchema)
+
+
+class UserProfileSchema(ma.Schema):
+    id = ma.fields.UUID()
+    email = ma.fields.String(allow_none=True)
+    username = ma.fields.String(allow_none=True)
+    display_name = ma.fields.String(allow_none=True)
+    avatar_url = ma.fields.String(allow_none=True)
+    source_updated_at = ma.fields.DateTime(allow_none=True)
+    deleted_at = ma.fields.DateTime(allow_none=True)
+
+
+class UserSyncSchema(ma.Schema):
+    user_id = ma.fields.UUID()
+    source = ma.fields.String()
+    state = ma.fields.String(metadata={"description": "in_step, missing, differing, extra or invalid"})
+    repaired = ma.fields.Boolean()
+    message = ma.fields.String()
+    errors = ma.fields.Dict(metadata={"description": "invalid: what is wrong with the source's record"})
+    profile = ma.fields.Nested(UserProfileSchema, allow_none=True, metadata={"description": "Ours, after"})
+    action = ma.fields.Nested(AdminActionSchema)
+
+
+@bp.route("/sync/<string:table>")
+class SyncTable(MethodView):
+    @bp.arguments(SyncArgsSchema, required=False)
+    @bp.response(200, DriftReportSchema)
+    @bp.alt_response(409, schema=ErrorSchema, description="sync_source_unavailable")
+    def post(self, args, table: str):
+        """Check watchers or users against the Supabase source now and repair (recorded in the audit)."""
+        runtime = get_runtime()
+        args = args or {}
+        return sync_admin.sync_table(
+            runtime.db,
+            runtime.config,
+            current_caller(),
+            table,
+            repair=args.get("repair", True),
+            force=args.get("force", False),
+        )
+
+
+@bp.route("/sync/users/<uuid:user_id>")
+class SyncUser(MethodView):
+    @bp.arguments(SyncUserArgsSchema, required=False)
+    @bp.response(200, UserSyncSchema)
+    @bp.alt_response(409, schema=ErrorSchema, description="sync_source_unavailable")
+    def post(self, args, user_id):
+        """Is this user's profile in step with Supabase? Fix it (recorded in the audit)."""
+        runtime = get_runtime()
+        return sync_admin.sync_user(
+            runtime.db, runtime.config, current_caller(), user_id, repair=(args or {}).get("repair", True)
         )

@@ -98,7 +98,14 @@ KEY_LISTS = ("missing", "extra", "differing", "invalid", "repaired_keys")
 
 
 class RepairRefused(RuntimeError):
-    """The drift is too large to repair without --force (is the source right?)."""
+    """The drift is too large to repair without --force (is the source right?).
+
+    ``report``: the run's report (what was repaired besides the refused removals).
+    """
+
+    def __init__(self, message: str, report: DriftReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -139,6 +146,15 @@ class DatabaseSource:
     def user_exists(self, user_id: str) -> bool:
         with self._connection() as conn:
             return conn.execute("select 1 from auth.users where id = %s", (user_id,)).fetchone() is not None
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """Return one ``auth.users`` row (as ``users()`` shapes them), None when there is none."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "select id::text, email, raw_user_meta_data, updated_at::text from auth.users where id = %s",
+                (user_id,),
+            ).fetchone()
+        return None if row is None else {**row, "updated_at": _iso(row["updated_at"])}
 
 
 def _iso(value: str | None) -> str | None:
@@ -207,6 +223,18 @@ class AuthApiSource:
             raise
         return True
 
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """Return one user (``GET /auth/v1/admin/users/<id>``), None on 404."""
+        from supabase_auth.errors import AuthApiError
+
+        try:
+            answer = self.client.auth.admin.get_user_by_id(user_id)
+        except AuthApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _auth_user_row(answer.user)
+
     def user_symbols(self) -> list[dict[str, Any]]:
         raise ValueError("the Auth admin API has users only; watchers need a database source")
 
@@ -264,7 +292,7 @@ def check(
                         report.repaired += 1
                         report.repaired_keys.append(fix.key)
             if report.removals_refused:
-                raise RepairRefused(report.error)
+                raise RepairRefused(report.error, report)
     except Exception as exc:
         report.error = report.error or f"{type(exc).__name__}: {exc}"[:500]
         raise
@@ -368,19 +396,19 @@ def _compare_users(db: Database, source: Any, report: DriftReport) -> list[Fix]:
     fixes: list[Fix] = []
     for key, fields in wanted.items():
         have = target.get(key)
-        kind = _profile_drift(have, fields)
+        kind = profile_drift(have, fields)
         if kind is None:
             continue
         getattr(report, kind).append(key)
-        fixes.append(Fix(kind, key, _profile_fix(have, fields)))
+        fixes.append(Fix(kind, key, profile_fix(have, fields)))
     gone = [key for key in target if key not in wanted]
     for key in _confirmed_gone(source, gone):
         report.extra.append(key)
-        fixes.append(Fix("extra", key, _profile_removal(target[key])))
+        fixes.append(Fix("extra", key, profile_removal(target[key])))
     return fixes
 
 
-def _profile_drift(have: dict[str, Any] | None, fields: dict[str, Any]) -> str | None:
+def profile_drift(have: dict[str, Any] | None, fields: dict[str, Any]) -> str | None:
     """Return ``missing``, ``differing`` or None (in step) for our profile ``have`` vs the source's."""
     if have is None:
         return "missing"
@@ -389,7 +417,8 @@ def _profile_drift(have: dict[str, Any] | None, fields: dict[str, Any]) -> str |
     return None
 
 
-def _profile_fix(have: dict[str, Any] | None, fields: dict[str, Any]) -> Callable[[Connection, str], bool]:
+def profile_fix(have: dict[str, Any] | None, fields: dict[str, Any]) -> Callable[[Connection, str], bool]:
+    """Return the write that makes our profile ``have`` (None: absent) the source's ``fields``."""
     profile = {
         **fields,
         "set_display_name": have is None or have["display_name"] is None,
@@ -399,7 +428,8 @@ def _profile_fix(have: dict[str, Any] | None, fields: dict[str, Any]) -> Callabl
     return lambda conn, _mode: repo.upsert_profile(conn, profile, candidates, repair=True) is not None
 
 
-def _profile_removal(have: dict[str, Any]) -> Callable[[Connection, str], bool]:
+def profile_removal(have: dict[str, Any]) -> Callable[[Connection, str], bool]:
+    """Return the write that removes our profile ``have`` (anonymise or delete: the mode given)."""
     return lambda conn, mode: repo.remove_profile(conn, have["id"], have["source_updated_at"], mode)
 
 
