@@ -155,3 +155,42 @@ def test_the_specifications_manual_test_body_says_what_to_add(hooks):
     answer = post_hmac(hooks, fixed)
     assert answer.status_code == 422
     assert answer.json["errors"]["user_id"] == "must be a UUID (e.g. 00000000-0000-4000-8000-000000000001)"
+
+
+def test_deliveries_and_drift_checks_are_exported_to_prometheus(hooks, db):
+    from test_metrics import scrape, value
+
+    before = scrape(hooks)
+    user_id = uuid.uuid4()
+    assert post_hmac(hooks, symbol_event("INSERT", symbol_row(user_id))).status_code == 200
+    assert (
+        post_hmac(hooks, symbol_event("INSERT", symbol_row(user_id, symbol="not a symbol"))).status_code
+        == 422
+    )
+    assert post_hmac(hooks, b"{nope").status_code == 400
+    with db.transaction() as conn:
+        conn.execute(
+            "insert into private.sync_checks (target, source, finished_at, source_rows, target_rows, "
+            "missing, extra, differing, drift_rate, repaired, error) "
+            "values ('watchers', 'same', now(), 10, 8, 2, 0, 0, 20.00, 2, null)"
+        )
+    after = scrape(hooks)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    source = "public.user_symbols"
+    assert moved("viewzenix_supabase_hook_events_total", source=source, outcome="applied") == 1
+    assert moved("viewzenix_supabase_hook_events_total", source=source, outcome="refused") == 1
+    assert moved("viewzenix_supabase_hook_events_total", source="unrouted", outcome="refused") == 1
+    assert moved("viewzenix_supabase_hook_duration_seconds_count", source=source) == 2
+    with db.transaction() as conn:
+        newest = conn.execute(
+            "select max(received_at) as at from private.hook_events where table_name = 'user_symbols'"
+        ).fetchone()["at"]
+    assert value(
+        after, "viewzenix_supabase_hook_last_event_timestamp_seconds", source=source
+    ) == pytest.approx(newest.timestamp())
+    assert value(after, "viewzenix_supabase_sync_drift_rate", target="watchers") == 20.0
+    assert value(after, "viewzenix_supabase_sync_repaired_rows", target="watchers") == 2
+    assert value(after, "viewzenix_supabase_sync_check_failed", target="watchers") == 0

@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter, Histogram
 
 from viewzenix.db import Connection, Database
 from viewzenix.exceptions import Invalid, Unavailable, ViewzenixError
@@ -430,6 +431,29 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[Connection, Event, HookSettin
 }
 
 
+# --- Prometheus: what this process received (merged across gunicorn workers by /metrics) -----
+
+HOOK_EVENTS = Counter(
+    "viewzenix_supabase_hook_events",
+    "Supabase Database Webhook deliveries recorded, by source table (schema.table, or unrouted "
+    "when refused before the payload was read) and outcome (applied, ignored, refused, received).",
+    ["source", "outcome"],
+)
+HOOK_LATENCY = Histogram(
+    "viewzenix_supabase_hook_duration_seconds",
+    "Time from reading a delivery to recording it (seconds), by source table.",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+def observe(row: dict[str, Any]) -> None:
+    """Count a recorded delivery (an event row as ``_event_row`` builds it) and time it."""
+    source = f"{row['schema_name']}.{row['table_name']}" if row.get("table_name") else "unrouted"
+    HOOK_EVENTS.labels(source, row["outcome"]).inc()
+    HOOK_LATENCY.labels(source).observe((row.get("latency_ms") or 0) / 1000)
+
+
 # --- the entry points ------------------------------------------------------------------------
 
 
@@ -468,6 +492,7 @@ def record_refusal(
     row["latency_ms"] = _latency_ms(delivery.started)
     with db.transaction() as conn:
         repo.insert_event(conn, row)
+    observe(row)
     logger.info(
         "supabase hook refused: %s",
         error.code,
@@ -504,19 +529,18 @@ def handle(db: Database, delivery: Delivery, settings: HookSettings) -> HookOutc
                 outcome = HookOutcome(event.operation, target, "ignored", "duplicate_delivery")
             else:
                 outcome = apply(conn, event, settings)
-            repo.insert_event(
-                conn,
-                _event_row(
-                    delivery,
-                    event,
-                    outcome=outcome.outcome,
-                    reason=outcome.reason,
-                    record_key=outcome.record_key,
-                    source_updated_at=outcome.source_updated_at,
-                    http_status=200,
-                    latency_ms=_latency_ms(delivery.started),
-                ),
+            row = _event_row(
+                delivery,
+                event,
+                outcome=outcome.outcome,
+                reason=outcome.reason,
+                record_key=outcome.record_key,
+                source_updated_at=outcome.source_updated_at,
+                http_status=200,
+                latency_ms=_latency_ms(delivery.started),
             )
+            repo.insert_event(conn, row)
+        observe(row)
     except HookRefused as error:
         record_refusal(db, delivery, error, event)
         raise
@@ -528,18 +552,17 @@ def handle(db: Database, delivery: Delivery, settings: HookSettings) -> HookOutc
         outcome = HookOutcome(
             event.operation, ROUTES[(event.schema, event.table)][0], "ignored", "duplicate_delivery"
         )
+        row = _event_row(
+            delivery,
+            event,
+            outcome="ignored",
+            reason="duplicate_delivery",
+            http_status=200,
+            latency_ms=_latency_ms(delivery.started),
+        )
         with db.transaction() as conn:
-            repo.insert_event(
-                conn,
-                _event_row(
-                    delivery,
-                    event,
-                    outcome="ignored",
-                    reason="duplicate_delivery",
-                    http_status=200,
-                    latency_ms=_latency_ms(delivery.started),
-                ),
-            )
+            repo.insert_event(conn, row)
+        observe(row)
     except psycopg.Error as exc:
         return _apply_failed(db, delivery, event, exc)
     return outcome
@@ -552,18 +575,17 @@ def _apply_failed(db: Database, delivery: Delivery, event: Event | None, exc: ps
     """
     timed_out = isinstance(exc, psycopg.errors.QueryCanceled)
     logger.error("supabase hook could not be applied: %s", exc, extra={"action": "hook_apply_failed"})
+    row = _event_row(
+        delivery,
+        event,
+        outcome="received",
+        reason="statement_timeout" if timed_out else "apply_failed",
+        http_status=503,
+        latency_ms=_latency_ms(delivery.started),
+        body_sha256=hashlib.sha256(delivery.raw).digest(),
+        detail={"error": f"{type(exc).__name__}: {exc}"[:500]},
+    )
     with db.transaction() as conn:
-        repo.insert_event(
-            conn,
-            _event_row(
-                delivery,
-                event,
-                outcome="received",
-                reason="statement_timeout" if timed_out else "apply_failed",
-                http_status=503,
-                latency_ms=_latency_ms(delivery.started),
-                body_sha256=hashlib.sha256(delivery.raw).digest(),
-                detail={"error": f"{type(exc).__name__}: {exc}"[:500]},
-            ),
-        )
+        repo.insert_event(conn, row)
+    observe(row)
     raise (ApplyTimedOut() if timed_out else ApplyFailed()) from exc
