@@ -41,11 +41,11 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests
+from bench_hooks import event as hook_event
 from benchkit import percentile
 from stack import Stack, running_stack
 
@@ -135,27 +135,6 @@ def _alert_body(n: int) -> bytes:
         "extras": {"soak": f"{uuid.uuid4()}"},
     }
     return json.dumps(body).encode()
-
-
-def _hook_body(op: str, user_id: str, symbol: str, n: int) -> bytes:
-    row = {
-        "id": str(uuid.uuid4()),
-        "user_id": user_id,
-        "symbol": symbol,
-        "timeframe": "1h",
-        "strategy": {"n": n},
-        "active": True,
-        "updated_at": datetime.now(UTC).isoformat(),
-    }
-    return json.dumps(
-        {
-            "type": op,
-            "table": "user_symbols",
-            "schema": "public",
-            "record": None if op == "DELETE" else row,
-            "old_record": None if op == "INSERT" else row,
-        }
-    ).encode()
 
 
 class Traffic:
@@ -256,7 +235,7 @@ class Traffic:
                         op, symbol = "UPDATE", live[-1]
                     else:
                         op, symbol = "DELETE", live.pop()
-                    raw = _hook_body(op, user_id, symbol, n)
+                    raw = hook_event(op, user_id, symbol, n)
                     signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
                     r = hook_session.post(
                         f"{self.stack.base_url}/hooks/supabase/db",

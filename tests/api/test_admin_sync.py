@@ -11,10 +11,9 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from conftest import fresh_database
 
 import config as app_config
-from viewzenix.db.migrate import apply_migrations
 
 pytestmark = pytest.mark.db
 
@@ -25,13 +24,7 @@ TARGET_DB = "viewzenix_test_admin_sync"
 def sync_app(database_url, source_database_url, tmp_path_factory):
     from viewzenix import create_app
 
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{TARGET_DB}" with (force)')
-        admin.execute(f'create database "{TARGET_DB}"')
-    params["dbname"] = TARGET_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
+    url = fresh_database(database_url, TARGET_DB)
     app = create_app(
         app_config.TestingConfig(
             {

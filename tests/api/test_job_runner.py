@@ -17,11 +17,10 @@ import psycopg
 import psycopg.rows
 import pytest
 from builders import enqueue_signal, make_config, orders_of, signal_row
-from conftest import ROOT
+from conftest import ROOT, fresh_database
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import config as app_config
-from viewzenix.db.migrate import apply_migrations
 from viewzenix.domain.model import Action, Signal
 from viewzenix.jobs import (
     EXECUTE_SIGNAL,
@@ -41,13 +40,7 @@ PERIODIC_TASKS = {RETRY_STALLED_JOBS, PURGE_EXPIRED}
 
 @pytest.fixture(scope="module")
 def runner_database_url(database_url: str) -> str:
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{RUNNER_DB}" with (force)')
-        admin.execute(f'create database "{RUNNER_DB}"')
-    params["dbname"] = RUNNER_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
+    url = fresh_database(database_url, RUNNER_DB)
     return url
 
 

@@ -9,11 +9,10 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from conftest import fresh_database
 
 import config as app_config
 from viewzenix.db import Database
-from viewzenix.db.migrate import apply_migrations
 from viewzenix.services import sync_check
 from viewzenix.services.housekeeping import purge_expired
 
@@ -22,13 +21,7 @@ TARGET_DB = "viewzenix_test_sync_target"
 
 @pytest.fixture(scope="module")
 def target_url(database_url):
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{TARGET_DB}" with (force)')
-        admin.execute(f'create database "{TARGET_DB}"')
-    params["dbname"] = TARGET_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
+    url = fresh_database(database_url, TARGET_DB)
     return url
 
 

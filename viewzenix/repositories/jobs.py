@@ -304,6 +304,13 @@ def queue_state(conn: Connection, *, lock: bool = False) -> dict[str, Any]:
     return conn.execute(QUEUE_STATE + (" for update" if lock else "")).fetchone()
 
 
+def waiting_jobs(conn: Connection) -> int:
+    """Return how many jobs wait in the queue (status todo, due or scheduled)."""
+    return conn.execute(
+        "select count(*) as n from public.procrastinate_jobs where status = 'todo'"
+    ).fetchone()["n"]
+
+
 def wake_workers(conn: Connection) -> None:
     """Wake every listening worker now (procrastinate's ``job_inserted`` notification), on commit."""
     conn.execute("select pg_notify('procrastinate_any_queue_v1', '{\"type\": \"job_inserted\"}')")

@@ -219,9 +219,7 @@ def queue_state(db: Database, caller: Caller) -> dict[str, Any]:
     require_admin(caller)
     with db.transaction() as conn:
         state = jobs_repo.queue_state(conn)
-        waiting = conn.execute(
-            "select count(*) as n from public.procrastinate_jobs where status = 'todo'"
-        ).fetchone()["n"]
+        waiting = jobs_repo.waiting_jobs(conn)
     return {**state, "waiting": waiting}
 
 
@@ -248,9 +246,7 @@ def set_paused(db: Database, caller: Caller, paused: bool, reason: str | None = 
         )
         if not paused:
             jobs_repo.wake_workers(conn)
-        waiting = conn.execute(
-            "select count(*) as n from public.procrastinate_jobs where status = 'todo'"
-        ).fetchone()["n"]
+        waiting = jobs_repo.waiting_jobs(conn)
         state_name = {True: "paused", False: "running"}
         record = jobs_repo.record_action(
             conn,

@@ -41,14 +41,7 @@ class SyncSourceUnavailable(Conflict):
 
 def _source(db: Database, config: Config, target: str) -> Any:
     try:
-        return sync_check.source_for(
-            target,
-            db,
-            choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
-            source_database_url=config.SYNC_SOURCE_DATABASE_URL,
-            supabase_url=config.SUPABASE_URL,
-            supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
-        )
+        return sync_check.configured_source(target, db, config)
     except ValueError as exc:
         raise SyncSourceUnavailable(f"The {target} sync has no usable source: {exc}.") from None
 

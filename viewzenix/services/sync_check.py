@@ -494,6 +494,21 @@ def source_for(
     raise ValueError(f"unknown source {choice!r}: use same, database or auth-api")
 
 
+def configured_source(target: str, db: Database, config: Config) -> DatabaseSource | AuthApiSource:
+    """Build ``target``'s source from ``config`` (SYNC_USERS_SOURCE for users, else auto).
+
+    Raises ValueError naming what is missing (see ``source_for``).
+    """
+    return source_for(
+        target,
+        db,
+        choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
+        source_database_url=config.SYNC_SOURCE_DATABASE_URL,
+        supabase_url=config.SUPABASE_URL,
+        supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
+    )
+
+
 SYNC_CHECK = "viewzenix.sync_check"
 
 
@@ -514,14 +529,7 @@ def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
     def sync_check_task(timestamp: int | None = None) -> None:
         for target in TARGETS:
             try:
-                source = source_for(
-                    target,
-                    db,
-                    choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
-                    source_database_url=config.SYNC_SOURCE_DATABASE_URL,
-                    supabase_url=config.SUPABASE_URL,
-                    supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
-                )
+                source = configured_source(target, db, config)
                 check(
                     db,
                     target,
