@@ -14,28 +14,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from builders import fresh_database
 
 from config import TestingConfig
 from viewzenix.db import Database
-from viewzenix.db.migrate import apply_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_DB = "viewzenix_test"
-
-
-def fresh_database(server_url: str, name: str, *, migrate: bool = True) -> str:
-    """Drop and create database ``name`` on ``server_url``'s server; migrate it; return its URL."""
-    params = conninfo_to_dict(server_url)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{name}" with (force)')
-        admin.execute(f'create database "{name}"')
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    if migrate:
-        apply_migrations(url)
-    return url
 
 
 @pytest.fixture(scope="session")

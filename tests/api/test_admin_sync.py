@@ -11,7 +11,7 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import fresh_database
+from builders import fresh_database
 
 import config as app_config
 

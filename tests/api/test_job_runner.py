@@ -16,8 +16,8 @@ import uuid
 import psycopg
 import psycopg.rows
 import pytest
-from builders import enqueue_signal, make_config, orders_of, signal_row
-from conftest import ROOT, fresh_database
+from builders import enqueue_signal, fresh_database, make_config, orders_of, signal_row
+from conftest import ROOT
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import config as app_config
