@@ -21,21 +21,22 @@ TARGET_DB = "viewzenix_test_admin_sync"
 
 
 @pytest.fixture(scope="module")
-def sync_app(database_url, source_database_url, tmp_path_factory):
+def sync_app(app, database_url, source_database_url):
     from viewzenix import create_app
 
     url = fresh_database(database_url, TARGET_DB)
-    app = create_app(
+    sync = create_app(
         app_config.TestingConfig(
             {
                 "DATABASE_URL": url,
-                "DATA_DIR": str(tmp_path_factory.mktemp("admin-sync")),
+                # The session app's folder: its credentials key (a process-wide cipher) stays the one.
+                "DATA_DIR": str(app.extensions["viewzenix"].config.DATA_DIR),
                 "SYNC_SOURCE_DATABASE_URL": source_database_url,
             }
         )
     )
-    yield app
-    app.extensions["viewzenix"].close()
+    yield sync
+    sync.extensions["viewzenix"].close()
 
 
 @pytest.fixture()

@@ -27,10 +27,13 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture(scope="module")
-def hooks_app(database_url, tmp_path_factory):
-    app = make_app(database_url, tmp_path_factory.mktemp("hooks-limits"), HOOK_STATEMENT_TIMEOUT_MS="300")
-    yield app
-    app.extensions["viewzenix"].close()
+def hooks_app(app, database_url):
+    # The session app's folder: its credentials key (a process-wide cipher) stays the one in use.
+    hooks = make_app(
+        database_url, app.extensions["viewzenix"].config.DATA_DIR, HOOK_STATEMENT_TIMEOUT_MS="300"
+    )
+    yield hooks
+    hooks.extensions["viewzenix"].close()
 
 
 @pytest.fixture()
