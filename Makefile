@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify bench-marketdata lint migrate clean
+.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-hooks bench-dashboard bench-notify bench-marketdata soak lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-notify: $(STAMP)
 
 bench-marketdata: $(STAMP)
 	$(BIN)/python scripts/bench_marketdata.py
+
+# Endurance: SOAK_MINUTES (default 30) of mixed traffic on PORT (default 8105), sampled each minute.
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

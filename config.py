@@ -179,10 +179,17 @@ class Config:
                 f"({self.STALLED_JOB_SECONDS}), got {self.WORKER_SHUTDOWN_TIMEOUT_SECONDS}"
             )
         # Succeeded and cancelled jobs (with their events and attempt records) are deleted this
-        # many days after they ended, hourly; failed jobs are kept.
+        # many days after they ended, hourly; failed and aborted ones move to the archive then.
         self.JOB_RETENTION_DAYS = _int(env, "JOB_RETENTION_DAYS", 14)
         if self.JOB_RETENTION_DAYS < 1:
             raise ConfigError(f"JOB_RETENTION_DAYS must be at least 1, got {self.JOB_RETENTION_DAYS}")
+        # Days archived failed jobs (private.job_archive, GET /api/admin/jobs/archive) are kept.
+        self.JOB_ARCHIVE_RETENTION_DAYS = _int(env, "JOB_ARCHIVE_RETENTION_DAYS", 365)
+        if self.JOB_ARCHIVE_RETENTION_DAYS < self.JOB_RETENTION_DAYS:
+            raise ConfigError(
+                "JOB_ARCHIVE_RETENTION_DAYS must be at least JOB_RETENTION_DAYS "
+                f"({self.JOB_RETENTION_DAYS}), got {self.JOB_ARCHIVE_RETENTION_DAYS}"
+            )
         # When the worker expires resting paper day orders after the US equity close (16:00 New
         # York; cron, UTC; "" = only when a later price arrives). Each run expires what is due.
         self.DAY_ORDER_EXPIRY_CRON = env.get("DAY_ORDER_EXPIRY_CRON", "*/5 * * * *").strip()
@@ -192,11 +199,17 @@ class Config:
         # Shared secret of POST /api/jobs/run (the cron-driven runner; see supabase/job_runner_cron.sql),
         # sent as "Authorization: Bearer <secret>". Unset: the endpoint answers 404 job_runner_disabled.
         self.JOB_QUEUE_RUNNER_SECRET = env.get("JOB_QUEUE_RUNNER_SECRET") or None
-        if self.JOB_QUEUE_RUNNER_SECRET is not None and len(self.JOB_QUEUE_RUNNER_SECRET) < 32:
-            raise ConfigError(
-                "JOB_QUEUE_RUNNER_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`), "
-                f"got {len(self.JOB_QUEUE_RUNNER_SECRET)}"
-            )
+        # Rotation: the next secret, accepted as well as the current one. Set it, move the cron
+        # caller to it, then make it the current secret and unset this: no call is refused.
+        self.JOB_QUEUE_RUNNER_SECRET_NEXT = env.get("JOB_QUEUE_RUNNER_SECRET_NEXT") or None
+        for name in ("JOB_QUEUE_RUNNER_SECRET", "JOB_QUEUE_RUNNER_SECRET_NEXT"):
+            value = getattr(self, name)
+            if value is not None and len(value) < 32:
+                raise ConfigError(
+                    f"{name} must be at least 32 characters (e.g. `openssl rand -hex 32`), got {len(value)}"
+                )
+        if self.JOB_QUEUE_RUNNER_SECRET_NEXT and not self.JOB_QUEUE_RUNNER_SECRET:
+            raise ConfigError("JOB_QUEUE_RUNNER_SECRET_NEXT is set without JOB_QUEUE_RUNNER_SECRET")
         # Supabase Auth. Without SUPABASE_URL the app runs in local mode and signs its own tokens.
         self.SUPABASE_URL = (env.get("SUPABASE_URL") or "").rstrip("/") or None
         self.SUPABASE_KEY = env.get("SUPABASE_KEY") or None  # the public anon key (the dashboard)
@@ -254,15 +267,23 @@ class Config:
                 f"SYNC_USERS_SOURCE must be auto, same, database or auth-api, got {self.SYNC_USERS_SOURCE!r}"
             )
         # The worker's periodic drift check of watchers and users (cron, UTC; "" = never), and
-        # whether it repairs what it finds (default: report only).
+        # whether it repairs what it finds (default: yes — missing and differing rows, and
+        # removals unless they would remove more than half of the target's rows).
         self.SYNC_CHECK_CRON = env.get("SYNC_CHECK_CRON", "23 * * * *").strip()
-        self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", False)
+        self.SYNC_CHECK_REPAIR = _bool(env, "SYNC_CHECK_REPAIR", True)
         # Days an alert refused at intake (status rejected, with a reject_code) is kept; the hourly
         # purge job deletes older ones. Every other signal is kept, a broker-rejected one included.
         self.REFUSED_SIGNAL_RETENTION_DAYS = _int(env, "REFUSED_SIGNAL_RETENTION_DAYS", 30)
         if self.REFUSED_SIGNAL_RETENTION_DAYS < 1:
             raise ConfigError(
                 f"REFUSED_SIGNAL_RETENTION_DAYS must be at least 1, got {self.REFUSED_SIGNAL_RETENTION_DAYS}"
+            )
+        # The Supabase receiver's transaction is cancelled past this many milliseconds
+        # (SET LOCAL statement_timeout) and answered 503 with Retry-After; 0 = no bound.
+        self.HOOK_STATEMENT_TIMEOUT_MS = _int(env, "HOOK_STATEMENT_TIMEOUT_MS", 1000)
+        if self.HOOK_STATEMENT_TIMEOUT_MS < 0:
+            raise ConfigError(
+                f"HOOK_STATEMENT_TIMEOUT_MS must be 0 or more, got {self.HOOK_STATEMENT_TIMEOUT_MS}"
             )
         # Days the receiver's event log (private.hook_events) is kept.
         self.HOOK_EVENTS_RETENTION_DAYS = _int(env, "HOOK_EVENTS_RETENTION_DAYS", 14)

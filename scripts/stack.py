@@ -229,6 +229,7 @@ def running_stack(
     extra_env: Mapping[str, str] | None = None,
     health_timeout: float = 60.0,
     stop_timeout: float = 15.0,
+    port: int | None = None,
 ) -> Iterator[Stack]:
     """Start Postgres, migrations, a demo config, gunicorn and the worker; yield the ``Stack``.
 
@@ -236,6 +237,7 @@ def running_stack(
     ``settings``: the webhook config's trading settings (``demo-config --settings``).
     ``web_concurrency``: gunicorn workers (default: ``gunicorn.conf.py``'s ``2 x CPUs + 1``).
     ``worker``: start the job worker too (``Stack.start_worker`` starts it later).
+    ``port``: the web process's port (default: a free one).
     Raises StackError (printing the log path and its tail) when a step fails.
     """
     from viewzenix.db.migrate import apply_migrations
@@ -254,7 +256,7 @@ def running_stack(
                 server_url, server = start_embedded(data_dir)
             database_url = _recreate_database(server_url, f"viewzenix_{name}")
             apply_migrations(database_url)
-            port = free_port()
+            port = port or free_port()
             env = {
                 **os.environ,
                 "PORT": str(port),

@@ -225,3 +225,24 @@ def signals_of_status(db: Database, config: dict[str, Any], status: str) -> list
             (config["id"], status),
         ).fetchall()
     return [row["id"] for row in rows]
+
+
+# --- databases ---------------------------------------------------------------------------
+
+
+def fresh_database(server_url: str, name: str, *, migrate: bool = True) -> str:
+    """Drop and create database ``name`` on ``server_url``'s server; migrate it; return its URL."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from viewzenix.db.migrate import apply_migrations
+
+    params = conninfo_to_dict(server_url)
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+        admin.execute(f'create database "{name}"')
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    if migrate:
+        apply_migrations(url)
+    return url

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from builders import fresh_database
 
 from config import TestingConfig
 from viewzenix.db import Database
-from viewzenix.db.migrate import apply_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -34,14 +33,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         from viewzenix.db.embedded import start_embedded
 
         server_url, handle = start_embedded(ROOT / ".data" / "test")
-    params = conninfo_to_dict(server_url)
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{TEST_DB}" with (force)')
-        admin.execute(f'create database "{TEST_DB}"')
-    params["dbname"] = TEST_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
-    yield url
+    yield fresh_database(server_url, TEST_DB)
     del handle  # the embedded server stops when the session's process exits
 
 
@@ -171,12 +163,7 @@ def source_database_url(database_url: str) -> Iterator[str]:
     """URL of a second, separate database on the same server: the app's project (A) in a
     two-project setup. Gets the plain-Postgres bootstrap (auth.users stand-in) and the app's
     ``public.user_symbols`` (``supabase/user_symbols.sql``), none of our migrations."""
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{SOURCE_DB}" with (force)')
-        admin.execute(f'create database "{SOURCE_DB}"')
-    params["dbname"] = SOURCE_DB
-    url = make_conninfo(**params)
+    url = fresh_database(database_url, SOURCE_DB, migrate=False)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute((ROOT / "viewzenix" / "db" / "bootstrap.sql").read_text())
         conn.execute((ROOT / "supabase" / "user_symbols.sql").read_text())

@@ -63,7 +63,9 @@ select
      ) d on true
      where j.status = 'todo' and (j.scheduled_at is null or j.scheduled_at <= now())) as queue_age,
     (select extract(epoch from now() - max(last_heartbeat)) from public.procrastinate_workers)
-        as heartbeat_age
+        as heartbeat_age,
+    (select paused from private.job_queue_state) as paused,
+    (select reason from private.job_queue_state) as paused_reason
 """
 
 
@@ -75,8 +77,10 @@ def readyz():
     docstring): a backlog fails it on every instance at once. Checks (each ``ok`` or a reason):
     ``database`` (a query within 2 s), ``queue`` (the oldest due job waited at most
     ``READY_MAX_QUEUE_AGE_SECONDS``), ``worker`` (a heartbeat in ``procrastinate_workers``
-    within ``READY_WORKER_HEARTBEAT_SECONDS``). 503 body:
-    ``{code: "not_ready", status, message, errors: {checks}}``.
+    within ``READY_WORKER_HEARTBEAT_SECONDS``). ``paused``: whether an admin paused the job queue
+    (``POST /api/admin/queue/pause``); while paused the ``queue`` check reads ``paused[: reason]``
+    and does not fail readiness (alerts are still taken). 503 body:
+    ``{code: "not_ready", status, message, errors: {checks}, scope, paused}``.
     """
     runtime = get_runtime()
     config = runtime.config
@@ -89,10 +93,18 @@ def readyz():
     except (psycopg.Error, TimeoutError, Exception) as error:
         logger.warning("readiness: database check failed: %s", error, extra={"action": "readyz_failed"})
         checks["database"] = "the database does not answer"
+    paused = bool(row and row["paused"])
     if row is not None:
         age = float(row["queue_age"])
         limit = config.READY_MAX_QUEUE_AGE_SECONDS
-        checks["queue"] = "ok" if age <= limit else f"the oldest due job has waited {age:.0f} s (> {limit} s)"
+        if paused:
+            # Paused by an admin: jobs wait on purpose; the web process stays ready (alerts are
+            # still taken and queued), and the check says why the queue does not move.
+            checks["queue"] = "paused" + (f": {row['paused_reason']}" if row["paused_reason"] else "")
+        else:
+            checks["queue"] = (
+                "ok" if age <= limit else f"the oldest due job has waited {age:.0f} s (> {limit} s)"
+            )
         beat = row["heartbeat_age"]
         limit = config.READY_WORKER_HEARTBEAT_SECONDS
         if beat is None:
@@ -101,14 +113,16 @@ def readyz():
             checks["worker"] = f"the last worker heartbeat is {float(beat):.0f} s old (> {limit} s)"
         else:
             checks["worker"] = "ok"
-    if all(v == "ok" for v in checks.values()):
-        return {"status": "ready", "scope": "system", "checks": checks}, 200
+    failing = {k: v for k, v in checks.items() if v != "ok" and not (k == "queue" and paused)}
+    if not failing:
+        return {"status": "ready", "scope": "system", "checks": checks, "paused": paused}, 200
     return {
         "code": "not_ready",
         "status": 503,
         "message": "Not ready: "
-        + "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        + "; ".join(f"{k}: {v}" for k, v in failing.items())
         + ". (A system check for alerting; load balancers probe /healthz.)",
         "errors": {"checks": checks},
         "scope": "system",
+        "paused": paused,
     }, 503

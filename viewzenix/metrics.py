@@ -3,8 +3,11 @@
 Two sources, one answer:
 
 * **In-process**, measured where it happens: intake requests (``POST /webhook...``) by outcome
-  and route, with a latency histogram, from a before/after-request hook installed by
-  ``install(app)`` (the intake code itself is untouched). Under gunicorn every worker process
+  and route, with a latency histogram, and REST API requests (``/api/...``) by method, route
+  template and status class, 5xx errors and a latency histogram, from a before/after-request
+  hook installed by ``install(app)``; Idempotency-Key hits and misses
+  (``viewzenix.api.idempotency``); Supabase hook deliveries by source table and outcome with a
+  latency histogram (``viewzenix.services.supabase_hooks``). Under gunicorn every worker process
   writes its values to ``PROMETHEUS_MULTIPROC_DIR`` (set by ``gunicorn.conf.py`` before the
   workers start; ``child_exit`` marks dead ones) and the scrape merges them
   (``prometheus_client.multiprocess``); without that variable (tests, ``flask run``) the
@@ -13,7 +16,8 @@ Two sources, one answer:
   workers: signals and orders by status, job attempts by task and outcome with a duration
   histogram (``private.job_attempts``), queue depth and the oldest due job's age
   (``procrastinate_jobs``), worker heartbeat age, notification deliveries by event and outcome,
-  the latest reconciliation drift, and configs gone silent.
+  the latest reconciliation drift, configs gone silent, the Supabase receiver's last event time
+  per source table, and the latest drift check per target (drift rate, rows repaired, failed).
 
 Access (config): ``METRICS_ENABLED=false`` answers 404; with ``METRICS_TOKEN`` the request needs
 ``Authorization: Bearer <token>`` (401 otherwise); without it only loopback clients are served
@@ -56,6 +60,24 @@ INTAKE_LATENCY = Histogram(
     buckets=INTAKE_BUCKETS,
 )
 
+API_REQUESTS = Counter(
+    "viewzenix_api_requests",
+    "REST API (/api/...) requests answered, by method, route template (never the raw path) and "
+    "status class (2xx, 3xx, 4xx, 5xx).",
+    ["method", "route", "status_class"],
+)
+API_ERRORS = Counter(
+    "viewzenix_api_errors",
+    "REST API requests answered with a server error (5xx), by method, route template and status.",
+    ["method", "route", "status"],
+)
+API_LATENCY = Histogram(
+    "viewzenix_api_request_duration_seconds",
+    "Time to answer a REST API request (seconds), by method and route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
 # Intake's answers (services/intake.py): 200 stored (accepted or duplicate), 400 not JSON,
 # 401 wrong passphrase, 403 config inactive, 404 unknown URL, 413 too large, 422 refused.
 _OUTCOMES = {
@@ -76,20 +98,33 @@ def _outcome(status: int) -> str:
 
 
 def install(app: Flask) -> None:
-    """Time every alert webhook request and serve ``/metrics`` on ``app``."""
+    """Time every alert webhook and REST API request and serve ``/metrics`` on ``app``.
+
+    A request that raises past Flask's handlers (an unhandled 500) is not seen by
+    ``after_request``; Flask answers it through the error handler, whose response is.
+    """
 
     @app.before_request
     def _start_timer() -> None:
-        if request.path.startswith("/webhook"):
+        if request.path.startswith(("/webhook", "/api/")):
             g.metrics_started = time.perf_counter()
 
     @app.after_request
     def _observe(response: Response) -> Response:
         started = g.pop("metrics_started", None)
         if started is not None:
+            # The rule's template (/api/orders/<uuid:order_id>), never the raw path: one series per route.
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            INTAKE_LATENCY.labels(route).observe(time.perf_counter() - started)
-            INTAKE_REQUESTS.labels(_outcome(response.status_code), route).inc()
+            elapsed = time.perf_counter() - started
+            if request.path.startswith("/api/"):
+                status = response.status_code
+                API_LATENCY.labels(request.method, route).observe(elapsed)
+                API_REQUESTS.labels(request.method, route, f"{status // 100}xx").inc()
+                if status >= 500:
+                    API_ERRORS.labels(request.method, route, str(status)).inc()
+            else:
+                INTAKE_LATENCY.labels(route).observe(elapsed)
+                INTAKE_REQUESTS.labels(_outcome(response.status_code), route).inc()
         return response
 
     app.register_blueprint(bp)
@@ -210,6 +245,21 @@ select count(*) as n from (
 """
 
 
+# The newest delivery per source table the receiver routes (an index range scan each).
+HOOK_LAST_EVENTS = """
+select s.source, (select max(e.received_at) from private.hook_events e
+                  where e.schema_name = s.schema_name and e.table_name = s.table_name) as last_at
+from (values ('public.user_symbols', 'public', 'user_symbols'), ('auth.users', 'auth', 'users'))
+     as s(source, schema_name, table_name)
+"""
+
+SYNC_CHECKS = """
+select distinct on (target) target, drift_rate, repaired, error is not null as failed,
+       extract(epoch from now() - started_at) as age
+from private.sync_checks order by target, started_at desc
+"""
+
+
 class DatabaseCollector:
     """A prometheus-client collector reading the figures above from Postgres at scrape time."""
 
@@ -228,6 +278,8 @@ class DatabaseCollector:
             deliveries = conn.execute(DELIVERIES).fetchall()
             drift = conn.execute(DRIFT).fetchone()
             silent = conn.execute(SILENT).fetchone()
+            hook_last = conn.execute(HOOK_LAST_EVENTS).fetchall()
+            sync_checks = conn.execute(SYNC_CHECKS).fetchall()
 
         signals = GaugeMetricFamily("viewzenix_signals", "Stored signals by status.", labels=["status"])
         orders = GaugeMetricFamily("viewzenix_orders", "Orders by status.", labels=["status"])
@@ -305,3 +357,43 @@ class DatabaseCollector:
             "Active configs with 5+ alerts in the last 7 days and none in the last 24 hours.",
             value=silent["n"],
         )
+
+        last_event = GaugeMetricFamily(
+            "viewzenix_supabase_hook_last_event_timestamp_seconds",
+            "Unix time of the newest Supabase webhook delivery recorded, by source table (absent: none yet).",
+            labels=["source"],
+        )
+        for row in hook_last:
+            if row["last_at"] is not None:
+                last_event.add_metric([row["source"]], row["last_at"].timestamp())
+        yield last_event
+
+        drift_rate = GaugeMetricFamily(
+            "viewzenix_supabase_sync_drift_rate",
+            "Drift rate (percent of compared keys in disagreement) of the latest drift check, by target.",
+            labels=["target"],
+        )
+        repaired = GaugeMetricFamily(
+            "viewzenix_supabase_sync_repaired_rows",
+            "Rows the latest drift check repaired, by target.",
+            labels=["target"],
+        )
+        failed = GaugeMetricFamily(
+            "viewzenix_supabase_sync_check_failed",
+            "1 when the latest drift check failed or refused removals, by target.",
+            labels=["target"],
+        )
+        age = GaugeMetricFamily(
+            "viewzenix_supabase_sync_check_age_seconds",
+            "Seconds since the latest drift check started, by target.",
+            labels=["target"],
+        )
+        for row in sync_checks:
+            drift_rate.add_metric([row["target"]], float(row["drift_rate"]))
+            repaired.add_metric([row["target"]], row["repaired"])
+            failed.add_metric([row["target"]], 1 if row["failed"] else 0)
+            age.add_metric([row["target"]], float(row["age"]))
+        yield drift_rate
+        yield repaired
+        yield failed
+        yield age

@@ -16,12 +16,11 @@ import uuid
 import psycopg
 import psycopg.rows
 import pytest
-from builders import enqueue_signal, make_config, orders_of, signal_row
+from builders import enqueue_signal, fresh_database, make_config, orders_of, signal_row
 from conftest import ROOT
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import config as app_config
-from viewzenix.db.migrate import apply_migrations
 from viewzenix.domain.model import Action, Signal
 from viewzenix.jobs import (
     EXECUTE_SIGNAL,
@@ -41,13 +40,7 @@ PERIODIC_TASKS = {RETRY_STALLED_JOBS, PURGE_EXPIRED}
 
 @pytest.fixture(scope="module")
 def runner_database_url(database_url: str) -> str:
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{RUNNER_DB}" with (force)')
-        admin.execute(f'create database "{RUNNER_DB}"')
-    params["dbname"] = RUNNER_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
+    url = fresh_database(database_url, RUNNER_DB)
     return url
 
 
@@ -697,3 +690,55 @@ def test_the_call_refuses_arguments_the_endpoint_would_refuse(supabase, argument
         with supabase.transaction():
             supabase.execute(f"select private.run_job_queue({arguments})")
     assert calls(supabase) == []
+
+
+# --- the global pause and secret rotation ----------------------------------------------------
+
+NEXT_SECRET = "next-runner-secret-" + "y" * 32
+
+
+def test_a_paused_queue_runs_nothing_and_says_so_then_runs_after_the_resume(runner, runtime):
+    config = make_config(runtime.db, name="paused")
+    signal_id, job_id = enqueue(runtime, config, "PAUS")
+    with runtime.db.transaction() as conn:
+        conn.execute("update private.job_queue_state set paused = true, reason = 'test'")
+    try:
+        response = post_run(runner)
+        assert response.status_code == 200
+        assert response.get_json() | {"elapsed_ms": 0} == {
+            "processed": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "stopped_by": "paused",
+            "elapsed_ms": 0,
+            "results": [],
+        }
+        assert job_status(runtime, job_id) == "todo"
+    finally:
+        with runtime.db.transaction() as conn:
+            conn.execute("update private.job_queue_state set paused = false, reason = null")
+    response = post_run(runner)
+    assert [r["status"] for r in mine(response.get_json(), [job_id])] == ["succeeded"]
+    assert signal_row(runtime.db, signal_id)["status"] == "executed"
+
+
+def test_during_a_rotation_both_the_current_and_the_next_secret_are_accepted(runner, runtime, monkeypatch):
+    monkeypatch.setattr(runtime.config, "JOB_QUEUE_RUNNER_SECRET_NEXT", NEXT_SECRET)
+    assert post_run(runner, secret=SECRET).status_code == 200
+    assert post_run(runner, secret=NEXT_SECRET).status_code == 200
+    wrong = post_run(runner, secret=NEXT_SECRET[:-1] + "z")
+    assert wrong.status_code == 401
+    assert wrong.get_json()["code"] == "runner_secret_invalid"
+
+
+def test_without_a_next_secret_a_would_be_next_secret_is_refused(runner):
+    response = post_run(runner, secret=NEXT_SECRET)
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "runner_secret_invalid"
+
+
+def test_a_next_secret_needs_a_current_one_and_32_characters():
+    with pytest.raises(app_config.ConfigError, match="JOB_QUEUE_RUNNER_SECRET_NEXT is set without"):
+        app_config.load_config({"JOB_QUEUE_RUNNER_SECRET_NEXT": NEXT_SECRET})
+    with pytest.raises(app_config.ConfigError, match="JOB_QUEUE_RUNNER_SECRET_NEXT must be at least 32"):
+        app_config.load_config({"JOB_QUEUE_RUNNER_SECRET": SECRET, "JOB_QUEUE_RUNNER_SECRET_NEXT": "short"})

@@ -151,6 +151,7 @@ class TestReadiness:
             "status": "ready",
             "scope": "system",
             "checks": {"database": "ok", "queue": "ok", "worker": "ok"},
+            "paused": False,
         }
 
     @pytest.mark.usefixtures("beating_worker")
@@ -203,3 +204,75 @@ class TestReadiness:
         assert health.status_code == 200
         assert (health.json["status"], health.json["scope"]) == ("ok", "instance")
         assert health.json["signals_waiting"] >= 0
+
+
+
+
+# --- the REST API, idempotency replays and the Supabase receiver ------------------------------
+
+
+def test_api_requests_are_counted_and_timed_by_route_template_never_the_raw_path(client, auth_headers):
+    before = scrape(client)
+    created = client.post("/api/webhook-configs", json={"name": "series"}, headers=auth_headers)
+    config_id = created.json["id"]
+    assert client.get(f"/api/webhook-configs/{config_id}", headers=auth_headers).status_code == 200
+    missing = "00000000-0000-4000-8000-00000000dead"
+    assert client.get(f"/api/webhook-configs/{missing}", headers=auth_headers).status_code == 404
+    after = scrape(client)
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    one = "/api/webhook-configs/<uuid:config_id>"
+    assert (
+        moved("viewzenix_api_requests_total", method="POST", route="/api/webhook-configs", status_class="2xx")
+        == 1
+    )
+    assert moved("viewzenix_api_requests_total", method="GET", route=one, status_class="2xx") == 1
+    assert moved("viewzenix_api_requests_total", method="GET", route=one, status_class="4xx") == 1
+    assert moved("viewzenix_api_request_duration_seconds_count", method="GET", route=one) == 2
+    assert moved("viewzenix_api_request_duration_seconds_bucket", method="GET", route=one, le="+Inf") == 2
+    routes = {dict(labels).get("route") for (name, labels) in after if name.startswith("viewzenix_api_")}
+    assert not any(config_id in (r or "") or missing in (r or "") for r in routes)
+    # The intake series are the intake's only.
+    assert not any(
+        dict(labels).get("route", "").startswith("/api/")
+        for (name, labels) in after
+        if name.startswith("viewzenix_intake_")
+    )
+
+
+def test_a_server_error_is_counted_as_an_api_error(client, auth_headers, app, monkeypatch):
+    from viewzenix.services import queries
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(queries, "list_positions", broken, raising=True)
+    before = scrape(client)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    try:
+        assert client.get("/api/positions", headers=auth_headers).status_code == 500
+    finally:
+        app.config["PROPAGATE_EXCEPTIONS"] = None
+    after = scrape(client)
+    labels = {"method": "GET", "route": "/api/positions"}
+    assert (
+        value(after, "viewzenix_api_errors_total", status="500", **labels)
+        - value(before, "viewzenix_api_errors_total", status="500", **labels)
+        == 1
+    )
+
+
+def test_idempotency_key_replays_count_as_hits_and_first_runs_as_misses(client, auth_headers):
+    route = "/api/webhook-configs"
+    before = scrape(client)
+    headers = {**auth_headers, "Idempotency-Key": "metrics-replay-1"}
+    first = client.post(route, json={"name": "idem"}, headers=headers)
+    again = client.post(route, json={"name": "idem"}, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json["id"] == first.json["id"]
+    after = scrape(client)
+    hits = value(after, "viewzenix_idempotency_requests_total", route=route, result="hit")
+    misses = value(after, "viewzenix_idempotency_requests_total", route=route, result="miss")
+    assert hits - value(before, "viewzenix_idempotency_requests_total", route=route, result="hit") == 1
+    assert misses - value(before, "viewzenix_idempotency_requests_total", route=route, result="miss") == 1

@@ -17,7 +17,12 @@ OWNED_TABLES = [
     "fills",
     "positions",
     "accounts",
+    "users",
 ]
+# The column naming a row's owner (the profile's own id for public.users).
+OWNER = {"users": "id"}
+# Rows that belong to a user rather than to a config: deleting a config keeps them.
+USER_LEVEL = {"users"}
 
 
 @pytest.fixture()
@@ -93,7 +98,7 @@ class TestThroughTheApi:
         response = client.delete(f"/api/webhook-configs/{b['config']['id']}", headers=b["headers"])
         assert response.status_code == 204
         with db.transaction() as conn:
-            for table in OWNED_TABLES:
+            for table in [t for t in OWNED_TABLES if t not in USER_LEVEL]:
                 n = conn.execute(
                     f"select count(*) as n from public.{table} where user_id = %s",
                     (b["id"],),
@@ -112,10 +117,11 @@ class TestDirectlyInSql:
     @pytest.mark.parametrize("table", OWNED_TABLES)
     def test_a_cannot_select_b_rows(self, db, two_users, table):
         a, b = two_users
+        owner = OWNER.get(table, "user_id")
         with db.transaction() as conn:  # backend role: B's rows exist
             assert (
                 conn.execute(
-                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
+                    f"select count(*) as n from public.{table} where {owner} = %s", (b["id"],)
                 ).fetchone()["n"]
                 > 0
             )
@@ -123,11 +129,29 @@ class TestDirectlyInSql:
             assert conn.execute("select current_user as u").fetchone()["u"] == "authenticated"
             assert (
                 conn.execute(
-                    f"select count(*) as n from public.{table} where user_id = %s", (b["id"],)
+                    f"select count(*) as n from public.{table} where {owner} = %s", (b["id"],)
                 ).fetchone()["n"]
                 == 0
             )
-            assert conn.execute(f"select count(*) as n from public.{table}").fetchone()["n"] == 0
+            others = conn.execute(
+                f"select count(*) as n from public.{table} where {owner} <> %s", (a["id"],)
+            ).fetchone()["n"]
+            assert others == 0
+
+    def test_a_cannot_update_or_delete_b_profile_but_may_update_own(self, db, two_users):
+        a, b = two_users
+        with db.transaction(a["claims"]) as conn:
+            updated = conn.execute(
+                "update public.users set display_name = 'stolen' where id = %s", (b["id"],)
+            ).rowcount
+            deleted = conn.execute("delete from public.users where id = %s", (b["id"],)).rowcount
+            own = conn.execute(
+                "update public.users set display_name = 'A' where id = %s", (a["id"],)
+            ).rowcount
+        assert (updated, deleted, own) == (0, 0, 1)
+        with db.transaction() as conn:
+            row = conn.execute("select display_name from public.users where id = %s", (b["id"],)).fetchone()
+        assert row is not None and row["display_name"] != "stolen"
 
     def test_a_cannot_update_or_delete_b_webhook_configs(self, db, two_users):
         a, b = two_users
@@ -145,7 +169,7 @@ class TestDirectlyInSql:
             ).fetchone()
         assert row["name"] == "B"
 
-    @pytest.mark.parametrize("table", [t for t in OWNED_TABLES if t != "webhook_configs"])
+    @pytest.mark.parametrize("table", [t for t in OWNED_TABLES if t not in ("webhook_configs", *USER_LEVEL)])
     @pytest.mark.parametrize(
         "statement", ["update public.{t} set user_id = user_id", "delete from public.{t}"]
     )

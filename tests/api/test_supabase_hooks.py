@@ -290,7 +290,9 @@ class TestPayloads:
         assert response.json["code"] == "validation_error"
         assert set(response.json["errors"]) == {"symbol", "timeframe", "strategy", "active"}
         bad_user = post_hmac(hooks, symbol_event("INSERT", symbol_row("nope")))
-        assert bad_user.json["errors"] == {"user_id": "must be a UUID"}
+        assert bad_user.json["errors"] == {
+            "user_id": "must be a UUID (e.g. 00000000-0000-4000-8000-000000000001)"
+        }
         assert watchers_of(db, user_id) == []
 
     @pytest.mark.parametrize("symbol", ["AAPL", "BTC/USDT", "BRK.B", "eth/usd", "ES1!"])

@@ -206,3 +206,28 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     page.click("#job-more")
     expect(page.locator(f"tr[data-job-id='{job_ids[0]}']")).to_contain_text("cancelled")
     assert signal_row(db, signals[0])["status"] == "failed"  # canceled by an admin
+
+
+def test_the_job_list_refreshes_on_its_own_keeping_its_filter_and_a_paused_queue_is_shown(
+    page: Page, base_url, sign_in, db, database_url
+) -> None:
+    from viewzenix.jobs import build_job_app
+
+    queue = f"poll-{uuid.uuid4().hex[:8]}"
+    sign_in(next_path="/admin", admin=True)
+    page.fill("#job-filters input[name=queue]", queue)
+    page.click("#job-filters button[type=submit]")
+    expect(page.locator("#job-list")).not_to_contain_text("test.poll")
+
+    job_app = build_job_app(database_url)
+    with job_app.open():  # deferred behind the page's back: no click, no event
+        job_app.configure_task("test.poll", queue=queue).defer(n=1)
+    with db.transaction() as conn:
+        conn.execute("update private.job_queue_state set paused = true, reason = 'playbook drill'")
+    try:
+        expect(page.locator("#job-list")).to_contain_text("test.poll", timeout=25_000)
+        expect(page.locator("#queue-paused")).to_contain_text("playbook drill", timeout=15_000)
+    finally:
+        with db.transaction() as conn:
+            conn.execute("update private.job_queue_state set paused = false, reason = null")
+            conn.execute("delete from procrastinate_jobs where queue_name = %s", (queue,))

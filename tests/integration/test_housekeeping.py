@@ -121,10 +121,75 @@ def test_jobs_that_succeeded_or_were_cancelled_before_the_retention_are_deleted_
         defers = conn.execute(
             "select job_id from procrastinate_periodic_defers where task_name = 'test.housekeeping'"
         ).fetchall()
-    assert left == {recent_succeeded, old_failed, old_todo, recent_periodic}
+    # The old failed job left the queue for the archive (test_failed_jobs_past_the_retention_...).
+    assert left == {recent_succeeded, old_todo, recent_periodic}
     assert events == 0
     assert [d["job_id"] for d in defers] == [recent_periodic]  # the old run's defer row went too
     assert counts["jobs"] >= 3 and counts["events"] >= 6 and counts["periodic_defers"] >= 1
+
+
+def test_failed_jobs_past_the_retention_move_to_the_archive_with_their_attempts(db):
+    with db.transaction() as conn:
+        old_failed = add_job(conn, "failed", 30)
+        old_aborted = add_job(conn, "aborted", 20)
+        recent_failed = add_job(conn, "failed", 2)
+        for attempt, (kind, text) in enumerate([("ValueError", "first"), ("KeyError", "second")], start=1):
+            conn.execute(
+                "insert into private.job_attempts (job_id, attempt, task_name, started_at, finished_at, "
+                "duration_ms, outcome, error_type, error) values (%s, %s, 'test.housekeeping', "
+                "now() - interval '30 days', now() - interval '30 days', 12.5, %s, %s, %s)",
+                (old_failed, attempt, "retrying" if attempt == 1 else "failed", kind, text),
+            )
+
+    counts = delete_finished_jobs(db, 14, archive_retention_days=365)
+
+    with db.transaction() as conn:
+        left = {
+            r["id"]
+            for r in conn.execute(
+                "select id from procrastinate_jobs where id = any(%s)",
+                ([old_failed, old_aborted, recent_failed],),
+            )
+        }
+        archived = {
+            r["job_id"]: r
+            for r in conn.execute(
+                "select * from private.job_archive where job_id = any(%s)", ([old_failed, old_aborted],)
+            )
+        }
+        attempts_left = conn.execute(
+            "select count(*) as n from private.job_attempts where job_id = %s", (old_failed,)
+        ).fetchone()["n"]
+    assert left == {recent_failed}
+    assert set(archived) == {old_failed, old_aborted}
+    row = archived[old_failed]
+    assert (row["status"], row["task_name"], row["last_error"]) == (
+        "failed",
+        "test.housekeeping",
+        "KeyError: second",
+    )
+    assert [(a["attempt"], a["outcome"], a["error"]) for a in row["attempt_history"]] == [
+        (1, "retrying", "first"),
+        (2, "failed", "second"),
+    ]
+    assert row["events"][0]["type"] == "deferred"
+    assert attempts_left == 0  # the live attempt rows went with the job
+    assert counts["archived"] >= 2
+
+
+def test_archived_jobs_are_purged_after_the_archive_retention(db):
+    with db.transaction() as conn:
+        job_id = add_job(conn, "failed", 30)
+    delete_finished_jobs(db, 14, archive_retention_days=365)
+    with db.transaction() as conn:
+        conn.execute(
+            "update private.job_archive set archived_at = now() - interval '400 days' where job_id = %s",
+            (job_id,),
+        )
+    counts = delete_finished_jobs(db, 14, archive_retention_days=365)
+    with db.transaction() as conn:
+        found = conn.execute("select 1 from private.job_archive where job_id = %s", (job_id,)).fetchone()
+    assert found is None and counts["archive_purged"] >= 1
 
 
 def test_the_periodic_task_logs_one_line_with_what_it_deleted(db, database_url, caplog):

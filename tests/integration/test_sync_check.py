@@ -9,11 +9,10 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from builders import fresh_database
 
 import config as app_config
 from viewzenix.db import Database
-from viewzenix.db.migrate import apply_migrations
 from viewzenix.services import sync_check
 from viewzenix.services.housekeeping import purge_expired
 
@@ -22,13 +21,7 @@ TARGET_DB = "viewzenix_test_sync_target"
 
 @pytest.fixture(scope="module")
 def target_url(database_url):
-    params = conninfo_to_dict(database_url)
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f'drop database if exists "{TARGET_DB}" with (force)')
-        admin.execute(f'create database "{TARGET_DB}"')
-    params["dbname"] = TARGET_DB
-    url = make_conninfo(**params)
-    apply_migrations(url)
+    url = fresh_database(database_url, TARGET_DB)
     return url
 
 
@@ -167,7 +160,7 @@ class TestWatchersDrift:
             with psycopg.connect(source, autocommit=True) as conn:
                 conn.execute("truncate public.user_symbols")
             refused = runner.invoke(args=["sync", "check", "watchers", "--repair"])
-            assert refused.exit_code != 0 and "repair refused" in refused.output
+            assert refused.exit_code != 0 and "removals refused" in refused.output
         finally:
             app.extensions["viewzenix"].close()
 
@@ -337,3 +330,61 @@ def test_hook_history_past_its_retention_is_purged_and_newer_history_kept(target
         events = [r["record_key"] for r in conn.execute("select record_key from private.hook_events")]
         tombstones = [r["key"] for r in conn.execute("select key from private.hook_tombstones")]
     assert (events, tombstones) == (["new"], ["new"])
+
+
+# --- the periodic check repairs by default ----------------------------------------------------
+
+
+def test_the_periodic_check_repairs_by_default_and_records_and_logs_each_repair(target, source, caplog):
+    import logging
+
+    from viewzenix.jobs import build_job_app
+
+    user = uuid.uuid4()
+    add_symbol(source, user, "AAPL", strategy={"v": 1})
+    add_symbol(source, user, "MSFT")
+    config = app_config.load_config({"SYNC_SOURCE_DATABASE_URL": source})  # no SYNC_CHECK_REPAIR set
+    job_app = build_job_app(target.url)
+    sync_check.register_periodic_check(job_app, target, config)
+
+    with caplog.at_level(logging.INFO, logger="viewzenix.services.sync_check"):
+        job_app.tasks[sync_check.SYNC_CHECK].func(timestamp=0)
+
+    assert target_watchers(target) == {
+        (str(user), "AAPL", "1h"): ({"v": 1}, True),
+        (str(user), "MSFT", "1h"): ({}, True),
+    }
+    with target.transaction() as conn:
+        run = conn.execute(
+            "select * from private.sync_checks where target = 'watchers' order by id desc limit 1"
+        ).fetchone()
+    assert (run["missing"], run["repaired"]) == (2, 2)
+    assert sorted(run["detail"]["repaired_keys"]) == [f"{user}/AAPL/1h", f"{user}/MSFT/1h"]
+    repairs = {r.target: r for r in caplog.records if getattr(r, "action", None) == "sync_repaired"}
+    assert repairs["watchers"].levelname == "WARNING" and repairs["watchers"].repaired == 2
+    assert repairs["users"].repaired == 1  # the source's auth.users row of that user: its profile
+
+
+def test_removals_above_half_are_refused_but_missing_rows_are_still_repaired(target, source):
+    from viewzenix.repositories.hook_sync import upsert_watcher
+
+    stale, fresh = uuid.uuid4(), uuid.uuid4()
+    with target.transaction() as conn:
+        for symbol in ("AAPL", "MSFT", "TSLA"):
+            upsert_watcher(
+                conn,
+                {"user_id": stale, "symbol": symbol, "timeframe": "1h", "strategy": {}, "active": True}
+                | {"updated_at": None},
+            )
+    add_symbol(source, fresh, "SPY")
+
+    with pytest.raises(sync_check.RepairRefused, match="removals refused"):
+        sync_check.check(target, "watchers", sync_check.DatabaseSource(url=source), repair=True)
+
+    watchers = target_watchers(target)
+    assert (str(fresh), "SPY", "1h") in watchers  # the safe part was repaired
+    assert len(watchers) == 4  # nothing removed
+    with target.transaction() as conn:
+        run = conn.execute("select * from private.sync_checks order by id desc limit 1").fetchone()
+    assert run["repaired"] == 1 and run["error"].startswith("removals refused")
+    assert run["detail"]["repaired_keys"] == [f"{fresh}/SPY/1h"]

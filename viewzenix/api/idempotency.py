@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, request
+from prometheus_client import Counter
 
 from viewzenix.api.auth import current_caller
 from viewzenix.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, InvalidIdempotencyKey
@@ -136,6 +137,19 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Hit rate = hit / (hit + miss): how often a key's stored answer was replayed instead of running.
+IDEMPOTENCY_REQUESTS = Counter(
+    "viewzenix_idempotency_requests",
+    "Mutating /api requests carrying an Idempotency-Key, by route template and result: hit (the "
+    "stored answer replayed) or miss (the request ran).",
+    ["route", "result"],
+)
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
 def _request_path() -> str:
     query = request.query_string.decode("latin-1")
     return f"{request.path}?{query}" if query else request.path
@@ -169,7 +183,9 @@ def _run_once(key: str, view: Callable[..., Any], args: tuple, kwargs: dict) -> 
             logger.info(
                 "idempotent replay: %s %s", method, path, extra={"action": "idempotency_key_replayed", **ids}
             )
+            IDEMPOTENCY_REQUESTS.labels(_route(), "hit").inc()
             return _replay(stored)
+        IDEMPOTENCY_REQUESTS.labels(_route(), "miss").inc()
         response = _dispatch(view, args, kwargs)
         if not _is_outcome(response):
             raise psycopg.Rollback()  # nothing the view did is kept; the key stays free

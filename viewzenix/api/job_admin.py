@@ -22,6 +22,7 @@ from viewzenix.errors import ErrorSchema
 from viewzenix.repositories.jobs import OUTCOMES, STATUSES
 from viewzenix.runtime import get_runtime
 from viewzenix.services import job_admin as service
+from viewzenix.services import sync_admin
 
 bp = Blueprint(
     "job_admin",
@@ -104,8 +105,8 @@ class JobEventSchema(ma.Schema):
 
 class AdminActionSchema(ma.Schema):
     id = ma.fields.Integer()
-    job_id = ma.fields.Integer()
-    action = ma.fields.String(metadata={"description": "retry, cancel or run_now"})
+    job_id = ma.fields.Integer(allow_none=True, metadata={"description": "null for queue and sync actions"})
+    action = ma.fields.String(metadata={"description": ", ".join(service.ACTIONS)})
     result = ma.fields.String(metadata={"description": "done, or refused (nothing changed)"})
     code = ma.fields.String(allow_none=True, metadata={"description": "Why it was refused"})
     from_status = ma.fields.String(allow_none=True)
@@ -114,6 +115,7 @@ class AdminActionSchema(ma.Schema):
     actor_id = ma.fields.UUID(metadata={"description": "The admin (Supabase user id)"})
     actor_email = ma.fields.String(allow_none=True)
     signal_id = ma.fields.UUID(allow_none=True)
+    detail = ma.fields.Dict(allow_none=True, metadata={"description": "What it found (sync: the report)"})
     at = ma.fields.DateTime()
 
 
@@ -218,7 +220,7 @@ class MetricsQueryArgsSchema(ma.Schema):
 
 class AuditQueryArgsSchema(PageArgsSchema):
     job_id = ma.fields.Integer(validate=BIGINT)
-    action = ma.fields.String(validate=validate.OneOf([service.RETRY, service.CANCEL, service.RUN_NOW]))
+    action = ma.fields.String(validate=validate.OneOf(service.ACTIONS))
     actor_id = ma.fields.UUID()
 
 
@@ -290,3 +292,186 @@ class Audit(MethodView):
         """List admin actions on jobs (who, what, when, result), newest first."""
         limit, cursor = args.pop("limit"), args.pop("cursor", None)
         return service.list_actions(get_runtime().db, current_caller(), limit=limit, cursor=cursor, **args)
+
+
+# --- the global pause ----------------------------------------------------------------------
+
+
+class QueueStateSchema(ma.Schema):
+    paused = ma.fields.Boolean(metadata={"description": "True: workers and the cron runner take no new job"})
+    reason = ma.fields.String(allow_none=True)
+    changed_at = ma.fields.DateTime()
+    changed_by = ma.fields.UUID(allow_none=True)
+    changed_by_email = ma.fields.String(allow_none=True)
+    waiting = ma.fields.Integer(metadata={"description": "todo jobs (run after a resume)"})
+    action = ma.fields.Nested(AdminActionSchema, metadata={"description": "The audit record (pause/resume)"})
+
+
+class PauseArgsSchema(ma.Schema):
+    reason = ma.fields.String(
+        validate=[validate.Length(min=1, max=500), storable_text],
+        metadata={"description": "Why (shown on the admin page and in /readyz)"},
+    )
+
+
+@bp.route("/queue")
+class QueueState(MethodView):
+    @bp.response(200, QueueStateSchema)
+    def get(self):
+        """Whether automatic job processing is paused, since when, by whom, and the jobs waiting."""
+        return service.queue_state(get_runtime().db, current_caller())
+
+
+@bp.route("/queue/pause")
+class PauseQueue(MethodView):
+    @bp.arguments(PauseArgsSchema)
+    @bp.response(200, QueueStateSchema)
+    def post(self, args):
+        """Pause automatic processing: workers and the cron runner take no new job (alerts still queue)."""
+        return service.set_paused(get_runtime().db, current_caller(), True, args.get("reason"))
+
+
+@bp.route("/queue/resume")
+class ResumeQueue(MethodView):
+    @bp.response(200, QueueStateSchema)
+    def post(self):
+        """Resume automatic processing; the workers are woken at once."""
+        return service.set_paused(get_runtime().db, current_caller(), False)
+
+
+# --- the archive ---------------------------------------------------------------------------
+
+
+class ArchivedJobSchema(ma.Schema):
+    id = ma.fields.Integer(metadata={"description": "The archive entry (cursor)"})
+    job_id = ma.fields.Integer()
+    queue = ma.fields.String()
+    task = ma.fields.String()
+    lock = ma.fields.String(allow_none=True)
+    queueing_lock = ma.fields.String(allow_none=True)
+    args = ma.fields.Dict()
+    status = ma.fields.String(metadata={"description": "failed or aborted"})
+    attempts = ma.fields.Integer()
+    created_at = ma.fields.DateTime(allow_none=True)
+    ended_at = ma.fields.DateTime(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    archived_at = ma.fields.DateTime()
+    attempt_history = ma.fields.List(ma.fields.Dict(), metadata={"description": "Every run, first first"})
+    events = ma.fields.List(ma.fields.Dict())
+
+
+class ArchivePageSchema(ma.Schema):
+    jobs = ma.fields.List(ma.fields.Nested(ArchivedJobSchema))
+    next_cursor = ma.fields.Integer(allow_none=True)
+
+
+class ArchiveQueryArgsSchema(PageArgsSchema):
+    task = _text()
+    status = ma.fields.String(validate=validate.OneOf(["failed", "aborted"]))
+    job_id = ma.fields.Integer(validate=BIGINT)
+    q = _text(metadata={"description": "A substring of the last error or of the arguments"})
+    since = ma.fields.AwareDateTime(metadata={"description": "Ended ≥ since"})
+    until = ma.fields.AwareDateTime(metadata={"description": "Ended < until"})
+
+
+@bp.route("/jobs/archive")
+class JobArchive(MethodView):
+    @bp.arguments(ArchiveQueryArgsSchema, location="query")
+    @bp.response(200, ArchivePageSchema)
+    def get(self, args):
+        """Search failed and aborted jobs kept past the job retention, with every attempt."""
+        limit, cursor = args.pop("limit"), args.pop("cursor", None)
+        return service.search_archive(
+            get_runtime().db, current_caller(), filters=args, limit=limit, cursor=cursor
+        )
+
+
+# --- the Supabase sync -----------------------------------------------------------------------
+
+
+class SyncArgsSchema(ma.Schema):
+    repair = ma.fields.Boolean(
+        load_default=True, metadata={"description": "Repair what differs (default true)"}
+    )
+    force = ma.fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Also apply removals above half of the target's rows (is the source right?)"
+        },
+    )
+
+
+class SyncUserArgsSchema(ma.Schema):
+    repair = ma.fields.Boolean(load_default=True, metadata={"description": "Fix the profile (default true)"})
+
+
+class DriftReportSchema(ma.Schema):
+    target = ma.fields.String(metadata={"description": "watchers or users"})
+    source = ma.fields.String(metadata={"description": "same, database or auth-api"})
+    source_rows = ma.fields.Integer()
+    target_rows = ma.fields.Integer()
+    missing = ma.fields.Integer()
+    extra = ma.fields.Integer()
+    differing = ma.fields.Integer()
+    invalid = ma.fields.Integer()
+    drift_rate = ma.fields.Float(metadata={"description": "Percent of compared keys in disagreement"})
+    repaired = ma.fields.Integer()
+    removals_refused = ma.fields.Boolean(
+        metadata={"description": "Removals above half of the rows were skipped (force to apply)"}
+    )
+    error = ma.fields.String(allow_none=True)
+    keys = ma.fields.Dict(metadata={"description": "At most 100 keys of each kind, and those repaired"})
+    action = ma.fields.Nested(AdminActionSchema)
+
+
+class UserProfileSchema(ma.Schema):
+    id = ma.fields.UUID()
+    email = ma.fields.String(allow_none=True)
+    username = ma.fields.String(allow_none=True)
+    display_name = ma.fields.String(allow_none=True)
+    avatar_url = ma.fields.String(allow_none=True)
+    source_updated_at = ma.fields.DateTime(allow_none=True)
+    deleted_at = ma.fields.DateTime(allow_none=True)
+
+
+class UserSyncSchema(ma.Schema):
+    user_id = ma.fields.UUID()
+    source = ma.fields.String()
+    state = ma.fields.String(metadata={"description": "in_step, missing, differing, extra or invalid"})
+    repaired = ma.fields.Boolean()
+    message = ma.fields.String()
+    errors = ma.fields.Dict(metadata={"description": "invalid: what is wrong with the source's record"})
+    profile = ma.fields.Nested(UserProfileSchema, allow_none=True, metadata={"description": "Ours, after"})
+    action = ma.fields.Nested(AdminActionSchema)
+
+
+@bp.route("/sync/<string:table>")
+class SyncTable(MethodView):
+    @bp.arguments(SyncArgsSchema, required=False)
+    @bp.response(200, DriftReportSchema)
+    @bp.alt_response(409, schema=ErrorSchema, description="sync_source_unavailable")
+    def post(self, args, table: str):
+        """Check watchers or users against the Supabase source now and repair (recorded in the audit)."""
+        runtime = get_runtime()
+        args = args or {}
+        return sync_admin.sync_table(
+            runtime.db,
+            runtime.config,
+            current_caller(),
+            table,
+            repair=args.get("repair", True),
+            force=args.get("force", False),
+        )
+
+
+@bp.route("/sync/users/<uuid:user_id>")
+class SyncUser(MethodView):
+    @bp.arguments(SyncUserArgsSchema, required=False)
+    @bp.response(200, UserSyncSchema)
+    @bp.alt_response(409, schema=ErrorSchema, description="sync_source_unavailable")
+    def post(self, args, user_id):
+        """Is this user's profile in step with Supabase? Fix it (recorded in the audit)."""
+        runtime = get_runtime()
+        return sync_admin.sync_user(
+            runtime.db, runtime.config, current_caller(), user_id, repair=(args or {}).get("repair", True)
+        )

@@ -2,6 +2,8 @@
 
 Authenticated by a shared secret, not a user's token: ``Authorization: Bearer
 <JOB_QUEUE_RUNNER_SECRET>``, compared in constant time (``hmac.compare_digest``) on the bytes.
+During a rotation ``JOB_QUEUE_RUNNER_SECRET_NEXT`` is accepted as well, so the caller can move
+to the new secret before the server drops the old one (docs/sync-operations.md).
 Answers, in the standard error body: 404 ``job_runner_disabled`` when the secret is not
 configured (the endpoint is off, as ``POST /webhook`` is without its passphrase); 401
 ``runner_secret_missing`` / ``runner_secret_malformed`` / ``runner_secret_invalid`` (nothing
@@ -66,7 +68,7 @@ QUEUE_UNAVAILABLE = "The job queue's database does not answer; nothing ran. Try 
 
 
 def require_runner_secret() -> None:
-    """``before_request``: 404 when the runner is off, 401 unless the bearer is the runner secret."""
+    """``before_request``: 404 when the runner is off, 401 unless the bearer is the current or next secret."""
     secret = get_runtime().config.JOB_QUEUE_RUNNER_SECRET
     if not secret:
         raise JobRunnerDisabled()
@@ -82,7 +84,11 @@ def require_runner_secret() -> None:
             "The Authorization header must be 'Bearer <JOB_QUEUE_RUNNER_SECRET>'.",
             code="runner_secret_malformed",
         ) from None
-    if not hmac.compare_digest(presented.encode("utf-8"), secret.encode("utf-8")):
+    config = get_runtime().config
+    accepted = [s for s in (secret, config.JOB_QUEUE_RUNNER_SECRET_NEXT) if s]
+    # Each secret compared in constant time, and all of them always (no early exit to time).
+    matches = [hmac.compare_digest(presented.encode("utf-8"), s.encode("utf-8")) for s in accepted]
+    if not any(matches):
         logger.warning(
             "job runner called with a wrong secret from %s",
             request.remote_addr,
@@ -136,7 +142,7 @@ class RunReportSchema(ma.Schema):
     processed = ma.fields.Integer(metadata={"description": "Runs in all"})
     succeeded = ma.fields.Integer()
     failed = ma.fields.Integer(metadata={"description": "Runs that raised (status: retrying or failed)"})
-    stopped_by = ma.fields.String(metadata={"description": "queue_empty, limit or time_budget"})
+    stopped_by = ma.fields.String(metadata={"description": "queue_empty, limit, time_budget or paused"})
     elapsed_ms = ma.fields.Float()
     results = ma.fields.List(ma.fields.Nested(RunResultSchema))
 

@@ -359,7 +359,8 @@ def admin_metrics_fragment():
     if refused:
         return refused
     figures = job_admin.metrics(get_runtime().db, current_caller())
-    return render_template("fragments/admin_metrics.html", m=figures)
+    state = job_admin.queue_state(get_runtime().db, current_caller())
+    return render_template("fragments/admin_metrics.html", m=figures, queue=state)
 
 
 def _job_filters() -> dict[str, Any]:

@@ -12,11 +12,13 @@ they were deferred, while other symbols run in parallel.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import procrastinate
 from procrastinate import jobs as procrastinate_jobs
+from procrastinate import manager as procrastinate_manager
 
 if TYPE_CHECKING:
     from viewzenix.db import Connection
@@ -41,6 +43,38 @@ QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
 
+# procrastinate 3.10's own fetch query (sql/queries.sql "fetch_job"), run only while the queue is
+# not paused. The pause test is a pseudo-constant condition (no column of the function's rows), so
+# Postgres evaluates it once, first, as a one-time filter: while paused the fetch function is
+# never called and no job is marked doing (tests/integration/test_queue_pause.py holds this).
+FETCH_JOB_UNLESS_PAUSED = """
+SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name, attempts,
+       worker_id
+    FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
+    WHERE NOT (SELECT paused FROM private.job_queue_state)
+"""
+
+
+class PausableJobManager(procrastinate_manager.JobManager):
+    """procrastinate's job manager whose fetch takes no job while the queue is paused.
+
+    The pause (``private.job_queue_state.paused``, set by ``POST /api/admin/queue/pause``) stops
+    every worker process and the cron runner from starting jobs; deferring is unchanged, so
+    alerts are still stored and their jobs queued, and a job already running finishes.
+    """
+
+    async def fetch_job(
+        self, queues: Iterable[str] | None, worker_id: int
+    ) -> procrastinate_jobs.Job | None:
+        rows = await self.connector.execute_query_all_async(
+            query=FETCH_JOB_UNLESS_PAUSED, queues=queues, worker_id=worker_id
+        )
+        # No row while paused; one row of nulls when no job is due (procrastinate's function).
+        if not rows or rows[0]["id"] is None:
+            return None
+        return procrastinate_jobs.Job.from_row(rows[0])
+
+
 def build_job_app(
     database_url: str,
     timeouts: SessionTimeouts | None = None,
@@ -58,6 +92,7 @@ def build_job_app(
     at most ``pool_size`` of them, one kept; such an app must not run a listening worker.
     ``timeouts``: the statement, lock and idle-in-transaction timeouts of its connections (not
     sent to a transaction pooler, which refuses the libpq ``options`` that carry them).
+    Its job manager is a ``PausableJobManager``: no job is fetched while the queue is paused.
     """
     from viewzenix.db.pools import ResilientAsyncPool, SessionTimeouts
 
@@ -66,11 +101,13 @@ def build_job_app(
         kwargs: dict = {"prepare_threshold": None}
     else:
         kwargs = (timeouts or SessionTimeouts()).connect_kwargs(database_url)
-    return procrastinate.App(
+    app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(
             conninfo=database_url, pool_factory=ResilientAsyncPool, kwargs=kwargs, **sizes
         )
     )
+    app.job_manager = PausableJobManager(app.connector)
+    return app
 
 
 def signal_lock(config_id: uuid.UUID | str, symbol: str) -> str:

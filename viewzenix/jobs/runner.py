@@ -10,6 +10,9 @@ no due job left, after ``limit`` runs, or after the run that ends past ``time_bu
 starts once the budget is spent, and the job running then is allowed to finish (a call may thus
 last the budget plus one job; a call always runs its first due job).
 
+Paused queue (``private.job_queue_state``): a call starts nothing and answers ``stopped_by``
+``paused``; a pause during a call stops it at its next fetch (``jobs.PausableJobManager``).
+
 Periodic tasks: before the worker starts, the call defers each periodic task's latest tick
 (at most ``procrastinate.periodic.MAX_DELAY``, 10 minutes, old) exactly as a starting worker
 does, so a deployment with only the runner still gets its stalled-job sweep, purges and
@@ -33,6 +36,7 @@ from procrastinate import periodic
 from viewzenix.jobs import build_job_app
 from viewzenix.jobs.attempts import Attempt, AttemptRecorder
 from viewzenix.jobs.tasks import register_tasks
+from viewzenix.repositories import jobs as jobs_repo
 
 if TYPE_CHECKING:
     import procrastinate
@@ -59,6 +63,7 @@ class StoppedBy(StrEnum):
     QUEUE_EMPTY = "queue_empty"  # no due job left that this call could take
     LIMIT = "limit"  # ``limit`` runs done
     TIME_BUDGET = "time_budget"  # a run ended after ``time_budget_s``
+    PAUSED = "paused"  # the queue is paused (POST /api/admin/queue/pause): nothing was started
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,11 @@ async def _run(
     clock: Callable[[], float],
 ) -> RunReport:
     started = clock()
+    with db.transaction() as conn:
+        paused = jobs_repo.queue_state(conn)["paused"]
+    if paused:
+        logger.info("job runner: the queue is paused; nothing runs", extra={"action": "job_runner_paused"})
+        return RunReport(0, 0, 0, StoppedBy.PAUSED, round((clock() - started) * 1000, 3))
     budget = _Budget(limit, started + time_budget_s, clock)
     attempts: list[Attempt] = []
     job_app = build_job_app(database_url, pool_size=config.JOB_POOL_SIZE)

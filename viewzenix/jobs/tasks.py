@@ -158,13 +158,17 @@ def register_tasks(
     @job_app.periodic(cron=DELETE_FINISHED_JOBS_CRON, periodic_id="delete_finished_jobs")
     @job_app.task(name=DELETE_FINISHED_JOBS, queue=MAINTENANCE_QUEUE, pass_context=False)
     def delete_finished_jobs_task(timestamp: int | None = None) -> None:
-        counts = delete_finished_jobs(db, job_retention_days)
+        counts = delete_finished_jobs(
+            db, job_retention_days, archive_retention_days=config.JOB_ARCHIVE_RETENTION_DAYS
+        )
         logger.info(
-            "deleted %s finished job(s) older than %s days (%s events, %s periodic defers)",
+            "deleted %s finished job(s) older than %s days (%s events, %s periodic defers); "
+            "archived %s failed job(s)",
             counts["jobs"],
             job_retention_days,
             counts["events"],
             counts["periodic_defers"],
+            counts["archived"],
             extra={
                 "action": "finished_jobs_deleted",
                 "counts": {**counts, "retention_days": job_retention_days},

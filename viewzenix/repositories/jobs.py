@@ -8,12 +8,14 @@ A job's creation time is its procrastinate ``deferred`` event (the jobs table ha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
 
@@ -270,17 +272,177 @@ def later_signal_run(conn: Connection, signal: dict[str, Any]) -> dict[str, Any]
 
 INSERT_ACTION = """
 insert into private.job_admin_actions
-    (job_id, action, result, code, from_status, to_status, message, actor_id, actor_email, signal_id)
+    (job_id, action, result, code, from_status, to_status, message, actor_id, actor_email, signal_id,
+     detail)
 values
     (%(job_id)s, %(action)s, %(result)s, %(code)s, %(from_status)s, %(to_status)s, %(message)s,
-     %(actor_id)s, %(actor_email)s, %(signal_id)s)
+     %(actor_id)s, %(actor_email)s, %(signal_id)s, %(detail)s)
 returning *
 """
 
 
 def record_action(conn: Connection, **values: Any) -> dict[str, Any]:
-    """Insert one ``private.job_admin_actions`` row (columns as keywords); return it."""
+    """Insert one ``private.job_admin_actions`` row (columns as keywords; ``detail`` a dict); return it."""
+    detail = values.get("detail")
+    values = {
+        "job_id": None,
+        "signal_id": None,
+        "code": None,
+        "from_status": None,
+        "to_status": None,
+        **values,
+        "detail": None if detail is None else Jsonb(detail, dumps=lambda v: json.dumps(v, default=str)),
+    }
     return conn.execute(INSERT_ACTION, values).fetchone()
+
+
+# --- the global pause ----------------------------------------------------------------------
+
+QUEUE_STATE = "select paused, reason, changed_at, changed_by, changed_by_email from private.job_queue_state"
+
+SET_QUEUE_STATE = """
+update private.job_queue_state
+set paused = %(paused)s, reason = %(reason)s, changed_at = now(), changed_by = %(actor_id)s,
+    changed_by_email = %(actor_email)s
+returning paused, reason, changed_at, changed_by, changed_by_email
+"""
+
+
+def queue_state(conn: Connection, *, lock: bool = False) -> dict[str, Any]:
+    """Return the queue's pause state: ``{paused, reason, changed_at, changed_by, changed_by_email}``."""
+    return conn.execute(QUEUE_STATE + (" for update" if lock else "")).fetchone()
+
+
+def waiting_jobs(conn: Connection) -> int:
+    """Return how many jobs wait in the queue (status todo, due or scheduled)."""
+    return conn.execute(
+        "select count(*) as n from public.procrastinate_jobs where status = 'todo'"
+    ).fetchone()["n"]
+
+
+def wake_workers(conn: Connection) -> None:
+    """Wake every listening worker now (procrastinate's ``job_inserted`` notification), on commit."""
+    conn.execute("select pg_notify('procrastinate_any_queue_v1', '{\"type\": \"job_inserted\"}')")
+
+
+def set_queue_state(
+    conn: Connection, *, paused: bool, reason: str | None, actor_id: Any, actor_email: str | None
+) -> dict[str, Any]:
+    """Pause or resume automatic processing; return the new state."""
+    return conn.execute(
+        SET_QUEUE_STATE,
+        {"paused": paused, "reason": reason, "actor_id": actor_id, "actor_email": actor_email},
+    ).fetchone()
+
+
+# --- the archive of failed jobs ------------------------------------------------------------
+
+# Failed or aborted jobs whose last event is older than the cutoff: copied with their attempts
+# and events into private.job_archive, then deleted (their attempts cascade) in one statement.
+ARCHIVE_FAILED_JOBS = """
+with old as (
+    select j.id from public.procrastinate_jobs j
+    where j.status = any(%(statuses)s::public.procrastinate_job_status[])
+      and (select max(e.at) from public.procrastinate_events e where e.job_id = j.id) < %(before)s
+    order by j.id
+    limit %(batch)s
+    for update skip locked
+), archived as (
+    insert into private.job_archive (job_id, queue_name, task_name, lock, queueing_lock, args, status,
+        attempts, created_at, ended_at, last_error, attempt_history, events)
+    select j.id, j.queue_name, j.task_name, j.lock, j.queueing_lock, j.args, j.status::text, j.attempts,
+        ev.created_at, ev.ended_at, la.last_error, coalesce(la.history, '[]'::jsonb),
+        coalesce(ev.events, '[]'::jsonb)
+    from public.procrastinate_jobs j join old on old.id = j.id
+    left join lateral (
+        select min(e.at) filter (where e.type = 'deferred') as created_at, max(e.at) as ended_at,
+               jsonb_agg(jsonb_build_object('type', e.type, 'at', e.at) order by e.id) as events
+        from public.procrastinate_events e where e.job_id = j.id
+    ) ev on true
+    left join lateral (
+        select jsonb_agg(to_jsonb(a) - 'id' - 'job_id' order by a.attempt) as history,
+               (array_agg(coalesce(a.error_type || ': ', '') || a.error order by a.attempt desc)
+                    filter (where a.error is not null))[1] as last_error
+        from private.job_attempts a where a.job_id = j.id
+    ) la on true
+    on conflict (job_id) do nothing
+    returning job_id
+), gone as (
+    delete from public.procrastinate_jobs j using old where j.id = old.id returning 1
+)
+select (select count(*) from archived) as archived, (select count(*) from gone) as deleted
+"""
+
+PURGE_ARCHIVE = "delete from private.job_archive where archived_at < %(before)s"
+
+
+def archive_failed_jobs(conn: Connection, *, statuses: list[str], before: Any, batch: int) -> dict[str, int]:
+    """Move up to ``batch`` jobs of ``statuses`` that ended before ``before`` to the archive.
+
+    Returns ``{"archived", "deleted"}`` (equal unless a job was archived before).
+    """
+    row = conn.execute(
+        ARCHIVE_FAILED_JOBS, {"statuses": statuses, "before": before, "batch": batch}
+    ).fetchone()
+    return {"archived": int(row["archived"]), "deleted": int(row["deleted"])}
+
+
+def purge_archive(conn: Connection, *, before: Any) -> int:
+    """Delete archived jobs archived before ``before``; return how many."""
+    return conn.execute(PURGE_ARCHIVE, {"before": before}).rowcount
+
+
+ARCHIVE_PAGE = """
+select id, job_id, queue_name as queue, task_name as task, lock, queueing_lock, args, status, attempts,
+       created_at, ended_at, last_error, archived_at
+       {history}
+from private.job_archive
+where (%(task)s::text is null or task_name = %(task)s)
+  and (%(status)s::text is null or status = %(status)s)
+  and (%(job_id)s::bigint is null or job_id = %(job_id)s)
+  and (%(q)s::text is null or last_error ilike '%%' || %(q)s || '%%'
+       or args::text ilike '%%' || %(q)s || '%%')
+  and (%(since)s::timestamptz is null or ended_at >= %(since)s)
+  and (%(until)s::timestamptz is null or ended_at < %(until)s)
+  and (%(before_id)s::bigint is null or id < %(before_id)s)
+order by id desc limit %(limit)s
+"""
+
+
+def archive_page(
+    conn: Connection,
+    *,
+    task: str | None = None,
+    status: str | None = None,
+    job_id: int | None = None,
+    q: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    before_id: int | None = None,
+    limit: int = 50,
+    with_history: bool = False,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Return ``(archived jobs, next_cursor)``, newest archived first (keyset on ``id``).
+
+    ``q``: a case-insensitive substring of the last error or the arguments' JSON text.
+    ``with_history``: include ``attempt_history`` and ``events``.
+    """
+    sql = ARCHIVE_PAGE.format(history=", attempt_history, events" if with_history else "")
+    rows = conn.execute(
+        sql,
+        {
+            "task": task,
+            "status": status,
+            "job_id": job_id,
+            "q": q,
+            "since": since,
+            "until": until,
+            "before_id": before_id,
+            "limit": limit + 1,
+        },
+    ).fetchall()
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 def actions(

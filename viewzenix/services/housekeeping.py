@@ -24,6 +24,7 @@ from viewzenix.db import Database
 from viewzenix.domain.model import OrderStatus
 from viewzenix.domain.sessions import last_session_close
 from viewzenix.repositories import hook_sync, idempotency_keys, signal_dedupe
+from viewzenix.repositories import jobs as jobs_repo
 from viewzenix.services.accounts import Accounts, BrokerFactory, accounts_for
 
 logger = logging.getLogger(__name__)
@@ -83,20 +84,42 @@ delete from public.procrastinate_periodic_defers
 where job_id is null and defer_timestamp < extract(epoch from %(before)s::timestamptz)
 """
 FINISHED_STATUSES = ["succeeded", "cancelled"]
+ARCHIVED_STATUSES = ["failed", "aborted"]
 
 
 def delete_finished_jobs(
-    db: Database, retention_days: int, *, now: datetime | None = None, batch: int = 5000
+    db: Database,
+    retention_days: int,
+    *,
+    archive_retention_days: int = 365,
+    now: datetime | None = None,
+    batch: int = 5000,
 ) -> dict[str, int]:
-    """Delete jobs that ended ``succeeded`` or ``cancelled`` over ``retention_days`` days ago.
+    """Delete jobs that ended ``succeeded`` or ``cancelled`` over ``retention_days`` days ago;
+    archive those that ended ``failed`` or ``aborted`` then.
 
-    Returns the counts deleted: ``jobs``, their ``events`` (attempt records cascade with their
-    job too), and ``periodic_defers``: periodic runs deferred before the cutoff whose job is
-    gone. ``failed``, ``aborted`` and unfinished jobs are kept. Deletes at most ``batch`` jobs
-    per transaction, until none is left. ``now``: UTC (tests).
+    Returns the counts: ``jobs`` deleted, their ``events`` (attempt records cascade with their
+    job too), ``periodic_defers``: periodic runs deferred before the cutoff whose job is gone;
+    ``archived``: failed/aborted jobs moved to ``private.job_archive`` with every attempt and
+    event (and removed from the queue); ``archive_purged``: archived jobs older than
+    ``archive_retention_days``. Unfinished jobs are kept. At most ``batch`` jobs per
+    transaction, until none is left. ``now``: UTC (tests).
     """
-    before = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    totals = {"jobs": 0, "events": 0, "periodic_defers": 0}
+    moment = now or datetime.now(UTC)
+    before = moment - timedelta(days=retention_days)
+    totals = {"jobs": 0, "events": 0, "periodic_defers": 0, "archived": 0, "archive_purged": 0}
+    while True:
+        with db.transaction() as conn:
+            moved = jobs_repo.archive_failed_jobs(
+                conn, statuses=ARCHIVED_STATUSES, before=before, batch=batch
+            )
+        totals["archived"] += moved["archived"]
+        if moved["deleted"] < batch:
+            break
+    with db.transaction() as conn:
+        totals["archive_purged"] = jobs_repo.purge_archive(
+            conn, before=moment - timedelta(days=archive_retention_days)
+        )
     while True:
         with db.transaction() as conn:
             row = conn.execute(

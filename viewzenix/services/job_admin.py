@@ -53,6 +53,8 @@ from viewzenix.services.common import Caller
 logger = logging.getLogger(__name__)
 
 RETRY, CANCEL, RUN_NOW = "retry", "cancel", "run_now"
+PAUSE, RESUME, SYNC_TABLE, SYNC_USER = "pause", "resume", "sync_table", "sync_user"
+ACTIONS = (RETRY, CANCEL, RUN_NOW, PAUSE, RESUME, SYNC_TABLE, SYNC_USER)
 MAX_JOB_ID = 2**63 - 1  # procrastinate's ids are bigint
 # A signal still waiting for (or between runs of) its job: canceling the job ends it.
 _WAITING_SIGNAL = ("accepted", "submitting", "failed")
@@ -206,6 +208,104 @@ def list_actions(
             conn, job_id=job_id, action=action, actor_id=actor_id, before_id=cursor, limit=limit
         )
     return {"actions": rows, "next_cursor": next_cursor}
+
+
+# --- the global pause ----------------------------------------------------------------------
+
+
+def queue_state(db: Database, caller: Caller) -> dict[str, Any]:
+    """Return ``{paused, reason, changed_at, changed_by, changed_by_email, waiting}``.
+
+    ``waiting``: todo jobs (what will run after a resume). Raises Forbidden for non-admins.
+    """
+    require_admin(caller)
+    with db.transaction() as conn:
+        state = jobs_repo.queue_state(conn)
+        waiting = jobs_repo.waiting_jobs(conn)
+    return {**state, "waiting": waiting}
+
+
+def set_paused(db: Database, caller: Caller, paused: bool, reason: str | None = None) -> dict[str, Any]:
+    """Pause (``paused=True``) or resume automatic job processing; record it in the audit.
+
+    While paused, workers and the cron runner take no new job (``jobs.PausableJobManager``);
+    alerts are still stored and their jobs queued; jobs already running finish; the admin tools
+    (retry, cancel, run-now, reconcile, sync) keep working — their jobs run after the resume.
+    Resuming wakes the workers at once. Idempotent: pausing a paused queue changes nothing and
+    is recorded as done with the same from/to state. Returns the new state (``queue_state``)
+    plus ``action`` (the audit record). Raises Forbidden for non-admins.
+    """
+    require_admin(caller)
+    action = PAUSE if paused else RESUME
+    with db.transaction() as conn:
+        before = jobs_repo.queue_state(conn, lock=True)
+        after = jobs_repo.set_queue_state(
+            conn,
+            paused=paused,
+            reason=reason if paused else None,
+            actor_id=caller.user_id,
+            actor_email=caller.email,
+        )
+        if not paused:
+            jobs_repo.wake_workers(conn)
+        waiting = jobs_repo.waiting_jobs(conn)
+        state_name = {True: "paused", False: "running"}
+        record = jobs_repo.record_action(
+            conn,
+            action=action,
+            result="done",
+            from_status=state_name[before["paused"]],
+            to_status=state_name[after["paused"]],
+            message=(
+                f"queue {state_name[before['paused']]} → {state_name[after['paused']]}"
+                + (f": {reason}" if paused and reason else "")
+                + f"; {waiting} job(s) waiting"
+            ),
+            actor_id=caller.user_id,
+            actor_email=caller.email,
+            detail={"reason": reason, "waiting": waiting},
+        )
+    logger.warning(
+        "job queue %s by %s",
+        "paused" if paused else "resumed",
+        caller.email or caller.user_id,
+        extra={"action": f"job_queue_{action}", "admin_id": str(caller.user_id), "reason": reason},
+    )
+    return {**after, "waiting": waiting, "action": record}
+
+
+# --- the archive ---------------------------------------------------------------------------
+
+
+def search_archive(
+    db: Database,
+    caller: Caller,
+    *,
+    filters: Mapping[str, Any],
+    limit: int,
+    cursor: int | None = None,
+) -> dict[str, Any]:
+    """Return ``{"jobs": [...], "next_cursor"}``: archived failed/aborted jobs, newest archived first.
+
+    ``filters``: ``task``, ``status``, ``job_id``, ``q`` (substring of the last error or the
+    arguments), ``since``/``until`` (when the job ended). Each job carries ``attempt_history``
+    (every run with its error and traceback) and procrastinate's ``events``. Raises Forbidden.
+    """
+    require_admin(caller)
+    with db.transaction() as conn:
+        rows, next_cursor = jobs_repo.archive_page(
+            conn,
+            task=filters.get("task"),
+            status=filters.get("status"),
+            job_id=filters.get("job_id"),
+            q=filters.get("q"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+            before_id=cursor,
+            limit=limit,
+            with_history=True,
+        )
+    return {"jobs": rows, "next_cursor": next_cursor}
 
 
 # --- actions -------------------------------------------------------------------------------

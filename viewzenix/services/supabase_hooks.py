@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter, Histogram
 
 from viewzenix.db import Connection, Database
 from viewzenix.exceptions import Invalid, Unavailable, ViewzenixError
@@ -91,13 +92,29 @@ class ApplyFailed(Unavailable):
     """The event was recorded but could not be applied; the drift check will repair it."""
 
     code = "apply_failed"
+    retry_after_seconds = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` (seconds): a sender that retries (a resend by hand, a relay) waits first."""
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class ApplyTimedOut(ApplyFailed):
+    """The event was recorded but applying it took longer than the receiver's time bound
+    (HOOK_STATEMENT_TIMEOUT_MS); retry later — the drift check repairs it meanwhile."""
+
+    code = "apply_timeout"
 
 
 @dataclass(frozen=True)
 class HookSettings:
-    """``users_on_delete``: ``anonymise`` or ``delete`` (SUPABASE_USERS_ON_DELETE)."""
+    """``users_on_delete``: ``anonymise`` or ``delete`` (SUPABASE_USERS_ON_DELETE);
+    ``statement_timeout_ms``: the bound of the applying transaction (HOOK_STATEMENT_TIMEOUT_MS;
+    0 = none; the specification asks for 1 s)."""
 
     users_on_delete: str = "anonymise"
+    statement_timeout_ms: int = 1000
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,12 @@ def parse_event(raw: bytes) -> Event:
         raise refuse("invalid_type", f'"type" must be one of INSERT, UPDATE, DELETE, got {operation!r}.')
     schema, table = payload.get("schema"), payload.get("table")
     if not isinstance(schema, str) or not isinstance(table, str) or not schema or not table:
-        raise refuse("missing_table", '"schema" and "table" must be non-empty strings.')
+        raise refuse(
+            "missing_table",
+            '"schema" and "table" are required (Supabase sends both in every Database Webhook): add '
+            '"schema": "public", "table": "user_symbols" for a watcher, or '
+            '"schema": "auth", "table": "users" for a user profile.',
+        )
     record, old_record = payload.get("record"), payload.get("old_record")
     for name, value in (("record", record), ("old_record", old_record)):
         if value is not None and not isinstance(value, dict):
@@ -199,7 +221,10 @@ def _uuid(value: Any, name: str, errors: dict[str, str]) -> uuid.UUID | None:
             return uuid.UUID(value)
         except ValueError:
             pass
-    errors[name] = "is required: a UUID" if value is None else "must be a UUID"
+    example = "00000000-0000-4000-8000-000000000001"
+    errors[name] = (
+        f"is required: a UUID (e.g. {example})" if value is None else f"must be a UUID (e.g. {example})"
+    )
     return None
 
 
@@ -406,6 +431,29 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[Connection, Event, HookSettin
 }
 
 
+# --- Prometheus: what this process received (merged across gunicorn workers by /metrics) -----
+
+HOOK_EVENTS = Counter(
+    "viewzenix_supabase_hook_events",
+    "Supabase Database Webhook deliveries recorded, by source table (schema.table, or unrouted "
+    "when refused before the payload was read) and outcome (applied, ignored, refused, received).",
+    ["source", "outcome"],
+)
+HOOK_LATENCY = Histogram(
+    "viewzenix_supabase_hook_duration_seconds",
+    "Time from reading a delivery to recording it (seconds), by source table.",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+def observe(row: dict[str, Any]) -> None:
+    """Count a recorded delivery (an event row as ``_event_row`` builds it) and time it."""
+    source = f"{row['schema_name']}.{row['table_name']}" if row.get("table_name") else "unrouted"
+    HOOK_EVENTS.labels(source, row["outcome"]).inc()
+    HOOK_LATENCY.labels(source).observe((row.get("latency_ms") or 0) / 1000)
+
+
 # --- the entry points ------------------------------------------------------------------------
 
 
@@ -444,6 +492,7 @@ def record_refusal(
     row["latency_ms"] = _latency_ms(delivery.started)
     with db.transaction() as conn:
         repo.insert_event(conn, row)
+    observe(row)
     logger.info(
         "supabase hook refused: %s",
         error.code,
@@ -469,24 +518,29 @@ def handle(db: Database, delivery: Delivery, settings: HookSettings) -> HookOutc
                 errors={"table": f"{event.schema}.{event.table}"},
             )
         with db.transaction() as conn:
+            if settings.statement_timeout_ms:
+                # SET LOCAL: this transaction only (the pool's connection keeps its own setting).
+                conn.execute(
+                    "select set_config('statement_timeout', %s, true)",
+                    (f"{settings.statement_timeout_ms}ms",),
+                )
             target, apply = route
             if delivery.webhook_id is not None and repo.webhook_id_applied(conn, delivery.webhook_id):
                 outcome = HookOutcome(event.operation, target, "ignored", "duplicate_delivery")
             else:
                 outcome = apply(conn, event, settings)
-            repo.insert_event(
-                conn,
-                _event_row(
-                    delivery,
-                    event,
-                    outcome=outcome.outcome,
-                    reason=outcome.reason,
-                    record_key=outcome.record_key,
-                    source_updated_at=outcome.source_updated_at,
-                    http_status=200,
-                    latency_ms=_latency_ms(delivery.started),
-                ),
+            row = _event_row(
+                delivery,
+                event,
+                outcome=outcome.outcome,
+                reason=outcome.reason,
+                record_key=outcome.record_key,
+                source_updated_at=outcome.source_updated_at,
+                http_status=200,
+                latency_ms=_latency_ms(delivery.started),
             )
+            repo.insert_event(conn, row)
+        observe(row)
     except HookRefused as error:
         record_refusal(db, delivery, error, event)
         raise
@@ -498,38 +552,40 @@ def handle(db: Database, delivery: Delivery, settings: HookSettings) -> HookOutc
         outcome = HookOutcome(
             event.operation, ROUTES[(event.schema, event.table)][0], "ignored", "duplicate_delivery"
         )
+        row = _event_row(
+            delivery,
+            event,
+            outcome="ignored",
+            reason="duplicate_delivery",
+            http_status=200,
+            latency_ms=_latency_ms(delivery.started),
+        )
         with db.transaction() as conn:
-            repo.insert_event(
-                conn,
-                _event_row(
-                    delivery,
-                    event,
-                    outcome="ignored",
-                    reason="duplicate_delivery",
-                    http_status=200,
-                    latency_ms=_latency_ms(delivery.started),
-                ),
-            )
+            repo.insert_event(conn, row)
+        observe(row)
     except psycopg.Error as exc:
         return _apply_failed(db, delivery, event, exc)
     return outcome
 
 
 def _apply_failed(db: Database, delivery: Delivery, event: Event | None, exc: psycopg.Error) -> HookOutcome:
-    """Record a delivery whose apply failed in the database as ``received``; raise ApplyFailed."""
+    """Record a delivery whose apply failed in the database as ``received``; raise ApplyFailed.
+
+    A statement timeout (``QueryCanceled``) raises ApplyTimedOut (reason ``statement_timeout``).
+    """
+    timed_out = isinstance(exc, psycopg.errors.QueryCanceled)
     logger.error("supabase hook could not be applied: %s", exc, extra={"action": "hook_apply_failed"})
+    row = _event_row(
+        delivery,
+        event,
+        outcome="received",
+        reason="statement_timeout" if timed_out else "apply_failed",
+        http_status=503,
+        latency_ms=_latency_ms(delivery.started),
+        body_sha256=hashlib.sha256(delivery.raw).digest(),
+        detail={"error": f"{type(exc).__name__}: {exc}"[:500]},
+    )
     with db.transaction() as conn:
-        repo.insert_event(
-            conn,
-            _event_row(
-                delivery,
-                event,
-                outcome="received",
-                reason="apply_failed",
-                http_status=503,
-                latency_ms=_latency_ms(delivery.started),
-                body_sha256=hashlib.sha256(delivery.raw).digest(),
-                detail={"error": f"{type(exc).__name__}: {exc}"[:500]},
-            ),
-        )
-    raise ApplyFailed() from exc
+        repo.insert_event(conn, row)
+    observe(row)
+    raise (ApplyTimedOut() if timed_out else ApplyFailed()) from exc

@@ -63,6 +63,8 @@ class DriftReport:
     differing: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     repaired: int = 0
+    repaired_keys: list[str] = field(default_factory=list)
+    removals_refused: bool = False
     error: str | None = None
 
     @property
@@ -86,13 +88,24 @@ class DriftReport:
             "invalid": len(self.invalid),
             "drift_rate": float(self.drift_rate),
             "repaired": self.repaired,
+            "removals_refused": self.removals_refused,
             "error": self.error,
-            "keys": {k: getattr(self, k)[:100] for k in ("missing", "extra", "differing", "invalid")},
+            "keys": {k: getattr(self, k)[:100] for k in KEY_LISTS},
         }
 
 
+KEY_LISTS = ("missing", "extra", "differing", "invalid", "repaired_keys")
+
+
 class RepairRefused(RuntimeError):
-    """The drift is too large to repair without --force (is the source right?)."""
+    """The drift is too large to repair without --force (is the source right?).
+
+    ``report``: the run's report (what was repaired besides the refused removals).
+    """
+
+    def __init__(self, message: str, report: DriftReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -133,6 +146,15 @@ class DatabaseSource:
     def user_exists(self, user_id: str) -> bool:
         with self._connection() as conn:
             return conn.execute("select 1 from auth.users where id = %s", (user_id,)).fetchone() is not None
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """Return one ``auth.users`` row (as ``users()`` shapes them), None when there is none."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "select id::text, email, raw_user_meta_data, updated_at::text from auth.users where id = %s",
+                (user_id,),
+            ).fetchone()
+        return None if row is None else {**row, "updated_at": _iso(row["updated_at"])}
 
 
 def _iso(value: str | None) -> str | None:
@@ -201,6 +223,18 @@ class AuthApiSource:
             raise
         return True
 
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """Return one user (``GET /auth/v1/admin/users/<id>``), None on 404."""
+        from supabase_auth.errors import AuthApiError
+
+        try:
+            answer = self.client.auth.admin.get_user_by_id(user_id)
+        except AuthApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _auth_user_row(answer.user)
+
     def user_symbols(self) -> list[dict[str, Any]]:
         raise ValueError("the Auth admin API has users only; watchers need a database source")
 
@@ -229,9 +263,13 @@ def check(
 ) -> DriftReport:
     """Compare ``target`` (watchers | users) with ``source``; repair if asked; record the run.
 
-    Raises RepairRefused (nothing repaired, the run recorded) when the repair would remove more
-    than ``REPAIR_LIMIT_PERCENT`` of the target's rows and ``force`` is not set. A repair applies
-    the source's version also when it is as new as ours (the source is the truth).
+    A repair applies every missing and differing row (safe: ordered writes never overwrite a
+    newer version) and the removals of extra rows — unless they would remove more than
+    ``REPAIR_LIMIT_PERCENT`` of the target's rows and ``force`` is not set: then only the
+    removals are skipped, the run is recorded with the refusal (``removals_refused``), and
+    RepairRefused is raised after the rest was repaired. ``repaired_keys`` lists what changed
+    (at most 100 are recorded). A repair applies the source's version also when it is as new as
+    ours (the source is the truth).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}")
@@ -241,32 +279,51 @@ def check(
         fixes = compare(db, source, report)
         if repair and report.in_drift:
             deleting = Decimal(100) * len(report.extra) / max(report.target_rows, 1)
-            if deleting > REPAIR_LIMIT_PERCENT and not force:
+            if report.extra and deleting > REPAIR_LIMIT_PERCENT and not force:
+                report.removals_refused = True
                 report.error = (
-                    f"repair refused: it would remove {len(report.extra)} of {report.target_rows} rows "
+                    f"removals refused: they would remove {len(report.extra)} of {report.target_rows} rows "
                     f"(above {REPAIR_LIMIT_PERCENT} %); check the source, then repair with --force"
                 )
-                raise RepairRefused(report.error)
+                fixes = [fix for fix in fixes if fix.kind != "extra"]
             with db.transaction() as conn:
-                report.repaired = sum(1 for fix in fixes if fix(conn, users_on_delete))
+                for fix in fixes:
+                    if fix.apply(conn, users_on_delete):
+                        report.repaired += 1
+                        report.repaired_keys.append(fix.key)
+            if report.removals_refused:
+                raise RepairRefused(report.error, report)
     except Exception as exc:
         report.error = report.error or f"{type(exc).__name__}: {exc}"[:500]
         raise
     finally:
         _record(db, report)
-    logger.info(
+    log = logger.warning if report.repaired else logger.info
+    log(
         "sync check %s (%s): %s in drift (%s %%), repaired %s",
         target,
         source.name,
         report.in_drift,
         report.drift_rate,
         report.repaired,
-        extra={"action": "sync_check", "target": target, "drift_rate": float(report.drift_rate)},
+        extra={
+            "action": "sync_repaired" if report.repaired else "sync_check",
+            "target": target,
+            "drift_rate": float(report.drift_rate),
+            "repaired": report.repaired,
+            "repaired_keys": report.repaired_keys[:100],
+        },
     )
     return report
 
 
-Fix = Callable[[Connection, str], bool]
+@dataclass(frozen=True)
+class Fix:
+    """One repair: ``kind`` missing | differing | extra, the row's ``key``, and the write."""
+
+    kind: str
+    key: str
+    apply: Callable[[Connection, str], bool]
 
 
 def _compare_watchers(db: Database, source: Any, report: DriftReport) -> list[Fix]:
@@ -292,20 +349,26 @@ def _compare_watchers(db: Database, source: Any, report: DriftReport) -> list[Fi
     for key, fields in wanted.items():
         have = target.get(key)
         if have is None:
-            report.missing.append(key)
+            kind = "missing"
         elif (have["strategy"], have["active"]) != (fields["strategy"], fields["active"]):
-            report.differing.append(key)
+            kind = "differing"
         else:
             continue
-        fixes.append(lambda conn, _mode, f=fields: repo.upsert_watcher(conn, f, repair=True) is not None)
+        getattr(report, kind).append(key)
+        upsert = lambda conn, _mode, f=fields: repo.upsert_watcher(conn, f, repair=True) is not None  # noqa: E731
+        fixes.append(Fix(kind, key, upsert))
     for key, have in target.items():
         if key not in wanted:
             report.extra.append(key)
             fixes.append(
-                lambda conn, _mode, h=have: repo.delete_watcher(
-                    conn,
-                    {"user_id": h["user_id"], "symbol": h["symbol"], "timeframe": h["timeframe"]},
-                    h["source_updated_at"],
+                Fix(
+                    "extra",
+                    key,
+                    lambda conn, _mode, h=have: repo.delete_watcher(
+                        conn,
+                        {"user_id": h["user_id"], "symbol": h["symbol"], "timeframe": h["timeframe"]},
+                        h["source_updated_at"],
+                    ),
                 )
             )
     return fixes
@@ -333,31 +396,41 @@ def _compare_users(db: Database, source: Any, report: DriftReport) -> list[Fix]:
     fixes: list[Fix] = []
     for key, fields in wanted.items():
         have = target.get(key)
-        if have is None:
-            report.missing.append(key)
-        elif have["email"] != fields["email"] or have["username"] is None:
-            report.differing.append(key)
-        else:
+        kind = profile_drift(have, fields)
+        if kind is None:
             continue
-        profile = {
-            **fields,
-            "set_display_name": have is None or have["display_name"] is None,
-            "set_avatar_url": have is None or have["avatar_url"] is None,
-        }
-        candidates = username_candidates(fields["email"], fields["id"])
-        fixes.append(
-            lambda conn, _mode, p=profile, c=candidates: (
-                repo.upsert_profile(conn, p, c, repair=True) is not None
-            )
-        )
+        getattr(report, kind).append(key)
+        fixes.append(Fix(kind, key, profile_fix(have, fields)))
     gone = [key for key in target if key not in wanted]
     for key in _confirmed_gone(source, gone):
         report.extra.append(key)
-        have = target[key]
-        fixes.append(
-            lambda conn, mode, h=have: repo.remove_profile(conn, h["id"], h["source_updated_at"], mode)
-        )
+        fixes.append(Fix("extra", key, profile_removal(target[key])))
     return fixes
+
+
+def profile_drift(have: dict[str, Any] | None, fields: dict[str, Any]) -> str | None:
+    """Return ``missing``, ``differing`` or None (in step) for our profile ``have`` vs the source's."""
+    if have is None:
+        return "missing"
+    if have["email"] != fields["email"] or have["username"] is None:
+        return "differing"
+    return None
+
+
+def profile_fix(have: dict[str, Any] | None, fields: dict[str, Any]) -> Callable[[Connection, str], bool]:
+    """Return the write that makes our profile ``have`` (None: absent) the source's ``fields``."""
+    profile = {
+        **fields,
+        "set_display_name": have is None or have["display_name"] is None,
+        "set_avatar_url": have is None or have["avatar_url"] is None,
+    }
+    candidates = username_candidates(fields["email"], fields["id"])
+    return lambda conn, _mode: repo.upsert_profile(conn, profile, candidates, repair=True) is not None
+
+
+def profile_removal(have: dict[str, Any]) -> Callable[[Connection, str], bool]:
+    """Return the write that removes our profile ``have`` (anonymise or delete: the mode given)."""
+    return lambda conn, mode: repo.remove_profile(conn, have["id"], have["source_updated_at"], mode)
 
 
 def _confirmed_gone(source: Any, keys: Iterable[str]) -> list[str]:
@@ -421,6 +494,21 @@ def source_for(
     raise ValueError(f"unknown source {choice!r}: use same, database or auth-api")
 
 
+def configured_source(target: str, db: Database, config: Config) -> DatabaseSource | AuthApiSource:
+    """Build ``target``'s source from ``config`` (SYNC_USERS_SOURCE for users, else auto).
+
+    Raises ValueError naming what is missing (see ``source_for``).
+    """
+    return source_for(
+        target,
+        db,
+        choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
+        source_database_url=config.SYNC_SOURCE_DATABASE_URL,
+        supabase_url=config.SUPABASE_URL,
+        supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
+    )
+
+
 SYNC_CHECK = "viewzenix.sync_check"
 
 
@@ -441,14 +529,7 @@ def register_periodic_check(job_app: Any, db: Database, config: Config) -> None:
     def sync_check_task(timestamp: int | None = None) -> None:
         for target in TARGETS:
             try:
-                source = source_for(
-                    target,
-                    db,
-                    choice=config.SYNC_USERS_SOURCE if target == "users" else "auto",
-                    source_database_url=config.SYNC_SOURCE_DATABASE_URL,
-                    supabase_url=config.SUPABASE_URL,
-                    supabase_key=config.SUPABASE_SERVICE_ROLE_KEY,
-                )
+                source = configured_source(target, db, config)
                 check(
                     db,
                     target,

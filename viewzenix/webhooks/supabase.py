@@ -6,7 +6,8 @@ Answers: 200 ``{"success": true, "operation", "symbol", "user_id", "outcome", ["
 (``outcome`` applied or ignored: a replay or an out-of-order event); 401 ``missing_signature`` /
 ``invalid_signature``; 400 ``malformed_payload`` (``errors.reason`` says what); 413
 ``payload_too_large``; 422 ``unknown_table`` or ``validation_error`` (a message per field); 404
-``supabase_hooks_disabled`` when no scheme is configured. Every one of them is recorded in
+``supabase_hooks_disabled`` when no scheme is configured; 503 ``apply_failed`` / ``apply_timeout``
+(the transaction passed HOOK_STATEMENT_TIMEOUT_MS) with ``Retry-After``. Every one of them is recorded in
 ``private.hook_events``.
 """
 
@@ -56,7 +57,10 @@ def init_app(app: Flask) -> None:
         raise ConfigError(str(exc)) from None
     app.extensions[EXTENSION] = (
         verifier,
-        service.HookSettings(users_on_delete=app.config["SUPABASE_USERS_ON_DELETE"]),
+        service.HookSettings(
+            users_on_delete=app.config["SUPABASE_USERS_ON_DELETE"],
+            statement_timeout_ms=app.config["HOOK_STATEMENT_TIMEOUT_MS"],
+        ),
     )
     app.register_blueprint(bp)
 
