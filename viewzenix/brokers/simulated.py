@@ -5,9 +5,11 @@ Like a remote exchange it keeps its own books, schema ``paper`` (``paper.account
 ``viewzenix.brokers.paper_books``), answers only through the broker port
 (``viewzenix.brokers.base``) and never touches our books (``public.*``): its settings are passed
 in. Every public method runs in its own transaction, committed before it returns, so what it
-reports is already on the exchange's books, and a caller's rollback cannot undo it. It has no
-market data: the only prices it knows are ``OrderRequest.reference_price`` (the signal's price)
-and the prices later signals bring through ``process_price``.
+reports is already on the exchange's books, and a caller's rollback cannot undo it. The prices
+it knows are ``OrderRequest.reference_price`` (the signal's price), the prices later signals
+bring through ``process_price``, the bars of its config's market data (``process_bar``: pushed
+by TradingView, replayed, or from Alpaca / ccxt) and, for a market order without a price, the
+config's ``MarketData`` quote (``docs/market-data.md``).
 
 Statuses (the exchange's vocabulary, a subset of ``OrderStatus``): held, accepted (working),
 partially_filled, filled, rejected, canceled, expired. There is no pending_new or submitted at
@@ -17,8 +19,11 @@ Fill rules (document of record; prices in the quote currency, Decimal throughout
   - Slippage: a buy fills at price * (1 + slippage_bps / 10000), a sell at
     price * (1 - slippage_bps / 10000). Commission per fill = notional * commission_rate +
     commission_fixed, paid from cash.
-  - market: fills at once at the slipped reference price; without a reference price it is
-    REJECTED (``no_market_price``).
+  - market: fills at once at the slipped reference price; without one, at the market data's
+    quote (ask for buys, bid for sells), else its last trade, else the last bar's close; data
+    older than ``max_quote_age_seconds`` is REJECTED (``stale_market_data``), no price at all is
+    REJECTED (``no_market_price``). An order beyond buying power is REJECTED
+    (``insufficient_buying_power``), as Alpaca's paper accounts do.
   - limit: marketable when price ≤ limit (buy) or price ≥ limit (sell); fills at the slipped
     *market price*, capped at the limit (never worse than the limit), not at the limit itself.
   - stop: triggers when price ≥ stop (buy) or price ≤ stop (sell); fills like a market order at
@@ -33,9 +38,9 @@ Fill rules (document of record; prices in the quote currency, Decimal throughout
     price of every later signal for the same symbol (``process_price``). At submission the
     price is the reference price, else the symbol's last known price. IOC and FOK orders that
     cannot fill at once are CANCELED (``not_marketable``). DAY orders still resting expire
-    (EXPIRED) at the US equity session close (``expire_day_orders``, which the worker runs
-    after 16:00 New York; crypto has no session), or when a price arrives on a later New York
-    calendar date than their submission, whichever comes first.
+    (EXPIRED) at their market's session close from ``exchange_calendars`` (holidays and early
+    closes included; ``domain.sessions.session_close_after``; crypto never closes), by
+    ``expire_day_orders`` or when a later price or bar arrives past that close.
   - Take-profit / stop-loss legs (``parent_client_order_id``) wait as HELD until the parent
     fills, then rest (ACCEPTED) and are checked at once; a leg filling cancels its open sibling
     legs (OCO). Canceling, rejecting or expiring a parent cancels its waiting legs.
