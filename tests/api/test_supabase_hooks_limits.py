@@ -67,11 +67,31 @@ def test_an_applied_update_moves_updated_at_and_an_ignored_replay_does_not(hooks
     assert watcher_times(db, user_id)["updated_at"] == second["updated_at"]
 
 
-def test_a_database_failure_while_applying_is_503_apply_failed_recorded_as_received(hooks, db):
-    # 32 characters is the column's limit; the validator lets 41 through: a real check violation.
-    symbol = "A" * 20 + "." + "B" * 20
-    marker = last_event_id(db)
+def test_a_symbol_longer_than_the_column_is_a_422_not_a_database_failure(hooks, db):
+    symbol = "A" * 20 + "." + "B" * 20  # 41 characters: the pattern allows it, the column holds 32
     answer = post_hmac(hooks, symbol_event("INSERT", symbol_row(uuid.uuid4(), symbol=symbol)))
+    assert answer.status_code == 422
+    assert "at most 32 characters" in answer.json["errors"]["symbol"]
+
+
+@pytest.mark.parametrize("lookalike", ["ſPY", "ıBM"])
+def test_a_lookalike_symbol_is_refused_as_sent_not_watched_as_the_real_one(hooks, db, lookalike):
+    answer = post_hmac(hooks, symbol_event("INSERT", symbol_row(uuid.uuid4(), symbol=lookalike)))
+    assert answer.status_code == 422
+    assert "symbol" in answer.json["errors"]
+
+
+def test_a_database_failure_while_applying_is_503_apply_failed_recorded_as_received(hooks, db):
+    # A real check violation: a constraint the event cannot meet, added for this test only.
+    symbol = "FAILME"
+    with db.transaction() as conn:
+        conn.execute("alter table public.watchers add constraint test_apply_fails check (symbol <> 'FAILME')")
+    marker = last_event_id(db)
+    try:
+        answer = post_hmac(hooks, symbol_event("INSERT", symbol_row(uuid.uuid4(), symbol=symbol)))
+    finally:
+        with db.transaction() as conn:
+            conn.execute("alter table public.watchers drop constraint test_apply_fails")
     assert answer.status_code == 503
     assert answer.json["code"] == "apply_failed"
     assert answer.json["message"].startswith("The event was recorded but could not be applied")
@@ -98,10 +118,12 @@ def test_a_transaction_past_the_statement_timeout_is_503_with_retry_after(hooks,
     [event] = events_since(db, marker)
     assert (event["outcome"], event["reason"]) == ("received", "statement_timeout")
     assert event["latency_ms"] >= 300
-    # The bound was this transaction's only: the pool's connections keep the server default.
+    # The bound was this transaction's only: the pool's connections keep the web processes'
+    # own statement timeout (WEB_DB_STATEMENT_TIMEOUT_MS, 5 s by default), not the hook's.
     runtime = hooks.application.extensions["viewzenix"]
+    assert runtime.config.WEB_DB_STATEMENT_TIMEOUT_MS == 5000
     with runtime.db.transaction() as conn:
-        assert conn.execute("show statement_timeout").fetchone()["statement_timeout"] == "0"
+        assert conn.execute("show statement_timeout").fetchone()["statement_timeout"] == "5s"
     # Resent once the lock is gone, it applies.
     assert post_hmac(hooks, symbol_event("UPDATE", newer, row)).json["outcome"] == "applied"
 

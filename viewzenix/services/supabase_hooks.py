@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
 # Symbols like AAPL, BRK.B, BTC/USDT, ES1!, EURUSD: letters and digits, one separator at most.
+# public.watchers.symbol: char_length between 1 and 32 (migration 20261127120000_supabase_sync.sql).
+MAX_SYMBOL_LENGTH = 32
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_!]{0,19}([./:-][A-Z0-9][A-Z0-9_!]{0,19})?$")
 # TradingView's chart intervals, in the seed's notation.
 TIMEFRAMES = (
@@ -241,8 +243,16 @@ def watcher_fields(record: dict[str, Any], *, key_only: bool = False) -> dict[st
     errors: dict[str, str] = {}
     user_id = _uuid(record.get("user_id"), "user_id", errors)
     symbol = record.get("symbol")
-    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol.strip().upper()):
-        errors["symbol"] = "must be a symbol like AAPL, BRK.B or BTC/USDT"
+    # Checked as sent (ASCII, the column's 32 characters), then upper-cased: "ſPY".upper() is "SPY".
+    if (
+        not isinstance(symbol, str)
+        or not symbol.strip().isascii()
+        or len(symbol.strip()) > MAX_SYMBOL_LENGTH
+        or not SYMBOL_RE.match(symbol.strip().upper())
+    ):
+        errors["symbol"] = (
+            f"must be a symbol like AAPL, BRK.B or BTC/USDT (at most {MAX_SYMBOL_LENGTH} characters)"
+        )
     else:
         symbol = symbol.strip().upper()
     timeframe = record.get("timeframe")
