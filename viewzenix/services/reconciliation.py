@@ -12,6 +12,7 @@ reported by kind:
   (``get_account().cash``) differ by more than ``CASH_TOLERANCE``. Reported, never repaired:
   deposits, withdrawals, dividends and fees we never see move the broker's cash, and which one
   it was is for a person to decide. Key ``cash``; ``ours``/``theirs`` are the two amounts.
+  Only once our account is open (the config's first trade opens it with the broker's cash).
 
 ``drift_rate`` = orders in drift / orders compared × 100 (percent). With ``repair`` our side is
 brought in line through the ledger — fills we lack recorded, statuses and filled quantities
@@ -294,7 +295,8 @@ def _compare(
         if mine_qty != their_qty:
             result.drifts.append(Drift("position_differs", symbol, str(mine_qty), str(their_qty)))
     their_cash = broker.get_account().cash
-    if our_account is not None and abs(our_account["cash"] - their_cash) > CASH_TOLERANCE:
+    opened = our_account is not None and our_account["updated_at"] is not None  # no books before a trade
+    if opened and abs(our_account["cash"] - their_cash) > CASH_TOLERANCE:
         result.drifts.append(Drift(CASH_DIFFERS, "cash", str(our_account["cash"]), str(their_cash)))
 
 
