@@ -142,3 +142,36 @@ def test_paper_cash_moved_behind_our_back_is_a_cash_drift_never_repaired(db, mov
     assert found["counts"]["cash_differs"] == after["counts"]["cash_differs"] == len(expected)
     assert (found["orders_in_drift"], found["positions_in_drift"], found["drift_rate"]) == (0, 0, 0)
     assert paper_cash(db, config) == theirs  # the broker's books are never written by a repair
+
+
+def test_a_crypto_round_trip_pays_alpacas_fee_in_the_asset_received_and_both_books_agree(db):
+    config = make_config(db)  # crypto_fee_rate: Alpaca's base-tier taker fee, 0.25 %
+    fee = D("0.0025")
+
+    bought = trade(
+        db, config, Signal(ticker="BTC/USD", action=Action.BUY, quantity=D(1), signal_price=D(60000))
+    )
+    broker = SimulatedBroker.for_config(db, config, clock=lambda: NOW)
+    after_buy = run(db, config)
+    with db.transaction() as conn:
+        ours = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
+        [fill] = conn.execute("select * from public.fills where order_id = %s", (bought["id"],)).fetchall()
+        our_cash = conn.execute("select cash from public.accounts where config_id = %s", (config["id"],))
+
+    assert bought["filled_qty"] == D(1)  # the order filled whole; the fee came out of the coins
+    assert ours == {"BTC/USD": D(1) * (1 - fee)} == {p.symbol: p.qty for p in broker.get_positions()}
+    assert (fill["last_qty"], fill["fee_qty"]) == (D(1), fee)
+    assert our_cash.fetchone()["cash"] == broker.get_account().cash == D(40000)
+    assert after_buy["drifts"] == []
+
+    sold = trade(
+        db, config, Signal(ticker="BTC/USD", action=Action.SELL, quantity=D("0.9975"), signal_price=D(60000))
+    )
+    after_sell = run(db, config)
+    with db.transaction() as conn:
+        our_cash = conn.execute("select cash from public.accounts where config_id = %s", (config["id"],))
+
+    assert sold["filled_qty"] == D("0.9975")
+    proceeds = D("0.9975") * 60000 * (1 - fee)  # the sell's fee is in the USD received
+    assert our_cash.fetchone()["cash"] == broker.get_account().cash == D(40000) + proceeds
+    assert broker.get_positions() == [] and after_sell["drifts"] == []
