@@ -123,7 +123,11 @@ class FakeBroker:
 
     def get_account(self) -> AccountState:
         self._call("get_account", None)
-        return AccountState(cash=self.cash, equity=self.cash)
+        cash = self.cash  # the deposit; each filled order moves it by its notional
+        for order in self.orders.values():
+            notional = order.filled_qty * (order.filled_avg_price or Decimal(0))
+            cash += -notional if order.side == "buy" else notional
+        return AccountState(cash=cash, equity=cash)
 
     # --- helpers ----------------------------------------------------------------------------
 

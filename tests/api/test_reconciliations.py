@@ -75,6 +75,26 @@ def test_drift_in_the_paper_brokers_books_is_reported_and_repaired_over_the_api(
     assert [p["qty"] for p in positions] == ["5"]
 
 
+def test_cash_the_paper_broker_moved_is_a_cash_drift_shown_over_the_api_and_never_repaired(
+    client, app, auth_headers, admin_headers, jobs
+):
+    config = make_config(client, auth_headers)
+    trade(client, config, jobs)  # 3 x 100 paid on both sides
+    with app.extensions["viewzenix"].db.transaction() as conn:  # a deposit at the broker
+        conn.execute("update paper.accounts set cash = cash + 1000 where config_id = %s", (config["id"],))
+
+    repaired = client.post(
+        "/api/admin/reconcile", json={"config_id": config["id"], "repair": True}, headers=admin_headers
+    )
+    [latest] = client.get("/api/reconciliations", headers=auth_headers).get_json()
+
+    [run] = repaired.get_json()
+    cash = {"kind": "cash_differs", "key": "cash", "ours": "99700", "theirs": "100700"}
+    assert (run["drifts"], run["repaired"], run["counts"]["cash_differs"]) == ([cash], 0, 1)
+    assert (run["orders_in_drift"], run["positions_in_drift"]) == (0, 0)
+    assert latest["drifts"] == [cash]
+
+
 def test_a_non_admin_cannot_reconcile(client, auth_headers):
     response = client.post("/api/admin/reconcile", json={}, headers=auth_headers)
 

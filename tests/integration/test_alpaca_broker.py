@@ -296,6 +296,26 @@ def test_reconciliation_compares_with_alpaca_and_repairs_a_fill_we_missed(db, al
     assert repaired["repaired"] >= 1
     assert (after["orders_in_drift"], after["positions_in_drift"]) == (0, 0)
     assert held(db, config) == D("10")
+    # Alpaca's cash (GET /v2/account) paid the fill before we knew: reported, then in step
+    cash = [d for d in report["drifts"] if d["kind"] == "cash_differs"]
+    assert cash == [{"kind": "cash_differs", "key": "cash", "ours": "100000", "theirs": "99000"}]
+    assert after["counts"]["cash_differs"] == 0 and after["drifts"] == []
+
+
+def test_a_deposit_at_alpaca_is_a_cash_drift_that_repair_leaves_to_a_person(db, alpaca, config):
+    from viewzenix.services.reconciliation import reconcile
+
+    [before] = reconcile(db, config_id=config["id"], brokers=alpaca.broker)
+    run(db, alpaca, config, buy("10"))  # rests at Alpaca; our account opens with Alpaca's cash
+    alpaca.fake.cash += D("2500.50")  # a deposit (or dividend) our books never see
+
+    [repaired] = reconcile(db, config_id=config["id"], brokers=alpaca.broker, repair=True)
+    [after] = reconcile(db, config_id=config["id"], brokers=alpaca.broker)
+
+    expected = [{"kind": "cash_differs", "key": "cash", "ours": "100000", "theirs": "102500.5"}]
+    assert repaired["drifts"] == expected and repaired["repaired"] == 0
+    assert after["drifts"] == expected and after["counts"]["cash_differs"] == 1
+    assert before["drifts"] == []  # no books of ours before the first trade: nothing to compare
 
 
 # --- issue 15: canonical crypto symbols, decimals on the wire ------------------------------

@@ -88,6 +88,7 @@ def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db
         "status_differs": 1,
         "filled_qty_differs": 2,
         "position_differs": 3,  # MSFT 10 vs 0, NVDA 0 vs 2, TSLA 7 vs 10
+        "cash_differs": 1,  # the broker paid for NVDA; we did not
     }
     assert (found["orders_compared"], found["orders_in_drift"], found["drift_rate"]) == (5, 4, D("80.00"))
 
@@ -101,3 +102,76 @@ def test_paper_books_corrupted_every_way_are_found_repaired_and_stay_repaired(db
     with db.transaction() as conn:
         ours = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
     assert ours == {"AAPL": D(10), "NVDA": D(2), "TSLA": D(10)}
+
+
+def paper_cash(db: Database, config: dict[str, Any]) -> Decimal:
+    with db.transaction() as conn:
+        row = conn.execute("select cash from paper.accounts where config_id = %s", (config["id"],)).fetchone()
+    return row["cash"]
+
+
+def test_cash_in_step_with_the_paper_broker_is_no_drift(db):
+    config = make_config(db)
+    buy(db, config, "AAPL")
+
+    result = run(db, config)
+
+    assert paper_cash(db, config) == D(100000) - 10 * D(100)
+    assert result["counts"]["cash_differs"] == 0 and result["drifts"] == []
+
+
+@pytest.mark.parametrize(
+    ("moved", "drift"),
+    [("0.01", False), ("-0.01", False), ("0.02", True), ("-250.75", True)],
+)
+def test_paper_cash_moved_behind_our_back_is_a_cash_drift_never_repaired(db, moved, drift):
+    config = make_config(db)
+    buy(db, config, "AAPL")
+    with db.transaction() as conn:  # a deposit, a fee or a dividend we never see
+        conn.execute(
+            "update paper.accounts set cash = cash + %s where config_id = %s", (D(moved), config["id"])
+        )
+    theirs = paper_cash(db, config)
+
+    found = run(db, config, repair=True)
+    after = run(db, config)
+
+    cash = {"kind": "cash_differs", "key": "cash", "ours": "99000", "theirs": str(theirs)}
+    expected = [cash] if drift else []
+    assert found["drifts"] == expected and after["drifts"] == expected
+    assert found["counts"]["cash_differs"] == after["counts"]["cash_differs"] == len(expected)
+    assert (found["orders_in_drift"], found["positions_in_drift"], found["drift_rate"]) == (0, 0, 0)
+    assert paper_cash(db, config) == theirs  # the broker's books are never written by a repair
+
+
+def test_a_crypto_round_trip_pays_alpacas_fee_in_the_asset_received_and_both_books_agree(db):
+    config = make_config(db)  # crypto_fee_rate: Alpaca's base-tier taker fee, 0.25 %
+    fee = D("0.0025")
+
+    bought = trade(
+        db, config, Signal(ticker="BTC/USD", action=Action.BUY, quantity=D(1), signal_price=D(60000))
+    )
+    broker = SimulatedBroker.for_config(db, config, clock=lambda: NOW)
+    after_buy = run(db, config)
+    with db.transaction() as conn:
+        ours = {p.symbol: p.qty for p in positions_repo.open_for(conn, config["id"])}
+        [fill] = conn.execute("select * from public.fills where order_id = %s", (bought["id"],)).fetchall()
+        our_cash = conn.execute("select cash from public.accounts where config_id = %s", (config["id"],))
+
+    assert bought["filled_qty"] == D(1)  # the order filled whole; the fee came out of the coins
+    assert ours == {"BTC/USD": D(1) * (1 - fee)} == {p.symbol: p.qty for p in broker.get_positions()}
+    assert (fill["last_qty"], fill["fee_qty"]) == (D(1), fee)
+    assert our_cash.fetchone()["cash"] == broker.get_account().cash == D(40000)
+    assert after_buy["drifts"] == []
+
+    sold = trade(
+        db, config, Signal(ticker="BTC/USD", action=Action.SELL, quantity=D("0.9975"), signal_price=D(60000))
+    )
+    after_sell = run(db, config)
+    with db.transaction() as conn:
+        our_cash = conn.execute("select cash from public.accounts where config_id = %s", (config["id"],))
+
+    assert sold["filled_qty"] == D("0.9975")
+    proceeds = D("0.9975") * 60000 * (1 - fee)  # the sell's fee is in the USD received
+    assert our_cash.fetchone()["cash"] == broker.get_account().cash == D(40000) + proceeds
+    assert broker.get_positions() == [] and after_sell["drifts"] == []

@@ -23,10 +23,12 @@ class DriftSchema(ma.Schema):
     kind = ma.fields.String(
         metadata={
             "description": "missing_on_our_side, missing_at_broker, status_differs, "
-            "filled_qty_differs or position_differs"
+            "filled_qty_differs, position_differs, order_anomaly or cash_differs (never repaired)"
         }
     )
-    key = ma.fields.String(metadata={"description": "client_order_id, or the symbol for a position"})
+    key = ma.fields.String(
+        metadata={"description": "client_order_id, the symbol for a position, or 'cash' for cash"}
+    )
     ours = ma.fields.Raw(allow_none=True)
     theirs = ma.fields.Raw(allow_none=True)
 

@@ -113,6 +113,9 @@ class BrokerFill:
     ``cumulative_qty``: the order's filled quantity once this execution is counted, when the
     broker says it (Alpaca's trade_updates): the ledger then records the fill only if it adds to
     what is recorded, so a fill also recorded from a poll is never counted twice.
+    ``fee_qty``: the asset a crypto buy's fee took from the coins received (Alpaca charges crypto
+    fees in the asset received); the position grows by ``qty - fee_qty``, the cash pays for
+    ``qty``. A sell's fee is in its ``commission``.
     """
 
     trade_id: str
@@ -121,6 +124,7 @@ class BrokerFill:
     commission: Decimal
     filled_at: datetime
     cumulative_qty: Decimal | None = None
+    fee_qty: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

@@ -193,10 +193,10 @@ returning *
 
 INSERT_FILL = """
 insert into paper.fills (
-    trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at
+    trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at, fee_qty
 ) values (
     %(trade_id)s, %(order_id)s, %(config_id)s, %(symbol)s, %(side)s, %(qty)s, %(price)s,
-    %(commission)s, %(filled_at)s
+    %(commission)s, %(filled_at)s, %(fee_qty)s
 )
 returning *
 """
@@ -291,7 +291,10 @@ class PaperOrder:
 
 @dataclass(frozen=True)
 class PaperFill:
-    """One ``paper.fills`` row: ``qty`` shares at ``price``, ``commission`` in account currency."""
+    """One ``paper.fills`` row: ``qty`` shares at ``price``, ``commission`` in account currency.
+
+    ``fee_qty``: the asset a crypto buy's fee took (the position grew by qty - fee_qty).
+    """
 
     trade_id: str
     order_id: uuid.UUID
@@ -302,6 +305,7 @@ class PaperFill:
     price: Decimal
     commission: Decimal
     filled_at: datetime
+    fee_qty: Decimal = Decimal(0)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PaperFill:
@@ -597,8 +601,9 @@ def insert_fill(
     price: Decimal,
     commission: Decimal,
     filled_at: datetime,
+    fee_qty: Decimal = Decimal(0),
 ) -> PaperFill:
-    """Record one execution of ``order``: ``qty`` shares at ``price``, ``commission`` paid."""
+    """Record one execution of ``order``: ``qty`` at ``price``, ``commission`` and ``fee_qty`` paid."""
     row = conn.execute(
         INSERT_FILL,
         {
@@ -611,6 +616,7 @@ def insert_fill(
             "price": price,
             "commission": commission,
             "filled_at": filled_at,
+            "fee_qty": fee_qty,
         },
     ).fetchone()
     return PaperFill.from_row(row)

@@ -19,6 +19,9 @@ Fill rules (document of record; prices in the quote currency, Decimal throughout
   - Slippage: a buy fills at price * (1 + slippage_bps / 10000), a sell at
     price * (1 - slippage_bps / 10000). Commission per fill = notional * commission_rate +
     commission_fixed, paid from cash.
+  - Crypto fee (Alpaca's, in the asset received; ``crypto_fee_rate``, default its base-tier
+    taker 0.25 %): a buy's position grows by qty * (1 - rate) (the fill's ``fee_qty``), a sell
+    adds notional * rate to its commission.
   - market: fills at once at the slipped reference price; without one, at the market data's
     quote (ask for buys, bid for sells), else its last trade, else the last bar's close; data
     older than ``max_quote_age_seconds`` is REJECTED (``stale_market_data``), no price at all is
@@ -693,16 +696,29 @@ class SimulatedBroker:
         """Fill the order's remaining qty at ``px``: fill row, position, cash, then OCO and legs."""
         qty = order.qty - order.filled_qty
         commission = fill_commission(self.settings, qty, px)
+        fee_qty = Decimal(0)
+        if is_crypto(order.symbol):  # Alpaca's crypto fee, in the asset received
+            if order.side is OrderSide.BUY:
+                fee_qty = qty * self.settings.crypto_fee_rate
+            else:
+                commission += qty * px * self.settings.crypto_fee_rate
         trade_id = f"{order.client_order_id}-{books.count_fills(conn, order.id) + 1}"
 
         position = books.lock_position(conn, self.config_id, order.symbol)
-        position = apply_fill(position, order.side, qty, px, at)
+        position = apply_fill(position, order.side, qty - fee_qty, px, at)
         books.save_position(conn, replace(position, last_price=market_price))
         books.ensure_account(conn, self.config_id, self.settings.starting_cash)
         books.add_cash(conn, self.config_id, cash_delta(order.side, qty, px, commission))
 
         books.insert_fill(
-            conn, trade_id=trade_id, order=order, qty=qty, price=px, commission=commission, filled_at=at
+            conn,
+            trade_id=trade_id,
+            order=order,
+            qty=qty,
+            price=px,
+            commission=commission,
+            filled_at=at,
+            fee_qty=fee_qty,
         )
         filled_qty = order.filled_qty + qty
         if order.filled_avg_price is None or order.filled_qty == 0:
@@ -822,6 +838,7 @@ class SimulatedBroker:
                     price=fill.price,
                     commission=fill.commission,
                     filled_at=fill.filled_at,
+                    fee_qty=fill.fee_qty,
                 )
             )
         parents = books.client_order_ids(

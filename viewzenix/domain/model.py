@@ -243,6 +243,10 @@ class TradingSettings:
     slippage_bps: Decimal = Decimal("0")
     commission_rate: Decimal = Decimal("0")
     commission_fixed: Decimal = Decimal("0")
+    # Crypto fills pay this fraction in the asset received: a buy gets qty x (1 - rate) coins, a
+    # sell's cash is notional x (1 - rate). Default Alpaca's base-tier taker fee, 0.25 % (30-day
+    # crypto volume under $100,000: alpaca.markets/support/crypto-maker-taker-gmt-faq).
+    crypto_fee_rate: Decimal = Decimal("0.0025")
     # Paper market data (issue 16): buying power = equity × margin_multiplier − gross exposure
     # (1 = cash account); a market price older than max_quote_age_seconds is refused; when one
     # bar crosses both legs of a bracket, "stop_first" (backtesting.py) or "target_first" fills.

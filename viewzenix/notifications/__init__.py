@@ -201,7 +201,8 @@ def drift_found(conn: Connection, preferences: dict[str, Any] | None, run: dict[
     """Notify a reconciliation run (a ``reconciliations`` row) that found drift, on ``conn``."""
     if not preferences or not preferences.get("destinations"):
         return 0
-    if not (run["orders_in_drift"] or run["positions_in_drift"]):
+    cash = (run.get("counts") or {}).get("cash_differs", 0)
+    if not (run["orders_in_drift"] or run["positions_in_drift"] or cash):
         return 0
     return notify(
         conn,
@@ -212,6 +213,7 @@ def drift_found(conn: Connection, preferences: dict[str, Any] | None, run: dict[
         body=(
             f"{run['orders_in_drift']} of {run['orders_compared']} order(s) and "
             f"{run['positions_in_drift']} position(s) differ ({_num(run['drift_rate'])} %)."
+            + (" Cash differs." if cash else "")
         ),
         reconciliation_id=run.get("id"),
     )

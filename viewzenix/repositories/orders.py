@@ -106,10 +106,10 @@ returning *
 
 INSERT_FILL = """
 insert into public.fills (
-    order_id, user_id, config_id, trade_id, symbol, side, last_qty, last_px, commission, filled_at
+    order_id, user_id, config_id, trade_id, symbol, side, last_qty, last_px, commission, filled_at, fee_qty
 ) values (
     %(order_id)s, %(user_id)s, %(config_id)s, %(trade_id)s, %(symbol)s, %(side)s, %(last_qty)s,
-    %(last_px)s, %(commission)s, %(filled_at)s
+    %(last_px)s, %(commission)s, %(filled_at)s, %(fee_qty)s
 )
 on conflict on constraint fills_config_trade_id_key do nothing
 returning *
@@ -338,10 +338,12 @@ def insert_fill(
     last_px: Decimal,
     commission: Decimal,
     filled_at: datetime,
+    fee_qty: Decimal = Decimal(0),
 ) -> dict[str, Any]:
     """Record one fill (execution) once; return the row, or None when ``trade_id`` was recorded.
 
     ``trade_id`` is unique per config: a report applied twice records each fill once.
+    ``fee_qty``: the asset a crypto buy's fee took (BrokerFill.fee_qty).
     """
     return conn.execute(
         INSERT_FILL,
@@ -356,6 +358,7 @@ def insert_fill(
             "last_px": last_px,
             "commission": commission,
             "filled_at": filled_at,
+            "fee_qty": fee_qty,
         },
     ).fetchone()
 

@@ -294,6 +294,7 @@ def trading_settings(row: dict[str, Any]) -> TradingSettings:
         slippage_bps=Decimal(row["slippage_bps"]),
         commission_rate=Decimal(row["commission_rate"]),
         commission_fixed=Decimal(row["commission_fixed"]),
+        crypto_fee_rate=Decimal(row.get("crypto_fee_rate", "0.0025")),
         margin_multiplier=Decimal(row.get("margin_multiplier", 1)),
         max_quote_age_seconds=row.get("max_quote_age_seconds"),
         bracket_conflict=row.get("bracket_conflict", "stop_first"),

@@ -537,6 +537,7 @@ def _record_fills(
             last_px=fill.price,
             commission=fill.commission,
             filled_at=fill.filled_at,
+            fee_qty=fill.fee_qty,
         )
         if inserted is None:
             continue
@@ -644,9 +645,15 @@ def _record_anomaly(
 
 def _apply_to_books(conn: Connection, book: Book, symbol: str, side: OrderSide, fill: BrokerFill) -> None:
     position = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
-    positions_repo.save(conn, apply_fill(position, side, fill.qty, fill.price, fill.filled_at))
+    # A crypto buy's fee is taken from the coins received (BrokerFill.fee_qty): the position grows
+    # by qty - fee_qty while the cash pays for qty; its value counts as commission paid.
+    received = fill.qty - fill.fee_qty if OrderSide(side) is OrderSide.BUY else fill.qty
+    positions_repo.save(conn, apply_fill(position, side, received, fill.price, fill.filled_at))
     accounts_repo.add_cash(
-        conn, book.config_id, cash_delta(side, fill.qty, fill.price, fill.commission), fill.commission
+        conn,
+        book.config_id,
+        cash_delta(side, fill.qty, fill.price, fill.commission),
+        fill.commission + fill.fee_qty * fill.price,
     )
 
 

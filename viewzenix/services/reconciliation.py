@@ -7,7 +7,12 @@ reported by kind:
 - ``missing_at_broker``: we have an order the broker does not (a PENDING_NEW one only once it
   is older than ``PENDING_GRACE``: a job may be sending it right now);
 - ``status_differs`` / ``filled_qty_differs``: both have it and disagree;
-- ``position_differs``: net quantity per symbol disagrees.
+- ``position_differs``: net quantity per symbol disagrees;
+- ``cash_differs``: our account's cash (``public.accounts``, as our fills say) and the broker's
+  (``get_account().cash``) differ by more than ``CASH_TOLERANCE``. Reported, never repaired:
+  deposits, withdrawals, dividends and fees we never see move the broker's cash, and which one
+  it was is for a person to decide. Key ``cash``; ``ours``/``theirs`` are the two amounts.
+  Only once our account is open (the config's first trade opens it with the broker's cash).
 
 ``drift_rate`` = orders in drift / orders compared × 100 (percent). With ``repair`` our side is
 brought in line through the ledger — fills we lack recorded, statuses and filled quantities
@@ -38,6 +43,7 @@ from viewzenix.domain.engine import OrderPurpose, OrderRequest
 from viewzenix.domain.model import OrderSide, OrderStatus, OrderType, TimeInForce
 from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Forbidden, NotFound
+from viewzenix.repositories import accounts as accounts_repo
 from viewzenix.repositories import anomalies as anomalies_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
@@ -64,7 +70,14 @@ KINDS = (
     "status_differs",
     "filled_qty_differs",
     "position_differs",
+    "cash_differs",
 )
+CASH_DIFFERS = "cash_differs"
+# One cent: both sides keep cash to the cent (Alpaca's account cash is a decimal string in USD;
+# the paper broker's is exact), so anything more is a real difference, not rounding.
+CASH_TOLERANCE = Decimal("0.01")
+# Drifts that concern no order (not counted in orders_in_drift, never sent to order repair).
+NOT_ORDERS = ("position_differs", "cash_differs")
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,7 @@ class Reconciliation:
 
     @property
     def orders_in_drift(self) -> int:
-        return len({d.key for d in self.drifts if d.kind != "position_differs"})
+        return len({d.key for d in self.drifts if d.kind not in NOT_ORDERS})
 
     @property
     def positions_in_drift(self) -> int:
@@ -229,6 +242,7 @@ def _compare(
     with db.transaction() as conn:
         ours = {r["client_order_id"]: r for r in runs_repo.orders_to_compare(conn, config_id, since)}
         our_positions = {canonical_symbol(p.symbol): p.qty for p in positions_repo.open_for(conn, config_id)}
+        our_account = accounts_repo.summary(conn, config_id)
     theirs = {
         o.client_order_id: o for o in broker.list_orders(None if since is None else since - WINDOW_MARGIN)
     }
@@ -280,6 +294,10 @@ def _compare(
         mine_qty, their_qty = our_positions.get(symbol, Decimal(0)), their_positions.get(symbol, Decimal(0))
         if mine_qty != their_qty:
             result.drifts.append(Drift("position_differs", symbol, str(mine_qty), str(their_qty)))
+    their_cash = broker.get_account().cash
+    opened = our_account is not None and our_account["updated_at"] is not None  # no books before a trade
+    if opened and abs(our_account["cash"] - their_cash) > CASH_TOLERANCE:
+        result.drifts.append(Drift(CASH_DIFFERS, "cash", str(our_account["cash"]), str(their_cash)))
 
 
 # --- repairing ------------------------------------------------------------------------------
@@ -295,7 +313,7 @@ def _repair(db: Database, account: Account, result: Reconciliation, now: datetim
     moves an order or a position backwards.
     """
     book, broker = account.book, account.broker
-    order_keys = [d.key for d in result.drifts if d.kind not in ("position_differs", ORDER_ANOMALY)]
+    order_keys = [d.key for d in result.drifts if d.kind not in (*NOT_ORDERS, ORDER_ANOMALY)]
     with db.transaction() as conn:
         versions = runs_repo.order_versions(conn, book.config_id, order_keys)
         position_versions = runs_repo.position_versions(conn, book.config_id)
