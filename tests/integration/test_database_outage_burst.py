@@ -3,8 +3,8 @@
 A throwaway Postgres cluster serves the app behind a real threaded HTTP server; the cluster is
 stopped and 20 alerts are sent at once (a bar close), then 20 more. Every answer must be 503
 ``database_unavailable`` with ``Retry-After``; and once the database is known down, requests do
-not wait on the pool: of the 40, at most a few (the first, and one re-probe per
-``DB_OUTAGE_REPROBE_SECONDS``) reach it. Without the breaker each of the 40 waited its
+not wait on the pool: the second burst, sent once the first has opened the breaker, reaches it at
+most once (a re-probe per ``DB_OUTAGE_REPROBE_SECONDS``). Without the breaker each of the 40 waited its
 ``DB_POOL_TIMEOUT_SECONDS`` (40 pool timeouts), holding a gunicorn worker each time. The
 latency itself is measured by ``scripts/bench_outage.py``, not asserted here.
 """
@@ -84,13 +84,19 @@ def test_concurrent_alerts_during_an_outage_are_each_answered_503_without_waitin
     assert send_burst(base, path, 1)[0].status_code == 200  # up: accepted
     cluster.stop()
     pool.pop_stats()
-    answers = send_burst(base, path, 20) + send_burst(base, path, 20)
-    stats = pool.pop_stats()
+    answers = send_burst(base, path, 20)
+    first = pool.pop_stats()
+    answers += send_burst(base, path, 20)
+    second = pool.pop_stats()
     assert [a.status_code for a in answers] == [503] * 40
     assert {a.json()["code"] for a in answers} == {"database_unavailable"}
     assert all(a.headers["Retry-After"] == "5" for a in answers)
-    # Only the requests that found the breaker closed (or probing) waited on the pool.
-    assert stats.get("requests_num", 0) <= 3, stats
+    # The first burst arrives before anything is known: the requests already on their way when the
+    # first one fails may still reach the pool (how many depends on scheduling; 1–5 seen here).
+    # Once the breaker is open, the second burst does not wait on the pool at all (one re-probe at
+    # most, should the 5 s window pass). Without the breaker all 20 of it did.
+    assert second.get("requests_num", 0) <= 1, second
+    assert first.get("requests_num", 0) < 20, first
     health = requests.get(base + "/healthz", timeout=30)
     assert (health.status_code, health.json()["code"]) == (503, "database_unavailable")
 
