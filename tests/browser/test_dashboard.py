@@ -66,7 +66,9 @@ def test_an_expired_session_returns_to_sign_in_and_back_to_the_page(
     sign_in()
     session = json.dumps({"access_token": expired_token(app), "email": "x"})
     page.evaluate("s => localStorage.setItem('vz.session', s)", session)
-    page.goto(f"{base_url}/signals?status=denied")
+    # The page's script sends an expired session to sign-in at once, which can abort a goto that
+    # waits for "load" (net::ERR_ABORTED): wait for the response only, then for the redirect.
+    page.goto(f"{base_url}/signals?status=denied", wait_until="commit")
     page.wait_for_url(re.compile(r"/signin\?next=%2Fsignals%3Fstatus%3Ddenied$"))
     sign_in(next_path="/signals?status=denied")
     expect(page.locator("#signals")).not_to_contain_text("Loading")
