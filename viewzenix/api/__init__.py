@@ -17,6 +17,7 @@ def register_api(app: Flask) -> Api:
     from viewzenix.api import (
         account,
         broker_credentials,
+        controls,
         job_admin,
         market_data,
         openapi,
@@ -44,6 +45,7 @@ def register_api(app: Flask) -> Api:
         reconciliations,
         job_admin,
         market_data,
+        controls,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

@@ -11,6 +11,7 @@ from marshmallow import validate
 
 from viewzenix import notifications
 from viewzenix.api.auth import authenticate, current_caller
+from viewzenix.api.controls import TradingWindowsSchema
 from viewzenix.api.paging import page_of
 from viewzenix.api.validators import max_places, storable_text
 from viewzenix.domain.model import OrderType, QuantityType, TimeInForce
@@ -116,6 +117,11 @@ class TradingSettingsFields(ma.Schema):
     bracket_conflict = ma.fields.String(
         validate=validate.OneOf(("stop_first", "target_first")),
         metadata={"description": "Paper: which bracket leg fills when one bar crosses both"},
+    )
+    trading_windows = ma.fields.Nested(
+        TradingWindowsSchema,
+        allow_none=True,
+        metadata={"description": "Entry windows, auto-flatten, auto-cancel; null: none (default)"},
     )
 
 

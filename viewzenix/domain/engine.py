@@ -78,8 +78,9 @@ Orders
 
 Risk (``settings.risk``)
   Checked on every entry order (ENTER, ADD, the entry of a REVERSE), Denial with that order
-  attached, first failing rule wins: paused entries (``entries_paused``), reverse/short/add
-  policy, then ``max_position_qty`` (abs position after the order > max) and
+  attached, first failing rule wins: paused entries (``entries_paused``), an entry at ``now``
+  outside the config's trading windows (``outside_trading_window``, ``domain/windows.py``),
+  reverse/short/add policy, then ``max_position_qty`` (abs position after the order > max) and
   ``max_position_notional`` (abs position after * price > max; no price →
   ``no_price_for_notional_limit``). Exits are never denied by these: reducing
   risk is always allowed. Two rules apply to everything: a signal older than
@@ -130,6 +131,7 @@ from viewzenix.domain.model import (
     TradingSettings,
 )
 from viewzenix.domain.symbols import canonical_symbol
+from viewzenix.domain.windows import entry_denial
 
 __all__ = [
     "MAX_CLIENT_ORDER_ID_LENGTH",
@@ -212,6 +214,7 @@ class Denial:
 
     ``order`` is recorded with status DENIED, or is None when the refusal came before an order
     existed. Codes: stale_signal, symbol_not_allowed, short_not_allowed, add_not_allowed,
+    outside_trading_window,
     reverse_not_allowed, max_position_qty, max_position_notional, no_price_for_notional_limit,
     invalid_order_prices, invalid_quantity, no_price_for_sizing, risk_sizing_needs_stop,
     percent_of_position_needs_position, quantity_rounds_to_zero, bracket_needs_price,
@@ -285,6 +288,7 @@ def plan_signal(
         account=account,
         settings=settings,
         open_orders=tuple(o for o in open_orders if _same_symbol(o.symbol, signal.ticker)),
+        now=now,
     )
     stale = _stale_denial(signal, settings.risk.max_signal_age_seconds, now)
     if stale is not None:
@@ -306,6 +310,7 @@ class _Context:
     account: AccountState
     settings: TradingSettings
     open_orders: tuple[OpenOrder, ...]
+    now: datetime | None = None
 
     @property
     def symbol(self) -> str:
@@ -852,6 +857,9 @@ def _policy_denial(
             "entered or added to (exits still run)",
             order,
         )
+    outside = entry_denial(risk.trading_windows, ctx.now) if ctx.now is not None else None
+    if outside is not None:
+        return Denial("outside_trading_window", outside, order)
     if intent is Intent.REVERSE and not ctx.settings.allow_reverse:
         return Denial(
             "reverse_not_allowed",

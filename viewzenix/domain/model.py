@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from viewzenix.domain.windows import TradingWindows
+
 # Enums are stored as their text value in Postgres; StrEnum's str() is that value.
 StrEnum = enum.StrEnum
 
@@ -215,6 +217,8 @@ class RiskRules:
     allow_add: bool = True
     max_signal_age_seconds: int | None = None
     entries_paused: bool = False
+    # Entries only inside these windows (viewzenix/domain/windows.py); None: no time limit.
+    trading_windows: TradingWindows | None = None
 
 
 @dataclass(frozen=True)

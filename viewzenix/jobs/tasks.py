@@ -206,6 +206,14 @@ def register_tasks(
         def sync_open_orders_task(timestamp: int | None = None) -> None:
             sync_open_orders(db, accounts=accounts)
 
+    # Trading windows (issue 17): each config's auto-flatten / auto-cancel, once per session.
+    from viewzenix.services.flatten import SCHEDULED_CONTROLS_CRON, run_scheduled_controls
+
+    @job_app.periodic(cron=SCHEDULED_CONTROLS_CRON, periodic_id="scheduled_controls")
+    @job_app.task(name="viewzenix.scheduled_controls", queue=MAINTENANCE_QUEUE, pass_context=False)
+    def scheduled_controls_task(timestamp: int | None = None) -> None:
+        run_scheduled_controls(db, job_app)
+
     # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
     from viewzenix.notifications.tasks import register_notification_tasks
 

@@ -16,6 +16,7 @@ from viewzenix.domain.model import (
     TimeInForce,
     TradingSettings,
 )
+from viewzenix.domain.windows import parse_windows
 from viewzenix.repositories.paging import select_page
 
 # Columns a user may set on create / patch (the API schema validates their values).
@@ -49,12 +50,15 @@ SETTABLE_COLUMNS = (
     "max_quote_age_seconds",
     "margin_multiplier",
     "bracket_conflict",
+    "trading_windows",
 )
 
-_JSON_COLUMNS = {"notification_preferences", "market_data_symbols"}
+_JSON_COLUMNS = {"notification_preferences", "market_data_symbols", "trading_windows"}
 
 
 def _adapt(column: str, value: Any) -> Any:
+    if column == "trading_windows" and value is None:
+        return None  # SQL null: no windows (not a JSON null)
     if column in _JSON_COLUMNS:
         from psycopg.types.json import Jsonb
 
@@ -289,6 +293,7 @@ def trading_settings(row: dict[str, Any]) -> TradingSettings:
             allow_add=row["allow_add"],
             max_signal_age_seconds=row["max_signal_age_seconds"],
             entries_paused=row["entries_paused"],
+            trading_windows=parse_windows(row.get("trading_windows")),
         ),
         starting_cash=Decimal(row["starting_cash"]),
         slippage_bps=Decimal(row["slippage_bps"]),

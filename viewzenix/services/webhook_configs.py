@@ -23,6 +23,7 @@ from viewzenix.exceptions import Invalid, NotFound
 from viewzenix.notifications import destinations, sending
 from viewzenix.repositories import webhook_configs as repo
 from viewzenix.services.common import Caller
+from viewzenix.services.trading_windows import checked_windows
 
 TOKEN_BYTES = 24
 
@@ -72,6 +73,7 @@ def create(
             ),
         }
     check_tradable(values)
+    values = checked_windows(values)
     token = new_token()
     with db.transaction(caller.claims) as conn:
         repo.ensure_user(conn, caller.user_id, caller.email)
@@ -140,7 +142,7 @@ def update(
             if current is None:
                 raise NotFound("No webhook config with this id.")
             check_tradable({**current, **values})
-        row = repo.update(conn, config_id, values)
+        row = repo.update(conn, config_id, checked_windows(values))
     if row is None:
         raise NotFound("No webhook config with this id.")
     return row
