@@ -78,7 +78,7 @@ def test_close_on_a_position_row_sends_an_exit_for_that_symbol(page: Page, sign_
 
     row.locator("[data-close-position]").click()
 
-    expect(page.locator(".control-result")).to_contain_text("close sent: AAPL: exit sell 5")
+    expect(page.locator("#control-result")).to_have_text("Close sent: AAPL: exit sell 5")
     assert asked == ["Close the AAPL position now at market?"]
     [signal] = manual_signals(db, config["id"])
     assert (signal["ticker"], signal["action"], signal["status"]) == ("AAPL", "exit", "accepted")
@@ -126,9 +126,7 @@ def test_flatten_on_the_webhook_page_closes_everything_and_cancels_working_order
     assert [s["status"] for s in statuses] == ["canceled"]
 
 
-def test_the_flatten_all_button_asks_first_then_flattens_every_webhook(
-    page: Page, sign_in, base_url, client, db, jobs
-):
+def test_the_flatten_all_button_asks_first_then_flattens_every_webhook(page: Page, sign_in, client, db, jobs):
     sign_in(next_path="/configs")
     headers = token_of(page)
     one, two = new_webhook(client, headers, "One"), new_webhook(client, headers, "Two")
@@ -137,17 +135,23 @@ def test_the_flatten_all_button_asks_first_then_flattens_every_webhook(
     jobs()
     page.reload()
 
-    refused = dialogs(page, accept=False)
+    asked: list[str] = []
+    answer = {"accept": False}
+
+    def handle(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if answer["accept"] else dialog.dismiss()
+
+    page.on("dialog", handle)
     page.click("#flatten-all")
-    assert refused and refused[0].startswith("FLATTEN ALL?")
-    page.remove_listener("dialog", page.listeners("dialog")[0]) if hasattr(page, "listeners") else None
+    expect(page.locator("#flatten-all")).to_be_enabled()
+    assert asked and asked[0].startswith("FLATTEN ALL?")
     assert manual_signals(db, one["id"]) == [] and manual_signals(db, two["id"]) == []  # dismissed: nothing
 
-    page.goto(f"{base_url}/configs")
-    asked = dialogs(page)
+    answer["accept"] = True
     page.click("#flatten-all")
 
-    expect(page.locator("#flatten-all-result")).to_have_text(
+    expect(page.locator("#control-result")).to_have_text(
         "Flatten all sent: AAPL: exit sell 1; MSFT: exit sell 3"
     )
     assert asked[0].startswith("FLATTEN ALL?")

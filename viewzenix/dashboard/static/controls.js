@@ -26,12 +26,12 @@ const VZ_CONTROLS = (() => {
     return r;
   }
 
-  function note(anchor, r, words) {
-    const out = document.createElement("span");
-    out.className = r.ok ? "ok control-result" : "error control-result";
-    out.setAttribute("role", "status");
-    out.textContent = r.ok ? " " + words(r.data) : " " + ((r.data && r.data.message) || `error ${r.status}`);
-    anchor.after(out);
+  // What a control did, on the page-level status line (fragments below re-render on each tick).
+  function note(r, words) {
+    const out = document.getElementById("control-result");
+    out.hidden = false;
+    out.className = r.ok ? "ok" : "error";
+    out.textContent = r.ok ? words(r.data) : (r.data && r.data.message) || `error ${r.status}`;
     return out;
   }
 
@@ -50,7 +50,8 @@ const VZ_CONTROLS = (() => {
     const path = `/api/webhook-configs/${b.dataset.configId}/positions/${encodeURIComponent(symbol)}/close`;
     const r = await send(path);
     if (!r) { b.disabled = false; return; }
-    note(b, r, (d) => "close sent: " + describe(d));
+    b.disabled = false;
+    note(r, (d) => "Close sent: " + describe(d));
     refresh();
   });
 
@@ -68,7 +69,7 @@ const VZ_CONTROLS = (() => {
       out.className = r.ok ? "ok" : "error";
       out.textContent = r.ok ? "Flatten sent: " + describe(r.data) : (r.data && r.data.message) || `error ${r.status}`;
     } else {
-      note(b, r, (d) => "flatten sent: " + describe(d));
+      note(r, (d) => "Flatten sent: " + describe(d));
     }
     refresh();
   });
@@ -82,12 +83,8 @@ const VZ_CONTROLS = (() => {
     const r = await send("/api/flatten");
     b.disabled = false;
     if (!r) return;
-    const out = document.getElementById("flatten-all-result");
-    out.hidden = false;
-    out.className = r.ok ? "ok" : "error";
-    out.textContent = r.ok
-      ? "Flatten all sent: " + (r.data.configs.map(describe).filter((t) => t !== "nothing to close").join("; ") || "nothing to close")
-      : (r.data && r.data.message) || `error ${r.status}`;
+    note(r, (d) => "Flatten all sent: "
+      + (d.configs.map(describe).filter((t) => t !== "nothing to close").join("; ") || "nothing to close"));
     refresh();
   });
 
