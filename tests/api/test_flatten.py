@@ -109,6 +109,13 @@ class TestClose:
         assert position(db, config["id"], "AAPL") == 0
         assert position(db, config["id"], "MSFT") == 2  # the other position is left alone
         assert signals_of(db, config["id"])[-1]["status"] == "executed"
+        listed = client.get(f"/api/signals?config_id={config['id']}", headers=auth_headers).json
+        assert [(s["ticker"], s["action"], s["source"]) for s in listed][:2] == [
+            ("AAPL", "exit", "manual"),
+            ("MSFT", "buy", "tradingview"),
+        ]
+        detail = client.get(f"/api/signals/{sent['signal_id']}", headers=auth_headers).json
+        assert (detail["source"], detail["status"]) == ("manual", "executed")
 
     def test_runs_on_a_paused_and_turned_off_webhook(self, client, auth_headers, db, jobs):
         config = create(client, auth_headers)

@@ -39,6 +39,9 @@ class SignalSchema(ma.Schema):
     content_type = ma.fields.String(allow_none=True)
     source_ip = ma.fields.String(allow_none=True)
     is_test = ma.fields.Boolean(metadata={"description": "Sent from the dashboard's test button"})
+    source = ma.fields.String(
+        metadata={"description": "tradingview (an alert), manual (close/flatten), schedule (trading windows)"}
+    )
     received_at = ma.fields.DateTime()
     processed_at = ma.fields.DateTime(allow_none=True)
 

@@ -14,7 +14,7 @@ from viewzenix.repositories.paging import select_page
 # The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
 LIST_COLUMNS = (
     "id, config_id, status, duplicate_of, reject_code, reject_message, outcome_message, ticker, "
-    "action, content_type, source_ip, is_test, received_at, processed_at, "
+    "action, content_type, source_ip, is_test, source, received_at, processed_at, "
     # The signal's orders in brief (the dashboard words its outcome from them), oldest first.
     "(select coalesce(json_agg(json_build_object('purpose', o.purpose, 'side', o.side, 'qty', o.qty, "
     "'symbol', o.symbol, 'order_type', o.order_type, 'status', o.status, 'filled_qty', o.filled_qty, "
