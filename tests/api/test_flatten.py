@@ -406,3 +406,18 @@ class TestTradingWindowSettings:
         )
         assert response.status_code == 422
         assert "flatten_at" in response.json["errors"]["json"]["trading_windows"]
+
+
+def test_a_crypto_position_closes_by_either_spelling(client, auth_headers, db, jobs):
+    config = create(client, auth_headers)
+    buy(client, config, "BTCUSD", "0.5", 40000)
+    jobs()
+
+    response = close(client, auth_headers, config, "BTCUSD")
+
+    assert response.status_code == 200, response.json
+    [sent] = response.json["sent"]
+    assert (sent["symbol"], sent["action"], sent["side"]) == ("BTC/USD", "exit", "sell")
+    jobs()
+    assert position(db, config["id"], "BTC/USD") == 0
+    assert close(client, auth_headers, config, "BTC/USD").json["code"] == "no_position"
