@@ -421,3 +421,25 @@ def test_a_crypto_position_closes_by_either_spelling(client, auth_headers, db, j
     jobs()
     assert position(db, config["id"], "BTC/USD") == 0
     assert close(client, auth_headers, config, "BTC/USD").json["code"] == "no_position"
+
+
+def test_system_code_flattens_without_a_caller_and_names_its_source(app, client, auth_headers, db, jobs):
+    from viewzenix.services.flatten import flatten_config
+
+    config = create(client, auth_headers, entries_paused=True)
+    with db.transaction() as conn:  # a position the paused config holds (entered before the pause)
+        conn.execute(
+            "update public.webhook_configs set entries_paused = false where id = %s", (config["id"],)
+        )
+    buy(client, config, "AAPL", 2, 100)
+    jobs()
+
+    result = flatten_config(
+        db, app.extensions["viewzenix"].jobs, uuid.UUID(config["id"]), source="loss_limit"
+    ).as_dict()
+
+    assert [(s["symbol"], s["action"], s["qty"]) for s in result["sent"]] == [("AAPL", "exit", Decimal(2))]
+    assert result["source"] == "loss_limit"
+    assert [r["source"] for r in signals_of(db, config["id"]) if r["action"] == "exit"] == ["loss_limit"]
+    jobs()
+    assert position(db, config["id"], "AAPL") == 0

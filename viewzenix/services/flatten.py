@@ -160,8 +160,9 @@ def flatten_config(
     (``manual``, ``schedule``, or a later caller's word such as ``loss_limit``: lower-case
     letters and ``_``). ``caller``: a user (their RLS; live keys need ``confirm_live``; a paper
     symbol without any price refuses the whole request); None: trusted system code (a periodic
-    task), no checks. Runs in one transaction (the caller's request transaction when there is
-    one). Raises NotFound, LiveFlatten (409), NoMarketPrice (409).
+    task), no checks. Runs in one transaction: the API request's when one is open, else its own
+    (call it outside any other open transaction: it locks the config row until it commits).
+    Nothing here calls a broker. Raises NotFound, LiveFlatten (409), NoMarketPrice (409).
     """
     return _run(db, job_app, config_id, caller, source, confirm_live, only=None, close=True)
 
