@@ -426,11 +426,7 @@ def test_a_crypto_position_closes_by_either_spelling(client, auth_headers, db, j
 def test_system_code_flattens_without_a_caller_and_names_its_source(app, client, auth_headers, db, jobs):
     from viewzenix.services.flatten import flatten_config
 
-    config = create(client, auth_headers, entries_paused=True)
-    with db.transaction() as conn:  # a position the paused config holds (entered before the pause)
-        conn.execute(
-            "update public.webhook_configs set entries_paused = false where id = %s", (config["id"],)
-        )
+    config = create(client, auth_headers)
     buy(client, config, "AAPL", 2, 100)
     jobs()
 
