@@ -19,7 +19,9 @@ USER_CONFIG_IDS = "select id from public.webhook_configs order by created_at, id
 SET_SOURCE = "update public.signals set source = %(source)s where id = %(signal_id)s"
 
 # Exits already on their way per symbol: a close/flatten signal not run yet (accepted or
-# submitting), or an exit order still open. A second flatten leaves those symbols alone.
+# submitting), or a market exit order still open (sent, its fill not reported yet). A second
+# flatten leaves those symbols alone. A resting limit/stop exit is not "closing now": a flatten
+# goes ahead (the engine cancels it before sending its market exit).
 CLOSING = """
 select s.ticker as symbol, s.id as signal_id
 from public.signals s
@@ -28,7 +30,8 @@ where s.config_id = %(config_id)s and s.action = 'exit' and s.source <> 'trading
 union all
 select o.symbol, o.signal_id
 from public.orders o
-where o.config_id = %(config_id)s and o.purpose = 'exit' and o.status = any(%(open)s)
+where o.config_id = %(config_id)s and o.purpose = 'exit' and o.order_type = 'market'
+  and o.status = any(%(open)s)
 """
 
 SCHEDULED_CONFIGS = """
