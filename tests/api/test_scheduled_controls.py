@@ -91,7 +91,11 @@ def test_nothing_runs_on_a_holiday(app, client, auth_headers, db, jobs):
 
 def test_cancels_working_orders_at_the_window_end_and_keeps_positions(app, client, auth_headers, db, jobs):
     config = create(client, auth_headers)
-    buy(client, config, "AAPL", 2, 100)
+    protected = send(
+        client,
+        config,
+        {"ticker": "AAPL", "action": "buy", "quantity": 2, "price": 100, "stopLoss": {"stopPrice": 90}},
+    )
     resting = send(
         client,
         config,
@@ -115,6 +119,11 @@ def test_cancels_working_orders_at_the_window_end_and_keeps_positions(app, clien
     jobs()
     assert [o["status"] for o in orders_of(db, resting)] == ["canceled"]
     assert position(db, config["id"], "AAPL") == 2  # a cancel keeps positions
+    # ... and the stop loss protecting one (a flatten would close both).
+    assert sorted((o["purpose"], o["status"]) for o in orders_of(db, protected)) == [
+        ("entry", "filled"),
+        ("stop_loss", "accepted"),
+    ]
 
 
 def test_an_entry_outside_the_window_is_denied_and_recorded(client, auth_headers, db, jobs):

@@ -176,7 +176,10 @@ def cancel_working_orders(
     source: str = MANUAL,
     confirm_live: bool = False,
 ) -> FlattenResult:
-    """Cancel every working order of a config, positions kept: one ``cancel`` signal per symbol.
+    """Cancel the working orders of every symbol the config does not hold: one ``cancel`` each.
+
+    Positions are kept, and so are the orders of a held symbol (its stop loss and take profit go
+    on protecting it; a flatten closes those). This is the trading windows' auto-cancel.
 
     Same ``caller``/``source``/``confirm_live`` rules as ``flatten_config``. Raises NotFound,
     LiveFlatten (409).
@@ -278,13 +281,15 @@ def _plan(conn: Connection, config: dict[str, Any], *, only: str | None, close: 
     working: dict[str, int] = {}
     for row in orders_repo.open_orders(conn, config["id"]):
         working[row["symbol"]] = working.get(row["symbol"], 0) + 1
-    held = {p.symbol: p for p in positions_repo.open_for(conn, config["id"])} if close else {}
+    held = {p.symbol: p for p in positions_repo.open_for(conn, config["id"])}
     closing = repo.closing(conn, config["id"], open_statuses) if close else {}
     planned = []
     for symbol in sorted(set(held) | set(working)):
         if only is not None and canonical_symbol(symbol) != only:
             continue
         position = held.get(symbol)
+        if position is not None and not close:
+            continue  # a cancel keeps a held position's protection (its stop loss, take profit)
         if position is not None:
             qty = abs(position.qty)
             side = OrderSide.SELL if position.qty > 0 else OrderSide.BUY

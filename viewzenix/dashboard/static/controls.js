@@ -121,6 +121,9 @@ const VZ_CONTROLS = (() => {
     const form = document.getElementById("windows-form");
     if (!form) return;
     const path = "/api/webhook-configs/" + form.dataset.configId;
+    // After the page's own load of this webhook (app.js fills #config-url): not racing it.
+    const url = document.getElementById("config-url");
+    for (let i = 0; i < 200 && url && !url.textContent; i++) await new Promise((done) => setTimeout(done, 25));
     const r = await VZ.api("GET", path);
     if (r.ok) fill(form, r.data.trading_windows);
     form.addEventListener("submit", async (e) => {
