@@ -311,6 +311,23 @@ class TestFlattenAll:
         jobs()
         assert (position(db, one["id"], "AAPL"), position(db, two["id"], "MSFT")) == (0, 0)
 
+    def test_is_all_or_nothing_when_one_config_has_no_price(self, client, make_user, db, jobs):
+        _, token = make_user()
+        headers = {"Authorization": f"Bearer {token}"}
+        one, two = create(client, headers), create(client, headers)
+        buy(client, one, "AAPL", 1, 100)
+        buy(client, two, "MSFT", 2, 300)
+        jobs()
+        with db.transaction() as conn:
+            conn.execute("update public.positions set last_price = null where config_id = %s", (two["id"],))
+
+        response = client.post("/api/flatten", json={}, headers=headers)
+
+        assert (response.status_code, response.json["code"]) == (409, "no_market_price")
+        assert response.json["errors"] == {"symbols": ["MSFT"]}
+        for config in (one, two):  # not even the first config's exit
+            assert [r for r in signals_of(db, config["id"]) if r["source"] == "manual"] == []
+
 
 class TestOtherUsers:
     def test_another_users_token_finds_nothing_and_sends_nothing(self, client, make_user, db, jobs):
