@@ -16,6 +16,7 @@ def register_api(app: Flask) -> Api:
     """
     from viewzenix.api import (
         account,
+        approvals,
         broker_credentials,
         job_admin,
         market_data,
@@ -44,6 +45,7 @@ def register_api(app: Flask) -> Api:
         reconciliations,
         job_admin,
         market_data,
+        approvals,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

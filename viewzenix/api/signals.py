@@ -41,6 +41,9 @@ class SignalSchema(ma.Schema):
     is_test = ma.fields.Boolean(metadata={"description": "Sent from the dashboard's test button"})
     received_at = ma.fields.DateTime()
     processed_at = ma.fields.DateTime(allow_none=True)
+    approval_expires_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "Approval mode: a waiting signal expires then"}
+    )
 
 
 class SignalDetailSchema(SignalSchema):

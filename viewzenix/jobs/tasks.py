@@ -206,6 +206,11 @@ def register_tasks(
         def sync_open_orders_task(timestamp: int | None = None) -> None:
             sync_open_orders(db, accounts=accounts)
 
+    # Approval mode (issue 17): waiting signals past their approval timeout expire.
+    from viewzenix.services.approvals import register_approval_tasks
+
+    register_approval_tasks(job_app, db)
+
     # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
     from viewzenix.notifications.tasks import register_notification_tasks
 
