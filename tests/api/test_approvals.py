@@ -16,6 +16,8 @@ from viewzenix.services import approvals
 from viewzenix.services.common import Caller
 from viewzenix.services.execution import execute_signal
 
+pytestmark = pytest.mark.db
+
 ALERT = {"ticker": "GOOG", "action": "buy", "sentiment": "long", "quantity": "3", "price": "100.00"}
 
 
