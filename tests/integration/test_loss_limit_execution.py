@@ -157,6 +157,18 @@ class TestCost:
         )
         assert counted == []
 
+    def test_once_recorded_a_breach_is_not_written_again(self, db, monkeypatch):
+        writes: list[Any] = []
+        real = loss_limits_repo.record_breach
+        monkeypatch.setattr(
+            loss_limits_repo, "record_breach", lambda conn, **kw: writes.append(kw) or real(conn, **kw)
+        )
+        config = make_config(db, daily_loss_limit=D(100))
+        lose_150(db, config)
+        run_signal(db, config, buy("5", "90"), expect="denied")
+        run_signal(db, config, buy("5", "90"), expect="denied")
+        assert len(writes) == 1
+
     def test_one_query_for_an_entry(self, db, counted):
         config = make_config(db, daily_loss_limit=D(100))
         run_signal(db, config, buy("1", "100"), expect="executed")
