@@ -82,3 +82,31 @@ def test_breaches_are_private(client, make_user, jobs, ntfy):
     jobs()
     assert len(client.get("/api/loss-limit-breaches", headers=a).json) == 1
     assert client.get("/api/loss-limit-breaches", headers={"Authorization": f"Bearer {token_b}"}).json == []
+
+
+def test_breach_rows_are_read_only_and_private_in_sql(client, make_user, app, db, jobs):
+    """RLS on public.loss_limit_breaches, as role authenticated with each user's claims."""
+    import psycopg
+
+    verifier = app.extensions["viewzenix"].verifier
+    _, token_a = make_user()
+    _, token_b = make_user()
+    a = {"Authorization": f"Bearer {token_a}"}
+    response = client.post("/api/webhook-configs", json={"name": "x", "daily_loss_limit": "100"}, headers=a)
+    config = {"url": f"/webhooks/{response.json['id']}/{response.json['token']}"}
+    client.post(config["url"], json=alert("buy", "10", "100"))
+    client.post(config["url"], json=alert("sell", "10", "80", sentiment="flat"))
+    client.post(config["url"], json=alert("buy", "1", "80"))
+    jobs()
+    claims_a, claims_b = verifier.verify(token_a).raw, verifier.verify(token_b).raw
+    with db.transaction(claims_a) as conn:
+        assert conn.execute("select count(*) as n from public.loss_limit_breaches").fetchone()["n"] == 1
+    with db.transaction(claims_b) as conn:
+        assert conn.execute("select count(*) as n from public.loss_limit_breaches").fetchone()["n"] == 0
+    for statement in (
+        "delete from public.loss_limit_breaches",
+        "update public.loss_limit_breaches set pnl = 0",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            with db.transaction(claims_a) as conn:
+                conn.execute(statement)
