@@ -113,6 +113,27 @@ class TestWaiting:
         assert send(client, config)["status"] == "accepted"
 
 
+def test_a_test_alert_from_the_dashboard_waits_too_and_runs_once_approved(client, auth_headers, jobs, db):
+    """The general intake path (test alerts, single tenant): same waiting, expiry and approval."""
+    config = make_config(client, auth_headers, approval_timeout_seconds=60)
+    response = client.post(
+        f"/api/webhook-configs/{config['id']}/test-alert",
+        json={"body": '{"ticker": "NVDA", "action": "buy", "quantity": 2, "price": 120}'},
+        headers=auth_headers,
+    )
+    assert response.status_code == 200
+    assert response.json["intake_response"]["status"] == "awaiting_approval"
+    signal_id = response.json["signal_id"]
+    stored = row(db, signal_id)
+    assert (stored["status"], stored["job_id"], stored["is_test"]) == ("awaiting_approval", None, True)
+    assert (stored["approval_expires_at"] - stored["received_at"]).total_seconds() == pytest.approx(60, abs=1)
+    jobs()
+    assert row(db, signal_id)["status"] == "awaiting_approval"
+    assert client.post(f"/api/signals/{signal_id}/approve", headers=auth_headers).status_code == 200
+    jobs()
+    assert detail(client, auth_headers, signal_id)["orders"][0]["filled_qty"] == "2"
+
+
 class TestApprove:
     def test_approve_runs_the_normal_job_once_even_when_clicked_twice(self, client, auth_headers, jobs, db):
         config = make_config(client, auth_headers)
