@@ -390,7 +390,14 @@ def test_settings_are_grouped_with_readable_labels(page: Page, sign_in, client, 
     config = new_webhook(client, token_of(page), "Grouped")
     page.goto(f"{base_url}/configs/{config['id']}")
     legends = page.locator("#settings-form legend").all_inner_texts()
-    assert legends == ["Webhook", "Sizing", "Orders", "Risk", "Paper simulation"]
+    assert legends == [
+        "Webhook",
+        "Sizing",
+        "Orders",
+        "Risk",
+        "Daily loss limit and approval",
+        "Paper simulation",
+    ]
     options = page.locator("#settings-form select[name=time_in_force] option").all_inner_texts()
     assert "Good till canceled" in options and "gtc" not in options and "opg" not in options
     expect(page.locator("#settings-form")).to_contain_text("Slippage, basis points")

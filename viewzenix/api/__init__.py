@@ -16,6 +16,7 @@ def register_api(app: Flask) -> Api:
     """
     from viewzenix.api import (
         account,
+        approvals,
         broker_credentials,
         controls,
         job_admin,
@@ -46,6 +47,7 @@ def register_api(app: Flask) -> Api:
         job_admin,
         market_data,
         controls,
+        approvals,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

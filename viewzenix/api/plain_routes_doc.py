@@ -31,7 +31,7 @@ _INTAKE_ANSWER = {
     "type": "object",
     "properties": {
         "signal_id": {"type": "string", "format": "uuid"},
-        "status": {"type": "string", "description": "accepted or duplicate"},
+        "status": {"type": "string", "description": "accepted, awaiting_approval or duplicate"},
         "duplicate": {"type": "boolean"},
         "duplicate_signal_id": {"type": "string", "format": "uuid"},
         "ticker": {"type": "string"},

@@ -44,6 +44,9 @@ class SignalSchema(ma.Schema):
     )
     received_at = ma.fields.DateTime()
     processed_at = ma.fields.DateTime(allow_none=True)
+    approval_expires_at = ma.fields.DateTime(
+        allow_none=True, metadata={"description": "Approval mode: a waiting signal expires then"}
+    )
 
 
 class SignalDetailSchema(SignalSchema):

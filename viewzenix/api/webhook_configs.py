@@ -33,6 +33,7 @@ _BROKERS = ("simulated", "alpaca")
 MAX_AMOUNT = 10**15  # quantities and money; far above any account, far below numeric's limits
 MAX_SIGNAL_AGE_SECONDS = 366 * 24 * 3600
 MAX_DEDUPE_WINDOW_SECONDS = 24 * 3600  # the column's check constraint
+MAX_APPROVAL_TIMEOUT_SECONDS = 24 * 3600  # the column's check constraint
 
 
 def _money(places: int, *, positive: bool = False, **kwargs):
@@ -122,6 +123,27 @@ class TradingSettingsFields(ma.Schema):
         TradingWindowsSchema,
         allow_none=True,
         metadata={"description": "Entry windows, auto-flatten, auto-cancel; null: none (default)"},
+    )
+    # Issue 17 (docs/trader-controls-loss-limit-approval.md): a daily loss limit, approval mode.
+    daily_loss_limit = _money(
+        2,
+        positive=True,
+        allow_none=True,
+        metadata={
+            "description": "Entries are denied (daily_loss_limit) once P&L since the session's start "
+            "reaches minus this amount, account currency; null = off"
+        },
+    )
+    flatten_on_loss_limit = ma.fields.Boolean(
+        metadata={"description": "Also close the config's positions when the loss limit is reached"}
+    )
+    approval_mode = ma.fields.Boolean(
+        metadata={"description": "Accepted alerts wait as awaiting_approval for an Approve click"}
+    )
+    approval_timeout_seconds = ma.fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_APPROVAL_TIMEOUT_SECONDS),
+        metadata={"description": "A waiting signal expires (approval_expired) after this; 1 s to 24 h"},
     )
 
 

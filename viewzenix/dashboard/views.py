@@ -19,7 +19,7 @@ from viewzenix.domain.model import OrderStatus, SignalStatus
 from viewzenix.errors import ApiError, NotFound
 from viewzenix.repositories.jobs import STATUSES as JOB_STATUSES
 from viewzenix.runtime import get_runtime
-from viewzenix.services import job_admin, local_signin, queries, webhook_refusals
+from viewzenix.services import job_admin, local_signin, loss_limit, queries, webhook_refusals
 from viewzenix.services import webhook_configs as configs_service
 
 bp = Blueprint(
@@ -195,8 +195,10 @@ def configs_fragment():
         get_runtime().db, current_caller(), filters={}, limit=1000, offset=0
     )
     base = get_runtime().config.PUBLIC_BASE_URL
+    limited = {b["config_id"] for b in loss_limit.active_breaches(get_runtime().db, current_caller())}
     for row in rows:
         row["webhook_url"] = configs_service.masked_webhook_url(base, row)
+        row["loss_limit_reached"] = row["id"] in limited
     return render_template("fragments/configs.html", rows=rows, total=total)
 
 

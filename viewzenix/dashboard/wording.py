@@ -35,6 +35,7 @@ SIGNAL_WORDS = {
     "ignored": ("ignored", "nothing to do"),
     "duplicate": ("ignored", "duplicate of an earlier alert: ran nothing"),
     "failed": ("failed", "failed (retried automatically)"),
+    "awaiting_approval": ("working", "waiting for your approval"),
 }
 
 

@@ -128,7 +128,8 @@ class SignalStatus(StrEnum):
     there, or open orders were canceled), ``ignored`` (nothing to do, e.g. exit while flat),
     ``denied`` (our risk rules refused every order), ``rejected`` (intake refused the alert, or
     the broker refused every order sent), ``failed`` (an error, retried). ``duplicate``: a
-    resend of an earlier alert, stored for the record, runs nothing.
+    resend of an earlier alert, stored for the record, runs nothing. ``awaiting_approval``:
+    accepted on a config in approval mode, waiting for its owner's click (no job until then).
     """
 
     ACCEPTED = "accepted"
@@ -139,6 +140,7 @@ class SignalStatus(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,11 @@ def register_tasks(
     def scheduled_controls_task(timestamp: int | None = None) -> None:
         run_scheduled_controls(db, job_app)
 
+    # Approval mode (issue 17): waiting signals past their approval timeout expire.
+    from viewzenix.services.approvals import register_approval_tasks
+
+    register_approval_tasks(job_app, db)
+
     # Notifications (viewzenix.notify): sent by the worker, retried with backoff, recorded.
     from viewzenix.notifications.tasks import register_notification_tasks
 

@@ -43,7 +43,19 @@ SIGNAL_REFUSED = "signal_refused"  # at intake
 JOB_FAILED = "job_failed"  # after its last retry
 DRIFT_FOUND = "drift_found"  # reconciliation
 ORDER_ANOMALY = "order_anomaly"  # a broker report the ledger refused as impossible
-EVENTS = (ORDER_FILLED, ORDER_DENIED, ORDER_REJECTED, SIGNAL_REFUSED, JOB_FAILED, DRIFT_FOUND, ORDER_ANOMALY)
+LOSS_LIMIT_REACHED = "loss_limit_reached"  # a config's daily loss limit, once per session
+SIGNAL_AWAITING_APPROVAL = "signal_awaiting_approval"  # approval mode: a signal waits for a click
+EVENTS = (
+    ORDER_FILLED,
+    ORDER_DENIED,
+    ORDER_REJECTED,
+    SIGNAL_REFUSED,
+    JOB_FAILED,
+    DRIFT_FOUND,
+    ORDER_ANOMALY,
+    LOSS_LIMIT_REACHED,
+    SIGNAL_AWAITING_APPROVAL,
+)
 FAILURE_EVENTS = frozenset(EVENTS) - {ORDER_FILLED}
 LEVELS = ("all", "failures", "off")
 

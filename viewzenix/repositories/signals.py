@@ -14,7 +14,7 @@ from viewzenix.repositories.paging import select_page
 # The list view leaves out the bodies (raw_body, payload, signal); GET /api/signals/<id> has them.
 LIST_COLUMNS = (
     "id, config_id, status, duplicate_of, reject_code, reject_message, outcome_message, ticker, "
-    "action, content_type, source_ip, is_test, source, received_at, processed_at, "
+    "action, content_type, source_ip, is_test, source, received_at, processed_at, approval_expires_at, "
     # The signal's orders in brief (the dashboard words its outcome from them), oldest first.
     "(select coalesce(json_agg(json_build_object('purpose', o.purpose, 'side', o.side, 'qty', o.qty, "
     "'symbol', o.symbol, 'order_type', o.order_type, 'status', o.status, 'filled_qty', o.filled_qty, "
@@ -26,11 +26,13 @@ LIST_COLUMNS = (
 INSERT_SIGNAL = """
 insert into public.signals (
     id, user_id, config_id, status, reject_code, reject_message, reject_details,
-    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of
+    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of,
+    approval_expires_at
 ) values (
     %(id)s, %(user_id)s, %(config_id)s, %(status)s, %(reject_code)s, %(reject_message)s,
     %(reject_details)s, %(ticker)s, %(action)s, %(signal)s, %(payload)s, %(raw_body)s,
-    %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s
+    %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s,
+    now() + make_interval(secs => %(approval_timeout_seconds)s)
 )
 """
 
@@ -54,8 +56,12 @@ def insert(
     reject_details: dict[str, Any] | None = None,
     job_id: int | None = None,
     duplicate_of: uuid.UUID | None = None,
+    approval_timeout_seconds: int | None = None,
 ) -> None:
-    """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``)."""
+    """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``).
+
+    ``approval_timeout_seconds``: for an ``awaiting_approval`` signal, it expires that long from now.
+    """
     conn.execute(
         INSERT_SIGNAL,
         {
@@ -75,6 +81,7 @@ def insert(
             "source_ip": source_ip,
             "job_id": job_id,
             "duplicate_of": duplicate_of,
+            "approval_timeout_seconds": approval_timeout_seconds,
         },
     )
 

@@ -51,6 +51,10 @@ SETTABLE_COLUMNS = (
     "margin_multiplier",
     "bracket_conflict",
     "trading_windows",
+    "daily_loss_limit",
+    "flatten_on_loss_limit",
+    "approval_mode",
+    "approval_timeout_seconds",
 )
 
 _JSON_COLUMNS = {"notification_preferences", "market_data_symbols", "trading_windows"}
@@ -130,7 +134,8 @@ def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 INTAKE_CONFIG = """
-select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences
+select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences,
+    approval_mode, approval_timeout_seconds
 from public.webhook_configs where id = %(config_id)s
 """
 
@@ -142,7 +147,8 @@ from public.webhook_configs where id = %(config_id)s
 # primary key until the first commits, then sees its row (or, if it rolled back, goes ahead).
 INTAKE_CONFIG_AND_CLAIM = """
 with config as (
-    select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences
+    select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences,
+        approval_mode, approval_timeout_seconds
     from public.webhook_configs where id = %(config_id)s
 ), claim as (
     insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)
@@ -187,13 +193,15 @@ def get_for_intake(
 
 # A parsed alert's whole intake in ONE statement — one round trip, run in autocommit, so one
 # transaction: the config read, the dedupe claim (as INTAKE_CONFIG_AND_CLAIM), the decision
-# (inactive config → rejected config_inactive; key claimed earlier → duplicate; else accepted),
+# (inactive config → rejected config_inactive; key claimed earlier → duplicate; approval mode →
+# awaiting_approval, no job, until approval_expires_at; else accepted),
 # the execution job for an accepted alert (procrastinate's own procrastinate_defer_jobs_v1, as
 # procrastinate's job manager calls it; it becomes visible to workers when the statement commits)
 # and the signals row. Nothing is written for an unknown config or a wrong token (no row back).
 INTAKE_PARSED_ALERT = """
 with config as (
-    select id, user_id, security_token_hash, is_active, dedupe_window_seconds
+    select id, user_id, security_token_hash, is_active, dedupe_window_seconds, approval_mode,
+        approval_timeout_seconds
     from public.webhook_configs
     where id = %(config_id)s and security_token_hash = %(token_hash)s
 ), claim as (
@@ -210,6 +218,7 @@ with config as (
         case
             when not config.is_active then 'rejected'
             when claim.signal_id is not null and claim.signal_id <> %(signal_id)s then 'duplicate'
+            when config.approval_mode then 'awaiting_approval'
             else 'accepted'
         end as outcome
     from config left join claim on true
@@ -221,14 +230,16 @@ with config as (
 ), stored as (
     insert into public.signals (
         id, user_id, config_id, status, reject_code, reject_message, ticker, action, signal,
-        payload, raw_body, content_type, source_ip, job_id, duplicate_of
+        payload, raw_body, content_type, source_ip, job_id, duplicate_of, approval_expires_at
     )
     select %(signal_id)s, user_id, id, outcome,
         case when outcome = 'rejected' then %(inactive_code)s end,
         case when outcome = 'rejected' then %(inactive_message)s end,
         %(ticker)s, %(action)s, case when outcome <> 'rejected' then %(signal)s::jsonb end,
         %(payload)s, %(raw_body)s, %(content_type)s, %(source_ip)s, (select id from job),
-        case when outcome = 'duplicate' then claimed_by end
+        case when outcome = 'duplicate' then claimed_by end,
+        case when outcome = 'awaiting_approval'
+            then now() + make_interval(secs => approval_timeout_seconds) end
     from decision
     returning id
 )
@@ -243,7 +254,8 @@ def intake_parsed_alert(conn: Connection, params: dict[str, Any]) -> dict[str, A
 
     ``params``: its named parameters (``viewzenix.services.intake.receive`` builds them).
     Returns ``{id, outcome, claimed_by, job_id, stored}`` — ``outcome`` ``accepted``,
-    ``duplicate`` (of ``claimed_by``) or ``rejected`` (config inactive) — or None when no config
+    ``awaiting_approval`` (approval mode: no job), ``duplicate`` (of ``claimed_by``) or
+    ``rejected`` (config inactive) — or None when no config
     has this id and token hash (nothing written).
     """
     return conn.execute(INTAKE_PARSED_ALERT, params).fetchone()

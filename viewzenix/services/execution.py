@@ -72,6 +72,7 @@ from viewzenix.repositories.webhook_configs import get as get_config
 from viewzenix.repositories.webhook_configs import trading_settings
 from viewzenix.services import ledger
 from viewzenix.services.accounts import Accounts, BrokerFactory, accounts_for
+from viewzenix.services.loss_limit import enforce as enforce_loss_limit
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class _Execution:
                     extra={"action": "signal_already_processed", **self.ids},
                 )
                 return row["status"]
-            config = get_config(conn, row["config_id"])
+            config = self.config = get_config(conn, row["config_id"])
             # Did an earlier run of this signal record its orders or cancels? Then resume it.
             recorded = row["recorded"]
             signal = signal_from_dict(row["signal"] or {})
@@ -223,6 +224,13 @@ class _Execution:
                 settings=self.settings,
                 now=self.now,
             )
+            # The daily loss limit denies entries (no statement when off or for an exit). On the
+            # session's first breach with flatten_on_loss_limit, flatten_due is set: the config is
+            # flattened (services.flatten) after this transaction commits.
+            limited = enforce_loss_limit(
+                conn, self.config, plan, symbol=self.symbol, signal_id=self.signal_id, now=self.now
+            )
+            plan, self.flatten_due = limited.plan, limited.flatten_due
             intent = None if plan.intent is None else str(plan.intent)
             if plan.ignored_reason is not None:
                 message = "; ".join([plan.ignored_reason, *notes])

@@ -43,6 +43,7 @@ from viewzenix.exceptions import NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE, defer_execute_signal, signal_lock
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services import approvals
 from viewzenix.services.webhook_configs import token_digest
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class WebhookNotFound(NotFound):
 class IntakeOutcome:
     """What became of a stored alert; the HTTP layer renders it.
 
-    ``status``: ``accepted`` (its job deferred), ``duplicate`` (of ``original_id``; nothing runs)
+    ``status``: ``accepted`` (its job deferred), ``awaiting_approval`` (approval mode: no job
+    until approved, ``services.approvals``), ``duplicate`` (of ``original_id``; nothing runs)
     or ``rejected`` (``rejection`` says why; its ``status`` hint is the HTTP status).
     ``signal_id``: the id of the signals row written for this alert. ``ticker``/``action``: the
     parsed signal's, when there is one. ``message``/``details``: the rejection's, made storable.
@@ -97,7 +99,7 @@ class IntakeOutcome:
             }, 200
         return {
             "signal_id": str(outcome.signal_id),
-            "status": "accepted",
+            "status": outcome.status,  # accepted, or awaiting_approval (approval mode)
             "duplicate": False,
             "ticker": outcome.ticker,
             "action": outcome.action,
@@ -224,7 +226,13 @@ def storable(value: Any) -> Any:
 
 
 def receive(
-    db: Database, job_app: procrastinate.App, *, config_id: uuid.UUID, token: str, alert: Alert
+    db: Database,
+    job_app: procrastinate.App,
+    *,
+    config_id: uuid.UUID,
+    token: str,
+    alert: Alert,
+    public_base_url: str = "",
 ) -> IntakeOutcome:
     """Authenticate by URL token and store the alert; defer its execution when accepted and fresh.
 
@@ -234,11 +242,14 @@ def receive(
     403). The body is parsed before the database is touched; a parsed alert is then stored in
     one statement (``configs_repo.INTAKE_PARSED_ALERT``: config, dedupe claim, job, signal — one
     round trip, one transaction); an alert refused by the parser takes the general path.
+    ``public_base_url``: the dashboard's address, for the link an approval notification carries.
     """
     received = read(alert)
     digest = token_digest(token)
     if received.rejection is None:
-        return _receive_parsed(db, config_id=config_id, digest=digest, received=received)
+        return _receive_parsed(
+            db, config_id=config_id, digest=digest, received=received, public_base_url=public_base_url
+        )
     with db.transaction() as conn:
         config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
@@ -255,7 +266,7 @@ def _not_found(config_id: uuid.UUID) -> NoReturn:
 
 
 def _receive_parsed(
-    db: Database, *, config_id: uuid.UUID, digest: bytes, received: Received
+    db: Database, *, config_id: uuid.UUID, digest: bytes, received: Received, public_base_url: str = ""
 ) -> IntakeOutcome:
     """Store a parsed alert in one statement; see ``receive``."""
     assert received.parsed is not None
@@ -319,6 +330,20 @@ def _receive_parsed(
             },
         )
         return IntakeOutcome("duplicate", signal_id, signal.ticker, action, original_id=row["claimed_by"])
+    if outcome == "awaiting_approval":  # approval mode: the notification, off the usual hot path
+        with db.transaction() as conn:
+            config = configs_repo.get(conn, config_id)
+            approvals.notify_awaiting(
+                conn,
+                config and config["notification_preferences"],
+                config_id=config_id,
+                signal_id=signal_id,
+                ticker=signal.ticker,
+                action=action,
+                timeout_seconds=config["approval_timeout_seconds"] if config else 0,
+                public_base_url=public_base_url,
+            )
+        return IntakeOutcome("awaiting_approval", signal_id, signal.ticker, action)
     return IntakeOutcome("accepted", signal_id, signal.ticker, action)
 
 
@@ -405,6 +430,27 @@ def store_alert(
             "duplicate", signal_id, signal.ticker, str(signal.action), original_id=original_id
         )
 
+    if config.get("approval_mode"):  # waits for its owner's click (services.approvals); no job yet
+        signals_repo.insert(
+            conn,
+            status="awaiting_approval",
+            signal=signal_to_dict(signal),
+            payload=parsed.payload,
+            ticker=signal.ticker,
+            action=str(signal.action),
+            approval_timeout_seconds=config["approval_timeout_seconds"],
+            **common,
+        )
+        approvals.notify_awaiting(
+            conn,
+            config.get("notification_preferences"),
+            config_id=config["id"],
+            signal_id=signal_id,
+            ticker=signal.ticker,
+            action=str(signal.action),
+            timeout_seconds=config["approval_timeout_seconds"],
+        )
+        return IntakeOutcome("awaiting_approval", signal_id, signal.ticker, str(signal.action))
     job_id = defer_execute_signal(
         job_app, conn, signal_id=signal_id, config_id=config["id"], symbol=signal.ticker
     )

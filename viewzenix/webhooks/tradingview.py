@@ -77,7 +77,14 @@ def receive_webhook(config_id: uuid.UUID, token: str):
         bar = bar_intake.receive_bar(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=alert)
         g.log_ids = {"config_id": config_id, "bar_id": bar.bar_id}
         return bar.answer()
-    outcome = intake.receive(runtime.db, runtime.jobs, config_id=config_id, token=token, alert=alert)
+    outcome = intake.receive(
+        runtime.db,
+        runtime.jobs,
+        config_id=config_id,
+        token=token,
+        alert=alert,
+        public_base_url=runtime.config.PUBLIC_BASE_URL,
+    )
     g.log_ids = {"config_id": config_id, "signal_id": outcome.signal_id}  # for the access log
     return outcome.answer()
 

@@ -230,6 +230,28 @@ document.addEventListener("click", async (e) => {
   document.body.dispatchEvent(new Event("vz:tick"));
 });
 
+// --- approval mode: Approve / Reject a waiting signal (POST /api/signals/<id>/approve|reject) ---------
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("[data-signal-decision]");
+  if (!b) return;
+  const verb = b.dataset.signalDecision;
+  const box = b.closest("[data-approval-for]") || b;
+  box.querySelectorAll("button").forEach((n) => { n.disabled = true; });
+  const r = await VZ.api("POST", `/api/signals/${b.dataset.signalId}/${verb}`);
+  const text = r.ok ? (verb === "approve" ? "approved: running" : "rejected")
+    : (r.data && r.data.message) || `error ${r.status}`;
+  const note = document.createElement("span");
+  note.className = r.ok ? "ok" : "error";
+  note.setAttribute("role", "status");
+  note.textContent = " " + text;
+  box.replaceWith(note);
+  const error = document.getElementById("decision-error");
+  if (error) error.textContent = r.ok ? "" : text;
+  if (!r.ok) return;  // the refusal stays in view (approval_expired: the sweep marks it shortly)
+  document.body.dispatchEvent(new Event("vz:signals"));
+  document.body.dispatchEvent(new Event("vz:tick"));
+});
+
 // --- copy buttons -----------------------------------------------------------------------------------
 async function copyFrom(selector, button) {
   const el = document.querySelector(selector);
@@ -351,9 +373,10 @@ pages.configs = () => {
 const SETTINGS = ["name", "description", "quantity_type", "quantity", "use_signal_quantity", "order_type",
   "time_in_force", "allow_reverse", "allow_short", "allow_add", "allowed_symbols", "max_position_qty",
   "max_position_notional", "max_signal_age_seconds", "starting_cash", "slippage_bps", "commission_rate",
-  "commission_fixed", "dedupe_window_seconds"];
-const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_signal_age_seconds"]);
-const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds"]);
+  "commission_fixed", "dedupe_window_seconds", "daily_loss_limit", "flatten_on_loss_limit", "approval_mode",
+  "approval_timeout_seconds"];
+const NULLABLE = new Set(["max_position_qty", "max_position_notional", "max_signal_age_seconds", "daily_loss_limit"]);
+const INTEGER = new Set(["max_signal_age_seconds", "dedupe_window_seconds", "approval_timeout_seconds"]);
 
 // The message to paste into TradingView's alert dialog (TradersPost-compatible keys, docs/alert-format.md).
 // Returns { message } or { error } for a value that would not make a valid alert (-5, abc).
@@ -445,6 +468,19 @@ pages.configs_detail = () => {
   async function load() {
     const r = await VZ.api("GET", path);
     if (r.ok) render(r.data); else actionError.textContent = r.data ? r.data.message : "Not found";
+    lossLimitState();
+  }
+  // The daily loss limit reached in the current session (GET /api/loss-limit-breaches).
+  async function lossLimitState() {
+    const r = await VZ.api("GET", "/api/loss-limit-breaches?config_id=" + id);
+    const box = document.getElementById("loss-limit-state");
+    const breach = r.ok && r.data.length ? r.data[0] : null;
+    box.hidden = !breach;
+    if (breach) {
+      const until = new Date(breach.session_end).toLocaleString();
+      box.textContent = `Daily loss limit reached: P&L ${Number(breach.pnl).toFixed(2)} against a limit of `
+        + `${Number(breach.loss_limit).toFixed(2)}. Entries are denied until ${until}; exits still run.`;
+    }
   }
   async function patch(body) {
     actionError.textContent = "";
