@@ -144,7 +144,10 @@ def _defer_locked(
     config_id: uuid.UUID,
     symbol: str,
 ) -> int:
-    """Defer ``task_name`` on ``conn`` in the signals queue under the (config, symbol) lock."""
+    """Defer ``task_name`` on ``conn`` in the signals queue under the (config, symbol) lock.
+
+    ``job_app`` is not used to send it (see ``_ON_CONNECTION``): web and worker alike defer here.
+    """
     job = procrastinate_jobs.Job(
         queue=QUEUE,
         lock=signal_lock(config_id, symbol),
@@ -152,9 +155,17 @@ def _defer_locked(
         task_name=task_name,
         task_kwargs=kwargs,
     )
-    deferred = job_app.job_manager.defer_job(job, connection=conn)
+    deferred = _ON_CONNECTION.defer_job(job, connection=conn)
     assert deferred.id is not None  # procrastinate returns the row's id
     return deferred.id
+
+
+# Defers on a connection of ours (a sync psycopg connection in an open transaction), whatever
+# state ``job_app`` is in. In a worker, the app's connector has its async pool open and routes
+# sync calls to its async code, which cannot use a sync connection ("'Cursor' object does not
+# support the asynchronous context manager protocol"); procrastinate's sync connector runs the
+# same defer query on the given connection and opens no pool of its own.
+_ON_CONNECTION = procrastinate_manager.JobManager(procrastinate.SyncPsycopgConnector())
 
 
 def defer_apply_bar(

@@ -67,6 +67,11 @@ def register_tasks(
     from viewzenix.services.accounts import accounts_for
     from viewzenix.services.bars import apply_bar
     from viewzenix.services.execution import execute_signal, fail_signal
+    from viewzenix.services.flatten import (
+        SCHEDULED_CONTROLS_CRON,
+        flatten_loss_limit_breaches,
+        run_scheduled_controls,
+    )
     from viewzenix.services.housekeeping import delete_finished_jobs, expire_day_orders, purge_expired
     from viewzenix.services.intake import purge_refused_signals
     from viewzenix.services.reconciliation import reconcile
@@ -83,7 +88,13 @@ def register_tasks(
         retry=SIGNAL_RETRY,
     )
     def execute_signal_task(context: procrastinate.JobContext, signal_id: str) -> None:
-        status = execute_signal(db, uuid.UUID(signal_id), job_id=context.job.id, accounts=accounts)
+        status = execute_signal(
+            db,
+            uuid.UUID(signal_id),
+            job_id=context.job.id,
+            accounts=accounts,
+            on_flatten_due=lambda config_id: flatten_loss_limit_breaches(db, job_app, config_id=config_id),
+        )
         context.additional_context["attempt_context"] = {"signal_status": status}
 
     @job_app.task(name=APPLY_BAR, queue=QUEUE, pass_context=True, retry=SIGNAL_RETRY)
@@ -206,13 +217,13 @@ def register_tasks(
         def sync_open_orders_task(timestamp: int | None = None) -> None:
             sync_open_orders(db, accounts=accounts)
 
-    # Trading windows (issue 17): each config's auto-flatten / auto-cancel, once per session.
-    from viewzenix.services.flatten import SCHEDULED_CONTROLS_CRON, run_scheduled_controls
-
+    # Trading windows and the loss limit (issue 17): auto-flatten / auto-cancel once per session,
+    # and the flatten of a loss-limit breach whose own job stopped before starting it.
     @job_app.periodic(cron=SCHEDULED_CONTROLS_CRON, periodic_id="scheduled_controls")
     @job_app.task(name="viewzenix.scheduled_controls", queue=MAINTENANCE_QUEUE, pass_context=False)
     def scheduled_controls_task(timestamp: int | None = None) -> None:
         run_scheduled_controls(db, job_app)
+        flatten_loss_limit_breaches(db, job_app)  # breaches whose own job stopped before flattening
 
     # Approval mode (issue 17): waiting signals past their approval timeout expire.
     from viewzenix.services.approvals import register_approval_tasks

@@ -123,3 +123,27 @@ order by breached_at desc
 def active(conn: Connection, config_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
     """Return the visible breaches whose session has not ended (newest first), of one config or all."""
     return conn.execute(ACTIVE, {"config_id": config_id}).fetchall()
+
+
+# Breaches whose flatten is due (flatten_on_loss_limit, not flattened yet, session not over),
+# locked so one run claims each; a run holding one makes the others skip it.
+FLATTEN_DUE = """
+select id, config_id, session_start, session_end
+from public.loss_limit_breaches
+where flatten_on_loss_limit and flattened_at is null and session_end > %(now)s
+  and (%(config_id)s::uuid is null or config_id = %(config_id)s::uuid)
+order by breached_at
+for update skip locked
+"""
+
+MARK_FLATTENED = "update public.loss_limit_breaches set flattened_at = %(now)s where id = %(id)s"
+
+
+def flatten_due(conn: Connection, now: datetime, config_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """Lock and return the breaches to flatten now (all configs, or one); skip those locked."""
+    return conn.execute(FLATTEN_DUE, {"now": now, "config_id": config_id}).fetchall()
+
+
+def mark_flattened(conn: Connection, breach_id: uuid.UUID, now: datetime) -> None:
+    """Record that a breach's flatten was sent (the claim: it is not sent again)."""
+    conn.execute(MARK_FLATTENED, {"id": breach_id, "now": now})

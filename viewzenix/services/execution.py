@@ -93,6 +93,7 @@ def execute_signal(
     clock: Callable[[], datetime] | None = None,
     brokers: BrokerFactory | None = None,
     accounts: Accounts | None = None,
+    on_flatten_due: Callable[[uuid.UUID], object] | None = None,
 ) -> str:
     """Execute a stored signal once; return its final status (a ``SignalStatus`` value).
 
@@ -103,11 +104,16 @@ def execute_signal(
     and is re-raised for procrastinate to retry; orders already recorded stay as they are, and
     the retry resumes them. ``clock``: UTC now (tests). ``accounts``: the seam to brokers
     (the runtime's); without it one is built on ``db`` with ``brokers`` (tests pass fakes).
+    ``on_flatten_due(config_id)``: called once the job is over (done or failed) when its plan
+    recorded the session's first breach of a daily loss limit with ``flatten_on_loss_limit``
+    (the worker passes ``services.flatten.flatten_loss_limit_breaches``); an error there is
+    logged, not raised: the breach stays due and the minute's scheduled task flattens it.
     """
     ids = {"signal_id": signal_id, "job_id": job_id}
     now = (clock or _utc_now)()
+    execution = _Execution(db, signal_id, job_id, now, accounts_for(db, accounts, brokers, clock))
     try:
-        return _Execution(db, signal_id, job_id, now, accounts_for(db, accounts, brokers, clock)).run()
+        return execution.run()
     except Exception as error:
         logger.exception("signal execution failed: %s", error, extra={"action": "signal_failed", **ids})
         try:
@@ -117,6 +123,15 @@ def execute_signal(
                 "could not mark the signal failed", extra={"action": "signal_fail_unrecorded", **ids}
             )
         raise
+    finally:
+        if execution.flatten_due and on_flatten_due is not None:
+            try:
+                on_flatten_due(execution.config["id"])
+            except Exception:
+                logger.exception(
+                    "loss limit flatten not started; the scheduled task retries it",
+                    extra={"action": "loss_limit_flatten_failed", **ids},
+                )
 
 
 def _utc_now() -> datetime:
@@ -139,6 +154,7 @@ class _Execution:
         self.now = now
         self.accounts = accounts
         self.ids = {"signal_id": signal_id, "job_id": job_id}
+        self.flatten_due = False  # set by the plan: the session's first loss-limit breach, flatten on
 
     def run(self) -> str:
         # 1. Read.

@@ -49,6 +49,7 @@ from viewzenix.domain.windows import WindowsInvalid, due_controls, parse_windows
 from viewzenix.exceptions import Conflict, NotFound
 from viewzenix.jobs import defer_execute_signal
 from viewzenix.repositories import controls as repo
+from viewzenix.repositories import loss_limits as loss_limits_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
@@ -60,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 MANUAL = "manual"
 SCHEDULE = "schedule"
+LOSS_LIMIT = "loss_limit"
 # How often the worker looks for due auto-flattens / auto-cancels (cron, UTC): every minute, so
 # a flatten at 15:55 runs by 15:56 at the latest.
 SCHEDULED_CONTROLS_CRON = "* * * * *"
@@ -453,4 +455,42 @@ def run_scheduled_controls(
                 len(answer["sent"]),
                 extra={"action": "scheduled_control", "config_id": row["id"]},
             )
+    return done
+
+
+# --- the daily loss limit's flatten ------------------------------------------------------------
+
+
+def flatten_loss_limit_breaches(
+    db: Database,
+    job_app: procrastinate.App,
+    *,
+    config_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> list[FlattenResult]:
+    """Flatten every config whose daily loss limit was breached with ``flatten_on_loss_limit``, once.
+
+    Each due breach (``public.loss_limit_breaches``: ``flatten_on_loss_limit``, no
+    ``flattened_at`` yet, its session not over at ``now``) is claimed (``flattened_at``) in the
+    transaction that stores the flatten's signals (source ``loss_limit``), so each breach is
+    flattened once however many runs race: the signal job that found the breach calls this for
+    its config after its plan commits, and the minute's scheduled-controls task calls it for all
+    configs (the breaches a stopped worker left). ``config_id``: only that config's. Returns one
+    ``FlattenResult`` per breach flattened now. Nothing here calls a broker.
+    """
+    now = now or datetime.now(UTC)
+    done = []
+    with db.transaction() as conn:
+        for breach in loss_limits_repo.flatten_due(conn, now, config_id):
+            loss_limits_repo.mark_flattened(conn, breach["id"], now)
+            config = repo.lock_config(conn, breach["config_id"])
+            if config is not None:
+                plan = _plan(conn, config, only=None, close=True)
+                done.append(_send(conn, job_app, config, plan, LOSS_LIMIT))
+    for result in done:
+        logger.warning(
+            "daily loss limit: flattening the config (%s signal(s))",
+            len(result.sent),
+            extra={"action": "loss_limit_flatten", "config_id": result.config_id},
+        )
     return done
