@@ -23,9 +23,11 @@ def register_api(app: Flask) -> Api:
         orders,
         positions,
         reconciliations,
+        routing,
         signals,
         trades,
         webhook_configs,
+        webhook_groups,
     )
     from viewzenix.api.idempotency import IdempotencyKeyDoc, make_api_idempotent
     from viewzenix.api.job_runner import bp as job_runner_bp
@@ -44,6 +46,8 @@ def register_api(app: Flask) -> Api:
         reconciliations,
         job_admin,
         market_data,
+        routing,
+        webhook_groups,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

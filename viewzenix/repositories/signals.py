@@ -26,11 +26,12 @@ LIST_COLUMNS = (
 INSERT_SIGNAL = """
 insert into public.signals (
     id, user_id, config_id, status, reject_code, reject_message, reject_details,
-    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of
+    ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of,
+    alert_ticker
 ) values (
     %(id)s, %(user_id)s, %(config_id)s, %(status)s, %(reject_code)s, %(reject_message)s,
     %(reject_details)s, %(ticker)s, %(action)s, %(signal)s, %(payload)s, %(raw_body)s,
-    %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s
+    %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s, %(alert_ticker)s
 )
 """
 
@@ -54,8 +55,12 @@ def insert(
     reject_details: dict[str, Any] | None = None,
     job_id: int | None = None,
     duplicate_of: uuid.UUID | None = None,
+    alert_ticker: str | None = None,
 ) -> None:
-    """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``)."""
+    """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``).
+
+    ``alert_ticker``: the alert's ticker when a symbol mapping replaced it by ``ticker``.
+    """
     conn.execute(
         INSERT_SIGNAL,
         {
@@ -75,6 +80,7 @@ def insert(
             "source_ip": source_ip,
             "job_id": job_id,
             "duplicate_of": duplicate_of,
+            "alert_ticker": alert_ticker,
         },
     )
 

@@ -39,10 +39,12 @@ from viewzenix.domain.parsing import (
     redact_raw_body,
     signal_to_dict,
 )
+from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE, defer_execute_signal, signal_lock
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services import routing
 from viewzenix.services.webhook_configs import token_digest
 
 logger = logging.getLogger(__name__)
@@ -243,6 +245,8 @@ def receive(
         config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
             _not_found(config_id)
+        if not routing.source_allowed(config["allowed_source_ips"], alert.source_ip):
+            received = replace(received, rejection=routing.SourceRefused())
         return store_alert(conn, job_app, config=config, received=received)
 
 
@@ -262,7 +266,7 @@ def _receive_parsed(
     parsed, signal_id = received.parsed, received.signal_id
     signal = parsed.signal
     action = str(signal.action)
-    inactive = ConfigInactive()
+    inactive, source_refused = ConfigInactive(), routing.SourceRefused()
     params = {
         "config_id": config_id,
         "token_hash": digest,
@@ -274,6 +278,9 @@ def _receive_parsed(
         "job_args": json.dumps({"signal_id": str(signal_id)}),
         "inactive_code": inactive.code,
         "inactive_message": inactive.message,
+        "source_code": source_refused.code,
+        "source_message": source_refused.message,
+        "canonical_ticker": canonical_symbol(signal.ticker),
         "ticker": signal.ticker,
         "action": action,
         "signal": Jsonb(signal_to_dict(signal)),
@@ -288,6 +295,8 @@ def _receive_parsed(
         _not_found(config_id)
     outcome = row["outcome"]
     if outcome == "rejected":
+        if row["reject_code"] == source_refused.code:
+            inactive = source_refused
         logger.info(
             "alert rejected: %s",
             inactive.code,
@@ -318,8 +327,8 @@ def _receive_parsed(
                 "config_id": config_id,
             },
         )
-        return IntakeOutcome("duplicate", signal_id, signal.ticker, action, original_id=row["claimed_by"])
-    return IntakeOutcome("accepted", signal_id, signal.ticker, action)
+        return IntakeOutcome("duplicate", signal_id, row["ticker"], action, original_id=row["claimed_by"])
+    return IntakeOutcome("accepted", signal_id, row["ticker"], action)
 
 
 def store_alert(
@@ -379,6 +388,9 @@ def store_alert(
         )
 
     signal = parsed.signal
+    mapped = routing.mapped_ticker(conn, config["id"], signal.ticker)  # issue 17 item 7
+    if mapped is not None:
+        common["alert_ticker"], signal = signal.ticker, replace(signal, ticker=mapped)
     original_id = config["claimed_by"]
     if original_id is not None and original_id != signal_id:
         signals_repo.insert(
