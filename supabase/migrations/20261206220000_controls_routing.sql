@@ -23,8 +23,8 @@ create index signals_fan_out_idx on public.signals (fan_out_id) where fan_out_id
 create table public.symbol_mappings (
     config_id uuid not null,
     user_id uuid not null,
-    alert_ticker text not null check (char_length(alert_ticker) between 1 and 32),
-    broker_symbol text not null check (char_length(broker_symbol) between 1 and 32),
+    alert_ticker text not null check (char_length(alert_ticker) between 1 and 40),
+    broker_symbol text not null check (char_length(broker_symbol) between 1 and 40),
     created_at timestamptz not null default now(),
     primary key (config_id, alert_ticker),
     foreign key (config_id, user_id) references public.webhook_configs (id, user_id) on delete cascade

@@ -288,3 +288,15 @@ class TestSymbolMapping:
                         "(config_id, user_id, alert_ticker, broker_symbol) values (%s, %s, 'MSFT', 'X')",
                         (config["id"], other_id),
                     )
+
+
+def test_a_32_character_pair_longer_once_canonical_is_stored(client, auth_headers, config, db):
+    """A 32-character ticker such as ``A…AUSD`` becomes 33 characters as ``A…A/USD``: no 5xx."""
+    ticker = "A" * 29 + "USD"
+    response = put_mappings(
+        client, auth_headers, config["id"], [{"alert_ticker": ticker, "broker_symbol": ticker}]
+    )
+    assert response.status_code == 200
+    assert response.json["mappings"][0]["alert_ticker"] == "A" * 29 + "/USD"
+    answer = post(client, config["url"], OTHER, body=ALERT.replace("BTCUSDT", ticker))
+    assert stored(db, answer.json["signal_id"])["ticker"] == "A" * 29 + "/USD"
