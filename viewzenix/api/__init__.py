@@ -25,9 +25,11 @@ def register_api(app: Flask) -> Api:
         orders,
         positions,
         reconciliations,
+        routing,
         signals,
         trades,
         webhook_configs,
+        webhook_groups,
     )
     from viewzenix.api.idempotency import IdempotencyKeyDoc, make_api_idempotent
     from viewzenix.api.job_runner import bp as job_runner_bp
@@ -48,6 +50,8 @@ def register_api(app: Flask) -> Api:
         market_data,
         controls,
         approvals,
+        routing,
+        webhook_groups,
     ):
         api.register_blueprint(module.bp)
     api.register_blueprint(job_runner_bp)  # authenticated by the runner secret; not idempotent

@@ -56,6 +56,14 @@ class SignalDetailSchema(SignalSchema):
     reject_details = ma.fields.Dict(allow_none=True)
     duplicates = ma.fields.Integer(metadata={"description": "How many resends of this signal were stored"})
     orders = ma.fields.List(ma.fields.Nested(OrderSchema))
+    alert_ticker = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The alert's ticker when a symbol mapping changed it to ticker"},
+    )
+    group_id = ma.fields.UUID(allow_none=True, metadata={"description": "The webhook group it came through"})
+    fan_out_id = ma.fields.UUID(
+        allow_none=True, metadata={"description": "Shared by the member signals of one group delivery"}
+    )
 
 
 class SignalQueryArgsSchema(ma.Schema):

@@ -135,7 +135,7 @@ def get(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None:
 
 INTAKE_CONFIG = """
 select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences,
-    approval_mode, approval_timeout_seconds
+    approval_mode, approval_timeout_seconds, allowed_source_ips
 from public.webhook_configs where id = %(config_id)s
 """
 
@@ -193,22 +193,31 @@ def get_for_intake(
 
 # A parsed alert's whole intake in ONE statement — one round trip, run in autocommit, so one
 # transaction: the config read, the dedupe claim (as INTAKE_CONFIG_AND_CLAIM), the decision
-# (inactive config → rejected config_inactive; key claimed earlier → duplicate; approval mode →
-# awaiting_approval, no job, until approval_expires_at; else accepted),
+# (inactive config → rejected config_inactive; source address not on the config's allowlist →
+# rejected source_not_allowed: every address when allowed_source_ips is null, else one inside a
+# listed network, an unknown address refused; viewzenix.services.routing; key claimed earlier →
+# duplicate; approval mode → awaiting_approval, no job, until approval_expires_at; else
+# accepted), the symbol mapping (the alert's canonical ticker → the broker
+# symbol: signals.ticker, the signal's ticker and the job's lock use it; signals.alert_ticker
+# keeps the alert's),
 # the execution job for an accepted alert (procrastinate's own procrastinate_defer_jobs_v1, as
 # procrastinate's job manager calls it; it becomes visible to workers when the statement commits)
 # and the signals row. Nothing is written for an unknown config or a wrong token (no row back).
 INTAKE_PARSED_ALERT = """
 with config as (
-    select id, user_id, security_token_hash, is_active, dedupe_window_seconds, approval_mode,
-        approval_timeout_seconds
-    from public.webhook_configs
-    where id = %(config_id)s and security_token_hash = %(token_hash)s
+    select c.id, c.user_id, c.security_token_hash, c.is_active, c.dedupe_window_seconds,
+        c.approval_mode, c.approval_timeout_seconds,
+        (c.allowed_source_ips is null
+            or coalesce(%(source_ip)s::inet <<= any(c.allowed_source_ips), false)) as source_allowed,
+        m.broker_symbol
+    from public.webhook_configs c
+    left join public.symbol_mappings m on m.config_id = c.id and m.alert_ticker = %(canonical_ticker)s
+    where c.id = %(config_id)s and c.security_token_hash = %(token_hash)s
 ), claim as (
     insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)
     select id, %(dedupe_key)s, %(signal_id)s, now() + make_interval(secs => dedupe_window_seconds)
     from config
-    where is_active and dedupe_window_seconds > 0
+    where is_active and source_allowed and dedupe_window_seconds > 0
     on conflict (config_id, dedupe_key) do update set
         signal_id = case when d.expires_at <= now() then excluded.signal_id else d.signal_id end,
         expires_at = case when d.expires_at <= now() then excluded.expires_at else d.expires_at end
@@ -216,34 +225,50 @@ with config as (
 ), decision as (
     select config.*, claim.signal_id as claimed_by,
         case
-            when not config.is_active then 'rejected'
+            when not config.is_active or not config.source_allowed then 'rejected'
             when claim.signal_id is not null and claim.signal_id <> %(signal_id)s then 'duplicate'
             when config.approval_mode then 'awaiting_approval'
             else 'accepted'
-        end as outcome
+        end as outcome,
+        case
+            when not config.is_active then %(inactive_code)s
+            when not config.source_allowed then %(source_code)s
+        end as reject_code,
+        case
+            when not config.is_active then %(inactive_message)s
+            when not config.source_allowed then %(source_message)s
+        end as reject_message
     from config left join claim on true
 ), job as (
     select unnest(procrastinate_defer_jobs_v1(array[row(
-        %(queue)s, %(task_name)s, 0, %(lock)s, null, %(job_args)s::jsonb, null
+        %(queue)s, %(task_name)s, 0,
+        case when broker_symbol is null then %(lock)s else 'signal:' || id || ':' || broker_symbol end,
+        null, %(job_args)s::jsonb, null
     )::procrastinate_job_to_defer_v1])) as id
     from decision where outcome = 'accepted'
 ), stored as (
     insert into public.signals (
         id, user_id, config_id, status, reject_code, reject_message, ticker, action, signal,
-        payload, raw_body, content_type, source_ip, job_id, duplicate_of, approval_expires_at
+        payload, raw_body, content_type, source_ip, job_id, duplicate_of, approval_expires_at,
+        alert_ticker
     )
-    select %(signal_id)s, user_id, id, outcome,
-        case when outcome = 'rejected' then %(inactive_code)s end,
-        case when outcome = 'rejected' then %(inactive_message)s end,
-        %(ticker)s, %(action)s, case when outcome <> 'rejected' then %(signal)s::jsonb end,
+    select %(signal_id)s, user_id, id, outcome, reject_code, reject_message,
+        coalesce(broker_symbol, %(ticker)s), %(action)s,
+        case
+            when outcome = 'rejected' then null
+            when broker_symbol is null then %(signal)s::jsonb
+            else jsonb_set(%(signal)s::jsonb, '{ticker}', to_jsonb(broker_symbol))
+        end,
         %(payload)s, %(raw_body)s, %(content_type)s, %(source_ip)s, (select id from job),
         case when outcome = 'duplicate' then claimed_by end,
         case when outcome = 'awaiting_approval'
-            then now() + make_interval(secs => approval_timeout_seconds) end
+            then now() + make_interval(secs => approval_timeout_seconds) end,
+        case when broker_symbol is not null then %(ticker)s end
     from decision
     returning id
 )
-select decision.id, decision.outcome, decision.claimed_by, (select id from job) as job_id,
+select decision.id, decision.outcome, decision.claimed_by, decision.reject_code,
+    coalesce(decision.broker_symbol, %(ticker)s) as ticker, (select id from job) as job_id,
     (select count(*) from stored) as stored
 from decision
 """
@@ -253,9 +278,10 @@ def intake_parsed_alert(conn: Connection, params: dict[str, Any]) -> dict[str, A
     """Run ``INTAKE_PARSED_ALERT`` (one statement; ``conn`` in autocommit: one transaction).
 
     ``params``: its named parameters (``viewzenix.services.intake.receive`` builds them).
-    Returns ``{id, outcome, claimed_by, job_id, stored}`` — ``outcome`` ``accepted``,
-    ``awaiting_approval`` (approval mode: no job), ``duplicate`` (of ``claimed_by``) or
-    ``rejected`` (config inactive) — or None when no config
+    Returns ``{id, outcome, claimed_by, reject_code, ticker, job_id, stored}`` — ``ticker`` as
+    stored (the broker symbol when mapped); ``outcome`` ``accepted``, ``awaiting_approval``
+    (approval mode: no job), ``duplicate`` (of ``claimed_by``) or ``rejected`` (``reject_code``:
+    config_inactive or source_not_allowed) — or None when no config
     has this id and token hash (nothing written).
     """
     return conn.execute(INTAKE_PARSED_ALERT, params).fetchone()

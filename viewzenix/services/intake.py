@@ -39,11 +39,12 @@ from viewzenix.domain.parsing import (
     redact_raw_body,
     signal_to_dict,
 )
+from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE, defer_execute_signal, signal_lock
 from viewzenix.repositories import signals as signals_repo
 from viewzenix.repositories import webhook_configs as configs_repo
-from viewzenix.services import approvals
+from viewzenix.services import approvals, routing
 from viewzenix.services.webhook_configs import token_digest
 
 logger = logging.getLogger(__name__)
@@ -254,6 +255,8 @@ def receive(
         config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
             _not_found(config_id)
+        if not routing.source_allowed(config["allowed_source_ips"], alert.source_ip):
+            received = replace(received, rejection=routing.SourceRefused())
         return store_alert(conn, job_app, config=config, received=received)
 
 
@@ -273,7 +276,7 @@ def _receive_parsed(
     parsed, signal_id = received.parsed, received.signal_id
     signal = parsed.signal
     action = str(signal.action)
-    inactive = ConfigInactive()
+    inactive, source_refused = ConfigInactive(), routing.SourceRefused()
     params = {
         "config_id": config_id,
         "token_hash": digest,
@@ -285,6 +288,9 @@ def _receive_parsed(
         "job_args": json.dumps({"signal_id": str(signal_id)}),
         "inactive_code": inactive.code,
         "inactive_message": inactive.message,
+        "source_code": source_refused.code,
+        "source_message": source_refused.message,
+        "canonical_ticker": canonical_symbol(signal.ticker),
         "ticker": signal.ticker,
         "action": action,
         "signal": Jsonb(signal_to_dict(signal)),
@@ -299,6 +305,8 @@ def _receive_parsed(
         _not_found(config_id)
     outcome = row["outcome"]
     if outcome == "rejected":
+        if row["reject_code"] == source_refused.code:
+            inactive = source_refused
         logger.info(
             "alert rejected: %s",
             inactive.code,
@@ -329,7 +337,7 @@ def _receive_parsed(
                 "config_id": config_id,
             },
         )
-        return IntakeOutcome("duplicate", signal_id, signal.ticker, action, original_id=row["claimed_by"])
+        return IntakeOutcome("duplicate", signal_id, row["ticker"], action, original_id=row["claimed_by"])
     if outcome == "awaiting_approval":  # approval mode: the notification, off the usual hot path
         with db.transaction() as conn:
             config = configs_repo.get(conn, config_id)
@@ -338,13 +346,13 @@ def _receive_parsed(
                 config and config["notification_preferences"],
                 config_id=config_id,
                 signal_id=signal_id,
-                ticker=signal.ticker,
+                ticker=row["ticker"],
                 action=action,
                 timeout_seconds=config["approval_timeout_seconds"] if config else 0,
                 public_base_url=public_base_url,
             )
-        return IntakeOutcome("awaiting_approval", signal_id, signal.ticker, action)
-    return IntakeOutcome("accepted", signal_id, signal.ticker, action)
+        return IntakeOutcome("awaiting_approval", signal_id, row["ticker"], action)
+    return IntakeOutcome("accepted", signal_id, row["ticker"], action)
 
 
 def store_alert(
@@ -404,6 +412,9 @@ def store_alert(
         )
 
     signal = parsed.signal
+    mapped = routing.mapped_ticker(conn, config["id"], signal.ticker)  # issue 17 item 7
+    if mapped is not None:
+        common["alert_ticker"], signal = signal.ticker, replace(signal, ticker=mapped)
     original_id = config["claimed_by"]
     if original_id is not None and original_id != signal_id:
         signals_repo.insert(

@@ -23,7 +23,7 @@ from flask import Blueprint, g, request
 from viewzenix.domain.parsing import MAX_BODY_BYTES
 from viewzenix.marketdata.bar_message import is_bar_message
 from viewzenix.runtime import get_runtime
-from viewzenix.services import bar_intake, intake, single_tenant, webhook_refusals
+from viewzenix.services import bar_intake, fan_out, intake, single_tenant, webhook_refusals
 from viewzenix.webhooks.limits import SINGLE_TENANT, limited
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ def receive_webhook(config_id: uuid.UUID, token: str):
         public_base_url=runtime.config.PUBLIC_BASE_URL,
     )
     g.log_ids = {"config_id": config_id, "signal_id": outcome.signal_id}  # for the access log
+    return outcome.answer()
+
+
+@bp.post("/webhooks/groups/<uuid:group_id>/<token>")
+@limited()
+def receive_group_webhook(group_id: uuid.UUID, token: str):
+    """Receive a TradingView alert for a webhook group: one signal per member config (issue 17)."""
+    runtime = get_runtime()
+    outcome = fan_out.receive(runtime.db, runtime.jobs, group_id=group_id, token=token, alert=_alert())
+    g.log_ids = {"group_id": group_id, "fan_out_id": outcome.fan_out_id}
     return outcome.answer()
 
 
