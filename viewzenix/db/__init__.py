@@ -186,8 +186,15 @@ class Database:
         self.pool.close()
 
     @contextmanager
-    def transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
+    def transaction(
+        self, claims: Mapping[str, Any] | None = None, *, pipeline: bool = False
+    ) -> Iterator[Connection]:
         """Yield a connection inside one transaction; commit on success, roll back on error.
+
+        ``pipeline``: run it in psycopg's pipeline mode (docs/scaling.md): BEGIN and every
+        statement whose result is not read yet travel with the next one that is read, and COMMIT
+        is one round trip. An error of a statement not read is raised at the next read or at the
+        end of the block; the transaction rolls back all the same.
 
         With ``claims`` (verified JWT claims), the transaction runs as role ``authenticated``
         with ``request.jwt.claims`` set, so ``auth.uid()`` and RLS policies see the caller.
@@ -204,6 +211,11 @@ class Database:
                 yield conn
             return
         with self.connection() as conn:
+            if pipeline:
+                with conn.pipeline(), conn.transaction():
+                    self._begin(conn, claims)
+                    yield conn
+                return
             with conn.transaction():
                 self._begin(conn, claims)
                 yield conn

@@ -141,7 +141,7 @@ class _Execution:
 
     def run(self) -> str:
         # 1. Read.
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             row = signals_repo.get_for_execution(conn, self.signal_id)
             if row is None:
                 logger.warning("signal not found", extra={"action": "signal_not_found", **self.ids})
@@ -198,7 +198,7 @@ class _Execution:
         if not self.has_account or needs_account(signal, self.settings):
             account = self.broker.get_account()
 
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
             if row is None or not _runnable(row, self.job_id) or row["recorded"]:
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
@@ -272,7 +272,7 @@ class _Execution:
             "resuming a signal whose orders are recorded", extra={"action": "signal_resumed", **self.ids}
         )
         self.notes = []
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             rows = orders_repo.for_signal(conn, self.signal_id)
             cancels = orders_repo.cancels_by(conn, self.signal_id)
         return self._submit(rows, cancels, resumed=True)
@@ -330,7 +330,7 @@ class _Execution:
         """Record the broker's answers (and refusals) not recorded yet, in a new transaction."""
         if not self.unrecorded and not self.refused:
             return
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             self._record_pending(conn)
 
     def _record_pending(self, conn: Connection) -> None:
@@ -423,7 +423,7 @@ class _Execution:
         """
         reported = {r.client_order_id for r in self.unrecorded}
         reported |= {row["client_order_id"] for row, _, _ in self.refused}
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             self._record_pending(conn)
             for row in self.unsent:
                 ledger.close_unsent(
@@ -446,7 +446,7 @@ class _Execution:
             if not others:
                 return self._finish_with_outcome(conn, cancel_notes)
         refreshed = self._look_up(others)
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             self._record_reports(conn, refreshed)
             return self._finish_with_outcome(conn, cancel_notes)
 
@@ -483,7 +483,7 @@ class _Execution:
         return notes
 
     def _finish(self, status: SignalStatus, message: str, *, action: str) -> str:
-        with self.db.transaction() as conn:
+        with self.db.transaction(pipeline=True) as conn:
             signals_repo.finish(conn, self.signal_id, status.value, message)
         logger.warning(message, extra={"action": action, **self.ids})
         return status.value
