@@ -26,13 +26,14 @@ import argparse
 import asyncio
 import cProfile
 import io
+import itertools
 import os
 import pstats
 import statistics
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -69,7 +70,11 @@ class Bench:
         with self.db.transaction() as conn:
             configs_repo.ensure_user(conn, self.user_id, "bench@example.test")
             self.config = configs_repo.insert(
-                conn, user_id=self.user_id, token_hash=os.urandom(32), token_hint="b", values={"name": "bench"}
+                conn,
+                user_id=self.user_id,
+                token_hash=os.urandom(32),
+                token_hint="b",
+                values={"name": "bench"},
             )
         self.count = 0
 
@@ -159,7 +164,7 @@ def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[float, float, 
                 ]
                 if len(starts) != per_batch:
                     raise SystemExit(f"{kind}: {len(starts)} of {per_batch} jobs started")
-                gaps[kind] += [(b - a).total_seconds() * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+                gaps[kind] += [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(starts)]
                 if kind == "signal":
                     for (status,) in admin.execute(
                         "select status from signals where job_id = any(%s)", (ids,)
@@ -279,7 +284,7 @@ def _caller() -> str:
     frame = sys._getframe(2)
     while frame is not None:
         path = frame.f_code.co_filename.replace(os.sep, "/")
-        if any(path.endswith(named) for named in _NAMED):
+        if any(path.endswith(named) for named in _NAMED) and frame.f_code.co_name != "_transaction":
             return f"{Path(path).stem}.{frame.f_code.co_name}"
         frame = frame.f_back
     return "(other)"
@@ -321,7 +326,10 @@ def main() -> None:
     url, _handle = fresh_database()
     bench = Bench(url)
     noop, signal, statuses = job_ratio(bench, args.signals, args.rounds)
-    print(f"no-op job: {noop:.2f} ms, signal job: {signal:.2f} ms (medians, one worker, concurrency 1) {statuses}")
+    print(
+        f"no-op job: {noop:.2f} ms, signal job: {signal:.2f} ms "
+        f"(medians, one worker, concurrency 1) {statuses}"
+    )
     print(f"signal job / no-op job: {signal / noop:.2f}")
     in_process(bench, args.signals, args.cprofile)
     bench.db.close()

@@ -98,7 +98,7 @@ from viewzenix.brokers.base import (
     OrderNotFound,
 )
 from viewzenix.brokers.paper_books import PaperOrder
-from viewzenix.db import Connection, Database
+from viewzenix.db import Connection, Database, commit_without_flush
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import (
     AccountState,
@@ -135,8 +135,6 @@ _TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction
 def _tx() -> dict[str, Any]:
     """This transaction's record (``_TX``); outside ``_transaction`` a fresh one, remembering nothing."""
     return _TX.get() or {"positions": {}, "account": False, "placed": set()}
-# Transaction-local: behind a transaction pooler too, it ends with the exchange call's transaction.
-ASYNC_COMMIT = "select set_config('synchronous_commit', 'off', true)"
 
 
 def fill_commission(settings: TradingSettings, qty: Decimal, px: Decimal) -> Decimal:
@@ -168,6 +166,9 @@ class SimulatedBroker:
     reads_lag = False  # it reads its own books
     # Its transactions commit without waiting for the WAL flush (``_transaction``).
     synchronous_commit = False
+    # Its books live on our server: its commits and ours share one WAL (docs/scaling.md), so a
+    # crash of Postgres loses a suffix of both, never one of ours without its own before it.
+    commits_in_our_wal = True
 
     def __init__(
         self,
@@ -909,7 +910,7 @@ class SimulatedBroker:
             pipelined = {"pipeline": True} if isinstance(self.db, Database) else {}  # not a test's stand-in
             with self.db.transaction(**pipelined) as conn:
                 if not self.synchronous_commit:
-                    conn.execute(ASYNC_COMMIT)
+                    commit_without_flush(conn)
                 token = _TX.set({"positions": {}, "account": False, "placed": set()})
                 try:
                     yield conn
