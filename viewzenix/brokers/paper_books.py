@@ -431,6 +431,18 @@ def mark(
     )
 
 
+def mark_existing(
+    conn: Connection, config_id: uuid.UUID, symbol: str, last_price: Decimal, at: datetime | None = None
+) -> PaperPosition | None:
+    """``mark`` a position that exists, locking its row (the update does); return it, or None
+    when the symbol has no position row yet (``lock_position`` creates it)."""
+    row = conn.execute(
+        MARK_POSITION,
+        {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at, "bar_at": None},
+    ).fetchone()
+    return None if row is None else PaperPosition.from_row(row)
+
+
 def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:
     """Return Σ |qty × mark| of the config's positions (mark = last_price, else avg entry price)."""
     return conn.execute(GROSS_EXPOSURE, {"config_id": config_id}).fetchone()["exposure"]

@@ -310,9 +310,12 @@ class SimulatedBroker:
         if price <= 0:
             return []
         with self._transaction() as conn:
-            self._lock_position(conn, symbol)
-            books.mark(conn, self.config_id, symbol, price, at)
-            _tx()["positions"].pop(symbol, None)
+            # Marking locks the row as lock_position would; a first price creates it first.
+            marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+            if marked is None:
+                self._lock_position(conn, symbol)
+                marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+            _tx()["positions"][symbol] = marked
             opened = books.open_orders(conn, self.config_id, symbol)
             if not opened:
                 return []  # nothing resting: the mark is all this price changes
@@ -900,15 +903,14 @@ class SimulatedBroker:
     def _transaction(self) -> Iterator[Connection]:
         """One exchange call: a transaction, driver failures translated to BrokerUnavailable.
 
-        Pipelined, and committed without waiting for its WAL flush (``synchronous_commit =
+        Committed without waiting for its WAL flush (``synchronous_commit =
         off``): the exchange shares our server, so its commit record precedes, in the one WAL,
         the commit of every transaction that records what it reported, and that synchronous
         commit flushes both. A crash of Postgres can lose only an exchange call that nothing
         durable of ours mentions yet, which is a call whose answer was lost (docs/scaling.md).
         """
         try:
-            pipelined = {"pipeline": True} if isinstance(self.db, Database) else {}  # not a test's stand-in
-            with self.db.transaction(**pipelined) as conn:
+            with self.db.transaction() as conn:
                 if not self.synchronous_commit:
                     commit_without_flush(conn)
                 token = _TX.set({"positions": {}, "account": False, "placed": set()})

@@ -186,15 +186,8 @@ class Database:
         self.pool.close()
 
     @contextmanager
-    def transaction(
-        self, claims: Mapping[str, Any] | None = None, *, pipeline: bool = False
-    ) -> Iterator[Connection]:
+    def transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
         """Yield a connection inside one transaction; commit on success, roll back on error.
-
-        ``pipeline``: run it in psycopg's pipeline mode (docs/scaling.md): BEGIN and every
-        statement whose result is not read yet travel with the next one that is read, and COMMIT
-        is one round trip. An error of a statement not read is raised at the next read or at the
-        end of the block; the transaction rolls back all the same.
 
         With ``claims`` (verified JWT claims), the transaction runs as role ``authenticated``
         with ``request.jwt.claims`` set, so ``auth.uid()`` and RLS policies see the caller.
@@ -211,11 +204,6 @@ class Database:
                 yield conn
             return
         with self.connection() as conn:
-            if pipeline:
-                with conn.pipeline(), conn.transaction():
-                    self._begin(conn, claims)
-                    yield conn
-                return
             with conn.transaction():
                 self._begin(conn, claims)
                 yield conn
@@ -353,7 +341,7 @@ def commit_without_flush(conn: Connection) -> None:
     flushed (the WAL is replayed in order, so the loss is always a suffix); any later
     synchronous commit on the same server flushes it first. Use only where losing that suffix
     equals a crash of the caller at an earlier moment (docs/scaling.md argues the signal job).
-    On a pipelined transaction it costs no round trip (its result is never read).
+    One round trip; it saves the wait for the flush at COMMIT.
     """
     conn.execute(_COMMIT_WITHOUT_FLUSH)
 

@@ -1,11 +1,11 @@
-"""The reads of the signal job's first and third transactions, each sent as one batch.
+"""The reads of the signal job's first and third transactions (``services.execution``).
 
-``services.execution`` reads a signal, its config and open orders, and later (locked) the signal,
-the position and the open orders again. Sent one after another they are a round trip each; on a
-connection in pipeline mode (``Database.transaction(pipeline=True)``, ``Database.statement()``
-inside ``Connection.pipeline()``) the statements below are all sent before the first result is
-read, so each batch costs one round trip (docs/scaling.md). Outside pipeline mode they run one by
-one, with the same results.
+First a signal, its config and the config's open orders, keyed by the signal id alone so the
+three need no answer from each other (run in autocommit: no BEGIN, no COMMIT); then, locked, the
+signal, the position and the open orders again. Written so that all statements of a step are
+sent before the first result is read: on a connection in psycopg's pipeline mode each step is
+one round trip (measured and not used yet: docs/scaling.md); otherwise they run one by one with
+the same results.
 """
 
 from __future__ import annotations
@@ -60,10 +60,30 @@ def lock_for_planning(
     """
     position_params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
     signal = conn.execute(signals_repo.FOR_EXECUTION + " for update of s", {"signal_id": signal_id})
-    conn.execute(positions_repo.ENSURE_POSITION, position_params)
     position = conn.execute(positions_repo.LOCK_POSITION, position_params)
     open_rows = conn.execute(
         orders_repo.OPEN_ORDERS,
         {"config_id": config_id, "symbol": None, "open": list(orders_repo.OPEN_STATUSES)},
     )
-    return signal.fetchone(), PositionRecord.from_row(position.fetchone()), open_rows.fetchall()
+    signal_row, position_row, rows = signal.fetchone(), position.fetchone(), open_rows.fetchall()
+    if position_row is None:  # the symbol's first order: created at zero, once
+        return signal_row, positions_repo.lock(conn, **position_params), rows
+    return signal_row, PositionRecord.from_row(position_row), rows
+
+
+SUBMITTING = """
+with submitting as (
+    update public.signals set status = 'submitting' where id = %(signal_id)s
+)
+select o.*, p.client_order_id as parent_client_order_id
+from public.orders o left join public.orders p on p.id = o.parent_order_id
+where o.signal_id = %(signal_id)s
+order by o.created_at, o.id
+"""
+
+
+def set_submitting(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Set the signal ``submitting`` and return its orders as ``orders.for_signal`` does (its
+    query; the update and the read in one statement: the read sees the orders, not the status
+    change)."""
+    return conn.execute(SUBMITTING, {"signal_id": signal_id}).fetchall()

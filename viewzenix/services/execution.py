@@ -143,9 +143,9 @@ class _Execution:
         self.ids = {"signal_id": signal_id, "job_id": job_id}
 
     def run(self) -> str:
-        # 1. Read: one batch, one round trip (docs/scaling.md), in autocommit: nothing is written
-        # and step 3 reads again under lock.
-        with self.db.statement() as conn, conn.pipeline():
+        # 1. Read, in autocommit (no BEGIN/COMMIT): nothing is written and step 3 reads again
+        # under lock.
+        with self.db.statement() as conn:
             row, config, config_open = execution_reads.for_execution(conn, self.signal_id)
             if row is None or config is None:
                 logger.warning("signal not found", extra={"action": "signal_not_found", **self.ids})
@@ -204,7 +204,7 @@ class _Execution:
 
         with self._transaction() as conn:
             # Nothing to record first (the usual case): the signal, position and open orders are
-            # read in one batch, in the same lock order (signal, then position).
+            # read together, in the same lock order (signal, then position).
             batched = not crossed and not reports and not never_sent and account is None
             if batched:
                 row, locked, config_open = execution_reads.lock_for_planning(
@@ -280,8 +280,7 @@ class _Execution:
                         reason=f"canceled by signal {self.signal_id} ({plan.intent})",
                         at=self.now,
                     )
-            signals_repo.set_status(conn, self.signal_id, SignalStatus.SUBMITTING.value)
-            rows = orders_repo.for_signal(conn, self.signal_id)
+            rows = execution_reads.set_submitting(conn, self.signal_id)  # status SUBMITTING
             cancels = orders_repo.cancels_by(conn, self.signal_id) if plan.cancel_client_order_ids else []
         self.notes = notes
         return self._submit(rows, cancels)
@@ -488,7 +487,7 @@ class _Execution:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        """One of the job's transactions, pipelined (``Database.transaction``).
+        """One of the job's transactions (``Database.transaction``).
 
         With a broker whose books share our WAL (the paper broker) it commits without waiting
         for the flush: a crash of Postgres then loses a suffix of the job's commits and the
@@ -498,7 +497,7 @@ class _Execution:
         broker before it submits again (docs/scaling.md). Alpaca is outside our WAL: its orders
         are recorded PENDING_NEW with a synchronous commit before they are sent.
         """
-        with self.db.transaction(pipeline=True) as conn:
+        with self.db.transaction() as conn:
             if self.commit_without_flush:
                 commit_without_flush(conn)
             yield conn
