@@ -128,13 +128,13 @@ NO_MARKET_PRICE_MESSAGE = (
 )
 _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 # What one exchange call's transaction has read or done (``_transaction``): the position rows it
-# locked (by symbol), whether the account is ensured, the orders it placed.
+# locked (by symbol), whether the account is ensured, the orders it placed and their fills.
 _TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction", default=None)
 
 
 def _tx() -> dict[str, Any]:
     """This transaction's record (``_TX``); outside ``_transaction`` a fresh one, remembering nothing."""
-    return _TX.get() or {"positions": {}, "account": False, "placed": set()}
+    return _TX.get() or {"positions": {}, "account": False, "placed": set(), "fills": {}}
 
 
 def fill_commission(settings: TradingSettings, qty: Decimal, px: Decimal) -> Decimal:
@@ -731,10 +731,14 @@ class SimulatedBroker:
         position = apply_fill(position, order.side, qty - fee_qty, px, at)
         saved = books.save_position(conn, replace(position, last_price=market_price))
         _tx()["positions"][order.symbol] = saved
-        self._ensure_account(conn)
-        books.add_cash(conn, self.config_id, cash_delta(order.side, qty, px, commission))
+        delta = cash_delta(order.side, qty, px, commission)
+        try:
+            books.add_cash(conn, self.config_id, delta)
+        except LookupError:  # the account's first fill: opened first (an update found no row)
+            self._ensure_account(conn)
+            books.add_cash(conn, self.config_id, delta)
 
-        books.insert_fill(
+        fill = books.insert_fill(
             conn,
             trade_id=trade_id,
             order=order,
@@ -744,6 +748,7 @@ class SimulatedBroker:
             filled_at=at,
             fee_qty=fee_qty,
         )
+        _tx()["fills"].setdefault(order.id, []).append(fill)
         filled_qty = order.filled_qty + qty
         if order.filled_avg_price is None or order.filled_qty == 0:
             filled_avg_price = px
@@ -858,7 +863,13 @@ class SimulatedBroker:
     def _reports(self, conn: Connection, orders: Sequence[PaperOrder]) -> list[BrokerOrder]:
         """The port's reports of ``orders`` (same order), each with all its fills."""
         fills: dict[uuid.UUID, list[BrokerFill]] = defaultdict(list)
-        for fill in books.fills_for(conn, (o.id for o in orders)):
+        tx = _tx()
+        if all(o.id in tx["placed"] for o in orders):
+            # Placed in this transaction: every fill they have was inserted by it, in order.
+            known = [f for o in orders for f in tx["fills"].get(o.id, ())]
+        else:
+            known = books.fills_for(conn, (o.id for o in orders))
+        for fill in known:
             fills[fill.order_id].append(
                 BrokerFill(
                     trade_id=fill.trade_id,
@@ -913,7 +924,7 @@ class SimulatedBroker:
             with self.db.transaction() as conn:
                 if not self.synchronous_commit:
                     commit_without_flush(conn)
-                token = _TX.set({"positions": {}, "account": False, "placed": set()})
+                token = _TX.set({"positions": {}, "account": False, "placed": set(), "fills": {}})
                 try:
                     yield conn
                 finally:
