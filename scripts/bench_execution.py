@@ -1,7 +1,7 @@
 """Time signal execution: the signal job against a procrastinate no-op job, and one job's profile.
 
     make bench-execution     # .venv/bin/python scripts/bench_execution.py
-    .venv/bin/python scripts/bench_execution.py --signals 200 --rounds 4 [--cprofile 25]
+    .venv/bin/python scripts/bench_execution.py --signals 200 --rounds 3 [--cprofile 25]
 
 One config and symbol, the paper broker, market alerts alternating buy / sell-to-flat (every
 signal places one order that fills). Uses DATABASE_URL's server when set, else an embedded
@@ -14,10 +14,14 @@ Postgres under .data/bench-execution; a fresh database each run. Three parts, in
    the next job's (procrastinate's events, server clock): fetch, run, finish, attempt record. The
    line ``signal job / no-op job: <ratio>`` divides their medians. Goal: ≤ 3.
 2. **In process**: ``execute_signal`` called directly for ``--signals`` jobs: ms per job.
-3. **Profile of one job** (over those in-process jobs): SQL statements and round trips per
-   transaction (ours and the paper broker's), commits, and with ``--cprofile N`` the N costliest
-   functions of Python time. Round trips = statements + BEGIN + COMMIT; a pipelined batch of
-   statements counts as one.
+3. **Profile of one job** (over those in-process jobs): per transaction (ours and the paper
+   broker's, named by the function that opened it) the SQL statements, the commits and the
+   milliseconds inside it (BEGIN to COMMIT, Python included); the costliest statements
+   (client-timed: round trip + server); with ``--cprofile N`` the N costliest functions of Python
+   time. Without pipelining each statement, BEGIN and COMMIT is one round trip.
+
+Prints the load average before and after: on a shared machine absolute times move with it, the
+same-run ratio much less (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -221,7 +225,7 @@ async def _drain(app, recorder) -> None:  # type: ignore[no-untyped-def]
 
 
 class Profile:
-    """Statements and round trips per transaction, named by the frame that opened it."""
+    """Statements, commits and time per transaction, named by the frame that opened it."""
 
     def __init__(self) -> None:
         self.statements: Counter[str] = Counter()
@@ -335,7 +339,7 @@ def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=200, help="jobs per batch and in process")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating batches of each job kind")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating batches of each job kind")
     parser.add_argument("--cprofile", type=int, default=0, help="print the N costliest functions")
     args = parser.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
