@@ -1,20 +1,44 @@
-"""Time signal execution in process: N alternating buy/exit signals, one after another.
+"""Time signal execution: the signal job against a procrastinate no-op job, and one job's profile.
 
-    .venv/bin/python scripts/bench_execution.py [--signals 200]
+    make bench-execution     # .venv/bin/python scripts/bench_execution.py
+    .venv/bin/python scripts/bench_execution.py --signals 200 --rounds 3 [--cprofile 25]
 
-One job at a time on one config and symbol, with the paper broker: what one job costs (ours
-and the paper broker's transactions), without HTTP or the queue. Uses DATABASE_URL's server when
-set, else an embedded Postgres under .data/bench-execution; a fresh database each run. Prints
-milliseconds per job and SQL statements per job.
+One config and symbol, the paper broker, market alerts alternating buy / sell-to-flat (every
+signal places one order that fills). Uses DATABASE_URL's server when set, else an embedded
+Postgres under .data/bench-execution; a fresh database each run. Three parts, in one run:
+
+1. **Signal job / no-op job**: one procrastinate worker in this process (concurrency 1, the
+   worker's own attempt recorder, as ``python -m viewzenix.worker`` runs) drains, in
+   ``--rounds`` alternating batches, ``--signals`` no-op jobs and ``--signals`` signal jobs (each
+   stored with its job as intake does). A job's cost is the time from its ``started`` event to
+   the next job's (procrastinate's events, server clock): fetch, run, finish, attempt record. The
+   line ``signal job / no-op job: <ratio>`` divides their medians. Goal: ≤ 3.
+2. **In process**: ``execute_signal`` called directly for ``--signals`` jobs: ms per job.
+3. **Profile of one job** (over those in-process jobs): per transaction (ours and the paper
+   broker's, named by the function that opened it) the SQL statements, the commits and the
+   milliseconds inside it (BEGIN to COMMIT, Python included); the costliest statements
+   (client-timed: round trip + server); with ``--cprofile N`` the N costliest functions of Python
+   time. Without pipelining each statement, BEGIN and COMMIT is one round trip.
+
+Prints the load average before and after: on a shared machine absolute times move with it, the
+same-run ratio much less (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
+import io
+import itertools
 import os
+import pstats
+import statistics
 import sys
 import time
 import uuid
+from collections import Counter
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +56,9 @@ from viewzenix.repositories import webhook_configs as configs_repo  # noqa: E402
 from viewzenix.services.execution import execute_signal  # noqa: E402
 
 DB_NAME = "viewzenix_bench_execution"
+NOOP_TASK = "bench.noop"
+# Frames that name a transaction in the profile: our execution and the paper exchange's calls.
+_NAMED = ("services/execution.py", "brokers/simulated.py", "services/accounts.py")
 
 
 def fresh_database() -> tuple[str, object]:
@@ -39,20 +66,28 @@ def fresh_database() -> tuple[str, object]:
     return url, handle
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", type=int, default=200)
-    args = parser.parse_args()
-    url, _handle = fresh_database()
-    db = Database(url, min_size=2, max_size=4).open()
-    user_id = uuid.uuid4()
-    with db.transaction() as conn:
-        configs_repo.ensure_user(conn, user_id, "bench@example.test")
-        config = configs_repo.insert(
-            conn, user_id=user_id, token_hash=os.urandom(32), token_hint="b", values={"name": "bench"}
-        )
-    signal_ids = []
-    for i in range(args.signals):
+class Bench:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.db = Database(url, min_size=2, max_size=4).open()
+        self.user_id = uuid.uuid4()
+        with self.db.transaction() as conn:
+            configs_repo.ensure_user(conn, self.user_id, "bench@example.test")
+            self.config = configs_repo.insert(
+                conn,
+                user_id=self.user_id,
+                token_hash=os.urandom(32),
+                token_hint="b",
+                values={"name": "bench"},
+            )
+        self.count = 0
+
+    def store(self, conn: psycopg.Connection, job_app=None) -> uuid.UUID:  # type: ignore[no-untyped-def]
+        """Store the next signal (buy, then sell to flat) as intake does; defer its job when asked."""
+        from viewzenix.jobs import defer_execute_signal
+
+        i = self.count
+        self.count += 1
         buy = i % 2 == 0
         signal = Signal(
             ticker="AAPL",
@@ -62,43 +97,263 @@ def main() -> None:
             signal_price=Decimal(100 + i % 7),
         )
         signal_id, data = uuid.uuid4(), signal_to_dict(signal)
-        with db.transaction() as conn:
-            signals_repo.insert(
-                conn,
-                signal_id=signal_id,
-                user_id=user_id,
-                config_id=config["id"],
-                status="accepted",
-                raw_body="{}",
-                content_type="application/json",
-                source_ip=None,
-                signal=data,
-                ticker="AAPL",
-                action=data["action"],
+        job_id = None
+        if job_app is not None:
+            job_id = defer_execute_signal(
+                job_app, conn, signal_id=signal_id, config_id=self.config["id"], symbol="AAPL"
             )
-        signal_ids.append(signal_id)
+        signals_repo.insert(
+            conn,
+            signal_id=signal_id,
+            user_id=self.user_id,
+            config_id=self.config["id"],
+            status="accepted",
+            raw_body="{}",
+            content_type="application/json",
+            source_ip=None,
+            signal=data,
+            ticker="AAPL",
+            action=data["action"],
+            job_id=job_id,
+        )
+        return signal_id
 
-    statements = 0
-    execute = psycopg.Connection.execute
 
-    def counting(self, *a, **k):  # type: ignore[no-untyped-def]
-        nonlocal statements
-        statements += 1
-        return execute(self, *a, **k)
+# --------------------------------------------------------------------------- 1. ratio
 
-    psycopg.Connection.execute = counting  # type: ignore[method-assign]
-    started = time.perf_counter()
-    statuses: dict[str, int] = {}
-    for signal_id in signal_ids:
-        status = execute_signal(db, signal_id)
-        statuses[status] = statuses.get(status, 0) + 1
-    elapsed = time.perf_counter() - started
-    psycopg.Connection.execute = execute  # type: ignore[method-assign]
-    db.close()
-    print(
-        f"{args.signals} jobs in {elapsed:.2f} s: {elapsed / args.signals * 1000:.1f} ms per job, "
-        f"{statements / args.signals:.1f} statements per job (plus BEGIN/COMMIT), {statuses}"
+
+def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[float, float, dict[str, int]]:
+    """Median ms per no-op job and per signal job, drained by one in-process worker, alternating."""
+    from config import load_config
+    from viewzenix.jobs import QUEUE, build_job_app
+    from viewzenix.jobs.attempts import AttemptRecorder
+    from viewzenix.jobs.tasks import register_tasks
+    from viewzenix.services import execution
+    from viewzenix.services.accounts import Accounts
+
+    config = load_config()
+    app = build_job_app(bench.url, pool_size=2)
+    bodies: list[float] = []
+    execute = execution.execute_signal
+
+    def timed(*a, **k):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return execute(*a, **k)
+        finally:
+            bodies.append((time.perf_counter() - started) * 1000)
+
+    execution.execute_signal = timed  # what register_tasks imports
+    try:
+        register_tasks(app, bench.db, config, Accounts(bench.db))
+    finally:
+        execution.execute_signal = execute
+
+    @app.task(name=NOOP_TASK, queue=QUEUE)
+    def noop(n: int) -> None:
+        return None
+
+    gaps: dict[str, list[float]] = {"noop": [], "signal": []}
+    statuses: Counter[str] = Counter()
+    with psycopg.connect(bench.url, autocommit=True) as admin:
+        for _ in range(rounds):
+            for kind in ("noop", "signal"):
+                ids = []
+                with bench.db.transaction() as conn:
+                    if kind == "noop":
+                        # Deferred as intake defers its job: on our connection, in a transaction.
+                        for n in range(per_batch):
+                            ids.append(_defer_noop(app, conn, n))
+                    else:
+                        signal_ids = [bench.store(conn, app) for _ in range(per_batch)]
+                        ids = [
+                            r["job_id"]
+                            for r in conn.execute(
+                                "select job_id from signals where id = any(%s)", (signal_ids,)
+                            ).fetchall()
+                        ]
+                asyncio.run(_drain(app, AttemptRecorder()))
+                starts = [
+                    row[0]
+                    for row in admin.execute(
+                        "select at from procrastinate_events where type = 'started' and job_id = any(%s)"
+                        " order by at",
+                        (ids,),
+                    ).fetchall()
+                ]
+                if len(starts) != per_batch:
+                    raise SystemExit(f"{kind}: {len(starts)} of {per_batch} jobs started")
+                gaps[kind] += [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(starts)]
+                if kind == "signal":
+                    for (status,) in admin.execute(
+                        "select status from signals where job_id = any(%s)", (ids,)
+                    ).fetchall():
+                        statuses[status] += 1
+    print(f"signal job's task body (execute_signal in the worker): {statistics.median(bodies):.2f} ms")
+    return statistics.median(gaps["noop"]), statistics.median(gaps["signal"]), dict(statuses)
+
+
+def _defer_noop(app, conn, n: int) -> int:  # type: ignore[no-untyped-def]
+    """Defer one no-op job on ``conn``'s transaction, as ``viewzenix.jobs`` defers a signal's."""
+    from procrastinate import jobs as procrastinate_jobs
+
+    from viewzenix.jobs import QUEUE
+
+    job = procrastinate_jobs.Job(
+        queue=QUEUE, lock=None, queueing_lock=None, task_name=NOOP_TASK, task_kwargs={"n": n}
     )
+    deferred = app.job_manager.defer_job(job, connection=conn)
+    assert deferred.id is not None
+    return deferred.id
+
+
+async def _drain(app, recorder) -> None:  # type: ignore[no-untyped-def]
+    from viewzenix.jobs import QUEUE
+
+    async with app.open_async():
+        await app.run_worker_async(
+            queues=[QUEUE],
+            concurrency=1,
+            wait=False,
+            install_signal_handlers=False,
+            listen_notify=False,
+            worker_middleware=[recorder],
+        )
+
+
+# --------------------------------------------------------------------------- 2, 3. in process
+
+
+class Profile:
+    """Statements, commits and time per transaction, named by the frame that opened it."""
+
+    def __init__(self) -> None:
+        self.statements: Counter[str] = Counter()
+        self.ms: Counter[str] = Counter()
+        self.transactions: Counter[str] = Counter()
+        self.current: list[str] = []
+        self.query_ms: Counter[str] = Counter()
+        self.query_n: Counter[str] = Counter()
+
+    @contextmanager
+    def installed(self):  # type: ignore[no-untyped-def]
+        profile = self
+        execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+        transaction = Database.transaction
+
+        def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
+            name = profile.current[-1] if profile.current else "(outside)"
+            profile.statements[name] += 1
+            started = time.perf_counter()
+            try:
+                return execute(cursor, query, *a, **k)
+            finally:
+                key = f"{name}: {' '.join(str(query).split())[:70]}"
+                profile.query_ms[key] += (time.perf_counter() - started) * 1000
+                profile.query_n[key] += 1
+
+        def counting_many(cursor, *a, **k):  # type: ignore[no-untyped-def]
+            profile.statements[profile.current[-1] if profile.current else "(outside)"] += 1
+            return executemany(cursor, *a, **k)
+
+        @contextmanager
+        def named(db, *a, **k):  # type: ignore[no-untyped-def]
+            name = _caller()
+            profile.transactions[name] += 1
+            profile.current.append(name)
+            started = time.perf_counter()
+            try:
+                with transaction(db, *a, **k) as conn:
+                    yield conn
+            finally:
+                profile.ms[name] += (time.perf_counter() - started) * 1000
+                profile.current.pop()
+
+        psycopg.Cursor.execute = counting  # type: ignore[method-assign]
+        psycopg.Cursor.executemany = counting_many  # type: ignore[method-assign]
+        Database.transaction = named  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+            psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
+            Database.transaction = transaction  # type: ignore[method-assign]
+
+    def report(self, jobs: int) -> str:
+        names = sorted(set(self.transactions) | set(self.statements), key=lambda n: -self.statements[n])
+        lines = [f"{'transaction (opened by)':<52} {'per job':>8} {'stmts/job':>10} {'ms/job':>10}"]
+        total_s = total_t = total_x = 0.0
+        for name in names:
+            x = self.transactions[name] / jobs
+            s = self.statements[name] / jobs
+            trips = self.ms[name] / jobs
+            total_s, total_t, total_x = total_s + s, total_t + trips, total_x + x
+            lines.append(f"{name:<52} {x:>8.2f} {s:>10.2f} {trips:>10.2f}")
+        lines.append(f"{'total':<52} {total_x:>8.2f} {total_s:>10.2f} {total_t:>10.2f}")
+        lines.append(
+            f"per job: {total_s:.1f} statements, {total_x:.1f} transactions (commits), "
+            f"{total_t:.1f} ms inside transactions (BEGIN to COMMIT, Python included)"
+        )
+        lines.append(f"{'statement (client-timed ms per job, calls per job)':<100}")
+        for key, ms in self.query_ms.most_common(40):
+            lines.append(f"  {ms / jobs:6.3f} ms {self.query_n[key] / jobs:5.2f}x  {key}")
+        return "\n".join(lines)
+
+
+def _caller() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = frame.f_code.co_filename.replace(os.sep, "/")
+        if any(path.endswith(named) for named in _NAMED) and frame.f_code.co_name != "_transaction":
+            return f"{Path(path).stem}.{frame.f_code.co_name}"
+        frame = frame.f_back
+    return "(other)"
+
+
+def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
+    signal_ids = []
+    with bench.db.transaction() as conn:
+        signal_ids = [bench.store(conn) for _ in range(jobs)]
+    profiler = cProfile.Profile() if cprofile else None
+    statuses: Counter[str] = Counter()
+    with Profile().installed() as profile:
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        for signal_id in signal_ids:
+            statuses[execute_signal(bench.db, signal_id)] += 1
+        if profiler:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+    print(
+        f"in process: {jobs} jobs in {elapsed:.2f} s: {elapsed / jobs * 1000:.1f} ms per job"
+        f"{' (under cProfile)' if profiler else ''}, {dict(statuses)}"
+    )
+    print(profile.report(jobs))
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(cprofile)
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=200, help="jobs per batch and in process")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating batches of each job kind")
+    parser.add_argument("--cprofile", type=int, default=0, help="print the N costliest functions")
+    args = parser.parse_args()
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    url, _handle = fresh_database()
+    bench = Bench(url)
+    noop, signal, statuses = job_ratio(bench, args.signals, args.rounds)
+    print(
+        f"no-op job: {noop:.2f} ms, signal job: {signal:.2f} ms "
+        f"(medians, one worker, concurrency 1) {statuses}"
+    )
+    print(f"signal job / no-op job: {signal / noop:.2f}")
+    in_process(bench, args.signals, args.cprofile)
+    bench.db.close()
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,16 @@ from paper.accounts a
 where a.config_id = %(config_id)s
 """
 
+def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[AccountState, Decimal]:
+    """Return ``account_state`` and ``gross_exposure`` in one statement (one snapshot).
+
+    Raises LookupError when the account does not exist (``ensure_account``).
+    """
+    row = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, {"config_id": config_id}).fetchone()
+    row = _found(row, f"paper account {config_id}")
+    return AccountState(cash=row["cash"], equity=row["equity"]), row["exposure"]
+
+
 # --- positions -----------------------------------------------------------------------------
 
 GET_POSITION = """
@@ -85,6 +95,18 @@ returning *
 GROSS_EXPOSURE = """
 select coalesce(sum(abs(qty * coalesce(last_price, avg_entry_price))), 0) as exposure
 from paper.positions where config_id = %(config_id)s and qty <> 0
+"""
+
+ACCOUNT_STATE_AND_EXPOSURE = """
+select
+    a.cash,
+    a.cash + coalesce(sum(p.qty * coalesce(p.last_price, p.avg_entry_price)), 0) as equity,
+    coalesce(sum(abs(p.qty * coalesce(p.last_price, p.avg_entry_price))) filter (where p.qty <> 0), 0)
+        as exposure
+from paper.accounts a
+left join paper.positions p on p.config_id = a.config_id
+where a.config_id = %(config_id)s
+group by a.config_id, a.cash
 """
 
 OPEN_POSITIONS = """
@@ -407,6 +429,18 @@ def mark(
         MARK_POSITION,
         {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at, "bar_at": bar_at},
     )
+
+
+def mark_existing(
+    conn: Connection, config_id: uuid.UUID, symbol: str, last_price: Decimal, at: datetime | None = None
+) -> PaperPosition | None:
+    """``mark`` a position that exists, locking its row (the update does); return it, or None
+    when the symbol has no position row yet (``lock_position`` creates it)."""
+    row = conn.execute(
+        MARK_POSITION,
+        {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at, "bar_at": None},
+    ).fetchone()
+    return None if row is None else PaperPosition.from_row(row)
 
 
 def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:

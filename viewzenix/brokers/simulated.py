@@ -79,6 +79,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -97,7 +98,7 @@ from viewzenix.brokers.base import (
     OrderNotFound,
 )
 from viewzenix.brokers.paper_books import PaperOrder
-from viewzenix.db import Connection, Database
+from viewzenix.db import Connection, Database, commit_without_flush
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import (
     AccountState,
@@ -126,6 +127,14 @@ NO_MARKET_PRICE_MESSAGE = (
     'is none. Add a price to the alert (e.g. "price": "{{{{close}}}}") or push bars first.'
 )
 _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+# What one exchange call's transaction has read or done (``_transaction``): the position rows it
+# locked (by symbol), whether the account is ensured, the orders it placed and their fills.
+_TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction", default=None)
+
+
+def _tx() -> dict[str, Any]:
+    """This transaction's record (``_TX``); outside ``_transaction`` a fresh one, remembering nothing."""
+    return _TX.get() or {"positions": {}, "account": False, "placed": set(), "fills": {}}
 
 
 def fill_commission(settings: TradingSettings, qty: Decimal, px: Decimal) -> Decimal:
@@ -155,6 +164,11 @@ class SimulatedBroker:
 
     name = BrokerName.SIMULATED
     reads_lag = False  # it reads its own books
+    # Its transactions commit without waiting for the WAL flush (``_transaction``).
+    synchronous_commit = False
+    # Its books live on our server: its commits and ours share one WAL (docs/scaling.md), so a
+    # crash of Postgres loses a suffix of both, never one of ours without its own before it.
+    commits_in_our_wal = True
 
     def __init__(
         self,
@@ -207,7 +221,7 @@ class SimulatedBroker:
         """
         now = self.clock()
         with self._transaction() as conn:
-            books.lock_position(conn, self.config_id, request.symbol)
+            self._lock_position(conn, request.symbol)
             order = self._place(conn, request, now)
             return self._report(conn, order)
 
@@ -222,7 +236,7 @@ class SimulatedBroker:
             found = books.get_by_client_order_id(conn, self.config_id, client_order_id)
             if found is None:
                 raise OrderNotFound(client_order_id=client_order_id)
-            books.lock_position(conn, self.config_id, found.symbol)
+            self._lock_position(conn, found.symbol)
             order = books.get_by_client_order_id(conn, self.config_id, client_order_id, for_update=True)
             assert order is not None  # orders are never deleted while the config exists
             if order.status is OrderStatus.CANCELED:
@@ -278,7 +292,7 @@ class SimulatedBroker:
         currency. Raises BrokerUnavailable.
         """
         with self._transaction() as conn:
-            books.ensure_account(conn, self.config_id, self.settings.starting_cash)
+            self._ensure_account(conn)
             return books.account_state(conn, self.config_id)
 
     # --- PriceDriven -------------------------------------------------------------------------
@@ -296,9 +310,15 @@ class SimulatedBroker:
         if price <= 0:
             return []
         with self._transaction() as conn:
-            books.lock_position(conn, self.config_id, symbol)
-            books.mark(conn, self.config_id, symbol, price, at)
+            # Marking locks the row as lock_position would; a first price creates it first.
+            marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+            if marked is None:
+                self._lock_position(conn, symbol)
+                marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+            _tx()["positions"][symbol] = marked
             opened = books.open_orders(conn, self.config_id, symbol)
+            if not opened:
+                return []  # nothing resting: the mark is all this price changes
             before = self._reports(conn, opened)
             for resting in books.lock_working(conn, self.config_id, symbol):
                 order = books.get_order(conn, resting.id)
@@ -342,7 +362,7 @@ class SimulatedBroker:
         """
         at = bar.end
         with self._transaction() as conn:
-            position = books.lock_position(conn, self.config_id, bar.symbol)
+            position = self._lock_position(conn, bar.symbol)
             if position.last_bar_at is not None and bar.start <= position.last_bar_at:
                 return []
             opened = books.open_orders(conn, self.config_id, bar.symbol)
@@ -357,6 +377,7 @@ class SimulatedBroker:
                 else:
                     self._work_bar(conn, order, bar)
             books.mark(conn, self.config_id, bar.symbol, bar.close, at, bar_at=bar.start)
+            _tx()["positions"].pop(bar.symbol, None)
             after = self._reports(conn, books.orders_by_id(conn, (o.id for o in opened)))
         old = {report.client_order_id: report for report in before}
         return [report for report in after if report != old[report.client_order_id]]
@@ -447,7 +468,7 @@ class SimulatedBroker:
             if is_crypto(symbol):
                 continue
             with self._transaction() as conn:
-                books.lock_position(conn, self.config_id, symbol)
+                self._lock_position(conn, symbol)
                 opened = books.open_orders(conn, self.config_id, symbol)
                 before = {r.client_order_id: r for r in self._reports(conn, opened)}
                 for order in books.lock_working(conn, self.config_id, symbol):
@@ -492,6 +513,7 @@ class SimulatedBroker:
         )
         if order is None:  # Alpaca: client_order_id is unique per account forever
             raise DuplicateOrder(client_order_id=request.client_order_id)
+        _tx()["placed"].add(order.id)
         logger.info(
             "simulated order %s: %s %s %s %s",
             status,
@@ -571,7 +593,7 @@ class SimulatedBroker:
                 found = None
             if found is not None:
                 return found
-        position = books.lock_position(conn, self.config_id, request.symbol)
+        position = self._lock_position(conn, request.symbol)
         if position.last_price is not None and position.last_price > 0:
             return position.last_price, position.last_price_at or now
         return None
@@ -595,17 +617,16 @@ class SimulatedBroker:
         if price is None and market is not None:
             price = market[0]
         if price is None:
-            price = books.lock_position(conn, self.config_id, request.symbol).last_price
+            price = self._lock_position(conn, request.symbol).last_price
         if price is None or price <= 0:
             return OrderStatus.ACCEPTED, None, None
-        position = books.lock_position(conn, self.config_id, request.symbol)
+        position = self._lock_position(conn, request.symbol)
         signed = request.qty if request.side is OrderSide.BUY else -request.qty
         opening = max(abs(position.qty + signed) - abs(position.qty), _ZERO)
         if opening <= 0:
             return OrderStatus.ACCEPTED, None, None
-        books.ensure_account(conn, self.config_id, self.settings.starting_cash)
-        state = books.account_state(conn, self.config_id)
-        exposure = books.gross_exposure(conn, self.config_id)
+        self._ensure_account(conn)
+        state, exposure = books.account_state_and_exposure(conn, self.config_id)
         buying_power = state.equity * self.settings.margin_multiplier - exposure
         needed = opening * price
         if needed <= buying_power:
@@ -626,7 +647,7 @@ class SimulatedBroker:
             return request.reference_price
         if request.order_type is OrderType.MARKET:
             return None
-        return books.lock_position(conn, self.config_id, request.symbol).last_price
+        return self._lock_position(conn, request.symbol).last_price
 
     # --- working an order --------------------------------------------------------------------
 
@@ -702,15 +723,22 @@ class SimulatedBroker:
                 fee_qty = qty * self.settings.crypto_fee_rate
             else:
                 commission += qty * px * self.settings.crypto_fee_rate
-        trade_id = f"{order.client_order_id}-{books.count_fills(conn, order.id) + 1}"
+        # An order with nothing filled has no fill yet (fills move filled_qty): no count needed.
+        count = 0 if order.filled_qty == 0 else books.count_fills(conn, order.id)
+        trade_id = f"{order.client_order_id}-{count + 1}"
 
-        position = books.lock_position(conn, self.config_id, order.symbol)
+        position = self._lock_position(conn, order.symbol)
         position = apply_fill(position, order.side, qty - fee_qty, px, at)
-        books.save_position(conn, replace(position, last_price=market_price))
-        books.ensure_account(conn, self.config_id, self.settings.starting_cash)
-        books.add_cash(conn, self.config_id, cash_delta(order.side, qty, px, commission))
+        saved = books.save_position(conn, replace(position, last_price=market_price))
+        _tx()["positions"][order.symbol] = saved
+        delta = cash_delta(order.side, qty, px, commission)
+        try:
+            books.add_cash(conn, self.config_id, delta)
+        except LookupError:  # the account's first fill: opened first (an update found no row)
+            self._ensure_account(conn)
+            books.add_cash(conn, self.config_id, delta)
 
-        books.insert_fill(
+        fill = books.insert_fill(
             conn,
             trade_id=trade_id,
             order=order,
@@ -720,6 +748,7 @@ class SimulatedBroker:
             filled_at=at,
             fee_qty=fee_qty,
         )
+        _tx()["fills"].setdefault(order.id, []).append(fill)
         filled_qty = order.filled_qty + qty
         if order.filled_avg_price is None or order.filled_qty == 0:
             filled_avg_price = px
@@ -748,6 +777,8 @@ class SimulatedBroker:
 
     def _activate_legs(self, conn: Connection, parent: PaperOrder, price: Decimal, at: datetime) -> None:
         """A filled parent: its HELD legs become ACCEPTED and are worked at ``price``."""
+        if parent.id in _tx()["placed"]:
+            return  # placed in this transaction: no leg can name it yet
         for leg in books.lock_children(conn, parent.id):
             current = books.get_order(conn, leg.id)
             if current.status is not OrderStatus.HELD:
@@ -787,6 +818,8 @@ class SimulatedBroker:
 
     def _cancel_held_legs(self, conn: Connection, parent: PaperOrder, at: datetime) -> None:
         """A parent that will not fill: its HELD legs are canceled (``parent_not_filled``)."""
+        if parent.id in _tx()["placed"]:
+            return  # placed in this transaction: no leg can name it yet
         for leg in books.lock_children(conn, parent.id):
             if leg.status is OrderStatus.HELD:
                 self._cancel(
@@ -830,7 +863,13 @@ class SimulatedBroker:
     def _reports(self, conn: Connection, orders: Sequence[PaperOrder]) -> list[BrokerOrder]:
         """The port's reports of ``orders`` (same order), each with all its fills."""
         fills: dict[uuid.UUID, list[BrokerFill]] = defaultdict(list)
-        for fill in books.fills_for(conn, (o.id for o in orders)):
+        tx = _tx()
+        if all(o.id in tx["placed"] for o in orders):
+            # Placed in this transaction: every fill they have was inserted by it, in order.
+            known = [f for o in orders for f in tx["fills"].get(o.id, ())]
+        else:
+            known = books.fills_for(conn, (o.id for o in orders))
+        for fill in known:
             fills[fill.order_id].append(
                 BrokerFill(
                     trade_id=fill.trade_id,
@@ -873,12 +912,41 @@ class SimulatedBroker:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        """One exchange call: a transaction, driver failures translated to BrokerUnavailable."""
+        """One exchange call: a transaction, driver failures translated to BrokerUnavailable.
+
+        Committed without waiting for its WAL flush (``synchronous_commit =
+        off``): the exchange shares our server, so its commit record precedes, in the one WAL,
+        the commit of every transaction that records what it reported, and that synchronous
+        commit flushes both. A crash of Postgres can lose only an exchange call that nothing
+        durable of ours mentions yet, which is a call whose answer was lost (docs/scaling.md).
+        """
         try:
             with self.db.transaction() as conn:
-                yield conn
+                if not self.synchronous_commit:
+                    commit_without_flush(conn)
+                token = _TX.set({"positions": {}, "account": False, "placed": set(), "fills": {}})
+                try:
+                    yield conn
+                finally:
+                    _TX.reset(token)
         except psycopg.OperationalError as exc:
             raise BrokerUnavailable(f"the paper exchange did not answer: {exc}") from exc
+
+    def _lock_position(self, conn: Connection, symbol: str) -> books.PaperPosition:
+        """``paper_books.lock_position``, once per symbol and transaction: the lock is held till
+        its end, so the row read then stays ours; a save replaces it, a mark drops it."""
+        positions = _tx()["positions"]
+        position = positions.get(symbol)
+        if position is None:
+            position = positions[symbol] = books.lock_position(conn, self.config_id, symbol)
+        return position
+
+    def _ensure_account(self, conn: Connection) -> None:
+        """``paper_books.ensure_account``, once per transaction."""
+        tx = _tx()
+        if not tx["account"]:
+            books.ensure_account(conn, self.config_id, self.settings.starting_cash)
+            tx["account"] = True
 
     def _log(self, action: str, order: PaperOrder) -> dict[str, Any]:
         return {

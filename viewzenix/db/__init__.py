@@ -329,6 +329,23 @@ class Database:
             return False
 
 
+# Transaction-local (``set_config(..., true)``), so it also holds behind a transaction pooler.
+_COMMIT_WITHOUT_FLUSH = "select set_config('synchronous_commit', 'off', true)"
+
+
+def commit_without_flush(conn: Connection) -> None:
+    """Let the current transaction's COMMIT return before its WAL record is flushed to disk.
+
+    ``synchronous_commit = off`` for this transaction only. A crash of Postgres (not of the
+    client) can then lose it, together with every transaction committed after it and not yet
+    flushed (the WAL is replayed in order, so the loss is always a suffix); any later
+    synchronous commit on the same server flushes it first. Use only where losing that suffix
+    equals a crash of the caller at an earlier moment (docs/scaling.md argues the signal job).
+    One round trip; it saves the wait for the flush at COMMIT.
+    """
+    conn.execute(_COMMIT_WITHOUT_FLUSH)
+
+
 def set_request_claims(conn: Connection, claims: Mapping[str, Any], role: str = "authenticated") -> None:
     """Switch the current transaction to ``role`` with ``request.jwt.claims`` = ``claims``.
 

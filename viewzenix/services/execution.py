@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,7 +53,7 @@ from viewzenix.brokers.base import (
     OrderShapeRefused,
     PriceDriven,
 )
-from viewzenix.db import Connection, Database
+from viewzenix.db import Connection, Database, commit_without_flush
 from viewzenix.domain.engine import is_stale, needs_account, plan_signal
 from viewzenix.domain.model import (
     AccountState,
@@ -65,10 +66,10 @@ from viewzenix.domain.model import (
 )
 from viewzenix.domain.serialization import signal_from_dict
 from viewzenix.domain.symbols import canonical_symbol
+from viewzenix.repositories import execution_reads
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories.webhook_configs import get as get_config
 from viewzenix.repositories.webhook_configs import trading_settings
 from viewzenix.services import ledger
 from viewzenix.services.accounts import Accounts, BrokerFactory, accounts_for
@@ -145,6 +146,8 @@ def _runnable(row: dict[str, Any], job_id: int | None) -> bool:
 
 
 class _Execution:
+    commit_without_flush = False  # until the broker is known (``run``)
+
     def __init__(
         self, db: Database, signal_id: uuid.UUID, job_id: int | None, now: datetime, accounts: Accounts
     ) -> None:
@@ -157,10 +160,11 @@ class _Execution:
         self.flatten_due = False  # set by the plan: the session's first loss-limit breach, flatten on
 
     def run(self) -> str:
-        # 1. Read.
-        with self.db.transaction() as conn:
-            row = signals_repo.get_for_execution(conn, self.signal_id)
-            if row is None:
+        # 1. Read, in autocommit (no BEGIN/COMMIT): nothing is written and step 3 reads again
+        # under lock.
+        with self.db.statement() as conn:
+            row, config, config_open = execution_reads.for_execution(conn, self.signal_id)
+            if row is None or config is None:
                 logger.warning("signal not found", extra={"action": "signal_not_found", **self.ids})
                 return NOT_FOUND
             if not _runnable(row, self.job_id):
@@ -170,12 +174,12 @@ class _Execution:
                     extra={"action": "signal_already_processed", **self.ids},
                 )
                 return row["status"]
-            config = self.config = get_config(conn, row["config_id"])
+            self.config = config
             # Did an earlier run of this signal record its orders or cancels? Then resume it.
             recorded = row["recorded"]
             signal = signal_from_dict(row["signal"] or {})
             signal = replace(signal, ticker=canonical_symbol(signal.ticker))  # BTCUSD → BTC/USD
-            open_rows = orders_repo.open_orders(conn, config["id"], signal.ticker)
+            open_rows = [r for r in config_open if r["symbol"] == signal.ticker]
             self.has_account = row["has_account"]
             self.had_open_orders = bool(open_rows)
         self.settings = trading_settings(config)
@@ -184,6 +188,7 @@ class _Execution:
         except BrokerNotAvailable as error:
             return self._finish(SignalStatus.FAILED, error.message, action="broker_not_available")
         self.book, self.broker = account.book, account.broker
+        self.commit_without_flush = getattr(self.broker, "commits_in_our_wal", False) is True
         self.symbol = signal.ticker
         if recorded:
             return self._resume()
@@ -215,22 +220,39 @@ class _Execution:
         if not self.has_account or needs_account(signal, self.settings):
             account = self.broker.get_account()
 
-        with self.db.transaction() as conn:
-            row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
+        with self._transaction() as conn:
+            # Nothing to record first (the usual case): the signal, position and open orders are
+            # read together, in the same lock order (signal, then position).
+            batched = not crossed and not reports and not never_sent and account is None
+            if batched:
+                row, locked, config_open = execution_reads.lock_for_planning(
+                    conn,
+                    self.signal_id,
+                    config_id=self.book.config_id,
+                    user_id=self.book.user_id,
+                    symbol=self.symbol,
+                )
+            else:
+                row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
             if row is None or not _runnable(row, self.job_id) or row["recorded"]:
                 return NOT_FOUND if row is None else row["status"]  # another run got here first
-            if account is not None:
-                ledger.open_account(conn, self.book, account.cash)
-            notes = self._record_reports(conn, [*crossed, *reports])
-            rule = self.accounts.not_found_rule(self.broker)
-            for row in never_sent:  # closed only once the broker's "not found" is final
-                ledger.record_not_found(conn, self.book, row, self.now, **rule)
-            position = positions_repo.lock(  # created at zero on first use, so the mark sticks
-                conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
-            ).state()
+            if batched:
+                notes: list[str] = []
+            else:
+                if account is not None:
+                    ledger.open_account(conn, self.book, account.cash)
+                notes = self._record_reports(conn, [*crossed, *reports])
+                rule = self.accounts.not_found_rule(self.broker)
+                for row in never_sent:  # closed only once the broker's "not found" is final
+                    ledger.record_not_found(conn, self.book, row, self.now, **rule)
+                locked = positions_repo.lock(  # created at zero on first use, so the mark sticks
+                    conn, config_id=self.book.config_id, user_id=self.book.user_id, symbol=self.symbol
+                )
+                config_open = orders_repo.open_orders(conn, self.book.config_id)
+            position = locked.state()
             if priced and not is_stale(signal, self.settings, self.now):
                 ledger.mark(conn, self.book, self.symbol, signal.signal_price)
-            open_orders = [_open_order(r) for r in orders_repo.open_orders(conn, self.book.config_id)]
+            open_orders = [_open_order(r) for r in config_open]
             plan = plan_signal(
                 signal=signal,
                 signal_id=self.signal_id,
@@ -283,8 +305,7 @@ class _Execution:
                         reason=f"canceled by signal {self.signal_id} ({plan.intent})",
                         at=self.now,
                     )
-            signals_repo.set_status(conn, self.signal_id, SignalStatus.SUBMITTING.value)
-            rows = orders_repo.for_signal(conn, self.signal_id)
+            rows = execution_reads.set_submitting(conn, self.signal_id)  # status SUBMITTING
             cancels = orders_repo.cancels_by(conn, self.signal_id) if plan.cancel_client_order_ids else []
         self.notes = notes
         return self._submit(rows, cancels)
@@ -296,7 +317,7 @@ class _Execution:
             "resuming a signal whose orders are recorded", extra={"action": "signal_resumed", **self.ids}
         )
         self.notes = []
-        with self.db.transaction() as conn:
+        with self._transaction() as conn:
             rows = orders_repo.for_signal(conn, self.signal_id)
             cancels = orders_repo.cancels_by(conn, self.signal_id)
         return self._submit(rows, cancels, resumed=True)
@@ -354,7 +375,7 @@ class _Execution:
         """Record the broker's answers (and refusals) not recorded yet, in a new transaction."""
         if not self.unrecorded and not self.refused:
             return
-        with self.db.transaction() as conn:
+        with self._transaction() as conn:
             self._record_pending(conn)
 
     def _record_pending(self, conn: Connection) -> None:
@@ -447,7 +468,7 @@ class _Execution:
         """
         reported = {r.client_order_id for r in self.unrecorded}
         reported |= {row["client_order_id"] for row, _, _ in self.refused}
-        with self.db.transaction() as conn:
+        with self._transaction() as conn:
             self._record_pending(conn)
             for row in self.unsent:
                 ledger.close_unsent(
@@ -470,7 +491,7 @@ class _Execution:
             if not others:
                 return self._finish_with_outcome(conn, cancel_notes)
         refreshed = self._look_up(others)
-        with self.db.transaction() as conn:
+        with self._transaction() as conn:
             self._record_reports(conn, refreshed)
             return self._finish_with_outcome(conn, cancel_notes)
 
@@ -488,6 +509,23 @@ class _Execution:
         return self._logged(status, message)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One of the job's transactions (``Database.transaction``).
+
+        With a broker whose books share our WAL (the paper broker) it commits without waiting
+        for the flush: a crash of Postgres then loses a suffix of the job's commits and the
+        exchange's, which is the state a crash of the worker at that earlier moment leaves, and
+        the job is not finished either (procrastinate's synchronous commit of the job's end comes
+        after them in the WAL and flushes them). The retry resumes from what survived, asking the
+        broker before it submits again (docs/scaling.md). Alpaca is outside our WAL: its orders
+        are recorded PENDING_NEW with a synchronous commit before they are sent.
+        """
+        with self.db.transaction() as conn:
+            if self.commit_without_flush:
+                commit_without_flush(conn)
+            yield conn
 
     def _look_up(self, client_order_ids: list[str]) -> list[BrokerOrder]:
         reports = []
@@ -507,7 +545,7 @@ class _Execution:
         return notes
 
     def _finish(self, status: SignalStatus, message: str, *, action: str) -> str:
-        with self.db.transaction() as conn:
+        with self._transaction() as conn:
             signals_repo.finish(conn, self.signal_id, status.value, message)
         logger.warning(message, extra={"action": action, **self.ids})
         return status.value

@@ -1,0 +1,89 @@
+"""The reads of the signal job's first and third transactions (``services.execution``).
+
+First a signal, its config and the config's open orders, keyed by the signal id alone so the
+three need no answer from each other (run in autocommit: no BEGIN, no COMMIT); then, locked, the
+signal, the position and the open orders again. Written so that all statements of a step are
+sent before the first result is read: on a connection in psycopg's pipeline mode each step is
+one round trip (measured and not used yet: docs/scaling.md); otherwise they run one by one with
+the same results.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from viewzenix.db import Connection
+from viewzenix.repositories import orders as orders_repo
+from viewzenix.repositories import positions as positions_repo
+from viewzenix.repositories import signals as signals_repo
+from viewzenix.repositories.positions import PositionRecord
+
+CONFIG_OF_SIGNAL = """
+select c.* from public.webhook_configs c
+where c.id = (select s.config_id from public.signals s where s.id = %(signal_id)s)
+"""
+
+OPEN_ORDERS_OF_SIGNAL_CONFIG = """
+select * from public.orders
+where config_id = (select s.config_id from public.signals s where s.id = %(signal_id)s)
+  and status = any(%(open)s)
+order by created_at, id
+"""
+
+
+def for_execution(
+    conn: Connection, signal_id: uuid.UUID
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Return the signal (``signals.get_for_execution``'s row), its ``webhook_configs`` row and
+    every open order of that config, oldest first (``orders.open_orders`` without a symbol).
+
+    ``(None, None, [])`` when the signal is gone.
+    """
+    params = {"signal_id": signal_id}
+    signal = conn.execute(signals_repo.FOR_EXECUTION, params)
+    config = conn.execute(CONFIG_OF_SIGNAL, params)
+    open_rows = conn.execute(
+        OPEN_ORDERS_OF_SIGNAL_CONFIG, {**params, "open": list(orders_repo.OPEN_STATUSES)}
+    )
+    return signal.fetchone(), config.fetchone(), open_rows.fetchall()
+
+
+def lock_for_planning(
+    conn: Connection, signal_id: uuid.UUID, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: str
+) -> tuple[dict[str, Any] | None, PositionRecord, list[dict[str, Any]]]:
+    """Lock the signal row, then the (config, symbol) position (created at zero when missing);
+    return them with the config's open orders, oldest first.
+
+    The same statements, in the same lock order, as ``signals.get_for_execution(lock=True)``,
+    ``positions.lock`` and ``orders.open_orders(conn, config_id)``.
+    """
+    position_params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
+    signal = conn.execute(signals_repo.FOR_EXECUTION + " for update of s", {"signal_id": signal_id})
+    position = conn.execute(positions_repo.LOCK_POSITION, position_params)
+    open_rows = conn.execute(
+        orders_repo.OPEN_ORDERS,
+        {"config_id": config_id, "symbol": None, "open": list(orders_repo.OPEN_STATUSES)},
+    )
+    signal_row, position_row, rows = signal.fetchone(), position.fetchone(), open_rows.fetchall()
+    if position_row is None:  # the symbol's first order: created at zero, once
+        return signal_row, positions_repo.lock(conn, **position_params), rows
+    return signal_row, PositionRecord.from_row(position_row), rows
+
+
+SUBMITTING = """
+with submitting as (
+    update public.signals set status = 'submitting' where id = %(signal_id)s
+)
+select o.*, p.client_order_id as parent_client_order_id
+from public.orders o left join public.orders p on p.id = o.parent_order_id
+where o.signal_id = %(signal_id)s
+order by o.created_at, o.id
+"""
+
+
+def set_submitting(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Set the signal ``submitting`` and return its orders as ``orders.for_signal`` does (its
+    query; the update and the read in one statement: the read sees the orders, not the status
+    change)."""
+    return conn.execute(SUBMITTING, {"signal_id": signal_id}).fetchall()
