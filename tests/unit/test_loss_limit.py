@@ -20,6 +20,9 @@ from viewzenix.domain.loss_limit import (
 from viewzenix.domain.model import (
     AccountState,
     Action,
+    OpenOrder,
+    OrderSide,
+    OrderType,
     PositionState,
     Signal,
     StopLoss,
@@ -145,13 +148,13 @@ def test_crypto_sessions_are_utc_days():
 # --- what a breach denies ------------------------------------------------------------------------
 
 
-def _plan(action: str, qty: str, **fields):
+def _plan(action: str, qty: str, open_orders=(), **fields):
     return plan_signal(
         signal=Signal(ticker="AAPL", action=Action(action), quantity=D(qty), signal_price=D(100), **fields),
         signal_id=uuid.UUID(int=1),
         position=PositionState("AAPL", qty=D(0) if action == "buy" else D(5), avg_entry_price=D(100)),
         account=AccountState(cash=D(100000), equity=D(100000)),
-        open_orders=[],
+        open_orders=list(open_orders),
         settings=TradingSettings(),
         now=NOW,
     )
@@ -186,6 +189,23 @@ def test_a_reversal_keeps_its_exit_and_loses_its_entry():
     limited = deny_entries(plan, BREACHED)
     assert [o.purpose for o in limited.orders] == [OrderPurpose.EXIT]
     assert [d.code for d in limited.denials] == [DENIAL_CODE]
+
+
+def test_a_denied_entry_cancels_nothing_and_an_exit_kept_keeps_its_cancels():
+    resting = OpenOrder(
+        order_id="o1",
+        client_order_id="resting-limit",
+        symbol="AAPL",
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT,
+        qty=D(3),
+        purpose=OrderPurpose.ENTRY,
+    )
+    entry = _plan("buy", "10", open_orders=[resting])
+    assert entry.cancel_client_order_ids == ("resting-limit",)  # the engine makes room for the entry
+    assert deny_entries(entry, BREACHED).cancel_client_order_ids == ()
+    reversal = _plan("sell", "10", open_orders=[resting])
+    assert deny_entries(reversal, BREACHED).cancel_client_order_ids == ("resting-limit",)
 
 
 def test_under_the_limit_nothing_changes():

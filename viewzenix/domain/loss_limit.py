@@ -121,7 +121,9 @@ def deny_entries(plan: Plan, decision: LossLimitDecision) -> Plan:
     """Return ``plan`` with its entry orders denied ``daily_loss_limit`` when ``decision.breached``.
 
     Exits and cancels are kept; the take-profit/stop-loss legs of a denied entry are dropped (a
-    leg only exists for an entry that is placed). Not breached: ``plan`` unchanged.
+    leg only exists for an entry that is placed). When no order is left, neither are the open
+    orders the plan would have canceled to make room (as the engine does when it denies every
+    order). Not breached: ``plan`` unchanged.
     """
     if not decision.breached:
         return plan
@@ -142,6 +144,8 @@ def deny_entries(plan: Plan, decision: LossLimitDecision) -> Plan:
     return replace(
         plan,
         orders=kept,
+        # Cancels make room for the orders placed (engine: none when every order is denied).
+        cancel_client_order_ids=plan.cancel_client_order_ids if kept else (),
         denials=plan.denials + tuple(Denial(DENIAL_CODE, message, o) for o in entries),
     )
 
