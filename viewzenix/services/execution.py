@@ -81,7 +81,11 @@ NOT_FOUND = "not_found"
 # A primary order in one of these did not reach the broker, or the broker refused it.
 _NOT_PLACED = (OrderStatus.DENIED, OrderStatus.REJECTED, OrderStatus.PENDING_NEW)
 # Canceled by us before the broker had it (ledger.close_unsent).
-_NEVER_SENT = ("never_submitted", "parent_not_filled", "missing_at_broker")
+_NEVER_SENT = ("never_submitted", "parent_not_filled", "missing_at_broker", "position_changed")
+_POSITION_CHANGED = (
+    "not sent: an order this signal canceled filled meanwhile, so the position changed since the "
+    "plan; send the signal again"
+)
 # What the engine gets when it needs no account (fixed and dollar sizing never read it).
 _NO_ACCOUNT = AccountState(cash=Decimal(0), equity=Decimal(0))
 
@@ -336,18 +340,25 @@ class _Execution:
         self.sent_legs = any(r["parent_order_id"] is not None for r in rows)
         cancels = [r for r in cancels if OrderStatus(r["status"]).is_open]
         self.unrecorded: list[BrokerOrder] = []
-        self.unsent: list[dict[str, Any]] = []
+        self.unsent: list[tuple[dict[str, Any], str, str]] = []
         self.refused: list[tuple[dict[str, Any], str, str]] = []
         cancel_notes = self._cancel(cancels)
+        # An order canceled to make room that filled meanwhile (a resting exit filling as a
+        # flatten replaces it) moved the position the plan was made from: sending the plan's
+        # orders now could sell twice. None is sent; the signal says why (send it again).
+        moved = _filled_while_canceling(cancels, self.unrecorded)
         states = {r["client_order_id"]: (OrderStatus(r["status"]), r["filled_qty"]) for r in rows}
         brackets = isinstance(self.broker, NativeBrackets)
         sent: set[str] = set()
         for row in rows:
             if row["status"] != OrderStatus.PENDING_NEW or row["client_order_id"] in sent:
                 continue
+            if moved:
+                self.unsent.append((row, "position_changed", _POSITION_CHANGED))
+                continue
             parent = states.get(row["parent_client_order_id"]) if row["parent_client_order_id"] else None
             if parent is not None and parent[0].is_terminal and parent[1] == 0:
-                self.unsent.append(row)
+                self.unsent.append((row, "parent_not_filled", "not sent: its parent order ended unfilled"))
                 continue
             legs = []
             if brackets and row["parent_client_order_id"] is None:
@@ -470,15 +481,8 @@ class _Execution:
         reported |= {row["client_order_id"] for row, _, _ in self.refused}
         with self._transaction() as conn:
             self._record_pending(conn)
-            for row in self.unsent:
-                ledger.close_unsent(
-                    conn,
-                    self.book,
-                    row,
-                    "parent_not_filled",
-                    "not sent: its parent order ended unfilled",
-                    self.now,
-                )
+            for row, code, message in self.unsent:
+                ledger.close_unsent(conn, self.book, row, code, message, self.now)
             # Other open orders of the symbol can only have moved (held legs, OCO siblings, legs
             # of a canceled parent) when some existed before, or this run canceled or sent legs.
             others = []
@@ -625,3 +629,11 @@ def fail_signal(db: Database, signal_id: uuid.UUID, reason: str, job_id: int | N
             return
         message = f"execution failed: {reason}"
         signals_repo.finish(conn, signal_id, SignalStatus.FAILED.value, message[:2000])
+
+
+def _filled_while_canceling(cancels: list[dict[str, Any]], reports: list[BrokerOrder]) -> bool:
+    """Whether a cancel's answer shows fills our books did not have when the plan was made."""
+    before = {r["client_order_id"]: r["filled_qty"] or Decimal(0) for r in cancels}
+    return any(
+        r.client_order_id in before and r.filled_qty > before[r.client_order_id] for r in reports
+    )
