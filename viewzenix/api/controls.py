@@ -91,6 +91,13 @@ class FlattenResultSchema(ma.Schema):
     config_id = ma.fields.UUID()
     source = ma.fields.String(metadata={"description": "manual"})
     sent = ma.fields.List(ma.fields.Nested(SentSchema))
+    dropped = ma.fields.List(
+        ma.fields.UUID(),
+        metadata={
+            "description": "TradingView alerts of the config not run yet (waiting for their job or an "
+            "approval), refused as rejected / flattened so none opens a position after the close"
+        },
+    )
 
 
 class FlattenAllResultSchema(ma.Schema):

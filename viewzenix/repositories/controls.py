@@ -34,6 +34,19 @@ where o.config_id = %(config_id)s and o.purpose = 'exit' and o.order_type = 'mar
   and o.status = any(%(open)s)
 """
 
+# The config's TradingView alerts that have not run: waiting for their job, or for an approval.
+QUEUED_ALERTS = """
+select id, ticker from public.signals
+where config_id = %(config_id)s and source = 'tradingview' and status in ('accepted', 'awaiting_approval')
+for update
+"""
+
+REFUSE_QUEUED = """
+update public.signals
+set status = 'rejected', reject_code = 'flattened', reject_message = %(message)s, processed_at = now()
+where id = any(%(ids)s) and status in ('accepted', 'awaiting_approval')
+"""
+
 SCHEDULED_CONFIGS = """
 select id, user_id, trading_windows from public.webhook_configs
 where trading_windows is not null
@@ -98,3 +111,13 @@ def record_scheduled_result(
     """Store what a claimed scheduled control did (the flatten's answer)."""
     params = {"config_id": config_id, "session_date": session_date, "kind": kind, "result": Jsonb(result)}
     conn.execute(SCHEDULED_RESULT, params)
+
+
+def queued_alerts(conn: Connection, config_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Lock and return ``{id, ticker}`` of the config's TradingView alerts not run yet."""
+    return conn.execute(QUEUED_ALERTS, {"config_id": config_id}).fetchall()
+
+
+def refuse_queued(conn: Connection, signal_ids: list[uuid.UUID], message: str) -> None:
+    """Mark those signals ``rejected`` / ``flattened`` (``message`` says why), if still not run."""
+    conn.execute(REFUSE_QUEUED, {"ids": signal_ids, "message": message})

@@ -113,12 +113,16 @@ class FlattenResult:
     config_id: uuid.UUID
     source: str
     sent: tuple[Sent, ...] = field(default_factory=tuple)
+    # TradingView alerts of the config that waited for their job or an approval, refused
+    # (``flattened``) so that none opens a position after the close.
+    dropped: tuple[uuid.UUID, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "config_id": self.config_id,
             "source": self.source,
             "sent": [s.as_dict() for s in self.sent],
+            "dropped": list(self.dropped),
         }
 
 
@@ -204,7 +208,7 @@ def flatten_user(
             _prepare(db, config_id, caller, confirm_live, only=None, close=True) for config_id in config_ids
         ]
         with db.transaction() as conn:
-            return [_send(conn, job_app, config, plan, MANUAL) for config, plan in prepared]
+            return [_send(conn, job_app, config, plan, MANUAL, drop_queued=True) for config, plan in prepared]
 
 
 # --- the work --------------------------------------------------------------------------------
@@ -224,7 +228,7 @@ def _run(
     with _atomic(db):
         config, plan = _prepare(db, config_id, caller, confirm_live, only=only, close=close)
         with db.transaction() as conn:  # as the server: signals and jobs are not the user's to write
-            return _send(conn, job_app, config, plan, source)
+            return _send(conn, job_app, config, plan, source, drop_queued=close, only=only)
 
 
 @contextmanager
@@ -340,8 +344,18 @@ def _check_prices(config: dict[str, Any], plan: list[_Planned]) -> None:
 
 
 def _send(
-    conn: Connection, job_app: procrastinate.App, config: dict[str, Any], plan: list[_Planned], source: str
+    conn: Connection,
+    job_app: procrastinate.App,
+    config: dict[str, Any],
+    plan: list[_Planned],
+    source: str,
+    *,
+    drop_queued: bool = False,
+    only: str | None = None,
 ) -> FlattenResult:
+    """Store and defer the plan's signals; with ``drop_queued`` (a close or flatten), first refuse
+    the config's alerts (of symbol ``only``, or all) that wait for their job or for approval."""
+    dropped = _drop_queued(conn, config["id"], only, source) if drop_queued else ()
     sent = []
     for item in plan:
         if item.already_closing:
@@ -390,7 +404,27 @@ def _send(
                 "job_id": job_id,
             },
         )
-    return FlattenResult(config["id"], source, tuple(sent))
+    return FlattenResult(config["id"], source, tuple(sent), dropped)
+
+
+def _drop_queued(
+    conn: Connection, config_id: uuid.UUID, only: str | None, source: str
+) -> tuple[uuid.UUID, ...]:
+    """Refuse (``rejected``, ``flattened``) the config's TradingView alerts not run yet.
+
+    An alert accepted a moment before a flatten would otherwise open a position right after it;
+    one already running (``submitting``) is not touched: its orders are recorded and the flatten's
+    exit, planned after it under the symbol's lock, closes what it opens. A job that takes a
+    dropped alert finds it not runnable (step 3 re-reads the signal under lock).
+    """
+    queued = [
+        row["id"]
+        for row in repo.queued_alerts(conn, config_id)
+        if only is None or canonical_symbol(row["ticker"]) == only
+    ]
+    if queued:
+        repo.refuse_queued(conn, queued, f"not run: the position was closed by a {source} flatten first")
+    return tuple(queued)
 
 
 def _side(item: _Planned) -> str | None:
@@ -442,7 +476,7 @@ def run_scheduled_controls(
                 if config is None:
                     continue
                 plan = _plan(conn, config, only=None, close=kind == "flatten")
-                result = _send(conn, job_app, config, plan, SCHEDULE)
+                result = _send(conn, job_app, config, plan, SCHEDULE, drop_queued=kind == "flatten")
                 answer = json.loads(json.dumps(result.as_dict(), default=str))
                 repo.record_scheduled_result(
                     conn, config_id=row["id"], session_date=day, kind=kind, result=answer
@@ -486,7 +520,7 @@ def flatten_loss_limit_breaches(
             config = repo.lock_config(conn, breach["config_id"])
             if config is not None:
                 plan = _plan(conn, config, only=None, close=True)
-                done.append(_send(conn, job_app, config, plan, LOSS_LIMIT))
+                done.append(_send(conn, job_app, config, plan, LOSS_LIMIT, drop_queued=True))
     for result in done:
         logger.warning(
             "daily loss limit: flattening the config (%s signal(s))",
