@@ -71,6 +71,27 @@ def test_a_waiting_signal_is_notified_with_its_link(client, app, auth_headers, j
     assert "for 90 s" in text
 
 
+def test_a_group_member_waiting_for_approval_is_notified_with_its_link(client, app, auth_headers, jobs, ntfy):
+    waiting = make_config(client, auth_headers, ntfy, approval_mode=True, approval_timeout_seconds=120)
+    plain = make_config(client, auth_headers, ntfy)
+    group = client.post(
+        "/api/webhook-groups",
+        json={"name": "both", "config_ids": [waiting["id"], plain["id"]]},
+        headers=auth_headers,
+    ).json
+    response = client.post(
+        group["webhook_url"].removeprefix("http://testserver"), json=alert("buy", "1", "100")
+    )
+    statuses = {s["config_id"]: (s["status"], s["signal_id"]) for s in response.json["signals"]}
+    assert statuses[waiting["id"]][0] == "awaiting_approval" and statuses[plain["id"]][0] == "accepted"
+    jobs()
+    approvals = [(title, text) for _topic, title, text in ntfy.messages if title.startswith("Approve?")]
+    [(title, text)] = approvals
+    base = app.extensions["viewzenix"].config.PUBLIC_BASE_URL
+    assert title == "Approve? BUY GOOG" and f"{base}/signals/{statuses[waiting['id']][1]}" in text
+    assert "for 120 s" in text
+
+
 def test_breaches_are_private(client, make_user, jobs, ntfy):
     _, token_a = make_user()
     _, token_b = make_user()

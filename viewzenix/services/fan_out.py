@@ -38,7 +38,8 @@ from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Invalid, NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE
 from viewzenix.repositories import routing as repo
-from viewzenix.services import intake, routing
+from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services import approvals, intake, routing
 from viewzenix.services.common import Caller
 from viewzenix.services.webhook_configs import new_token, token_digest
 
@@ -103,18 +104,33 @@ def _entry(
 
 
 def receive(
-    db: Database, job_app: procrastinate.App, *, group_id: uuid.UUID, token: str, alert: intake.Alert
+    db: Database,
+    job_app: procrastinate.App,
+    *,
+    group_id: uuid.UUID,
+    token: str,
+    alert: intake.Alert,
+    public_base_url: str = "",
 ) -> FanOutOutcome:
     """Store the alert once per member of the group; defer each accepted member's execution.
 
-    Raises ``intake.WebhookNotFound`` (404) for an unknown group or a wrong token (nothing
-    written), ``GroupEmpty`` (422) for a group without members.
+    A member in approval mode holds its signal ``awaiting_approval`` (no job) and is notified
+    with the link (``public_base_url``: the dashboard's address), as for its own URL. Raises
+    ``intake.WebhookNotFound`` (404) for an unknown group or a wrong token (nothing written),
+    ``GroupEmpty`` (422) for a group without members.
     """
     received = intake.read(alert)
     digest = token_digest(token)
     fan_out_id = uuid.uuid4()
     if received.rejection is None:
-        return _receive_parsed(db, group_id=group_id, digest=digest, received=received, fan_out_id=fan_out_id)
+        return _receive_parsed(
+            db,
+            group_id=group_id,
+            digest=digest,
+            received=received,
+            fan_out_id=fan_out_id,
+            public_base_url=public_base_url,
+        )
     entries: list[dict[str, Any]] = []
     with db.transaction() as conn:
         members = repo.group_members_for_intake(conn, group_id)
@@ -152,7 +168,13 @@ def _not_found(group_id: uuid.UUID) -> None:
 
 
 def _receive_parsed(
-    db: Database, *, group_id: uuid.UUID, digest: bytes, received: intake.Received, fan_out_id: uuid.UUID
+    db: Database,
+    *,
+    group_id: uuid.UUID,
+    digest: bytes,
+    received: intake.Received,
+    fan_out_id: uuid.UUID,
+    public_base_url: str = "",
 ) -> FanOutOutcome:
     assert received.parsed is not None
     parsed = received.parsed
@@ -217,6 +239,23 @@ def _receive_parsed(
                     signal_id=row["signal_id"],
                     code=row["reject_code"],
                     message=row["reject_message"],
+                )
+    waiting = [row for row in rows if row["outcome"] == "awaiting_approval"]
+    if waiting:  # off the hot path: each waiting member's notification, with its link
+        with db.transaction() as conn:
+            for row in waiting:
+                config = configs_repo.get(conn, row["config_id"])
+                if config is None:
+                    continue
+                approvals.notify_awaiting(
+                    conn,
+                    config["notification_preferences"],
+                    config_id=row["config_id"],
+                    signal_id=row["signal_id"],
+                    ticker=row["ticker"],
+                    action=str(signal.action),
+                    timeout_seconds=config["approval_timeout_seconds"],
+                    public_base_url=public_base_url,
                 )
     return FanOutOutcome(group_id, fan_out_id, entries)
 

@@ -94,7 +94,14 @@ def receive_webhook(config_id: uuid.UUID, token: str):
 def receive_group_webhook(group_id: uuid.UUID, token: str):
     """Receive a TradingView alert for a webhook group: one signal per member config (issue 17)."""
     runtime = get_runtime()
-    outcome = fan_out.receive(runtime.db, runtime.jobs, group_id=group_id, token=token, alert=_alert())
+    outcome = fan_out.receive(
+        runtime.db,
+        runtime.jobs,
+        group_id=group_id,
+        token=token,
+        alert=_alert(),
+        public_base_url=runtime.config.PUBLIC_BASE_URL,
+    )
     g.log_ids = {"group_id": group_id, "fan_out_id": outcome.fan_out_id}
     return outcome.answer()
 
