@@ -9,6 +9,7 @@ signal is stored, so the job's lock and the engine see it; the alert's ticker is
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -430,3 +431,55 @@ class TestBarMessages:
         )
         assert answer.json["ticker"] == "AAPL" and "alert_ticker" not in answer.json
         assert [r["symbol"] for r in bars_of(db, paper["id"])] == ["AAPL"]
+
+
+@pytest.fixture()
+def single_tenant_allowlist(client, db):
+    """The single-tenant default config with an allowlist of 10.0.0.0/8, reset afterwards."""
+    from viewzenix.services.single_tenant import DEFAULT_CONFIG_ID
+
+    client.post("/webhook", json={"ticker": "SPY", "action": "buy"})  # creates the default config
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.webhook_configs set allowed_source_ips = '{10.0.0.0/8}' where id = %s",
+            (DEFAULT_CONFIG_ID,),
+        )
+    yield
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.webhook_configs set allowed_source_ips = null where id = %s", (DEFAULT_CONFIG_ID,)
+        )
+
+
+class TestSingleTenant:
+    def test_the_default_configs_allowlist_refuses_the_right_passphrase_from_elsewhere(
+        self, client, db, single_tenant_allowlist
+    ):
+        body = json.dumps(
+            {
+                "passphrase": "test-passphrase",
+                "ticker": "SPY",
+                "action": "buy",
+                "price": uuid.uuid4().int % 10**6 + 1,
+            }
+        )
+
+        refused = post(client, "/webhook", OTHER, body=body)
+
+        assert refused.status_code == 403, refused.json
+        assert (refused.json["code"], refused.json["status"]) == ("source_not_allowed", 403)
+        row = stored(db, refused.json["signal_id"])
+        assert (row["status"], row["reject_code"], str(row["source_ip"]), row["job_id"]) == (
+            "rejected",
+            "source_not_allowed",
+            OTHER,
+            None,
+        )
+        assert "test-passphrase" not in row["raw_body"]
+        # A wrong passphrase is 401 wherever it comes from (the allowlist is not revealed).
+        wrong = post(client, "/webhook", OTHER, body=body.replace("test-passphrase", "guess"))
+        assert (wrong.status_code, wrong.json["code"]) == (401, "invalid_passphrase")
+        # The same alert from inside the list is new: the refusal claimed no duplicate key.
+        accepted = post(client, "/webhook", "10.1.2.3", body=body)
+        assert accepted.status_code == 200 and accepted.json["status"] == "accepted", accepted.json
+        assert stored(db, accepted.json["signal_id"])["job_id"] is not None
