@@ -8,6 +8,9 @@ signal is stored, so the job's lock and the engine see it; the alert's ticker is
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 
 from viewzenix.domain.sources import TRADINGVIEW_ADDRESSES
@@ -300,3 +303,183 @@ def test_a_32_character_pair_longer_once_canonical_is_stored(client, auth_header
     assert response.json["mappings"][0]["alert_ticker"] == "A" * 29 + "/USD"
     answer = post(client, config["url"], OTHER, body=ALERT.replace("BTCUSDT", ticker))
     assert stored(db, answer.json["signal_id"])["ticker"] == "A" * 29 + "/USD"
+
+
+def bar(ticker: str, time: str, o: str, h: str, low: str, c: str) -> str:
+    return json.dumps(
+        {
+            "type": "bar",
+            "ticker": ticker,
+            "interval": "1",
+            "time": time,
+            "open": o,
+            "high": h,
+            "low": low,
+            "close": c,
+        }
+    )
+
+
+def bars_of(db, config_id) -> list[dict]:
+    with db.transaction() as conn:
+        return conn.execute(
+            "select status, reject_code, symbol, source_ip, job_id, raw_body from public.bars"
+            " where config_id = %s order by received_at, id",
+            (config_id,),
+        ).fetchall()
+
+
+def lock_of(db, job_id) -> str:
+    with db.transaction() as conn:
+        return conn.execute("select lock from procrastinate_jobs where id = %s", (job_id,)).fetchone()["lock"]
+
+
+@pytest.fixture()
+def paper(client, auth_headers):
+    data = client.post(
+        "/api/webhook-configs", json={"name": "routing bars", "starting_cash": "100000"}, headers=auth_headers
+    ).json
+    return {**data, "url": f"/webhooks/{data['id']}/{data['token']}"}
+
+
+class TestBarMessages:
+    """Bars move marks and fill paper orders: held to the allowlist and mapped like alerts."""
+
+    def test_a_bar_from_outside_the_allowlist_is_refused_stored_and_applies_nothing(
+        self, client, auth_headers, paper, db, jobs
+    ):
+        put_allowlist(client, auth_headers, paper["id"], allowed_source_ips=["10.0.0.0/8"])
+        body = bar("AAPL", "2026-11-23T15:00:00Z", "100", "101", "99", "100.5")
+
+        refused = post(client, paper["url"], OTHER, body=body)
+
+        assert refused.status_code == 403
+        assert (refused.json["code"], refused.json["status"]) == ("source_not_allowed", 403)
+        rows = bars_of(db, paper["id"])
+        assert [(r["status"], r["reject_code"], str(r["source_ip"]), r["job_id"]) for r in rows] == [
+            ("rejected", "source_not_allowed", OTHER, None)
+        ]
+        # Refused whatever the body says (as an alert is): a wrong sender learns nothing of it.
+        assert post(client, paper["url"], OTHER, body='{"type": "bar"}').json["code"] == "source_not_allowed"
+        # The same bar from inside the list is new (the refusal took no slot) and is applied.
+        accepted = post(client, paper["url"], "10.1.2.3", body=body)
+        assert accepted.status_code == 200 and accepted.json["status"] == "accepted"
+        jobs()
+        assert [r["status"] for r in bars_of(db, paper["id"])] == ["rejected", "rejected", "applied"]
+
+    def test_a_mapped_bar_fills_the_broker_symbols_resting_order_under_its_lock(
+        self, client, auth_headers, paper, db, jobs
+    ):
+        put_mappings(
+            client, auth_headers, paper["id"], [{"alert_ticker": "BTCUSDT", "broker_symbol": "BTC/USD"}]
+        )
+        alert = post(
+            client,
+            paper["url"],
+            OTHER,
+            body=json.dumps(
+                {
+                    "ticker": "BTCUSDT",
+                    "action": "buy",
+                    "quantity": 1,
+                    "orderType": "limit",
+                    "limitPrice": 90,
+                    "price": 100,
+                }
+            ),
+        ).json
+        alert_lock = lock_of(db, stored(db, alert["signal_id"])["job_id"])
+        jobs()
+        orders = client.get(f"/api/orders?config_id={paper['id']}", headers=auth_headers).json
+        assert [(o["symbol"], o["status"]) for o in orders] == [("BTC/USD", "accepted")]  # resting
+
+        answer = post(
+            client, paper["url"], OTHER, body=bar("BTCUSDT", "2026-11-23T15:00:00Z", "95", "96", "89", "91")
+        )
+
+        assert answer.status_code == 200, answer.json
+        assert (answer.json["status"], answer.json["ticker"], answer.json["alert_ticker"]) == (
+            "accepted",
+            "BTC/USD",
+            "BTC/USDT",
+        )
+        [row] = bars_of(db, paper["id"])
+        assert row["symbol"] == "BTC/USD" and '"BTCUSDT"' in row["raw_body"]  # the body as sent
+        assert lock_of(db, row["job_id"]) == alert_lock == f"signal:{paper['id']}:BTC/USD"
+        jobs()
+        orders = client.get(f"/api/orders?config_id={paper['id']}", headers=auth_headers).json
+        assert [(o["symbol"], o["status"], o["filled_avg_price"]) for o in orders] == [
+            ("BTC/USD", "filled", "90")
+        ]
+        positions = client.get(f"/api/positions?config_id={paper['id']}", headers=auth_headers).json
+        # Marked at the bar's close (qty: 1 less the paper crypto fee, taken in BTC).
+        assert [(p["symbol"], p["last_price"]) for p in positions] == [("BTC/USD", "91")]
+        assert 0 < float(positions[0]["qty"]) <= 1
+        # Duplicates and order are judged under the broker symbol: BTCUSD is the same bar.
+        again = post(
+            client, paper["url"], OTHER, body=bar("BTCUSD", "2026-11-23T15:00:00Z", "95", "96", "89", "91")
+        )
+        assert (again.json["status"], again.json["bar_id"]) == ("duplicate", answer.json["bar_id"])
+        assert "alert_ticker" not in again.json  # BTC/USD itself is not mapped
+
+    def test_an_unmapped_bar_keeps_its_symbol(self, client, auth_headers, paper, db):
+        put_mappings(
+            client, auth_headers, paper["id"], [{"alert_ticker": "ES1!", "broker_symbol": "ESZ2026"}]
+        )
+        answer = post(
+            client, paper["url"], OTHER, body=bar("AAPL", "2026-11-23T15:00:00Z", "1", "1", "1", "1")
+        )
+        assert answer.json["ticker"] == "AAPL" and "alert_ticker" not in answer.json
+        assert [r["symbol"] for r in bars_of(db, paper["id"])] == ["AAPL"]
+
+
+@pytest.fixture()
+def single_tenant_allowlist(client, db):
+    """The single-tenant default config with an allowlist of 10.0.0.0/8, reset afterwards."""
+    from viewzenix.services.single_tenant import DEFAULT_CONFIG_ID
+
+    client.post("/webhook", json={"ticker": "SPY", "action": "buy"})  # creates the default config
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.webhook_configs set allowed_source_ips = '{10.0.0.0/8}' where id = %s",
+            (DEFAULT_CONFIG_ID,),
+        )
+    yield
+    with db.transaction() as conn:
+        conn.execute(
+            "update public.webhook_configs set allowed_source_ips = null where id = %s", (DEFAULT_CONFIG_ID,)
+        )
+
+
+class TestSingleTenant:
+    def test_the_default_configs_allowlist_refuses_the_right_passphrase_from_elsewhere(
+        self, client, db, single_tenant_allowlist
+    ):
+        body = json.dumps(
+            {
+                "passphrase": "test-passphrase",
+                "ticker": "SPY",
+                "action": "buy",
+                "price": uuid.uuid4().int % 10**6 + 1,
+            }
+        )
+
+        refused = post(client, "/webhook", OTHER, body=body)
+
+        assert refused.status_code == 403, refused.json
+        assert (refused.json["code"], refused.json["status"]) == ("source_not_allowed", 403)
+        row = stored(db, refused.json["signal_id"])
+        assert (row["status"], row["reject_code"], str(row["source_ip"]), row["job_id"]) == (
+            "rejected",
+            "source_not_allowed",
+            OTHER,
+            None,
+        )
+        assert "test-passphrase" not in row["raw_body"]
+        # A wrong passphrase is 401 wherever it comes from (the allowlist is not revealed).
+        wrong = post(client, "/webhook", OTHER, body=body.replace("test-passphrase", "guess"))
+        assert (wrong.status_code, wrong.json["code"]) == (401, "invalid_passphrase")
+        # The same alert from inside the list is new: the refusal claimed no duplicate key.
+        accepted = post(client, "/webhook", "10.1.2.3", body=body)
+        assert accepted.status_code == 200 and accepted.json["status"] == "accepted", accepted.json
+        assert stored(db, accepted.json["signal_id"])["job_id"] is not None

@@ -17,6 +17,16 @@ from typing import Any
 from viewzenix.db import Connection
 from viewzenix.marketdata import Bar
 
+# The config a pushed bar names, as webhook_configs.INTAKE_CONFIG reads it for an alert, and in
+# the same read the broker symbol the config maps the bar's (canonical) symbol to, if any
+# (public.symbol_mappings; services.routing): no extra round trip for the mapping.
+INTAKE_CONFIG = """
+select c.id, c.user_id, c.security_token_hash, c.is_active, c.allowed_source_ips, m.broker_symbol
+from public.webhook_configs c
+left join public.symbol_mappings m on m.config_id = c.id and m.alert_ticker = %(symbol)s
+where c.id = %(config_id)s
+"""
+
 INSERT_ACCEPTED = """
 insert into public.bars (
     id, user_id, config_id, status, symbol, interval, bar_at, interval_seconds,
@@ -119,6 +129,15 @@ class StoredBar:
                 volume=row["volume"],
             ),
         )
+
+
+def config_for_intake(conn: Connection, config_id: uuid.UUID, symbol: str | None) -> dict[str, Any] | None:
+    """Return ``{id, user_id, security_token_hash, is_active, allowed_source_ips, broker_symbol}``.
+
+    ``symbol``: the bar's canonical symbol (None for a bar that did not parse); ``broker_symbol``
+    is what the config maps it to, else None. None when no config has this id.
+    """
+    return conn.execute(INTAKE_CONFIG, {"config_id": config_id, "symbol": symbol}).fetchone()
 
 
 def _bar_params(bar: Bar | None) -> dict[str, Any]:

@@ -145,10 +145,12 @@ from public.webhook_configs where id = %(config_id)s
 # A live claim keeps its owner, an expired one is taken over; claimed_by is our signal_id when
 # the alert is fresh, else the original's. A concurrent claimant of the same key waits on the
 # primary key until the first commits, then sees its row (or, if it rolled back, goes ahead).
+# With check_source, an address outside the config's allowlist claims nothing either (the caller
+# refuses it, source_not_allowed: the same alert from an allowed address is then new).
 INTAKE_CONFIG_AND_CLAIM = """
 with config as (
     select id, user_id, security_token_hash, is_active, dedupe_window_seconds, notification_preferences,
-        approval_mode, approval_timeout_seconds
+        approval_mode, approval_timeout_seconds, allowed_source_ips
     from public.webhook_configs where id = %(config_id)s
 ), claim as (
     insert into public.signal_dedupe as d (config_id, dedupe_key, signal_id, expires_at)
@@ -156,6 +158,8 @@ with config as (
     from config
     where is_active and dedupe_window_seconds > 0
       and (%(token_hash)s::bytea is null or security_token_hash = %(token_hash)s)
+      and (not %(check_source)s::boolean or allowed_source_ips is null
+          or coalesce(%(source_ip)s::inet <<= any(allowed_source_ips), false))
     on conflict (config_id, dedupe_key) do update set
         signal_id = case when d.expires_at <= now() then excluded.signal_id else d.signal_id end,
         expires_at = case when d.expires_at <= now() then excluded.expires_at else d.expires_at end
@@ -172,6 +176,8 @@ def get_for_intake(
     token_hash: bytes | None,
     dedupe_key: str | None = None,
     signal_id: uuid.UUID | None = None,
+    check_source: bool = False,
+    source_ip: str | None = None,
 ) -> dict[str, Any] | None:
     """Return the few columns intake needs to authenticate and route an alert; None if unknown.
 
@@ -180,14 +186,23 @@ def get_for_intake(
     ``signal_id`` when the alert is fresh, the original's id when it is a duplicate, None when
     nothing was claimed (config inactive, window 0, or ``token_hash`` not the config's).
     ``token_hash``: SHA-256 of the URL token; None when the caller authenticated the alert
-    otherwise (the single-tenant passphrase).
+    otherwise (the single-tenant passphrase). ``check_source``: claim nothing when ``source_ip``
+    is outside the config's ``allowed_source_ips`` (``services.routing.source_allowed``), which
+    the caller then refuses. Every row has ``allowed_source_ips``.
     """
     if dedupe_key is None:
         row = conn.execute(INTAKE_CONFIG, {"config_id": config_id}).fetchone()
         return None if row is None else {**row, "claimed_by": None}
     return conn.execute(
         INTAKE_CONFIG_AND_CLAIM,
-        {"config_id": config_id, "token_hash": token_hash, "dedupe_key": dedupe_key, "signal_id": signal_id},
+        {
+            "config_id": config_id,
+            "token_hash": token_hash,
+            "dedupe_key": dedupe_key,
+            "signal_id": signal_id,
+            "check_source": check_source,
+            "source_ip": source_ip,
+        },
     ).fetchone()
 
 

@@ -5,6 +5,9 @@ the webhook module routes a body with ``"type": "bar"`` here. Like alerts, every
 that reaches a known config is stored (``public.bars``) before it is answered, with its reason
 when refused:
 
+- a sender outside the config's source allowlist (``services.routing``): ``rejected``
+  ``source_not_allowed`` (403), whatever the body; a bar moves marks and fills paper orders, so
+  it is held to the same allowlist as an alert (bars from ``market_feed`` are not: no sender);
 - a bar that does not parse or is inconsistent: ``rejected`` with the parser's code (422);
 - a bar with the same (symbol, interval, open time) as an accepted one: ``duplicate`` (200,
   ``"duplicate": true``, nothing applied again), also when newer bars came since (a resend);
@@ -13,6 +16,10 @@ when refused:
 - a turned-off config: ``rejected`` ``config_inactive`` (403);
 - else ``accepted``: its apply job (``viewzenix.apply_bar``) is deferred in the same transaction
   under the symbol's signal lock, so it runs in order with that symbol's alerts.
+
+The config's symbol mapping applies as to alerts: a bar for ``BTCUSDT`` with the row
+``BTCUSDT → BTC/USD`` is stored, checked for order and duplicates, locked and applied as
+``BTC/USD`` (the body as received keeps ``BTCUSDT``; the answer adds ``alert_ticker``).
 
 An unknown config or wrong token raises ``WebhookNotFound`` (404, nothing written).
 """
@@ -23,7 +30,7 @@ import hmac
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import procrastinate
@@ -34,7 +41,7 @@ from viewzenix.jobs import defer_apply_bar
 from viewzenix.marketdata import Bar
 from viewzenix.marketdata.bar_message import BarRejected, parse_bar
 from viewzenix.repositories import bars as bars_repo
-from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services import routing
 from viewzenix.services.intake import Alert, ConfigInactive, WebhookNotFound, storable
 from viewzenix.services.webhook_configs import token_digest
 
@@ -49,7 +56,11 @@ class BarOutOfOrder(BarRejected):
 
 @dataclass(frozen=True)
 class BarOutcome:
-    """What became of a bar message: ``accepted``, ``duplicate`` (of ``original_id``) or ``rejected``."""
+    """What became of a bar message: ``accepted``, ``duplicate`` (of ``original_id``) or ``rejected``.
+
+    ``alert_ticker``: the bar's own (canonical) symbol when the config mapped it; ``bar.symbol``
+    is then the broker symbol.
+    """
 
     status: str
     bar_id: uuid.UUID
@@ -59,6 +70,7 @@ class BarOutcome:
     http_status: int = 200
     message: str | None = None
     errors: dict[str, Any] | None = None
+    alert_ticker: str | None = None
 
     def answer(self) -> tuple[dict[str, Any], int]:
         """Return ``(body, status)``: the webhook's JSON answer, with what was recorded."""
@@ -88,6 +100,8 @@ class BarOutcome:
         }
         if self.original_id is not None:
             recorded["duplicate_bar_id"] = str(self.bar_id)
+        if self.alert_ticker is not None:  # mapped: "ticker" is the broker symbol
+            recorded["alert_ticker"] = self.alert_ticker
         return recorded, 200
 
 
@@ -106,17 +120,26 @@ def receive_bar(
     except BarRejected as error:
         bar, refusal = None, error
     digest = token_digest(token)
+    alert_ticker = None
     with db.transaction() as conn:
-        config = configs_repo.get_for_intake(conn, config_id, token_hash=digest)
+        # The config and, in the same read, the broker symbol it maps the bar's symbol to.
+        config = bars_repo.config_for_intake(conn, config_id, None if bar is None else bar.symbol)
         if config is None or not hmac.compare_digest(bytes(config["security_token_hash"]), digest):
             logger.info(
                 "bar for unknown config or wrong token",
                 extra={"action": "bar_not_found", "config_id": config_id},
             )
             raise WebhookNotFound()
-        return store_bar(
+        if not routing.source_allowed(config["allowed_source_ips"], alert.source_ip):
+            source = routing.SourceRefused()
+            refusal = BarRejected(source.message, code=source.code, status=source.status)
+        elif bar is not None and config["broker_symbol"] is not None:
+            # Stored, checked for order, locked and applied under the broker symbol, as alerts are.
+            alert_ticker, bar = bar.symbol, replace(bar, symbol=config["broker_symbol"])
+        outcome = store_bar(
             conn, job_app, config, bar, refusal, bar_id=bar_id, raw_body=raw_body, source_ip=alert.source_ip
         )
+    return outcome if alert_ticker is None else replace(outcome, alert_ticker=alert_ticker)
 
 
 def store_bar(

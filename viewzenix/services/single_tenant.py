@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -19,6 +20,7 @@ from viewzenix.domain.model import QuantityType
 from viewzenix.domain.parsing import AlertRejected, parse_alert
 from viewzenix.exceptions import NotFound
 from viewzenix.repositories import webhook_configs as configs_repo
+from viewzenix.services import routing
 from viewzenix.services.intake import Alert, IntakeOutcome, read, store_alert, summarised
 from viewzenix.services.webhook_configs import new_token
 
@@ -147,7 +149,10 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
     parse included) keeps only the body's size, sha256 and first KiB (``summarised``).
     Duplicates are handled as on ``/webhooks/...`` (the default config's
     ``dedupe_window_seconds``, 60 s unless changed in SQL). Raises SingleTenantDisabled when
-    WEBHOOK_PASSPHRASE is unset.
+    WEBHOOK_PASSPHRASE is unset. The default config's source allowlist applies as on its URL
+    (``services.routing``): a sender with the right passphrase from an address outside it is
+    refused 403 ``source_not_allowed`` (stored, claiming no duplicate key); a wrong passphrase
+    is answered 401 wherever it comes from.
     """
     expected = config.WEBHOOK_PASSPHRASE
     if not expected:
@@ -177,5 +182,9 @@ def receive(db: Database, job_app: procrastinate.App, config: Config, alert: Ale
             token_hash=None,  # authenticated above by passphrase; a refused alert claims nothing
             dedupe_key=received.dedupe_key,
             signal_id=received.signal_id,
+            check_source=True,  # nor does one from outside the allowlist
+            source_ip=alert.source_ip,
         )
+        if authenticated and not routing.source_allowed(row["allowed_source_ips"], alert.source_ip):
+            received = replace(received, rejection=routing.SourceRefused())
         return store_alert(conn, job_app, config=row, received=received)
