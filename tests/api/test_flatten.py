@@ -414,6 +414,61 @@ class TestTradingWindowSettings:
             assert field in answer.json["errors"]["json"]["trading_windows"]
         assert client.get(self.URL.format(config["id"]), headers=auth_headers).json["trading_windows"] is None
 
+    @pytest.mark.parametrize(
+        ("windows", "code", "field"),
+        [
+            # ZoneInfo raised IsADirectoryError / other OSErrors here: a 500 once.
+            ({"calendar": "XNYS", "timezone": "America"}, "unknown_time_zone", "timezone"),
+            ({"calendar": "24/7", "timezone": "Etc"}, "unknown_time_zone", "timezone"),
+            ({"calendar": "XNYS", "timezone": "../../../etc/passwd"}, "unknown_time_zone", "timezone"),
+            ({"calendar": "XNYS", "timezone": "zone.tab"}, "unknown_time_zone", "timezone"),
+            # Wrong types: refused by the schema.
+            (
+                {"calendar": "24/7", "entry_windows": [1], "flatten_at": "10:00"},
+                "validation_error",
+                "entry_windows",
+            ),
+            ({"calendar": "24/7", "entry_windows": "09:30-15:45"}, "validation_error", "entry_windows"),
+            (
+                {"calendar": "24/7", "entry_windows": [{"start": 930, "end": "10:00"}]},
+                "validation_error",
+                "entry_windows",
+            ),
+            ({"calendar": 5}, "validation_error", "calendar"),
+            ({"calendar": "24/7", "flatten_at": 1555}, "validation_error", "flatten_at"),
+            (
+                {"calendar": "24/7", "cancel_at_window_end": "maybe"},
+                "validation_error",
+                "cancel_at_window_end",
+            ),
+            ({"timezone": "UTC"}, "validation_error", "calendar"),
+        ],
+    )
+    def test_malformed_windows_are_422_never_500(self, client, auth_headers, windows, code, field):
+        config = create(client, auth_headers)
+
+        patched = client.patch(
+            self.URL.format(config["id"]), json={"trading_windows": windows}, headers=auth_headers
+        )
+        created = client.post(
+            "/api/webhook-configs", json={"name": "w", "trading_windows": windows}, headers=auth_headers
+        )
+
+        for answer in (patched, created):
+            assert (answer.status_code, answer.json["code"]) == (422, code), answer.json
+            assert field in answer.json["errors"]["json"]["trading_windows"], answer.json
+            assert answer.json["message"]
+        assert client.get(self.URL.format(config["id"]), headers=auth_headers).json["trading_windows"] is None
+
+    @pytest.mark.parametrize("windows", ["XNYS", ["XNYS"], 5])
+    def test_windows_that_are_not_an_object_are_422(self, client, auth_headers, windows):
+        config = create(client, auth_headers)
+        response = client.patch(
+            self.URL.format(config["id"]), json={"trading_windows": windows}, headers=auth_headers
+        )
+        assert (response.status_code, response.json["code"]) == (422, "validation_error")
+        assert "trading_windows" in response.json["errors"]["json"]
+
     def test_a_malformed_time_is_422_from_the_schema(self, client, auth_headers):
         config = create(client, auth_headers)
         response = client.patch(

@@ -17,6 +17,7 @@ from viewzenix.domain.windows import (
     entry_denial,
     parse_windows,
     session_date,
+    stored_windows,
     windows_to_dict,
 )
 
@@ -185,6 +186,98 @@ def test_unusable_windows_are_refused_with_a_code_and_the_field(data, code, fiel
     with pytest.raises(WindowsInvalid) as refused:
         parse_windows(data)
     assert (refused.value.code, refused.value.field) == (code, field)
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "field"),
+    [
+        # Stored JSON written past the API (Supabase REST): each once raised AttributeError,
+        # IsADirectoryError... instead of WindowsInvalid.
+        (
+            {"calendar": "24/7", "entry_windows": [1], "flatten_at": "10:00"},
+            "invalid_windows",
+            "entry_windows.0",
+        ),
+        ({"calendar": "24/7", "entry_windows": "09:30-15:45"}, "invalid_windows", "entry_windows"),
+        ({"calendar": "24/7", "entry_windows": {"start": "09:30"}}, "invalid_windows", "entry_windows"),
+        ({"calendar": "XNYS", "timezone": "America"}, "unknown_time_zone", "timezone"),  # a directory
+        ({"calendar": "XNYS", "timezone": "x" * 300}, "unknown_time_zone", "timezone"),  # name too long
+        ({"calendar": "XNYS", "timezone": "/etc/passwd"}, "unknown_time_zone", "timezone"),
+        ({"calendar": "XNYS", "timezone": 5}, "unknown_time_zone", "timezone"),
+        ({"calendar": ["XNYS"]}, "unknown_calendar", "calendar"),
+        ({"calendar": "24/7", "cancel_at_window_end": "false"}, "invalid_windows", "cancel_at_window_end"),
+        ({"calendar": "24/7", "flatten_at": 1000}, "invalid_time", "flatten_at"),
+        (["XNYS"], "invalid_windows", "_schema"),
+    ],
+)
+def test_malformed_json_is_refused_as_windows_invalid_never_another_error(data, code, field):
+    with pytest.raises(WindowsInvalid) as refused:
+        parse_windows(data)
+    assert (refused.value.code, refused.value.field) == (code, field)
+
+
+def test_malformed_stored_windows_refuse_entries_and_let_exits_and_schedule_nothing():
+    windows = stored_windows({"calendar": "24/7", "entry_windows": [1], "flatten_at": "10:00"})
+    settings = TradingSettings(risk=RiskRules(trading_windows=windows))
+
+    def plan(action: str, position: str):
+        return plan_signal(
+            signal=Signal(
+                ticker="AAPL", action=Action(action), quantity=Decimal(1), signal_price=Decimal(100)
+            ),
+            signal_id=uuid.uuid4(),
+            position=PositionState("AAPL", Decimal(position), Decimal(90)),
+            account=AccountState(Decimal(100000), Decimal(100000)),
+            open_orders=(),
+            settings=settings,
+            now=ny(2026, 12, 7, 11, 0).astimezone(UTC),
+        )
+
+    entry, exit_ = plan("buy", "0"), plan("exit", "5")
+
+    assert [d.code for d in entry.denials] == ["outside_trading_window"]
+    assert "stored trading windows are invalid (entry_windows.0:" in entry.denials[0].message
+    assert entry.orders == ()
+    assert [(o.purpose, o.side, o.qty) for o in exit_.orders] == [("exit", "sell", 1)]
+    assert exit_.denials == ()
+    assert due_controls(windows, ny(2026, 12, 7, 11, 0)) == []
+    assert session_date(windows, ny(2026, 12, 7, 11, 0)) is None
+    assert stored_windows(NYSE) == parse_windows(NYSE)
+    assert stored_windows(None) is None
+
+
+# --- the session's close, every day -------------------------------------------------------------
+
+
+def test_the_calendar_is_the_regular_session_an_after_hours_window_never_opens():
+    after_hours = {"calendar": "XNYS", "entry_windows": [{"start": "16:00", "end": "20:00"}]}
+    extended = {**after_hours, "calendar": "24/7", "timezone": "America/New_York"}
+
+    denied = plan_at(ny(2026, 12, 7, 17, 0), "buy", windows=after_hours)  # a regular Monday
+
+    assert [d.code for d in denied.denials] == ["outside_trading_window"]
+    assert "(the session closes at 16:00)" in denied.denials[0].message
+    assert plan_at(ny(2026, 12, 7, 17, 0), "buy", windows=extended).orders
+    # The start is not moved: a pre-market window on the calendar opens.
+    premarket = {"calendar": "XNYS", "entry_windows": [{"start": "04:00", "end": "09:30"}]}
+    assert plan_at(ny(2026, 12, 7, 8, 0), "buy", windows=premarket).orders
+
+
+def test_a_flatten_after_the_close_comes_five_minutes_before_the_close_every_day():
+    windows = parse_windows({"calendar": "XNYS", "flatten_at": "17:00"})
+
+    assert due_controls(windows, ny(2026, 12, 7, 15, 54)) == []
+    assert due_controls(windows, ny(2026, 12, 7, 15, 55)) == ["flatten"]
+
+
+def test_a_calendar_whose_data_begins_after_2020_is_usable():
+    # exchange_calendars refuses XSAU from 2020-01-01 (its data begins in 2021): a ValueError once.
+    windows = parse_windows({"calendar": "XSAU", "entry_windows": [{"start": "10:00", "end": "15:00"}]})
+
+    assert windows.timezone == "Asia/Riyadh"
+    riyadh = ZoneInfo("Asia/Riyadh")
+    assert entry_denial(windows, datetime(2026, 12, 6, 11, 0, tzinfo=riyadh)) is None  # a Sunday session
+    assert entry_denial(windows, datetime(2026, 12, 4, 11, 0, tzinfo=riyadh)) is not None  # a Friday
 
 
 def test_touching_windows_do_not_overlap_and_are_stored_in_order_with_the_calendar_zone():

@@ -222,8 +222,10 @@ def register_tasks(
     @job_app.periodic(cron=SCHEDULED_CONTROLS_CRON, periodic_id="scheduled_controls")
     @job_app.task(name="viewzenix.scheduled_controls", queue=MAINTENANCE_QUEUE, pass_context=False)
     def scheduled_controls_task(timestamp: int | None = None) -> None:
-        run_scheduled_controls(db, job_app)
-        flatten_loss_limit_breaches(db, job_app)  # breaches whose own job stopped before flattening
+        try:
+            run_scheduled_controls(db, job_app)
+        finally:  # the loss-limit backstop runs even when the schedule failed
+            flatten_loss_limit_breaches(db, job_app)  # breaches whose own job stopped before flattening
 
     # Approval mode (issue 17): waiting signals past their approval timeout expire.
     from viewzenix.services.approvals import register_approval_tasks

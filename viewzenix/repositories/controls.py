@@ -51,7 +51,7 @@ SCHEDULED_CONFIGS = """
 select id, user_id, trading_windows from public.webhook_configs
 where trading_windows is not null
   and (trading_windows ->> 'flatten_at' is not null
-       or coalesce((trading_windows ->> 'cancel_at_window_end')::boolean, false))
+       or trading_windows -> 'cancel_at_window_end' = 'true'::jsonb)  -- no cast: bad JSON must not fail
 order by id
 """
 

@@ -16,7 +16,7 @@ from viewzenix.domain.model import (
     TimeInForce,
     TradingSettings,
 )
-from viewzenix.domain.windows import parse_windows
+from viewzenix.domain.windows import stored_windows
 from viewzenix.repositories.paging import select_page
 
 # Columns a user may set on create / patch (the API schema validates their values).
@@ -346,7 +346,7 @@ def trading_settings(row: dict[str, Any]) -> TradingSettings:
             allow_add=row["allow_add"],
             max_signal_age_seconds=row["max_signal_age_seconds"],
             entries_paused=row["entries_paused"],
-            trading_windows=parse_windows(row.get("trading_windows")),
+            trading_windows=stored_windows(row.get("trading_windows")),  # bad JSON: entries refused
         ),
         starting_cash=Decimal(row["starting_cash"]),
         slippage_bps=Decimal(row["slippage_bps"]),

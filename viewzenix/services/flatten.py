@@ -446,50 +446,65 @@ def run_scheduled_controls(
     once per session however often this is called (a periodic task, every minute) and by
     however many workers. ``flatten`` → ``flatten_config(source="schedule")``;
     ``cancel@HH:MM`` → ``cancel_working_orders(source="schedule")``. Returns one
-    ``{config_id, session_date, kind, sent}`` per control run now.
+    ``{config_id, session_date, kind, sent}`` per control run now. A config whose windows do not
+    parse (stored past the API) or whose control raises is logged and skipped: the other
+    configs still run, and the failed one is tried again next call.
     """
     now = now or datetime.now(UTC)
     with db.transaction() as conn:
         rows = repo.scheduled_configs(conn)
-    done = []
+    done: list[dict[str, Any]] = []
     for row in rows:
-        try:
-            windows = parse_windows(row["trading_windows"])
-        except WindowsInvalid as error:  # stored before a calendar went away: skip, say why
-            logger.warning(
-                "trading windows not usable: %s",
-                error.message,
-                extra={"action": "scheduled_controls_invalid", "config_id": row["id"]},
-            )
-            continue
-        if windows is None:
-            continue
-        day = session_date(windows, now)
-        for kind in due_controls(windows, now):
-            assert day is not None  # something is due only on a session day
-            with db.transaction() as conn:
-                if not repo.claim_scheduled(
-                    conn, config_id=row["id"], user_id=row["user_id"], session_date=day, kind=kind
-                ):
-                    continue
-                config = repo.lock_config(conn, row["id"])
-                if config is None:
-                    continue
-                plan = _plan(conn, config, only=None, close=kind == "flatten")
-                result = _send(conn, job_app, config, plan, SCHEDULE, drop_queued=kind == "flatten")
-                answer = json.loads(json.dumps(result.as_dict(), default=str))
-                repo.record_scheduled_result(
-                    conn, config_id=row["id"], session_date=day, kind=kind, result=answer
-                )
-            done.append({"config_id": row["id"], "session_date": day, "kind": kind, "sent": answer["sent"]})
-            logger.info(
-                "scheduled %s ran for session %s: %s signal(s)",
-                kind,
-                day.isoformat(),
-                len(answer["sent"]),
-                extra={"action": "scheduled_control", "config_id": row["id"]},
+        try:  # one config's failure (bad stored JSON, a broker error...) must not stop the others
+            _run_due_controls(db, job_app, row, now, done)
+        except Exception:
+            logger.exception(
+                "scheduled controls failed for this config; the other configs still run",
+                extra={"action": "scheduled_controls_failed", "config_id": row["id"]},
             )
     return done
+
+
+def _run_due_controls(
+    db: Database, job_app: procrastinate.App, row: dict[str, Any], now: datetime, done: list[dict[str, Any]]
+) -> None:
+    """Run one config's due controls (``run_scheduled_controls``), appending each run to ``done``."""
+    try:
+        windows = parse_windows(row["trading_windows"])
+    except WindowsInvalid as error:  # stored past the API, or before a calendar went away: say why
+        logger.warning(
+            "trading windows not usable: %s",
+            error.message,
+            extra={"action": "scheduled_controls_invalid", "config_id": row["id"]},
+        )
+        return
+    if windows is None:
+        return
+    day = session_date(windows, now)
+    for kind in due_controls(windows, now):
+        assert day is not None  # something is due only on a session day
+        with db.transaction() as conn:
+            if not repo.claim_scheduled(
+                conn, config_id=row["id"], user_id=row["user_id"], session_date=day, kind=kind
+            ):
+                continue
+            config = repo.lock_config(conn, row["id"])
+            if config is None:
+                continue
+            plan = _plan(conn, config, only=None, close=kind == "flatten")
+            result = _send(conn, job_app, config, plan, SCHEDULE)
+            answer = json.loads(json.dumps(result.as_dict(), default=str))
+            repo.record_scheduled_result(
+                conn, config_id=row["id"], session_date=day, kind=kind, result=answer
+            )
+        done.append({"config_id": row["id"], "session_date": day, "kind": kind, "sent": answer["sent"]})
+        logger.info(
+            "scheduled %s ran for session %s: %s signal(s)",
+            kind,
+            day.isoformat(),
+            len(answer["sent"]),
+            extra={"action": "scheduled_control", "config_id": row["id"]},
+        )
 
 
 # --- the daily loss limit's flatten ------------------------------------------------------------

@@ -13,7 +13,7 @@ def checked_windows(values: dict[str, Any]) -> dict[str, Any]:
 
     Raises ``Invalid`` (422) whose ``code`` is the problem's (``unknown_calendar``,
     ``unknown_time_zone``, ``window_ends_before_start``, ``windows_overlap``, ``invalid_time``,
-    ``too_many_windows``) and whose ``errors`` name the field:
+    ``too_many_windows``, ``invalid_windows``) and whose ``errors`` name the field:
     ``{"json": {"trading_windows": {"entry_windows.1.end": [message]}}}``.
     """
     if "trading_windows" not in values or values["trading_windows"] is None:
