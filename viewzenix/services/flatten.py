@@ -492,7 +492,7 @@ def _run_due_controls(
             if config is None:
                 continue
             plan = _plan(conn, config, only=None, close=kind == "flatten")
-            result = _send(conn, job_app, config, plan, SCHEDULE)
+            result = _send(conn, job_app, config, plan, SCHEDULE, drop_queued=kind == "flatten")
             answer = json.loads(json.dumps(result.as_dict(), default=str))
             repo.record_scheduled_result(
                 conn, config_id=row["id"], session_date=day, kind=kind, result=answer
