@@ -66,3 +66,25 @@ def test_a_waiting_approval_is_refused_by_a_flatten(client, auth_headers, db, jo
     assert approve.status_code == 409
     jobs()
     assert position(db, config["id"], "AAPL") is None
+
+
+def test_the_scheduled_auto_flatten_refuses_waiting_alerts_too(app, client, auth_headers, db, jobs):
+    from test_scheduled_controls import WINDOWS, ny, run, set_windows
+
+    config = create(client, auth_headers)
+    buy(client, config, "AAPL", 3, 100)
+    jobs()
+    set_windows(client, auth_headers, db, config, {**WINDOWS, "cancel_at_window_end": False})
+    queued = buy(client, config, "AAPL", 4, 100)  # accepted, not run when the flatten time comes
+
+    [ran] = run(app, db, ny(2027, 3, 1, 15, 56), config)
+
+    assert [(s["symbol"], s["action"]) for s in ran["sent"]] == [("AAPL", "exit")]
+    jobs()
+    assert position(db, config["id"], "AAPL") == 0
+    assert orders_of(db, queued) == []
+    with db.transaction() as conn:
+        row = conn.execute(
+            "select status, reject_code from public.signals where id = %s", (queued,)
+        ).fetchone()
+    assert (row["status"], row["reject_code"]) == ("rejected", "flattened")
