@@ -16,8 +16,6 @@ LOCK_CONFIG = "select * from public.webhook_configs where id = %(config_id)s for
 
 USER_CONFIG_IDS = "select id from public.webhook_configs order by created_at, id"
 
-SET_SOURCE = "update public.signals set source = %(source)s where id = %(signal_id)s"
-
 # Exits already on their way per symbol: a close/flatten signal not run yet (accepted or
 # submitting), or a market exit order still open (sent, its fill not reported yet). A second
 # flatten leaves those symbols alone. A resting limit/stop exit is not "closing now": a flatten
@@ -76,11 +74,6 @@ def lock_config(conn: Connection, config_id: uuid.UUID) -> dict[str, Any] | None
 def user_config_ids(conn: Connection) -> list[uuid.UUID]:
     """Return the ids of the configs visible on ``conn`` (the caller's, under RLS), oldest first."""
     return [row["id"] for row in conn.execute(USER_CONFIG_IDS).fetchall()]
-
-
-def set_source(conn: Connection, signal_id: uuid.UUID, source: str) -> None:
-    """Record who sent a stored signal (``manual``, ``schedule``...; default ``tradingview``)."""
-    conn.execute(SET_SOURCE, {"signal_id": signal_id, "source": source})
 
 
 def closing(conn: Connection, config_id: uuid.UUID, open_statuses: list[str]) -> dict[str, uuid.UUID | None]:

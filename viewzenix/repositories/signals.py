@@ -27,12 +27,12 @@ INSERT_SIGNAL = """
 insert into public.signals (
     id, user_id, config_id, status, reject_code, reject_message, reject_details,
     ticker, action, signal, payload, raw_body, content_type, source_ip, job_id, duplicate_of,
-    approval_expires_at, alert_ticker
+    approval_expires_at, alert_ticker, source
 ) values (
     %(id)s, %(user_id)s, %(config_id)s, %(status)s, %(reject_code)s, %(reject_message)s,
     %(reject_details)s, %(ticker)s, %(action)s, %(signal)s, %(payload)s, %(raw_body)s,
     %(content_type)s, %(source_ip)s, %(job_id)s, %(duplicate_of)s,
-    now() + make_interval(secs => %(approval_timeout_seconds)s), %(alert_ticker)s
+    now() + make_interval(secs => %(approval_timeout_seconds)s), %(alert_ticker)s, %(source)s
 )
 """
 
@@ -58,11 +58,13 @@ def insert(
     duplicate_of: uuid.UUID | None = None,
     approval_timeout_seconds: int | None = None,
     alert_ticker: str | None = None,
+    source: str = "tradingview",
 ) -> None:
     """Store one signal row (accepted, rejected, or duplicate of ``duplicate_of``).
 
     ``approval_timeout_seconds``: for an ``awaiting_approval`` signal, it expires that long from now.
     ``alert_ticker``: the alert's ticker when a symbol mapping replaced it by ``ticker``.
+    ``source``: who sent it: ``tradingview`` (an alert), ``manual``, ``schedule``, ``loss_limit``.
     """
     conn.execute(
         INSERT_SIGNAL,
@@ -85,6 +87,7 @@ def insert(
             "duplicate_of": duplicate_of,
             "approval_timeout_seconds": approval_timeout_seconds,
             "alert_ticker": alert_ticker,
+            "source": source,
         },
     )
 

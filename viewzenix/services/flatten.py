@@ -388,8 +388,8 @@ def _send(
             ticker=item.symbol,
             action=str(item.action),
             job_id=job_id,
+            source=source,
         )
-        repo.set_source(conn, signal_id, source)
         action = str(item.action)
         sent.append(Sent(item.symbol, action, "accepted", signal_id, _side(item), item.qty, item.open_orders))
         logger.info(
