@@ -31,6 +31,7 @@ from viewzenix.db import Connection, Database
 from viewzenix.exceptions import NotFound, ViewzenixError
 from viewzenix.jobs import MAINTENANCE_QUEUE, defer_execute_signal
 from viewzenix.repositories import approvals as approvals_repo
+from viewzenix.repositories import webhook_configs as webhook_configs_repo
 from viewzenix.services.common import Caller
 
 if TYPE_CHECKING:
@@ -181,6 +182,36 @@ def notify_awaiting(
         ),
         signal_id=signal_id,
     )
+
+
+def notify_waiting(
+    db: Database,
+    *,
+    config_id: uuid.UUID,
+    signal_id: uuid.UUID,
+    ticker: str | None,
+    action: str | None,
+    public_base_url: str = "",
+) -> int:
+    """Notify the owner of a signal intake stored ``awaiting_approval``, in its own transaction.
+
+    Reads the config (its destinations and approval timeout) and calls ``notify_awaiting``; for
+    the webhook's own URL and for each member of a webhook group alike, off intake's statement.
+    """
+    with db.transaction() as conn:
+        config = webhook_configs_repo.get(conn, config_id)
+        if config is None:
+            return 0
+        return notify_awaiting(
+            conn,
+            config["notification_preferences"],
+            config_id=config_id,
+            signal_id=signal_id,
+            ticker=ticker,
+            action=action,
+            timeout_seconds=config["approval_timeout_seconds"],
+            public_base_url=public_base_url,
+        )
 
 
 def register_approval_tasks(job_app: procrastinate.App, db: Database) -> None:

@@ -38,7 +38,6 @@ from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Invalid, NotFound
 from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE
 from viewzenix.repositories import routing as repo
-from viewzenix.repositories import webhook_configs as configs_repo
 from viewzenix.services import approvals, intake, routing
 from viewzenix.services.common import Caller
 from viewzenix.services.webhook_configs import new_token, token_digest
@@ -240,23 +239,16 @@ def _receive_parsed(
                     code=row["reject_code"],
                     message=row["reject_message"],
                 )
-    waiting = [row for row in rows if row["outcome"] == "awaiting_approval"]
-    if waiting:  # off the hot path: each waiting member's notification, with its link
-        with db.transaction() as conn:
-            for row in waiting:
-                config = configs_repo.get(conn, row["config_id"])
-                if config is None:
-                    continue
-                approvals.notify_awaiting(
-                    conn,
-                    config["notification_preferences"],
-                    config_id=row["config_id"],
-                    signal_id=row["signal_id"],
-                    ticker=row["ticker"],
-                    action=str(signal.action),
-                    timeout_seconds=config["approval_timeout_seconds"],
-                    public_base_url=public_base_url,
-                )
+    for row in rows:  # off the hot path: each waiting member's notification, with its link
+        if row["outcome"] == "awaiting_approval":
+            approvals.notify_waiting(
+                db,
+                config_id=row["config_id"],
+                signal_id=row["signal_id"],
+                ticker=row["ticker"],
+                action=str(signal.action),
+                public_base_url=public_base_url,
+            )
     return FanOutOutcome(group_id, fan_out_id, entries)
 
 

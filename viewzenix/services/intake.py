@@ -339,18 +339,14 @@ def _receive_parsed(
         )
         return IntakeOutcome("duplicate", signal_id, row["ticker"], action, original_id=row["claimed_by"])
     if outcome == "awaiting_approval":  # approval mode: the notification, off the usual hot path
-        with db.transaction() as conn:
-            config = configs_repo.get(conn, config_id)
-            approvals.notify_awaiting(
-                conn,
-                config and config["notification_preferences"],
-                config_id=config_id,
-                signal_id=signal_id,
-                ticker=row["ticker"],
-                action=action,
-                timeout_seconds=config["approval_timeout_seconds"] if config else 0,
-                public_base_url=public_base_url,
-            )
+        approvals.notify_waiting(
+            db,
+            config_id=config_id,
+            signal_id=signal_id,
+            ticker=row["ticker"],
+            action=action,
+            public_base_url=public_base_url,
+        )
         return IntakeOutcome("awaiting_approval", signal_id, row["ticker"], action)
     return IntakeOutcome("accepted", signal_id, row["ticker"], action)
 
