@@ -29,14 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import procrastinate
-from psycopg.types.json import Jsonb
 
 from viewzenix import notifications
 from viewzenix.db import Database
-from viewzenix.domain.parsing import signal_to_dict
-from viewzenix.domain.symbols import canonical_symbol
 from viewzenix.exceptions import Invalid, NotFound
-from viewzenix.jobs import EXECUTE_SIGNAL, QUEUE
 from viewzenix.repositories import routing as repo
 from viewzenix.services import approvals, intake, routing
 from viewzenix.services.common import Caller
@@ -179,26 +175,7 @@ def _receive_parsed(
     parsed = received.parsed
     signal = parsed.signal
     inactive, source_refused = intake.ConfigInactive(), routing.SourceRefused()
-    params = {
-        "group_id": group_id,
-        "token_hash": digest,
-        "fan_out_id": fan_out_id,
-        "dedupe_key": received.dedupe_key,
-        "queue": QUEUE,
-        "task_name": EXECUTE_SIGNAL,
-        "inactive_code": inactive.code,
-        "inactive_message": inactive.message,
-        "source_code": source_refused.code,
-        "source_message": source_refused.message,
-        "ticker": signal.ticker,
-        "canonical_ticker": canonical_symbol(signal.ticker),
-        "action": str(signal.action),
-        "signal": Jsonb(signal_to_dict(signal)),
-        "payload": Jsonb(parsed.payload) if parsed.payload is not None else None,
-        "raw_body": received.raw_body,
-        "content_type": received.alert.content_type,
-        "source_ip": received.alert.source_ip,
-    }
+    params = {**intake.parsed_alert_params(received, digest), "group_id": group_id, "fan_out_id": fan_out_id}
     with db.statement() as conn:
         rows = repo.group_intake(conn, params)
     if not rows:

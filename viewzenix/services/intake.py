@@ -268,6 +268,35 @@ def _not_found(config_id: uuid.UUID) -> NoReturn:
     raise WebhookNotFound()
 
 
+def parsed_alert_params(received: Received, digest: bytes) -> dict[str, Any]:
+    """Return the named parameters a parsed alert's intake statement takes whatever its target
+    (one config's ``INTAKE_PARSED_ALERT``, a group's ``GROUP_INTAKE``): the token digest, dedupe
+    key, job queue and task, refusal codes and messages, the ticker (as sent and canonical) and
+    the stored bodies."""
+    assert received.parsed is not None
+    parsed = received.parsed
+    signal = parsed.signal
+    inactive, source_refused = ConfigInactive(), routing.SourceRefused()
+    return {
+        "token_hash": digest,
+        "dedupe_key": received.dedupe_key,
+        "queue": QUEUE,
+        "task_name": EXECUTE_SIGNAL,
+        "inactive_code": inactive.code,
+        "inactive_message": inactive.message,
+        "source_code": source_refused.code,
+        "source_message": source_refused.message,
+        "canonical_ticker": canonical_symbol(signal.ticker),
+        "ticker": signal.ticker,
+        "action": str(signal.action),
+        "signal": Jsonb(signal_to_dict(signal)),
+        "payload": Jsonb(parsed.payload) if parsed.payload is not None else None,
+        "raw_body": received.raw_body,
+        "content_type": received.alert.content_type,
+        "source_ip": received.alert.source_ip,
+    }
+
+
 def _receive_parsed(
     db: Database, *, config_id: uuid.UUID, digest: bytes, received: Received, public_base_url: str = ""
 ) -> IntakeOutcome:
@@ -276,28 +305,12 @@ def _receive_parsed(
     parsed, signal_id = received.parsed, received.signal_id
     signal = parsed.signal
     action = str(signal.action)
-    inactive, source_refused = ConfigInactive(), routing.SourceRefused()
     params = {
+        **parsed_alert_params(received, digest),
         "config_id": config_id,
-        "token_hash": digest,
-        "dedupe_key": received.dedupe_key,
         "signal_id": signal_id,
-        "queue": QUEUE,
-        "task_name": EXECUTE_SIGNAL,
         "lock": signal_lock(config_id, signal.ticker),
         "job_args": json.dumps({"signal_id": str(signal_id)}),
-        "inactive_code": inactive.code,
-        "inactive_message": inactive.message,
-        "source_code": source_refused.code,
-        "source_message": source_refused.message,
-        "canonical_ticker": canonical_symbol(signal.ticker),
-        "ticker": signal.ticker,
-        "action": action,
-        "signal": Jsonb(signal_to_dict(signal)),
-        "payload": Jsonb(parsed.payload) if parsed.payload is not None else None,
-        "raw_body": received.raw_body,
-        "content_type": received.alert.content_type,
-        "source_ip": received.alert.source_ip,
     }
     with db.statement() as conn:
         row = configs_repo.intake_parsed_alert(conn, params)
@@ -305,8 +318,8 @@ def _receive_parsed(
         _not_found(config_id)
     outcome = row["outcome"]
     if outcome == "rejected":
-        if row["reject_code"] == source_refused.code:
-            inactive = source_refused
+        source_refused = routing.SourceRefused()
+        inactive = source_refused if row["reject_code"] == source_refused.code else ConfigInactive()
         logger.info(
             "alert rejected: %s",
             inactive.code,
