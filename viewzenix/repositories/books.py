@@ -14,10 +14,12 @@ from typing import Any
 
 from viewzenix.db import Connection
 from viewzenix.domain.model import OrderStatus
-from viewzenix.repositories.orders import OPEN_STATUSES
+from viewzenix.repositories.orders import OPEN_STATUS_LIST, OPEN_STATUSES, status_list
 
 # Open orders the broker has (or had) seen: every open status but pending_new (not sent yet).
 AT_THE_BROKER = [s for s in OPEN_STATUSES if s != OrderStatus.PENDING_NEW.value]
+# Literal lists (``orders.status_list``): the partial index of open orders stays usable.
+_AT_THE_BROKER = status_list(AT_THE_BROKER)
 
 CONFIGS = """
 select * from public.webhook_configs
@@ -30,22 +32,22 @@ GET_CONFIG = "select * from public.webhook_configs where id = %(config_id)s"
 # Configs of brokers with their own market (not the paper exchange, which fills only on signals)
 # that hold orders the broker has acknowledged and that are still open in our books, or
 # pending_new orders no job will send any more (``UNRESOLVED_PENDING``).
-CONFIGS_WITH_OPEN_ORDERS = """
+CONFIGS_WITH_OPEN_ORDERS = f"""
 select c.* from public.webhook_configs c
 where c.broker = 'alpaca' and (%(config_id)s::uuid is null or c.id = %(config_id)s)
   and exists (
     select 1 from public.orders o
     where o.config_id = c.id
-      and (o.status = any(%(open)s) or (%(settle)s::interval is not null
+      and (o.status in {_AT_THE_BROKER} or (%(settle)s::interval is not null
                  and o.status = 'pending_new' and o.created_at < clock_timestamp() - %(settle)s::interval)))
 order by c.created_at, c.id
-"""
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
 
-OPEN_ACKNOWLEDGED = """
+OPEN_ACKNOWLEDGED = f"""
 select client_order_id from public.orders
-where config_id = %(config_id)s and status = any(%(open)s)
+where config_id = %(config_id)s and status in {_AT_THE_BROKER}
 order by created_at, id
-"""
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
 
 # pending_new orders whose job has ended (or that have no job): nobody else will ask the broker
 # about them. Older than ``settle`` so a job that is recording them right now is left alone.
@@ -77,16 +79,16 @@ order by c.created_at, c.id
 
 # Alpaca configs with stored keys that have open orders, or orders that moved recently: the
 # ones whose account can report anything we need.
-CONFIGS_TO_STREAM = """
+CONFIGS_TO_STREAM = f"""
 select c.* from public.webhook_configs c
 join private.broker_credentials k on k.config_id = c.id
 where c.broker = 'alpaca'
   and exists (
     select 1 from public.orders o
     where o.config_id = c.id
-      and (o.status = any(%(open_statuses)s) or o.updated_at > now() - %(recent)s::interval))
+      and (o.status in {OPEN_STATUS_LIST} or o.updated_at > now() - %(recent)s::interval))
 order by c.created_at, c.id
-"""
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
 
 IS_OURS = "select 1 from public.orders where config_id = %(config_id)s and client_order_id = %(id)s"
 
@@ -110,13 +112,13 @@ def configs_with_open_orders(
     conn: Connection, config_id: uuid.UUID | None, settle: timedelta | None = None
 ) -> list[dict[str, Any]]:
     """Return the Alpaca configs with orders open at the broker (or pending_new for over ``settle``)."""
-    params = {"config_id": config_id, "open": AT_THE_BROKER, "settle": settle}
+    params = {"config_id": config_id, "settle": settle}
     return conn.execute(CONFIGS_WITH_OPEN_ORDERS, params).fetchall()
 
 
 def open_acknowledged(conn: Connection, config_id: uuid.UUID) -> list[str]:
     """Return the client_order_ids of the config's open orders the broker has acknowledged."""
-    rows = conn.execute(OPEN_ACKNOWLEDGED, {"config_id": config_id, "open": AT_THE_BROKER})
+    rows = conn.execute(OPEN_ACKNOWLEDGED, {"config_id": config_id})
     return [r["client_order_id"] for r in rows]
 
 
@@ -134,7 +136,7 @@ def configs_with_day_orders(
 
 def configs_to_stream(conn: Connection, recent: timedelta) -> list[dict[str, Any]]:
     """Return the Alpaca configs with keys and an open order or one updated within ``recent``."""
-    params = {"open_statuses": list(OPEN_STATUSES), "recent": recent}
+    params = {"recent": recent}
     return conn.execute(CONFIGS_TO_STREAM, params).fetchall()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from viewzenix.db import Connection
+from viewzenix.repositories.orders import OPEN_STATUS_LIST
 
 # The config row, locked: two flattens of one config run one after the other, and the second
 # sees the first's signals. Under RLS (the caller's claims) another user's config is not found.
@@ -20,7 +21,7 @@ USER_CONFIG_IDS = "select id from public.webhook_configs order by created_at, id
 # submitting), or a market exit order still open (sent, its fill not reported yet). A second
 # flatten leaves those symbols alone. A resting limit/stop exit is not "closing now": a flatten
 # goes ahead (the engine cancels it before sending its market exit).
-CLOSING = """
+CLOSING = f"""
 select s.ticker as symbol, s.id as signal_id
 from public.signals s
 where s.config_id = %(config_id)s and s.action = 'exit' and s.source <> 'tradingview'
@@ -29,8 +30,8 @@ union all
 select o.symbol, o.signal_id
 from public.orders o
 where o.config_id = %(config_id)s and o.purpose = 'exit' and o.order_type = 'market'
-  and o.status = any(%(open)s)
-"""
+  and o.status in {OPEN_STATUS_LIST}
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
 
 # The config's TradingView alerts that have not run: waiting for their job, or for an approval.
 QUEUED_ALERTS = """
@@ -76,9 +77,9 @@ def user_config_ids(conn: Connection) -> list[uuid.UUID]:
     return [row["id"] for row in conn.execute(USER_CONFIG_IDS).fetchall()]
 
 
-def closing(conn: Connection, config_id: uuid.UUID, open_statuses: list[str]) -> dict[str, uuid.UUID | None]:
+def closing(conn: Connection, config_id: uuid.UUID) -> dict[str, uuid.UUID | None]:
     """Return ``{symbol: signal_id}`` of the config's exits already under way (see ``CLOSING``)."""
-    rows = conn.execute(CLOSING, {"config_id": config_id, "open": open_statuses}).fetchall()
+    rows = conn.execute(CLOSING, {"config_id": config_id}).fetchall()
     found: dict[str, uuid.UUID | None] = {}
     for row in rows:
         found.setdefault(row["symbol"], row["signal_id"])

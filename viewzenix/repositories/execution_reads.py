@@ -24,12 +24,12 @@ select c.* from public.webhook_configs c
 where c.id = (select s.config_id from public.signals s where s.id = %(signal_id)s)
 """
 
-OPEN_ORDERS_OF_SIGNAL_CONFIG = """
+OPEN_ORDERS_OF_SIGNAL_CONFIG = f"""
 select * from public.orders
 where config_id = (select s.config_id from public.signals s where s.id = %(signal_id)s)
-  and status = any(%(open)s)
+  and status in {orders_repo.OPEN_STATUS_LIST}
 order by created_at, id
-"""
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
 
 
 def for_execution(
@@ -44,7 +44,7 @@ def for_execution(
     signal = conn.execute(signals_repo.FOR_EXECUTION, params)
     config = conn.execute(CONFIG_OF_SIGNAL, params)
     open_rows = conn.execute(
-        OPEN_ORDERS_OF_SIGNAL_CONFIG, {**params, "open": list(orders_repo.OPEN_STATUSES)}
+        OPEN_ORDERS_OF_SIGNAL_CONFIG, params
     )
     return signal.fetchone(), config.fetchone(), open_rows.fetchall()
 
@@ -63,7 +63,7 @@ def lock_for_planning(
     position = conn.execute(positions_repo.LOCK_POSITION, position_params)
     open_rows = conn.execute(
         orders_repo.OPEN_ORDERS,
-        {"config_id": config_id, "symbol": None, "open": list(orders_repo.OPEN_STATUSES)},
+        {"config_id": config_id, "symbol": None},
     )
     signal_row, position_row, rows = signal.fetchone(), position.fetchone(), open_rows.fetchall()
     if position_row is None:  # the symbol's first order: created at zero, once

@@ -53,7 +53,6 @@ from viewzenix.repositories import loss_limits as loss_limits_repo
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
-from viewzenix.repositories.books import OPEN_STATUSES
 from viewzenix.services import broker_credentials
 from viewzenix.services.common import Caller
 
@@ -283,12 +282,11 @@ class _Planned:
 
 def _plan(conn: Connection, config: dict[str, Any], *, only: str | None, close: bool) -> list[_Planned]:
     """Per symbol (of ``only``, or all): exit a held position, else cancel its working orders."""
-    open_statuses = [str(s) for s in OPEN_STATUSES]
     working: dict[str, int] = {}
     for row in orders_repo.open_orders(conn, config["id"]):
         working[row["symbol"]] = working.get(row["symbol"], 0) + 1
     held = {p.symbol: p for p in positions_repo.open_for(conn, config["id"])}
-    closing = repo.closing(conn, config["id"], open_statuses) if close else {}
+    closing = repo.closing(conn, config["id"]) if close else {}
     planned = []
     for symbol in sorted(set(held) | set(working)):
         if only is not None and canonical_symbol(symbol) != only:
