@@ -18,7 +18,8 @@ Postgres under .data/bench-execution; a fresh database each run. Three parts, in
    broker's, named by the function that opened it) the SQL statements, the commits and the
    milliseconds inside it (BEGIN to COMMIT, Python included); the costliest statements
    (client-timed: round trip + server); with ``--cprofile N`` the N costliest functions of Python
-   time. Without pipelining each statement, BEGIN and COMMIT is one round trip.
+   time. Round trips: each statement our code sends (an unflushed transaction's ``BEGIN; SET
+   LOCAL ...`` and its ``COMMIT`` among them) and each BEGIN / COMMIT psycopg sends itself.
 
 Prints the load average before and after: on a shared machine absolute times move with it, the
 same-run ratio much less (docs/scaling.md).
@@ -234,11 +235,13 @@ class Profile:
         self.current: list[str] = []
         self.query_ms: Counter[str] = Counter()
         self.query_n: Counter[str] = Counter()
+        self.commands: Counter[str] = Counter()
 
     @contextmanager
     def installed(self):  # type: ignore[no-untyped-def]
         profile = self
         execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+        exec_command = psycopg.Connection._exec_command
         transaction = Database.transaction
 
         def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
@@ -269,29 +272,40 @@ class Profile:
                 profile.ms[name] += (time.perf_counter() - started) * 1000
                 profile.current.pop()
 
+        def counting_command(conn, command, *a, **k):  # type: ignore[no-untyped-def]
+            # psycopg's own BEGIN / COMMIT / ROLLBACK / SAVEPOINT: a round trip each.
+            profile.commands[profile.current[-1] if profile.current else "(outside)"] += 1
+            return exec_command(conn, command, *a, **k)
+
         psycopg.Cursor.execute = counting  # type: ignore[method-assign]
         psycopg.Cursor.executemany = counting_many  # type: ignore[method-assign]
+        psycopg.Connection._exec_command = counting_command  # type: ignore[method-assign]
         Database.transaction = named  # type: ignore[method-assign]
         try:
             yield self
         finally:
             psycopg.Cursor.execute = execute  # type: ignore[method-assign]
             psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
+            psycopg.Connection._exec_command = exec_command  # type: ignore[method-assign]
             Database.transaction = transaction  # type: ignore[method-assign]
 
     def report(self, jobs: int) -> str:
         names = sorted(set(self.transactions) | set(self.statements), key=lambda n: -self.statements[n])
-        lines = [f"{'transaction (opened by)':<52} {'per job':>8} {'stmts/job':>10} {'ms/job':>10}"]
-        total_s = total_t = total_x = 0.0
+        header = f"{'transaction (opened by)':<44} {'per job':>8} {'stmts/job':>10}"
+        header += f" {'trips/job':>10} {'ms/job':>8}"
+        lines = [header]
+        total_s = total_t = total_x = total_r = 0.0
         for name in names:
             x = self.transactions[name] / jobs
             s = self.statements[name] / jobs
-            trips = self.ms[name] / jobs
-            total_s, total_t, total_x = total_s + s, total_t + trips, total_x + x
-            lines.append(f"{name:<52} {x:>8.2f} {s:>10.2f} {trips:>10.2f}")
-        lines.append(f"{'total':<52} {total_x:>8.2f} {total_s:>10.2f} {total_t:>10.2f}")
+            r = s + self.commands[name] / jobs
+            ms = self.ms[name] / jobs
+            total_s, total_t, total_x, total_r = total_s + s, total_t + ms, total_x + x, total_r + r
+            lines.append(f"{name:<44} {x:>8.2f} {s:>10.2f} {r:>10.2f} {ms:>8.2f}")
+        lines.append(f"{'total':<44} {total_x:>8.2f} {total_s:>10.2f} {total_r:>10.2f} {total_t:>8.2f}")
         lines.append(
-            f"per job: {total_s:.1f} statements, {total_x:.1f} transactions (commits), "
+            f"per job: {total_r:.1f} round trips ({total_s:.1f} statements sent by our code, the rest "
+            f"psycopg's BEGIN/COMMIT), {total_x:.1f} transactions (commits), "
             f"{total_t:.1f} ms inside transactions (BEGIN to COMMIT, Python included)"
         )
         lines.append(f"{'statement (client-timed ms per job, calls per job)':<100}")

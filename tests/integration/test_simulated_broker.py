@@ -133,7 +133,7 @@ def test_simulated_broker_is_price_driven(make_broker):
 def test_an_unreachable_database_is_broker_unavailable():
     class Unreachable:
         @contextmanager
-        def transaction(self) -> Iterator[None]:
+        def transaction(self, **kwargs: object) -> Iterator[None]:
             raise psycopg.OperationalError("connection refused")
             yield
 

@@ -98,7 +98,7 @@ from viewzenix.brokers.base import (
     OrderNotFound,
 )
 from viewzenix.brokers.paper_books import PaperOrder
-from viewzenix.db import Connection, Database, commit_without_flush
+from viewzenix.db import Connection, Database
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import (
     AccountState,
@@ -921,9 +921,7 @@ class SimulatedBroker:
         durable of ours mentions yet, which is a call whose answer was lost (docs/scaling.md).
         """
         try:
-            with self.db.transaction() as conn:
-                if not self.synchronous_commit:
-                    commit_without_flush(conn)
+            with self.db.transaction(without_flush=not self.synchronous_commit) as conn:
                 token = _TX.set({"positions": {}, "account": False, "placed": set(), "fills": {}})
                 try:
                     yield conn

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 
@@ -162,6 +163,11 @@ class Database:
             if local
             else None
         )
+        # ``_unflushed``'s first (and only) simple query: no parameters, our own constants.
+        self._begin_unflushed_sql = "; ".join(
+            ["begin", "set local synchronous_commit = off"]
+            + [f"set local {name} = {int(value)}" for name, value in local]
+        )
         self.pool = ResilientPool(
             url,
             min_size=min_size,
@@ -186,12 +192,20 @@ class Database:
         self.pool.close()
 
     @contextmanager
-    def transaction(self, claims: Mapping[str, Any] | None = None) -> Iterator[Connection]:
+    def transaction(
+        self, claims: Mapping[str, Any] | None = None, *, without_flush: bool = False
+    ) -> Iterator[Connection]:
         """Yield a connection inside one transaction; commit on success, roll back on error.
 
         With ``claims`` (verified JWT claims), the transaction runs as role ``authenticated``
         with ``request.jwt.claims`` set, so ``auth.uid()`` and RLS policies see the caller.
         psycopg cannot bind a parameter in ``SET LOCAL ROLE``; ``set_config`` is used instead.
+
+        ``without_flush``: its COMMIT returns before the WAL flush (``commit_without_flush``:
+        only where losing a suffix of commits equals an earlier crash of the caller). The
+        transaction then starts with one round trip, ``BEGIN`` and the ``SET LOCAL`` sent as
+        one simple query (``_unflushed``), where ``transaction()`` + ``commit_without_flush``
+        take two.
 
         Inside ``request_transaction()`` on this Database, joins it instead: the block is a
         savepoint (an error rolls back only the block; success releases it, and the work commits
@@ -201,12 +215,51 @@ class Database:
         ambient = _ambient.get()
         if ambient is not None and ambient.database is self:
             with self._join(ambient, claims) as conn:
+                if without_flush:
+                    commit_without_flush(conn)
+                yield conn
+            return
+        if without_flush and claims is None:
+            with self._unflushed() as conn:
                 yield conn
             return
         with self.connection() as conn:
             with conn.transaction():
                 self._begin(conn, claims)
+                if without_flush:
+                    commit_without_flush(conn)
                 yield conn
+
+    @contextmanager
+    def _unflushed(self) -> Iterator[Connection]:
+        """A transaction begun by one simple query: ``BEGIN``, ``SET LOCAL synchronous_commit``
+        (and the timeouts behind a transaction pooler); committed by ``COMMIT``.
+
+        The connection is in autocommit meanwhile, so psycopg sends no BEGIN of its own: the
+        server's transaction block is the one this query opened (psycopg reads the server's
+        transaction status, so ``conn.transaction()`` inside it is a savepoint). A block whose
+        transaction failed in the server (an error it caught) raises rather than commit, since
+        Postgres would answer that COMMIT with a silent ROLLBACK.
+        """
+        with self.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(self._begin_unflushed_sql)
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                        conn.execute("rollback")
+                    raise
+                if conn.info.transaction_status == TransactionStatus.INERROR:
+                    conn.execute("rollback")
+                    raise psycopg.errors.InFailedSqlTransaction(
+                        "the transaction failed in the server; rolled back, not committed"
+                    )
+                conn.execute("commit")
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
     def _begin(self, conn: Connection, claims: Mapping[str, Any] | None) -> None:
         """Start a transaction of this pool: its timeouts behind a transaction pooler, the caller's claims."""

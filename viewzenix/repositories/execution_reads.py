@@ -11,6 +11,7 @@ the same results.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from viewzenix.db import Connection
@@ -50,24 +51,36 @@ def for_execution(
 
 
 def lock_for_planning(
-    conn: Connection, signal_id: uuid.UUID, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: str
+    conn: Connection,
+    signal_id: uuid.UUID,
+    *,
+    config_id: uuid.UUID,
+    user_id: uuid.UUID,
+    symbol: str,
+    mark: Decimal | None = None,
 ) -> tuple[dict[str, Any] | None, PositionRecord, list[dict[str, Any]]]:
     """Lock the signal row, then the (config, symbol) position (created at zero when missing);
     return them with the config's open orders, oldest first.
 
     The same statements, in the same lock order, as ``signals.get_for_execution(lock=True)``,
-    ``positions.lock`` and ``orders.open_orders(conn, config_id)``.
+    ``positions.lock`` and ``orders.open_orders(conn, config_id)``. ``mark``: a price (quote
+    currency) that also becomes the position's ``last_price`` (``positions.mark``, at ``now()``):
+    the update is then the lock, one statement for the two.
     """
     position_params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
     signal = conn.execute(signals_repo.FOR_EXECUTION + " for update of s", {"signal_id": signal_id})
-    position = conn.execute(positions_repo.LOCK_POSITION, position_params)
-    open_rows = conn.execute(
-        orders_repo.OPEN_ORDERS,
-        {"config_id": config_id, "symbol": None},
-    )
+    if mark is None:
+        position = conn.execute(positions_repo.LOCK_POSITION, position_params)
+    else:
+        marking = {**position_params, "last_price": mark}
+        position = conn.execute(positions_repo.MARK_AND_LOCK_POSITION, marking)
+    open_rows = conn.execute(orders_repo.OPEN_ORDERS, {"config_id": config_id, "symbol": None})
     signal_row, position_row, rows = signal.fetchone(), position.fetchone(), open_rows.fetchall()
     if position_row is None:  # the symbol's first order: created at zero, once
-        return signal_row, positions_repo.lock(conn, **position_params), rows
+        locked = positions_repo.lock(conn, **position_params)
+        if mark is not None:
+            positions_repo.mark(conn, config_id=config_id, symbol=symbol, last_price=mark)
+        return signal_row, locked, rows
     return signal_row, PositionRecord.from_row(position_row), rows
 
 

@@ -42,6 +42,13 @@ update public.positions set last_price = %(last_price)s, last_price_at = coalesc
 where config_id = %(config_id)s and symbol = %(symbol)s
 """
 
+# ``MARK_POSITION`` that returns the row: the update locks it as ``LOCK_POSITION`` does.
+MARK_AND_LOCK_POSITION = """
+update public.positions set last_price = %(last_price)s, last_price_at = now()
+where config_id = %(config_id)s and symbol = %(symbol)s
+returning *
+"""
+
 OPEN_POSITIONS = """
 select * from public.positions where config_id = %(config_id)s and qty <> 0 order by symbol
 """

@@ -53,7 +53,7 @@ from viewzenix.brokers.base import (
     OrderShapeRefused,
     PriceDriven,
 )
-from viewzenix.db import Connection, Database, commit_without_flush
+from viewzenix.db import Connection, Database
 from viewzenix.domain.engine import is_stale, needs_account, plan_signal
 from viewzenix.domain.model import (
     AccountState,
@@ -203,8 +203,10 @@ class _Execution:
     def _plan_and_submit(self, signal: Signal, open_rows: list[dict[str, Any]]) -> str:
         crossed: list[BrokerOrder] = []
         priced = signal.signal_price is not None and signal.signal_price > 0
-        if priced and not is_stale(signal, self.settings, self.now) and isinstance(self.broker, PriceDriven):
-            crossed = self.broker.process_price(self.symbol, signal.signal_price, self.now)
+        # A fresh price marks the symbol: the exchange's (a PriceDriven broker) and our books'.
+        mark = signal.signal_price if priced and not is_stale(signal, self.settings, self.now) else None
+        if mark is not None and isinstance(self.broker, PriceDriven):
+            crossed = self.broker.process_price(self.symbol, mark, self.now)
         known = {r.client_order_id for r in crossed}
         reports = self._look_up(
             [r["client_order_id"] for r in open_rows if r["client_order_id"] not in known]
@@ -235,6 +237,7 @@ class _Execution:
                     config_id=self.book.config_id,
                     user_id=self.book.user_id,
                     symbol=self.symbol,
+                    mark=mark,
                 )
             else:
                 row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
@@ -254,8 +257,8 @@ class _Execution:
                 )
                 config_open = orders_repo.open_orders(conn, self.book.config_id)
             position = locked.state()
-            if priced and not is_stale(signal, self.settings, self.now):
-                ledger.mark(conn, self.book, self.symbol, signal.signal_price)
+            if mark is not None and not batched:  # batched: the position's lock was the mark
+                ledger.mark(conn, self.book, self.symbol, mark)
             open_orders = [_open_order(r) for r in config_open]
             plan = plan_signal(
                 signal=signal,
@@ -526,9 +529,7 @@ class _Execution:
         broker before it submits again (docs/scaling.md). Alpaca is outside our WAL: its orders
         are recorded PENDING_NEW with a synchronous commit before they are sent.
         """
-        with self.db.transaction() as conn:
-            if self.commit_without_flush:
-                commit_without_flush(conn)
+        with self.db.transaction(without_flush=self.commit_without_flush) as conn:
             yield conn
 
     def _look_up(self, client_order_ids: list[str]) -> list[BrokerOrder]:
