@@ -70,6 +70,11 @@ def _literal(value: object) -> str:
             execution_reads.OPEN_ORDERS_OF_SIGNAL_CONFIG,
             {"signal_id": uuid.uuid4()},
         ),
+        (
+            "execution_reads.for_execution (has_open_orders)",
+            execution_reads.SIGNAL_FOR_EXECUTION,
+            {"signal_id": uuid.uuid4()},
+        ),
         ("books.open_acknowledged", books.OPEN_ACKNOWLEDGED, {"config_id": uuid.uuid4()}),
         ("controls.closing", controls.CLOSING, {"config_id": uuid.uuid4()}),
     ],

@@ -1,11 +1,12 @@
 """The reads of the signal job's first and third transactions (``services.execution``).
 
-First a signal, its config and the config's open orders, keyed by the signal id alone so the
-three need no answer from each other (run in autocommit: no BEGIN, no COMMIT); then, locked, the
-signal, the position and the open orders again. Written so that all statements of a step are
-sent before the first result is read: on a connection in psycopg's pipeline mode each step is
-one round trip (measured and not used yet: docs/scaling.md); otherwise they run one by one with
-the same results.
+First a signal and its config, keyed by the signal id alone so the two need no answer from each
+other (run in autocommit: no BEGIN, no COMMIT), and the config's open orders only when the
+signal's row says it has some; then, locked, the signal, the position (marked by the lock when
+the signal has a fresh price) and the open orders again. The statements of a step are sent
+before the first result is read: on a connection in psycopg's pipeline mode each step would be
+one round trip (measured and not used: docs/scaling.md); otherwise they run one by one with the
+same results.
 """
 
 from __future__ import annotations
@@ -33,21 +34,38 @@ order by created_at, id
 """  # noqa: S608 (a literal list of our own constants; values are bound)
 
 
+# ``signals.FOR_EXECUTION`` and whether the signal's config has any open order (through the
+# partial index): when it has none, the open orders are not read at all.
+SIGNAL_FOR_EXECUTION = f"""
+select s.*,
+    exists (select 1 from public.orders o where o.signal_id = s.id)
+        or exists (select 1 from public.orders o where o.cancel_requested_by = s.id) as recorded,
+    exists (select 1 from public.accounts a where a.config_id = s.config_id) as has_account,
+    exists (
+        select 1 from public.orders o
+        where o.config_id = s.config_id and o.status in {orders_repo.OPEN_STATUS_LIST}
+    ) as has_open_orders
+from public.signals s where s.id = %(signal_id)s
+"""  # noqa: S608 (a literal list of our own constants; values are bound)
+
+
 def for_execution(
     conn: Connection, signal_id: uuid.UUID
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]:
-    """Return the signal (``signals.get_for_execution``'s row), its ``webhook_configs`` row and
-    every open order of that config, oldest first (``orders.open_orders`` without a symbol).
+    """Return the signal (``signals.get_for_execution``'s row, plus ``has_open_orders``), its
+    ``webhook_configs`` row and every open order of that config, oldest first
+    (``orders.open_orders`` without a symbol).
 
-    ``(None, None, [])`` when the signal is gone.
+    ``(None, None, [])`` when the signal is gone. Two statements when the config has no open
+    order (the open orders are then not read), else three.
     """
     params = {"signal_id": signal_id}
-    signal = conn.execute(signals_repo.FOR_EXECUTION, params)
+    signal = conn.execute(SIGNAL_FOR_EXECUTION, params)
     config = conn.execute(CONFIG_OF_SIGNAL, params)
-    open_rows = conn.execute(
-        OPEN_ORDERS_OF_SIGNAL_CONFIG, params
-    )
-    return signal.fetchone(), config.fetchone(), open_rows.fetchall()
+    signal_row, config_row = signal.fetchone(), config.fetchone()
+    if signal_row is None or not signal_row["has_open_orders"]:
+        return signal_row, config_row, []
+    return signal_row, config_row, conn.execute(OPEN_ORDERS_OF_SIGNAL_CONFIG, params).fetchall()
 
 
 def lock_for_planning(
