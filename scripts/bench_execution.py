@@ -235,18 +235,22 @@ class Profile:
         self.current: list[str] = []
         self.query_ms: Counter[str] = Counter()
         self.query_n: Counter[str] = Counter()
-        self.commands: Counter[str] = Counter()
+        self.commands: Counter[str] = Counter()  # round trips other than our statements
+        self.pipelined: Counter[str] = Counter()  # our statements sent inside a pipeline block
+        self.in_pipeline = 0
 
     @contextmanager
     def installed(self):  # type: ignore[no-untyped-def]
         profile = self
         execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
-        exec_command = psycopg.Connection._exec_command
+        exec_command, pipeline = psycopg.Connection._exec_command, psycopg.Connection.pipeline
         transaction = Database.transaction
 
         def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
             name = profile.current[-1] if profile.current else "(outside)"
             profile.statements[name] += 1
+            if profile.in_pipeline:
+                profile.pipelined[name] += 1
             started = time.perf_counter()
             try:
                 return execute(cursor, query, *a, **k)
@@ -277,6 +281,18 @@ class Profile:
             profile.commands[profile.current[-1] if profile.current else "(outside)"] += 1
             return exec_command(conn, command, *a, **k)
 
+        @contextmanager
+        def counting_pipeline(conn, *a, **k):  # type: ignore[no-untyped-def]
+            # A pipeline block sends its statements, then reads every answer: one round trip.
+            profile.in_pipeline += 1
+            try:
+                with pipeline(conn, *a, **k) as p:
+                    yield p
+            finally:
+                profile.in_pipeline -= 1
+                profile.commands[profile.current[-1] if profile.current else "(outside)"] += 1
+
+        psycopg.Connection.pipeline = counting_pipeline  # type: ignore[method-assign]
         psycopg.Cursor.execute = counting  # type: ignore[method-assign]
         psycopg.Cursor.executemany = counting_many  # type: ignore[method-assign]
         psycopg.Connection._exec_command = counting_command  # type: ignore[method-assign]
@@ -287,6 +303,7 @@ class Profile:
             psycopg.Cursor.execute = execute  # type: ignore[method-assign]
             psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
             psycopg.Connection._exec_command = exec_command  # type: ignore[method-assign]
+            psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign]
             Database.transaction = transaction  # type: ignore[method-assign]
 
     def report(self, jobs: int) -> str:
@@ -298,14 +315,14 @@ class Profile:
         for name in names:
             x = self.transactions[name] / jobs
             s = self.statements[name] / jobs
-            r = s + self.commands[name] / jobs
+            r = s + (self.commands[name] - self.pipelined[name]) / jobs
             ms = self.ms[name] / jobs
             total_s, total_t, total_x, total_r = total_s + s, total_t + ms, total_x + x, total_r + r
             lines.append(f"{name:<44} {x:>8.2f} {s:>10.2f} {r:>10.2f} {ms:>8.2f}")
         lines.append(f"{'total':<44} {total_x:>8.2f} {total_s:>10.2f} {total_r:>10.2f} {total_t:>8.2f}")
         lines.append(
-            f"per job: {total_r:.1f} round trips ({total_s:.1f} statements sent by our code, the rest "
-            f"psycopg's BEGIN/COMMIT), {total_x:.1f} transactions (commits), "
+            f"per job: {total_r:.1f} round trips ({total_s:.1f} statements sent by our code, a pipeline "
+            f"block's counted once, plus psycopg's own BEGIN/COMMIT), {total_x:.1f} transactions (commits), "
             f"{total_t:.1f} ms inside transactions (BEGIN to COMMIT, Python included)"
         )
         lines.append(f"{'statement (client-timed ms per job, calls per job)':<100}")

@@ -755,3 +755,43 @@ def test_an_order_refused_before_sending_is_denied_and_notified_like_any_denial(
             (str(order["id"]),),
         ).fetchall()
     assert [(n["args"]["event"], n["args"]["destination_id"]) for n in notified] == [("order_denied", "d-1")]
+
+
+class TestOneFillsStatements:
+    """A fill's writes to our books go out in fewer statements; what they guard stays."""
+
+    def test_a_fill_for_a_config_without_an_account_in_our_books_writes_nothing(self, db):
+        # The position and cash are written by one statement that returns the account row: a
+        # config whose account was never opened refuses the fill instead of losing its cash.
+        book = Book.for_config(make_config(db))  # no ledger.open_account
+        req = request("no-account", BUY, "10")
+        new_order(db, book, req)
+        with pytest.raises(LookupError, match="has no account in our books"):
+            record(db, book, report(req, FILLED, fill("t-na", "10", "100")))
+        assert fills_of(db, book, "no-account") == []
+        assert order_of(db, book, "no-account")["status"] == "pending_new"
+        with db.transaction() as conn:
+            position = conn.execute(
+                "select qty from public.positions where config_id = %s", (book.config_id,)
+            ).fetchone()
+        assert position is None or position["qty"] == 0
+
+    def test_the_orders_new_state_and_its_events_are_recorded_together_in_order(self, db):
+        book = open_book(db)
+        req = request("together", BUY, "10")
+        new_order(db, book, req)
+        record(db, book, report(req, FILLED, fill("t-tg", "10", "100")))
+        order = order_of(db, book, "together")
+        with db.transaction() as conn:
+            events = conn.execute(
+                "select event_type, from_status, to_status from public.order_events"
+                " where order_id = %s order by id",
+                (order["id"],),
+            ).fetchall()
+        assert order["status"] == "filled" and order["filled_qty"] == D("10")
+        assert [(e["from_status"], e["to_status"]) for e in events] == [
+            (None, "pending_new"),
+            ("pending_new", "submitted"),
+            ("submitted", "accepted"),
+            ("accepted", "filled"),
+        ]

@@ -80,7 +80,8 @@ def open_account(
     """Return the config's account in our books, opening it with ``starting_cash`` if missing.
 
     Takes no row lock: jobs of one config for different symbols run in parallel and only
-    serialise on the account row from their first fill (``add_cash``, an atomic increment)
+    serialise on the account row from their first fill (``positions.save_with_cash``, an
+    atomic increment)
     to their commit — not for the whole job.
     """
     params = {"config_id": config_id, "user_id": user_id, "starting_cash": starting_cash}
@@ -88,16 +89,6 @@ def open_account(
     if row is None:  # the config's first use
         conn.execute(ENSURE_ACCOUNT, params)
         row = conn.execute(GET_ACCOUNT, params).fetchone()
-    return Account.from_row(row)
-
-
-def add_cash(
-    conn: Connection, config_id: uuid.UUID, delta: Decimal, commission: Decimal = Decimal(0)
-) -> Account:
-    """Add ``delta`` (negative to pay) to cash and ``commission`` to commissions paid; return it."""
-    row = conn.execute(
-        ADD_CASH, {"config_id": config_id, "delta": delta, "commission": commission}
-    ).fetchone()
     return Account.from_row(row)
 
 

@@ -60,8 +60,9 @@ def for_execution(
     order (the open orders are then not read), else three.
     """
     params = {"signal_id": signal_id}
-    signal = conn.execute(SIGNAL_FOR_EXECUTION, params)
-    config = conn.execute(CONFIG_OF_SIGNAL, params)
+    with conn.pipeline():  # both sent, then both answers read: one round trip
+        signal = conn.execute(SIGNAL_FOR_EXECUTION, params)
+        config = conn.execute(CONFIG_OF_SIGNAL, params)
     signal_row, config_row = signal.fetchone(), config.fetchone()
     if signal_row is None or not signal_row["has_open_orders"]:
         return signal_row, config_row, []
@@ -86,13 +87,14 @@ def lock_for_planning(
     the update is then the lock, one statement for the two.
     """
     position_params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
-    signal = conn.execute(signals_repo.FOR_EXECUTION + " for update of s", {"signal_id": signal_id})
-    if mark is None:
-        position = conn.execute(positions_repo.LOCK_POSITION, position_params)
-    else:
-        marking = {**position_params, "last_price": mark}
-        position = conn.execute(positions_repo.MARK_AND_LOCK_POSITION, marking)
-    open_rows = conn.execute(orders_repo.OPEN_ORDERS, {"config_id": config_id, "symbol": None})
+    with conn.pipeline():  # the three sent, then their answers read: one round trip
+        signal = conn.execute(signals_repo.FOR_EXECUTION + " for update of s", {"signal_id": signal_id})
+        if mark is None:
+            position = conn.execute(positions_repo.LOCK_POSITION, position_params)
+        else:
+            marking = {**position_params, "last_price": mark}
+            position = conn.execute(positions_repo.MARK_AND_LOCK_POSITION, marking)
+        open_rows = conn.execute(orders_repo.OPEN_ORDERS, {"config_id": config_id, "symbol": None})
     signal_row, position_row, rows = signal.fetchone(), position.fetchone(), open_rows.fetchall()
     if position_row is None:  # the symbol's first order: created at zero, once
         locked = positions_repo.lock(conn, **position_params)

@@ -132,6 +132,13 @@ returning *
 """
 
 FILLED_QTY = "select coalesce(sum(last_qty), 0) as qty from public.fills where order_id = %(order_id)s"
+FILLED_QTY_BY_CLIENT_ORDER_ID = """
+select coalesce(sum(f.last_qty), 0) as qty from public.fills f
+where f.order_id = (
+    select o.id from public.orders o
+    where o.config_id = %(config_id)s and o.client_order_id = %(client_order_id)s
+)
+"""
 
 GET = "select * from public.orders where id = %(order_id)s"
 
@@ -230,11 +237,17 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
 
     Two statements on purpose: the sum is read after the lock is granted, so it sees the fills
     of a transaction that held the lock meanwhile (one statement would sum its old snapshot).
+    They are sent together (a pipeline: one round trip); Postgres still runs the second, with
+    its own snapshot, only once the first has its lock.
     """
-    row = get_by_client_order_id(conn, config_id, client_order_id, for_update=True)
+    params = {"config_id": config_id, "client_order_id": client_order_id}
+    with conn.pipeline():
+        locked = conn.execute(LOCK_BY_CLIENT_ORDER_ID, params)
+        filled = conn.execute(FILLED_QTY_BY_CLIENT_ORDER_ID, params)
+    row, total = locked.fetchone(), filled.fetchone()
     if row is None:
         return None
-    return {**row, "recorded_fill_qty": filled_qty(conn, row["id"])}
+    return {**row, "recorded_fill_qty": Decimal(total["qty"])}
 
 
 OPEN_VISIBLE = f"""
@@ -303,12 +316,16 @@ def insert_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """Record several order events in one statement (keys of ``insert_event``), in list order."""
     if not events:
         return
+    conn.execute(_insert_events_sql(len(events)), _event_params(events))
+
+
+def _event_params(events: list[dict[str, Any]]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for i, event in enumerate(events):
         for column in _EVENT_COLUMNS:
             params[f"{column}{i}"] = event.get(column)
         params[f"detail{i}"] = Jsonb(event.get("detail") or {})
-    conn.execute(_insert_events_sql(len(events)), params)
+    return params
 
 
 def insert_event(
@@ -337,9 +354,17 @@ def insert_event(
     ).fetchone()
 
 
-def apply_report(conn: Connection, order_id: uuid.UUID, **values: Any) -> dict[str, Any]:
-    """Write an order's broker-reported columns (every key of APPLY_REPORT); return the row."""
-    return conn.execute(APPLY_REPORT, {**values, "order_id": order_id}).fetchone()
+def apply_report(
+    conn: Connection, order_id: uuid.UUID, *, events: list[dict[str, Any]] | None = None, **values: Any
+) -> dict[str, Any]:
+    """Write an order's broker-reported columns (every key of APPLY_REPORT); return the row.
+
+    ``events``: order events to record in the same statement (``insert_events``), in list order.
+    """
+    if not events:
+        return conn.execute(APPLY_REPORT, {**values, "order_id": order_id}).fetchone()
+    sql = f"with recorded_events as ({_insert_events_sql(len(events))}) {APPLY_REPORT}"
+    return conn.execute(sql, {**_event_params(events), **values, "order_id": order_id}).fetchone()
 
 
 def request_cancel(

@@ -34,7 +34,6 @@ update public.positions set
     last_price = %(last_price)s,
     opened_at = %(opened_at)s
 where config_id = %(config_id)s and symbol = %(symbol)s
-returning *
 """
 
 MARK_POSITION = """
@@ -103,9 +102,10 @@ def lock(conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: 
     return PositionRecord.from_row(row)
 
 
-def save(conn: Connection, position: PositionRecord) -> PositionRecord:
-    """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at."""
-    row = conn.execute(
+def save(conn: Connection, position: PositionRecord) -> None:
+    """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at (a row
+    locked by ``lock``). Nothing is read back, so it can share a pipeline with other writes."""
+    conn.execute(
         SAVE_POSITION,
         {
             "config_id": position.config_id,
@@ -116,8 +116,53 @@ def save(conn: Connection, position: PositionRecord) -> PositionRecord:
             "last_price": position.last_price,
             "opened_at": position.opened_at,
         },
+    )
+
+
+# A fill's two writes to our books in one statement: the position (locked by ``lock``) and the
+# account's cash and commissions (an atomic increment); the account row is returned.
+SAVE_POSITION_AND_ADD_CASH = """
+with saved as (
+    update public.positions set
+        qty = %(qty)s,
+        avg_entry_price = %(avg_entry_price)s,
+        realized_pnl = %(realized_pnl)s,
+        last_price = %(last_price)s,
+        opened_at = %(opened_at)s
+    where config_id = %(config_id)s and symbol = %(symbol)s
+)
+update public.accounts set
+    cash = cash + %(delta)s,
+    commission_paid = commission_paid + %(commission)s
+where config_id = %(config_id)s
+returning *
+"""
+
+
+def save_with_cash(
+    conn: Connection, position: PositionRecord, delta: Decimal, commission: Decimal
+) -> dict[str, Any]:
+    """``save`` the position and add ``delta`` (negative to pay) to the config's cash and
+    ``commission`` to its commissions paid (account currency), in one statement; return the
+    ``public.accounts`` row. Raises LookupError when the config has no account in our books
+    (nothing is written then: the statement's error rolls back the transaction's caller)."""
+    row = conn.execute(
+        SAVE_POSITION_AND_ADD_CASH,
+        {
+            "config_id": position.config_id,
+            "symbol": position.symbol,
+            "qty": position.qty,
+            "avg_entry_price": position.avg_entry_price,
+            "realized_pnl": position.realized_pnl,
+            "last_price": position.last_price,
+            "opened_at": position.opened_at,
+            "delta": delta,
+            "commission": commission,
+        },
     ).fetchone()
-    return PositionRecord.from_row(row)
+    if row is None:
+        raise LookupError(f"config {position.config_id} has no account in our books")
+    return row
 
 
 def mark(

@@ -296,9 +296,9 @@ def record_report(
     }
     if all(before[k] == v for k, v in values.items()):
         after = before  # nothing new: no write (updated_at stays)
-    else:
-        after = orders_repo.apply_report(conn, before["id"], **values)
-    orders_repo.insert_events(conn, events)
+        orders_repo.insert_events(conn, events)
+    else:  # the order's new state and its events in one statement
+        after = orders_repo.apply_report(conn, before["id"], events=events, **values)
     if after["status"] != before["status"] and after["status"] in _NOTIFIED:
         notifications.order_event(conn, book.notification_preferences, _NOTIFIED[after["status"]], after)
     recorded = Recorded(before, after, tuple(f for f, _ in new_fills))
@@ -648,10 +648,9 @@ def _apply_to_books(conn: Connection, book: Book, symbol: str, side: OrderSide, 
     # A crypto buy's fee is taken from the coins received (BrokerFill.fee_qty): the position grows
     # by qty - fee_qty while the cash pays for qty; its value counts as commission paid.
     received = fill.qty - fill.fee_qty if OrderSide(side) is OrderSide.BUY else fill.qty
-    positions_repo.save(conn, apply_fill(position, side, received, fill.price, fill.filled_at))
-    accounts_repo.add_cash(
+    positions_repo.save_with_cash(
         conn,
-        book.config_id,
+        apply_fill(position, side, received, fill.price, fill.filled_at),
         cash_delta(side, fill.qty, fill.price, fill.commission),
         fill.commission + fill.fee_qty * fill.price,
     )
