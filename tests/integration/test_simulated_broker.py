@@ -864,3 +864,19 @@ def test_the_paper_books_are_closed_to_the_api_roles(db, make_broker):
     for table in ("accounts", "orders", "fills", "positions"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction(claims=claims) as conn:
             conn.execute(f"select * from paper.{table}")
+
+
+def test_a_fill_on_an_account_without_a_row_opens_it_and_pays_the_cash(make_broker, db):
+    # A fill's position, cash, fill and order writes go out together; when the cash update finds
+    # no account row (here: removed after the position was opened), the account is opened with
+    # its starting cash and the fill's cash is added then: nothing is lost.
+    broker = make_broker(starting_cash=D("100000"))
+    broker.submit_order(order("open", BUY, "10"))
+    with db.transaction() as conn:
+        conn.execute("delete from paper.accounts where config_id = %s", (broker.config_id,))
+
+    report = broker.submit_order(order("close", SELL, "10", purpose=OrderPurpose.EXIT))
+
+    assert report.status is OrderStatus.FILLED
+    assert broker.get_account().cash == D("100000") + D("10") * report.filled_avg_price
+    assert broker.get_positions() == []

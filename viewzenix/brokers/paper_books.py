@@ -20,6 +20,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg import Cursor
+
 from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import AccountState, OrderSide, OrderStatus, OrderType, TimeInForce
@@ -356,8 +358,11 @@ def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAcc
     Locks the account row until the transaction ends. Raises LookupError when the account does
     not exist (``ensure_account``).
     """
-    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
-    return PaperAccount.from_row(_found(row, f"paper account {config_id}"))
+    return _added_cash(conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}), config_id)
+
+
+def _added_cash(cursor: Cursor, config_id: uuid.UUID) -> PaperAccount:
+    return PaperAccount.from_row(_found(cursor.fetchone(), f"paper account {config_id}"))
 
 
 def account_state(conn: Connection, config_id: uuid.UUID) -> AccountState:
@@ -396,7 +401,11 @@ def get_position(conn: Connection, config_id: uuid.UUID, symbol: str) -> PaperPo
 
 def save_position(conn: Connection, position: PaperPosition) -> PaperPosition:
     """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at."""
-    row = conn.execute(
+    return PaperPosition.from_row(_send_save_position(conn, position).fetchone())
+
+
+def _send_save_position(conn: Connection, position: PaperPosition) -> Cursor:
+    return conn.execute(
         SAVE_POSITION,
         {
             "config_id": position.config_id,
@@ -407,8 +416,7 @@ def save_position(conn: Connection, position: PaperPosition) -> PaperPosition:
             "last_price": position.last_price,
             "opened_at": position.opened_at,
         },
-    ).fetchone()
-    return PaperPosition.from_row(row)
+    )
 
 
 def mark(
@@ -441,6 +449,20 @@ def mark_existing(
         {"config_id": config_id, "symbol": symbol, "last_price": last_price, "at": at, "bar_at": None},
     ).fetchone()
     return None if row is None else PaperPosition.from_row(row)
+
+
+def mark_existing_and_open_orders(
+    conn: Connection, config_id: uuid.UUID, symbol: str, last_price: Decimal, at: datetime | None = None
+) -> tuple[PaperPosition | None, list[PaperOrder]]:
+    """``mark_existing``, then ``open_orders`` of the symbol, sent together (a pipeline: one
+    round trip). Two statements still: the orders are read with a snapshot taken once the mark
+    holds the position's lock, so they include what a transaction holding it meanwhile placed."""
+    params = {"config_id": config_id, "symbol": symbol}
+    with conn.pipeline():
+        marked = conn.execute(MARK_POSITION, {**params, "last_price": last_price, "at": at, "bar_at": None})
+        opened = conn.execute(OPEN_ORDERS, params)
+    row, rows = marked.fetchone(), opened.fetchall()
+    return (None if row is None else PaperPosition.from_row(row)), [PaperOrder.from_row(r) for r in rows]
 
 
 def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:
@@ -598,7 +620,20 @@ def record_fill(
     filled_at: datetime,
 ) -> PaperOrder:
     """Write an order's status, filled_qty, filled_avg_price and filled_at after a fill."""
-    row = conn.execute(
+    return PaperOrder.from_row(
+        _send_record_fill(conn, order_id, status, filled_qty, filled_avg_price, filled_at).fetchone()
+    )
+
+
+def _send_record_fill(
+    conn: Connection,
+    order_id: uuid.UUID,
+    status: OrderStatus,
+    filled_qty: Decimal,
+    filled_avg_price: Decimal,
+    filled_at: datetime,
+) -> Cursor:
+    return conn.execute(
         RECORD_FILL,
         {
             "order_id": order_id,
@@ -607,8 +642,63 @@ def record_fill(
             "filled_avg_price": filled_avg_price,
             "filled_at": filled_at,
         },
-    ).fetchone()
-    return PaperOrder.from_row(row)
+    )
+
+
+@dataclass(frozen=True)
+class AppliedFill:
+    """What ``apply_fill`` wrote: the position, the account (None: it has no row yet, so no cash
+    was added), the fill and the order after it."""
+
+    position: PaperPosition
+    account: PaperAccount | None
+    fill: PaperFill
+    order: PaperOrder
+
+
+def apply_fill(
+    conn: Connection,
+    *,
+    position: PaperPosition,
+    cash_delta: Decimal,
+    order: PaperOrder,
+    trade_id: str,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    fee_qty: Decimal,
+    filled_at: datetime,
+    filled_qty: Decimal,
+    filled_avg_price: Decimal,
+) -> AppliedFill:
+    """One fill's four writes, sent together (a pipeline: one round trip) and read after:
+    ``save_position``, ``add_cash`` (``cash_delta``, account currency), ``insert_fill`` and
+    ``record_fill`` (the order FILLED with ``filled_qty`` at ``filled_avg_price``). None of them
+    needs another's answer. An account without a row gets no cash (``account`` None): open it
+    and ``add_cash`` again."""
+    with conn.pipeline():
+        saved = _send_save_position(conn, position)
+        paid = conn.execute(ADD_CASH, {"config_id": order.config_id, "delta": cash_delta})
+        inserted = _send_insert_fill(
+            conn,
+            trade_id=trade_id,
+            order=order,
+            qty=qty,
+            price=price,
+            commission=commission,
+            filled_at=filled_at,
+            fee_qty=fee_qty,
+        )
+        filled = _send_record_fill(
+            conn, order.id, OrderStatus.FILLED, filled_qty, filled_avg_price, filled_at
+        )
+    account = paid.fetchone()
+    return AppliedFill(
+        position=PaperPosition.from_row(saved.fetchone()),
+        account=None if account is None else PaperAccount.from_row(account),
+        fill=PaperFill.from_row(inserted.fetchone()),
+        order=PaperOrder.from_row(filled.fetchone()),
+    )
 
 
 def set_stop_price(conn: Connection, order_id: uuid.UUID, stop_price: Decimal) -> PaperOrder:
@@ -638,7 +728,32 @@ def insert_fill(
     fee_qty: Decimal = Decimal(0),
 ) -> PaperFill:
     """Record one execution of ``order``: ``qty`` at ``price``, ``commission`` and ``fee_qty`` paid."""
-    row = conn.execute(
+    return PaperFill.from_row(
+        _send_insert_fill(
+            conn,
+            trade_id=trade_id,
+            order=order,
+            qty=qty,
+            price=price,
+            commission=commission,
+            filled_at=filled_at,
+            fee_qty=fee_qty,
+        ).fetchone()
+    )
+
+
+def _send_insert_fill(
+    conn: Connection,
+    *,
+    trade_id: str,
+    order: PaperOrder,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    filled_at: datetime,
+    fee_qty: Decimal,
+) -> Cursor:
+    return conn.execute(
         INSERT_FILL,
         {
             "trade_id": trade_id,
@@ -652,8 +767,7 @@ def insert_fill(
             "filled_at": filled_at,
             "fee_qty": fee_qty,
         },
-    ).fetchone()
-    return PaperFill.from_row(row)
+    )
 
 
 def count_fills(conn: Connection, order_id: uuid.UUID) -> int:

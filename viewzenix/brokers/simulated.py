@@ -310,13 +310,13 @@ class SimulatedBroker:
         if price <= 0:
             return []
         with self._transaction() as conn:
-            # Marking locks the row as lock_position would; a first price creates it first.
-            marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+            # Marking locks the row as lock_position would; a first price creates it first (and
+            # a symbol without a position row has no order yet).
+            marked, opened = books.mark_existing_and_open_orders(conn, self.config_id, symbol, price, at)
             if marked is None:
                 self._lock_position(conn, symbol)
                 marked = books.mark_existing(conn, self.config_id, symbol, price, at)
             _tx()["positions"][symbol] = marked
-            opened = books.open_orders(conn, self.config_id, symbol)
             if not opened:
                 return []  # nothing resting: the mark is all this price changes
             before = self._reports(conn, opened)
@@ -729,39 +729,32 @@ class SimulatedBroker:
 
         position = self._lock_position(conn, order.symbol)
         position = apply_fill(position, order.side, qty - fee_qty, px, at)
-        saved = books.save_position(conn, replace(position, last_price=market_price))
-        _tx()["positions"][order.symbol] = saved
         delta = cash_delta(order.side, qty, px, commission)
-        try:
-            books.add_cash(conn, self.config_id, delta)
-        except LookupError:  # the account's first fill: opened first (an update found no row)
-            self._ensure_account(conn)
-            books.add_cash(conn, self.config_id, delta)
-
-        fill = books.insert_fill(
-            conn,
-            trade_id=trade_id,
-            order=order,
-            qty=qty,
-            price=px,
-            commission=commission,
-            filled_at=at,
-            fee_qty=fee_qty,
-        )
-        _tx()["fills"].setdefault(order.id, []).append(fill)
         filled_qty = order.filled_qty + qty
         if order.filled_avg_price is None or order.filled_qty == 0:
             filled_avg_price = px
         else:
             filled_avg_price = (order.filled_avg_price * order.filled_qty + px * qty) / filled_qty
-        filled = books.record_fill(
+        applied = books.apply_fill(  # position, cash, fill and order: one round trip
             conn,
-            order.id,
-            status=OrderStatus.FILLED,
+            position=replace(position, last_price=market_price),
+            cash_delta=delta,
+            order=order,
+            trade_id=trade_id,
+            qty=qty,
+            price=px,
+            commission=commission,
+            fee_qty=fee_qty,
+            filled_at=at,
             filled_qty=filled_qty,
             filled_avg_price=filled_avg_price,
-            filled_at=at,
         )
+        if applied.account is None:  # the account's first fill: opened first (the update found no row)
+            self._ensure_account(conn)
+            books.add_cash(conn, self.config_id, delta)
+        _tx()["positions"][order.symbol] = applied.position
+        _tx()["fills"].setdefault(order.id, []).append(applied.fill)
+        filled = applied.order
         logger.info(
             "simulated fill: %s %s %s @ %s",
             order.side,

@@ -154,12 +154,27 @@ order by o.created_at, o.id
 """
 
 
-def insert(conn: Connection, **values: Any) -> dict[str, Any] | None:
+# An order and its first event in one statement: the event only when the order was inserted.
+INSERT_ORDER_WITH_EVENT = f"""
+with inserted as ({INSERT_ORDER}), initial_event as (
+    insert into public.order_events (
+        order_id, user_id, event_type, from_status, to_status, detail, created_at
+    )
+    select i.id, i.user_id, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s, %(created_at)s
+    from inserted i
+)
+select * from inserted
+"""  # noqa: S608 (our own statement; values are bound)
+
+
+def insert(conn: Connection, *, event: dict[str, Any] | None = None, **values: Any) -> dict[str, Any] | None:
     """Insert one order (keys of INSERT_ORDER; missing ones default to None); return the row.
 
     Returns None, inserting nothing, when the config already has this client_order_id
     (constraint ``UNIQUE_CLIENT_ORDER_ID``); broker adapters turn that into DuplicateOrder.
-    The caller's transaction stays usable (no error, no savepoint needed).
+    The caller's transaction stays usable (no error, no savepoint needed). ``event``: the
+    order's first event (keys of ``insert_event`` but ``order_id`` and ``user_id``, which are the
+    order's), recorded in the same statement when the order is inserted.
     """
     params = dict.fromkeys(
         (
@@ -179,7 +194,16 @@ def insert(conn: Connection, **values: Any) -> dict[str, Any] | None:
     )
     params["extended_hours"] = False
     params.update(values)
-    return conn.execute(INSERT_ORDER, params).fetchone()
+    if event is None:
+        return conn.execute(INSERT_ORDER, params).fetchone()
+    params.update(
+        event_type=event["event_type"],
+        from_status=event["from_status"],
+        to_status=event["to_status"],
+        detail=Jsonb(event.get("detail") or {}),
+        created_at=event["created_at"],
+    )
+    return conn.execute(INSERT_ORDER_WITH_EVENT, params).fetchone()
 
 
 def request_columns(request: OrderRequest) -> dict[str, Any]:

@@ -138,12 +138,14 @@ def record_new_order(
     Recording the same client_order_id again returns the existing row unchanged. Its
     ``parent_order_id`` is resolved from ``request.parent_client_order_id``.
     """
-    row = _insert(conn, book, request, signal_id, intent, OrderStatus.PENDING_NEW)
+    # The order and its ORDER_INITIALIZED event in one statement (the event only when inserted).
+    detail = {"qty": request.qty}
+    initialized = _event_values(book, ORDER_INITIALIZED, None, OrderStatus.PENDING_NEW, detail, at)
+    row = _insert(conn, book, request, signal_id, intent, OrderStatus.PENDING_NEW, event=initialized)
     if row is None:  # recorded before (unique per config)
         found = orders_repo.get_by_client_order_id(conn, book.config_id, request.client_order_id)
         assert found is not None
         return found
-    _event(conn, book, row, ORDER_INITIALIZED, None, OrderStatus.PENDING_NEW, {"qty": request.qty}, at)
     return row
 
 
@@ -667,8 +669,23 @@ def _event(
     at: datetime,
 ) -> None:
     """Record one event now, or append it to ``conn`` when that is a list (written later)."""
-    event = {
-        "order_id": row["id"],
+    event = {"order_id": row["id"], **_event_values(book, event_type, from_status, to_status, detail, at)}
+    if isinstance(conn, list):
+        conn.append(event)
+    else:
+        orders_repo.insert_event(conn, **event)
+
+
+def _event_values(
+    book: Book,
+    event_type: str,
+    from_status: OrderStatus | str | None,
+    to_status: OrderStatus | str,
+    detail: dict[str, Any] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """An order event's columns but its ``order_id`` (keys of ``orders.insert_event``)."""
+    return {
         "user_id": book.user_id,
         "event_type": event_type,
         "from_status": None if from_status is None else str(from_status),
@@ -676,10 +693,6 @@ def _event(
         "detail": {k: _json_value(v) for k, v in (detail or {}).items() if v is not None},
         "created_at": at,
     }
-    if isinstance(conn, list):
-        conn.append(event)
-    else:
-        orders_repo.insert_event(conn, **event)
 
 
 def _state(row: dict[str, Any]) -> tuple[Any, ...]:
