@@ -358,11 +358,8 @@ def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAcc
     Locks the account row until the transaction ends. Raises LookupError when the account does
     not exist (``ensure_account``).
     """
-    return _added_cash(conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}), config_id)
-
-
-def _added_cash(cursor: Cursor, config_id: uuid.UUID) -> PaperAccount:
-    return PaperAccount.from_row(_found(cursor.fetchone(), f"paper account {config_id}"))
+    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
+    return PaperAccount.from_row(_found(row, f"paper account {config_id}"))
 
 
 def account_state(conn: Connection, config_id: uuid.UUID) -> AccountState:
@@ -397,11 +394,6 @@ def get_position(conn: Connection, config_id: uuid.UUID, symbol: str) -> PaperPo
     """Return the (config, symbol) position, flat ones included, or None; take no lock."""
     row = conn.execute(GET_POSITION, {"config_id": config_id, "symbol": symbol}).fetchone()
     return None if row is None else PaperPosition.from_row(row)
-
-
-def save_position(conn: Connection, position: PaperPosition) -> PaperPosition:
-    """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at."""
-    return PaperPosition.from_row(_send_save_position(conn, position).fetchone())
 
 
 def _send_save_position(conn: Connection, position: PaperPosition) -> Cursor:
@@ -610,21 +602,6 @@ def set_status(
     return PaperOrder.from_row(row)
 
 
-def record_fill(
-    conn: Connection,
-    order_id: uuid.UUID,
-    *,
-    status: OrderStatus,
-    filled_qty: Decimal,
-    filled_avg_price: Decimal,
-    filled_at: datetime,
-) -> PaperOrder:
-    """Write an order's status, filled_qty, filled_avg_price and filled_at after a fill."""
-    return PaperOrder.from_row(
-        _send_record_fill(conn, order_id, status, filled_qty, filled_avg_price, filled_at).fetchone()
-    )
-
-
 def _send_record_fill(
     conn: Connection,
     order_id: uuid.UUID,
@@ -672,8 +649,9 @@ def apply_fill(
     filled_avg_price: Decimal,
 ) -> AppliedFill:
     """One fill's four writes, sent together (a pipeline: one round trip) and read after:
-    ``save_position``, ``add_cash`` (``cash_delta``, account currency), ``insert_fill`` and
-    ``record_fill`` (the order FILLED with ``filled_qty`` at ``filled_avg_price``). None of them
+    the position (its qty, average entry, realised P&L, mark, opened_at), ``add_cash``
+    (``cash_delta``, account currency), the fill row and the order FILLED with ``filled_qty`` at
+    ``filled_avg_price``. None of them
     needs another's answer. An account without a row gets no cash (``account`` None): open it
     and ``add_cash`` again."""
     with conn.pipeline():
@@ -714,32 +692,6 @@ def set_triggered(conn: Connection, order_id: uuid.UUID, triggered_at: datetime)
 
 
 # --- fills ---------------------------------------------------------------------------------
-
-
-def insert_fill(
-    conn: Connection,
-    *,
-    trade_id: str,
-    order: PaperOrder,
-    qty: Decimal,
-    price: Decimal,
-    commission: Decimal,
-    filled_at: datetime,
-    fee_qty: Decimal = Decimal(0),
-) -> PaperFill:
-    """Record one execution of ``order``: ``qty`` at ``price``, ``commission`` and ``fee_qty`` paid."""
-    return PaperFill.from_row(
-        _send_insert_fill(
-            conn,
-            trade_id=trade_id,
-            order=order,
-            qty=qty,
-            price=price,
-            commission=commission,
-            filled_at=filled_at,
-            fee_qty=fee_qty,
-        ).fetchone()
-    )
 
 
 def _send_insert_fill(

@@ -105,38 +105,31 @@ def lock(conn: Connection, *, config_id: uuid.UUID, user_id: uuid.UUID, symbol: 
 def save(conn: Connection, position: PositionRecord) -> None:
     """Write a position's qty, avg_entry_price, realized_pnl, last_price and opened_at (a row
     locked by ``lock``). Nothing is read back, so it can share a pipeline with other writes."""
-    conn.execute(
-        SAVE_POSITION,
-        {
-            "config_id": position.config_id,
-            "symbol": position.symbol,
-            "qty": position.qty,
-            "avg_entry_price": position.avg_entry_price,
-            "realized_pnl": position.realized_pnl,
-            "last_price": position.last_price,
-            "opened_at": position.opened_at,
-        },
-    )
+    conn.execute(SAVE_POSITION, _position_params(position))
+
+
+def _position_params(position: PositionRecord) -> dict[str, Any]:
+    return {
+        "config_id": position.config_id,
+        "symbol": position.symbol,
+        "qty": position.qty,
+        "avg_entry_price": position.avg_entry_price,
+        "realized_pnl": position.realized_pnl,
+        "last_price": position.last_price,
+        "opened_at": position.opened_at,
+    }
 
 
 # A fill's two writes to our books in one statement: the position (locked by ``lock``) and the
 # account's cash and commissions (an atomic increment); the account row is returned.
-SAVE_POSITION_AND_ADD_CASH = """
-with saved as (
-    update public.positions set
-        qty = %(qty)s,
-        avg_entry_price = %(avg_entry_price)s,
-        realized_pnl = %(realized_pnl)s,
-        last_price = %(last_price)s,
-        opened_at = %(opened_at)s
-    where config_id = %(config_id)s and symbol = %(symbol)s
-)
+SAVE_POSITION_AND_ADD_CASH = f"""
+with saved as ({SAVE_POSITION})
 update public.accounts set
     cash = cash + %(delta)s,
     commission_paid = commission_paid + %(commission)s
 where config_id = %(config_id)s
 returning *
-"""
+"""  # noqa: S608 (our own statement; values are bound)
 
 
 def save_with_cash(
@@ -146,20 +139,8 @@ def save_with_cash(
     ``commission`` to its commissions paid (account currency), in one statement; return the
     ``public.accounts`` row. Raises LookupError when the config has no account in our books
     (nothing is written then: the statement's error rolls back the transaction's caller)."""
-    row = conn.execute(
-        SAVE_POSITION_AND_ADD_CASH,
-        {
-            "config_id": position.config_id,
-            "symbol": position.symbol,
-            "qty": position.qty,
-            "avg_entry_price": position.avg_entry_price,
-            "realized_pnl": position.realized_pnl,
-            "last_price": position.last_price,
-            "opened_at": position.opened_at,
-            "delta": delta,
-            "commission": commission,
-        },
-    ).fetchone()
+    params = {**_position_params(position), "delta": delta, "commission": commission}
+    row = conn.execute(SAVE_POSITION_AND_ADD_CASH, params).fetchone()
     if row is None:
         raise LookupError(f"config {position.config_id} has no account in our books")
     return row
