@@ -285,6 +285,38 @@ class TestIdempotency:
     def test_an_unknown_signal_is_not_found(self, db):
         assert execute_signal(db, uuid.uuid4()) == "not_found"
 
+    def test_a_run_that_finds_the_signal_finished_under_lock_leaves_no_trace(self, db, monkeypatch):
+        # The first read (no lock) saw the signal runnable; by the time the plan locks it, another
+        # run has finished it. The planning read marked the position with this price in the same
+        # statement that locked it: that write must roll back with the rest.
+        from viewzenix.repositories import execution_reads
+
+        config = make_config(db)
+        signal_id = run_signal(db, config, buy("10", "100"))
+
+        def position() -> tuple[Any, ...]:
+            with db.transaction() as conn:
+                row = conn.execute(
+                    "select last_price, last_price_at, version from public.positions"
+                    " where config_id = %s and symbol = 'AAPL'",
+                    (config["id"],),
+                ).fetchone()
+            return (row["last_price"], row["last_price_at"], row["version"])
+
+        before = position()
+        real = execution_reads.for_execution
+
+        def stale(conn, sid):  # type: ignore[no-untyped-def]
+            row, config_row, open_rows = real(conn, sid)
+            return {**row, "status": "accepted", "recorded": False}, config_row, open_rows
+
+        monkeypatch.setattr(execution_reads, "for_execution", stale)
+        later = clock() + timedelta(minutes=1)
+        status = execute_signal(db, signal_id, clock=lambda: later)
+
+        assert status == "executed"  # what the locked read found
+        assert position() == before
+
     @pytest.fixture()
     def failing_fills(self, db):
         """Make the database refuse fills of symbol FAILTEST (a fault after the first writes)."""

@@ -10,6 +10,7 @@ account currency; every expected number is worked out in the test.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -776,7 +777,23 @@ class TestOneFillsStatements:
             ).fetchone()
         assert position is None or position["qty"] == 0
 
-    def test_the_orders_new_state_and_its_events_are_recorded_together_in_order(self, db):
+    def test_the_position_is_not_written_when_the_account_is_missing(self, db):
+        # In the statement itself, not only by the caller's rollback: the position's update
+        # waits for the account's, which found no row. The LookupError is Python's (the
+        # statement succeeded), so the transaction goes on and shows what the statement wrote.
+        book = Book.for_config(make_config(db))
+        with db.transaction() as conn:
+            locked = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol="AAPL")
+            bought = replace(locked, qty=D("10"), avg_entry_price=D("100"))
+            with pytest.raises(LookupError, match="has no account in our books"):
+                positions_repo.save_with_cash(conn, bought, D("-1000"), D("0"))
+            row = conn.execute(
+                "select qty from public.positions where config_id = %s and symbol = 'AAPL'",
+                (book.config_id,),
+            ).fetchone()
+        assert row["qty"] == 0
+
+    def test_a_fills_order_state_and_events_are_recorded_in_order(self, db):
         book = open_book(db)
         req = request("together", BUY, "10")
         new_order(db, book, req)

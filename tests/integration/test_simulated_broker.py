@@ -880,3 +880,37 @@ def test_a_fill_on_an_account_without_a_row_opens_it_and_pays_the_cash(make_brok
     assert report.status is OrderStatus.FILLED
     assert broker.get_account().cash == D("100000") + D("10") * report.filled_avg_price
     assert broker.get_positions() == []
+
+
+def test_a_price_waiting_for_a_first_orders_transaction_works_that_order(make_broker, db):
+    # The symbol has no position row yet; another transaction creates it and places a resting
+    # buy limit, and has not committed. The price's mark finds no row and waits for the lock:
+    # once it holds it, the order (committed meanwhile) must be read and worked.
+    broker = make_broker(starting_cash=D("100000"))
+    first = order("first-limit", BUY, "10", OrderType.LIMIT, price=None, limit_price="101", symbol="MSFT")
+    results: list[list[BrokerOrder]] = []
+    with db.transaction() as conn:
+        books.lock_position(conn, broker.config_id, "MSFT")  # creates the row, uncommitted
+        books.insert_order(
+            conn,
+            first,
+            config_id=broker.config_id,
+            broker_order_id="sim-first",
+            parent_order_id=None,
+            status=OrderStatus.ACCEPTED,
+            submitted_at=NOW,
+        )
+        pricing = threading.Thread(
+            target=lambda: results.append(broker.process_price("MSFT", D("100"), LATER))
+        )
+        pricing.start()
+        pricing.join(0.5)
+        assert pricing.is_alive()  # waiting for our lock
+    pricing.join(10)
+
+    [worked] = results[0]
+    assert (worked.client_order_id, worked.status, worked.filled_avg_price) == (
+        "test-first-limit",
+        OrderStatus.FILLED,
+        D("100"),
+    )

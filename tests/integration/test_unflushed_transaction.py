@@ -134,3 +134,18 @@ def test_it_begins_in_one_round_trip_where_transaction_and_set_config_take_two(d
         assert [s.split(";")[0].strip().lower() for s in sent] == ["begin", "select 1", "commit"]
     finally:
         db.close()
+
+
+def test_a_rollback_asked_for_rolls_back_quietly(database_url, table):
+    # As conn.transaction() does: psycopg.Rollback ends the block, rolls back, raises nothing.
+    db = Database(database_url, max_size=1).open()
+    try:
+        with db.transaction(without_flush=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+            raise psycopg.Rollback()
+        assert _ids(database_url, table) == []
+        with db.transaction() as conn:
+            assert conn.autocommit is False
+            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    finally:
+        db.close()

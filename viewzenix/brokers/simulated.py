@@ -310,12 +310,14 @@ class SimulatedBroker:
         if price <= 0:
             return []
         with self._transaction() as conn:
-            # Marking locks the row as lock_position would; a first price creates it first (and
-            # a symbol without a position row has no order yet).
+            # Marking locks the row as lock_position would; a first price creates it first. The
+            # orders read with the mark predate that lock: a first order of the symbol placed by a
+            # transaction that created the row meanwhile is read again once we hold it.
             marked, opened = books.mark_existing_and_open_orders(conn, self.config_id, symbol, price, at)
             if marked is None:
                 self._lock_position(conn, symbol)
                 marked = books.mark_existing(conn, self.config_id, symbol, price, at)
+                opened = books.open_orders(conn, self.config_id, symbol)
             _tx()["positions"][symbol] = marked
             if not opened:
                 return []  # nothing resting: the mark is all this price changes

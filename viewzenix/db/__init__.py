@@ -205,7 +205,8 @@ class Database:
         only where losing a suffix of commits equals an earlier crash of the caller). The
         transaction then starts with one round trip, ``BEGIN`` and the ``SET LOCAL`` sent as
         one simple query (``_unflushed``), where ``transaction()`` + ``commit_without_flush``
-        take two.
+        take two. Inside a ``request_transaction()`` the setting is the request's whole
+        transaction's (``set_config(..., true)`` outlives the savepoint).
 
         Inside ``request_transaction()`` on this Database, joins it instead: the block is a
         savepoint (an error rolls back only the block; success releases it, and the work commits
@@ -237,29 +238,37 @@ class Database:
 
         The connection is in autocommit meanwhile, so psycopg sends no BEGIN of its own: the
         server's transaction block is the one this query opened (psycopg reads the server's
-        transaction status, so ``conn.transaction()`` inside it is a savepoint). A block whose
-        transaction failed in the server (an error it caught) raises rather than commit, since
-        Postgres would answer that COMMIT with a silent ROLLBACK.
+        transaction status, so ``conn.transaction()`` inside it is a savepoint). As with
+        ``conn.transaction()``: an error rolls back and is re-raised (an error of the rollback
+        itself is logged, not raised over it), ``raise psycopg.Rollback()`` rolls back quietly. A
+        block whose transaction failed in the server (an error it caught) raises
+        ``InFailedSqlTransaction`` rather than commit, since Postgres would answer that COMMIT with
+        a silent ROLLBACK. A connection left in a transaction by a failure here is closed, never
+        handed back to the pool in autocommit.
         """
         with self.connection() as conn:
             conn.autocommit = True
             try:
-                conn.execute(self._begin_unflushed_sql)
                 try:
+                    conn.execute(self._begin_unflushed_sql)
                     yield conn
-                except BaseException:
-                    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                        conn.execute("rollback")
+                except BaseException as error:
+                    _roll_back_quietly(conn)
+                    if isinstance(error, psycopg.Rollback):
+                        return
                     raise
                 if conn.info.transaction_status == TransactionStatus.INERROR:
-                    conn.execute("rollback")
+                    _roll_back_quietly(conn)
                     raise psycopg.errors.InFailedSqlTransaction(
                         "the transaction failed in the server; rolled back, not committed"
                     )
                 conn.execute("commit")
             finally:
                 if not conn.closed:
-                    conn.autocommit = False
+                    if conn.info.transaction_status == TransactionStatus.IDLE:
+                        conn.autocommit = False
+                    else:  # a commit or rollback that did not complete: not reusable
+                        conn.close()
 
     def _begin(self, conn: Connection, claims: Mapping[str, Any] | None) -> None:
         """Start a transaction of this pool: its timeouts behind a transaction pooler, the caller's claims."""
@@ -397,6 +406,16 @@ def commit_without_flush(conn: Connection) -> None:
     One round trip; it saves the wait for the flush at COMMIT.
     """
     conn.execute(_COMMIT_WITHOUT_FLUSH)
+
+
+def _roll_back_quietly(conn: Connection) -> None:
+    """Roll back the server's transaction block, if any; log, do not raise, a failure to."""
+    if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("rollback")
+    except psycopg.Error as error:
+        logger.warning("rollback failed: %s", error, extra={"action": "db_rollback_failed"})
 
 
 def set_request_claims(conn: Connection, claims: Mapping[str, Any], role: str = "authenticated") -> None:

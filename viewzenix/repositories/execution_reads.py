@@ -3,10 +3,9 @@
 First a signal and its config, keyed by the signal id alone so the two need no answer from each
 other (run in autocommit: no BEGIN, no COMMIT), and the config's open orders only when the
 signal's row says it has some; then, locked, the signal, the position (marked by the lock when
-the signal has a fresh price) and the open orders again. The statements of a step are sent
-before the first result is read: on a connection in psycopg's pipeline mode each step would be
-one round trip (measured and not used: docs/scaling.md); otherwise they run one by one with the
-same results.
+the signal has a fresh price) and the open orders again. Each group is sent as one psycopg
+pipeline block and its answers are read after it: one round trip per group (docs/scaling.md).
+Postgres still runs the statements one after the other, each with its own snapshot.
 """
 
 from __future__ import annotations
@@ -82,9 +81,10 @@ def lock_for_planning(
     return them with the config's open orders, oldest first.
 
     The same statements, in the same lock order, as ``signals.get_for_execution(lock=True)``,
-    ``positions.lock`` and ``orders.open_orders(conn, config_id)``. ``mark``: a price (quote
-    currency) that also becomes the position's ``last_price`` (``positions.mark``, at ``now()``):
-    the update is then the lock, one statement for the two.
+    ``positions.lock`` and ``orders.open_orders(conn, config_id)``, sent together. ``mark``: a
+    price (quote currency) that also becomes the position's ``last_price`` (``positions.mark``,
+    at ``now()``): the position's lock is then that update, one statement for the two (the
+    caller rolls back when the signal turns out not to be runnable, so the mark goes too).
     """
     position_params = {"config_id": config_id, "symbol": symbol, "user_id": user_id}
     with conn.pipeline():  # the three sent, then their answers read: one round trip

@@ -10,6 +10,7 @@ submission order.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -35,6 +36,9 @@ def status_list(statuses: tuple[str, ...] | list[str]) -> str:
     prepared statement (psycopg prepares from the fifth use) is planned generically, which walks
     every order the config ever had. A literal list of our own constants keeps the index.
     """
+    for status in statuses:  # our own OrderStatus values: lower-case words, nothing to quote
+        if not re.fullmatch(r"[a-z_]+", status):
+            raise ValueError(f"not a status: {status!r}")
     return "(" + ", ".join(f"'{s}'" for s in statuses) + ")"
 
 
@@ -160,7 +164,8 @@ with inserted as ({INSERT_ORDER}), initial_event as (
     insert into public.order_events (
         order_id, user_id, event_type, from_status, to_status, detail, created_at
     )
-    select i.id, i.user_id, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s, %(created_at)s
+    select i.id, i.user_id, %(event_type)s, %(from_status)s, %(to_status)s, %(detail)s,
+        coalesce(%(created_at)s::timestamptz, now())
     from inserted i
 )
 select * from inserted
@@ -201,7 +206,7 @@ def insert(conn: Connection, *, event: dict[str, Any] | None = None, **values: A
         from_status=event["from_status"],
         to_status=event["to_status"],
         detail=Jsonb(event.get("detail") or {}),
-        created_at=event["created_at"],
+        created_at=event.get("created_at"),
     )
     return conn.execute(INSERT_ORDER_WITH_EVENT, params).fetchone()
 

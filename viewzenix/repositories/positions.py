@@ -41,7 +41,8 @@ update public.positions set last_price = %(last_price)s, last_price_at = coalesc
 where config_id = %(config_id)s and symbol = %(symbol)s
 """
 
-# ``MARK_POSITION`` that returns the row: the update locks it as ``LOCK_POSITION`` does.
+# ``MARK_POSITION`` that returns the row. The update locks it (FOR NO KEY UPDATE where
+# ``LOCK_POSITION`` takes FOR UPDATE: the same here, since no foreign key references positions).
 MARK_AND_LOCK_POSITION = """
 update public.positions set last_price = %(last_price)s, last_price_at = now()
 where config_id = %(config_id)s and symbol = %(symbol)s
@@ -120,15 +121,20 @@ def _position_params(position: PositionRecord) -> dict[str, Any]:
     }
 
 
-# A fill's two writes to our books in one statement: the position (locked by ``lock``) and the
-# account's cash and commissions (an atomic increment); the account row is returned.
+# A fill's two writes to our books in one statement: the account's cash and commissions (an
+# atomic increment) and the position (locked by ``lock``), written only when the account exists;
+# the account row is returned.
 SAVE_POSITION_AND_ADD_CASH = f"""
-with saved as ({SAVE_POSITION})
-update public.accounts set
-    cash = cash + %(delta)s,
-    commission_paid = commission_paid + %(commission)s
-where config_id = %(config_id)s
-returning *
+with paid as (
+    update public.accounts set
+        cash = cash + %(delta)s,
+        commission_paid = commission_paid + %(commission)s
+    where config_id = %(config_id)s
+    returning *
+), saved as (
+    {SAVE_POSITION.strip()} and exists (select 1 from paid)
+)
+select * from paid
 """  # noqa: S608 (our own statement; values are bound)
 
 
@@ -137,8 +143,8 @@ def save_with_cash(
 ) -> dict[str, Any]:
     """``save`` the position and add ``delta`` (negative to pay) to the config's cash and
     ``commission`` to its commissions paid (account currency), in one statement; return the
-    ``public.accounts`` row. Raises LookupError when the config has no account in our books
-    (nothing is written then: the statement's error rolls back the transaction's caller)."""
+    ``public.accounts`` row. Raises LookupError when the config has no account in our books;
+    nothing is written then (the position's update waits for the account's)."""
     params = {**_position_params(position), "delta": delta, "commission": commission}
     row = conn.execute(SAVE_POSITION_AND_ADD_CASH, params).fetchone()
     if row is None:

@@ -139,6 +139,14 @@ def execute_signal(
                 )
 
 
+class _NotRunnable(Exception):
+    """The signal, read under lock, may not run (any more): roll the plan's transaction back."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -226,6 +234,21 @@ class _Execution:
         if not self.has_account or needs_account(signal, self.settings):
             account = self.broker.get_account()
 
+        try:
+            return self._plan(signal, mark, crossed, reports, never_sent, account)
+        except _NotRunnable as stop:  # rolled back: a batched plan's mark included
+            return stop.status
+
+    def _plan(
+        self,
+        signal: Signal,
+        mark: Decimal | None,
+        crossed: list[BrokerOrder],
+        reports: list[BrokerOrder],
+        never_sent: list[dict[str, Any]],
+        account: AccountState | None,
+    ) -> str:
+        """Step 3: record what step 2 reported, plan, record the plan (one transaction)."""
         with self._transaction() as conn:
             # Nothing to record first (the usual case): the signal, position and open orders are
             # read together, in the same lock order (signal, then position).
@@ -242,7 +265,9 @@ class _Execution:
             else:
                 row = signals_repo.get_for_execution(conn, self.signal_id, lock=True)
             if row is None or not _runnable(row, self.job_id) or row["recorded"]:
-                return NOT_FOUND if row is None else row["status"]  # another run got here first
+                # Another run got here first: nothing of this one may stay (the batched read
+                # marked the position with this signal's price), so the transaction rolls back.
+                raise _NotRunnable(NOT_FOUND if row is None else row["status"])
             if batched:
                 notes: list[str] = []
             else:
