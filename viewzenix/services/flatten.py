@@ -146,7 +146,7 @@ def close_position(
     ``no_position``), LiveFlatten (409), NoMarketPrice (409).
     """
     wanted = canonical_symbol(symbol.strip().upper())
-    return _run(db, job_app, config_id, caller, source, confirm_live, only=wanted, close=True)
+    return _run(db, job_app, config_id, caller, source, confirm_live, only=wanted)
 
 
 def flatten_config(
@@ -169,27 +169,7 @@ def flatten_config(
     (call it outside any other open transaction: it locks the config row until it commits).
     Nothing here calls a broker. Raises NotFound, LiveFlatten (409), NoMarketPrice (409).
     """
-    return _run(db, job_app, config_id, caller, source, confirm_live, only=None, close=True)
-
-
-def cancel_working_orders(
-    db: Database,
-    job_app: procrastinate.App,
-    config_id: uuid.UUID,
-    *,
-    caller: Caller | None = None,
-    source: str = MANUAL,
-    confirm_live: bool = False,
-) -> FlattenResult:
-    """Cancel the working orders of every symbol the config does not hold: one ``cancel`` each.
-
-    Positions are kept, and so are the orders of a held symbol (its stop loss and take profit go
-    on protecting it; a flatten closes those). This is the trading windows' auto-cancel.
-
-    Same ``caller``/``source``/``confirm_live`` rules as ``flatten_config``. Raises NotFound,
-    LiveFlatten (409).
-    """
-    return _run(db, job_app, config_id, caller, source, confirm_live, only=None, close=False)
+    return _run(db, job_app, config_id, caller, source, confirm_live, only=None)
 
 
 def flatten_user(
@@ -204,7 +184,7 @@ def flatten_user(
         with db.transaction(caller.claims) as conn:
             config_ids = repo.user_config_ids(conn)
         prepared = [
-            _prepare(db, config_id, caller, confirm_live, only=None, close=True) for config_id in config_ids
+            _prepare(db, config_id, caller, confirm_live, only=None) for config_id in config_ids
         ]
         with db.transaction() as conn:
             return [_send(conn, job_app, config, plan, MANUAL, drop_queued=True) for config, plan in prepared]
@@ -222,12 +202,11 @@ def _run(
     confirm_live: bool,
     *,
     only: str | None,
-    close: bool,
 ) -> FlattenResult:
     with _atomic(db):
-        config, plan = _prepare(db, config_id, caller, confirm_live, only=only, close=close)
+        config, plan = _prepare(db, config_id, caller, confirm_live, only=only)
         with db.transaction() as conn:  # as the server: signals and jobs are not the user's to write
-            return _send(conn, job_app, config, plan, source, drop_queued=close, only=only)
+            return _send(conn, job_app, config, plan, source, drop_queued=True, only=only)
 
 
 @contextmanager
@@ -251,14 +230,13 @@ def _prepare(
     confirm_live: bool,
     *,
     only: str | None,
-    close: bool,
 ) -> tuple[dict[str, Any], list[_Planned]]:
-    """Lock the config (as ``caller``: RLS), plan per symbol, run the caller's checks."""
+    """Lock the config (as ``caller``: RLS), plan its flatten per symbol, run the caller's checks."""
     with db.transaction(caller.claims if caller else None) as conn:
         config = repo.lock_config(conn, config_id)
         if config is None:
             raise NotFound("No webhook config with this id.")
-        plan = _plan(conn, config, only=only, close=close)
+        plan = _plan(conn, config, only=only, close=True)
     if caller is not None:
         if only is not None and not plan:
             message = f"Nothing is held or working in {only} on this webhook config."
@@ -442,8 +420,10 @@ def run_scheduled_controls(
     default the clock); each (config, session date, kind) is claimed in
     ``public.scheduled_controls`` in the same transaction as the signals it sends, so it runs
     once per session however often this is called (a periodic task, every minute) and by
-    however many workers. ``flatten`` → ``flatten_config(source="schedule")``;
-    ``cancel@HH:MM`` → ``cancel_working_orders(source="schedule")``. Returns one
+    however many workers. ``flatten``: every position closed and working order canceled, as
+    ``flatten_config(source="schedule")`` does; ``cancel@HH:MM``: the working orders of every
+    symbol not held canceled (positions, and a held symbol's stop loss and take profit, stay).
+    Returns one
     ``{config_id, session_date, kind, sent}`` per control run now. A config whose windows do not
     parse (stored past the API) or whose control raises is logged and skipped: the other
     configs still run, and the failed one is tried again next call.

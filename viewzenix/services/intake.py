@@ -424,18 +424,16 @@ def store_alert(
     mapped = routing.mapped_ticker(conn, config["id"], signal.ticker)  # issue 17 item 7
     if mapped is not None:
         common["alert_ticker"], signal = signal.ticker, replace(signal, ticker=mapped)
+    # What every stored parsed alert carries, whatever becomes of it.
+    common.update(
+        signal=signal_to_dict(signal),
+        payload=parsed.payload,
+        ticker=signal.ticker,
+        action=str(signal.action),
+    )
     original_id = config["claimed_by"]
     if original_id is not None and original_id != signal_id:
-        signals_repo.insert(
-            conn,
-            status="duplicate",
-            duplicate_of=original_id,
-            signal=signal_to_dict(signal),
-            payload=parsed.payload,
-            ticker=signal.ticker,
-            action=str(signal.action),
-            **common,
-        )
+        signals_repo.insert(conn, status="duplicate", duplicate_of=original_id, **common)
         logger.info(
             "alert is a duplicate of signal %s",
             original_id,
@@ -454,10 +452,6 @@ def store_alert(
         signals_repo.insert(
             conn,
             status="awaiting_approval",
-            signal=signal_to_dict(signal),
-            payload=parsed.payload,
-            ticker=signal.ticker,
-            action=str(signal.action),
             approval_timeout_seconds=config["approval_timeout_seconds"],
             **common,
         )
@@ -474,14 +468,5 @@ def store_alert(
     job_id = defer_execute_signal(
         job_app, conn, signal_id=signal_id, config_id=config["id"], symbol=signal.ticker
     )
-    signals_repo.insert(
-        conn,
-        status="accepted",
-        signal=signal_to_dict(signal),
-        payload=parsed.payload,
-        ticker=signal.ticker,
-        action=str(signal.action),
-        job_id=job_id,
-        **common,
-    )
+    signals_repo.insert(conn, status="accepted", job_id=job_id, **common)
     return IntakeOutcome("accepted", signal_id, signal.ticker, str(signal.action))
