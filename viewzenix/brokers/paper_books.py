@@ -20,8 +20,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import Cursor
-
 from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import AccountState, OrderSide, OrderStatus, OrderType, TimeInForce
@@ -396,21 +394,6 @@ def get_position(conn: Connection, config_id: uuid.UUID, symbol: str) -> PaperPo
     return None if row is None else PaperPosition.from_row(row)
 
 
-def _send_save_position(conn: Connection, position: PaperPosition) -> Cursor:
-    return conn.execute(
-        SAVE_POSITION,
-        {
-            "config_id": position.config_id,
-            "symbol": position.symbol,
-            "qty": position.qty,
-            "avg_entry_price": position.avg_entry_price,
-            "realized_pnl": position.realized_pnl,
-            "last_price": position.last_price,
-            "opened_at": position.opened_at,
-        },
-    )
-
-
 def mark(
     conn: Connection,
     config_id: uuid.UUID,
@@ -602,26 +585,6 @@ def set_status(
     return PaperOrder.from_row(row)
 
 
-def _send_record_fill(
-    conn: Connection,
-    order_id: uuid.UUID,
-    status: OrderStatus,
-    filled_qty: Decimal,
-    filled_avg_price: Decimal,
-    filled_at: datetime,
-) -> Cursor:
-    return conn.execute(
-        RECORD_FILL,
-        {
-            "order_id": order_id,
-            "status": status.value,
-            "filled_qty": filled_qty,
-            "filled_avg_price": filled_avg_price,
-            "filled_at": filled_at,
-        },
-    )
-
-
 @dataclass(frozen=True)
 class AppliedFill:
     """What ``apply_fill`` wrote: the position, the account (None: it has no row yet, so no cash
@@ -655,20 +618,43 @@ def apply_fill(
     needs another's answer. An account without a row gets no cash (``account`` None): open it
     and ``add_cash`` again."""
     with conn.pipeline():
-        saved = _send_save_position(conn, position)
-        paid = conn.execute(ADD_CASH, {"config_id": order.config_id, "delta": cash_delta})
-        inserted = _send_insert_fill(
-            conn,
-            trade_id=trade_id,
-            order=order,
-            qty=qty,
-            price=price,
-            commission=commission,
-            filled_at=filled_at,
-            fee_qty=fee_qty,
+        saved = conn.execute(
+            SAVE_POSITION,
+            {
+                "config_id": position.config_id,
+                "symbol": position.symbol,
+                "qty": position.qty,
+                "avg_entry_price": position.avg_entry_price,
+                "realized_pnl": position.realized_pnl,
+                "last_price": position.last_price,
+                "opened_at": position.opened_at,
+            },
         )
-        filled = _send_record_fill(
-            conn, order.id, OrderStatus.FILLED, filled_qty, filled_avg_price, filled_at
+        paid = conn.execute(ADD_CASH, {"config_id": order.config_id, "delta": cash_delta})
+        inserted = conn.execute(
+            INSERT_FILL,
+            {
+                "trade_id": trade_id,
+                "order_id": order.id,
+                "config_id": order.config_id,
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "qty": qty,
+                "price": price,
+                "commission": commission,
+                "filled_at": filled_at,
+                "fee_qty": fee_qty,
+            },
+        )
+        filled = conn.execute(
+            RECORD_FILL,
+            {
+                "order_id": order.id,
+                "status": OrderStatus.FILLED.value,
+                "filled_qty": filled_qty,
+                "filled_avg_price": filled_avg_price,
+                "filled_at": filled_at,
+            },
         )
     account = paid.fetchone()
     return AppliedFill(
@@ -692,34 +678,6 @@ def set_triggered(conn: Connection, order_id: uuid.UUID, triggered_at: datetime)
 
 
 # --- fills ---------------------------------------------------------------------------------
-
-
-def _send_insert_fill(
-    conn: Connection,
-    *,
-    trade_id: str,
-    order: PaperOrder,
-    qty: Decimal,
-    price: Decimal,
-    commission: Decimal,
-    filled_at: datetime,
-    fee_qty: Decimal,
-) -> Cursor:
-    return conn.execute(
-        INSERT_FILL,
-        {
-            "trade_id": trade_id,
-            "order_id": order.id,
-            "config_id": order.config_id,
-            "symbol": order.symbol,
-            "side": order.side.value,
-            "qty": qty,
-            "price": price,
-            "commission": commission,
-            "filled_at": filled_at,
-            "fee_qty": fee_qty,
-        },
-    )
 
 
 def count_fills(conn: Connection, order_id: uuid.UUID) -> int:

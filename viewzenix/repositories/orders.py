@@ -135,7 +135,6 @@ on conflict on constraint fills_config_trade_id_key do nothing
 returning *
 """
 
-FILLED_QTY = "select coalesce(sum(last_qty), 0) as qty from public.fills where order_id = %(order_id)s"
 FILLED_QTY_BY_CLIENT_ORDER_ID = """
 select coalesce(sum(f.last_qty), 0) as qty from public.fills f
 where f.order_id = (
@@ -444,11 +443,6 @@ def insert_fill(
             "fee_qty": fee_qty,
         },
     ).fetchone()
-
-
-def filled_qty(conn: Connection, order_id: uuid.UUID) -> Decimal:
-    """Return Σ last_qty of the order's recorded fills (shares)."""
-    return Decimal(conn.execute(FILLED_QTY, {"order_id": order_id}).fetchone()["qty"])
 
 
 # --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------
