@@ -24,14 +24,18 @@ BUY = Signal(ticker="AAPL", action=Action.BUY, quantity=Decimal(10), signal_pric
 
 
 def _settings_at_commit(db, monkeypatch, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
-    """Run one buy; return ``synchronous_commit`` as each of the job's own transactions ended."""
+    """Run one buy; return ``synchronous_commit`` in each of the job's own transactions.
+
+    Read as each begins (a transaction-local setting holds till its commit; its last statements
+    may carry the COMMIT, so nothing can be sent after them).
+    """
     seen: list[str] = []
     real = execution._Execution._transaction
 
     def spying(self):  # type: ignore[no-untyped-def]
         with real(self) as conn:
-            yield conn
             seen.append(conn.execute("show synchronous_commit").fetchone()["synchronous_commit"])
+            yield conn
 
     monkeypatch.setattr(execution._Execution, "_transaction", contextmanager(spying))
     config = make_config(db)

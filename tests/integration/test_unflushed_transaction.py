@@ -1,10 +1,11 @@
-"""``Database.transaction(without_flush=True)``: one round trip to begin, and a transaction still.
+"""``Database.transaction(without_flush=True)``: no round trip of its own to begin, a transaction still.
 
-It begins with one simple query (``BEGIN; SET LOCAL synchronous_commit = off``, plus the timeouts
-behind a transaction pooler) on a connection in autocommit, and ends with COMMIT or ROLLBACK.
-What it must keep of ``transaction()``: its work commits together or not at all, an error rolls
-it back, a transaction the server failed is never reported committed, the setting does not leak
-to the pool's next user, and it starts with one round trip where the other takes two.
+Its ``BEGIN`` and ``SET LOCAL synchronous_commit = off`` (plus the timeouts behind a transaction
+pooler) go in one pipeline with its first statement, on a connection in autocommit; it ends with
+COMMIT or ROLLBACK, or with ``ending_transaction``'s last statements carrying the COMMIT. What it
+must keep of ``transaction()``: its work commits together or not at all, an error rolls it back,
+a transaction the server failed is never reported committed, the setting does not leak to the
+pool's next user, and nothing runs outside it (a savepoint first, a statement after its COMMIT).
 """
 
 from __future__ import annotations
@@ -113,25 +114,187 @@ def test_behind_a_transaction_pooler_the_timeouts_are_set_in_the_same_query(data
         db.close()
 
 
-def test_it_begins_in_one_round_trip_where_transaction_and_set_config_take_two(database_url, monkeypatch):
+class _Wire:
+    """What a connection sends, as round trips: a pipeline block is one, any other statement one."""
+
+    def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        self.trips: list[list[str]] = []
+        self._block: list[str] | None = None
+        wire = self
+        execute, exec_command = psycopg.Cursor.execute, psycopg.Connection._exec_command
+        pipeline = psycopg.Connection.pipeline
+
+        def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
+            wire._sent(str(query))
+            return execute(cursor, query, *a, **k)
+
+        def counting_command(conn, command, *a, **k):  # type: ignore[no-untyped-def]
+            wire._sent(command.decode() if isinstance(command, bytes) else str(command))
+            return exec_command(conn, command, *a, **k)
+
+        from contextlib import contextmanager
+
+        @contextmanager
+        def block(conn):  # type: ignore[no-untyped-def]
+            outer = wire._block is None
+            if outer:
+                wire._block = []
+            try:
+                with pipeline(conn) as p:
+                    yield p
+            finally:
+                if outer:
+                    if wire._block:
+                        wire.trips.append(wire._block)
+                    wire._block = None
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+        monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+        monkeypatch.setattr(psycopg.Connection, "pipeline", block)
+
+    def _sent(self, sql: str) -> None:
+        first = sql.split(";")[0].strip().lower()
+        if self._block is not None:
+            self._block.append(first)
+        else:
+            self.trips.append([first])
+
+
+def test_its_begin_goes_with_the_first_statement(database_url, table, monkeypatch):
+    # BEGIN and SET LOCAL are sent in one pipeline with the first statement: one round trip for
+    # the three, then the COMMIT.
     db = Database(database_url, max_size=1).open()
-    sent: list[str] = []
-    execute, exec_command = psycopg.Cursor.execute, psycopg.Connection._exec_command
-
-    def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
-        sent.append(str(query))
-        return execute(cursor, query, *a, **k)
-
-    def counting_command(conn, command, *a, **k):  # type: ignore[no-untyped-def]
-        sent.append(command.decode() if isinstance(command, bytes) else str(command))
-        return exec_command(conn, command, *a, **k)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
-    monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
+    wire = _Wire(monkeypatch)
     try:
         with db.transaction(without_flush=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            conn.execute(f"insert into {table} values (2)")
+        assert wire.trips == [
+            ["begin", "set local synchronous_commit = off", f"insert into {table} values (1)"],
+            [f"insert into {table} values (2)"],
+            ["commit"],
+        ]
+        assert _ids(database_url, table) == [1, 2]
+    finally:
+        db.close()
+
+
+def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(database_url, table, monkeypatch):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    wire = _Wire(monkeypatch)
+    try:
+        with db.transaction(without_flush=True) as conn:
+            with conn.pipeline():
+                conn.execute(f"insert into {table} values (1)")
+                conn.execute(f"insert into {table} values (2)")
+            with ending_transaction(conn):
+                written = conn.execute(f"insert into {table} values (3) returning id")
+            assert written.fetchone() == {"id": 3}  # answers are read after the block
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # committed
+        insert = f"insert into {table} values"
+        assert wire.trips == [
+            ["begin", "set local synchronous_commit = off", f"{insert} (1)", f"{insert} (2)"],
+            [f"{insert} (3) returning id", "commit"],
+        ]
+        assert _ids(database_url, table) == [1, 2, 3]
+    finally:
+        db.close()
+
+
+def test_a_transaction_that_sent_nothing_sends_no_begin_and_no_commit(database_url, monkeypatch):
+    db = Database(database_url, max_size=1).open()
+    try:
+        with db.transaction() as conn:  # the pool's connection opened and checked before counting
             conn.execute("select 1")
-        assert [s.split(";")[0].strip().lower() for s in sent] == ["begin", "select 1", "commit"]
+        wire = _Wire(monkeypatch)
+        with db.transaction(without_flush=True):
+            pass
+        assert wire.trips == []
+        with db.transaction() as conn:
+            assert conn.autocommit is False
+            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    finally:
+        db.close()
+
+
+def test_a_failing_last_statement_commits_nothing(database_url, table):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with db.transaction(without_flush=True) as conn:
+                conn.execute(f"insert into {table} values (1)")
+                with ending_transaction(conn):  # the COMMIT queued behind it is never run
+                    conn.execute(f"insert into {table} values (1)")
+        assert _ids(database_url, table) == []
+        with db.transaction() as conn:  # rolled back and handed back usable
+            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    finally:
+        db.close()
+
+
+def test_a_failing_first_statement_leaves_nothing_open(database_url, table):
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            with db.transaction(without_flush=True) as conn:
+                conn.execute("insert into no_such_table values (1)")
+        with db.transaction() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            assert conn.execute("show synchronous_commit").fetchone()["synchronous_commit"] == "on"
+    finally:
+        db.close()
+
+
+def test_no_statement_may_follow_the_commit_of_its_last_statements(database_url, table):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(psycopg.ProgrammingError, match="after the transaction's COMMIT"):
+            with db.transaction(without_flush=True) as conn:
+                with ending_transaction(conn):
+                    conn.execute(f"insert into {table} values (1)")
+                conn.execute(f"insert into {table} values (2)")  # would run in autocommit
+        assert _ids(database_url, table) == [1]
+        with db.transaction() as conn:  # the guard ends with the transaction
+            conn.execute(f"insert into {table} values (3)")
+        assert _ids(database_url, table) == [1, 3]
+    finally:
+        db.close()
+
+
+def test_a_savepoint_as_the_first_thing_opens_the_transaction_first(database_url, table):
+    # psycopg, seeing no transaction on an autocommit connection, would open and commit one of
+    # its own for the savepoint's block: the pending BEGIN is sent first instead.
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(RuntimeError, match="after the savepoint"):
+            with db.transaction(without_flush=True) as conn:
+                with conn.transaction():
+                    conn.execute(f"insert into {table} values (1)")
+                raise RuntimeError("after the savepoint")
+        assert _ids(database_url, table) == []
+    finally:
+        db.close()
+
+
+def test_elsewhere_its_last_statements_are_a_plain_pipeline_block(database_url, table):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(RuntimeError, match="after the block"):
+            with db.transaction() as conn:
+                with ending_transaction(conn):
+                    conn.execute(f"insert into {table} values (1)")
+                conn.execute(f"insert into {table} values (2)")  # still the same transaction
+                raise RuntimeError("after the block")
+        assert _ids(database_url, table) == []
     finally:
         db.close()
 

@@ -50,6 +50,87 @@ logger = logging.getLogger(__name__)
 Connection = psycopg.Connection[dict[str, Any]]
 
 
+class PooledConnection(psycopg.Connection[dict[str, Any]]):
+    """A connection of ``Database``'s pool: it carries an unflushed transaction's edges.
+
+    ``Database._unflushed`` does not send its ``BEGIN`` at once: ``pending_begin`` holds the
+    statements that open the transaction, and the first statement the block sends carries them in
+    one pipeline (``PendingBeginCursor``), so the transaction's start costs no round trip of its
+    own. ``ended`` is set once a block's last statements also sent the ``COMMIT``
+    (``ending_transaction``); a statement after that is refused. Anything else that needs the
+    transaction open (a savepoint, a named cursor) sends the pending ``BEGIN`` first.
+    """
+
+    pending_begin: tuple[str, ...] | None = None
+    unflushed: bool = False  # inside ``Database._unflushed``
+    ended: bool = False
+
+    def send_pending_begin(self) -> None:
+        """Send the pending ``BEGIN`` now, in one round trip (or queue it in an active pipeline)."""
+        begin, self.pending_begin = self.pending_begin, None
+        if begin is None:
+            return
+        if self.pgconn.pipeline_status:  # queued with the caller's pipeline block
+            for sql in begin:
+                psycopg.Cursor(self).execute(sql, prepare=False)
+            return
+        psycopg.Cursor(self).execute("; ".join(begin), prepare=False)  # one simple query
+
+    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+        self.send_pending_begin()  # else psycopg, seeing no transaction, would open and commit its own
+        return super().transaction(*args, **kwargs)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("name") or (args and isinstance(args[0], str)):
+            self.send_pending_begin()  # a server-side cursor declares itself in the transaction
+        return super().cursor(*args, **kwargs)
+
+
+class PendingBeginCursor(psycopg.Cursor[dict[str, Any]]):
+    """The pool's cursor: a statement on a connection with a pending ``BEGIN`` sends it along.
+
+    Outside a pipeline block the ``BEGIN``, the ``SET LOCAL`` settings and the statement go in one
+    pipeline: one round trip where they took two. Inside one they are queued before the
+    statement. A connection without a pending ``BEGIN`` (every one but an unflushed transaction's
+    before its first statement) costs one attribute read. Raises ``psycopg.ProgrammingError`` for a
+    statement after ``ending_transaction`` committed the transaction.
+    """
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        conn = self.connection
+        assert isinstance(conn, PooledConnection)
+        if conn.pending_begin is None:
+            if conn.ended:
+                raise psycopg.ProgrammingError("a statement after the transaction's COMMIT was sent")
+            return super().execute(query, params, **kwargs)
+        if conn.pgconn.pipeline_status:
+            conn.send_pending_begin()
+            return super().execute(query, params, **kwargs)
+        with conn.pipeline():
+            conn.send_pending_begin()
+            super().execute(query, params, **kwargs)
+        return self
+
+    def executemany(self, *args: Any, **kwargs: Any) -> None:
+        self._open_first()
+        super().executemany(*args, **kwargs)
+
+    def copy(self, *args: Any, **kwargs: Any) -> Any:
+        self._open_first()
+        return super().copy(*args, **kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        self._open_first()
+        return super().stream(*args, **kwargs)
+
+    def _open_first(self) -> None:
+        conn = self.connection
+        assert isinstance(conn, PooledConnection)
+        if conn.ended:
+            raise psycopg.ProgrammingError("a statement after the transaction's COMMIT was sent")
+        conn.send_pending_begin()
+
+
 @dataclass
 class _Ambient:
     """The open request transaction: its Database, connection, and the claims it runs as now."""
@@ -163,18 +244,22 @@ class Database:
             if local
             else None
         )
-        # ``_unflushed``'s first (and only) simple query: no parameters, our own constants.
-        self._begin_unflushed_sql = "; ".join(
-            ["begin", "set local synchronous_commit = off"]
-            + [f"set local {name} = {int(value)}" for name, value in local]
+        # What opens ``_unflushed``'s transaction, sent with its first statement: no parameters,
+        # our own constants.
+        self._begin_unflushed = (
+            "begin",
+            "set local synchronous_commit = off",
+            *(f"set local {name} = {int(value)}" for name, value in local),
         )
         self.pool = ResilientPool(
             url,
+            connection_class=PooledConnection,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             kwargs={
                 "row_factory": dict_row,
+                "cursor_factory": PendingBeginCursor,
                 "autocommit": False,
                 **prepare,
                 **fail_fast_options(url),
@@ -233,30 +318,36 @@ class Database:
 
     @contextmanager
     def _unflushed(self) -> Iterator[Connection]:
-        """A transaction begun by one simple query: ``BEGIN``, ``SET LOCAL synchronous_commit``
-        (and the timeouts behind a transaction pooler); committed by ``COMMIT``.
+        """A transaction whose ``BEGIN`` and ``SET LOCAL synchronous_commit = off`` (and the
+        timeouts behind a transaction pooler) go with its first statement; committed by ``COMMIT``,
+        or by the block's ``ending_transaction`` with its last statements.
 
         The connection is in autocommit meanwhile, so psycopg sends no BEGIN of its own: the
-        server's transaction block is the one this query opened (psycopg reads the server's
-        transaction status, so ``conn.transaction()`` inside it is a savepoint). As with
-        ``conn.transaction()``: an error rolls back and is re-raised (an error of the rollback
-        itself is logged, not raised over it), ``raise psycopg.Rollback()`` rolls back quietly. A
-        block whose transaction failed in the server (an error it caught) raises
+        server's transaction block is the one the pending ``BEGIN`` opens (``PooledConnection``:
+        a statement, savepoint or named cursor sends it first). A block that sent nothing costs no
+        round trip. As with ``conn.transaction()``: an error rolls back and is re-raised (an error
+        of the rollback itself is logged, not raised over it), ``raise psycopg.Rollback()`` rolls
+        back quietly. A block whose transaction failed in the server (an error it caught) raises
         ``InFailedSqlTransaction`` rather than commit, since Postgres would answer that COMMIT with
         a silent ROLLBACK. A connection left in a transaction by a failure here is closed, never
         handed back to the pool in autocommit.
         """
         with self.connection() as conn:
+            assert isinstance(conn, PooledConnection)
             conn.autocommit = True
+            conn.unflushed = True
+            conn.pending_begin = self._begin_unflushed
             try:
                 try:
-                    conn.execute(self._begin_unflushed_sql)
                     yield conn
                 except BaseException as error:
+                    conn.pending_begin = None
                     _roll_back_quietly(conn)
                     if isinstance(error, psycopg.Rollback):
                         return
                     raise
+                if conn.pending_begin is not None or conn.ended:
+                    return  # nothing was sent, or the last statements carried the COMMIT
                 if conn.info.transaction_status == TransactionStatus.INERROR:
                     _roll_back_quietly(conn)
                     raise psycopg.errors.InFailedSqlTransaction(
@@ -264,6 +355,8 @@ class Database:
                     )
                 conn.execute("commit")
             finally:
+                conn.pending_begin = None
+                conn.unflushed = conn.ended = False
                 if not conn.closed:
                     if conn.info.transaction_status == TransactionStatus.IDLE:
                         conn.autocommit = False
@@ -406,6 +499,27 @@ def commit_without_flush(conn: Connection) -> None:
     One round trip; it saves the wait for the flush at COMMIT.
     """
     conn.execute(_COMMIT_WITHOUT_FLUSH)
+
+
+@contextmanager
+def ending_transaction(conn: Connection) -> Iterator[None]:
+    """A pipeline block of the transaction's last statements; their answers are read after it.
+
+    In an unflushed transaction (``Database.transaction(without_flush=True)``) the ``COMMIT`` is
+    sent in the block: the last statements and the commit cost one round trip. A statement that
+    fails raises when the block ends, the ``COMMIT`` behind it is not run (the pipeline is aborted
+    up to its sync) and the transaction rolls back. Any statement after the block raises
+    ``psycopg.ProgrammingError``. Elsewhere (a transaction psycopg opened, a request's savepoint)
+    it is a plain pipeline block, and the transaction commits where its own block ends.
+    """
+    unflushed = isinstance(conn, PooledConnection) and conn.unflushed
+    with conn.pipeline():
+        yield
+        if unflushed and conn.pending_begin is None:  # None still pending: nothing to commit
+            psycopg.Cursor(conn).execute("commit", prepare=False)
+    if unflushed:
+        assert isinstance(conn, PooledConnection)
+        conn.ended = True
 
 
 def _roll_back_quietly(conn: Connection) -> None:

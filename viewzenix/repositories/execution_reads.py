@@ -14,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from viewzenix.db import Connection
+from viewzenix.db import Connection, ending_transaction
 from viewzenix.repositories import orders as orders_repo
 from viewzenix.repositories import positions as positions_repo
 from viewzenix.repositories import signals as signals_repo
@@ -115,8 +115,19 @@ order by o.created_at, o.id
 """
 
 
-def set_submitting(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Set the signal ``submitting`` and return its orders as ``orders.for_signal`` does (its
-    query; the update and the read in one statement: the read sees the orders, not the status
-    change)."""
-    return conn.execute(SUBMITTING, {"signal_id": signal_id}).fetchall()
+def set_submitting(
+    conn: Connection, signal_id: uuid.UUID, *, cancels: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Set the signal ``submitting``; return its orders as ``orders.for_signal`` does (its query;
+    the update and the read in one statement: the read sees the orders, not the status change)
+    and, with ``cancels``, the orders it asked to cancel (``orders.cancels_by``; else ``[]``).
+
+    The last statements of the plan's transaction, sent as one ``db.ending_transaction`` block:
+    in an unflushed transaction its COMMIT goes with them (one round trip), and nothing may be
+    sent after them.
+    """
+    params = {"signal_id": signal_id}
+    with ending_transaction(conn):
+        orders = conn.execute(SUBMITTING, params)
+        canceled = conn.execute(orders_repo.CANCELS_BY, params) if cancels else None
+    return orders.fetchall(), ([] if canceled is None else canceled.fetchall())

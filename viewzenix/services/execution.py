@@ -53,7 +53,7 @@ from viewzenix.brokers.base import (
     OrderShapeRefused,
     PriceDriven,
 )
-from viewzenix.db import Connection, Database
+from viewzenix.db import Connection, Database, ending_transaction
 from viewzenix.domain.engine import is_stale, needs_account, plan_signal
 from viewzenix.domain.model import (
     AccountState,
@@ -304,7 +304,8 @@ class _Execution:
             intent = None if plan.intent is None else str(plan.intent)
             if plan.ignored_reason is not None:
                 message = "; ".join([plan.ignored_reason, *notes])
-                signals_repo.finish(conn, self.signal_id, SignalStatus.IGNORED.value, message)
+                with ending_transaction(conn):
+                    signals_repo.finish(conn, self.signal_id, SignalStatus.IGNORED.value, message)
                 return self._logged(SignalStatus.IGNORED, message)
             notes += [f"denied {d.code}: {d.message}" for d in plan.denials if d.order is None]
             if (
@@ -316,7 +317,8 @@ class _Execution:
                 message = "; ".join(notes) or "nothing to do"
                 if intent:
                     message = f"{intent}: {message}"
-                signals_repo.finish(conn, self.signal_id, status.value, message)
+                with ending_transaction(conn):
+                    signals_repo.finish(conn, self.signal_id, status.value, message)
                 return self._logged(status, message)
             for denial in plan.denials:
                 ledger.record_denial(
@@ -337,8 +339,10 @@ class _Execution:
                         reason=f"canceled by signal {self.signal_id} ({plan.intent})",
                         at=self.now,
                     )
-            rows = execution_reads.set_submitting(conn, self.signal_id)  # status SUBMITTING
-            cancels = orders_repo.cancels_by(conn, self.signal_id) if plan.cancel_client_order_ids else []
+            # Status SUBMITTING: the plan's last statements, the COMMIT sent with them.
+            rows, cancels = execution_reads.set_submitting(
+                conn, self.signal_id, cancels=bool(plan.cancel_client_order_ids)
+            )
         self.notes = notes
         return self._submit(rows, cancels)
 
@@ -537,7 +541,8 @@ class _Execution:
         intent = next((r["intent"] for r in rows if r["intent"]), None)
         if intent:
             message = f"{intent}: {message}"
-        signals_repo.finish(conn, self.signal_id, status.value, message)
+        with ending_transaction(conn):  # the COMMIT goes with the outcome
+            signals_repo.finish(conn, self.signal_id, status.value, message)
         return self._logged(status, message)
 
     # --- helpers ----------------------------------------------------------------------------
@@ -575,7 +580,7 @@ class _Execution:
         return notes
 
     def _finish(self, status: SignalStatus, message: str, *, action: str) -> str:
-        with self._transaction() as conn:
+        with self._transaction() as conn, ending_transaction(conn):
             signals_repo.finish(conn, self.signal_id, status.value, message)
         logger.warning(message, extra={"action": action, **self.ids})
         return status.value
