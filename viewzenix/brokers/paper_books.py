@@ -74,17 +74,6 @@ insert into paper.positions (config_id, symbol) values (%(config_id)s, %(symbol)
 on conflict (config_id, symbol) do nothing
 """
 
-SAVE_POSITION = """
-update paper.positions set
-    qty = %(qty)s,
-    avg_entry_price = %(avg_entry_price)s,
-    realized_pnl = %(realized_pnl)s,
-    last_price = %(last_price)s,
-    opened_at = %(opened_at)s
-where config_id = %(config_id)s and symbol = %(symbol)s
-returning *
-"""
-
 MARK_POSITION = """
 update paper.positions set last_price = %(last_price)s, last_price_at = %(at)s,
     last_bar_at = coalesce(%(bar_at)s, last_bar_at)
@@ -191,16 +180,6 @@ where id = %(order_id)s
 returning *
 """
 
-RECORD_FILL = """
-update paper.orders set
-    status = %(status)s,
-    filled_qty = %(filled_qty)s,
-    filled_avg_price = %(filled_avg_price)s,
-    filled_at = %(filled_at)s
-where id = %(order_id)s
-returning *
-"""
-
 SET_STOP_PRICE = """
 update paper.orders set stop_price = %(stop_price)s where id = %(order_id)s returning *
 """
@@ -212,16 +191,6 @@ returning *
 """
 
 # --- fills ---------------------------------------------------------------------------------
-
-INSERT_FILL = """
-insert into paper.fills (
-    trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at, fee_qty
-) values (
-    %(trade_id)s, %(order_id)s, %(config_id)s, %(symbol)s, %(side)s, %(qty)s, %(price)s,
-    %(commission)s, %(filled_at)s, %(fee_qty)s
-)
-returning *
-"""
 
 COUNT_FILLS = "select count(*) as n from paper.fills where order_id = %(order_id)s"
 
@@ -596,6 +565,56 @@ class AppliedFill:
     order: PaperOrder
 
 
+def _prefixed(alias: str, cls: type) -> str:
+    """``alias.field as alias_field`` for each field of the dataclass ``cls``."""
+    return ", ".join(f"{alias}.{name} as {alias}_{name}" for name in cls.__dataclass_fields__)
+
+
+def _unprefixed(row: dict[str, Any], alias: str) -> dict[str, Any] | None:
+    """The columns ``_prefixed`` named, by field name; None when the (left-joined) row is missing."""
+    start = len(alias) + 1
+    values = {key[start:]: value for key, value in row.items() if key.startswith(f"{alias}_")}
+    return None if all(v is None for v in values.values()) else values
+
+
+# A fill's four writes in one statement (writable CTEs: one snapshot, each a different row).
+# The account is left-joined: without a row it gets no cash, and the others are written still.
+APPLY_FILL = f"""
+with saved as (
+    update paper.positions set
+        qty = %(position_qty)s,
+        avg_entry_price = %(avg_entry_price)s,
+        realized_pnl = %(realized_pnl)s,
+        last_price = %(last_price)s,
+        opened_at = %(opened_at)s
+    where config_id = %(config_id)s and symbol = %(symbol)s
+    returning *
+), paid as (
+    update paper.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
+    returning *
+), inserted as (
+    insert into paper.fills (
+        trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at, fee_qty
+    ) values (
+        %(trade_id)s, %(order_id)s, %(config_id)s, %(symbol)s, %(side)s, %(qty)s, %(price)s,
+        %(commission)s, %(filled_at)s, %(fee_qty)s
+    )
+    returning *
+), filled as (
+    update paper.orders set
+        status = %(status)s,
+        filled_qty = %(filled_qty)s,
+        filled_avg_price = %(filled_avg_price)s,
+        filled_at = %(filled_at)s
+    where id = %(order_id)s
+    returning *
+)
+select {_prefixed("saved", PaperPosition)}, {_prefixed("paid", PaperAccount)},
+    {_prefixed("inserted", PaperFill)}, {_prefixed("filled", PaperOrder)}
+from saved cross join inserted cross join filled left join paid on true
+"""  # noqa: S608 (column names of our own dataclasses; values are bound)
+
+
 def apply_fill(
     conn: Connection,
     *,
@@ -611,57 +630,44 @@ def apply_fill(
     filled_qty: Decimal,
     filled_avg_price: Decimal,
 ) -> AppliedFill:
-    """One fill's four writes, sent together (a pipeline: one round trip) and read after:
-    the position (its qty, average entry, realised P&L, mark, opened_at), ``add_cash``
-    (``cash_delta``, account currency), the fill row and the order FILLED with ``filled_qty`` at
-    ``filled_avg_price``. None of them
-    needs another's answer. An account without a row gets no cash (``account`` None): open it
-    and ``add_cash`` again."""
-    with conn.pipeline():
-        saved = conn.execute(
-            SAVE_POSITION,
-            {
-                "config_id": position.config_id,
-                "symbol": position.symbol,
-                "qty": position.qty,
-                "avg_entry_price": position.avg_entry_price,
-                "realized_pnl": position.realized_pnl,
-                "last_price": position.last_price,
-                "opened_at": position.opened_at,
-            },
-        )
-        paid = conn.execute(ADD_CASH, {"config_id": order.config_id, "delta": cash_delta})
-        inserted = conn.execute(
-            INSERT_FILL,
-            {
-                "trade_id": trade_id,
-                "order_id": order.id,
-                "config_id": order.config_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "qty": qty,
-                "price": price,
-                "commission": commission,
-                "filled_at": filled_at,
-                "fee_qty": fee_qty,
-            },
-        )
-        filled = conn.execute(
-            RECORD_FILL,
-            {
-                "order_id": order.id,
-                "status": OrderStatus.FILLED.value,
-                "filled_qty": filled_qty,
-                "filled_avg_price": filled_avg_price,
-                "filled_at": filled_at,
-            },
-        )
-    account = paid.fetchone()
+    """One fill's four writes in one statement (``APPLY_FILL``): the position (its qty, average
+    entry, realised P&L, mark, opened_at), ``add_cash`` (``cash_delta``, account currency), the
+    fill row (``qty`` at ``price``) and the order FILLED with ``filled_qty`` at
+    ``filled_avg_price``. None of them needs another's answer. An account without a row gets no
+    cash (``account`` None): open it and ``add_cash`` again. The position must exist
+    (``lock_position``): LookupError otherwise, nothing written."""
+    assert position.config_id == order.config_id and position.symbol == order.symbol
+    row = conn.execute(
+        APPLY_FILL,
+        {
+            "config_id": order.config_id,
+            "symbol": order.symbol,
+            "position_qty": position.qty,
+            "avg_entry_price": position.avg_entry_price,
+            "realized_pnl": position.realized_pnl,
+            "last_price": position.last_price,
+            "opened_at": position.opened_at,
+            "delta": cash_delta,
+            "trade_id": trade_id,
+            "order_id": order.id,
+            "side": order.side.value,
+            "qty": qty,
+            "price": price,
+            "commission": commission,
+            "filled_at": filled_at,
+            "fee_qty": fee_qty,
+            "status": OrderStatus.FILLED.value,
+            "filled_qty": filled_qty,
+            "filled_avg_price": filled_avg_price,
+        },
+    ).fetchone()
+    row = _found(row, f"paper position {order.symbol} of config {order.config_id}")
+    account = _unprefixed(row, "paid")
     return AppliedFill(
-        position=PaperPosition.from_row(saved.fetchone()),
+        position=PaperPosition.from_row(_unprefixed(row, "saved") or {}),
         account=None if account is None else PaperAccount.from_row(account),
-        fill=PaperFill.from_row(inserted.fetchone()),
-        order=PaperOrder.from_row(filled.fetchone()),
+        fill=PaperFill.from_row(_unprefixed(row, "inserted") or {}),
+        order=PaperOrder.from_row(_unprefixed(row, "filled") or {}),
     )
 
 
