@@ -51,6 +51,7 @@ from paper.accounts a
 where a.config_id = %(config_id)s
 """
 
+
 def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[AccountState, Decimal]:
     """Return ``account_state`` and ``gross_exposure`` in one statement (one snapshot).
 
@@ -407,6 +408,58 @@ def mark_existing_and_open_orders(
         opened = conn.execute(OPEN_ORDERS, params)
     row, rows = marked.fetchone(), opened.fetchall()
     return (None if row is None else PaperPosition.from_row(row)), [PaperOrder.from_row(r) for r in rows]
+
+
+# ``MARK_POSITION`` in autocommit (an implicit transaction) that commits without waiting for the
+# WAL flush when ``unflushed``: ``set_config(..., true)`` sets it for that transaction, in a
+# materialized CTE joined in so that it runs once. ``commit_mode``: the setting the commit uses.
+MARK_ALONE = """
+with unflushed as materialized (
+    select set_config('synchronous_commit', case when %(unflushed)s then 'off' else 'on' end, true)
+        as commit_mode
+)
+update paper.positions set last_price = %(last_price)s, last_price_at = %(at)s
+from unflushed
+where config_id = %(config_id)s and symbol = %(symbol)s
+returning paper.positions.*, unflushed.commit_mode
+"""
+
+HAS_OPEN_ORDERS = """
+select exists (
+    select 1 from paper.orders
+    where config_id = %(config_id)s and symbol = %(symbol)s
+      and status in ('held', 'accepted', 'partially_filled')
+) as open
+"""
+
+
+def mark_alone(
+    conn: Connection,
+    config_id: uuid.UUID,
+    symbol: str,
+    last_price: Decimal,
+    at: datetime | None,
+    *,
+    unflushed: bool,
+) -> tuple[PaperPosition | None, bool]:
+    """Mark a position that exists (``mark_existing``) on a connection in autocommit and say
+    whether the symbol has open orders; return (the position or None, whether any rests).
+
+    Two statements sent as one pipeline block: one round trip, and one implicit transaction that
+    commits at the block's end (without waiting for the WAL flush when ``unflushed``). The orders
+    are read with a snapshot taken once the mark holds the position's lock, so they include those
+    a transaction holding it meanwhile placed; an order placed after the mark sees the mark, and
+    its submission works it against this price. None when the symbol has no position row yet:
+    the caller takes the full path (``lock_position`` creates it).
+    """
+    params = {"config_id": config_id, "symbol": symbol}
+    with conn.pipeline():
+        marked = conn.execute(
+            MARK_ALONE, {**params, "last_price": last_price, "at": at, "unflushed": unflushed}
+        )
+        opened = conn.execute(HAS_OPEN_ORDERS, params)
+    row, resting = marked.fetchone(), opened.fetchone()["open"]
+    return (None if row is None else PaperPosition.from_row(row)), bool(resting)
 
 
 def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:

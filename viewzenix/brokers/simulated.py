@@ -309,6 +309,10 @@ class SimulatedBroker:
         """
         if price <= 0:
             return []
+        # The usual case, nothing resting in the symbol: the mark alone, no transaction. Else
+        # (or the symbol's first price) the mark and the working of its orders in one.
+        if not self._mark_alone(symbol, price, at):
+            return []
         with self._transaction() as conn:
             # Marking locks the row as lock_position would; a first price creates it first. The
             # orders read with the mark predate that lock: a first order of the symbol placed by a
@@ -924,6 +928,18 @@ class SimulatedBroker:
                     _TX.reset(token)
         except psycopg.OperationalError as exc:
             raise BrokerUnavailable(f"the paper exchange did not answer: {exc}") from exc
+
+    def _mark_alone(self, symbol: str, price: Decimal, at: datetime) -> bool:
+        """``paper_books.mark_alone`` in autocommit; True when orders rest (or the symbol has no
+        position row yet): the price must then be worked in a transaction."""
+        try:
+            with self.db.statement() as conn:
+                marked, resting = books.mark_alone(
+                    conn, self.config_id, symbol, price, at, unflushed=not self.synchronous_commit
+                )
+        except psycopg.OperationalError as exc:
+            raise BrokerUnavailable(f"the paper exchange did not answer: {exc}") from exc
+        return marked is None or resting
 
     def _lock_position(self, conn: Connection, symbol: str) -> books.PaperPosition:
         """``paper_books.lock_position``, once per symbol and transaction: the lock is held till
