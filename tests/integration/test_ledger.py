@@ -777,21 +777,65 @@ class TestOneFillsStatements:
             ).fetchone()
         assert position is None or position["qty"] == 0
 
-    def test_the_position_is_not_written_when_the_account_is_missing(self, db):
-        # In the statement itself, not only by the caller's rollback: the position's update
-        # waits for the account's, which found no row. The LookupError is Python's (the
+    def test_nothing_of_a_fill_is_written_when_the_account_is_missing(self, db):
+        # In the statement itself, not only by the caller's rollback: the fill row waits for the
+        # account, and the cash and position for the fill. The LookupError is Python's (the
         # statement succeeded), so the transaction goes on and shows what the statement wrote.
         book = Book.for_config(make_config(db))
+        order = new_order(db, book, request("no-account-2", BUY, "10"))
+        fill = {
+            "order_id": order["id"],
+            "user_id": book.user_id,
+            "config_id": book.config_id,
+            "trade_id": "t-na-2",
+            "symbol": "AAPL",
+            "side": "buy",
+            "last_qty": D("10"),
+            "last_px": D("100"),
+            "commission": D("0"),
+            "filled_at": NOW,
+        }
         with db.transaction() as conn:
             locked = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol="AAPL")
             bought = replace(locked, qty=D("10"), avg_entry_price=D("100"))
             with pytest.raises(LookupError, match="has no account in our books"):
-                positions_repo.save_with_cash(conn, bought, D("-1000"), D("0"))
+                positions_repo.record_fill_and_save(conn, fill, bought, D("-1000"), D("0"))
             row = conn.execute(
                 "select qty from public.positions where config_id = %s and symbol = 'AAPL'",
                 (book.config_id,),
             ).fetchone()
+            fills = conn.execute(
+                "select * from public.fills where config_id = %s", (book.config_id,)
+            ).fetchall()
         assert row["qty"] == 0
+        assert fills == []
+
+    def test_a_fill_recorded_already_moves_neither_cash_nor_position(self, db):
+        book = open_book(db)
+        req = request("twice", BUY, "10")
+        new_order(db, book, req)
+        record(db, book, report(req, FILLED, fill("t-tw", "10", "100")))
+        cash_before = cash(db, book)
+        order = order_of(db, book, "twice")
+        again = {
+            "order_id": order["id"],
+            "user_id": book.user_id,
+            "config_id": book.config_id,
+            "trade_id": "t-tw",
+            "symbol": "AAPL",
+            "side": "buy",
+            "last_qty": D("10"),
+            "last_px": D("100"),
+            "commission": D("0"),
+            "filled_at": NOW,
+        }
+        with db.transaction() as conn:
+            locked = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol="AAPL")
+            doubled = replace(locked, qty=D("20"))
+            assert positions_repo.record_fill_and_save(conn, again, doubled, D("-1000"), D("0")) is False
+        assert cash(db, book) == cash_before
+        assert position_of(db, book, "AAPL")["qty"] == D("10")
+        assert len(fills_of(db, book, "twice")) == 1
 
     def test_a_fills_order_state_and_events_are_recorded_in_order(self, db):
         book = open_book(db)

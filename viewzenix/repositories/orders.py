@@ -124,17 +124,6 @@ insert into public.order_events (
 returning *
 """
 
-INSERT_FILL = """
-insert into public.fills (
-    order_id, user_id, config_id, trade_id, symbol, side, last_qty, last_px, commission, filled_at, fee_qty
-) values (
-    %(order_id)s, %(user_id)s, %(config_id)s, %(trade_id)s, %(symbol)s, %(side)s, %(last_qty)s,
-    %(last_px)s, %(commission)s, %(filled_at)s, %(fee_qty)s
-)
-on conflict on constraint fills_config_trade_id_key do nothing
-returning *
-"""
-
 FILLED_QTY_BY_CLIENT_ORDER_ID = """
 select coalesce(sum(f.last_qty), 0) as qty from public.fills f
 where f.order_id = (
@@ -278,6 +267,36 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
     return {**row, "recorded_fill_qty": Decimal(total["qty"])}
 
 
+# The position of the order's symbol, locked after the order (``positions.LOCK_POSITION``).
+LOCK_POSITION_OF_ORDER = """
+select p.* from public.positions p
+where p.config_id = %(config_id)s
+  and p.symbol = (
+      select o.symbol from public.orders o
+      where o.config_id = %(config_id)s and o.client_order_id = %(client_order_id)s
+  )
+for update of p
+"""
+
+
+def lock_for_fills(
+    conn: Connection, config_id: uuid.UUID, client_order_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``lock_for_report``, then the lock of the order's position (its ``positions`` row, None
+    when it has none yet): three statements sent together (one round trip), run in that order,
+    so the locks are taken as a fill takes them (the order, then the position) and the position
+    is read once its lock is granted. For a report that carries fills."""
+    params = {"config_id": config_id, "client_order_id": client_order_id}
+    with conn.pipeline():
+        locked = conn.execute(LOCK_BY_CLIENT_ORDER_ID, params)
+        filled = conn.execute(FILLED_QTY_BY_CLIENT_ORDER_ID, params)
+        position = conn.execute(LOCK_POSITION_OF_ORDER, params)
+    row, total, position_row = locked.fetchone(), filled.fetchone(), position.fetchone()
+    if row is None:
+        return None, None
+    return {**row, "recorded_fill_qty": Decimal(total["qty"])}, position_row
+
+
 OPEN_VISIBLE = f"""
 select id, config_id, symbol, side, purpose, order_type, qty, limit_price, stop_price, status
 from public.orders
@@ -294,9 +313,7 @@ def open_visible(conn: Connection, config_id: uuid.UUID | None) -> list[dict[str
 
 def open_orders(conn: Connection, config_id: uuid.UUID, symbol: str | None = None) -> list[dict[str, Any]]:
     """Return the config's open orders (pending_new to partially_filled), oldest first."""
-    return conn.execute(
-        OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}
-    ).fetchall()
+    return conn.execute(OPEN_ORDERS, {"config_id": config_id, "symbol": symbol}).fetchall()
 
 
 def update_status(
@@ -405,44 +422,6 @@ def request_cancel(
 def cancels_by(conn: Connection, signal_id: uuid.UUID) -> list[dict[str, Any]]:
     """Return the orders ``signal_id`` decided to cancel (any status now), oldest first."""
     return conn.execute(CANCELS_BY, {"signal_id": signal_id}).fetchall()
-
-
-def insert_fill(
-    conn: Connection,
-    *,
-    order_id: uuid.UUID,
-    user_id: uuid.UUID,
-    config_id: uuid.UUID,
-    trade_id: str,
-    symbol: str,
-    side: str,
-    last_qty: Decimal,
-    last_px: Decimal,
-    commission: Decimal,
-    filled_at: datetime,
-    fee_qty: Decimal = Decimal(0),
-) -> dict[str, Any]:
-    """Record one fill (execution) once; return the row, or None when ``trade_id`` was recorded.
-
-    ``trade_id`` is unique per config: a report applied twice records each fill once.
-    ``fee_qty``: the asset a crypto buy's fee took (BrokerFill.fee_qty).
-    """
-    return conn.execute(
-        INSERT_FILL,
-        {
-            "order_id": order_id,
-            "user_id": user_id,
-            "config_id": config_id,
-            "trade_id": trade_id,
-            "symbol": symbol,
-            "side": side,
-            "last_qty": last_qty,
-            "last_px": last_px,
-            "commission": commission,
-            "filled_at": filled_at,
-            "fee_qty": fee_qty,
-        },
-    ).fetchone()
 
 
 # --- reads for the REST API (caller's connection; RLS restricts rows) ---------------------

@@ -121,35 +121,61 @@ def _position_params(position: PositionRecord) -> dict[str, Any]:
     }
 
 
-# A fill's two writes to our books in one statement: the account's cash and commissions (an
-# atomic increment) and the position (locked by ``lock``), written only when the account exists;
-# the account row is returned.
-SAVE_POSITION_AND_ADD_CASH = f"""
-with paid as (
+# A fill recorded once (by its trade_id) and applied to our books, in one statement: the fill row,
+# written only when the config's account exists; then, only when the fill was new, the account's
+# cash and commissions and the position (locked by ``lock``). Says which happened.
+RECORD_FILL_AND_SAVE = f"""
+with account as (
+    select 1 from public.accounts where config_id = %(config_id)s
+), inserted as (
+    insert into public.fills (
+        order_id, user_id, config_id, trade_id, symbol, side, last_qty, last_px, commission,
+        filled_at, fee_qty
+    )
+    select %(order_id)s, %(user_id)s, %(config_id)s, %(trade_id)s, %(symbol)s, %(side)s,
+        %(last_qty)s, %(last_px)s, %(commission)s, %(filled_at)s, %(fee_qty)s
+    where exists (select 1 from account)
+    on conflict on constraint fills_config_trade_id_key do nothing
+    returning id
+), paid as (
     update public.accounts set
         cash = cash + %(delta)s,
-        commission_paid = commission_paid + %(commission)s
-    where config_id = %(config_id)s
-    returning *
+        commission_paid = commission_paid + %(commission_paid)s
+    where config_id = %(config_id)s and exists (select 1 from inserted)
 ), saved as (
-    {SAVE_POSITION.strip()} and exists (select 1 from paid)
+    {SAVE_POSITION.strip()} and exists (select 1 from inserted)
 )
-select * from paid
+select exists (select 1 from account) as has_account, exists (select 1 from inserted) as inserted
 """  # noqa: S608 (our own statement; values are bound)
 
 
-def save_with_cash(
-    conn: Connection, position: PositionRecord, delta: Decimal, commission: Decimal
-) -> dict[str, Any]:
-    """``save`` the position and add ``delta`` (negative to pay) to the config's cash and
-    ``commission`` to its commissions paid (account currency), in one statement; return the
-    ``public.accounts`` row. Raises LookupError when the config has no account in our books;
-    nothing is written then (the position's update waits for the account's)."""
-    params = {**_position_params(position), "delta": delta, "commission": commission}
-    row = conn.execute(SAVE_POSITION_AND_ADD_CASH, params).fetchone()
-    if row is None:
+def record_fill_and_save(
+    conn: Connection,
+    fill: dict[str, Any],
+    position: PositionRecord,
+    delta: Decimal,
+    commission: Decimal,
+) -> bool:
+    """Record one fill (execution) once and apply it to our books, in one statement.
+
+    ``fill``: the ``public.fills`` columns (order_id, user_id, config_id, trade_id, symbol, side,
+    last_qty, last_px, commission, filled_at, optional fee_qty: the asset a crypto buy's fee
+    took). When its ``trade_id`` (unique per config) is new: ``delta`` (negative to pay) is added
+    to the config's cash and ``commission`` to its commissions paid (account currency, atomic
+    increments), and ``position`` (the locked position after the fill) is written. Return whether
+    the fill was new (False: recorded already, nothing written). Raises LookupError when the
+    config has no account in our books; nothing is written then."""
+    params = {
+        "fee_qty": Decimal(0),
+        **fill,
+        **_position_params(position),
+        "delta": delta,
+        "commission_paid": commission,
+    }
+    row = conn.execute(RECORD_FILL_AND_SAVE, params).fetchone()
+    if not row["has_account"]:
         raise LookupError(f"config {position.config_id} has no account in our books")
-    return row
+    return bool(row["inserted"])
 
 
 def mark(

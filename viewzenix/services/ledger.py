@@ -227,7 +227,12 @@ def record_report(
     client_order_id (reconciliation reports that as "missing on our side"). ``repair``: a
     reconciliation note; the change is then also recorded as an OrderRepaired event.
     """
-    before = orders_repo.lock_for_report(conn, book.config_id, report.client_order_id)
+    position = None  # the order's position, locked with the order when the report has fills
+    if report.fills or report.filled_qty > 0:
+        before, position_row = orders_repo.lock_for_fills(conn, book.config_id, report.client_order_id)
+        position = None if position_row is None else positions_repo.PositionRecord.from_row(position_row)
+    else:
+        before = orders_repo.lock_for_report(conn, book.config_id, report.client_order_id)
     events: list[dict[str, Any]] = []  # written together at the end, in order (one round trip)
     if before is None:
         return None
@@ -254,7 +259,7 @@ def record_report(
         _event(events, book, row, ORDER_ACCEPTED, current, OrderStatus.ACCEPTED, {}, at)
         current = OrderStatus.ACCEPTED
 
-    new_fills = _record_fills(conn, book, before, report, at)
+    new_fills = _record_fills(conn, book, before, report, at, position)
     for fill, cumulative in new_fills:
         to = OrderStatus.FILLED if cumulative >= before["qty"] else OrderStatus.PARTIALLY_FILLED
         event = ORDER_FILLED if to is OrderStatus.FILLED else ORDER_PARTIALLY_FILLED
@@ -506,15 +511,25 @@ def _insert(
 
 
 def _record_fills(
-    conn: Connection, book: Book, row: dict[str, Any], report: BrokerOrder, at: datetime
+    conn: Connection,
+    book: Book,
+    row: dict[str, Any],
+    report: BrokerOrder,
+    at: datetime,
+    position: positions_repo.PositionRecord | None,
 ) -> list[tuple[BrokerFill, Decimal]]:
-    """Record the report's fills we lack; apply each to position and cash. Returns (fill, cumulative)."""
+    """Record the report's fills we lack; apply each to position and cash. Returns (fill, cumulative).
+
+    ``position``: the order's position, locked already (``orders.lock_for_fills``); None: it is
+    locked (created at zero when missing) before the first fill.
+    """
     fills = list(report.fills)
     recorded_qty = row["recorded_fill_qty"]
     if not fills and report.filled_qty > recorded_qty and report.filled_avg_price is not None:
         fills = [_implied_fill(row, report, recorded_qty, at)]
     out: list[tuple[BrokerFill, Decimal]] = []
     cumulative = recorded_qty
+    side = OrderSide(row["side"])
     for fill in sorted(fills, key=lambda f: (f.filled_at, f.trade_id)):
         if fill.cumulative_qty is not None:
             if fill.cumulative_qty <= cumulative:
@@ -527,24 +542,37 @@ def _record_fills(
                 fill = _implied_fill(row, report, cumulative, fill.filled_at)
         if cumulative + fill.qty > row["qty"]:
             continue  # recorded already, or more than the order's quantity: never overfill
-        inserted = orders_repo.insert_fill(
+        if position is None:
+            position = positions_repo.lock(
+                conn, config_id=book.config_id, user_id=book.user_id, symbol=row["symbol"]
+            )
+        # A crypto buy's fee is taken from the coins received (BrokerFill.fee_qty): the position
+        # grows by qty - fee_qty while the cash pays for qty; its value counts as commission paid.
+        received = fill.qty - fill.fee_qty if side is OrderSide.BUY else fill.qty
+        after = apply_fill(position, side, received, fill.price, fill.filled_at)
+        inserted = positions_repo.record_fill_and_save(
             conn,
-            order_id=row["id"],
-            user_id=book.user_id,
-            config_id=book.config_id,
-            trade_id=fill.trade_id,
-            symbol=row["symbol"],
-            side=row["side"],
-            last_qty=fill.qty,
-            last_px=fill.price,
-            commission=fill.commission,
-            filled_at=fill.filled_at,
-            fee_qty=fill.fee_qty,
+            {
+                "order_id": row["id"],
+                "user_id": book.user_id,
+                "config_id": book.config_id,
+                "trade_id": fill.trade_id,
+                "symbol": row["symbol"],
+                "side": row["side"],
+                "last_qty": fill.qty,
+                "last_px": fill.price,
+                "commission": fill.commission,
+                "filled_at": fill.filled_at,
+                "fee_qty": fill.fee_qty,
+            },
+            after,
+            cash_delta(side, fill.qty, fill.price, fill.commission),
+            fill.commission + fill.fee_qty * fill.price,
         )
-        if inserted is None:
+        if not inserted:
             continue
+        position = after
         cumulative += fill.qty
-        _apply_to_books(conn, book, row["symbol"], OrderSide(row["side"]), fill)
         out.append((fill, cumulative))
     return out
 
@@ -642,19 +670,6 @@ def _record_anomaly(
             "order_id": row["id"],
             "client_order_id": row["client_order_id"],
         },
-    )
-
-
-def _apply_to_books(conn: Connection, book: Book, symbol: str, side: OrderSide, fill: BrokerFill) -> None:
-    position = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol=symbol)
-    # A crypto buy's fee is taken from the coins received (BrokerFill.fee_qty): the position grows
-    # by qty - fee_qty while the cash pays for qty; its value counts as commission paid.
-    received = fill.qty - fill.fee_qty if OrderSide(side) is OrderSide.BUY else fill.qty
-    positions_repo.save_with_cash(
-        conn,
-        apply_fill(position, side, received, fill.price, fill.filled_at),
-        cash_delta(side, fill.qty, fill.price, fill.commission),
-        fill.commission + fill.fee_qty * fill.price,
     )
 
 
