@@ -914,3 +914,64 @@ def test_a_price_waiting_for_a_first_orders_transaction_works_that_order(make_br
         OrderStatus.FILLED,
         D("100"),
     )
+
+
+def test_a_price_waiting_for_an_order_placed_under_the_positions_lock_works_that_order(make_broker, db):
+    # The usual case: the symbol's position row exists, so the price is its mark alone when
+    # nothing rests. Another transaction holds the row's lock and places a resting buy limit: the
+    # mark waits, and the open-orders check that follows it (a snapshot taken once the mark holds
+    # the lock) must see the order and take the full path that works it.
+    broker = make_broker(starting_cash=D("100000"))
+    broker.process_price("MSFT", D("105"), NOW)  # creates the row: nothing rests yet
+    waiting = order("waiting-limit", BUY, "10", OrderType.LIMIT, price=None, limit_price="101", symbol="MSFT")
+    results: list[list[BrokerOrder]] = []
+    with db.transaction() as conn:
+        books.lock_position(conn, broker.config_id, "MSFT")
+        books.insert_order(
+            conn,
+            waiting,
+            config_id=broker.config_id,
+            broker_order_id="sim-waiting",
+            parent_order_id=None,
+            status=OrderStatus.ACCEPTED,
+            submitted_at=NOW,
+        )
+        pricing = threading.Thread(
+            target=lambda: results.append(broker.process_price("MSFT", D("100"), LATER))
+        )
+        pricing.start()
+        pricing.join(0.5)
+        assert pricing.is_alive()  # waiting for our lock
+    pricing.join(10)
+
+    [worked] = results[0]
+    assert (worked.client_order_id, worked.status, worked.filled_avg_price) == (
+        "test-waiting-limit",
+        OrderStatus.FILLED,
+        D("100"),
+    )
+
+
+def test_a_price_with_nothing_resting_is_the_mark_alone_committed_without_waiting_for_the_flush(
+    make_broker, db
+):
+    broker = make_broker(starting_cash=D("100000"))
+    broker.process_price("MSFT", D("105"), NOW)  # the symbol's first price: creates the row
+    assert broker.process_price("MSFT", D("106"), LATER) == []
+    with db.transaction() as conn:
+        position = books.get_position(conn, broker.config_id, "MSFT")
+    assert position is not None and (position.last_price, position.last_price_at) == (D("106"), LATER)
+    # The setting its commit uses: off for the paper exchange, on when asked to wait.
+    for unflushed, expected in ((True, "off"), (False, "on")):
+        with db.statement() as conn:
+            row = conn.execute(
+                books.MARK_ALONE,
+                {
+                    "config_id": broker.config_id,
+                    "symbol": "MSFT",
+                    "last_price": D("107"),
+                    "at": LATER,
+                    "unflushed": unflushed,
+                },
+            ).fetchone()
+        assert row["commit_mode"] == expected
