@@ -269,6 +269,25 @@ class TestRefusals:
 # --- retries and idempotency ---------------------------------------------------------------
 
 
+class TestOutcomeMessage:
+    def test_the_outcome_tells_each_order_as_recorded_when_the_paper_exchange_refuses_an_entry(self, db):
+        # The paper exchange rejects the bracket's entry (buying power); its legs are then closed
+        # unsent (parent_not_filled). The outcome is made from the rows this run recorded, so a
+        # step that changes an order without returning its row must make it read them again.
+        config = make_config(db, starting_cash=D("500"))
+        bracket = buy("10", take_profit=TakeProfit(limit_price=D(110)), stop_loss=StopLoss(stop_price=D(95)))
+        signal_id = run_signal(db, config, bracket, expect="rejected")
+
+        entry, take_profit, stop_loss = orders_of(db, signal_id)
+        assert (entry["status"], entry["status_code"]) == ("rejected", "insufficient_buying_power")
+        message = signal_row(db, signal_id)["outcome_message"]
+        assert "entry buy 10 AAPL market rejected (insufficient_buying_power:" in message
+        for leg in (take_profit, stop_loss):
+            assert (leg["status"], leg["status_code"]) == ("canceled", "parent_not_filled")
+            described = f"{leg['purpose']} sell 10 AAPL {leg['order_type']} canceled (parent_not_filled:"
+            assert described in message, message
+
+
 class TestIdempotency:
     def test_a_second_call_does_nothing(self, db):
         config = make_config(db)

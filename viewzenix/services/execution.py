@@ -159,6 +159,7 @@ def _runnable(row: dict[str, Any], job_id: int | None) -> bool:
 
 class _Execution:
     commit_without_flush = False  # until the broker is known (``run``)
+    seen: dict[str, dict[str, Any]] | None = None  # until its orders are sent (``_submit``)
 
     def __init__(
         self, db: Database, signal_id: uuid.UUID, job_id: int | None, now: datetime, accounts: Accounts
@@ -370,6 +371,8 @@ class _Execution:
         """
         self.had_cancels = bool(cancels)
         self.sent_legs = any(r["parent_order_id"] is not None for r in rows)
+        # The signal's orders as this run last recorded them, for its outcome (``_finish_with_outcome``).
+        self.seen = {r["client_order_id"]: r for r in rows}
         cancels = [r for r in cancels if OrderStatus(r["status"]).is_open]
         self.unrecorded: list[BrokerOrder] = []
         self.unsent: list[tuple[dict[str, Any], str, str]] = []
@@ -424,10 +427,23 @@ class _Execution:
     def _record_pending(self, conn: Connection) -> None:
         for row, code, message in self.refused:
             ledger.deny_unsent(conn, self.book, row, code, message, self.now)
+            self.seen = None  # changed without its row: read again
         for report in self.unrecorded:
-            ledger.record_report(conn, self.book, report, self.now)
+            self._saw(ledger.record_report(conn, self.book, report, self.now))
         self.unrecorded = []
         self.refused = []
+
+    def _saw(self, recorded: ledger.Recorded | None) -> None:
+        """Keep the row a report left of one of the signal's orders (read under its lock)."""
+        if recorded is None or self.seen is None:
+            return
+        row = recorded.after
+        known = self.seen.get(row["client_order_id"])
+        if known is not None:
+            self.seen[row["client_order_id"]] = {
+                **row,
+                "parent_client_order_id": known["parent_client_order_id"],
+            }
 
     def _cancel(self, cancels: list[dict[str, Any]]) -> list[str]:
         notes = []
@@ -515,6 +531,7 @@ class _Execution:
             self._record_pending(conn)
             for row, code, message in self.unsent:
                 ledger.close_unsent(conn, self.book, row, code, message, self.now)
+                self.seen = None  # changed without its row: read again
             # Other open orders of the symbol can only have moved (held legs, OCO siblings, legs
             # of a canceled parent) when some existed before, or this run canceled or sent legs.
             others = []
@@ -532,7 +549,17 @@ class _Execution:
             return self._finish_with_outcome(conn, cancel_notes)
 
     def _finish_with_outcome(self, conn: Connection, cancel_notes: list[str]) -> str:
-        rows = orders_repo.for_signal(conn, self.signal_id)
+        """Give the signal its outcome, from its orders as recorded (one statement with the COMMIT).
+
+        With the paper exchange, whose reports reach our books only through this job while it runs
+        (no stream), the rows this run's records left are the orders as recorded, and are used
+        (``seen``); else (a stream may record a fill meanwhile, or a step changed an order without
+        its row) the orders are read again in this transaction.
+        """
+        if self.seen is not None and self.commit_without_flush:
+            rows = list(self.seen.values())
+        else:
+            rows = orders_repo.for_signal(conn, self.signal_id)
         canceled = 0
         if self.had_cancels:
             cancels = orders_repo.cancels_by(conn, self.signal_id)
@@ -575,6 +602,7 @@ class _Execution:
         notes = []
         for report in reports:
             recorded = ledger.record_report(conn, self.book, report, self.now)
+            self._saw(recorded)
             if recorded is not None and recorded.new_fills and report.status is OrderStatus.FILLED:
                 notes.append(f"price filled resting order {report.client_order_id}")
         return notes
