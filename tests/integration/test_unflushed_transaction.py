@@ -312,3 +312,53 @@ def test_a_rollback_asked_for_rolls_back_quietly(database_url, table):
             assert conn.execute("select 1 as one").fetchone() == {"one": 1}
     finally:
         db.close()
+
+
+def test_its_last_statements_never_report_a_failed_transaction_committed(database_url, table):
+    # A caught error (no savepoint) fails the transaction in the server; Postgres answers the
+    # COMMIT queued by an (even empty) ending block with ROLLBACK, which must not pass for one.
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            with db.transaction(without_flush=True) as conn:
+                conn.execute(f"insert into {table} values (1)")
+                with pytest.raises(psycopg.errors.UniqueViolation):
+                    conn.execute(f"insert into {table} values (1)")
+                with ending_transaction(conn):
+                    pass
+        assert _ids(database_url, table) == []
+    finally:
+        db.close()
+
+
+def test_an_ending_block_before_any_statement_commits_nothing_and_the_rest_still_commits(database_url, table):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with db.transaction(without_flush=True) as conn:
+            with ending_transaction(conn):
+                pass  # the transaction has sent nothing: nothing to commit, nothing ended
+            conn.execute(f"insert into {table} values (1)")
+        assert _ids(database_url, table) == [1]
+    finally:
+        db.close()
+
+
+def test_an_ending_block_inside_a_savepoint_does_not_commit_the_transaction(database_url, table):
+    from viewzenix.db import ending_transaction
+
+    db = Database(database_url, max_size=1).open()
+    try:
+        with pytest.raises(RuntimeError, match="after the savepoint"):
+            with db.transaction(without_flush=True) as conn:
+                conn.execute(f"insert into {table} values (1)")
+                with conn.transaction():
+                    with ending_transaction(conn):
+                        conn.execute(f"insert into {table} values (2)")
+                raise RuntimeError("after the savepoint")
+        assert _ids(database_url, table) == []
+    finally:
+        db.close()

@@ -58,12 +58,17 @@ class PooledConnection(psycopg.Connection[dict[str, Any]]):
     one pipeline (``PendingBeginCursor``), so the transaction's start costs no round trip of its
     own. ``ended`` is set once a block's last statements also sent the ``COMMIT``
     (``ending_transaction``); a statement after that is refused. Anything else that needs the
-    transaction open (a savepoint, a named cursor) sends the pending ``BEGIN`` first.
+    transaction open (a savepoint, a named cursor) sends the pending ``BEGIN`` first; open
+    savepoints are counted (``savepoints``), since a ``COMMIT`` inside one would end the whole
+    transaction. Since the first statement goes in a pipeline (extended protocol), it must be one
+    statement: a multi-statement string fails there ("cannot insert multiple commands into a
+    prepared statement").
     """
 
     pending_begin: tuple[str, ...] | None = None
     unflushed: bool = False  # inside ``Database._unflushed``
     ended: bool = False
+    savepoints: int = 0  # ``transaction()`` blocks open on this connection
 
     def send_pending_begin(self) -> None:
         """Send the pending ``BEGIN`` now, in one round trip (or queue it in an active pipeline)."""
@@ -76,9 +81,15 @@ class PooledConnection(psycopg.Connection[dict[str, Any]]):
             return
         psycopg.Cursor(self).execute("; ".join(begin), prepare=False)  # one simple query
 
-    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         self.send_pending_begin()  # else psycopg, seeing no transaction, would open and commit its own
-        return super().transaction(*args, **kwargs)
+        self.savepoints += 1
+        try:
+            with super().transaction(*args, **kwargs) as transaction:
+                yield transaction
+        finally:
+            self.savepoints -= 1
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("name") or (args and isinstance(args[0], str)):
@@ -99,9 +110,9 @@ class PendingBeginCursor(psycopg.Cursor[dict[str, Any]]):
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         conn = self.connection
         assert isinstance(conn, PooledConnection)
+        if conn.ended:
+            raise psycopg.ProgrammingError("a statement after the transaction's COMMIT was sent")
         if conn.pending_begin is None:
-            if conn.ended:
-                raise psycopg.ProgrammingError("a statement after the transaction's COMMIT was sent")
             return super().execute(query, params, **kwargs)
         if conn.pgconn.pipeline_status:
             conn.send_pending_begin()
@@ -508,18 +519,27 @@ def ending_transaction(conn: Connection) -> Iterator[None]:
     In an unflushed transaction (``Database.transaction(without_flush=True)``) the ``COMMIT`` is
     sent in the block: the last statements and the commit cost one round trip. A statement that
     fails raises when the block ends, the ``COMMIT`` behind it is not run (the pipeline is aborted
-    up to its sync) and the transaction rolls back. Any statement after the block raises
-    ``psycopg.ProgrammingError``. Elsewhere (a transaction psycopg opened, a request's savepoint)
-    it is a plain pipeline block, and the transaction commits where its own block ends.
+    up to its sync) and the transaction rolls back; a transaction the server had failed before
+    (an error the block caught) raises ``InFailedSqlTransaction``, never reports a ROLLBACK as a
+    commit. Any statement after the block raises ``psycopg.ProgrammingError``. Elsewhere (a
+    transaction psycopg opened, a request's savepoint, a savepoint inside the unflushed
+    transaction) it is a plain pipeline block, and the transaction commits where its own block
+    ends; so it does when the transaction has sent nothing yet (there is nothing to commit).
     """
-    unflushed = isinstance(conn, PooledConnection) and conn.unflushed
+    unflushed = isinstance(conn, PooledConnection) and conn.unflushed and conn.savepoints == 0
+    committing = None
     with conn.pipeline():
         yield
-        if unflushed and conn.pending_begin is None:  # None still pending: nothing to commit
-            psycopg.Cursor(conn).execute("commit", prepare=False)
-    if unflushed:
-        assert isinstance(conn, PooledConnection)
-        conn.ended = True
+        if unflushed and conn.pending_begin is None:  # still pending: the transaction sent nothing
+            committing = psycopg.Cursor(conn).execute("commit", prepare=False)
+    if committing is None:
+        return
+    assert isinstance(conn, PooledConnection)
+    conn.ended = True
+    if committing.statusmessage != "COMMIT":  # Postgres ends a failed transaction with ROLLBACK
+        raise psycopg.errors.InFailedSqlTransaction(
+            "the transaction failed in the server; rolled back, not committed"
+        )
 
 
 def _roll_back_quietly(conn: Connection) -> None:
