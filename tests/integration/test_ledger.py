@@ -837,6 +837,29 @@ class TestOneFillsStatements:
         assert position_of(db, book, "AAPL")["qty"] == D("10")
         assert len(fills_of(db, book, "twice")) == 1
 
+    def test_a_report_with_no_new_quantity_takes_no_position_lock(self, db, database_url):
+        # A report repeating fills already recorded (an order sync, a stream's replay) locks the
+        # order only, as before fills were recorded with the position locked up front: it must not
+        # wait for (nor deadlock with) a plan holding the position.
+        import psycopg
+
+        book = open_book(db)
+        req = request("again", BUY, "10")
+        trade(db, book, req, fill("t-again", "10", "100"))
+        with psycopg.connect(database_url) as holder:
+            holder.execute(
+                "select * from public.positions where config_id = %s and symbol = 'AAPL' for update",
+                (book.config_id,),
+            )
+            with db.transaction() as conn:
+                conn.execute("set local lock_timeout = '300ms'")
+                recorded = ledger.record_report(
+                    conn, book, report(req, FILLED, fill("t-again", "10", "100")), LATER
+                )
+            holder.rollback()
+        assert recorded is not None and recorded.new_fills == ()
+        assert position_of(db, book, "AAPL")["qty"] == D("10")
+
     def test_a_fills_order_state_and_events_are_recorded_in_order(self, db):
         book = open_book(db)
         req = request("together", BUY, "10")

@@ -267,26 +267,30 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
     return {**row, "recorded_fill_qty": Decimal(total["qty"])}
 
 
-# The position of the order's symbol, locked after the order (``positions.LOCK_POSITION``).
-LOCK_POSITION_OF_ORDER = """
+# The position of the order's symbol, locked after the order (``positions.LOCK_POSITION``), when
+# the report's quantity exceeds what the order's fills hold (read once the order's lock is held).
+LOCK_POSITION_OF_ORDER = f"""
 select p.* from public.positions p
 where p.config_id = %(config_id)s
   and p.symbol = (
       select o.symbol from public.orders o
       where o.config_id = %(config_id)s and o.client_order_id = %(client_order_id)s
   )
+  and %(reported_qty)s > ({FILLED_QTY_BY_CLIENT_ORDER_ID.strip()})
 for update of p
-"""
+"""  # noqa: S608 (our own statement; values are bound)
 
 
 def lock_for_fills(
-    conn: Connection, config_id: uuid.UUID, client_order_id: str
+    conn: Connection, config_id: uuid.UUID, client_order_id: str, reported_qty: Decimal
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``lock_for_report``, then the lock of the order's position (its ``positions`` row, None
-    when it has none yet): three statements sent together (one round trip), run in that order,
-    so the locks are taken as a fill takes them (the order, then the position) and the position
-    is read once its lock is granted. For a report that carries fills."""
-    params = {"config_id": config_id, "client_order_id": client_order_id}
+    """``lock_for_report``, then the lock of the order's position when ``reported_qty`` (a
+    report's filled quantity) exceeds what the order's fills hold: its ``positions`` row, else
+    None (nothing new to fill, or no row yet). Three statements sent together (one round trip),
+    run in that order, so the locks are taken as a fill takes them (the order, then the
+    position) and the position is read once its lock is granted. A report with no new quantity
+    takes no position lock, as ``lock_for_report``."""
+    params = {"config_id": config_id, "client_order_id": client_order_id, "reported_qty": reported_qty}
     with conn.pipeline():
         locked = conn.execute(LOCK_BY_CLIENT_ORDER_ID, params)
         filled = conn.execute(FILLED_QTY_BY_CLIENT_ORDER_ID, params)
