@@ -24,20 +24,33 @@ BUY = Signal(ticker="AAPL", action=Action.BUY, quantity=Decimal(10), signal_pric
 
 
 def _settings_at_commit(db, monkeypatch, **kwargs) -> list[str]:  # type: ignore[no-untyped-def]
-    """Run one buy; return ``synchronous_commit`` in each of the job's own transactions.
+    """Run one buy; return ``synchronous_commit`` as each of the job's own transactions ends.
 
-    Read as each begins (a transaction-local setting holds till its commit; its last statements
-    may carry the COMMIT, so nothing can be sent after them).
+    Read just before the COMMIT: in the block of last statements that carries it
+    (``ending_transaction``), else once the transaction's block is done.
     """
+    from viewzenix.repositories import execution_reads
+
     seen: list[str] = []
-    real = execution._Execution._transaction
+    real, real_ending = execution._Execution._transaction, execution.ending_transaction
+
+    def read(conn) -> None:  # type: ignore[no-untyped-def]
+        seen.append(conn.execute("show synchronous_commit").fetchone()["synchronous_commit"])
 
     def spying(self):  # type: ignore[no-untyped-def]
         with real(self) as conn:
-            seen.append(conn.execute("show synchronous_commit").fetchone()["synchronous_commit"])
             yield conn
+            if not getattr(conn, "ended", False):
+                read(conn)
+
+    def spying_ending(conn):  # type: ignore[no-untyped-def]
+        with real_ending(conn):
+            read(conn)
+            yield
 
     monkeypatch.setattr(execution._Execution, "_transaction", contextmanager(spying))
+    monkeypatch.setattr(execution, "ending_transaction", contextmanager(spying_ending))
+    monkeypatch.setattr(execution_reads, "ending_transaction", contextmanager(spying_ending))
     config = make_config(db)
     status = execution.execute_signal(db, store_signal(db, config, BUY), clock=lambda: NOW, **kwargs)
     assert status == "executed"

@@ -953,15 +953,30 @@ def test_a_price_waiting_for_an_order_placed_under_the_positions_lock_works_that
 
 
 def test_a_price_with_nothing_resting_is_the_mark_alone_committed_without_waiting_for_the_flush(
-    make_broker, db
+    make_broker, db, monkeypatch
 ):
     broker = make_broker(starting_cash=D("100000"))
     broker.process_price("MSFT", D("105"), NOW)  # the symbol's first price: creates the row
+    asked: list[bool] = []
+    transactions: list[str] = []
+    mark_alone, transaction = books.mark_alone, type(broker)._transaction
+
+    def spying_mark(*args, unflushed, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(unflushed)
+        return mark_alone(*args, unflushed=unflushed, **kwargs)
+
+    def spying_transaction(self):  # type: ignore[no-untyped-def]
+        transactions.append("opened")
+        return transaction(self)
+
+    monkeypatch.setattr(books, "mark_alone", spying_mark)
+    monkeypatch.setattr(type(broker), "_transaction", spying_transaction)
     assert broker.process_price("MSFT", D("106"), LATER) == []
+    assert (asked, transactions) == ([True], [])  # the mark alone, unflushed; no transaction
     with db.transaction() as conn:
         position = books.get_position(conn, broker.config_id, "MSFT")
     assert position is not None and (position.last_price, position.last_price_at) == (D("106"), LATER)
-    # The setting its commit uses: off for the paper exchange, on when asked to wait.
+    # The setting its commit uses: off for the paper exchange, the server's when asked to wait.
     for unflushed, expected in ((True, "off"), (False, "on")):
         with db.statement() as conn:
             row = conn.execute(

@@ -411,11 +411,16 @@ def mark_existing_and_open_orders(
 
 
 # ``MARK_POSITION`` in autocommit (an implicit transaction) that commits without waiting for the
-# WAL flush when ``unflushed``: ``set_config(..., true)`` sets it for that transaction, in a
-# materialized CTE joined in so that it runs once. ``commit_mode``: the setting the commit uses.
+# WAL flush when ``unflushed`` (else with the server's setting): ``set_config(..., true)`` sets it
+# for that transaction, in a materialized CTE joined in so that it runs once. ``commit_mode``: the
+# setting the commit uses.
 MARK_ALONE = """
 with unflushed as materialized (
-    select set_config('synchronous_commit', case when %(unflushed)s then 'off' else 'on' end, true)
+    select set_config(
+        'synchronous_commit',
+        case when %(unflushed)s then 'off' else current_setting('synchronous_commit') end,
+        true
+    )
         as commit_mode
 )
 update paper.positions set last_price = %(last_price)s, last_price_at = %(at)s
@@ -450,7 +455,9 @@ def mark_alone(
     are read with a snapshot taken once the mark holds the position's lock, so they include those
     a transaction holding it meanwhile placed; an order placed after the mark sees the mark, and
     its submission works it against this price. None when the symbol has no position row yet:
-    the caller takes the full path (``lock_position`` creates it).
+    the caller takes the full path (``lock_position`` creates it). With orders resting, the mark is
+    committed before they are worked (by the caller, in a transaction of its own): should that
+    fail, the mark stands and they are worked at the next price.
     """
     params = {"config_id": config_id, "symbol": symbol}
     with conn.pipeline():
@@ -688,7 +695,8 @@ def apply_fill(
     fill row (``qty`` at ``price``) and the order FILLED with ``filled_qty`` at
     ``filled_avg_price``. None of them needs another's answer. An account without a row gets no
     cash (``account`` None): open it and ``add_cash`` again. The position must exist
-    (``lock_position``): LookupError otherwise, nothing written."""
+    (``lock_position``): LookupError otherwise, raised after the statement, whose other writes
+    did run (data-modifying CTEs always do), so the caller's transaction must roll back."""
     assert position.config_id == order.config_id and position.symbol == order.symbol
     row = conn.execute(
         APPLY_FILL,

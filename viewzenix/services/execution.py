@@ -551,10 +551,12 @@ class _Execution:
     def _finish_with_outcome(self, conn: Connection, cancel_notes: list[str]) -> str:
         """Give the signal its outcome, from its orders as recorded (one statement with the COMMIT).
 
-        With the paper exchange, whose reports reach our books only through this job while it runs
-        (no stream), the rows this run's records left are the orders as recorded, and are used
-        (``seen``); else (a stream may record a fill meanwhile, or a step changed an order without
-        its row) the orders are read again in this transaction.
+        With the paper exchange the rows this run's records left (``seen``: each read under its
+        order's lock) are used: its reports reach our books through this job, but for a dashboard
+        cancel or a reconciliation landing between the job's last record of an order and this
+        finish, which the message then does not show (the status cannot differ: both count the
+        order as placed). With another broker (its stream records fills at any time), or after a
+        step that changed an order without its row, the orders are read again in this transaction.
         """
         if self.seen is not None and self.commit_without_flush:
             rows = list(self.seen.values())
