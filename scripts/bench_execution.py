@@ -5,7 +5,7 @@
 
 One config and symbol, the paper broker, market alerts alternating buy / sell-to-flat (every
 signal places one order that fills). Uses DATABASE_URL's server when set, else an embedded
-Postgres under .data/bench-execution; a fresh database each run. Three parts, in one run:
+Postgres under .data/bench-execution; a fresh database each run. Four parts, in one run:
 
 1. **Signal job / no-op job**: one procrastinate worker in this process (concurrency 1, the
    worker's own attempt recorder, as ``python -m viewzenix.worker`` runs) drains, in
@@ -22,6 +22,9 @@ Postgres under .data/bench-execution; a fresh database each run. Three parts, in
    (client-timed: round trip + server); with ``--cprofile N`` the N costliest functions of Python
    time. Round trips: each statement our code sends (an unflushed transaction's ``BEGIN; SET
    LOCAL ...`` and its ``COMMIT`` among them) and each BEGIN / COMMIT psycopg sends itself.
+
+4. **CPU split**: ``5 × --signals`` more jobs in process without the profile's instrumentation:
+   wall, this process's CPU and the machine's ``postgres`` processes' CPU per job (/proc).
 
 Prints the load average before and after: on a shared machine absolute times move with it, the
 same-run ratio much less (docs/scaling.md).
@@ -369,6 +372,42 @@ def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
 
+def _postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by every process named ``postgres*`` on this machine (Linux /proc)."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name = (stat.parent / "comm").read_text().strip()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if name.startswith("postgres"):
+            found = True
+            total += int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def cpu_split(bench: Bench, jobs: int) -> None:
+    """``execute_signal`` in process without instrumentation: wall, Python CPU, Postgres CPU per job.
+
+    On this VM the three add up (client and server take turns), so a statement saved is CPU saved
+    on both sides. Postgres CPU is every ``postgres`` process's on this machine (none: not shown).
+    """
+    with bench.db.transaction() as conn:
+        signal_ids = [bench.store(conn) for _ in range(jobs)]
+    pg_before, cpu_before, started = _postgres_cpu_seconds(), time.process_time(), time.perf_counter()
+    for signal_id in signal_ids:
+        execute_signal(bench.db, signal_id)
+    wall = (time.perf_counter() - started) / jobs * 1000
+    cpu = (time.process_time() - cpu_before) / jobs * 1000
+    pg_after = _postgres_cpu_seconds()
+    line = f"in process, no profiler: {jobs} jobs: {wall:.2f} ms per job, Python CPU {cpu:.2f} ms"
+    if pg_before is not None and pg_after is not None:
+        pg = (pg_after - pg_before) / jobs * 1000
+        line += f", Postgres CPU {pg:.2f} ms (this machine's postgres processes)"
+    print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=60, help="jobs per batch and in process")
@@ -385,6 +424,7 @@ def main() -> None:
     )
     print(f"signal job / no-op job: {signal / noop:.2f}")
     in_process(bench, args.signals, args.cprofile)
+    cpu_split(bench, 5 * args.signals)
     bench.db.close()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
