@@ -153,6 +153,22 @@ def record(db: Database, book: Book, rep: BrokerOrder, at: datetime = NOW) -> Re
         return ledger.record_report(conn, book, rep, at)
 
 
+def fill_columns(book: Book, order: dict[str, Any], trade_id: str, qty: str, price: str) -> dict[str, Any]:
+    """A buy fill's ``public.fills`` columns (``positions.record_fill_and_save``), at NOW."""
+    return {
+        "order_id": order["id"],
+        "user_id": book.user_id,
+        "config_id": book.config_id,
+        "trade_id": trade_id,
+        "symbol": "AAPL",
+        "side": "buy",
+        "last_qty": D(qty),
+        "last_px": D(price),
+        "commission": D("0"),
+        "filled_at": NOW,
+    }
+
+
 def trade(db: Database, book: Book, req: OrderRequest, *fills: BrokerFill) -> None:
     """Record ``req`` as a new order, then the broker's report of it filled by ``fills``."""
     new_order(db, book, req)
@@ -783,18 +799,7 @@ class TestOneFillsStatements:
         # statement succeeded), so the transaction goes on and shows what the statement wrote.
         book = Book.for_config(make_config(db))
         order = new_order(db, book, request("no-account-2", BUY, "10"))
-        fill = {
-            "order_id": order["id"],
-            "user_id": book.user_id,
-            "config_id": book.config_id,
-            "trade_id": "t-na-2",
-            "symbol": "AAPL",
-            "side": "buy",
-            "last_qty": D("10"),
-            "last_px": D("100"),
-            "commission": D("0"),
-            "filled_at": NOW,
-        }
+        fill = fill_columns(book, order, "t-na-2", "10", "100")
         with db.transaction() as conn:
             locked = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol="AAPL")
             bought = replace(locked, qty=D("10"), avg_entry_price=D("100"))
@@ -816,19 +821,7 @@ class TestOneFillsStatements:
         new_order(db, book, req)
         record(db, book, report(req, FILLED, fill("t-tw", "10", "100")))
         cash_before = cash(db, book)
-        order = order_of(db, book, "twice")
-        again = {
-            "order_id": order["id"],
-            "user_id": book.user_id,
-            "config_id": book.config_id,
-            "trade_id": "t-tw",
-            "symbol": "AAPL",
-            "side": "buy",
-            "last_qty": D("10"),
-            "last_px": D("100"),
-            "commission": D("0"),
-            "filled_at": NOW,
-        }
+        again = fill_columns(book, order_of(db, book, "twice"), "t-tw", "10", "100")
         with db.transaction() as conn:
             locked = positions_repo.lock(conn, config_id=book.config_id, user_id=book.user_id, symbol="AAPL")
             doubled = replace(locked, qty=D("20"))

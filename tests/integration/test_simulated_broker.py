@@ -882,20 +882,19 @@ def test_a_fill_on_an_account_without_a_row_opens_it_and_pays_the_cash(make_brok
     assert broker.get_positions() == []
 
 
-def test_a_price_waiting_for_a_first_orders_transaction_works_that_order(make_broker, db):
-    # The symbol has no position row yet; another transaction creates it and places a resting
-    # buy limit, and has not committed. The price's mark finds no row and waits for the lock:
-    # once it holds it, the order (committed meanwhile) must be read and worked.
-    broker = make_broker(starting_cash=D("100000"))
-    first = order("first-limit", BUY, "10", OrderType.LIMIT, price=None, limit_price="101", symbol="MSFT")
+def _price_while_a_limit_is_placed_under_the_lock(db, broker, leg: str) -> BrokerOrder:  # type: ignore[no-untyped-def]
+    """Hold MSFT's position lock (creating the row if missing) and place a resting buy limit at 101
+    in a transaction not yet committed; meanwhile a price of 100 arrives and must wait for the
+    lock. Return the one report the price changed, once our transaction has committed."""
+    limit = order(leg, BUY, "10", OrderType.LIMIT, price=None, limit_price="101", symbol="MSFT")
     results: list[list[BrokerOrder]] = []
     with db.transaction() as conn:
-        books.lock_position(conn, broker.config_id, "MSFT")  # creates the row, uncommitted
+        books.lock_position(conn, broker.config_id, "MSFT")
         books.insert_order(
             conn,
-            first,
+            limit,
             config_id=broker.config_id,
-            broker_order_id="sim-first",
+            broker_order_id=f"sim-{leg}",
             parent_order_id=None,
             status=OrderStatus.ACCEPTED,
             submitted_at=NOW,
@@ -907,8 +906,16 @@ def test_a_price_waiting_for_a_first_orders_transaction_works_that_order(make_br
         pricing.join(0.5)
         assert pricing.is_alive()  # waiting for our lock
     pricing.join(10)
-
     [worked] = results[0]
+    return worked
+
+
+def test_a_price_waiting_for_a_first_orders_transaction_works_that_order(make_broker, db):
+    # The symbol has no position row yet; another transaction creates it and places a resting
+    # buy limit, and has not committed. The price's mark finds no row and waits for the lock:
+    # once it holds it, the order (committed meanwhile) must be read and worked.
+    broker = make_broker(starting_cash=D("100000"))
+    worked = _price_while_a_limit_is_placed_under_the_lock(db, broker, "first-limit")
     assert (worked.client_order_id, worked.status, worked.filled_avg_price) == (
         "test-first-limit",
         OrderStatus.FILLED,
@@ -923,28 +930,7 @@ def test_a_price_waiting_for_an_order_placed_under_the_positions_lock_works_that
     # the lock) must see the order and take the full path that works it.
     broker = make_broker(starting_cash=D("100000"))
     broker.process_price("MSFT", D("105"), NOW)  # creates the row: nothing rests yet
-    waiting = order("waiting-limit", BUY, "10", OrderType.LIMIT, price=None, limit_price="101", symbol="MSFT")
-    results: list[list[BrokerOrder]] = []
-    with db.transaction() as conn:
-        books.lock_position(conn, broker.config_id, "MSFT")
-        books.insert_order(
-            conn,
-            waiting,
-            config_id=broker.config_id,
-            broker_order_id="sim-waiting",
-            parent_order_id=None,
-            status=OrderStatus.ACCEPTED,
-            submitted_at=NOW,
-        )
-        pricing = threading.Thread(
-            target=lambda: results.append(broker.process_price("MSFT", D("100"), LATER))
-        )
-        pricing.start()
-        pricing.join(0.5)
-        assert pricing.is_alive()  # waiting for our lock
-    pricing.join(10)
-
-    [worked] = results[0]
+    worked = _price_while_a_limit_is_placed_under_the_lock(db, broker, "waiting-limit")
     assert (worked.client_order_id, worked.status, worked.filled_avg_price) == (
         "test-waiting-limit",
         OrderStatus.FILLED,

@@ -22,6 +22,14 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture
+def db(database_url):  # type: ignore[no-untyped-def]
+    """A Database of one connection: the pool's next user gets the same connection."""
+    database = Database(database_url, max_size=1).open()
+    yield database
+    database.close()
+
+
+@pytest.fixture
 def table(database_url):  # type: ignore[no-untyped-def]
     name = f"unflushed_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database_url, autocommit=True) as setup:
@@ -36,70 +44,54 @@ def _ids(database_url: str, table: str) -> list[int]:
         return [r[0] for r in conn.execute(f"select id from {table} order by id")]
 
 
-def test_it_commits_without_waiting_for_the_flush_and_the_setting_ends_with_it(database_url, table):
-    db = Database(database_url, max_size=1).open()
-    try:
+def test_it_commits_without_waiting_for_the_flush_and_the_setting_ends_with_it(db, database_url, table):
+    with db.transaction(without_flush=True) as conn:
+        conn.execute(f"insert into {table} values (1), (2)")
+        setting = conn.execute("show synchronous_commit").fetchone()["synchronous_commit"]
+        status = conn.info.transaction_status
+    assert setting == "off"
+    assert status == psycopg.pq.TransactionStatus.INTRANS  # one transaction, not autocommit
+    assert _ids(database_url, table) == [1, 2]
+    # The pool's one connection, next user: the setting was transaction-local, autocommit is off.
+    with db.transaction() as conn:
+        assert conn.execute("show synchronous_commit").fetchone()["synchronous_commit"] == "on"
+        assert conn.autocommit is False
+
+
+def test_an_error_rolls_back_all_of_it(db, database_url, table):
+    with pytest.raises(RuntimeError, match="after the insert"):
         with db.transaction(without_flush=True) as conn:
-            conn.execute(f"insert into {table} values (1), (2)")
-            setting = conn.execute("show synchronous_commit").fetchone()["synchronous_commit"]
-            status = conn.info.transaction_status
-        assert setting == "off"
-        assert status == psycopg.pq.TransactionStatus.INTRANS  # one transaction, not autocommit
-        assert _ids(database_url, table) == [1, 2]
-        # The pool's one connection, next user: the setting was transaction-local, autocommit is off.
-        with db.transaction() as conn:
-            assert conn.execute("show synchronous_commit").fetchone()["synchronous_commit"] == "on"
-            assert conn.autocommit is False
-    finally:
-        db.close()
+            conn.execute(f"insert into {table} values (1)")
+            raise RuntimeError("after the insert")
+    assert _ids(database_url, table) == []
+    with db.transaction() as conn:  # the connection went back to the pool usable
+        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
 
 
-def test_an_error_rolls_back_all_of_it(database_url, table):
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(RuntimeError, match="after the insert"):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute(f"insert into {table} values (1)")
-                raise RuntimeError("after the insert")
-        assert _ids(database_url, table) == []
-        with db.transaction() as conn:  # the connection went back to the pool usable
-            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
-    finally:
-        db.close()
-
-
-def test_a_transaction_the_server_failed_is_not_reported_committed(database_url, table):
+def test_a_transaction_the_server_failed_is_not_reported_committed(db, database_url, table):
     # Postgres answers COMMIT in a failed transaction with a silent ROLLBACK: the block's caught
     # error must not turn into a success whose writes are gone.
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute(f"insert into {table} values (1)")
-                with pytest.raises(psycopg.errors.UniqueViolation):
-                    conn.execute(f"insert into {table} values (1)")
-        assert _ids(database_url, table) == []
-    finally:
-        db.close()
-
-
-def test_a_savepoint_inside_it_keeps_the_transaction_usable(database_url, table):
-    db = Database(database_url, max_size=1).open()
-    try:
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
         with db.transaction(without_flush=True) as conn:
             conn.execute(f"insert into {table} values (1)")
             with pytest.raises(psycopg.errors.UniqueViolation):
-                with conn.transaction():  # a savepoint: the server's transaction block is open
-                    conn.execute(f"insert into {table} values (1)")
-            conn.execute(f"insert into {table} values (2)")
-        assert _ids(database_url, table) == [1, 2]
-    finally:
-        db.close()
+                conn.execute(f"insert into {table} values (1)")
+    assert _ids(database_url, table) == []
+
+
+def test_a_savepoint_inside_it_keeps_the_transaction_usable(db, database_url, table):
+    with db.transaction(without_flush=True) as conn:
+        conn.execute(f"insert into {table} values (1)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with conn.transaction():  # a savepoint: the server's transaction block is open
+                conn.execute(f"insert into {table} values (1)")
+        conn.execute(f"insert into {table} values (2)")
+    assert _ids(database_url, table) == [1, 2]
 
 
 def test_behind_a_transaction_pooler_the_timeouts_are_set_in_the_same_query(database_url):
     # A transaction pooler drops libpq's options, so the timeouts go with each transaction; here
-    # they ride in the BEGIN query instead of a set_config round trip of their own.
+    # they go with the BEGIN, in the first statement's pipeline, not in a round trip of their own.
     db = Database(
         database_url, max_size=1, transaction_pooler=True, timeouts=SessionTimeouts(5000, 300, 60000)
     ).open()
@@ -160,7 +152,7 @@ class _Wire:
             self.trips.append([first])
 
 
-def test_its_begin_goes_with_the_first_statement(database_url, table, monkeypatch):
+def test_its_begin_goes_with_the_first_statement(db, database_url, table, monkeypatch):
     # BEGIN and SET LOCAL are sent in one pipeline with the first statement: one round trip for
     # the three, then the COMMIT.
     db = Database(database_url, max_size=1).open()
@@ -180,7 +172,9 @@ def test_its_begin_goes_with_the_first_statement(database_url, table, monkeypatc
         db.close()
 
 
-def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(database_url, table, monkeypatch):
+def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(
+    db, database_url, table, monkeypatch
+):
     from viewzenix.db import ending_transaction
 
     db = Database(database_url, max_size=1).open()
@@ -204,161 +198,123 @@ def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(databa
         db.close()
 
 
-def test_a_transaction_that_sent_nothing_sends_no_begin_and_no_commit(database_url, monkeypatch):
-    db = Database(database_url, max_size=1).open()
-    try:
-        with db.transaction() as conn:  # the pool's connection opened and checked before counting
-            conn.execute("select 1")
-        wire = _Wire(monkeypatch)
-        with db.transaction(without_flush=True):
-            pass
-        assert wire.trips == []
-        with db.transaction() as conn:
-            assert conn.autocommit is False
-            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
-    finally:
-        db.close()
+def test_a_transaction_that_sent_nothing_sends_no_begin_and_no_commit(db, database_url, monkeypatch):
+    with db.transaction() as conn:  # the pool's connection opened and checked before counting
+        conn.execute("select 1")
+    wire = _Wire(monkeypatch)
+    with db.transaction(without_flush=True):
+        pass
+    assert wire.trips == []
+    with db.transaction() as conn:
+        assert conn.autocommit is False
+        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
 
 
-def test_a_failing_last_statement_commits_nothing(database_url, table):
+def test_a_failing_last_statement_commits_nothing(db, database_url, table):
     from viewzenix.db import ending_transaction
 
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute(f"insert into {table} values (1)")
-                with ending_transaction(conn):  # the COMMIT queued behind it is never run
-                    conn.execute(f"insert into {table} values (1)")
-        assert _ids(database_url, table) == []
-        with db.transaction() as conn:  # rolled back and handed back usable
-            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
-    finally:
-        db.close()
-
-
-def test_a_failing_first_statement_leaves_nothing_open(database_url, table):
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(psycopg.errors.UndefinedTable):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute("insert into no_such_table values (1)")
-        with db.transaction() as conn:
-            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-            assert conn.execute("show synchronous_commit").fetchone()["synchronous_commit"] == "on"
-    finally:
-        db.close()
-
-
-def test_no_statement_may_follow_the_commit_of_its_last_statements(database_url, table):
-    from viewzenix.db import ending_transaction
-
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(psycopg.ProgrammingError, match="after the transaction's COMMIT"):
-            with db.transaction(without_flush=True) as conn:
-                with ending_transaction(conn):
-                    conn.execute(f"insert into {table} values (1)")
-                conn.execute(f"insert into {table} values (2)")  # would run in autocommit
-        assert _ids(database_url, table) == [1]
-        with db.transaction() as conn:  # the guard ends with the transaction
-            conn.execute(f"insert into {table} values (3)")
-        assert _ids(database_url, table) == [1, 3]
-    finally:
-        db.close()
-
-
-def test_a_savepoint_as_the_first_thing_opens_the_transaction_first(database_url, table):
-    # psycopg, seeing no transaction on an autocommit connection, would open and commit one of
-    # its own for the savepoint's block: the pending BEGIN is sent first instead.
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(RuntimeError, match="after the savepoint"):
-            with db.transaction(without_flush=True) as conn:
-                with conn.transaction():
-                    conn.execute(f"insert into {table} values (1)")
-                raise RuntimeError("after the savepoint")
-        assert _ids(database_url, table) == []
-    finally:
-        db.close()
-
-
-def test_elsewhere_its_last_statements_are_a_plain_pipeline_block(database_url, table):
-    from viewzenix.db import ending_transaction
-
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(RuntimeError, match="after the block"):
-            with db.transaction() as conn:
-                with ending_transaction(conn):
-                    conn.execute(f"insert into {table} values (1)")
-                conn.execute(f"insert into {table} values (2)")  # still the same transaction
-                raise RuntimeError("after the block")
-        assert _ids(database_url, table) == []
-    finally:
-        db.close()
-
-
-def test_a_rollback_asked_for_rolls_back_quietly(database_url, table):
-    # As conn.transaction() does: psycopg.Rollback ends the block, rolls back, raises nothing.
-    db = Database(database_url, max_size=1).open()
-    try:
+    with pytest.raises(psycopg.errors.UniqueViolation):
         with db.transaction(without_flush=True) as conn:
             conn.execute(f"insert into {table} values (1)")
-            raise psycopg.Rollback()
-        assert _ids(database_url, table) == []
+            with ending_transaction(conn):  # the COMMIT queued behind it is never run
+                conn.execute(f"insert into {table} values (1)")
+    assert _ids(database_url, table) == []
+    with db.transaction() as conn:  # rolled back and handed back usable
+        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+
+
+def test_a_failing_first_statement_leaves_nothing_open(db, database_url, table):
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        with db.transaction(without_flush=True) as conn:
+            conn.execute("insert into no_such_table values (1)")
+    with db.transaction() as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert conn.execute("show synchronous_commit").fetchone()["synchronous_commit"] == "on"
+
+
+def test_no_statement_may_follow_the_commit_of_its_last_statements(db, database_url, table):
+    from viewzenix.db import ending_transaction
+
+    with pytest.raises(psycopg.ProgrammingError, match="after the transaction's COMMIT"):
+        with db.transaction(without_flush=True) as conn:
+            with ending_transaction(conn):
+                conn.execute(f"insert into {table} values (1)")
+            conn.execute(f"insert into {table} values (2)")  # would run in autocommit
+    assert _ids(database_url, table) == [1]
+    with db.transaction() as conn:  # the guard ends with the transaction
+        conn.execute(f"insert into {table} values (3)")
+    assert _ids(database_url, table) == [1, 3]
+
+
+def test_a_savepoint_as_the_first_thing_opens_the_transaction_first(db, database_url, table):
+    # psycopg, seeing no transaction on an autocommit connection, would open and commit one of
+    # its own for the savepoint's block: the pending BEGIN is sent first instead.
+    with pytest.raises(RuntimeError, match="after the savepoint"):
+        with db.transaction(without_flush=True) as conn:
+            with conn.transaction():
+                conn.execute(f"insert into {table} values (1)")
+            raise RuntimeError("after the savepoint")
+    assert _ids(database_url, table) == []
+
+
+def test_elsewhere_its_last_statements_are_a_plain_pipeline_block(db, database_url, table):
+    from viewzenix.db import ending_transaction
+
+    with pytest.raises(RuntimeError, match="after the block"):
         with db.transaction() as conn:
-            assert conn.autocommit is False
-            assert conn.execute("select 1 as one").fetchone() == {"one": 1}
-    finally:
-        db.close()
+            with ending_transaction(conn):
+                conn.execute(f"insert into {table} values (1)")
+            conn.execute(f"insert into {table} values (2)")  # still the same transaction
+            raise RuntimeError("after the block")
+    assert _ids(database_url, table) == []
 
 
-def test_its_last_statements_never_report_a_failed_transaction_committed(database_url, table):
+def test_a_rollback_asked_for_rolls_back_quietly(db, database_url, table):
+    # As conn.transaction() does: psycopg.Rollback ends the block, rolls back, raises nothing.
+    with db.transaction(without_flush=True) as conn:
+        conn.execute(f"insert into {table} values (1)")
+        raise psycopg.Rollback()
+    assert _ids(database_url, table) == []
+    with db.transaction() as conn:
+        assert conn.autocommit is False
+        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+
+
+def test_its_last_statements_never_report_a_failed_transaction_committed(db, database_url, table):
     # A caught error (no savepoint) fails the transaction in the server; Postgres answers the
     # COMMIT queued by an (even empty) ending block with ROLLBACK, which must not pass for one.
     from viewzenix.db import ending_transaction
 
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute(f"insert into {table} values (1)")
-                with pytest.raises(psycopg.errors.UniqueViolation):
-                    conn.execute(f"insert into {table} values (1)")
-                with ending_transaction(conn):
-                    pass
-        assert _ids(database_url, table) == []
-    finally:
-        db.close()
-
-
-def test_an_ending_block_before_any_statement_commits_nothing_and_the_rest_still_commits(database_url, table):
-    from viewzenix.db import ending_transaction
-
-    db = Database(database_url, max_size=1).open()
-    try:
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
         with db.transaction(without_flush=True) as conn:
-            with ending_transaction(conn):
-                pass  # the transaction has sent nothing: nothing to commit, nothing ended
             conn.execute(f"insert into {table} values (1)")
-        assert _ids(database_url, table) == [1]
-    finally:
-        db.close()
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(f"insert into {table} values (1)")
+            with ending_transaction(conn):
+                pass
+    assert _ids(database_url, table) == []
 
 
-def test_an_ending_block_inside_a_savepoint_does_not_commit_the_transaction(database_url, table):
+def test_an_ending_block_before_any_statement_commits_nothing_and_the_rest_still_commits(
+    db, database_url, table
+):
     from viewzenix.db import ending_transaction
 
-    db = Database(database_url, max_size=1).open()
-    try:
-        with pytest.raises(RuntimeError, match="after the savepoint"):
-            with db.transaction(without_flush=True) as conn:
-                conn.execute(f"insert into {table} values (1)")
-                with conn.transaction():
-                    with ending_transaction(conn):
-                        conn.execute(f"insert into {table} values (2)")
-                raise RuntimeError("after the savepoint")
-        assert _ids(database_url, table) == []
-    finally:
-        db.close()
+    with db.transaction(without_flush=True) as conn:
+        with ending_transaction(conn):
+            pass  # the transaction has sent nothing: nothing to commit, nothing ended
+        conn.execute(f"insert into {table} values (1)")
+    assert _ids(database_url, table) == [1]
+
+
+def test_an_ending_block_inside_a_savepoint_does_not_commit_the_transaction(db, database_url, table):
+    from viewzenix.db import ending_transaction
+
+    with pytest.raises(RuntimeError, match="after the savepoint"):
+        with db.transaction(without_flush=True) as conn:
+            conn.execute(f"insert into {table} values (1)")
+            with conn.transaction():
+                with ending_transaction(conn):
+                    conn.execute(f"insert into {table} values (2)")
+            raise RuntimeError("after the savepoint")
+    assert _ids(database_url, table) == []
