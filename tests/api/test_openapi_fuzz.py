@@ -16,7 +16,11 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+from schemathesis.specs.openapi.checks import (
+    ignored_auth,
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 
 pytestmark = pytest.mark.db
 MAX_EXAMPLES = 10
@@ -59,8 +63,12 @@ def test_stateful_sequences_keep_to_the_document(app, auth_headers):
 
         def validate_response(self, response, case, **kwargs):
             # ignored_auth replays calls without the token, but get_call_kwargs adds it back;
-            # the stateless test above runs that check.
-            case.validate_response(response, excluded_checks=[positive_data_acceptance, ignored_auth])
+            # the stateless test above runs that check. negative_data_rejection too: a negative
+            # case here may be invalid only by a dropped Authorization header (added back) or by
+            # query parameters the document does not name (ignored by design, webargs' EXCLUDE
+            # for the query), so its 200 is right; it failed about one run in five.
+            excluded = [positive_data_acceptance, ignored_auth, negative_data_rejection]
+            case.validate_response(response, excluded_checks=excluded)
 
     APIWorkflow.run(
         settings=settings(
