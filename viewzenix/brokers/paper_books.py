@@ -650,8 +650,7 @@ with saved as (
     where config_id = %(config_id)s and symbol = %(symbol)s
     returning *
 ), paid as (
-    update paper.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
-    returning *
+    {ADD_CASH.strip()}
 ), inserted as (
     insert into paper.fills (
         trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at, fee_qty

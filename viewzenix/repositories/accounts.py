@@ -26,14 +26,6 @@ on conflict (config_id) do nothing
 
 GET_ACCOUNT = "select * from public.accounts where config_id = %(config_id)s"
 
-ADD_CASH = """
-update public.accounts set
-    cash = cash + %(delta)s,
-    commission_paid = commission_paid + %(commission)s
-where config_id = %(config_id)s
-returning *
-"""
-
 SUMMARY = """
 select
     c.id as config_id,
@@ -80,7 +72,7 @@ def open_account(
     """Return the config's account in our books, opening it with ``starting_cash`` if missing.
 
     Takes no row lock: jobs of one config for different symbols run in parallel and only
-    serialise on the account row from their first fill (``positions.save_with_cash``, an
+    serialise on the account row from their first fill (``positions.record_fill_and_save``, an
     atomic increment)
     to their commit — not for the whole job.
     """

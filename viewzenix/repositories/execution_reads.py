@@ -36,10 +36,7 @@ order by created_at, id
 # ``signals.FOR_EXECUTION`` and whether the signal's config has any open order (through the
 # partial index): when it has none, the open orders are not read at all.
 SIGNAL_FOR_EXECUTION = f"""
-select s.*,
-    exists (select 1 from public.orders o where o.signal_id = s.id)
-        or exists (select 1 from public.orders o where o.cancel_requested_by = s.id) as recorded,
-    exists (select 1 from public.accounts a where a.config_id = s.config_id) as has_account,
+select {signals_repo.FOR_EXECUTION_COLUMNS},
     exists (
         select 1 from public.orders o
         where o.config_id = s.config_id and o.status in {orders_repo.OPEN_STATUS_LIST}

@@ -92,13 +92,16 @@ def insert(
     )
 
 
-FOR_EXECUTION = """
-select s.*,
+# What the signal job reads of a signal (``s``): its row, ``recorded`` and ``has_account``.
+FOR_EXECUTION_COLUMNS = """s.*,
     exists (select 1 from public.orders o where o.signal_id = s.id)
         or exists (select 1 from public.orders o where o.cancel_requested_by = s.id) as recorded,
-    exists (select 1 from public.accounts a where a.config_id = s.config_id) as has_account
+    exists (select 1 from public.accounts a where a.config_id = s.config_id) as has_account"""
+
+FOR_EXECUTION = f"""
+select {FOR_EXECUTION_COLUMNS}
 from public.signals s where s.id = %(signal_id)s
-"""
+"""  # noqa: S608 (our own statement; values are bound)
 
 
 def get_for_execution(conn: Connection, signal_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
