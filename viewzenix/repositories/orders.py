@@ -257,14 +257,7 @@ def lock_for_report(conn: Connection, config_id: uuid.UUID, client_order_id: str
     They are sent together (a pipeline: one round trip); Postgres still runs the second, with
     its own snapshot, only once the first has its lock.
     """
-    params = {"config_id": config_id, "client_order_id": client_order_id}
-    with conn.pipeline():
-        locked = conn.execute(LOCK_BY_CLIENT_ORDER_ID, params)
-        filled = conn.execute(FILLED_QTY_BY_CLIENT_ORDER_ID, params)
-    row, total = locked.fetchone(), filled.fetchone()
-    if row is None:
-        return None
-    return {**row, "recorded_fill_qty": Decimal(total["qty"])}
+    return lock_for_fills(conn, config_id, client_order_id, Decimal(0))[0]
 
 
 # The position of the order's symbol, locked after the order (``positions.LOCK_POSITION``), when
@@ -284,20 +277,23 @@ for update of p
 def lock_for_fills(
     conn: Connection, config_id: uuid.UUID, client_order_id: str, reported_qty: Decimal
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``lock_for_report``, then the lock of the order's position when ``reported_qty`` (a
-    report's filled quantity) exceeds what the order's fills hold: its ``positions`` row, else
-    None (nothing new to fill, or no row yet). Three statements sent together (one round trip),
-    run in that order, so the locks are taken as a fill takes them (the order, then the
+    """``lock_for_report``, then, when ``reported_qty`` (a report's filled quantity) is positive,
+    the lock of the order's position if that quantity exceeds what the order's fills hold: its
+    ``positions`` row, else None (nothing new to fill, or no row yet). Sent together (one round
+    trip) and run in that order, so the locks are taken as a fill takes them (the order, then the
     position) and the position is read once its lock is granted. A report with no new quantity
-    takes no position lock, as ``lock_for_report``."""
+    takes no position lock."""
     params = {"config_id": config_id, "client_order_id": client_order_id, "reported_qty": reported_qty}
+    position = None
     with conn.pipeline():
         locked = conn.execute(LOCK_BY_CLIENT_ORDER_ID, params)
         filled = conn.execute(FILLED_QTY_BY_CLIENT_ORDER_ID, params)
-        position = conn.execute(LOCK_POSITION_OF_ORDER, params)
-    row, total, position_row = locked.fetchone(), filled.fetchone(), position.fetchone()
+        if reported_qty > 0:
+            position = conn.execute(LOCK_POSITION_OF_ORDER, params)
+    row, total = locked.fetchone(), filled.fetchone()
     if row is None:
         return None, None
+    position_row = None if position is None else position.fetchone()
     return {**row, "recorded_fill_qty": Decimal(total["qty"])}, position_row
 
 

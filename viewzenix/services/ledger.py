@@ -227,15 +227,12 @@ def record_report(
     client_order_id (reconciliation reports that as "missing on our side"). ``repair``: a
     reconciliation note; the change is then also recorded as an OrderRepaired event.
     """
-    position = None  # the order's position, locked with the order when the report may add fills
-    if report.fills or report.filled_qty > 0:
-        reported_qty = max(report.filled_qty, sum((f.qty for f in report.fills), Decimal(0)))
-        before, position_row = orders_repo.lock_for_fills(
-            conn, book.config_id, report.client_order_id, reported_qty
-        )
-        position = None if position_row is None else positions_repo.PositionRecord.from_row(position_row)
-    else:
-        before = orders_repo.lock_for_report(conn, book.config_id, report.client_order_id)
+    # The order, and its position with it when the report may add fills.
+    reported_qty = max(report.filled_qty, sum((f.qty for f in report.fills), Decimal(0)))
+    before, position_row = orders_repo.lock_for_fills(
+        conn, book.config_id, report.client_order_id, reported_qty
+    )
+    position = None if position_row is None else positions_repo.PositionRecord.from_row(position_row)
     events: list[dict[str, Any]] = []  # written together at the end, in order (one round trip)
     if before is None:
         return None
