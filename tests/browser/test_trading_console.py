@@ -250,6 +250,69 @@ def test_a_double_submit_of_create_makes_one_webhook(page: Page, sign_in, client
     assert sorted(c["name"] for c in configs) == ["Once", "Twice clicked"]
 
 
+def hold_the_second_request(page: Page, pattern: str, method: str) -> list:
+    """Route ``pattern``: the first ``method`` request goes on, the second is held (returned, to
+    continue later); the list gets both routes."""
+    seen: list = []
+
+    def handle(route) -> None:
+        if route.request.method == method and len(seen) < 2:
+            seen.append(route)
+            if len(seen) == 2:
+                return
+        route.continue_()
+
+    page.route(pattern, handle)
+    return seen
+
+
+def double_submit(page: Page, form_id: str) -> None:
+    page.evaluate(f"() => {{ const f = document.getElementById('{form_id}'); f.requestSubmit(); f.requestSubmit(); }}")
+
+
+def release_the_replay(page: Page, held: list, pattern: str) -> None:
+    """Let the held second request go; it must be a replay of the first (one key), answered 2xx."""
+    assert len(held) == 2
+    assert len({route.request.headers["idempotency-key"] for route in held}) == 1
+    with page.expect_response(pattern) as replay:
+        held[1].continue_()
+    assert replay.value.ok
+    page.wait_for_timeout(100)  # the page's handler runs after the response event
+
+
+def test_a_late_replay_of_a_double_submit_keeps_what_the_user_typed_since(page: Page, sign_in, client) -> None:
+    """The second answer of a double submit (the replay) arrives after the user began the next webhook."""
+    sign_in(next_path="/configs")
+    held = hold_the_second_request(page, "**/api/webhook-configs", "POST")
+    page.fill("#create-config input[name=name]", "Once")
+    double_submit(page, "create-config")
+    expect(page.locator("#new-url")).to_be_visible()
+    page.fill("#create-config input[name=name]", "Next one")
+    release_the_replay(page, held, "**/api/webhook-configs")
+    # The replay's answer changes nothing on the page: the name typed since stays.
+    expect(page.locator("#create-config input[name=name]")).to_have_value("Next one")
+    page.click("#create-config button[type=submit]")
+    expect(page.locator("tr", has_text="Next one")).to_have_count(1)
+    configs = client.get("/api/webhook-configs", headers=token_of(page)).json
+    assert sorted(c["name"] for c in configs) == ["Next one", "Once"]
+
+
+def test_a_late_replay_of_saved_settings_keeps_the_edit_made_since(page: Page, sign_in, client, base_url) -> None:
+    sign_in()
+    config = new_webhook(client, token_of(page), "Settings")
+    path = f"**/api/webhook-configs/{config['id']}"
+    held = hold_the_second_request(page, path, "PATCH")
+    page.goto(f"{base_url}/configs/{config['id']}")
+    page.fill("#settings-form input[name=description]", "first")
+    double_submit(page, "settings-form")
+    expect(page.locator("#settings-saved")).to_have_text("Saved")
+    page.fill("#settings-form input[name=description]", "typed since")
+    release_the_replay(page, held, path)
+    expect(page.locator("#settings-form input[name=description]")).to_have_value("typed since")
+    saved = client.get(f"/api/webhook-configs/{config['id']}", headers=token_of(page)).json
+    assert saved["description"] == "first"
+
+
 def test_only_admins_see_the_admin_link(page: Page, sign_in) -> None:
     sign_in()
     expect(page.locator("#nav-admin")).to_be_hidden()

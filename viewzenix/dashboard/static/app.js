@@ -304,6 +304,13 @@ function formKey(form, body) {
   return form.dataset.idemKey;
 }
 
+// Whether an answer to ``key`` is still the form's to show: a double submit gets two answers
+// (the work and its replay), and only the first is shown; once it is (the key is dropped) or the
+// content changed (a new key), a late replay must not reset or re-render what the user typed since.
+function answerIsCurrent(form, key) {
+  return form.dataset.idemKey === key;
+}
+
 // --- pages ------------------------------------------------------------------------------------------
 const pages = {};
 
@@ -356,7 +363,9 @@ pages.configs = () => {
     const body = { name: f.get("name"), broker: f.get("broker") };
     if (f.get("quantity")) body.quantity = f.get("quantity");
     button.disabled = true;
-    const r = await VZ.api("POST", "/api/webhook-configs", body, formKey(form, body));
+    const key = formKey(form, body);
+    const r = await VZ.api("POST", "/api/webhook-configs", body, key);
+    if (!answerIsCurrent(form, key)) return;
     button.disabled = false;
     if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;  // the first one answers
     showErrors(form, r);
@@ -514,7 +523,9 @@ pages.configs_detail = () => {
     }
     const saved = document.getElementById("settings-saved");
     saved.textContent = "";
-    const r = await VZ.api("PATCH", path, body, formKey(form, body));
+    const key = formKey(form, body);
+    const r = await VZ.api("PATCH", path, body, key);
+    if (!answerIsCurrent(form, key)) return;
     if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;
     showErrors(form, r);
     if (r.ok) { render(r.data); saved.textContent = "Saved"; delete form.dataset.idemKey; }
