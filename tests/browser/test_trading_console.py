@@ -267,7 +267,9 @@ def hold_the_second_request(page: Page, pattern: str, method: str) -> list:
 
 
 def double_submit(page: Page, form_id: str) -> None:
-    page.evaluate(f"() => {{ const f = document.getElementById('{form_id}'); f.requestSubmit(); f.requestSubmit(); }}")
+    page.evaluate(
+        f"() => {{ const f = document.getElementById('{form_id}'); f.requestSubmit(); f.requestSubmit(); }}"
+    )
 
 
 def release_the_replay(page: Page, held: list, pattern: str) -> None:
@@ -280,7 +282,9 @@ def release_the_replay(page: Page, held: list, pattern: str) -> None:
     page.wait_for_timeout(100)  # the page's handler runs after the response event
 
 
-def test_a_late_replay_of_a_double_submit_keeps_what_the_user_typed_since(page: Page, sign_in, client) -> None:
+def test_a_late_replay_of_a_double_submit_keeps_what_the_user_typed_since(
+    page: Page, sign_in, client
+) -> None:
     """The second answer of a double submit (the replay) arrives after the user began the next webhook."""
     sign_in(next_path="/configs")
     held = hold_the_second_request(page, "**/api/webhook-configs", "POST")
@@ -297,7 +301,9 @@ def test_a_late_replay_of_a_double_submit_keeps_what_the_user_typed_since(page: 
     assert sorted(c["name"] for c in configs) == ["Next one", "Once"]
 
 
-def test_a_late_replay_of_saved_settings_keeps_the_edit_made_since(page: Page, sign_in, client, base_url) -> None:
+def test_a_late_replay_of_saved_settings_keeps_the_edit_made_since(
+    page: Page, sign_in, client, base_url
+) -> None:
     sign_in()
     config = new_webhook(client, token_of(page), "Settings")
     path = f"**/api/webhook-configs/{config['id']}"
