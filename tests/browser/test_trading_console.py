@@ -309,6 +309,7 @@ def test_a_late_replay_of_saved_settings_keeps_the_edit_made_since(
     path = f"**/api/webhook-configs/{config['id']}"
     held = hold_the_second_request(page, path, "PATCH")
     page.goto(f"{base_url}/configs/{config['id']}")
+    expect(page.locator("#settings-form input[name=name]")).to_have_value("Settings")  # the form is filled in
     page.fill("#settings-form input[name=description]", "first")
     double_submit(page, "settings-form")
     expect(page.locator("#settings-saved")).to_have_text("Saved")
