@@ -12,7 +12,7 @@ from builders import enqueue_signal, make_config
 from viewzenix.brokers.base import BrokerUnavailable
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, Signal
-from viewzenix.jobs import build_job_app
+from viewzenix.jobs import EXECUTE_SIGNAL, build_job_app
 from viewzenix.jobs.attempts import Attempt, AttemptRecorder
 from viewzenix.jobs.retry import Backoff
 from viewzenix.jobs.tasks import register_tasks
@@ -136,3 +136,42 @@ def test_a_signals_run_records_the_signal_and_its_outcome(db, database_url):
     [row] = attempts_of(db, job_id)
     assert (row["outcome"], row["error"]) == ("succeeded", None)
     assert row["context"] == {"signal_id": str(signal_id), "signal_status": "executed"}
+
+
+def test_a_succeeded_run_is_recorded_by_the_statement_that_finishes_its_job(db, database_url):
+    """One statement, one transaction: the record and the job's 'succeeded' event share their xmin."""
+    config = make_config(db, name="attempts-with-finish")
+    enqueue_signal(
+        db, database_url, config, Signal(ticker="ATTF", action=Action.BUY, quantity=1, signal_price=10)
+    )
+    job_app = worker_app(database_url, db)
+
+    [attempt] = [a for a in run_once(job_app) if a.task_name == EXECUTE_SIGNAL]
+
+    with db.transaction() as conn:
+        row = conn.execute(
+            # procrastinate's 'succeeded' event is inserted by the finish's own transaction (its
+            # trigger); the job's row itself is updated again when the worker unregisters.
+            "select j.status::text as status, a.outcome, a.xmin::text = e.xmin::text as same_transaction "
+            "from procrastinate_jobs j join private.job_attempts a on a.job_id = j.id "
+            "join procrastinate_events e on e.job_id = j.id and e.type = 'succeeded' where j.id = %s",
+            (attempt.job_id,),
+        ).fetchone()
+    assert row == {"status": "succeeded", "outcome": "succeeded", "same_transaction": True}
+    assert job_app.job_manager._attempts == {}  # handed over, then written: nothing left behind
+
+
+def test_the_worker_pool_runs_each_statement_in_autocommit(database_url):
+    """No BEGIN/COMMIT round trips around procrastinate's one-statement queries (db.pools)."""
+    import asyncio
+
+    job_app = build_job_app(database_url, pool_size=1)
+
+    async def borrow() -> tuple[bool, str]:
+        async with job_app.open_async():
+            async with job_app.connector.pool.connection() as conn:
+                status = conn.info.transaction_status.name
+                await conn.execute("select 1")
+                return conn.autocommit, (status, conn.info.transaction_status.name)
+
+    assert asyncio.run(borrow()) == (True, ("IDLE", "IDLE"))
