@@ -159,19 +159,3 @@ def test_a_succeeded_run_is_recorded_by_the_statement_that_finishes_its_job(db, 
         ).fetchone()
     assert row == {"status": "succeeded", "outcome": "succeeded", "same_transaction": True}
     assert job_app.job_manager._attempts == {}  # handed over, then written: nothing left behind
-
-
-def test_the_worker_pool_runs_each_statement_in_autocommit(database_url):
-    """No BEGIN/COMMIT round trips around procrastinate's one-statement queries (db.pools)."""
-    import asyncio
-
-    job_app = build_job_app(database_url, pool_size=1)
-
-    async def borrow() -> tuple[bool, str]:
-        async with job_app.open_async():
-            async with job_app.connector.pool.connection() as conn:
-                status = conn.info.transaction_status.name
-                await conn.execute("select 1")
-                return conn.autocommit, (status, conn.info.transaction_status.name)
-
-    assert asyncio.run(borrow()) == (True, ("IDLE", "IDLE"))
