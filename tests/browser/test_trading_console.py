@@ -272,14 +272,31 @@ def double_submit(page: Page, form_id: str) -> None:
     )
 
 
+# Counts the JSON bodies the page has read: the form's handler resumes right after its answer's
+# body is read, before the page's next task, so a count past N means the handler of answer N ran.
+COUNT_JSON_READS = """() => {
+  if (window.vzJsonReads === undefined) {
+    window.vzJsonReads = 0;
+    const json = Response.prototype.json;
+    Response.prototype.json = function () {
+      return json.call(this).finally(() => { window.vzJsonReads += 1; });
+    };
+  }
+  return window.vzJsonReads;
+}"""
+
+
 def release_the_replay(page: Page, held: list, pattern: str) -> None:
-    """Let the held second request go; it must be a replay of the first (one key), answered 2xx."""
+    """Let the held second request go; it must be a replay of the first (one key), answered 2xx;
+    return once the page's handler has run on its answer."""
     assert len(held) == 2
     assert len({route.request.headers["idempotency-key"] for route in held}) == 1
+    read = page.evaluate(COUNT_JSON_READS)
     with page.expect_response(pattern) as replay:
         held[1].continue_()
     assert replay.value.ok
-    page.wait_for_timeout(100)  # the page's handler runs after the response event
+    page.wait_for_function(f"() => window.vzJsonReads > {read}")
+    page.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # the handler's own task ends
 
 
 def test_a_late_replay_of_a_double_submit_keeps_what_the_user_typed_since(

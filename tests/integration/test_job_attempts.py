@@ -159,3 +159,95 @@ def test_a_succeeded_run_is_recorded_by_the_statement_that_finishes_its_job(db, 
         ).fetchone()
     assert row == {"status": "succeeded", "outcome": "succeeded", "same_transaction": True}
     assert job_app.job_manager._attempts == {}  # handed over, then written: nothing left behind
+
+
+async def _defer_and_fetch(job_app) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    from procrastinate import jobs as procrastinate_jobs
+
+    manager = job_app.job_manager
+    job = await manager.defer_job_async(
+        procrastinate_jobs.Job(
+            queue="test", lock=None, queueing_lock=None, task_name="test.bug", task_kwargs={"order_id": "o-9"}
+        )
+    )
+    worker_id = await manager.register_worker()
+    fetched = await manager.fetch_job(queues=["test"], worker_id=worker_id)
+    assert fetched is not None and fetched.id == job.id
+    return job.id, worker_id
+
+
+def _attempt_row(job_id: int, **changes) -> dict:  # type: ignore[no-untyped-def]
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    attempt = Attempt(
+        job_id=job_id,
+        attempt=1,
+        task_name="test.bug",
+        worker="w",
+        started_at=now,
+        finished_at=now,
+        duration_ms=1.0,
+        outcome="succeeded",
+    )
+    return {**asdict(attempt), **changes}
+
+
+def test_a_record_that_cannot_be_written_does_not_keep_its_job_doing(db, database_url, caplog):
+    """The combined statement fails (a negative duration breaks the record's check): the job is
+    finished alone, so it cannot sit in ``doing`` under a live worker, and the failure is logged."""
+    import asyncio
+
+    from procrastinate.jobs import Status
+
+    job_app = worker_app(database_url, db)
+
+    async def run() -> int:
+        async with job_app.open_async():
+            job_id, _ = await _defer_and_fetch(job_app)
+            job_app.job_manager.store_with_finish(job_id, _attempt_row(job_id, duration_ms=-1.0))
+            await job_app.job_manager.finish_job_by_id_async(
+                job_id, status=Status.SUCCEEDED, delete_job=False
+            )
+            return job_id
+
+    job_id = asyncio.run(run())
+    assert job_of(db, job_id)["status"] == "succeeded"
+    assert attempts_of(db, job_id) == []
+    assert "finish with its attempt record failed" in caplog.text
+    assert "could not record job" in caplog.text
+    assert job_app.job_manager._attempts == {}
+
+
+def test_a_handed_over_record_of_a_job_that_ends_otherwise_is_stored_on_its_own(db, database_url):
+    """Only a job marked succeeded gets its record from the combined statement; a retry or a
+    failure stores the handed-over record first, and nothing is left behind."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from procrastinate.jobs import Status
+
+    job_app = worker_app(database_url, db)
+
+    async def run() -> tuple[int, int]:
+        async with job_app.open_async():
+            manager = job_app.job_manager
+            failed, _ = await _defer_and_fetch(job_app)
+            manager.store_with_finish(failed, _attempt_row(failed, outcome="failed"))
+            await manager.finish_job_by_id_async(failed, status=Status.FAILED, delete_job=False)
+            retried, _ = await _defer_and_fetch(job_app)
+            manager.store_with_finish(retried, _attempt_row(retried, outcome="retrying"))
+            await manager.retry_job_by_id_async(retried, retry_at=datetime.now(UTC))
+            return failed, retried
+
+    failed, retried = asyncio.run(run())
+    assert (job_of(db, failed)["status"], [r["outcome"] for r in attempts_of(db, failed)]) == (
+        "failed",
+        ["failed"],
+    )
+    assert (job_of(db, retried)["status"], [r["outcome"] for r in attempts_of(db, retried)]) == (
+        "todo",
+        ["retrying"],
+    )
+    assert job_app.job_manager._attempts == {}

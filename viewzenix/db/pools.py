@@ -23,6 +23,7 @@ docs/database-timeouts.md.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,55 +122,40 @@ class ResilientPool(ConnectionPool):
 
 
 class ResilientAsyncPool(AsyncConnectionPool):
-    """An ``AsyncConnectionPool`` of autocommit connections, checked only after a failure,
-    reconnecting promptly, with the fail-fast connect options.
+    """An ``AsyncConnectionPool`` of autocommit connections, reconnecting promptly, with the
+    fail-fast connect options.
 
-    For procrastinate's worker (``PsycopgConnector(pool_factory=...)``); takes
-    ``AsyncConnectionPool``'s arguments, replacing the ``check`` procrastinate passes.
+    For procrastinate's worker (``PsycopgConnector(pool_factory=...)``), which checks every
+    connection before use (``check=AsyncConnectionPool.check_connection``, an empty query): kept,
+    because procrastinate does not act on a failed finish (the job would stay ``doing`` under a
+    live worker), so a connection cut while idle must be replaced before it is used.
 
     **Autocommit**: every query procrastinate's connector runs on this pool is one statement
-    (its ``procrastinate_*`` functions, our fetch and attempt record), and each borrows a
+    (its ``procrastinate_*`` functions, our attempt record and fetch), and each borrows a
     connection for that one statement. Without autocommit psycopg wraps it in ``BEGIN`` …
-    ``COMMIT``, two more round trips per statement. Set by ``configure`` (a ``configure`` passed
-    in still runs, after it), not by the connect ``kwargs``: procrastinate opens its LISTEN
-    connection with ``**kwargs, autocommit=True``.
-
-    **Checked after a failure**: procrastinate asks for ``check_connection`` (an empty query,
-    one round trip) before every borrow. As ``ResilientPool`` does for the web, a connection is
-    checked only when one was returned broken since it was last checked (the database restarted
-    or a connection was cut): then every idle connection is checked on its next borrow, and the
-    dead ones are replaced. The first query on a dead connection fails; the worker's loop
-    (``jobs.graceful``) restarts once the database answers and hands back the jobs of the lost
-    run, whose retry resumes from the ledger (``tests/integration/test_database_outage.py``).
-    Per signal job the frame (fetch, finish with the attempt record) is two round trips,
-    where procrastinate's defaults took twelve.
+    ``COMMIT``, two more round trips per statement, and the check toggles autocommit around
+    its empty query: the frame of a signal job (fetch, attempt record, finish) was twelve
+    round trips; with autocommit, and the record written by the finish (``jobs.attempts``),
+    four. Set by ``configure`` (a ``configure`` passed in still runs, after it), not by the
+    connect ``kwargs``: procrastinate opens its LISTEN connection with ``**kwargs, autocommit=True``.
     """
 
     def __init__(self, conninfo: str = "", **kwargs: Any) -> None:
-        self._failures = 0
         kwargs.setdefault("timeout", 5.0)
         kwargs["kwargs"] = {**fail_fast_options(conninfo), **(kwargs.get("kwargs") or {})}
-        given = kwargs.get("configure")
-
-        async def configure(conn: Any) -> None:
-            await conn.set_autocommit(True)
-            conn._viewzenix_epoch = self._failures
-            if given is not None:
-                await given(conn)
-
-        kwargs["configure"] = configure
-        kwargs["check"] = self._check_if_stale
+        kwargs["configure"] = _autocommit_then(kwargs.get("configure"))
         super().__init__(conninfo, **kwargs)
-
-    async def _check_if_stale(self, conn: Any) -> None:
-        if getattr(conn, "_viewzenix_epoch", None) != self._failures:
-            await AsyncConnectionPool.check_connection(conn)
-            conn._viewzenix_epoch = self._failures
-
-    async def putconn(self, conn: Any) -> None:
-        if conn.broken:
-            self._failures += 1
-        await super().putconn(conn)
 
     async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         await super()._add_connection(attempt or _CappedBackoff(timeout=self.reconnect_timeout), growing)
+
+
+def _autocommit_then(configure: Callable[[Any], Awaitable[None]] | None) -> Callable[[Any], Awaitable[None]]:
+    """Return an async pool ``configure`` that sets autocommit on, then runs ``configure``."""
+
+    async def autocommit(conn: Any) -> None:
+        await conn.set_autocommit(True)
+        if configure is not None:
+            await configure(conn)
+
+    return autocommit

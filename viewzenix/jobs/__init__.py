@@ -11,18 +11,22 @@ they were deferred, while other symbols run in parallel.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
+from procrastinate import exceptions as procrastinate_exceptions
 from procrastinate import jobs as procrastinate_jobs
 from procrastinate import manager as procrastinate_manager
 
 if TYPE_CHECKING:
     from viewzenix.db import Connection
     from viewzenix.db.pools import SessionTimeouts
+
+logger = logging.getLogger(__name__)
 
 EXECUTE_SIGNAL = "viewzenix.execute_signal"
 # A bar pushed on a webhook URL: applied under the same lock as the symbol's signals.
@@ -64,8 +68,12 @@ class PausableJobManager(procrastinate_manager.JobManager):
     alerts are still stored and their jobs queued, and a job already running finishes.
 
     The attempt record (``jobs.attempts.AttemptRecorder``) of a succeeded run is handed over by
-    ``store_with_finish`` and written by the finish's own statement (``FINISH_WITH_ATTEMPT``):
-    one round trip per job instead of two. Other outcomes are stored by the recorder as before.
+    ``store_with_finish`` and written by the statement that marks the job succeeded
+    (``FINISH_WITH_ATTEMPT``): one round trip per job instead of two, and both or neither. If
+    that statement fails, the job is finished alone, as procrastinate would, and the record
+    stored on its own (its failure logged). A handed-over record whose job ends otherwise
+    (retried, failed, deleted) is stored first, on its own. Other outcomes are stored by the
+    recorder itself.
     """
 
     def __init__(self, connector: procrastinate.connector.BaseConnector) -> None:
@@ -84,15 +92,47 @@ class PausableJobManager(procrastinate_manager.JobManager):
         if attempt is None:
             await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
             return
-        from viewzenix.jobs.attempts import FINISH_WITH_ATTEMPT, INSERT_ATTEMPT
+        from viewzenix.jobs.attempts import FINISH_WITH_ATTEMPT
 
-        if delete_job:  # recorded first, as the job's row goes (its attempts with it: on delete cascade)
+        # Combined only for a job marked succeeded and kept (a deleted job's attempts go with it).
+        if status == procrastinate_jobs.Status.SUCCEEDED and not delete_job:
+            try:
+                await self.connector.execute_query_async(
+                    query=FINISH_WITH_ATTEMPT, **attempt, status=status.value, delete_job=False
+                )
+                return
+            except procrastinate_exceptions.ConnectorException:
+                # The record or the finish failed (rolled back together): finish alone, as
+                # procrastinate would (its error, if any, is procrastinate's as before), then the
+                # record on its own, whose failure is only logged.
+                logger.warning(
+                    "job %s: finish with its attempt record failed; finishing alone",
+                    job_id,
+                    exc_info=True,
+                    extra={"action": "job_finish_with_attempt_failed", "job_id": job_id},
+                )
+        await self._store_before(job_id, attempt)
+        await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
+
+    async def retry_job_by_id_async(self, job_id: int, *args: Any, **kwargs: Any) -> None:
+        attempt = self._attempts.pop(job_id, None)
+        if attempt is not None:
+            await self._store_before(job_id, attempt)
+        await super().retry_job_by_id_async(job_id, *args, **kwargs)
+
+    async def _store_before(self, job_id: int, attempt: dict) -> None:
+        """Store a handed-over record on its own; a failure is logged, never raised."""
+        from viewzenix.jobs.attempts import INSERT_ATTEMPT
+
+        try:
             await self.connector.execute_query_async(query=INSERT_ATTEMPT, **attempt)
-            await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
-            return
-        await self.connector.execute_query_async(
-            query=FINISH_WITH_ATTEMPT, **attempt, status=status.value, delete_job=False
-        )
+        except Exception:
+            logger.exception(
+                "could not record job %s's attempt %s",
+                job_id,
+                attempt.get("attempt"),
+                extra={"action": "job_attempt_unrecorded", "job_id": job_id},
+            )
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> procrastinate_jobs.Job | None:
         rows = await self.connector.execute_query_all_async(

@@ -4,7 +4,11 @@ procrastinate records a job's status and events but not why a run failed. ``Atte
 procrastinate worker middleware (``Worker(worker_middleware=[...])``, procrastinate ≥ 3.8) that
 wraps every run, on the worker's event loop, and writes when it ends: start, end, duration,
 outcome and error text. It writes through procrastinate's own async pool, after the run, so a
-run's work never waits on it, and a failure to write is logged, never raised into the job.
+run's work never waits on it. A succeeded run's record is handed to the job manager and written
+by the statement that marks the job succeeded (``FINISH_WITH_ATTEMPT``, see
+``viewzenix.jobs.PausableJobManager``): both or neither, one round trip. Other outcomes are
+written here, before procrastinate retries or fails the job; a failure to write them is logged,
+never raised into the job.
 
 Outcomes: ``succeeded``; ``retrying`` (it raised, and the task's retry strategy runs it again);
 ``failed`` (for good); ``aborted`` (canceled while running, or cut by shutdown); ``worker_died``
@@ -102,8 +106,9 @@ class AttemptRecorder:
     """procrastinate worker middleware that records every run of every job (see module doc).
 
     ``worker_label``: stored in ``worker`` instead of procrastinate's worker name (the HTTP
-    runner passes ``"runner"``). ``on_attempt``: called with each ``Attempt`` after it is stored
-    (the runner collects its results this way). Task bodies may add ids to the stored context by
+    runner passes ``"runner"``). ``on_attempt``: called with each ``Attempt`` once it is stored,
+    or, for a succeeded run, handed to be stored with its job's finish (the runner collects its
+    results this way). Task bodies may add ids to the stored context by
     setting ``context.additional_context["attempt_context"]`` (a dict).
     """
 

@@ -70,7 +70,7 @@ class StoppedBy(StrEnum):
 class RunResult:
     """One run of one job in a runner call.
 
-    ``status``: the run's outcome, as recorded in ``private.job_attempts``: ``succeeded``,
+    ``status``: the run's outcome, as ``private.job_attempts`` records it: ``succeeded``,
     ``retrying`` (it raised; procrastinate runs it again later), ``failed`` (for good) or
     ``aborted``. ``duration_ms``: milliseconds. ``error``: ``"<ExceptionType>: <message>"``, or
     None when it succeeded.
