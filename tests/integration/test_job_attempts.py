@@ -6,6 +6,7 @@ same middleware as ``python -m viewzenix.worker``.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from builders import enqueue_signal, make_config
 
@@ -162,16 +163,20 @@ def test_a_succeeded_run_is_recorded_by_the_statement_that_finishes_its_job(db, 
 
 
 async def _defer_and_fetch(job_app) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Defer a test.bug job on a queue of its own and fetch it (now ``doing``): (job id, worker id)."""
+    import uuid
+
     from procrastinate import jobs as procrastinate_jobs
 
     manager = job_app.job_manager
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # no other test's job is fetched instead
     job = await manager.defer_job_async(
         procrastinate_jobs.Job(
-            queue="test", lock=None, queueing_lock=None, task_name="test.bug", task_kwargs={"order_id": "o-9"}
+            queue=queue, lock=None, queueing_lock=None, task_name="test.bug", task_kwargs={"order_id": "o-9"}
         )
     )
     worker_id = await manager.register_worker()
-    fetched = await manager.fetch_job(queues=["test"], worker_id=worker_id)
+    fetched = await manager.fetch_job(queues=[queue], worker_id=worker_id)
     assert fetched is not None and fetched.id == job.id
     return job.id, worker_id
 
@@ -251,3 +256,50 @@ def test_a_handed_over_record_of_a_job_that_ends_otherwise_is_stored_on_its_own(
         ["retrying"],
     )
     assert job_app.job_manager._attempts == {}
+
+
+def test_a_finish_whose_connection_is_cut_is_sent_once_more(db, database_url, caplog):
+    """The finish waits on a lock, its backend is terminated (a real cut, not a fake): the job is
+    still marked succeeded, by a second try on a new connection, instead of staying ``doing``."""
+    import asyncio
+
+    from procrastinate.jobs import Status
+
+    job_app = worker_app(database_url, db)
+
+    async def run() -> int:
+        async with job_app.open_async():
+            job_id, _ = await _defer_and_fetch(job_app)
+            async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watch:
+                async with await psycopg.AsyncConnection.connect(database_url) as holder:
+                    await holder.execute(
+                        "select 1 from procrastinate_jobs where id = %s for update", (job_id,)
+                    )
+                    finish = asyncio.create_task(
+                        job_app.job_manager.finish_job_by_id_async(
+                            job_id, status=Status.SUCCEEDED, delete_job=False
+                        )
+                    )
+                    pid = None
+                    for _ in range(200):
+                        row = await (
+                            await watch.execute(
+                                "select pid from pg_stat_activity where wait_event_type = 'Lock' "
+                                "and query like '%%procrastinate_finish_job%%'"
+                            )
+                        ).fetchone()
+                        if row:
+                            pid = row[0]
+                            break
+                        await asyncio.sleep(0.02)
+                    assert pid is not None, "the finish never waited on the lock"
+                    await watch.execute("select pg_terminate_backend(%s, 5000)", (pid,))
+                    await asyncio.sleep(0.2)  # the second try is waiting on the lock now
+                    assert not finish.done()
+                    await holder.commit()
+                    await asyncio.wait_for(finish, timeout=10)
+            return job_id
+
+    job_id = asyncio.run(run())
+    assert job_of(db, job_id)["status"] == "succeeded"
+    assert "its finish lost the database connection; trying once more" in caplog.text

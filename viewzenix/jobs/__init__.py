@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,8 @@ class PausableJobManager(procrastinate_manager.JobManager):
     that statement fails, the job is finished alone, as procrastinate would, and the record
     stored on its own (its failure logged). A handed-over record whose job ends otherwise
     (retried, failed, deleted) is stored first, on its own. Other outcomes are stored by the
-    recorder itself.
+    recorder itself. A finish or retry whose connection was lost is sent once more
+    (``_once_more_if_the_connection_was_lost``): procrastinate would leave the job ``doing``.
     """
 
     def __init__(self, connector: procrastinate.connector.BaseConnector) -> None:
@@ -90,7 +91,7 @@ class PausableJobManager(procrastinate_manager.JobManager):
     ) -> None:
         attempt = self._attempts.pop(job_id, None)
         if attempt is None:
-            await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
+            await self._finish(job_id, status, delete_job)
             return
         from viewzenix.jobs.attempts import FINISH_WITH_ATTEMPT
 
@@ -112,13 +113,23 @@ class PausableJobManager(procrastinate_manager.JobManager):
                     extra={"action": "job_finish_with_attempt_failed", "job_id": job_id},
                 )
         await self._store_before(job_id, attempt)
-        await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
+        await self._finish(job_id, status, delete_job)
 
     async def retry_job_by_id_async(self, job_id: int, *args: Any, **kwargs: Any) -> None:
         attempt = self._attempts.pop(job_id, None)
         if attempt is not None:
             await self._store_before(job_id, attempt)
-        await super().retry_job_by_id_async(job_id, *args, **kwargs)
+        await _once_more_if_the_connection_was_lost(
+            job_id, lambda: super(PausableJobManager, self).retry_job_by_id_async(job_id, *args, **kwargs)
+        )
+
+    async def _finish(self, job_id: int, status: procrastinate_jobs.Status, delete_job: bool) -> None:
+        await _once_more_if_the_connection_was_lost(
+            job_id,
+            lambda: super(PausableJobManager, self).finish_job_by_id_async(
+                job_id=job_id, status=status, delete_job=delete_job
+            ),
+        )
 
     async def _store_before(self, job_id: int, attempt: dict) -> None:
         """Store a handed-over record on its own; a failure is logged, never raised."""
@@ -142,6 +153,39 @@ class PausableJobManager(procrastinate_manager.JobManager):
         if not rows or rows[0]["id"] is None:
             return None
         return procrastinate_jobs.Job.from_row(rows[0])
+
+
+async def _once_more_if_the_connection_was_lost(job_id: int, persist: Callable[[], Awaitable[None]]) -> None:
+    """Run ``persist`` (procrastinate's finish or retry of job ``job_id``); if its connection was
+    lost, run it once more (the pool checks the next connection before lending it).
+
+    procrastinate does not act on a failed finish or retry (``Worker._process_job`` runs in a task
+    whose error nobody reads): the job would stay ``doing`` under a live, heartbeating worker,
+    which neither the stalled-job sweep nor ``jobs.graceful`` hands back, and the later jobs of
+    its lock would wait behind it. If the first try committed before its answer was lost, the
+    second fails with procrastinate's ``Job was not found or not in …`` error, raised like any
+    other: the job is finished already. Any other error is raised, as before.
+    """
+    try:
+        await persist()
+        return
+    except procrastinate_exceptions.ConnectorException as error:
+        if not _connection_lost(error):
+            raise
+        logger.warning(
+            "job %s: its finish lost the database connection; trying once more",
+            job_id,
+            extra={"action": "job_finish_retried", "job_id": job_id},
+        )
+    await persist()
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` (as procrastinate's connector raises it) is a lost or refused connection."""
+    import psycopg
+
+    cause = error.__cause__ or error.__context__
+    return isinstance(cause, psycopg.OperationalError)
 
 
 def build_job_app(
