@@ -267,7 +267,21 @@ def test_a_finish_whose_connection_is_cut_is_sent_once_more(db, database_url, ca
 
     job_app = worker_app(database_url, db)
 
-    async def run() -> int:
+    async def waiting_on(watch, holder_pid: int, other_than: int = 0) -> int:  # type: ignore[no-untyped-def]
+        for _ in range(250):
+            row = await (
+                await watch.execute(
+                    "select pid from pg_stat_activity where datname = current_database() "
+                    "and %s = any(pg_blocking_pids(pid)) and pid <> %s",
+                    (holder_pid, other_than),
+                )
+            ).fetchone()
+            if row:
+                return row[0]
+            await asyncio.sleep(0.02)
+        raise AssertionError("no finish waited on the lock")
+
+    async def run() -> tuple[int, int, int]:
         async with job_app.open_async():
             job_id, _ = await _defer_and_fetch(job_app)
             async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watch:
@@ -280,26 +294,15 @@ def test_a_finish_whose_connection_is_cut_is_sent_once_more(db, database_url, ca
                             job_id, status=Status.SUCCEEDED, delete_job=False
                         )
                     )
-                    pid = None
-                    for _ in range(200):
-                        row = await (
-                            await watch.execute(
-                                "select pid from pg_stat_activity where wait_event_type = 'Lock' "
-                                "and query like '%%procrastinate_finish_job%%'"
-                            )
-                        ).fetchone()
-                        if row:
-                            pid = row[0]
-                            break
-                        await asyncio.sleep(0.02)
-                    assert pid is not None, "the finish never waited on the lock"
-                    await watch.execute("select pg_terminate_backend(%s, 5000)", (pid,))
-                    await asyncio.sleep(0.2)  # the second try is waiting on the lock now
+                    first = await waiting_on(watch, holder.info.backend_pid)
+                    await watch.execute("select pg_terminate_backend(%s, 5000)", (first,))
+                    second = await waiting_on(watch, holder.info.backend_pid, other_than=first)
                     assert not finish.done()
                     await holder.commit()
                     await asyncio.wait_for(finish, timeout=10)
-            return job_id
+            return job_id, first, second
 
-    job_id = asyncio.run(run())
+    job_id, first, second = asyncio.run(run())
+    assert first != second
     assert job_of(db, job_id)["status"] == "succeeded"
-    assert "its finish lost the database connection; trying once more" in caplog.text
+    assert "its finish lost the database connection; sending it once more" in caplog.text

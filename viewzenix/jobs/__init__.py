@@ -73,7 +73,7 @@ class PausableJobManager(procrastinate_manager.JobManager):
     that statement fails, the job is finished alone, as procrastinate would, and the record
     stored on its own (its failure logged). A handed-over record whose job ends otherwise
     (retried, failed, deleted) is stored first, on its own. Other outcomes are stored by the
-    recorder itself. A finish or retry whose connection was lost is sent once more
+    recorder itself. A finish whose connection was lost is sent once more
     (``_once_more_if_the_connection_was_lost``): procrastinate would leave the job ``doing``.
     """
 
@@ -119,9 +119,10 @@ class PausableJobManager(procrastinate_manager.JobManager):
         attempt = self._attempts.pop(job_id, None)
         if attempt is not None:
             await self._store_before(job_id, attempt)
-        await _once_more_if_the_connection_was_lost(
-            job_id, lambda: super(PausableJobManager, self).retry_job_by_id_async(job_id, *args, **kwargs)
-        )
+        # Not sent again on a lost connection, unlike a finish: procrastinate's retry also takes a
+        # job that is `failed` (an abort), so a retry that committed before its answer was lost
+        # would run the job again.
+        await super().retry_job_by_id_async(job_id, *args, **kwargs)
 
     async def _finish(self, job_id: int, status: procrastinate_jobs.Status, delete_job: bool) -> None:
         await _once_more_if_the_connection_was_lost(
@@ -156,15 +157,16 @@ class PausableJobManager(procrastinate_manager.JobManager):
 
 
 async def _once_more_if_the_connection_was_lost(job_id: int, persist: Callable[[], Awaitable[None]]) -> None:
-    """Run ``persist`` (procrastinate's finish or retry of job ``job_id``); if its connection was
-    lost, run it once more (the pool checks the next connection before lending it).
+    """Run ``persist`` (procrastinate's finish of job ``job_id``); if its connection was lost, run
+    it once more (the pool checks the next connection before lending it).
 
-    procrastinate does not act on a failed finish or retry (``Worker._process_job`` runs in a task
-    whose error nobody reads): the job would stay ``doing`` under a live, heartbeating worker,
-    which neither the stalled-job sweep nor ``jobs.graceful`` hands back, and the later jobs of
-    its lock would wait behind it. If the first try committed before its answer was lost, the
-    second fails with procrastinate's ``Job was not found or not in …`` error, raised like any
-    other: the job is finished already. Any other error is raised, as before.
+    procrastinate does not act on a failed finish (``Worker._process_job`` runs in a task whose
+    error nobody reads): the job would stay ``doing`` under a live, heartbeating worker, which
+    neither the stalled-job sweep nor ``jobs.graceful`` hands back, and the later jobs of its
+    lock would wait behind it. Sending it twice is safe: ``procrastinate_finish_job_v1`` takes
+    only a ``todo`` or ``doing`` job, so if the first try committed before its answer was lost,
+    the second fails with its ``Job was not found or not in …`` error (raised, and unread, as
+    before; the job is finished). Any other error is raised at once.
     """
     try:
         await persist()
@@ -173,7 +175,7 @@ async def _once_more_if_the_connection_was_lost(job_id: int, persist: Callable[[
         if not _connection_lost(error):
             raise
         logger.warning(
-            "job %s: its finish lost the database connection; trying once more",
+            "job %s: its finish lost the database connection; sending it once more",
             job_id,
             extra={"action": "job_finish_retried", "job_id": job_id},
         )
@@ -181,11 +183,17 @@ async def _once_more_if_the_connection_was_lost(job_id: int, persist: Callable[[
 
 
 def _connection_lost(error: BaseException) -> bool:
-    """Whether ``error`` (as procrastinate's connector raises it) is a lost or refused connection."""
+    """Whether ``error`` (procrastinate's ``ConnectorException``, raised from psycopg's) means the
+    connection was lost or never lent: psycopg's own socket errors and the pool's timeout carry
+    no SQLSTATE; the server's are class 08 (connection exception) and 57P01–57P03 (shut down,
+    crash, cannot connect now). A statement or lock timeout, also an ``OperationalError``, is not."""
     import psycopg
 
-    cause = error.__cause__ or error.__context__
-    return isinstance(cause, psycopg.OperationalError)
+    cause = error.__cause__
+    if not isinstance(cause, psycopg.OperationalError):
+        return False
+    state = cause.sqlstate
+    return state is None or state.startswith("08") or state in {"57P01", "57P02", "57P03"}
 
 
 def build_job_app(
