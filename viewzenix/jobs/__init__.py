@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +74,7 @@ class PausableJobManager(procrastinate_manager.JobManager):
     stored on its own (its failure logged). A handed-over record whose job ends otherwise
     (retried, failed, deleted) is stored first, on its own. Other outcomes are stored by the
     recorder itself. A finish whose connection was lost is sent once more
-    (``_once_more_if_the_connection_was_lost``): procrastinate would leave the job ``doing``.
+    (``_finish``): procrastinate would leave the job ``doing``.
     """
 
     def __init__(self, connector: procrastinate.connector.BaseConnector) -> None:
@@ -125,26 +125,35 @@ class PausableJobManager(procrastinate_manager.JobManager):
         await super().retry_job_by_id_async(job_id, *args, **kwargs)
 
     async def _finish(self, job_id: int, status: procrastinate_jobs.Status, delete_job: bool) -> None:
-        await _once_more_if_the_connection_was_lost(
-            job_id,
-            lambda: super(PausableJobManager, self).finish_job_by_id_async(
-                job_id=job_id, status=status, delete_job=delete_job
-            ),
-        )
+        """procrastinate's finish of job ``job_id``, sent once more if its connection was lost (the
+        pool checks the next connection before lending it).
+
+        procrastinate does not act on a failed finish (``Worker._process_job`` runs in a task whose
+        error nobody reads): the job would stay ``doing`` under a live, heartbeating worker, which
+        neither the stalled-job sweep nor ``jobs.graceful`` hands back, and the later jobs of its
+        lock would wait behind it. Sending it twice is safe: ``procrastinate_finish_job_v1`` takes
+        only a ``todo`` or ``doing`` job, so if the first try committed before its answer was lost,
+        the second fails with its ``Job was not found or not in …`` error (raised, and unread, as
+        before; the job is finished). Any other error is raised at once.
+        """
+        for last_try in (False, True):
+            try:
+                await super().finish_job_by_id_async(job_id=job_id, status=status, delete_job=delete_job)
+                return
+            except procrastinate_exceptions.ConnectorException as error:
+                if last_try or not _connection_lost(error):
+                    raise
+                logger.warning(
+                    "job %s: its finish lost the database connection; sending it once more",
+                    job_id,
+                    extra={"action": "job_finish_retried", "job_id": job_id},
+                )
 
     async def _store_before(self, job_id: int, attempt: dict) -> None:
         """Store a handed-over record on its own; a failure is logged, never raised."""
-        from viewzenix.jobs.attempts import INSERT_ATTEMPT
+        from viewzenix.jobs.attempts import store_or_log
 
-        try:
-            await self.connector.execute_query_async(query=INSERT_ATTEMPT, **attempt)
-        except Exception:
-            logger.exception(
-                "could not record job %s's attempt %s",
-                job_id,
-                attempt.get("attempt"),
-                extra={"action": "job_attempt_unrecorded", "job_id": job_id},
-            )
+        await store_or_log(self.connector, attempt)
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> procrastinate_jobs.Job | None:
         rows = await self.connector.execute_query_all_async(
@@ -154,32 +163,6 @@ class PausableJobManager(procrastinate_manager.JobManager):
         if not rows or rows[0]["id"] is None:
             return None
         return procrastinate_jobs.Job.from_row(rows[0])
-
-
-async def _once_more_if_the_connection_was_lost(job_id: int, persist: Callable[[], Awaitable[None]]) -> None:
-    """Run ``persist`` (procrastinate's finish of job ``job_id``); if its connection was lost, run
-    it once more (the pool checks the next connection before lending it).
-
-    procrastinate does not act on a failed finish (``Worker._process_job`` runs in a task whose
-    error nobody reads): the job would stay ``doing`` under a live, heartbeating worker, which
-    neither the stalled-job sweep nor ``jobs.graceful`` hands back, and the later jobs of its
-    lock would wait behind it. Sending it twice is safe: ``procrastinate_finish_job_v1`` takes
-    only a ``todo`` or ``doing`` job, so if the first try committed before its answer was lost,
-    the second fails with its ``Job was not found or not in …`` error (raised, and unread, as
-    before; the job is finished). Any other error is raised at once.
-    """
-    try:
-        await persist()
-        return
-    except procrastinate_exceptions.ConnectorException as error:
-        if not _connection_lost(error):
-            raise
-        logger.warning(
-            "job %s: its finish lost the database connection; sending it once more",
-            job_id,
-            extra={"action": "job_finish_retried", "job_id": job_id},
-        )
-    await persist()
 
 
 def _connection_lost(error: BaseException) -> bool:

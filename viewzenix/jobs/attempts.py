@@ -157,16 +157,8 @@ class AttemptRecorder:
             traceback=None if error is None else _traceback(error),
             context={**job_ids(job), **context.additional_context.get("attempt_context", {})},
         )
-        try:
-            if outcome != "succeeded" or not _finish_stores(context.app, attempt):
-                await store(context.app, attempt)
-        except Exception:
-            logger.exception(
-                "could not record job %s's attempt %s",
-                job.id,
-                attempt.attempt,
-                extra={"action": "job_attempt_unrecorded", "job_id": job.id},
-            )
+        if outcome != "succeeded" or not _finish_stores(context.app, attempt):
+            await store_or_log(context.app.connector, asdict(attempt))
         # A routine success of a periodic task (the 15 s stalled-job sweep, …) at DEBUG; every
         # signal's run, and every failure, at INFO or above.
         routine = outcome == "succeeded" and "timestamp" in job.task_kwargs
@@ -206,10 +198,22 @@ def _finish_stores(app: procrastinate.App, attempt: Attempt) -> bool:
     return True
 
 
-async def store(app: procrastinate.App, attempt: Attempt) -> None:
-    """Insert ``attempt`` into ``private.job_attempts`` (once per (job, attempt); repeats ignored)."""
-    # procrastinate's connector sends dict arguments as jsonb.
-    await app.connector.execute_query_async(INSERT_ATTEMPT, **asdict(attempt))
+async def store_or_log(
+    connector: procrastinate.connector.BaseAsyncConnector, attempt: dict[str, Any]
+) -> None:
+    """Insert ``attempt`` (an ``Attempt`` as a dict: ``INSERT_ATTEMPT``'s parameters) into
+    ``private.job_attempts`` (once per (job, attempt); repeats ignored). A failure is logged
+    (``job_attempt_unrecorded``), never raised: a record never fails its job."""
+    try:
+        # procrastinate's connector sends dict arguments as jsonb.
+        await connector.execute_query_async(INSERT_ATTEMPT, **attempt)
+    except Exception:
+        logger.exception(
+            "could not record job %s's attempt %s",
+            attempt["job_id"],
+            attempt["attempt"],
+            extra={"action": "job_attempt_unrecorded", "job_id": attempt["job_id"]},
+        )
 
 
 async def record_cut_short(
