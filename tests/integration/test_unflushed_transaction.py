@@ -44,6 +44,13 @@ def _ids(database_url: str, table: str) -> list[int]:
         return [r[0] for r in conn.execute(f"select id from {table} order by id")]
 
 
+def _assert_handed_back_usable(db) -> None:  # type: ignore[no-untyped-def]
+    """The pool's connection, next user: a plain transaction (autocommit off) that answers."""
+    with db.transaction() as conn:
+        assert conn.autocommit is False
+        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+
+
 def test_it_commits_without_waiting_for_the_flush_and_the_setting_ends_with_it(db, database_url, table):
     with db.transaction(without_flush=True) as conn:
         conn.execute(f"insert into {table} values (1), (2)")
@@ -64,8 +71,7 @@ def test_an_error_rolls_back_all_of_it(db, database_url, table):
             conn.execute(f"insert into {table} values (1)")
             raise RuntimeError("after the insert")
     assert _ids(database_url, table) == []
-    with db.transaction() as conn:  # the connection went back to the pool usable
-        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    _assert_handed_back_usable(db)
 
 
 def test_a_transaction_the_server_failed_is_not_reported_committed(db, database_url, table):
@@ -205,9 +211,7 @@ def test_a_transaction_that_sent_nothing_sends_no_begin_and_no_commit(db, databa
     with db.transaction(without_flush=True):
         pass
     assert wire.trips == []
-    with db.transaction() as conn:
-        assert conn.autocommit is False
-        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    _assert_handed_back_usable(db)
 
 
 def test_a_failing_last_statement_commits_nothing(db, database_url, table):
@@ -219,8 +223,7 @@ def test_a_failing_last_statement_commits_nothing(db, database_url, table):
             with ending_transaction(conn):  # the COMMIT queued behind it is never run
                 conn.execute(f"insert into {table} values (1)")
     assert _ids(database_url, table) == []
-    with db.transaction() as conn:  # rolled back and handed back usable
-        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    _assert_handed_back_usable(db)  # rolled back
 
 
 def test_a_failing_first_statement_leaves_nothing_open(db, database_url, table):
@@ -275,9 +278,7 @@ def test_a_rollback_asked_for_rolls_back_quietly(db, database_url, table):
         conn.execute(f"insert into {table} values (1)")
         raise psycopg.Rollback()
     assert _ids(database_url, table) == []
-    with db.transaction() as conn:
-        assert conn.autocommit is False
-        assert conn.execute("select 1 as one").fetchone() == {"one": 1}
+    _assert_handed_back_usable(db)
 
 
 def test_its_last_statements_never_report_a_failed_transaction_committed(db, database_url, table):
