@@ -64,6 +64,7 @@ soak: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi migrate

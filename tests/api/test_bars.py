@@ -248,9 +248,7 @@ class TestAppliedInOrderWithSignals:
         assert positions[0]["last_price"] == "103"
         assert positions[0]["last_price_at"].startswith("2026-11-23T15:02:00")  # the bar's close
         page = client.get("/ui/fragments/positions", headers=config["headers"]).get_data(as_text=True)
-        assert re.search(
-            r"103\.00 <small class=\"muted price-age\">\d+ d ago</small>", page
-        )
+        assert re.search(r"103\.00 <small class=\"muted price-age\">\d+ d ago</small>", page)
 
     def test_another_users_equity_series_is_404(self, client, config, make_user):
         _, token = make_user()

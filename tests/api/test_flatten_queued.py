@@ -9,9 +9,7 @@ from test_flatten import buy, close, create, flatten, orders_of, position, signa
 pytestmark = pytest.mark.db
 
 
-def test_a_flatten_refuses_the_alerts_not_run_yet_and_leaves_the_config_flat(
-    client, auth_headers, db, jobs
-):
+def test_a_flatten_refuses_the_alerts_not_run_yet_and_leaves_the_config_flat(client, auth_headers, db, jobs):
     config = create(client, auth_headers)
     buy(client, config, "AAPL", 5, 100)
     jobs()

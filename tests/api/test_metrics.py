@@ -206,8 +206,6 @@ class TestReadiness:
         assert health.json["signals_waiting"] >= 0
 
 
-
-
 # --- the REST API, idempotency replays and the Supabase receiver ------------------------------
 
 

@@ -23,8 +23,24 @@ MIGRATION = (
     Path(__file__).resolve().parents[2] / "supabase" / "migrations" / "20261206160100_canonical_symbols.sql"
 )
 SPELLINGS = [
-    "BTCUSD", "BTC-USD", "btc/usd", "BTC/USD", "ETHUSDT", "SOLUSDC", "DOGEBUSD", "ETHBTC", "LINKETH",
-    "BTCUSDT.P", "AAPL", "GOOGL", "BRK.B", "SPY", "XUSD", "ABCDEF", "A-B/USD", " btcusd ",
+    "BTCUSD",
+    "BTC-USD",
+    "btc/usd",
+    "BTC/USD",
+    "ETHUSDT",
+    "SOLUSDC",
+    "DOGEBUSD",
+    "ETHBTC",
+    "LINKETH",
+    "BTCUSDT.P",
+    "AAPL",
+    "GOOGL",
+    "BRK.B",
+    "SPY",
+    "XUSD",
+    "ABCDEF",
+    "A-B/USD",
+    " btcusd ",
 ]
 
 
@@ -69,8 +85,7 @@ def test_a_position_held_as_btcusd_is_found_under_btc_usd_after_the_migration(co
     position = positions_repo.lock(conn, config_id=held["id"], user_id=held["user_id"], symbol="BTC/USD")
     assert position.qty == Decimal("0.5")
     symbols = lambda table, config: sorted(  # noqa: E731
-        r["symbol"]
-        for r in conn.execute(f"select symbol from {table} where config_id = %s", (config["id"],))
+        r["symbol"] for r in conn.execute(f"select symbol from {table} where config_id = %s", (config["id"],))
     )
     assert symbols("public.positions", held) == ["AAPL", "BTC/USD"]
     assert symbols("paper.positions", held) == ["ETH/USD"]

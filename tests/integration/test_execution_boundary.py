@@ -358,8 +358,9 @@ def test_the_refused_signal_purge_keeps_a_signal_the_broker_rejected(db, config)
     signal_id = store_signal(db, config, buy(), job_id=JOB)
     assert execute(db, signal_id, broker) == "rejected"
     with db.transaction() as conn:
-        conn.execute("update public.signals set received_at = now() - interval '40 days' where id = %s",
-                     (signal_id,))
+        conn.execute(
+            "update public.signals set received_at = now() - interval '40 days' where id = %s", (signal_id,)
+        )
 
     purge_refused_signals(db, 30)
 

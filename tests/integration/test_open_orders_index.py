@@ -76,7 +76,6 @@ def _literal(value: object) -> str:
             {"signal_id": uuid.uuid4()},
         ),
         ("books.open_acknowledged", books.OPEN_ACKNOWLEDGED, {"config_id": uuid.uuid4()}),
-
         ("controls.closing", controls.CLOSING, {"config_id": uuid.uuid4()}),
     ],
 )

@@ -95,7 +95,11 @@ def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_pa
     env.update({"POSITION_SIZING_METHOD": "percent", "DATA_DIR": str(tmp_path), "VIEWZENIX_ENV": "testing"})
     try:
         done = subprocess.run(
-            [sys.executable, "-m", module], env=env, capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", module],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         )
     except subprocess.TimeoutExpired:

@@ -695,6 +695,4 @@ def fail_signal(db: Database, signal_id: uuid.UUID, reason: str, job_id: int | N
 def _filled_while_canceling(cancels: list[dict[str, Any]], reports: list[BrokerOrder]) -> bool:
     """Whether a cancel's answer shows fills our books did not have when the plan was made."""
     before = {r["client_order_id"]: r["filled_qty"] or Decimal(0) for r in cancels}
-    return any(
-        r.client_order_id in before and r.filled_qty > before[r.client_order_id] for r in reports
-    )
+    return any(r.client_order_id in before and r.filled_qty > before[r.client_order_id] for r in reports)

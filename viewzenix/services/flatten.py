@@ -183,9 +183,7 @@ def flatten_user(
     with _atomic(db):
         with db.transaction(caller.claims) as conn:
             config_ids = repo.user_config_ids(conn)
-        prepared = [
-            _prepare(db, config_id, caller, confirm_live, only=None) for config_id in config_ids
-        ]
+        prepared = [_prepare(db, config_id, caller, confirm_live, only=None) for config_id in config_ids]
         with db.transaction() as conn:
             return [_send(conn, job_app, config, plan, MANUAL, drop_queued=True) for config, plan in prepared]
 
