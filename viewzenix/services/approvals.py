@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXPIRE_APPROVALS = "viewzenix.expire_approvals"
-APPROVAL_EXPIRY_CRON = "*/15 * * * * *"  # every 15 s (6th field: seconds)
+APPROVAL_EXPIRY_CRON = "* * * * * */15"  # every 15 s (procrastinate reads seconds as the 6th field)
 
 
 class ApprovalExpired(ViewzenixError):
