@@ -246,3 +246,18 @@ def fresh_database(server_url: str, name: str, *, migrate: bool = True) -> str:
     if migrate:
         apply_migrations(url)
     return url
+
+
+def worker_config():  # type: ignore[no-untyped-def]
+    """The ``config.Config`` an in-process test worker registers its tasks with.
+
+    The process's own config (``load_config()``), but with no reconciliation schedule: its
+    development default (every 15 min) would otherwise reconcile every config in the shared
+    test database inside whichever test's worker first runs after a quarter-hour tick, which
+    can outlast that test's wait. The worker-process helpers set ``RECONCILE_CRON=""`` too.
+    """
+    from config import load_config
+
+    config = load_config()
+    config.RECONCILE_CRON = ""
+    return config

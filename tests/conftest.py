@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from builders import fresh_database
+from builders import fresh_database, worker_config
 
 from config import TestingConfig
 from viewzenix.db import Database
@@ -128,7 +128,7 @@ def run_jobs(database_url: str, db: Database, concurrency: int = 1) -> None:
     from viewzenix.jobs.tasks import register_tasks
 
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db)
+    register_tasks(job_app, db, worker_config())
     for _ in range(100):
         job_app.run_worker(
             wait=False,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from builders import worker_config
 
 from viewzenix.domain.model import SignalStatus
 from viewzenix.jobs import build_job_app
@@ -265,7 +266,7 @@ class TestExpiry:
         from viewzenix.jobs.tasks import register_tasks
 
         job_app = build_job_app(database_url)
-        register_tasks(job_app, db)
+        register_tasks(job_app, db, worker_config())
         assert approvals.EXPIRE_APPROVALS in job_app.tasks
         periodic = {p.periodic_id for p in job_app.periodic_registry.periodic_tasks.values()}
         assert "expire_approvals" in periodic

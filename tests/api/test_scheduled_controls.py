@@ -8,7 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from builders import held, make_config, run_signal, signal_row
+from builders import held, make_config, run_signal, signal_row, worker_config
 from builders import orders_of as orders_of_signal
 from psycopg.types.json import Jsonb
 from test_flatten import buy, create, orders_of, position, send, signals_of
@@ -266,7 +266,7 @@ def test_the_loss_limit_backstop_runs_even_when_the_schedule_raises(db, database
     monkeypatch.setattr(flatten, "run_scheduled_controls", schedule)
     monkeypatch.setattr(flatten, "flatten_loss_limit_breaches", lambda *a, **k: backstop.append(k))
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db)
+    register_tasks(job_app, db, worker_config())
 
     with pytest.raises(RuntimeError, match="the schedule broke"):  # still fails: the worker records it
         job_app.tasks["viewzenix.scheduled_controls"].func(timestamp=0)

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from builders import worker_config
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -120,7 +121,7 @@ def jobs(database_url, db):
 
     def work() -> None:
         job_app = build_job_app(database_url)
-        register_tasks(job_app, db)
+        register_tasks(job_app, db, worker_config())
         for _ in range(100):
             job_app.run_worker(
                 wait=False,

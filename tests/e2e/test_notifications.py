@@ -10,6 +10,7 @@ import json
 
 import pytest
 from apprise.plugins.telegram import NotifyTelegram
+from builders import worker_config
 from fake_notify_services import BOT_TOKEN, FakeNtfy, FakeTelegram
 
 from viewzenix import crypto
@@ -389,7 +390,7 @@ def test_a_job_whose_worker_died_on_its_last_attempt_is_notified(
             (worker_id, SIGNAL_RETRY.max_attempts - 1, signal_id),
         )
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db)
+    register_tasks(job_app, db, worker_config())
 
     async def sweep() -> None:
         async with job_app.open_async():

@@ -12,6 +12,7 @@ import uuid
 
 import psycopg
 import pytest
+from builders import worker_config
 
 from config import load_config
 from viewzenix.db import Database
@@ -132,7 +133,7 @@ def test_job_blocked_on_a_row_lock_gives_up_and_is_retried_later(client, db, dat
     timeouts = SessionTimeouts(statement_ms=5000, lock_ms=300, idle_in_transaction_ms=5000)
     worker_db = Database(database_url, max_size=2, timeouts=timeouts).open()
     job_app = build_job_app(database_url, timeouts)
-    register_tasks(job_app, worker_db)
+    register_tasks(job_app, worker_db, worker_config())
     holder = psycopg.connect(database_url)
     holder.execute("select 1 from public.signals where id = %s for update", (uuid.UUID(signal_id),))
     worker = threading.Thread(

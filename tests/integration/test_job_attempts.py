@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from builders import enqueue_signal, make_config
+from builders import enqueue_signal, make_config, worker_config
 
 from viewzenix.brokers.base import BrokerUnavailable
 from viewzenix.db import Database
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.db
 
 def worker_app(database_url: str, db: Database):
     job_app = build_job_app(database_url)
-    register_tasks(job_app, db)
+    register_tasks(job_app, db, worker_config())
 
     @job_app.task(
         name="test.broker_down", queue="test", retry=Backoff(max_attempts=3, base_seconds=60, cap_seconds=60)
