@@ -10,6 +10,7 @@ a real procrastinate worker with the attempt recorder; the retry then runs on th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ import pytest
 from builders import enqueue_signal, make_config, orders_of, signal_row
 from fake_broker import FakeBroker
 from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, Signal
@@ -180,6 +182,7 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     job_ids = [signal_row(db, s)["job_id"] for s in signals]
 
     sign_in(next_path="/admin", admin=True)
+    expect(page.locator("#job-list")).not_to_contain_text("Loading")
     page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:MSFT")
     page.select_option("#job-filters select[name=limit]", "10")
     rows = page.locator("#job-rows tr[data-job-id]")
@@ -192,7 +195,9 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     shot("admin-load-more")
 
     answer_dialogs(page)
-    rows.last.locator("a").click()
+    # By id: the list's 15-s refresh reloads its first page, so on a slow machine the last row
+    # may no longer be the oldest job by the time of the click.
+    page.locator(f"#job-rows tr[data-job-id='{job_ids[0]}'] a").click()
     expect(page.locator("#job-status")).to_have_text("todo")
     # Already due: no "Run now" (only a job scheduled for later offers it), no "Retry".
     expect(page.locator("[data-job-action=run-now]")).to_have_count(0)
@@ -206,6 +211,42 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     page.click("#job-more")
     expect(page.locator(f"tr[data-job-id='{job_ids[0]}']")).to_contain_text("cancelled")
     assert signal_row(db, signals[0])["status"] == "failed"  # canceled by an admin
+
+
+def test_a_filter_sent_while_the_first_list_loads_is_not_undone_by_that_list(
+    page: Page, base_url, sign_in, db, database_url
+) -> None:
+    config = make_config(db)
+    signals = [enqueue_signal(db, database_url, config, buy("NVDA")) for _ in range(2)]
+    job_ids = {str(signal_row(db, s)["job_id"]) for s in signals}
+    enqueue_signal(db, database_url, config, buy("AMD"))  # in the unfiltered list only
+    held: list = []
+
+    def hold_the_unfiltered_first_load(route) -> None:
+        if not held and "lock=&" in route.request.url + "&":
+            held.append(route)
+            return
+        route.continue_()
+
+    page.route("**/ui/fragments/admin/jobs?*", hold_the_unfiltered_first_load)
+    sign_in(next_path="/admin", admin=True)
+    for _ in range(100):  # until the page's first load reaches the route (5 s at most)
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    expect(page.locator("#job-list")).to_contain_text("Loading")
+    page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:NVDA")
+    page.click("#job-filters button[type=submit]")
+    rows = page.locator("#job-rows tr[data-job-id]")
+    expect(rows).to_have_count(2)
+
+    # The unfiltered list answers last: the filtered one must stay (hx-sync aborted the load).
+    with contextlib.suppress(PlaywrightError):  # the page may have aborted it already
+        held[0].continue_()
+    page.wait_for_load_state("networkidle")
+    expect(rows).to_have_count(2)
+    assert {rows.nth(i).get_attribute("data-job-id") for i in range(2)} == job_ids
 
 
 def test_the_job_list_refreshes_on_its_own_keeping_its_filter_and_a_paused_queue_is_shown(
