@@ -12,7 +12,8 @@ broker. Three phases on one fresh database:
 1. **Drain, 1 worker**: ``--alerts`` signals queued, then one worker process
    (``python -m viewzenix.worker``, ``WORKER_CONCURRENCY=--concurrency``) starts; signals/s =
    signals ÷ (last job's end − first job's start), from procrastinate's events (server clock).
-2. **Drain, 2 workers**: the same with two worker processes.
+2. **Drain, 2 workers**: the same with two worker processes (``--drain-workers``, default
+   ``1,2``: the process counts of phases 1-2, e.g. ``1,2,3,4``).
 3. **Latency at ``--rate`` jobs/s, open loop**: with the two workers idle, signals are enqueued on
    a fixed schedule for ``--seconds`` (a late send does not delay the next ones); enqueue-to-start
    = the job's ``started`` event − its ``deferred`` event (both server-side). Then the same with
@@ -170,6 +171,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=2000, help="signals per drain phase")
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4, help="WORKER_CONCURRENCY of each worker")
+    parser.add_argument(
+        "--drain-workers", default="1,2", help="worker process counts of the drain phases, comma-separated"
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="jobs/s of the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     parser.add_argument("--timeout", type=float, default=300.0)
@@ -180,8 +184,10 @@ def main() -> None:
         queue = Queue(stack.database_url, stack.config_id)
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             common = {"alerts": args.alerts, "symbols": args.symbols, "timeout": args.timeout}
-            one = drain(stack, queue, conn, workers=1, **common)
-            two = drain(stack, queue, conn, workers=2, **common)
+            drains = {
+                n: drain(stack, queue, conn, workers=n, **common)
+                for n in (int(w) for w in args.drain_workers.split(","))
+            }
             timing = {"rate": args.rate, "seconds": args.seconds, "symbols": args.symbols}
             lat_two = latency(stack, queue, conn, workers=2, **timing)
             lat_one = latency(stack, queue, conn, workers=1, **timing)
@@ -191,8 +197,8 @@ def main() -> None:
         f"bench-worker: simulated broker, one config, {args.symbols} symbols, "
         f"WORKER_CONCURRENCY={args.concurrency} per worker process"
     )
-    print(f"  drain {args.alerts} queued signals, 1 worker:  {one}")
-    print(f"  drain {args.alerts} queued signals, 2 workers: {two}")
+    for n, figure in drains.items():
+        print(f"  drain {args.alerts} queued signals, {n} worker{'s' if n > 1 else ': '}: {figure}")
     print(f"  enqueue-to-start at {args.rate:.0f} jobs/s for {args.seconds:.0f} s, 2 workers: {lat_two}")
     print(f"  enqueue-to-start at {args.rate:.0f} jobs/s for {args.seconds:.0f} s, 1 worker:  {lat_one}")
     print(f"  signal statuses: {statuses}")
