@@ -198,7 +198,7 @@ def main() -> None:
         f"WORKER_CONCURRENCY={args.concurrency} per worker process"
     )
     for n, figure in drains.items():
-        print(f"  drain {args.alerts} queued signals, {n} worker{'s' if n > 1 else ': '}: {figure}")
+        print(f"  drain {args.alerts} queued signals, {n} worker{'s:' if n > 1 else ': '} {figure}")
     print(f"  enqueue-to-start at {args.rate:.0f} jobs/s for {args.seconds:.0f} s, 2 workers: {lat_two}")
     print(f"  enqueue-to-start at {args.rate:.0f} jobs/s for {args.seconds:.0f} s, 1 worker:  {lat_one}")
     print(f"  signal statuses: {statuses}")
