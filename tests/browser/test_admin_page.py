@@ -195,9 +195,7 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     shot("admin-load-more")
 
     answer_dialogs(page)
-    # By id: the list's 15-s refresh reloads its first page, so on a slow machine the last row
-    # may no longer be the oldest job by the time of the click.
-    page.locator(f"#job-rows tr[data-job-id='{job_ids[0]}'] a").click()
+    rows.last.locator("a").click()
     expect(page.locator("#job-status")).to_have_text("todo")
     # Already due: no "Run now" (only a job scheduled for later offers it), no "Retry".
     expect(page.locator("[data-job-action=run-now]")).to_have_count(0)
@@ -247,6 +245,36 @@ def test_a_filter_sent_while_the_first_list_loads_is_not_undone_by_that_list(
     page.wait_for_load_state("networkidle")
     expect(rows).to_have_count(2)
     assert {rows.nth(i).get_attribute("data-job-id") for i in range(2)} == job_ids
+
+
+def test_the_refresh_keeps_the_pages_loaded_with_load_more_until_the_next_filter(
+    page: Page, base_url, sign_in, db, database_url
+) -> None:
+    config = make_config(db)
+    for _ in range(11):
+        enqueue_signal(db, database_url, config, buy("INTC"))
+    page.clock.install()  # timers run as usual; run_for jumps the 15-s refresh due
+    sign_in(next_path="/admin", admin=True)
+    expect(page.locator("#job-list")).not_to_contain_text("Loading")
+    page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:INTC")
+    page.select_option("#job-filters select[name=limit]", "10")
+    rows = page.locator("#job-rows tr[data-job-id]")
+    expect(rows).to_have_count(10)
+    page.click("#job-more")
+    expect(rows).to_have_count(11)
+
+    refreshes: list[str] = []
+    page.on("request", lambda r: refreshes.append(r.url) if "/ui/fragments/admin/jobs?" in r.url else None)
+    page.clock.run_for(16_000)
+    page.wait_for_load_state("networkidle")
+    assert refreshes == []
+    expect(rows).to_have_count(11)
+
+    # A new filter shows the first page again, and the refresh resumes.
+    page.click("#job-filters button[type=submit]")
+    expect(rows).to_have_count(10)
+    with page.expect_request("**/ui/fragments/admin/jobs?*"):
+        page.clock.run_for(16_000)
 
 
 def test_the_job_list_refreshes_on_its_own_keeping_its_filter_and_a_paused_queue_is_shown(
