@@ -203,6 +203,27 @@ class TestApprove:
         jobs()
         assert jobs_of(db, signal_id) == [] and detail(client, auth_headers, signal_id)["orders"] == []
 
+    @pytest.mark.parametrize("verb", ["approve", "reject"])
+    def test_a_decision_refused_as_expired_under_an_idempotency_key_still_expires_the_signal(
+        self, client, auth_headers, db, verb
+    ):
+        # The dashboard sends every POST with an Idempotency-Key, whose transaction a 409 rolls
+        # back: the expiry the answer announces must not roll back with it.
+        config = make_config(client, auth_headers)
+        signal_id = send(client, config)["signal_id"]
+        expire_now(db, signal_id)
+        response = client.post(
+            f"/api/signals/{signal_id}/{verb}",
+            headers={**auth_headers, "Idempotency-Key": f"{verb}-{signal_id}"},
+        )
+        assert (response.status_code, response.json["code"]) == (409, "approval_expired")
+        stored = row(db, signal_id)
+        assert (stored["status"], stored["reject_code"], stored["approval_decision"]) == (
+            "rejected",
+            "approval_expired",
+            "expired",
+        )
+
     def test_another_user_cannot_approve_or_reject_and_nothing_runs(self, client, make_user, jobs, db):
         _, token_a = make_user()
         _, token_b = make_user()

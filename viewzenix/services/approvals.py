@@ -98,9 +98,7 @@ def approve(
                 extra={"action": "signal_approved", "signal_id": signal_id, "job_id": job_id},
             )
             return {**won, "job_id": job_id}
-        approvals_repo.expire_due(conn, now, signal_id=signal_id)
-        row = approvals_repo.get(conn, signal_id)
-    return _settled(row, "approved")
+    return _settled(_expired_if_due(db, signal_id, now), "approved")
 
 
 def reject(
@@ -121,9 +119,19 @@ def reject(
                 extra={"action": "signal_approval_rejected", "signal_id": signal_id},
             )
             return won
+    return _settled(_expired_if_due(db, signal_id, now), "rejected")
+
+
+def _expired_if_due(db: Database, signal_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    """Expire the signal now if its time is up and the sweep has not yet; return its state.
+
+    In a transaction of its own, outside a request's: the decision that follows is refused (409
+    ``approval_expired``), and a refused request's transaction rolls back (an Idempotency-Key's,
+    ``api.idempotency``), which would undo the expiry while the answer said it had happened.
+    """
+    with db.detached(), db.transaction() as conn:
         approvals_repo.expire_due(conn, now, signal_id=signal_id)
-        row = approvals_repo.get(conn, signal_id)
-    return _settled(row, "rejected")
+        return approvals_repo.get(conn, signal_id)
 
 
 def _settled(row: dict[str, Any] | None, wanted: str) -> dict[str, Any]:
