@@ -164,7 +164,7 @@ class Config:
         # "" = never). The fallback of the trade_updates stream, and the catch-up after a restart.
         self.ORDER_SYNC_CRON = env.get("ORDER_SYNC_CRON", "* * * * * */30").strip()
         # A job whose worker sent no heartbeat for this long (seconds) is retried (a killed worker);
-        # the check runs on STALLED_JOBS_CRON (cron with a leading seconds field).
+        # the check runs on STALLED_JOBS_CRON (cron with a sixth, trailing seconds field).
         self.STALLED_JOB_SECONDS = _int(env, "STALLED_JOB_SECONDS", 30)
         self.STALLED_JOBS_CRON = env.get("STALLED_JOBS_CRON") or "* * * * * */15"
         # SIGTERM/SIGINT to a worker: running jobs get this long (seconds) to finish, then are handed

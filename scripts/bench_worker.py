@@ -166,13 +166,27 @@ def latency(stack, queue: Queue, conn, *, workers: int, rate: float, seconds: fl
     )
 
 
+def process_counts(text: str) -> list[int]:
+    """``"1,2,3"`` → ``[1, 2, 3]``; argparse's error for anything but distinct positive integers."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers, e.g. 1,2,3") from None
+    if any(n < 1 for n in counts) or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: distinct positive process counts, e.g. 1,2,3")
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=2000, help="signals per drain phase")
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4, help="WORKER_CONCURRENCY of each worker")
     parser.add_argument(
-        "--drain-workers", default="1,2", help="worker process counts of the drain phases, comma-separated"
+        "--drain-workers",
+        type=process_counts,
+        default="1,2",
+        help="worker process counts of the drain phases, comma-separated, each run once",
     )
     parser.add_argument("--rate", type=float, default=100.0, help="jobs/s of the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
@@ -184,10 +198,7 @@ def main() -> None:
         queue = Queue(stack.database_url, stack.config_id)
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
             common = {"alerts": args.alerts, "symbols": args.symbols, "timeout": args.timeout}
-            drains = {
-                n: drain(stack, queue, conn, workers=n, **common)
-                for n in (int(w) for w in args.drain_workers.split(","))
-            }
+            drains = {n: drain(stack, queue, conn, workers=n, **common) for n in args.drain_workers}
             timing = {"rate": args.rate, "seconds": args.seconds, "symbols": args.symbols}
             lat_two = latency(stack, queue, conn, workers=2, **timing)
             lat_one = latency(stack, queue, conn, workers=1, **timing)

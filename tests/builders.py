@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from config import Config, load_config
 from viewzenix.db import Connection, Database
 from viewzenix.domain.model import Signal
 from viewzenix.domain.parsing import signal_to_dict
@@ -248,7 +249,7 @@ def fresh_database(server_url: str, name: str, *, migrate: bool = True) -> str:
     return url
 
 
-def worker_config():  # type: ignore[no-untyped-def]
+def worker_config() -> Config:
     """The ``config.Config`` an in-process test worker registers its tasks with.
 
     The process's own config (``load_config()``), but with no reconciliation schedule: its
@@ -256,8 +257,6 @@ def worker_config():  # type: ignore[no-untyped-def]
     test database inside whichever test's worker first runs after a quarter-hour tick, which
     can outlast that test's wait. The worker-process helpers set ``RECONCILE_CRON=""`` too.
     """
-    from config import load_config
-
     config = load_config()
     config.RECONCILE_CRON = ""
     return config

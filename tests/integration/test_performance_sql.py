@@ -182,7 +182,7 @@ def test_performance_in_sql_matches_the_python_specification(db, seed) -> None:
 
 
 def test_all_webhooks_sum_their_figures_and_curves(db) -> None:
-    """ "All" is the explicit sum: a second webhook adds its capital as a step at its start."""
+    """The "All" curve is the explicit sum: a second webhook adds its capital as a step at its start."""
     with db.transaction() as conn:
         first = add_config(conn, starting_cash="50000")
         fills_first = random_fills(first["id"], 80, 8)
