@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 from builders import enqueue_signal, make_config, orders_of, signal_row
 from fake_broker import FakeBroker
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from viewzenix.db import Database
@@ -174,6 +174,17 @@ def test_periodic_housekeeping_is_hidden_by_default(page: Page, base_url, sign_i
     expect(page.locator(f"tr[data-job-id='{job_id}']")).to_contain_text("retry_stalled_jobs")
 
 
+def ten_per_page_of_lock(page: Page, lock: str) -> Locator:
+    """Once the list's first load is in, filter it to ``lock``'s jobs, 10 per page; return the
+    rows (the first page, checked to hold 10)."""
+    expect(page.locator("#job-list")).not_to_contain_text("Loading")
+    page.fill("#job-filters input[name=lock]", lock)
+    page.select_option("#job-filters select[name=limit]", "10")
+    rows = page.locator("#job-rows tr[data-job-id]")
+    expect(rows).to_have_count(10)
+    return rows
+
+
 def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     page: Page, base_url, sign_in, db, database_url, shot
 ) -> None:
@@ -182,11 +193,7 @@ def test_the_job_list_loads_more_and_a_queued_job_is_canceled(
     job_ids = [signal_row(db, s)["job_id"] for s in signals]
 
     sign_in(next_path="/admin", admin=True)
-    expect(page.locator("#job-list")).not_to_contain_text("Loading")
-    page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:MSFT")
-    page.select_option("#job-filters select[name=limit]", "10")
-    rows = page.locator("#job-rows tr[data-job-id]")
-    expect(rows).to_have_count(10)
+    rows = ten_per_page_of_lock(page, f"signal:{config['id']}:MSFT")
     expect(rows.first).to_have_attribute("data-job-id", str(job_ids[-1]))  # newest first
     page.click("#job-more")
     expect(rows).to_have_count(12)
@@ -255,11 +262,7 @@ def test_the_refresh_keeps_the_pages_loaded_with_load_more_until_the_next_filter
         enqueue_signal(db, database_url, config, buy("INTC"))
     page.clock.install()  # timers run as usual; run_for jumps the 15-s refresh due
     sign_in(next_path="/admin", admin=True)
-    expect(page.locator("#job-list")).not_to_contain_text("Loading")
-    page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:INTC")
-    page.select_option("#job-filters select[name=limit]", "10")
-    rows = page.locator("#job-rows tr[data-job-id]")
-    expect(rows).to_have_count(10)
+    rows = ten_per_page_of_lock(page, f"signal:{config['id']}:INTC")
     page.click("#job-more")
     expect(rows).to_have_count(11)
 
