@@ -6,9 +6,15 @@ same middleware as ``python -m viewzenix.worker``.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from builders import enqueue_signal, make_config, worker_config
+from procrastinate.jobs import Job, Status
 
 from viewzenix.brokers.base import BrokerUnavailable
 from viewzenix.db import Database
@@ -164,16 +170,10 @@ def test_a_succeeded_run_is_recorded_by_the_statement_that_finishes_its_job(db, 
 
 async def _defer_and_fetch(job_app) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """Defer a test.bug job on a queue of its own and fetch it (now ``doing``): (job id, worker id)."""
-    import uuid
-
-    from procrastinate import jobs as procrastinate_jobs
-
     manager = job_app.job_manager
     queue = f"test-{uuid.uuid4().hex[:8]}"  # no other test's job is fetched instead
     job = await manager.defer_job_async(
-        procrastinate_jobs.Job(
-            queue=queue, lock=None, queueing_lock=None, task_name="test.bug", task_kwargs={"order_id": "o-9"}
-        )
+        Job(queue=queue, lock=None, queueing_lock=None, task_name="test.bug", task_kwargs={"order_id": "o-9"})
     )
     worker_id = await manager.register_worker()
     fetched = await manager.fetch_job(queues=[queue], worker_id=worker_id)
@@ -182,9 +182,6 @@ async def _defer_and_fetch(job_app) -> tuple[int, int]:  # type: ignore[no-untyp
 
 
 def _attempt_row(job_id: int, **changes) -> dict:  # type: ignore[no-untyped-def]
-    from dataclasses import asdict
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     attempt = Attempt(
         job_id=job_id,
@@ -202,10 +199,6 @@ def _attempt_row(job_id: int, **changes) -> dict:  # type: ignore[no-untyped-def
 def test_a_record_that_cannot_be_written_does_not_keep_its_job_doing(db, database_url, caplog):
     """The combined statement fails (a negative duration breaks the record's check): the job is
     finished alone, so it cannot sit in ``doing`` under a live worker, and the failure is logged."""
-    import asyncio
-
-    from procrastinate.jobs import Status
-
     job_app = worker_app(database_url, db)
 
     async def run() -> int:
@@ -228,11 +221,6 @@ def test_a_record_that_cannot_be_written_does_not_keep_its_job_doing(db, databas
 def test_a_handed_over_record_of_a_job_that_ends_otherwise_is_stored_on_its_own(db, database_url):
     """Only a job marked succeeded gets its record from the combined statement; a retry or a
     failure stores the handed-over record first, and nothing is left behind."""
-    import asyncio
-    from datetime import UTC, datetime
-
-    from procrastinate.jobs import Status
-
     job_app = worker_app(database_url, db)
 
     async def run() -> tuple[int, int]:
@@ -261,10 +249,6 @@ def test_a_handed_over_record_of_a_job_that_ends_otherwise_is_stored_on_its_own(
 def test_a_finish_whose_connection_is_cut_is_sent_once_more(db, database_url, caplog):
     """The finish waits on a lock, its backend is terminated (a real cut, not a fake): the job is
     still marked succeeded, by a second try on a new connection, instead of staying ``doing``."""
-    import asyncio
-
-    from procrastinate.jobs import Status
-
     job_app = worker_app(database_url, db)
 
     async def waiting_on(watch, holder_pid: int, other_than: int = 0) -> int:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+import psycopg
 from procrastinate import exceptions as procrastinate_exceptions
 from procrastinate import jobs as procrastinate_jobs
 from procrastinate import manager as procrastinate_manager
@@ -93,7 +94,7 @@ class PausableJobManager(procrastinate_manager.JobManager):
         if attempt is None:
             await self._finish(job_id, status, delete_job)
             return
-        from viewzenix.jobs.attempts import FINISH_WITH_ATTEMPT
+        from viewzenix.jobs.attempts import FINISH_WITH_ATTEMPT, store_or_log
 
         # Combined only for a job marked succeeded and kept (a deleted job's attempts go with it).
         if status == procrastinate_jobs.Status.SUCCEEDED and not delete_job:
@@ -112,13 +113,15 @@ class PausableJobManager(procrastinate_manager.JobManager):
                     exc_info=True,
                     extra={"action": "job_finish_with_attempt_failed", "job_id": job_id},
                 )
-        await self._store_before(job_id, attempt)
+        await store_or_log(self.connector, attempt)
         await self._finish(job_id, status, delete_job)
 
     async def retry_job_by_id_async(self, job_id: int, *args: Any, **kwargs: Any) -> None:
         attempt = self._attempts.pop(job_id, None)
         if attempt is not None:
-            await self._store_before(job_id, attempt)
+            from viewzenix.jobs.attempts import store_or_log
+
+            await store_or_log(self.connector, attempt)
         # Not sent again on a lost connection, unlike a finish: procrastinate's retry also takes a
         # job that is `failed` (an abort), so a retry that committed before its answer was lost
         # would run the job again.
@@ -149,12 +152,6 @@ class PausableJobManager(procrastinate_manager.JobManager):
                     extra={"action": "job_finish_retried", "job_id": job_id},
                 )
 
-    async def _store_before(self, job_id: int, attempt: dict) -> None:
-        """Store a handed-over record on its own; a failure is logged, never raised."""
-        from viewzenix.jobs.attempts import store_or_log
-
-        await store_or_log(self.connector, attempt)
-
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> procrastinate_jobs.Job | None:
         rows = await self.connector.execute_query_all_async(
             query=FETCH_JOB_UNLESS_PAUSED, queues=queues, worker_id=worker_id
@@ -170,8 +167,6 @@ def _connection_lost(error: BaseException) -> bool:
     connection was lost or never lent: psycopg's own socket errors and the pool's timeout carry
     no SQLSTATE; the server's are class 08 (connection exception) and 57P01–57P03 (shut down,
     crash, cannot connect now). A statement or lock timeout, also an ``OperationalError``, is not."""
-    import psycopg
-
     cause = error.__cause__
     if not isinstance(cause, psycopg.OperationalError):
         return False

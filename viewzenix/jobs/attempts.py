@@ -157,7 +157,9 @@ class AttemptRecorder:
             traceback=None if error is None else _traceback(error),
             context={**job_ids(job), **context.additional_context.get("attempt_context", {})},
         )
-        if outcome != "succeeded" or not _finish_stores(context.app, attempt):
+        if outcome == "succeeded":  # written with the job's finish (jobs.PausableJobManager)
+            context.app.job_manager.store_with_finish(job.id, asdict(attempt))
+        else:
             await store_or_log(context.app.connector, asdict(attempt))
         # A routine success of a periodic task (the 15 s stalled-job sweep, …) at DEBUG; every
         # signal's run, and every failure, at INFO or above.
@@ -186,16 +188,6 @@ class AttemptRecorder:
             await _notify_failed(context, attempt)
         if self.on_attempt is not None:
             self.on_attempt(attempt)
-
-
-def _finish_stores(app: procrastinate.App, attempt: Attempt) -> bool:
-    """Hand ``attempt`` to the app's job manager, to be written with the job's finish; False if
-    the manager cannot (not a ``viewzenix.jobs.PausableJobManager``): store it now instead."""
-    hand = getattr(app.job_manager, "store_with_finish", None)
-    if hand is None:
-        return False
-    hand(attempt.job_id, asdict(attempt))
-    return True
 
 
 async def store_or_log(
