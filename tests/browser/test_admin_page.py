@@ -10,7 +10,6 @@ a real procrastinate worker with the attempt recorder; the retry then runs on th
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,8 @@ import pytest
 from builders import enqueue_signal, make_config, orders_of, signal_row
 from fake_broker import FakeBroker
 from playwright.sync_api import Dialog, Locator, Page, expect
-from playwright.sync_api import Error as PlaywrightError
 
+from tests.browser.held_load import HeldLoad
 from viewzenix.db import Database
 from viewzenix.domain.model import Action, Signal
 
@@ -225,21 +224,9 @@ def test_a_filter_sent_while_the_first_list_loads_is_not_undone_by_that_list(
     signals = [enqueue_signal(db, database_url, config, buy("NVDA")) for _ in range(2)]
     job_ids = {str(signal_row(db, s)["job_id"]) for s in signals}
     enqueue_signal(db, database_url, config, buy("AMD"))  # in the unfiltered list only
-    held: list = []
-
-    def hold_the_unfiltered_first_load(route) -> None:
-        if not held and "lock=&" in route.request.url + "&":
-            held.append(route)
-            return
-        route.continue_()
-
-    page.route("**/ui/fragments/admin/jobs?*", hold_the_unfiltered_first_load)
+    first_load = HeldLoad(page, "**/ui/fragments/admin/jobs?*", holds=lambda url: "lock=&" in url + "&")
     sign_in(next_path="/admin", admin=True)
-    for _ in range(100):  # until the page's first load reaches the route (5 s at most)
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert len(held) == 1
+    first_load.wait()
     expect(page.locator("#job-list")).to_contain_text("Loading")
     page.fill("#job-filters input[name=lock]", f"signal:{config['id']}:NVDA")
     page.click("#job-filters button[type=submit]")
@@ -247,9 +234,7 @@ def test_a_filter_sent_while_the_first_list_loads_is_not_undone_by_that_list(
     expect(rows).to_have_count(2)
 
     # The unfiltered list answers last: the filtered one must stay (hx-sync aborted the load).
-    with contextlib.suppress(PlaywrightError):  # the page may have aborted it already
-        held[0].continue_()
-    page.wait_for_load_state("networkidle")
+    first_load.answer_late()
     expect(rows).to_have_count(2)
     assert {rows.nth(i).get_attribute("data-job-id") for i in range(2)} == job_ids
 

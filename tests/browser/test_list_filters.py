@@ -8,11 +8,10 @@ replaces the list's one in flight (``hx-sync``).
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
+
+from tests.browser.held_load import HeldLoad
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -37,31 +36,17 @@ FILTERED = "ZZFILTER"
 def test_a_filter_sent_while_the_list_loads_is_not_undone_by_that_load(
     page: Page, sign_in, path: str, list_id: str, fragment: str, field: str
 ) -> None:
-    held: list = []
-
-    def hold_the_first_load(route) -> None:
-        if not held:
-            held.append(route)
-            return
-        route.continue_()
-
     page.add_init_script(RECORD_SWAPS)
-    page.route(f"**/ui/fragments/{fragment}?*", hold_the_first_load)
+    first_load = HeldLoad(page, f"**/ui/fragments/{fragment}?*")
     sign_in(next_path=path)
-    for _ in range(100):  # until the page's first load of the list reaches the route (5 s at most)
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert len(held) == 1 and FILTERED not in held[0].request.url
+    assert FILTERED not in first_load.wait()
 
     page.fill(f"input[name={field}]", FILTERED)
     page.press(f"input[name={field}]", "Enter")
     page.wait_for_function(
         "([id, f]) => window.vzSwaps.some(([t, url]) => t === id && url.includes(f))", arg=[list_id, FILTERED]
     )
-    with contextlib.suppress(PlaywrightError):  # the page may have aborted it already
-        held[0].continue_()
-    page.wait_for_load_state("networkidle")
+    first_load.answer_late()
 
     swaps = [url for target, url in page.evaluate("window.vzSwaps") if target == list_id]
     first_filtered = next(i for i, url in enumerate(swaps) if FILTERED in url)
