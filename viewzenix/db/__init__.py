@@ -457,9 +457,10 @@ class Database:
     def detached(self) -> Iterator[None]:
         """Leave the ambient request transaction for this block: ``transaction()`` takes its own.
 
-        For work with effects outside Postgres (a broker call) that must not run inside, nor roll
-        back with, the request's transaction; such work must be safe to repeat, since a retry of
-        a request that failed after it runs it again.
+        For work that must not run inside, nor roll back with, the request's transaction: effects
+        outside Postgres (a broker call), and a write the answer reports as done even when the
+        request is refused and rolled back (an approval's expiry, ``services.approvals``). Such
+        work must be safe to repeat, since a retry of a request that failed after it runs it again.
         """
         token = _ambient.set(None)
         try:
