@@ -15,6 +15,16 @@ Postgres under .data/bench-execution; a fresh database each run. Four parts, in 
    200 differed by 0.8 (docs/scaling.md). A job's cost is the time from its ``started`` event to
    the next job's (procrastinate's events, server clock): fetch, run, finish, attempt record. The
    line ``signal job / no-op job: <ratio>`` divides their medians. Goal: ≤ 3.
+   A third kind, the **floor job** (``floor_job``), is drained in the same rounds: the shape the
+   exactly-once boundary needs and nothing else. The signal read, then three unflushed
+   transactions (plan: position lock, order PENDING_NEW, signal ``submitting``; the exchange:
+   its order and position; the answer: order filled, fill, position, signal outcome) on small
+   tables of its own, each written as our code would at best (a locking read, then one write
+   carrying the ``COMMIT``): 7 statements, 7 round trips, no engine, ledger or broker code.
+   It is deferred and run as the signal job is (its lock, context, attempt record). The line
+   ``floor job / no-op job`` is the least the ratio can be with this boundary on this machine's
+   stack (procrastinate, psycopg, Postgres), whatever our own code saves (docs/scaling.md,
+   "Sixth pass").
 2. **In process**: ``execute_signal`` called directly for ``--signals`` jobs: ms per job.
 3. **Profile of one job** (over those in-process jobs): per transaction (ours and the paper
    broker's, named by the function that opened it) the SQL statements, the commits and the
@@ -127,9 +137,103 @@ class Bench:
 
 # --------------------------------------------------------------------------- 1. ratio
 
+FLOOR_TASK = "bench.floor"
+FLOOR_TABLES = """
+create table if not exists bench_floor_orders (
+    id uuid primary key default gen_random_uuid(), signal_id uuid not null,
+    client_order_id text not null unique, symbol text not null, status text not null,
+    qty numeric not null, filled_qty numeric not null default 0, filled_avg_price numeric,
+    updated_at timestamptz not null default now());
+create table if not exists bench_floor_exchange_orders (
+    client_order_id text primary key, symbol text not null, status text not null,
+    qty numeric not null, price numeric not null);
+create table if not exists bench_floor_positions (
+    symbol text primary key, qty numeric not null default 0, last_price numeric);
+create table if not exists bench_floor_exchange_positions (
+    symbol text primary key, qty numeric not null default 0);
+create table if not exists bench_floor_fills (
+    id bigint generated always as identity primary key, order_id uuid not null,
+    qty numeric not null, price numeric not null, filled_at timestamptz not null default now());
+insert into bench_floor_positions (symbol) values ('AAPL') on conflict do nothing;
+insert into bench_floor_exchange_positions (symbol) values ('AAPL') on conflict do nothing;
+"""
 
-def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[float, float, dict[str, int]]:
-    """Median ms per no-op job and per signal job, drained by one in-process worker, alternating."""
+
+def floor_job(db: Database, signal_id: uuid.UUID) -> str:
+    """The exactly-once boundary's shape at its tightest, with no engine, ledger or broker code.
+
+    What our design needs for one market order that fills, each transaction as our code would
+    write it at best (Python decides between a locking read and one write, pipelined, the
+    ``COMMIT`` sent with the write; every transaction unflushed, as the paper broker's job runs):
+
+    - the signal read (autocommit);
+    - plan: lock the position; then the order PENDING_NEW and the signal ``submitting`` (one
+      statement);
+    - the exchange (its own transaction, no transaction of ours open): lock its position; then
+      its order and position (one statement);
+    - the answer: lock the order; then the order filled, the fill, the position and the signal's
+      outcome (one statement).
+
+    7 statements, 3 transactions, 7 round trips. Returns the signal's status.
+    """
+    from viewzenix.db import ending_transaction
+
+    with db.statement() as conn:
+        row = conn.execute(
+            "select status, signal->>'quantity' as qty, signal->>'signal_price' as price, ticker"
+            " from public.signals where id = %s",
+            (signal_id,),
+        ).fetchone()
+    if row is None or row["status"] != "accepted":
+        return "not_found" if row is None else row["status"]
+    qty, price, symbol = Decimal(row["qty"]), Decimal(row["price"]), row["ticker"]
+    client_order_id = f"floor-{signal_id.hex}"
+    with db.transaction(without_flush=True) as conn:
+        conn.execute("select qty from bench_floor_positions where symbol = %s for update", (symbol,))
+        with ending_transaction(conn):
+            conn.execute(
+                "with o as (insert into bench_floor_orders (signal_id, client_order_id, symbol, status, qty)"
+                " values (%(s)s, %(c)s, %(y)s, 'pending_new', %(q)s))"
+                " update public.signals set status = 'submitting' where id = %(s)s",
+                {"s": signal_id, "c": client_order_id, "y": symbol, "q": qty},
+            )
+    with db.transaction(without_flush=True) as conn:  # the exchange's own transaction
+        conn.execute("select qty from bench_floor_exchange_positions where symbol = %s for update", (symbol,))
+        with ending_transaction(conn):
+            conn.execute(
+                "with o as (insert into bench_floor_exchange_orders"
+                " (client_order_id, symbol, status, qty, price)"
+                " values (%(c)s, %(y)s, 'filled', %(q)s, %(p)s))"
+                " update bench_floor_exchange_positions set qty = qty + %(q)s where symbol = %(y)s",
+                {"c": client_order_id, "y": symbol, "q": qty, "p": price},
+            )
+    with db.transaction(without_flush=True) as conn:
+        order = conn.execute(
+            "select id from bench_floor_orders where client_order_id = %s for update", (client_order_id,)
+        ).fetchone()
+        with ending_transaction(conn):
+            conn.execute(
+                "with o as (update bench_floor_orders set status = 'filled', filled_qty = qty,"
+                " filled_avg_price = %(p)s, updated_at = now() where id = %(o)s),"
+                " f as (insert into bench_floor_fills (order_id, qty, price) values (%(o)s, %(q)s, %(p)s)),"
+                " p as (update bench_floor_positions set qty = qty + %(q)s, last_price = %(p)s"
+                " where symbol = %(y)s)"
+                " update public.signals set status = 'executed', outcome_message = %(m)s,"
+                " processed_at = now() where id = %(s)s",
+                {
+                    "o": order["id"],
+                    "q": qty,
+                    "p": price,
+                    "y": symbol,
+                    "s": signal_id,
+                    "m": f"floor {qty} {symbol} filled @ {price}",
+                },
+            )
+    return "executed"
+
+
+def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Median ms per no-op, signal and floor job, drained by one in-process worker, alternating."""
     from config import load_config
     from viewzenix.jobs import QUEUE, build_job_app
     from viewzenix.jobs.attempts import AttemptRecorder
@@ -159,17 +263,27 @@ def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[float, float, 
     def noop(n: int) -> None:
         return None
 
-    gaps: dict[str, list[float]] = {"noop": [], "signal": []}
+    @app.task(name=FLOOR_TASK, queue=QUEUE, pass_context=True)
+    def floor(context, signal_id: str) -> None:  # type: ignore[no-untyped-def]
+        status = floor_job(bench.db, uuid.UUID(signal_id))  # as the signal task records its status
+        context.additional_context["attempt_context"] = {"signal_status": status}
+
+    with bench.db.transaction() as conn:
+        conn.execute(FLOOR_TABLES)
+    gaps: dict[str, list[float]] = {"noop": [], "signal": [], "floor": []}
     statuses: Counter[str] = Counter()
     with psycopg.connect(bench.url, autocommit=True) as admin:
         for _ in range(rounds):
-            for kind in ("noop", "signal"):
+            for kind in ("noop", "signal", "floor"):
                 ids = []
                 with bench.db.transaction() as conn:
                     if kind == "noop":
                         # Deferred as intake defers its job: on our connection, in a transaction.
                         for n in range(per_batch):
                             ids.append(_defer_noop(app, conn, n))
+                    elif kind == "floor":  # stored as the signal's, deferred under its lock
+                        for _ in range(per_batch):
+                            ids.append(_defer_floor(app, conn, bench.store(conn), bench.config["id"]))
                     else:
                         signal_ids = [bench.store(conn, app) for _ in range(per_batch)]
                         ids = [
@@ -190,13 +304,17 @@ def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[float, float, 
                 if len(starts) != per_batch:
                     raise SystemExit(f"{kind}: {len(starts)} of {per_batch} jobs started")
                 gaps[kind] += [(b - a).total_seconds() * 1000 for a, b in itertools.pairwise(starts)]
-                if kind == "signal":
+                if kind != "noop":
                     for (status,) in admin.execute(
-                        "select status from signals where job_id = any(%s)", (ids,)
+                        "select s.status from signals s join procrastinate_jobs j"
+                        " on j.args->>'signal_id' = s.id::text where j.id = any(%s)",
+                        (ids,),
                     ).fetchall():
-                        statuses[status] += 1
+                        statuses[f"{kind}: {status}"] += 1
     print(f"signal job's task body (execute_signal in the worker): {statistics.median(bodies):.2f} ms")
-    return statistics.median(gaps["noop"]), statistics.median(gaps["signal"]), dict(statuses)
+    if statuses.get("floor: executed", 0) != per_batch * rounds:  # a floor that did not do its work
+        raise SystemExit(f"floor jobs did not all execute: {dict(statuses)}")
+    return {kind: statistics.median(values) for kind, values in gaps.items()}, dict(statuses)
 
 
 def _defer_noop(app, conn, n: int) -> int:  # type: ignore[no-untyped-def]
@@ -207,6 +325,24 @@ def _defer_noop(app, conn, n: int) -> int:  # type: ignore[no-untyped-def]
 
     job = procrastinate_jobs.Job(
         queue=QUEUE, lock=None, queueing_lock=None, task_name=NOOP_TASK, task_kwargs={"n": n}
+    )
+    deferred = app.job_manager.defer_job(job, connection=conn)
+    assert deferred.id is not None
+    return deferred.id
+
+
+def _defer_floor(app, conn, signal_id: uuid.UUID, config_id: uuid.UUID) -> int:  # type: ignore[no-untyped-def]
+    """Defer one floor job on ``conn``'s transaction under the signal's (config, symbol) lock."""
+    from procrastinate import jobs as procrastinate_jobs
+
+    from viewzenix.jobs import QUEUE, signal_lock
+
+    job = procrastinate_jobs.Job(
+        queue=QUEUE,
+        lock=signal_lock(config_id, "AAPL"),
+        queueing_lock=None,
+        task_name=FLOOR_TASK,
+        task_kwargs={"signal_id": str(signal_id)},
     )
     deferred = app.job_manager.defer_job(job, connection=conn)
     assert deferred.id is not None
@@ -417,12 +553,16 @@ def main() -> None:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     url, _handle = fresh_database()
     bench = Bench(url)
-    noop, signal, statuses = job_ratio(bench, args.signals, args.rounds)
+    ms, statuses = job_ratio(bench, args.signals, args.rounds)
     print(
-        f"no-op job: {noop:.2f} ms, signal job: {signal:.2f} ms "
+        f"no-op job: {ms['noop']:.2f} ms, signal job: {ms['signal']:.2f} ms, floor job: {ms['floor']:.2f} ms "
         f"(medians, one worker, concurrency 1) {statuses}"
     )
-    print(f"signal job / no-op job: {signal / noop:.2f}")
+    print(f"signal job / no-op job: {ms['signal'] / ms['noop']:.2f}")
+    print(
+        f"floor job / no-op job: {ms['floor'] / ms['noop']:.2f} (the exactly-once boundary alone: "
+        "the least the ratio above can be on this stack)"
+    )
     in_process(bench, args.signals, args.cprofile)
     cpu_split(bench, 5 * args.signals)
     bench.db.close()
