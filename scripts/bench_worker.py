@@ -12,6 +12,9 @@ broker. Three phases on one fresh database:
 1. **Drain, 1 worker**: ``--alerts`` signals queued, then one worker process
    (``python -m viewzenix.worker``, ``WORKER_CONCURRENCY=--concurrency``) starts; signals/s =
    signals ÷ (last job's end − first job's start), from procrastinate's events (server clock).
+   Also **signals per CPU-second**: signals finished from a tenth of the drain to its end ÷ the
+   CPU the workers and Postgres used meanwhile (/proc), and each one's milliseconds of CPU a
+   signal. Alone on a machine, that is signals/s per core, the figure to size workers with.
 2. **Drain, 2 workers**: the same with two worker processes (``--drain-workers``, default
    ``1,2``: the process counts of phases 1-2, e.g. ``1,2,3,4``).
 3. **Latency at ``--rate`` jobs/s, open loop**: with the two workers idle, signals are enqueued on
@@ -25,12 +28,14 @@ Every signal must end ``executed``; the script says so when not.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 from benchkit import percentile
@@ -127,15 +132,65 @@ def start_workers(stack, count: int) -> list[str]:
     return names
 
 
+FINISHED = "select count(*) from signals where status not in ('accepted', 'submitting')"
+
+
 def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int, timeout: float) -> str:
+    """Queue ``alerts`` signals, drain them with ``workers`` processes; return the figures line.
+
+    Signals/s over the drain (first start to last end), and signals per CPU-second: the signals
+    finished between a tenth of the drain and its end, divided by the CPU seconds the worker
+    processes and every ``postgres`` process used meanwhile (/proc; the workers' start-up is
+    left out). On a machine they have to themselves, that is signals/s per core.
+    """
     jobs = [queue.enqueue(symbols) for _ in range(alerts)]
+    finished_before = conn.execute(FINISHED).fetchone()[0]
     names = start_workers(stack, workers)
+    pids = [stack.children[name].pid for name in names]
+    while conn.execute(FINISHED).fetchone()[0] - finished_before < alerts // 10:
+        stack.check_alive()
+        time.sleep(0.01)
+    first = conn.execute(FINISHED).fetchone()[0], _cpu_seconds(pids), _postgres_cpu_seconds()
     wait_drained(conn, stack, timeout)
+    last = conn.execute(FINISHED).fetchone()[0], _cpu_seconds(pids), _postgres_cpu_seconds()
     for name in names:
         stack.stop(name)
     row = conn.execute(DRAIN_WINDOW, (jobs,)).fetchone()
     seconds = (row[1] - row[0]).total_seconds()
-    return f"{row[2] / seconds:.0f} signals/s ({row[2]} jobs in {seconds:.2f} s, first start to last end)"
+    signals, worker_cpu, postgres_cpu = (b - a for a, b in zip(first, last, strict=True))
+    per_cpu = signals / (worker_cpu + postgres_cpu)
+    return (
+        f"{row[2] / seconds:.0f} signals/s ({row[2]} jobs in {seconds:.2f} s, first start to last end); "
+        f"{per_cpu:.0f} signals per CPU-second (worker {worker_cpu / signals * 1000:.2f} ms + "
+        f"Postgres {postgres_cpu / signals * 1000:.2f} ms of CPU a signal, over {signals} signals)"
+    )
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system, all threads) used so far by the processes ``pids`` (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by every process named ``postgres*`` on this machine (Linux /proc)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("postgres"):
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    total = 0.0
+    for pid in pids:
+        try:
+            total += _cpu_seconds([pid])
+        except OSError:  # ended meanwhile
+            continue
+    return total
 
 
 def latency(stack, queue: Queue, conn, *, workers: int, rate: float, seconds: float, symbols: int) -> str:
