@@ -22,9 +22,9 @@ Postgres under .data/bench-execution; a fresh database each run. Four parts, in 
    guarded statement in its own unflushed transaction, on small tables of its own: 4
    statements, 4 round trips, no engine, ledger or paper-exchange code. That is tighter than
    our design can be (it reads under a row lock and decides in Python), so the line
-   ``floor job / no-op job`` bounds the ratio above from below on this machine's stack
-   (procrastinate, psycopg, Postgres), whatever our own code saves (docs/scaling.md, "Sixth
-   pass").
+   ``floor job / no-op job`` bounds the ratio above from below for these phases on this
+   machine's stack (procrastinate, psycopg, Postgres), whatever our own code saves
+   (docs/scaling.md, "Sixth pass").
 2. **In process**: ``execute_signal`` called directly for ``--signals`` jobs: ms per job.
 3. **Profile of one job** (over those in-process jobs): per transaction (ours and the paper
    broker's, named by the function that opened it) the SQL statements, the commits and the
@@ -216,9 +216,10 @@ def floor_job(db: Database, signal_id: uuid.UUID) -> str:
     or risk rules, no ledger events, no paper exchange (price check, mark, buying power), no
     account. Four statements, four round trips, each its own transaction (``FLOOR_*``):
 
-    1. read the signal and its position (autocommit);
+    1. read the signal and its position, the one the plan is made from (autocommit);
     2. plan: the order PENDING_NEW and the signal ``submitting``, committed before the broker
-       call (guarded by the signal's status: a second run plans nothing);
+       call (guarded by the signal's status: a second run plans nothing; a run that finds the
+       signal ``submitting`` resumes at step 3);
     3. the exchange, outside any transaction of ours: its order (idempotent by
        ``client_order_id``) and its position;
     4. the answer: the order filled, the fill, the position and the signal's outcome (guarded
@@ -226,12 +227,13 @@ def floor_job(db: Database, signal_id: uuid.UUID) -> str:
 
     Tighter than our code can be: it writes each phase as one statement where the real job
     reads under a row lock first and lets Python decide, so its ratio to a no-op job bounds
-    the signal job's from below. ``"not_found"`` or the status found when the signal is not
-    ``accepted``.
+    the signal job's from below, for this boundary's phases (a read merged into the plan would
+    save one more round trip). ``"not_found"`` or the status found when the signal is neither
+    ``accepted`` nor ``submitting``.
     """
     with db.statement() as conn:
         row = conn.execute(FLOOR_READ, {"signal_id": signal_id}).fetchone()
-        if row is None or row["status"] != "accepted":
+        if row is None or row["status"] not in ("accepted", "submitting"):
             return "not_found" if row is None else row["status"]
         qty, price, symbol = Decimal(row["qty"]), Decimal(row["price"]), row["ticker"]
         params = {
@@ -242,7 +244,8 @@ def floor_job(db: Database, signal_id: uuid.UUID) -> str:
             "price": price,
             "message": f"floor {qty} {symbol} filled @ {price}",
         }
-        if conn.execute(FLOOR_PLAN, params).fetchone()["planned"] == 0:
+        # A run that died after its plan resumes at the exchange (idempotent) and the answer.
+        if row["status"] == "accepted" and conn.execute(FLOOR_PLAN, params).fetchone()["planned"] == 0:
             return "not_runnable"
     with db.statement() as conn:  # the exchange: its own connection, as a broker call would be
         conn.execute(FLOOR_EXCHANGE, params)

@@ -140,14 +140,20 @@ def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int,
 
     Signals/s over the drain (first start to last end), and signals per CPU-second: the signals
     finished between a tenth of the drain and its end, divided by the CPU seconds the worker
-    processes and every ``postgres`` process used meanwhile (/proc; the workers' start-up is
-    left out). On a machine they have to themselves, that is signals/s per core.
+    processes and every ``postgres`` process on this machine used meanwhile (/proc; the workers'
+    start-up is left out; a Postgres process that starts and ends inside the window, e.g. an
+    autovacuum worker, is not counted). On a machine they have to themselves, that is
+    signals/s per core. Postgres on another host: its CPU is not seen.
     """
     jobs = [queue.enqueue(symbols) for _ in range(alerts)]
     finished_before = conn.execute(FINISHED).fetchone()[0]
     names = start_workers(stack, workers)
     pids = [stack.children[name].pid for name in names]
-    while conn.execute(FINISHED).fetchone()[0] - finished_before < alerts // 10:
+    deadline = time.monotonic() + timeout
+    while conn.execute(FINISHED).fetchone()[0] - finished_before < max(1, alerts // 10):
+        if time.monotonic() > deadline:
+            log = stack.log_path
+            raise SystemExit(f"a tenth of {alerts} signals not done in {timeout:.0f} s (log: {log})")
         stack.check_alive()
         time.sleep(0.01)
     first = conn.execute(FINISHED).fetchone()[0], _cpu_seconds(pids), _postgres_cpu_seconds()
@@ -158,6 +164,8 @@ def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int,
     row = conn.execute(DRAIN_WINDOW, (jobs,)).fetchone()
     seconds = (row[1] - row[0]).total_seconds()
     signals, worker_cpu, postgres_cpu = (b - a for a, b in zip(first, last, strict=True))
+    if signals == 0 or worker_cpu + postgres_cpu == 0:  # a drain too small to measure
+        return f"{row[2] / seconds:.0f} signals/s ({row[2]} jobs in {seconds:.2f} s); too short for CPU"
     per_cpu = signals / (worker_cpu + postgres_cpu)
     return (
         f"{row[2] / seconds:.0f} signals/s ({row[2]} jobs in {seconds:.2f} s, first start to last end); "
