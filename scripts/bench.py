@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import percentile
+from benchkit import percentile, process_cpu_seconds
 from stack import (
     PROJECT_ROOT,
     Stack,
@@ -308,15 +308,6 @@ def merge(results: list[LoadResult]) -> LoadResult:
         generator_cpu_s=sum(r.generator_cpu_s for r in results),
         machine_cpu_s=sum(r.machine_cpu_s for r in results),
     )
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """Return the CPU seconds (user + system, all threads) process ``pid`` used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _busy_cpu_seconds() -> float:

@@ -63,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 from benchkit import fresh_database as fresh_scratch_database  # noqa: E402
+from benchkit import postgres_cpu_seconds  # noqa: E402
 
 from viewzenix.db import Database  # noqa: E402
 from viewzenix.domain.model import Action, Sentiment, Signal  # noqa: E402
@@ -262,7 +263,7 @@ def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[dict[str, floa
     a floor job did not execute.
     """
     from config import load_config
-    from viewzenix.jobs import QUEUE, build_job_app
+    from viewzenix.jobs import QUEUE, _defer_locked, build_job_app
     from viewzenix.jobs.attempts import AttemptRecorder
     from viewzenix.jobs.tasks import register_tasks
     from viewzenix.services import execution
@@ -308,10 +309,20 @@ def job_ratio(bench: Bench, per_batch: int, rounds: int) -> tuple[dict[str, floa
                         # Deferred as intake defers its job: on our connection, in a transaction.
                         for n in range(per_batch):
                             ids.append(_defer_noop(app, conn, n))
-                    elif kind == "floor":  # stored as the signal's, deferred under its lock
+                    elif kind == "floor":  # stored as the signal's, deferred as intake defers it
                         count = bench.count  # the signal batches keep their buy / sell order
                         for _ in range(per_batch):
-                            ids.append(_defer_floor(app, conn, bench.store(conn), bench.config["id"]))
+                            signal_id = str(bench.store(conn))
+                            ids.append(
+                                _defer_locked(
+                                    app,
+                                    conn,
+                                    FLOOR_TASK,
+                                    {"signal_id": signal_id},
+                                    bench.config["id"],
+                                    "AAPL",
+                                )
+                            )
                         bench.count = count
                     else:
                         signal_ids = [bench.store(conn, app) for _ in range(per_batch)]
@@ -354,27 +365,6 @@ def _defer_noop(app, conn, n: int) -> int:  # type: ignore[no-untyped-def]
 
     job = procrastinate_jobs.Job(
         queue=QUEUE, lock=None, queueing_lock=None, task_name=NOOP_TASK, task_kwargs={"n": n}
-    )
-    deferred = app.job_manager.defer_job(job, connection=conn)
-    assert deferred.id is not None
-    return deferred.id
-
-
-def _defer_floor(app, conn, signal_id: uuid.UUID, config_id: uuid.UUID) -> int:  # type: ignore[no-untyped-def]
-    """Defer a floor job on ``conn``'s transaction under the signal's (config, symbol) lock; return its id.
-
-    As ``viewzenix.jobs.defer_execute_signal`` defers a signal's job (its lock, its queue).
-    """
-    from procrastinate import jobs as procrastinate_jobs
-
-    from viewzenix.jobs import QUEUE, signal_lock
-
-    job = procrastinate_jobs.Job(
-        queue=QUEUE,
-        lock=signal_lock(config_id, "AAPL"),
-        queueing_lock=None,
-        task_name=FLOOR_TASK,
-        task_kwargs={"signal_id": str(signal_id)},
     )
     deferred = app.job_manager.defer_job(job, connection=conn)
     assert deferred.id is not None
@@ -540,21 +530,6 @@ def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
 
-def _postgres_cpu_seconds() -> float | None:
-    """CPU seconds used so far by every process named ``postgres*`` on this machine (Linux /proc)."""
-    total, found = 0, False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name = (stat.parent / "comm").read_text().strip()
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if name.startswith("postgres"):
-            found = True
-            total += int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
-    return total / os.sysconf("SC_CLK_TCK") if found else None
-
-
 def cpu_split(bench: Bench, jobs: int) -> None:
     """``execute_signal`` in process without instrumentation: wall, Python CPU, Postgres CPU per job.
 
@@ -563,12 +538,12 @@ def cpu_split(bench: Bench, jobs: int) -> None:
     """
     with bench.db.transaction() as conn:
         signal_ids = [bench.store(conn) for _ in range(jobs)]
-    pg_before, cpu_before, started = _postgres_cpu_seconds(), time.process_time(), time.perf_counter()
+    pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
     for signal_id in signal_ids:
         execute_signal(bench.db, signal_id)
     wall = (time.perf_counter() - started) / jobs * 1000
     cpu = (time.process_time() - cpu_before) / jobs * 1000
-    pg_after = _postgres_cpu_seconds()
+    pg_after = postgres_cpu_seconds()
     line = f"in process, no profiler: {jobs} jobs: {wall:.2f} ms per job, Python CPU {cpu:.2f} ms"
     if pg_before is not None and pg_after is not None:
         pg = (pg_after - pg_before) / jobs * 1000

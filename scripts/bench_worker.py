@@ -28,17 +28,15 @@ Every signal must end ``executed``; the script says so when not.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
-from benchkit import percentile
+from benchkit import percentile, postgres_cpu_seconds, process_cpu_seconds
 from stack import running_stack
 
 from viewzenix.db import Database
@@ -156,9 +154,17 @@ def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int,
             raise SystemExit(f"a tenth of {alerts} signals not done in {timeout:.0f} s (log: {log})")
         stack.check_alive()
         time.sleep(0.01)
-    first = conn.execute(FINISHED).fetchone()[0], _cpu_seconds(pids), _postgres_cpu_seconds()
+    first = (
+        conn.execute(FINISHED).fetchone()[0],
+        sum(process_cpu_seconds(pid) for pid in pids),
+        postgres_cpu_seconds() or 0.0,
+    )
     wait_drained(conn, stack, timeout)
-    last = conn.execute(FINISHED).fetchone()[0], _cpu_seconds(pids), _postgres_cpu_seconds()
+    last = (
+        conn.execute(FINISHED).fetchone()[0],
+        sum(process_cpu_seconds(pid) for pid in pids),
+        postgres_cpu_seconds() or 0.0,
+    )
     for name in names:
         stack.stop(name)
     row = conn.execute(DRAIN_WINDOW, (jobs,)).fetchone()
@@ -174,31 +180,10 @@ def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int,
     )
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds (user + system, all threads) used so far by the processes ``pids`` (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu_seconds() -> float:
-    """CPU seconds used so far by every process named ``postgres*`` on this machine (Linux /proc)."""
-    pids = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().startswith("postgres"):
-                pids.append(int(comm.parent.name))
-        except OSError:
-            continue
-    total = 0.0
-    for pid in pids:
-        try:
-            total += _cpu_seconds([pid])
-        except OSError:  # ended meanwhile
-            continue
-    return total
+def _sample(conn, pids: list[int]) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+    """(signals finished, the workers' CPU seconds, this machine's Postgres CPU seconds) so far."""
+    finished = conn.execute(FINISHED).fetchone()[0]
+    return finished, sum(process_cpu_seconds(pid) for pid in pids), postgres_cpu_seconds() or 0.0
 
 
 def latency(stack, queue: Queue, conn, *, workers: int, rate: float, seconds: float, symbols: int) -> str:

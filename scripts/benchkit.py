@@ -4,6 +4,7 @@
 ``DATABASE_URL``, or else on an embedded Postgres kept under ``data_dir``, applies every
 migration and returns ``(url, server_handle)`` (keep the handle alive while the database is used;
 it is None with DATABASE_URL). ``percentile(values, q)``: nearest rank, ``q`` in 0–100.
+``process_cpu_seconds(pid)`` and ``postgres_cpu_seconds()``: CPU seconds used so far (Linux /proc).
 
 Imported by the scripts as ``benchkit`` (``python scripts/<bench>.py`` puts ``scripts/`` first on
 ``sys.path``). ``fresh_database`` needs the project root on ``sys.path`` (the scripts that use it
@@ -44,3 +45,30 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds (user + system, all threads) process ``pid`` used so far; 0 when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float | None:
+    """Return the CPU seconds used so far by every process named ``postgres*`` on this machine.
+
+    None when there is none (Postgres on another host). A process that ended since an earlier
+    call no longer counts, so a difference of two calls leans low.
+    """
+    total, found = 0.0, False
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if not comm.read_text().startswith("postgres"):
+                continue
+        except OSError:
+            continue
+        found = True
+        total += process_cpu_seconds(int(comm.parent.name))
+    return total if found else None
