@@ -48,14 +48,16 @@ QUEUE = "signals"
 MAINTENANCE_QUEUE = "maintenance"
 
 
-# procrastinate 3.10's own fetch query (sql/queries.sql "fetch_job"), run only while the queue is
-# not paused. The pause test is a pseudo-constant condition (no column of the function's rows), so
-# Postgres evaluates it once, first, as a one-time filter: while paused the fetch function is
-# never called and no job is marked doing (tests/integration/test_queue_pause.py holds this).
+# procrastinate 3.10's own fetch query (sql/queries.sql "fetch_job"), on our copy of its fetch
+# function whose plan does not depend on the queue's statistics (private.fetch_job, migration
+# 20261207100000_fetch_job_stable_plan.sql), run only while the queue is not paused. The pause
+# test is a pseudo-constant condition (no column of the function's rows), so Postgres evaluates
+# it once, first, as a one-time filter: while paused the fetch function is never called and no
+# job is marked doing (tests/integration/test_queue_pause.py holds this).
 FETCH_JOB_UNLESS_PAUSED = """
 SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name, attempts,
        worker_id
-    FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
+    FROM private.fetch_job(%(queues)s::varchar[], %(worker_id)s)
     WHERE NOT (SELECT paused FROM private.job_queue_state)
 """
 

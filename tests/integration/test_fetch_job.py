@@ -1,0 +1,191 @@
+"""The worker's fetch (private.fetch_job, migration 20261207100000_fetch_job_stable_plan.sql):
+the job procrastinate's own fetch would take, found without reading the whole backlog when the
+queue table's statistics were taken while it was quiet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from builders import fresh_database
+
+from viewzenix.jobs import FETCH_JOB_UNLESS_PAUSED
+
+FETCH_PLAN_DB = "viewzenix_test_fetch_job"
+PROCRASTINATE_FETCH = "select id from procrastinate_fetch_job_v2(%(queues)s::varchar[], null)"
+OUR_FETCH = "select id from private.fetch_job(%(queues)s::varchar[], null)"
+
+# A backlog of BACKLOG jobs over LOCKS locks: LOCK_DEPTH jobs queued a lock.
+BACKLOG, LOCKS = 2000, 200
+LOCK_DEPTH = BACKLOG // LOCKS
+
+
+@pytest.fixture(scope="module")
+def queue_url(database_url: str) -> Iterator[str]:
+    """A database of its own: these tests analyze, vacuum and truncate procrastinate_jobs."""
+    url = fresh_database(database_url, FETCH_PLAN_DB)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("alter table procrastinate_jobs set (autovacuum_enabled = false)")
+    yield url
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{FETCH_PLAN_DB}" with (force)')
+
+
+@pytest.fixture
+def conn(queue_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(queue_url, autocommit=True) as conn:
+        # A new relation, as after a deploy: no statistics until a test takes them.
+        conn.execute("truncate procrastinate_jobs cascade")
+        yield conn
+
+
+def _defer(conn, jobs: list[tuple]) -> list[int]:
+    """Defer ``jobs`` (queue, priority, lock, scheduled_at) through procrastinate's own function."""
+    rows = conn.execute(
+        "select unnest(procrastinate_defer_jobs_v1(%s::procrastinate_job_to_defer_v1[]))",
+        ([(queue, "t", priority, lock, None, "{}", at) for queue, priority, lock, at in jobs],),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _burst(conn, count: int, locks: int, start: int = 0) -> list[int]:
+    return _defer(conn, [("signals", 0, f"lock-{i % locks}", None) for i in range(start, start + count)])
+
+
+def _drain(conn, count: int) -> None:
+    """Fetch and finish ``count`` jobs with procrastinate's own functions."""
+    for _ in range(count):
+        (job_id,) = conn.execute(PROCRASTINATE_FETCH, {"queues": None}).fetchone()
+        conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (job_id,))
+
+
+def _index_entries_read(conn, query: str, params: dict) -> tuple[int | None, int]:
+    """Run ``query`` (a fetch); return the job id it took and the index entries it read
+    (idx_tup_read of procrastinate_jobs' indexes, flushed with pg_stat_force_next_flush)."""
+    conn.execute("set stats_fetch_consistency = none")
+    read = """select coalesce(sum(idx_tup_read), 0)::bigint from pg_stat_user_indexes
+              where relid = 'procrastinate_jobs'::regclass"""
+    conn.execute("select pg_stat_force_next_flush()")
+    (before,) = conn.execute(read).fetchone()
+    job_id = conn.execute(query, params).fetchone()[0]
+    conn.execute("select pg_stat_force_next_flush()")
+    (after,) = conn.execute(read).fetchone()
+    return job_id, after - before
+
+
+def _both_fetches(conn, queues: list[str] | None = None) -> tuple[int | None, int | None]:
+    """The job procrastinate's fetch takes and the one ours takes, each in a transaction rolled
+    back, so that both see the same queue."""
+    taken = []
+    for query in (PROCRASTINATE_FETCH, OUR_FETCH):
+        with conn.transaction(force_rollback=True):
+            taken.append(conn.execute(query, {"queues": queues}).fetchone()[0])
+    return taken[0], taken[1]
+
+
+def _set_status(conn, job_id: int, status: str) -> None:
+    conn.execute("update procrastinate_jobs set status = %s where id = %s", (status, job_id))
+
+
+def test_both_fetches_take_the_same_job(conn):
+    """procrastinate's rules, case by case: priority first, then the queue's order; a job waits
+    while its lock has a running job, or one queued before it or with a higher priority; a job
+    without a lock never waits; a job scheduled later waits; a queue filter is honoured."""
+    assert _both_fetches(conn) == (None, None)
+
+    first, second = _defer(conn, [("signals", 0, "a", None), ("signals", 0, "a", None)])
+    assert _both_fetches(conn) == (first, first)
+    _set_status(conn, first, "doing")
+    # The lock's next job waits behind the running one; nothing else is queued.
+    assert _both_fetches(conn) == (None, None)
+
+    (unlocked,) = _defer(conn, [("signals", 0, None, None)])
+    assert _both_fetches(conn) == (unlocked, unlocked)
+    _set_status(conn, first, "succeeded")
+    assert _both_fetches(conn) == (second, second)
+
+    # A higher priority goes first, even queued later, and holds back its lock's earlier job.
+    (urgent,) = _defer(conn, [("signals", 5, "a", None)])
+    assert _both_fetches(conn) == (urgent, urgent)
+    _set_status(conn, urgent, "succeeded")
+    (urgent_other_lock,) = _defer(conn, [("signals", 5, "b", None)])
+    assert _both_fetches(conn) == (urgent_other_lock, urgent_other_lock)
+    _set_status(conn, urgent_other_lock, "succeeded")
+
+    (later,) = _defer(conn, [("signals", 9, "c", "2999-01-01T00:00:00Z")])
+    (elsewhere,) = _defer(conn, [("maintenance", 9, "d", None)])
+    assert _both_fetches(conn) == (elsewhere, elsewhere)
+    assert _both_fetches(conn, ["signals"]) == (second, second)
+    assert _both_fetches(conn, ["nothing-here"]) == (None, None)
+    _set_status(conn, later, "succeeded")
+
+    # Our function marks the job doing, as procrastinate's does.
+    (taken,) = conn.execute(OUR_FETCH, {"queues": ["signals"]}).fetchone()
+    assert taken == second
+    status = conn.execute("select status from procrastinate_jobs where id = %s", (taken,)).fetchone()
+    assert status == ("doing",)
+
+
+def test_the_manager_fetches_through_our_function():
+    assert "private.fetch_job(" in FETCH_JOB_UNLESS_PAUSED
+    assert "procrastinate_fetch_job" not in FETCH_JOB_UNLESS_PAUSED
+
+
+# How the table's statistics were left before a backlog of BACKLOG jobs arrived.
+def _analyzed_while_quiet(conn) -> None:
+    """Statistics (and the partial indexes' sizes) taken when every job had succeeded."""
+    _burst(conn, 300, 50, start=10_000)
+    _drain(conn, 300)
+    conn.execute("analyze procrastinate_jobs")
+
+
+def _vacuumed_while_quiet(conn) -> None:
+    _burst(conn, 300, 50, start=10_000)
+    _drain(conn, 300)
+    conn.execute("vacuum analyze procrastinate_jobs")
+
+
+def _never_analyzed(conn) -> None:
+    """A table created (here: truncated) and never analyzed."""
+
+
+STATISTICS = {
+    "analyzed while quiet": _analyzed_while_quiet,
+    "vacuumed while quiet": _vacuumed_while_quiet,
+    "never analyzed": _never_analyzed,
+}
+
+
+@pytest.mark.parametrize("statistics", list(STATISTICS))
+def test_a_fetch_reads_its_locks_jobs_not_the_backlog(conn, statistics):
+    """Under each kind of statistics, a fetch from a backlog of 2,000 jobs over 200 locks reads
+    the queued jobs of the locks it checks (10 a lock), not the backlog (procrastinate's fetch,
+    planned under statistics taken while the queue was quiet, reads every queued job for each
+    job it checks)."""
+    STATISTICS[statistics](conn)
+    backlog = _burst(conn, BACKLOG, LOCKS)
+    params = {"queues": None, "worker_id": None}
+    if statistics == "analyzed while quiet":
+        # The case this function exists for: procrastinate's own fetch reads the backlog.
+        # (Counted outside a transaction, where the counts are flushed; then handed back.)
+        taken, theirs = _index_entries_read(conn, PROCRASTINATE_FETCH, params)
+        assert taken == backlog[0]
+        assert theirs > BACKLOG // 2
+        _set_status(conn, taken, "todo")
+
+    # The first fetch reads the first job's lock: its LOCK_DEPTH queued jobs, and a few more.
+    job_id, read = _index_entries_read(conn, FETCH_JOB_UNLESS_PAUSED, params)
+    assert job_id == backlog[0]
+    assert read <= 3 * LOCK_DEPTH
+    # Every lock busy but one: the walk passes the busy locks' next jobs (each a look-up of its
+    # lock) until it finds the free lock's.
+    for _ in range(LOCKS - 1):
+        conn.execute(OUR_FETCH, params)
+    free = LOCKS // 2
+    conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (backlog[free],))
+    job_id, read = _index_entries_read(conn, FETCH_JOB_UNLESS_PAUSED, params)
+    assert job_id == backlog[LOCKS + free]
+    # A running job is its lock's first entry, so each look-up stops at once (about 2 entries a
+    # job passed); procrastinate's plan above reads the backlog for each.
+    assert read <= 3 * (free + 1) + 2 * LOCK_DEPTH
