@@ -1,5 +1,5 @@
 -- The worker's fetch of its next job: procrastinate 3.10's procrastinate_fetch_job_v2, with a plan
--- that does not depend on the queue table's statistics.
+-- that reads a lock's jobs, not the whole backlog, whatever the queue table's statistics say.
 --
 -- Why. procrastinate_jobs is a queue: statistics taken while it is quiet (every job succeeded)
 -- make the planner expect no todo job, and the partial indexes that hold queued jobs to be
@@ -7,38 +7,49 @@
 -- lock check ("no running job of this job's lock, and none waiting before it") as an anti-join
 -- whose inner side is a full scan of a partial index, the lock a join filter: every fetch reads
 -- every queued job's index entry. A parameterized look-up of the lock costs the same under
--- those statistics, and Postgres keeps the unparameterized path on a tie. Measured
--- (docs/scaling.md, "Seventh pass"): with 2,000 jobs queued, 1,700 index entries read a fetch;
--- with 10,000, a fetch and finish took 2.4 ms instead of 1.1, until autovacuum analyzes the
--- table. A live drain saw 3.5 ms a fetch (a bitmap scan of all queued jobs, the lock check run
--- for each, then a sort to keep one).
+-- those statistics, and Postgres keeps the unparameterized path on a tie. `make bench-fetch`
+-- (docs/scaling.md, "Seventh pass"): with 2,000 jobs queued, 1,861 index entries read a fetch;
+-- with 10,000, 9,861, and a fetch and finish took 2.2-2.4 ms instead of 0.8-0.9, until
+-- autovacuum analyzes the table. A live drain saw 3.5 ms a fetch.
 --
 -- What changes, and only this:
 -- * The lock check is written `jobs.lock IS NULL OR NOT EXISTS (...)`: the same rows pass as
 --   through procrastinate's `NOT EXISTS (... jobs.lock IS NOT NULL AND ...)`. Under an OR,
 --   Postgres does not turn the NOT EXISTS into a join (nor into a hashed subplan: it compares
---   priorities and ids, not only the lock). It stays a subplan run for each candidate, with
---   the candidate's lock as a parameter, and of the indexes it may use, the look-up of that
---   lock in viewzenix_procrastinate_jobs_lock_id_idx (lock, id) is the cheapest (a full scan of
---   procrastinate's (id, lock) index costs the same pages plus a filter on every entry). It
---   reads that lock's queued and running jobs only.
--- * enable_sort and enable_bitmapscan are off inside the function, so the candidates are walked
---   in order on procrastinate_jobs_priority_idx_v1 and the walk stops at the first free job,
---   instead of every queued job being collected, checked and sorted to keep one.
+--   priorities and ids, not only the lock). It stays a subplan run for each candidate, with the
+--   candidate's lock as a parameter, looked up in viewzenix_procrastinate_jobs_lock_id_idx
+--   (lock, id): that lock's queued and running jobs only.
+-- * procrastinate's (id, lock) index is dropped. Only its fetch's lock check used it; the lock is
+--   its second column, so a look-up of one lock in it walks every queued job's entry, and under
+--   quiet statistics it costs the planner as little as ours and was the one chosen. Dropping it
+--   also spares every job's insert and status change one index entry. (procrastinate's later
+--   migrations drop it with IF EXISTS; one that names it otherwise will fail loudly when added.)
+-- * enable_seqscan is off inside the function. With fresh statistics the planner expects a
+--   busy lock's check to find a blocking job within a few rows and plans it as a sequential
+--   scan; a free lock has none, so the scan reads the whole table (1.6 ms a fetch with 10,000
+--   queued, against 0.8 with the index).
+-- * enable_sort is off inside the function, so that the candidates can only be walked in order
+--   on procrastinate_jobs_priority_idx_v1, stopping at the first free job. A live drain under
+--   stale statistics ran procrastinate's fetch as a bitmap scan of all 1,163 queued jobs, the
+--   lock check for each, then a sort to keep one (6.7 ms); that plan was not reproduced here,
+--   so this setting is a guard that no test shows.
 -- The rest (which job, its row lock and SKIP LOCKED, the update to doing, what is returned) is
 -- procrastinate's; tests/integration/test_fetch_job.py checks that both functions pick the same
--- job, and that this one reads few index entries under stale statistics. procrastinate's
--- function is left as it is; only viewzenix.jobs.PausableJobManager calls this one. A
--- procrastinate upgrade that changes its fetch must be carried over here (the vendored-schema
--- test in tests/unit/test_supabase_layout.py flags every upgrade).
--- search_path is public, not empty: procrastinate's triggers on the updated row name its types
--- and tables unqualified.
+-- job, and what this one reads and scans under four kinds of statistics. procrastinate's
+-- function is left as it is; only viewzenix.jobs.PausableJobManager calls this one (a worker
+-- of the previous release, still running during a deploy, keeps calling procrastinate's,
+-- slower without the dropped index until it stops). A procrastinate upgrade that changes its
+-- fetch must be carried over here (the vendored-schema test in tests/unit/test_supabase_layout.py
+-- flags every upgrade). search_path is public, not empty: procrastinate's triggers on the
+-- updated row name its types and tables unqualified.
+drop index public.procrastinate_jobs_id_lock_idx_v1;
+
 create function private.fetch_job(target_queue_names character varying[], p_worker_id bigint)
     returns public.procrastinate_jobs
     language plpgsql
     set search_path = public
     set enable_sort = off
-    set enable_bitmapscan = off
+    set enable_seqscan = off
 as $$
 declare
     found_jobs public.procrastinate_jobs;

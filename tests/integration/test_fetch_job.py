@@ -17,7 +17,7 @@ PROCRASTINATE_FETCH = "select id from procrastinate_fetch_job_v2(%(queues)s::var
 OUR_FETCH = "select id from private.fetch_job(%(queues)s::varchar[], null)"
 
 # A backlog of BACKLOG jobs over LOCKS locks: LOCK_DEPTH jobs queued a lock.
-BACKLOG, LOCKS = 2000, 200
+BACKLOG, LOCKS = 2000, 50
 LOCK_DEPTH = BACKLOG // LOCKS
 
 
@@ -60,18 +60,35 @@ def _drain(conn, count: int) -> None:
         conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (job_id,))
 
 
-def _index_entries_read(conn, query: str, params: dict) -> tuple[int | None, int]:
-    """Run ``query`` (a fetch); return the job id it took and the index entries it read
-    (idx_tup_read of procrastinate_jobs' indexes, flushed with pg_stat_force_next_flush)."""
+# Index entries read, and scans started, on procrastinate_jobs and each of its indexes.
+READS = """
+select coalesce(sum(i.idx_tup_read), 0)::bigint as entries, t.seq_scan,
+       coalesce(jsonb_object_agg(i.indexrelname, i.idx_scan), '{}') as index_scans
+    from pg_stat_user_tables t left join pg_stat_user_indexes i on i.relid = t.relid
+    where t.relid = 'procrastinate_jobs'::regclass
+    group by t.seq_scan
+"""
+# What our fetch may scan: the queue in order, a lock's jobs, the chosen job by id.
+FETCH_INDEXES = {
+    "procrastinate_jobs_priority_idx_v1",
+    "viewzenix_procrastinate_jobs_lock_id_idx",
+    "procrastinate_jobs_pkey",
+}
+
+
+def _reads(conn, query: str, params: dict) -> tuple[int | None, int, int, set[str]]:
+    """Run ``query`` (a fetch); return the job id it took, the index entries it read, the
+    sequential scans of the table it started and the indexes it scanned (pg_stat_user_tables and
+    pg_stat_user_indexes, flushed with pg_stat_force_next_flush; outside a transaction, where
+    they are flushed)."""
     conn.execute("set stats_fetch_consistency = none")
-    read = """select coalesce(sum(idx_tup_read), 0)::bigint from pg_stat_user_indexes
-              where relid = 'procrastinate_jobs'::regclass"""
     conn.execute("select pg_stat_force_next_flush()")
-    (before,) = conn.execute(read).fetchone()
+    before = conn.execute(READS).fetchone()
     job_id = conn.execute(query, params).fetchone()[0]
     conn.execute("select pg_stat_force_next_flush()")
-    (after,) = conn.execute(read).fetchone()
-    return job_id, after - before
+    after = conn.execute(READS).fetchone()
+    scanned = {name for name, scans in after[2].items() if scans > before[2].get(name, 0)}
+    return job_id, after[0] - before[0], after[1] - before[1], scanned
 
 
 def _both_fetches(conn, queues: list[str] | None = None) -> tuple[int | None, int | None]:
@@ -132,60 +149,75 @@ def test_the_manager_fetches_through_our_function():
     assert "procrastinate_fetch_job" not in FETCH_JOB_UNLESS_PAUSED
 
 
-# How the table's statistics were left before a backlog of BACKLOG jobs arrived.
-def _analyzed_while_quiet(conn) -> None:
+# How the table's statistics were left when a backlog of BACKLOG jobs arrived; each returns the
+# backlog's job ids.
+def _analyzed_while_quiet(conn) -> list[int]:
     """Statistics (and the partial indexes' sizes) taken when every job had succeeded."""
     _burst(conn, 300, 50, start=10_000)
     _drain(conn, 300)
     conn.execute("analyze procrastinate_jobs")
+    return _burst(conn, BACKLOG, LOCKS)
 
 
-def _vacuumed_while_quiet(conn) -> None:
+def _vacuumed_while_quiet(conn) -> list[int]:
     _burst(conn, 300, 50, start=10_000)
     _drain(conn, 300)
     conn.execute("vacuum analyze procrastinate_jobs")
+    return _burst(conn, BACKLOG, LOCKS)
 
 
-def _never_analyzed(conn) -> None:
+def _never_analyzed(conn) -> list[int]:
     """A table created (here: truncated) and never analyzed."""
+    return _burst(conn, BACKLOG, LOCKS)
+
+
+def _analyzed_with_the_backlog(conn) -> list[int]:
+    """Fresh statistics: taken with the backlog queued."""
+    backlog = _burst(conn, BACKLOG, LOCKS)
+    conn.execute("analyze procrastinate_jobs")
+    return backlog
 
 
 STATISTICS = {
     "analyzed while quiet": _analyzed_while_quiet,
     "vacuumed while quiet": _vacuumed_while_quiet,
     "never analyzed": _never_analyzed,
+    "analyzed with the backlog": _analyzed_with_the_backlog,
 }
 
 
 @pytest.mark.parametrize("statistics", list(STATISTICS))
 def test_a_fetch_reads_its_locks_jobs_not_the_backlog(conn, statistics):
-    """Under each kind of statistics, a fetch from a backlog of 2,000 jobs over 200 locks reads
-    the queued jobs of the locks it checks (10 a lock), not the backlog (procrastinate's fetch,
+    """Under each kind of statistics, a fetch from a backlog of 2,000 jobs over 50 locks reads
+    the queued jobs of the locks it checks (40 a lock), not the backlog (procrastinate's fetch,
     planned under statistics taken while the queue was quiet, reads every queued job for each
     job it checks)."""
-    STATISTICS[statistics](conn)
-    backlog = _burst(conn, BACKLOG, LOCKS)
+    backlog = STATISTICS[statistics](conn)
     params = {"queues": None, "worker_id": None}
     if statistics == "analyzed while quiet":
         # The case this function exists for: procrastinate's own fetch reads the backlog.
         # (Counted outside a transaction, where the counts are flushed; then handed back.)
-        taken, theirs = _index_entries_read(conn, PROCRASTINATE_FETCH, params)
+        taken, theirs, _, _ = _reads(conn, PROCRASTINATE_FETCH, params)
         assert taken == backlog[0]
         assert theirs > BACKLOG // 2
         _set_status(conn, taken, "todo")
 
     # The first fetch reads the first job's lock: its LOCK_DEPTH queued jobs, and a few more.
-    job_id, read = _index_entries_read(conn, FETCH_JOB_UNLESS_PAUSED, params)
+    job_id, read, seq_scans, scanned = _reads(conn, FETCH_JOB_UNLESS_PAUSED, params)
     assert job_id == backlog[0]
     assert read <= 3 * LOCK_DEPTH
+    # Never the whole table, nor procrastinate's (id, lock) index, whose look-up of a lock reads
+    # every queued job's entry.
+    assert (seq_scans, scanned - FETCH_INDEXES) == (0, set())
     # Every lock busy but one: the walk passes the busy locks' next jobs (each a look-up of its
     # lock) until it finds the free lock's.
     for _ in range(LOCKS - 1):
         conn.execute(OUR_FETCH, params)
     free = LOCKS // 2
     conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (backlog[free],))
-    job_id, read = _index_entries_read(conn, FETCH_JOB_UNLESS_PAUSED, params)
+    job_id, read, seq_scans, scanned = _reads(conn, FETCH_JOB_UNLESS_PAUSED, params)
     assert job_id == backlog[LOCKS + free]
+    assert (seq_scans, scanned - FETCH_INDEXES) == (0, set())
     # A running job is its lock's first entry, so each look-up stops at once (about 2 entries a
     # job passed); procrastinate's plan above reads the backlog for each.
     assert read <= 3 * (free + 1) + 2 * LOCK_DEPTH
