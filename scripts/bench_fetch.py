@@ -3,7 +3,7 @@ ours (``private.fetch_job``), under statistics taken while the queue was quiet a
 ones.
 
     make bench-fetch         # .venv/bin/python scripts/bench_fetch.py
-    .venv/bin/python scripts/bench_fetch.py --backlogs 2000,10000 --locks 50 --jobs 300
+    .venv/bin/python scripts/bench_fetch.py --backlogs 2000,10000 --locks 50 --jobs 300 --running 0,8
 
 Uses DATABASE_URL's server when set, else an embedded Postgres under .data/bench-fetch; a fresh
 database each run, autovacuum off for ``procrastinate_jobs`` so that the statistics are the ones
@@ -15,11 +15,15 @@ connection:
    procrastinate's functions, then ``ANALYZE`` (every job succeeded: the planner expects no queued
    job); **fresh**: the backlog is deferred first, then ``ANALYZE``;
 3. a backlog of ``--backlog`` jobs over ``--locks`` locks is deferred (for **quiet**);
-4. ``--jobs`` jobs are fetched and finished one after another.
+4. ``--jobs`` jobs are fetched one after another; each is finished at once (``--running 0``) or
+   once ``--running`` later ones are running, as that many workers would leave them, so that
+   each fetch walks past the running locks' next jobs.
 
 Prints, per line, the milliseconds per fetch and finish (wall, one client) and the index entries
 read per fetch on ``procrastinate_jobs`` (``pg_stat_user_indexes.idx_tup_read``, flushed with
-``pg_stat_force_next_flush``). The reason for our function is in its migration,
+``pg_stat_force_next_flush``). procrastinate's function runs on this schema, where its (id, lock)
+index is dropped: slower under quiet statistics than it was with it (docs/scaling.md gives both).
+The reason for our function is in its migration,
 ``supabase/migrations/20261207100000_fetch_job_stable_plan.sql``; docs/scaling.md, "Seventh pass",
 has the figures.
 """
@@ -59,15 +63,20 @@ def _defer(conn: psycopg.Connection, count: int, locks: int, start: int) -> None
     )
 
 
-def _drain(conn: psycopg.Connection, fetch: str, count: int) -> int:
-    """Fetch and finish up to ``count`` jobs; return how many were fetched."""
-    done = 0
+def _drain(conn: psycopg.Connection, fetch: str, count: int, running: int = 0) -> int:
+    """Fetch ``count`` jobs and finish them, the oldest once more than ``running`` are running
+    (as ``running`` workers would); return how many were fetched."""
+    done, doing = 0, []
     for _ in range(count):
         (job_id,) = conn.execute(fetch).fetchone()
         if job_id is None:
             break
-        conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (job_id,))
+        doing.append(job_id)
+        while len(doing) > running:
+            conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (doing.pop(0),))
         done += 1
+    for job_id in doing:
+        conn.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (job_id,))
     return done
 
 
@@ -76,7 +85,9 @@ def _index_entries_read(conn: psycopg.Connection) -> int:
     return conn.execute(INDEX_ENTRIES_READ).fetchone()[0]
 
 
-def measure(conn: psycopg.Connection, fetch: str, *, case: str, backlog: int, locks: int, jobs: int) -> str:
+def measure(
+    conn: psycopg.Connection, fetch: str, *, case: str, backlog: int, locks: int, jobs: int, running: int
+) -> str:
     """One line: ms per fetch and finish, and index entries read per fetch (see module doc)."""
     conn.execute("truncate procrastinate_jobs cascade")
     if case == "quiet":
@@ -89,7 +100,7 @@ def measure(conn: psycopg.Connection, fetch: str, *, case: str, backlog: int, lo
         conn.execute("analyze procrastinate_jobs")
     before = _index_entries_read(conn)
     started = time.perf_counter()
-    done = _drain(conn, fetch, jobs)
+    done = _drain(conn, fetch, jobs, running)
     elapsed = time.perf_counter() - started
     if done != jobs:
         raise SystemExit(f"{fetch}: fetched {done} of {jobs} jobs")
@@ -103,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlogs", default="2000,10000", help="queued jobs, comma-separated")
     parser.add_argument("--locks", type=int, default=50, help="locks the backlog is spread over")
     parser.add_argument("--jobs", type=int, default=300, help="jobs fetched and finished per line")
+    parser.add_argument(
+        "--running", default="0,8", help="jobs left running while the next is fetched, comma-separated"
+    )
     args = parser.parse_args(argv)
     backlogs = [int(value) for value in args.backlogs.split(",")]
+    runnings = [int(value) for value in args.running.split(",")]
 
     url, handle = fresh_database(DB_NAME, ROOT / ".data" / "bench-fetch")
     print(
@@ -114,11 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("alter table procrastinate_jobs set (autovacuum_enabled = false)")
         conn.execute("set stats_fetch_consistency = none")
-        for backlog in backlogs:
-            for case, label in (("quiet", "analyzed while quiet"), ("fresh", "analyzed with the backlog")):
-                for name, fetch in FETCHES.items():
-                    line = measure(conn, fetch, case=case, backlog=backlog, locks=args.locks, jobs=args.jobs)
-                    print(f"  {backlog:6d} queued, {label:26s} {name:27s} {line}")
+        for running in runnings:
+            for backlog in backlogs:
+                for case, label in (
+                    ("quiet", "analyzed while quiet"),
+                    ("fresh", "analyzed with the backlog"),
+                ):
+                    for name, fetch in FETCHES.items():
+                        line = measure(
+                            conn,
+                            fetch,
+                            case=case,
+                            backlog=backlog,
+                            locks=args.locks,
+                            jobs=args.jobs,
+                            running=running,
+                        )
+                        print(f"  {running} running, {backlog:6d} queued, {label:26s} {name:27s} {line}")
     del handle
     return 0
 
