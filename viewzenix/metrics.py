@@ -202,17 +202,25 @@ select task_name, outcome, count(*) as n, coalesce(sum(duration_ms), 0) / 1000.0
 from private.job_attempts group by task_name, outcome
 """
 
+# Queued and running jobs per queue, and the oldest due one's age. One arm per status, each read
+# through that status's partial index (the finished jobs kept for JOB_RETENTION_DAYS are never
+# scanned; tests/integration/test_fetch_job.py holds this).
 QUEUE = """
-select j.queue_name, j.status::text as status, count(*) as n,
+select j.queue_name, 'todo' as status, count(*) as n,
        coalesce(extract(epoch from now() - min(coalesce(j.scheduled_at, d.at))
-                filter (where j.status = 'todo' and (j.scheduled_at is null or j.scheduled_at <= now()))),
+                filter (where j.scheduled_at is null or j.scheduled_at <= now())),
                 0) as oldest_due_seconds
 from public.procrastinate_jobs j
 left join lateral (
     select min(e.at) as at from public.procrastinate_events e where e.job_id = j.id and e.type = 'deferred'
 ) d on true
-where j.status in ('todo', 'doing')
-group by j.queue_name, j.status
+where j.status = 'todo'
+group by j.queue_name
+union all
+select queue_name, 'doing', count(*), 0
+from public.procrastinate_jobs
+where status = 'doing'
+group by queue_name
 """
 
 WORKERS = """

@@ -19,11 +19,14 @@
 --   priorities and ids, not only the lock). It stays a subplan run for each candidate, with the
 --   candidate's lock as a parameter, looked up in viewzenix_procrastinate_jobs_lock_id_idx
 --   (lock, id): that lock's queued and running jobs only.
--- * procrastinate's (id, lock) index is dropped. Only its fetch's lock check used it; the lock is
---   its second column, so a look-up of one lock in it walks every queued job's entry, and under
---   quiet statistics it costs the planner as little as ours and was the one chosen. Dropping it
---   also spares every job's insert and status change one index entry. (procrastinate's later
---   migrations drop it with IF EXISTS; one that names it otherwise will fail loudly when added.)
+-- * procrastinate's (id, lock) index is dropped. The lock is its second column, so a look-up of
+--   one lock in it walks every queued job's entry, and under quiet statistics it costs the
+--   planner as little as ours and was the one chosen. Dropping it also spares every job's
+--   insert and status change one index entry. Besides procrastinate's fetch, /healthz's
+--   signals_waiting and /metrics' queue depth read it (status in todo, doing); they now count
+--   each status through its own partial index (viewzenix/health.py, viewzenix/metrics.py). No
+--   migration of procrastinate 3.10 after 03.00.00_50 (which creates it) names it; a later one
+--   that drops it without IF EXISTS would fail when added here, and say why.
 -- * enable_seqscan is off inside the function. With fresh statistics the planner expects a
 --   busy lock's check to find a blocking job within a few rows and plans it as a sequential
 --   scan; a free lock has none, so the scan reads the whole table (1.6 ms a fetch with 10,000

@@ -21,23 +21,16 @@ BACKLOG, LOCKS = 2000, 50
 LOCK_DEPTH = BACKLOG // LOCKS
 
 
-@pytest.fixture(scope="module")
-def queue_url(database_url: str) -> Iterator[str]:
-    """A database of its own: these tests analyze, vacuum and truncate procrastinate_jobs."""
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    """A new database for each test, so that procrastinate_jobs starts with no statistics at all
+    (TRUNCATE would keep pg_statistic's), autovacuum off for it so that a test sets them."""
     url = fresh_database(database_url, FETCH_PLAN_DB)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("alter table procrastinate_jobs set (autovacuum_enabled = false)")
-    yield url
+        yield conn
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f'drop database if exists "{FETCH_PLAN_DB}" with (force)')
-
-
-@pytest.fixture
-def conn(queue_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(queue_url, autocommit=True) as conn:
-        # A new relation, as after a deploy: no statistics until a test takes them.
-        conn.execute("truncate procrastinate_jobs cascade")
-        yield conn
 
 
 def _defer(conn, jobs: list[tuple]) -> list[int]:
@@ -144,6 +137,49 @@ def test_both_fetches_take_the_same_job(conn):
     assert status == ("doing",)
 
 
+FETCH_AS_WORKER = {
+    "procrastinate's": "select id, worker_id, status from procrastinate_fetch_job_v2(null, %(worker_id)s)",
+    "ours": "select id, worker_id, status from private.fetch_job(null, %(worker_id)s)",
+}
+
+
+@pytest.mark.parametrize("function", list(FETCH_AS_WORKER))
+def test_two_workers_fetching_at_once_never_run_two_jobs_of_one_lock(conn, function):
+    """Worker A's fetch has taken lock a's first job and not committed yet: worker B skips that
+    row (SKIP LOCKED), leaves lock a's second job waiting behind it, and takes the others; each
+    job is marked doing for the worker that took it, with procrastinate's started event. Both
+    functions take the same jobs in the same order."""
+    fetch = FETCH_AS_WORKER[function]
+    url = conn.info.dsn
+    worker_a, worker_b = (
+        conn.execute("select worker_id from procrastinate_register_worker_v1()").fetchone()[0]
+        for _ in range(2)
+    )
+    first_a, second_a, unlocked, first_b = _defer(
+        conn,
+        [
+            ("signals", 0, "a", None),
+            ("signals", 0, "a", None),
+            ("signals", 0, None, None),
+            ("signals", 0, "b", None),
+        ],
+    )
+    with psycopg.connect(url) as a, psycopg.connect(url, autocommit=True) as b:
+        assert a.execute(fetch, {"worker_id": worker_a}).fetchone() == (first_a, worker_a, "doing")
+        assert b.execute(fetch, {"worker_id": worker_b}).fetchone() == (unlocked, worker_b, "doing")
+        assert b.execute(fetch, {"worker_id": worker_b}).fetchone() == (first_b, worker_b, "doing")
+        assert b.execute(fetch, {"worker_id": worker_b}).fetchone() == (None, None, None)
+        a.commit()
+        assert b.execute(fetch, {"worker_id": worker_b}).fetchone() == (None, None, None)
+        a.execute("select procrastinate_finish_job_v1(%s, 'succeeded', false)", (first_a,))
+        a.commit()
+        assert b.execute(fetch, {"worker_id": worker_b}).fetchone() == (second_a, worker_b, "doing")
+    started = conn.execute(
+        "select job_id from procrastinate_events where type = 'started' order by id"
+    ).fetchall()
+    assert [row[0] for row in started] == [first_a, unlocked, first_b, second_a]
+
+
 def test_the_manager_fetches_through_our_function():
     assert "private.fetch_job(" in FETCH_JOB_UNLESS_PAUSED
     assert "procrastinate_fetch_job" not in FETCH_JOB_UNLESS_PAUSED
@@ -167,7 +203,7 @@ def _vacuumed_while_quiet(conn) -> list[int]:
 
 
 def _never_analyzed(conn) -> list[int]:
-    """A table created (here: truncated) and never analyzed."""
+    """A table created and never analyzed (a new database)."""
     return _burst(conn, BACKLOG, LOCKS)
 
 
@@ -221,3 +257,34 @@ def test_a_fetch_reads_its_locks_jobs_not_the_backlog(conn, statistics):
     # A running job is its lock's first entry, so each look-up stops at once (about 2 entries a
     # job passed); procrastinate's plan above reads the backlog for each.
     assert read <= 3 * (free + 1) + 2 * LOCK_DEPTH
+
+
+def test_the_queue_counts_read_only_queued_and_running_jobs(conn):
+    """/healthz's signals_waiting and /metrics' queue depth count queued and running jobs through
+    their statuses' partial indexes, never scanning the finished jobs kept for
+    JOB_RETENTION_DAYS (they used procrastinate's (id, lock) index, which the fetch's migration
+    dropped)."""
+    from viewzenix.health import SIGNALS_WAITING
+    from viewzenix.metrics import QUEUE
+
+    conn.execute(
+        """insert into procrastinate_jobs (queue_name, task_name, lock, args, status)
+           select 'signals', 't', 'lock-' || (i % 50), '{}', 'succeeded' from generate_series(1, 20000) i"""
+    )
+    _burst(conn, 100, LOCKS)
+    for _ in range(5):
+        conn.execute(OUR_FETCH, {"queues": None})
+    conn.execute("analyze procrastinate_jobs")
+    for query, expected in (
+        (SIGNALS_WAITING, [(100,)]),
+        (QUEUE, [("signals", "doing", 5), ("signals", "todo", 95)]),
+    ):
+        conn.execute("set stats_fetch_consistency = none")
+        conn.execute("select pg_stat_force_next_flush()")
+        before = conn.execute(READS).fetchone()
+        rows = conn.execute(query).fetchall()
+        conn.execute("select pg_stat_force_next_flush()")
+        after = conn.execute(READS).fetchone()
+        assert sorted(tuple(row[:3]) for row in rows) == expected
+        assert after[1] - before[1] == 0, "a sequential scan of procrastinate_jobs"
+        assert after[0] - before[0] <= 2 * 100, "more index entries read than jobs queued"
