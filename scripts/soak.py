@@ -281,8 +281,10 @@ def database_figures(database_url: str) -> tuple[int, int]:
             "select count(*) from pg_stat_activity where datname = current_database() "
             "and pid <> pg_backend_pid()"
         ).fetchone()[0]
+        # One count per status, each through its partial index (as viewzenix/health.py does).
         depth = conn.execute(
-            "select count(*) from public.procrastinate_jobs where status in ('todo', 'doing')"
+            "select (select count(*) from public.procrastinate_jobs where status = 'todo')"
+            " + (select count(*) from public.procrastinate_jobs where status = 'doing')"
         ).fetchone()[0]
     return conns, depth
 

@@ -202,9 +202,9 @@ select task_name, outcome, count(*) as n, coalesce(sum(duration_ms), 0) / 1000.0
 from private.job_attempts group by task_name, outcome
 """
 
-# Queued and running jobs per queue, and the oldest due one's age. One arm per status, each read
-# through that status's partial index (the finished jobs kept for JOB_RETENTION_DAYS are never
-# scanned; tests/integration/test_fetch_job.py holds this).
+# Queued and running jobs per queue, and the oldest due one's age. One arm per status, so that
+# each can be read through that status's partial index instead of a scan of the finished jobs
+# kept for JOB_RETENTION_DAYS (as viewzenix/health.py's SIGNALS_WAITING).
 QUEUE = """
 select j.queue_name, 'todo' as status, count(*) as n,
        coalesce(extract(epoch from now() - min(coalesce(j.scheduled_at, d.at))
