@@ -116,6 +116,26 @@ def test_a_test_alert_shows_in_the_signal_log_with_its_outcome(
     expect(page.locator("#positions")).to_contain_text(re.compile(r"410\.25 \d+ (s|min) ago"))
 
 
+def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_url, sign_in) -> None:
+    """Both buttons toggle the webhook's state, so they stay disabled until the page has read it
+    (a click before that did nothing: the handler had no state to toggle)."""
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Slow to load")
+    held = []
+    page.route(f"**/api/webhook-configs/{config_id}", lambda route: held.append(route))
+    page.goto(f"{base_url}/configs/{config_id}")
+    expect(page.locator("#toggle-paused")).to_be_disabled()
+    expect(page.locator("#toggle-active")).to_be_disabled()
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#toggle-paused")).to_be_enabled()
+    expect(page.locator("#toggle-paused")).to_have_text("Pause entries")
+    expect(page.locator("#toggle-active")).to_have_text("Turn off")
+    page.unroute(f"**/api/webhook-configs/{config_id}")
+    page.click("#toggle-paused")
+    expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
+
+
 def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:
     sign_in(next_path="/configs")
     config_id, _ = create_config(page, base_url, "Paused")

@@ -464,8 +464,13 @@ pages.configs_detail = () => {
     const state = document.getElementById("config-state");
     state.className = "badge " + (!c.is_active ? "off" : c.entries_paused ? "paused" : "on");
     state.textContent = !c.is_active ? "off: every alert is refused" : c.entries_paused ? "entries paused: exits still run" : "active";
-    document.getElementById("toggle-paused").textContent = c.entries_paused ? "Resume entries" : "Pause entries";
-    document.getElementById("toggle-active").textContent = c.is_active ? "Turn off" : "Turn on";
+    // Disabled in the page until the config's state is known: they toggle it.
+    const togglePaused = document.getElementById("toggle-paused");
+    togglePaused.textContent = c.entries_paused ? "Resume entries" : "Pause entries";
+    togglePaused.disabled = false;
+    const toggleActive = document.getElementById("toggle-active");
+    toggleActive.textContent = c.is_active ? "Turn off" : "Turn on";
+    toggleActive.disabled = false;
     for (const name of SETTINGS) {
       const input = form.elements[name];
       if (!input) continue;
