@@ -10,17 +10,18 @@ database each run, autovacuum off for ``procrastinate_jobs`` so that the statist
 each case sets. For each backlog size, each case and each function, in this process on one
 connection:
 
-1. the table is emptied (``TRUNCATE``: no statistics);
-2. the statistics are set: **quiet**: 300 jobs (50 locks) deferred, fetched and finished with
-   procrastinate's functions, then ``ANALYZE`` (every job succeeded: the planner expects no queued
-   job); **fresh**: the backlog is deferred first, then ``ANALYZE``;
-3. a backlog of ``--backlog`` jobs over ``--locks`` locks is deferred (for **quiet**);
+1. the table is emptied (``TRUNCATE``);
+2. the statistics are replaced (``ANALYZE``): **quiet**: 300 jobs (50 locks) deferred, fetched
+   and finished with procrastinate's functions, then ``ANALYZE`` (every job succeeded: the
+   planner expects no queued job); **fresh**: the backlog is deferred first, then ``ANALYZE``;
+3. a backlog of each of ``--backlogs`` jobs over ``--locks`` locks is deferred (for **quiet**);
 4. ``--jobs`` jobs are fetched one after another; each is finished at once (``--running 0``) or
    once ``--running`` later ones are running, as that many workers would leave them, so that
    each fetch walks past the running locks' next jobs.
 
 Prints, per line, the milliseconds per fetch and finish (wall, one client) and the index entries
-read per fetch on ``procrastinate_jobs`` (``pg_stat_user_indexes.idx_tup_read``, flushed with
+read per fetch and finish on ``procrastinate_jobs`` (the finish's are few: its row by id, the
+foreign-key checks of the events it writes) (``pg_stat_user_indexes.idx_tup_read``, flushed with
 ``pg_stat_force_next_flush``). procrastinate's function runs on this schema, where its (id, lock)
 index is dropped: slower under quiet statistics than it was with it (docs/scaling.md gives both).
 The reason for our function is in its migration,
@@ -34,6 +35,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,9 +88,18 @@ def _index_entries_read(conn: psycopg.Connection) -> int:
 
 
 def measure(
-    conn: psycopg.Connection, fetch: str, *, case: str, backlog: int, locks: int, jobs: int, running: int
+    conn: psycopg.Connection,
+    fetch: str,
+    *,
+    case: Literal["quiet", "fresh"],
+    backlog: int,
+    locks: int,
+    jobs: int,
+    running: int,
 ) -> str:
-    """One line: ms per fetch and finish, and index entries read per fetch (see module doc)."""
+    """One line: ms per fetch and finish, and index entries read per fetch and finish (see
+    module doc). ``case``: "quiet" or "fresh". Raises SystemExit if fewer than ``jobs`` jobs
+    could be fetched."""
     conn.execute("truncate procrastinate_jobs cascade")
     if case == "quiet":
         _defer(conn, QUIET_JOBS, QUIET_LOCKS, start=backlog)
@@ -106,7 +117,7 @@ def measure(
         raise SystemExit(f"{fetch}: fetched {done} of {jobs} jobs")
     read = _index_entries_read(conn) - before
     per_job = elapsed / done * 1000
-    return f"{per_job:6.3f} ms a fetch and finish, {read / done:8.1f} index entries read a fetch"
+    return f"{per_job:6.3f} ms a fetch and finish, {read / done:8.1f} index entries read a fetch and finish"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         "--running", default="0,8", help="jobs left running while the next is fetched, comma-separated"
     )
     args = parser.parse_args(argv)
-    backlogs = [int(value) for value in args.backlogs.split(",")]
-    runnings = [int(value) for value in args.running.split(",")]
+    try:
+        backlogs = [int(value) for value in args.backlogs.split(",")]
+        runnings = [int(value) for value in args.running.split(",")]
+    except ValueError:
+        parser.error("--backlogs and --running take comma-separated whole numbers (2000,10000)")
+    if args.locks < 1 or args.jobs < 1 or min(backlogs) < 1 or min(runnings) < 0:
+        parser.error("--locks, --jobs and --backlogs must be at least 1, --running at least 0")
+    if args.jobs > min(backlogs):
+        parser.error(f"--jobs {args.jobs} is more than the smallest backlog, {min(backlogs)}")
+    if max(runnings) >= args.locks:
+        parser.error(f"--running {max(runnings)} leaves no lock free: it must be below --locks {args.locks}")
 
     url, handle = fresh_database(DB_NAME, ROOT / ".data" / "bench-fetch")
     print(

@@ -25,7 +25,7 @@ bp = Blueprint("health", __name__)
 # per status, so that each can be read through that status's partial index instead of a scan of
 # the finished jobs kept for JOB_RETENTION_DAYS (the index that served `status in ('todo',
 # 'doing')` is dropped by 20261207100000_fetch_job_stable_plan.sql; tests/integration/
-# test_fetch_job.py checks the plan has no sequential scan under quiet and fresh statistics).
+# test_fetch_job.py checks that it starts no sequential scan, under quiet and fresh statistics).
 SIGNALS_WAITING = """
 select (select count(*) from procrastinate_jobs where queue_name = 'signals' and status = 'todo')
      + (select count(*) from procrastinate_jobs where queue_name = 'signals' and status = 'doing') as n

@@ -9,8 +9,8 @@
 -- every queued job's index entry. A parameterized look-up of the lock costs the same under
 -- those statistics, and Postgres keeps the unparameterized path on a tie. `make bench-fetch`
 -- (docs/scaling.md, "Seventh pass"): with 2,000 jobs queued, 1,861 index entries read a fetch;
--- with 10,000, 9,861, and a fetch and finish took 2.2-2.4 ms instead of 0.8-0.9, until
--- autovacuum analyzes the table. A live drain saw 3.5 ms a fetch.
+-- with 10,000, 9,861, and a fetch and finish took 2.2-2.4 ms instead of the 0.8-0.9 it takes
+-- under fresh statistics, until autovacuum analyzes the table. A live drain saw 3.5 ms a fetch.
 --
 -- What changes, and only this:
 -- * The lock check is written `jobs.lock IS NULL OR NOT EXISTS (...)`: the same rows pass as
@@ -29,13 +29,14 @@
 --   that drops it without IF EXISTS would fail when added here, and say why.
 -- * enable_seqscan is off inside the function. With fresh statistics the planner expects a
 --   busy lock's check to find a blocking job within a few rows and plans it as a sequential
---   scan; a free lock has none, so the scan reads the whole table (1.6 ms a fetch with 10,000
---   queued, against 0.8 with the index).
+--   scan; a free lock has none, so the scan reads the whole table (1.6 ms a fetch and finish
+--   with 10,000 queued, against 0.8-1.0 with the index).
 -- * enable_sort is off inside the function, so that the candidates can only be walked in order
 --   on procrastinate_jobs_priority_idx_v1, stopping at the first free job. A live drain under
 --   stale statistics ran procrastinate's fetch as a bitmap scan of all 1,163 queued jobs, the
---   lock check for each, then a sort to keep one (6.7 ms); that plan was not reproduced here,
---   so this setting is a guard that no test shows.
+--   lock check for each, then a sort to keep one (6.7 ms). Sorting plans were reproduced for
+--   procrastinate's function (statistics taken on a near-empty table), never for this one, so
+--   this setting is a guard that no test shows.
 -- The rest (which job, its row lock and SKIP LOCKED, the update to doing, what is returned) is
 -- procrastinate's; tests/integration/test_fetch_job.py checks that both functions pick the same
 -- job, and what this one reads and scans under four kinds of statistics. procrastinate's

@@ -126,14 +126,32 @@ def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_
     page.goto(f"{base_url}/configs/{config_id}")
     expect(page.locator("#toggle-paused")).to_be_disabled()
     expect(page.locator("#toggle-active")).to_be_disabled()
+    for _ in range(100):  # the route's handler runs as playwright dispatches the request
+        if held:
+            break
+        page.wait_for_timeout(50)
     assert len(held) == 1
+    expect(page.locator("#toggle-paused")).to_be_disabled()
     held[0].continue_()
     expect(page.locator("#toggle-paused")).to_be_enabled()
+    expect(page.locator("#toggle-active")).to_be_enabled()
     expect(page.locator("#toggle-paused")).to_have_text("Pause entries")
     expect(page.locator("#toggle-active")).to_have_text("Turn off")
     page.unroute(f"**/api/webhook-configs/{config_id}")
     page.click("#toggle-paused")
     expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
+
+
+def test_a_webhook_page_that_cannot_load_says_so_and_keeps_its_toggles_off(
+    page: Page, base_url, sign_in
+) -> None:
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Unreachable")
+    page.route(f"**/api/webhook-configs/{config_id}", lambda route: route.abort())
+    page.goto(f"{base_url}/configs/{config_id}")
+    expect(page.locator("#action-error")).to_contain_text("Could not load this webhook")
+    expect(page.locator("#toggle-paused")).to_be_disabled()
+    expect(page.locator("#toggle-active")).to_be_disabled()
 
 
 def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:

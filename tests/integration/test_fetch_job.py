@@ -49,7 +49,8 @@ def _defer(conn, jobs: list[tuple]) -> list[int]:
     return [row[0] for row in rows]
 
 
-def _burst(conn, count: int, locks: int, prefix: str = "lock") -> list[int]:
+def _burst(conn: psycopg.Connection, count: int, locks: int, prefix: str = "lock") -> list[int]:
+    """Defer ``count`` jobs, round robin over ``locks`` locks named ``<prefix>-<n>``."""
     return _defer(conn, [("signals", 0, f"{prefix}-{i % locks}", None) for i in range(count)])
 
 
@@ -324,4 +325,4 @@ def test_the_queue_counts_read_only_queued_and_running_jobs(conn, statistics):
         reads = _reads(conn, query, {})
         assert sorted(row[:3] for row in reads.rows) == expected
         assert reads.seq_scans == 0, "a sequential scan of procrastinate_jobs"
-        assert sum(reads.entries.values()) <= 2 * 100, "more index entries read than jobs queued"
+        assert sum(reads.entries.values()) <= 2 * 100, "more than two index entries read a job queued"

@@ -479,8 +479,15 @@ pages.configs_detail = () => {
       else input.value = c[name] === null || c[name] === undefined ? "" : c[name];
     }
   }
+  // Until it loads, the buttons that toggle its state stay disabled (a failed load says why).
   async function load() {
-    const r = await VZ.api("GET", path);
+    let r;
+    try {
+      r = await VZ.api("GET", path);
+    } catch (error) {
+      actionError.textContent = "Could not load this webhook (" + error.message + "). Reload the page to try again.";
+      return;
+    }
     if (r.ok) render(r.data); else actionError.textContent = r.data ? r.data.message : "Not found";
     lossLimitState();
   }
