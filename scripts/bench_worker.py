@@ -154,17 +154,9 @@ def drain(stack, queue: Queue, conn, *, workers: int, alerts: int, symbols: int,
             raise SystemExit(f"a tenth of {alerts} signals not done in {timeout:.0f} s (log: {log})")
         stack.check_alive()
         time.sleep(0.01)
-    first = (
-        conn.execute(FINISHED).fetchone()[0],
-        sum(process_cpu_seconds(pid) for pid in pids),
-        postgres_cpu_seconds() or 0.0,
-    )
+    first = _sample(conn, pids)
     wait_drained(conn, stack, timeout)
-    last = (
-        conn.execute(FINISHED).fetchone()[0],
-        sum(process_cpu_seconds(pid) for pid in pids),
-        postgres_cpu_seconds() or 0.0,
-    )
+    last = _sample(conn, pids)
     for name in names:
         stack.stop(name)
     row = conn.execute(DRAIN_WINDOW, (jobs,)).fetchone()
