@@ -116,7 +116,7 @@ def test_a_test_alert_shows_in_the_signal_log_with_its_outcome(
     expect(page.locator("#positions")).to_contain_text(re.compile(r"410\.25 \d+ (s|min) ago"))
 
 
-def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_url, sign_in) -> None:
+def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_url, sign_in, shot) -> None:
     """Both buttons toggle the webhook's state, so they stay disabled until the page has read it
     (a click before that did nothing: the handler had no state to toggle)."""
     sign_in(next_path="/configs")
@@ -132,6 +132,7 @@ def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_
         page.wait_for_timeout(50)
     assert len(held) == 1
     expect(page.locator("#toggle-paused")).to_be_disabled()
+    shot("webhook-loading")
     held[0].continue_()
     expect(page.locator("#toggle-paused")).to_be_enabled()
     expect(page.locator("#toggle-active")).to_be_enabled()
@@ -143,7 +144,7 @@ def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_
 
 
 def test_a_webhook_page_that_cannot_load_says_so_and_keeps_its_toggles_off(
-    page: Page, base_url, sign_in
+    page: Page, base_url, sign_in, shot
 ) -> None:
     sign_in(next_path="/configs")
     config_id, _ = create_config(page, base_url, "Unreachable")
@@ -152,6 +153,7 @@ def test_a_webhook_page_that_cannot_load_says_so_and_keeps_its_toggles_off(
     expect(page.locator("#action-error")).to_contain_text("Could not load this webhook")
     expect(page.locator("#toggle-paused")).to_be_disabled()
     expect(page.locator("#toggle-active")).to_be_disabled()
+    shot("webhook-load-failed")
 
 
 def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:
