@@ -118,11 +118,17 @@ def test_a_test_alert_shows_in_the_signal_log_with_its_outcome(
 
 def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_url, sign_in, shot) -> None:
     """Both buttons toggle the webhook's state, so they stay disabled until the page has read it
-    (a click before that did nothing: the handler had no state to toggle)."""
+    (a click before that did nothing: the handler had no state to toggle). The settings and
+    trading-window forms stay disabled too: a Save before the read sent the blank form, and the
+    read, landing after a choice, overwrote it (CI saw `day` saved for a chosen `gtc`)."""
     sign_in(next_path="/configs")
     config_id, _ = create_config(page, base_url, "Slow to load")
     held = []
-    page.route(f"**/api/webhook-configs/{config_id}", lambda route: held.append(route))
+    # Hold the page's first read of the webhook; later reads (the windows form's) go through.
+    page.route(
+        f"**/api/webhook-configs/{config_id}",
+        lambda route: route.continue_() if held else held.append(route),
+    )
     page.goto(f"{base_url}/configs/{config_id}")
     expect(page.locator("#toggle-paused")).to_be_disabled()
     expect(page.locator("#toggle-active")).to_be_disabled()
@@ -132,10 +138,20 @@ def test_the_pause_and_off_buttons_wait_for_the_webhooks_state(page: Page, base_
         page.wait_for_timeout(50)
     assert len(held) == 1
     expect(page.locator("#toggle-paused")).to_be_disabled()
+    expect(page.locator("#settings-form button[type=submit]")).to_be_disabled()
+    expect(page.locator("#settings-form select[name=time_in_force]")).to_be_disabled()
+    expect(page.locator("#settings-form input[name=name]")).to_have_value("")
+    expect(page.locator("#windows-form button[type=submit]")).to_be_disabled()
+    expect(page.locator("#windows-form input[name=calendar]")).to_be_disabled()
     shot("webhook-loading")
     held[0].continue_()
     expect(page.locator("#toggle-paused")).to_be_enabled()
     expect(page.locator("#toggle-active")).to_be_enabled()
+    expect(page.locator("#settings-form input[name=name]")).to_have_value("Slow to load")
+    expect(page.locator("#settings-form button[type=submit]")).to_be_enabled()
+    expect(page.locator("#settings-form select[name=time_in_force]")).to_be_enabled()
+    expect(page.locator("#windows-form input[name=calendar]")).to_have_value("XNYS")
+    expect(page.locator("#windows-form button[type=submit]")).to_be_enabled()
     expect(page.locator("#toggle-paused")).to_have_text("Pause entries")
     expect(page.locator("#toggle-active")).to_have_text("Turn off")
     page.unroute(f"**/api/webhook-configs/{config_id}")
@@ -153,6 +169,8 @@ def test_a_webhook_page_that_cannot_load_says_so_and_keeps_its_toggles_off(
     expect(page.locator("#action-error")).to_contain_text("Could not load this webhook")
     expect(page.locator("#toggle-paused")).to_be_disabled()
     expect(page.locator("#toggle-active")).to_be_disabled()
+    expect(page.locator("#settings-form button[type=submit]")).to_be_disabled()
+    expect(page.locator("#windows-form button[type=submit]")).to_be_disabled()
     shot("webhook-load-failed")
 
 

@@ -53,6 +53,43 @@ def test_the_tradingview_preset_sets_the_allowlist(page: Page, sign_in, client, 
     assert got["allowed_source_ips"] is None
 
 
+def test_the_allowlist_and_mappings_stay_disabled_until_read(page: Page, sign_in, client, base_url) -> None:
+    """A save before the page has read them would replace the stored list with the empty box."""
+    sign_in()
+    headers = token_of(page)
+    config = new_webhook(client, headers, "Slow lists")
+    base = f"/api/webhook-configs/{config['id']}"
+    stored = client.put(
+        f"{base}/source-allowlist", json={"allowed_source_ips": ["10.1.0.0/16"]}, headers=headers
+    )
+    assert stored.status_code == 200, stored.json
+    mapped = client.put(
+        f"{base}/symbol-mappings",
+        json={"mappings": [{"alert_ticker": "ES1!", "broker_symbol": "ESZ6"}]},
+        headers=headers,
+    )
+    assert mapped.status_code == 200, mapped.json
+    held = []
+    page.route(f"**{base}/source-allowlist", lambda route: held.append(route))
+    page.route(f"**{base}/symbol-mappings", lambda route: held.append(route))
+    page.goto(f"{base_url}/configs/{config['id']}")
+    for _ in range(100):
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 2
+    controls = ("#allowlist-input", "#allowlist-save", "#allowlist-tradingview")
+    controls += ("#mapping-add", "#mapping-save")
+    for control in controls:
+        expect(page.locator(control)).to_be_disabled()
+    for route in held:
+        route.continue_()
+    expect(page.locator("#allowlist-input")).to_have_value("10.1.0.0/16")
+    expect(page.locator(".map-broker")).to_have_value("ESZ6")
+    for control in controls:
+        expect(page.locator(control)).to_be_enabled()
+
+
 def test_the_mapping_table_maps_and_the_signal_detail_shows_it(page: Page, sign_in, client, base_url) -> None:
     sign_in()
     config = new_webhook(client, token_of(page), "Crypto")

@@ -478,8 +478,10 @@ pages.configs_detail = () => {
       else if (name === "allowed_symbols") input.value = (c[name] || []).join(", ");
       else input.value = c[name] === null || c[name] === undefined ? "" : c[name];
     }
+    document.getElementById("settings-fields").disabled = false;
   }
-  // Until it loads, the buttons that toggle its state stay disabled (a failed load says why).
+  // Until it loads, the buttons that toggle its state and the settings form stay disabled
+  // (a failed load says why).
   async function load() {
     let r;
     try {

@@ -125,7 +125,9 @@ const VZ_CONTROLS = (() => {
     const url = document.getElementById("config-url");
     for (let i = 0; i < 200 && url && !url.textContent; i++) await new Promise((done) => setTimeout(done, 25));
     const r = await VZ.api("GET", path);
-    if (r.ok) fill(form, r.data.trading_windows);
+    if (!r.ok) return;  // the form stays disabled; the page's own load says why
+    fill(form, r.data.trading_windows);
+    document.getElementById("windows-fields").disabled = false;
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       let windows = null;

@@ -23,8 +23,14 @@
     const status = document.getElementById("allowlist-status");
     const error = document.getElementById("allowlist-error");
     const show = (data) => { input.value = (data.allowed_source_ips || []).join("\n"); };
+    // The textarea and its buttons are disabled in the page until the allowlist is read:
+    // a save before that would replace it with what the empty box holds.
     const r = await VZ.api("GET", path);
-    if (r.ok) show(r.data); else error.textContent = firstError(r.data);
+    if (!r.ok) { error.textContent = firstError(r.data); return; }
+    show(r.data);
+    for (const node of [input, document.getElementById("allowlist-save"), document.getElementById("allowlist-tradingview")]) {
+      node.disabled = false;
+    }
     async function save(body) {
       error.textContent = ""; status.textContent = "";
       const r = await VZ.api("PUT", path, body);
@@ -57,8 +63,12 @@
       body.append(tr);
     }
     const show = (items) => { body.replaceChildren(); for (const m of items) row(m.alert_ticker, m.broker_symbol); };
+    // Add and Save are disabled in the page until the mappings are read (rows added before would be lost).
     const r = await VZ.api("GET", path);
-    if (r.ok) show(r.data.mappings); else error.textContent = firstError(r.data);
+    if (!r.ok) { error.textContent = firstError(r.data); return; }
+    show(r.data.mappings);
+    document.getElementById("mapping-add").disabled = false;
+    document.getElementById("mapping-save").disabled = false;
     document.getElementById("mapping-add").addEventListener("click", () => row("", ""));
     document.getElementById("mapping-save").addEventListener("click", async () => {
       error.textContent = ""; status.textContent = "";
