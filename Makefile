@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-fetch bench-hooks bench-dashboard bench-notify bench-marketdata soak lint migrate clean
+.PHONY: install run test test-pgbouncer docs lint-container lock clean-data demo demo-alpaca bench bench-worker bench-execution bench-fetch bench-intake bench-hooks bench-dashboard bench-notify bench-marketdata soak lint migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-execution: $(STAMP)
 
 bench-fetch: $(STAMP)
 	$(BIN)/python scripts/bench_fetch.py
+
+bench-intake: $(STAMP)
+	$(BIN)/python scripts/bench_intake.py
 
 bench-hooks: $(STAMP)
 	$(BIN)/python scripts/bench_hooks.py

@@ -26,6 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     from config import load_config
     from viewzenix import access_log, cli, dashboard, health, metrics
     from viewzenix.api import register_api
+    from viewzenix.cookie_session import NoCookieSession
     from viewzenix.errors import register_error_handlers
     from viewzenix.logs import configure_logging
     from viewzenix.runtime import build_runtime
@@ -35,6 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     app = Flask(__name__)
     app.config.from_object(config)
+    app.session_interface = NoCookieSession()  # bearer and URL tokens only: no cookie session
     if config.TRUSTED_PROXY_COUNT:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.TRUSTED_PROXY_COUNT)  # type: ignore[method-assign]
 
