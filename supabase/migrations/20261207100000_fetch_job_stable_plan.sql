@@ -46,6 +46,14 @@
 -- fetch must be carried over here (the vendored-schema test in tests/unit/test_supabase_layout.py
 -- flags every upgrade). search_path is public, not empty: procrastinate's triggers on the
 -- updated row name its types and tables unqualified.
+--
+-- DROP INDEX takes an ACCESS EXCLUSIVE lock on procrastinate_jobs, which every intake (its job
+-- insert) and every worker's fetch touch. Queued behind a long transaction on that table, it
+-- would hold all of them back while it waits, and TradingView gives up on an alert after 3 s.
+-- So it waits 2 s at most (lock_timeout, this migration's transaction only): past that the
+-- migration fails with lock_not_available, is rolled back whole, and runs again at the next
+-- `make migrate` or deploy (docs/operations.md).
+set local lock_timeout = '2s';
 drop index public.procrastinate_jobs_id_lock_idx_v1;
 
 create function private.fetch_job(target_queue_names character varying[], p_worker_id bigint)

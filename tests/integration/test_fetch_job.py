@@ -5,6 +5,7 @@ queue table's statistics were taken while it was quiet."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import psycopg
@@ -13,6 +14,7 @@ from builders import fresh_database
 
 from viewzenix.jobs import FETCH_JOB_UNLESS_PAUSED
 
+ROOT = Path(__file__).resolve().parents[2]
 FETCH_PLAN_DB = "viewzenix_test_fetch_job"
 PROCRASTINATE_FETCH = "select id from procrastinate_fetch_job_v2(%(queues)s::varchar[], null)"
 OUR_FETCH = "select id from private.fetch_job(%(queues)s::varchar[], null)"
@@ -326,3 +328,34 @@ def test_the_queue_counts_read_only_queued_and_running_jobs(conn, statistics):
         assert sorted(row[:3] for row in reads.rows) == expected
         assert reads.seq_scans == 0, "a sequential scan of procrastinate_jobs"
         assert sum(reads.entries.values()) <= 2 * 100, "more than two index entries read a job queued"
+
+
+MIGRATION = ROOT / "supabase" / "migrations" / "20261207100000_fetch_job_stable_plan.sql"
+
+
+def test_the_migration_gives_up_on_a_busy_queue_table_instead_of_stalling_it(conn, queue_url) -> None:
+    """Its DROP INDEX needs an exclusive lock on procrastinate_jobs: behind another transaction
+    on the table it fails after its lock_timeout (lock_not_available) instead of waiting, and
+    holding back every intake and fetch queued behind it; once the table is free it applies."""
+    # The schema before this migration: procrastinate's (id, lock) index, no private.fetch_job.
+    conn.execute("drop function private.fetch_job(varchar[], bigint)")
+    conn.execute(
+        "create index procrastinate_jobs_id_lock_idx_v1 on procrastinate_jobs (id, lock)"
+        " where status = any (array['todo'::procrastinate_job_status, 'doing'::procrastinate_job_status])"
+    )
+    sql = MIGRATION.read_text()
+    with psycopg.connect(queue_url) as busy, psycopg.connect(queue_url, autocommit=True) as migrator:
+        busy.execute("select count(*) from procrastinate_jobs")  # holds ACCESS SHARE until it ends
+        # A hang guard well above the migration's own 2 s: without its lock_timeout, this one fires.
+        migrator.execute("set statement_timeout = '15s'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            with migrator.transaction():
+                migrator.execute(sql)
+        assert conn.execute("select to_regclass('public.procrastinate_jobs_id_lock_idx_v1')").fetchone()[0]
+        busy.rollback()
+        with migrator.transaction():
+            migrator.execute(sql)
+    assert (
+        conn.execute("select to_regclass('public.procrastinate_jobs_id_lock_idx_v1')").fetchone()[0] is None
+    )
+    assert conn.execute("select to_regprocedure('private.fetch_job(varchar[], bigint)')").fetchone()[0]
