@@ -971,8 +971,13 @@ def main(argv: list[str] | None = None) -> int:
         (
             "  of which gunicorn workers",
             f"{intake_web:5.2f} ms ",
-            f"intake; baseline {base_web:.2f} ms (the rest: every Postgres process, "
-            f"intake {intake_ms - intake_web:.2f} ms, baseline {base_ms - base_web:.2f} ms)",
+            f"intake; baseline {base_web:.2f} ms "
+            + (
+                f"(the rest: every Postgres process, intake {intake_ms - intake_web:.2f} ms, "
+                f"baseline {base_ms - base_web:.2f} ms)"
+                if pg_pid is not None
+                else "(Postgres is on DATABASE_URL's server: not measured, not in the line above)"
+            ),
         )
     )
     width = max(len(r[0]) for r in rows)

@@ -49,11 +49,12 @@
 --
 -- DROP INDEX takes an ACCESS EXCLUSIVE lock on procrastinate_jobs, which every intake (its job
 -- insert) and every worker's fetch touch. Queued behind a long transaction on that table, it
--- would hold all of them back while it waits, and TradingView gives up on an alert after 3 s.
--- So it waits 2 s at most (lock_timeout, this migration's transaction only): past that the
--- migration fails with lock_not_available, is rolled back whole, and runs again at the next
--- `make migrate` or deploy (docs/operations.md).
-set local lock_timeout = '2s';
+-- would hold all of them back while it waits: an alert's intake gives up after the web's lock
+-- timeout (WEB_DB_LOCK_TIMEOUT_MS, 1 s by default) and answers 503 database_busy. So this waits
+-- 500 ms at most (lock_timeout, this migration's transaction only), half of that default: past
+-- it the migration fails with lock_not_available, is rolled back whole, and runs again at the
+-- next `flask --app wsgi migrate` or deploy (docs/operations.md).
+set local lock_timeout = '500ms';
 drop index public.procrastinate_jobs_id_lock_idx_v1;
 
 create function private.fetch_job(target_queue_names character varying[], p_worker_id bigint)

@@ -170,8 +170,31 @@ def test_a_webhook_page_that_cannot_load_says_so_and_keeps_its_toggles_off(
     expect(page.locator("#toggle-paused")).to_be_disabled()
     expect(page.locator("#toggle-active")).to_be_disabled()
     expect(page.locator("#settings-form button[type=submit]")).to_be_disabled()
+    # The trading-windows form reads the webhook itself (after waiting up to 5 s for the page's
+    # read), fails too, and says so under the form, which stays disabled.
+    expect(page.locator("#windows-error")).to_contain_text(
+        "Could not load the trading windows", timeout=15_000
+    )
     expect(page.locator("#windows-form button[type=submit]")).to_be_disabled()
     shot("webhook-load-failed")
+
+
+def test_pausing_keeps_settings_typed_but_not_saved(page: Page, base_url, sign_in) -> None:
+    """A toggle's answer updates the webhook's state, not the settings form being edited."""
+    sign_in(next_path="/configs")
+    config_id, _ = create_config(page, base_url, "Being edited")
+    page.goto(f"{base_url}/configs/{config_id}")
+    page.fill("#settings-form input[name=name]", "Renamed, not saved yet")
+    page.fill("#settings-form input[name=quantity]", "7")
+    page.click("#toggle-paused")
+    expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
+    expect(page.locator("#settings-form input[name=name]")).to_have_value("Renamed, not saved yet")
+    expect(page.locator("#settings-form input[name=quantity]")).to_have_value("7")
+    expect(page.locator("#config-name")).to_have_text("Being edited")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator("#settings-saved")).to_have_text("Saved")
+    expect(page.locator("#config-name")).to_have_text("Renamed, not saved yet")
+    expect(page.locator("#config-state")).to_have_text("entries paused: exits still run")
 
 
 def test_a_denied_signal_shows_its_reason_in_plain_words(page: Page, base_url, sign_in, jobs, shot) -> None:

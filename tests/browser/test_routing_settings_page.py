@@ -90,6 +90,25 @@ def test_the_allowlist_and_mappings_stay_disabled_until_read(page: Page, sign_in
         expect(page.locator(control)).to_be_enabled()
 
 
+def test_lists_that_cannot_be_read_say_so_and_stay_disabled(page: Page, sign_in, client, base_url) -> None:
+    sign_in()
+    config = new_webhook(client, token_of(page), "Unreadable lists")
+    base = f"/api/webhook-configs/{config['id']}"
+    page.route(f"**{base}/source-allowlist", lambda route: route.abort())
+    page.route(f"**{base}/symbol-mappings", lambda route: route.abort())
+    page.goto(f"{base_url}/configs/{config['id']}")
+    expect(page.locator("#allowlist-error")).to_contain_text("Could not load the allowlist")
+    expect(page.locator("#mapping-error")).to_contain_text("Could not load the symbol mapping")
+    for control in (
+        "#allowlist-input",
+        "#allowlist-save",
+        "#allowlist-tradingview",
+        "#mapping-add",
+        "#mapping-save",
+    ):
+        expect(page.locator(control)).to_be_disabled()
+
+
 def test_the_mapping_table_maps_and_the_signal_detail_shows_it(page: Page, sign_in, client, base_url) -> None:
     sign_in()
     config = new_webhook(client, token_of(page), "Crypto")

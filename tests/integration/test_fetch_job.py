@@ -346,7 +346,7 @@ def test_the_migration_gives_up_on_a_busy_queue_table_instead_of_stalling_it(con
     sql = MIGRATION.read_text()
     with psycopg.connect(queue_url) as busy, psycopg.connect(queue_url, autocommit=True) as migrator:
         busy.execute("select count(*) from procrastinate_jobs")  # holds ACCESS SHARE until it ends
-        # A hang guard well above the migration's own 2 s: without its lock_timeout, this one fires.
+        # A hang guard well above the migration's own 500 ms: without its lock_timeout, this one fires.
         migrator.execute("set statement_timeout = '15s'")
         with pytest.raises(psycopg.errors.LockNotAvailable):
             with migrator.transaction():

@@ -457,6 +457,7 @@ pages.configs_detail = () => {
   const actionError = document.getElementById("action-error");
   let config = null;
 
+  // The webhook's name, URL, state and toggles: after every answer about it.
   function render(c) {
     config = c;
     document.getElementById("config-name").textContent = c.name;
@@ -471,6 +472,10 @@ pages.configs_detail = () => {
     const toggleActive = document.getElementById("toggle-active");
     toggleActive.textContent = c.is_active ? "Turn off" : "Turn on";
     toggleActive.disabled = false;
+  }
+  // The settings form: on the page's first read and after its own save only, so that a toggle
+  // or a token rotation does not overwrite edits not saved yet.
+  function fillSettings(c) {
     for (const name of SETTINGS) {
       const input = form.elements[name];
       if (!input) continue;
@@ -490,7 +495,7 @@ pages.configs_detail = () => {
       actionError.textContent = "Could not load this webhook (" + error.message + "). Reload the page to try again.";
       return;
     }
-    if (r.ok) render(r.data); else actionError.textContent = r.data ? r.data.message : "Not found";
+    if (r.ok) { render(r.data); fillSettings(r.data); } else actionError.textContent = r.data ? r.data.message : "Not found";
     lossLimitState();
   }
   // The daily loss limit reached in the current session (GET /api/loss-limit-breaches).
@@ -542,7 +547,7 @@ pages.configs_detail = () => {
     if (!answerIsCurrent(form, key)) return;
     if (r.status === 409 && r.data && r.data.code === "idempotency_key_in_progress") return;
     showErrors(form, r);
-    if (r.ok) { render(r.data); saved.textContent = "Saved"; delete form.dataset.idemKey; }
+    if (r.ok) { render(r.data); fillSettings(r.data); saved.textContent = "Saved"; delete form.dataset.idemKey; }
   });
   // Test alert
   const testBody = document.getElementById("test-body");

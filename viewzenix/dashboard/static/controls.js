@@ -124,8 +124,14 @@ const VZ_CONTROLS = (() => {
     // After the page's own load of this webhook (app.js fills #config-url): not racing it.
     const url = document.getElementById("config-url");
     for (let i = 0; i < 200 && url && !url.textContent; i++) await new Promise((done) => setTimeout(done, 25));
-    const r = await VZ.api("GET", path);
-    if (!r.ok) return;  // the form stays disabled; the page's own load says why
+    // The form stays disabled unless this read succeeds; a failure says so under it.
+    let r;
+    try {
+      r = await VZ.api("GET", path);
+    } catch (failure) {
+      r = { ok: false, status: 0, data: { message: `Could not load the trading windows (${failure.message}).` } };
+    }
+    if (!r.ok) { showWindowErrors(form, r); return; }
     fill(form, r.data.trading_windows);
     document.getElementById("windows-fields").disabled = false;
     form.addEventListener("submit", async (e) => {

@@ -10,6 +10,18 @@
     const detail = field && Array.isArray(errors[field]) ? " (" + field + ": " + errors[field][0] + ")" : "";
     return (data.message || "Request failed") + detail;
   }
+  // GET ``path``; on a failed request or answer, say so in ``error`` and return null.
+  async function read(path, error, what) {
+    let r;
+    try {
+      r = await VZ.api("GET", path);
+    } catch (failure) {
+      error.textContent = `Could not load ${what} (${failure.message}). Reload the page to try again.`;
+      return null;
+    }
+    if (!r.ok) { error.textContent = firstError(r.data); return null; }
+    return r.data;
+  }
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
@@ -25,9 +37,9 @@
     const show = (data) => { input.value = (data.allowed_source_ips || []).join("\n"); };
     // The textarea and its buttons are disabled in the page until the allowlist is read:
     // a save before that would replace it with what the empty box holds.
-    const r = await VZ.api("GET", path);
-    if (!r.ok) { error.textContent = firstError(r.data); return; }
-    show(r.data);
+    const data = await read(path, error, "the allowlist");
+    if (!data) return;
+    show(data);
     for (const node of [input, document.getElementById("allowlist-save"), document.getElementById("allowlist-tradingview")]) {
       node.disabled = false;
     }
@@ -64,9 +76,9 @@
     }
     const show = (items) => { body.replaceChildren(); for (const m of items) row(m.alert_ticker, m.broker_symbol); };
     // Add and Save are disabled in the page until the mappings are read (rows added before would be lost).
-    const r = await VZ.api("GET", path);
-    if (!r.ok) { error.textContent = firstError(r.data); return; }
-    show(r.data.mappings);
+    const data = await read(path, error, "the symbol mapping");
+    if (!data) return;
+    show(data.mappings);
     document.getElementById("mapping-add").disabled = false;
     document.getElementById("mapping-save").disabled = false;
     document.getElementById("mapping-add").addEventListener("click", () => row("", ""));
