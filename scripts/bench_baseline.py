@@ -36,6 +36,7 @@ def create_app() -> Flask:
     )
     pool.open(wait=False)
     app = Flask(__name__)
+    app.extensions["bench_baseline_pool"] = pool  # for scripts/bench_intake.py (its backend's CPU)
 
     @app.post("/baseline")
     def baseline():

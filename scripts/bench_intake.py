@@ -113,20 +113,16 @@ def call(app: Callable[..., Any], path: str, body: bytes) -> str:
     return statuses[0]
 
 
-def backend_pid(database) -> int | None:
-    """The pid of the one connection ``database``'s pool holds, if that server runs here."""
-    with database.connection() as conn:
-        pid = conn.execute("select pg_backend_pid() as pid").fetchone()["pid"]
-    return pid if _is_local_postgres(pid) else None
-
-
-def _is_local_postgres(pid: int) -> bool:
-    """Whether ``pid`` is a Postgres process on this machine (the server may be remote, or in a
-    container with its own pid namespace, where the same number names another process)."""
+def local_backend_pid(source) -> int | None:
+    """The backend pid of the one connection ``source`` (a ``Database`` or a pool) holds, when it
+    is a Postgres process on this machine; None when the server is remote, or in a container
+    with its own pid namespace, where the same number names another process."""
+    with source.connection() as conn:
+        pid = conn.info.backend_pid
     try:
-        return Path(f"/proc/{pid}/comm").read_text().startswith("postgres")
+        return pid if Path(f"/proc/{pid}/comm").read_text().startswith("postgres") else None
     except OSError:
-        return False
+        return None
 
 
 def main() -> int:
@@ -192,8 +188,8 @@ def main() -> int:
     configs_repo.intake_parsed_alert = meter.wrap("statement", configs_repo.intake_parsed_alert)
     request = meter.wrap("request", app.wsgi_app)
     baseline_request = meter.wrap("baseline", baseline.wsgi_app)  # the same harness around both
-    pg_pid = backend_pid(runtime.db)
-    base_pg_pid = backend_pid_of_baseline(baseline)
+    pg_pid = local_backend_pid(runtime.db)
+    base_pg_pid = local_backend_pid(baseline.extensions["bench_baseline_pool"])
 
     sent = bodies(args.warmup + args.warmup // 3 + (args.rounds * 2 + 1) * args.alerts)
     cursor = 0
@@ -283,18 +279,6 @@ def main() -> int:
         )
     del handle
     return 0
-
-
-def backend_pid_of_baseline(app) -> int | None:
-    """The pid of the baseline app's pool connection (its pool is the view's closure)."""
-    pool = next(
-        cell.cell_contents
-        for cell in app.view_functions["baseline"].__closure__ or ()
-        if hasattr(cell.cell_contents, "connection")
-    )
-    with pool.connection() as conn:
-        pid = conn.execute("select pg_backend_pid()").fetchone()[0]
-    return pid if _is_local_postgres(pid) else None
 
 
 if __name__ == "__main__":

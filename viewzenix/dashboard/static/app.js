@@ -81,7 +81,17 @@ const VZ = (() => {
     const data = response.status === 204 ? null : await response.json().catch(() => null);
     return { ok: response.ok, status: response.status, data };
   }
-  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, newKey, claims, get supa() { return supa; } };
+  // A page's read of what it shows: ``api``'s answer, or, when the request itself failed (no
+  // network, the server unreachable), a failed answer (status 0) whose message names ``what``.
+  async function read(path, what) {
+    try {
+      return await api("GET", path);
+    } catch (failure) {
+      const message = `Could not load ${what} (${failure.message}). Reload the page to try again.`;
+      return { ok: false, status: 0, data: { message } };
+    }
+  }
+  return { cfg, KEY, token, email, init, toSignin, nextPage, signOut, api, read, newKey, claims, get supa() { return supa; } };
 })();
 
 // --- htmx: bearer token on every request; a 401 sends the user to sign-in and back --------------
@@ -488,14 +498,10 @@ pages.configs_detail = () => {
   // Until it loads, the buttons that toggle its state and the settings form stay disabled
   // (a failed load says why).
   async function load() {
-    let r;
-    try {
-      r = await VZ.api("GET", path);
-    } catch (error) {
-      actionError.textContent = "Could not load this webhook (" + error.message + "). Reload the page to try again.";
-      return;
-    }
-    if (r.ok) { render(r.data); fillSettings(r.data); } else actionError.textContent = r.data ? r.data.message : "Not found";
+    const r = await VZ.read(path, "this webhook");
+    if (!r.ok) { actionError.textContent = r.data ? r.data.message : "Not found"; return; }
+    render(r.data);
+    fillSettings(r.data);
     lossLimitState();
   }
   // The daily loss limit reached in the current session (GET /api/loss-limit-breaches).

@@ -125,12 +125,7 @@ const VZ_CONTROLS = (() => {
     const url = document.getElementById("config-url");
     for (let i = 0; i < 200 && url && !url.textContent; i++) await new Promise((done) => setTimeout(done, 25));
     // The form stays disabled unless this read succeeds; a failure says so under it.
-    let r;
-    try {
-      r = await VZ.api("GET", path);
-    } catch (failure) {
-      r = { ok: false, status: 0, data: { message: `Could not load the trading windows (${failure.message}).` } };
-    }
+    const r = await VZ.read(path, "the trading windows");
     if (!r.ok) { showWindowErrors(form, r); return; }
     fill(form, r.data.trading_windows);
     document.getElementById("windows-fields").disabled = false;

@@ -10,15 +10,9 @@
     const detail = field && Array.isArray(errors[field]) ? " (" + field + ": " + errors[field][0] + ")" : "";
     return (data.message || "Request failed") + detail;
   }
-  // GET ``path``; on a failed request or answer, say so in ``error`` and return null.
+  // GET ``path`` (VZ.read); on a failed request or answer, say so in ``error`` and return null.
   async function read(path, error, what) {
-    let r;
-    try {
-      r = await VZ.api("GET", path);
-    } catch (failure) {
-      error.textContent = `Could not load ${what} (${failure.message}). Reload the page to try again.`;
-      return null;
-    }
+    const r = await VZ.read(path, what);
     if (!r.ok) { error.textContent = firstError(r.data); return null; }
     return r.data;
   }
