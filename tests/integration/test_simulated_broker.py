@@ -216,6 +216,48 @@ class TestConcurrency:
         assert broker.get_account().cash == D("100000") - 24 * D("11")
         assert broker.get_positions() == [PositionState(s, D("3"), D("10")) for s in symbols]
 
+    def test_two_opening_orders_at_once_cannot_both_spend_the_same_buying_power(
+        self, make_broker, monkeypatch
+    ):
+        # Each buy alone fits (600 of 1,000); together they do not. A is held between its
+        # buying-power check and its insert; B, sent meanwhile for another symbol, must wait for
+        # A's call to end and then see A's fill, as Alpaca checks one account's orders in turn.
+        broker = make_broker(starting_cash=D("1000"))
+        assert broker.get_account().cash == D("1000")  # the account row exists, committed
+        reached, release = threading.Event(), threading.Event()
+        insert = books.insert_order
+
+        def held_insert(conn, request, **kwargs):  # type: ignore[no-untyped-def]
+            if request.symbol == "AAA":
+                reached.set()
+                assert release.wait(30)
+            return insert(conn, request, **kwargs)
+
+        monkeypatch.setattr(books, "insert_order", held_insert)
+        results: dict[str, BrokerOrder] = {}
+
+        def buy(symbol: str) -> None:
+            results[symbol] = broker.submit_order(order(symbol, BUY, "6", price="100", symbol=symbol))
+
+        first = threading.Thread(target=buy, args=("AAA",))
+        first.start()
+        assert reached.wait(30)
+        second = threading.Thread(target=buy, args=("BBB",))
+        second.start()
+        second.join(0.5)
+        waited = second.is_alive()  # still waiting for A's account lock
+        release.set()
+        first.join(30)
+        second.join(30)
+
+        assert waited
+        assert results["AAA"].status is OrderStatus.FILLED
+        assert (results["BBB"].status, results["BBB"].status_code) == (
+            OrderStatus.REJECTED,
+            "insufficient_buying_power",
+        )
+        assert broker.get_account().cash == D("400")
+
     def test_parallel_prices_for_one_symbol_fill_a_resting_order_once(self, make_broker):
         broker = make_broker()
         broker.submit_order(order("l1", BUY, "10", OrderType.LIMIT, limit_price="95", tif=TimeInForce.GTC))

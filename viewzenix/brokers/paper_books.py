@@ -40,6 +40,12 @@ update paper.accounts set cash = cash + %(delta)s where config_id = %(config_id)
 returning *
 """
 
+# A separate statement, before the read: a read in the same statement would see the other
+# rows (positions) as of before the wait for the lock.
+LOCK_ACCOUNT = """
+select 1 from paper.accounts where config_id = %(config_id)s for update
+"""
+
 ACCOUNT_STATE = """
 select
     a.cash,
@@ -53,11 +59,19 @@ where a.config_id = %(config_id)s
 
 
 def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[AccountState, Decimal]:
-    """Return ``account_state`` and ``gross_exposure`` in one statement (one snapshot).
+    """Lock the account's row, then return ``account_state`` and ``gross_exposure`` (one
+    snapshot, taken once the lock is held; both statements in one round trip).
 
-    Raises LookupError when the account does not exist (``ensure_account``).
+    The lock is held until the caller's transaction ends, so two orders of one account are
+    checked against its buying power one after the other, each seeing the fills of the one
+    before (Alpaca checks one account's orders in turn). Raises LookupError when the account does
+    not exist (``ensure_account``).
     """
-    row = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, {"config_id": config_id}).fetchone()
+    params = {"config_id": config_id}
+    with conn.pipeline():
+        conn.execute(LOCK_ACCOUNT, params)
+        cursor = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, params)
+    row = cursor.fetchone()
     row = _found(row, f"paper account {config_id}")
     return AccountState(cash=row["cash"], equity=row["equity"]), row["exposure"]
 

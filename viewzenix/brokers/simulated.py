@@ -613,7 +613,9 @@ class SimulatedBroker:
         cash account: its cash). Only the part of the order that opens or adds exposure counts,
         priced at its limit (limit, stop_limit), stop (stop), else the market price; a leg
         (which closes) and an order without any known price are not checked. Alpaca: orders
-        beyond buying power are rejected "insufficient buying power".
+        beyond buying power are rejected "insufficient buying power". The account's row is locked
+        for the check, until this call commits: two orders of one account at once (two jobs,
+        two symbols) are checked in turn, the second against the first's fill.
         """
         if request.parent_client_order_id is not None:
             return OrderStatus.ACCEPTED, None, None
