@@ -52,6 +52,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one, else all), ≥ 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def parse_host_ports(raw: str | None) -> frozenset[str]:
     """Parse a comma-separated ``host:port`` list (``NOTIFY_ALLOW_PRIVATE_HOSTS``)."""
     return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())
@@ -178,6 +185,13 @@ class Config:
                 "WORKER_SHUTDOWN_TIMEOUT_SECONDS must be between 1 and half of STALLED_JOB_SECONDS "
                 f"({self.STALLED_JOB_SECONDS}), got {self.WORKER_SHUTDOWN_TIMEOUT_SECONDS}"
             )
+        # `make run` (viewzenix.supervisor) starts this many worker processes, each running
+        # WORKER_CONCURRENCY jobs at once. Default: one per CPU this process may use, as a paper
+        # job is CPU work and one process runs its Python one thread at a time (docs/scaling.md,
+        # ninth pass). A platform running the Procfile scales its `worker` process type instead.
+        self.WORKER_PROCESSES = _int(env, "WORKER_PROCESSES", available_cpus())
+        if self.WORKER_PROCESSES < 1:
+            raise ConfigError(f"WORKER_PROCESSES must be at least 1, got {self.WORKER_PROCESSES}")
         # Succeeded and cancelled jobs (with their events and attempt records) are deleted this
         # many days after they ended, hourly; failed and aborted ones move to the archive then.
         self.JOB_RETENTION_DAYS = _int(env, "JOB_RETENTION_DAYS", 14)

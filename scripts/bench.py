@@ -6,14 +6,15 @@ or on ``DATABASE_URL``, gunicorn on loopback, the job worker) and measures, in t
 
 1. **Intake to fill** at a steady ``--fill-rate`` (100 alerts/s, open loop): market alerts with a
    price (the filled TradersPost strategy template), buy then exit in turn on 50 symbols, so every
-   alert fills and positions stay small (``--fill-configs`` spreads them over several configs,
-   ``--job-workers`` runs several worker processes). For each alert the database gives the signal's
-   ``received_at`` (intake transaction time) and the fill's ``filled_at``; both are Postgres/host
-   timestamps from the same clock, so ``filled_at - received_at`` is the queue + engine + broker
-   time, *excluding* the HTTP request itself. The simulated broker stamps ``filled_at`` with the
-   time the job started, so a second figure uses procrastinate's ``succeeded`` event (written
-   after the job's transaction committed): intake to a durable fill. At a rate near the
-   worker's capacity the figures are bimodal (ms when it keeps up, seconds once it queues).
+   alert fills and positions stay small (``--fill-configs`` spreads them over several configs;
+   ``--job-workers`` worker processes run, by default one per CPU as ``make run`` starts them).
+   For each alert the database gives the signal's ``received_at`` (intake transaction time)
+   and the fill's ``filled_at``; both are Postgres/host timestamps from the same clock, so
+   ``filled_at - received_at`` is the queue + engine + broker time, *excluding* the HTTP
+   request itself. The simulated broker stamps ``filled_at`` with the time the job started, so a
+   second figure uses procrastinate's ``succeeded`` event (written after the job's transaction
+   committed): intake to a durable fill. At a rate near the workers' capacity the figures are
+   bimodal (ms when they keep up, seconds once jobs queue).
 2. **Peak intake**: closed loop, ``--connections`` concurrent connections each sending the next
    alert as soon as the last one is answered; accepted alerts (HTTP 200) per second and p50/p99
    latency of ``POST /webhooks/<id>/<token>``. The job worker is stopped for phases 2-4 so it does
@@ -75,6 +76,8 @@ from stack import (
     running_stack,
     wait_healthy,
 )
+
+from config import load_config  # importable once stack put the project root on sys.path
 
 TEMPLATE_FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "tradingview_alerts.jsonl"
 SETTINGS = {
@@ -777,11 +780,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="spread the intake-to-fill alerts over this many webhook configs (users)",
     )
+    processes = load_config({}).WORKER_PROCESSES  # WORKER_PROCESSES' default: one per CPU
     parser.add_argument(
         "--job-workers",
         type=int,
-        default=1,
-        help="job worker processes during phase 1 (default 1, as the Procfile's worker)",
+        default=processes,
+        help=f"job worker processes during phase 1 (default {processes}: one per CPU, as make run starts)",
     )
     parser.add_argument("--burst-alerts", type=int, default=5000, help="alerts in the burst (0 = skip it)")
     parser.add_argument("--burst-configs", type=int, default=1000, help="webhook configs sending the burst")
@@ -791,7 +795,10 @@ def main(argv: list[str] | None = None) -> int:
         "--burst-threads", type=int, default=64, help="connections per generator process for the burst"
     )
     parser.add_argument(
-        "--burst-job-workers", type=int, default=1, help="job worker processes during the burst"
+        "--burst-job-workers",
+        type=int,
+        default=processes,
+        help=f"job worker processes during the burst (default {processes}, as --job-workers)",
     )
     parser.add_argument(
         "--burst-drain", type=float, default=120.0, help="seconds to wait for every burst order to fill"
@@ -1024,7 +1031,8 @@ def main(argv: list[str] | None = None) -> int:
     if not goals[2][3]:
         print(
             f"hint: the jobs queued. Jobs of one config serialize on its paper account row "
-            f"(SELECT ... FOR UPDATE held to commit) and each worker process was busy "
+            f"(locked by a buy's buying-power check and by each fill, held to the exchange call's "
+            f"commit) and each worker process was busy "
             f"{worker_busy:.0%} of a core; --fill-configs N and --job-workers N show which binds."
         )
     if burst is not None:

@@ -2,9 +2,10 @@
 
 Starts Postgres (embedded under ``DATA_DIR/pg`` unless ``DATABASE_URL`` is set), applies the
 migrations, creates a local user and a demo webhook config (kept across runs), then starts the
-Procfile's ``web`` (gunicorn), ``worker`` and ``streams`` processes and prints the dashboard
-address (with a one-time sign-in code in local mode) first, then the webhook URL, a local access
-token and the API docs address, in one write. Ctrl-C (or SIGTERM) stops the children, then Postgres.
+Procfile's ``web`` (gunicorn), ``worker`` (``WORKER_PROCESSES`` of them, default one per CPU) and
+``streams`` processes and prints the dashboard address (with a one-time sign-in code in local
+mode) first, then the webhook URL, a local access token and the API docs address, in one write.
+Ctrl-C (or SIGTERM) stops the children, then Postgres.
 
 One run per data folder: a second ``make run`` in the same checkout finds ``DATA_DIR/run.lock``
 held and stops at once. gunicorn's control socket lives in ``DATA_DIR`` too, not in
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -133,12 +134,40 @@ class Child:
     name: str
     argv: Sequence[str]
     restart: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)  # over ``Children.env``, for this child only
     stop_timeout: float = 15.0
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     quick_deaths: int = 0  # deaths in a row, each soon after its start
     restart_at: float | None = None
     restarts: int = 0
+
+
+def worker_children(config: Config, *, stop_timeout: float) -> list[Child]:
+    """The job workers ``make run`` starts: ``WORKER_PROCESSES`` processes (default: one per CPU),
+    each ``python -m viewzenix.worker`` running ``WORKER_CONCURRENCY`` jobs at once, restarted
+    when they die.
+
+    Named ``worker`` when there is one, else ``worker-1`` … ``worker-N`` (the supervisor's
+    messages). With ``WORKER_METRICS_PORT`` set, worker *i* serves its metrics on that port + *i*
+    − 1, since two processes cannot listen on one port.
+    """
+    count = config.WORKER_PROCESSES
+    children = []
+    for number in range(1, count + 1):
+        env = {}
+        if config.WORKER_METRICS_PORT and count > 1:
+            env["WORKER_METRICS_PORT"] = str(config.WORKER_METRICS_PORT + number - 1)
+        children.append(
+            Child(
+                "worker" if count == 1 else f"worker-{number}",
+                [sys.executable, "-m", "viewzenix.worker"],
+                restart=True,
+                env=env,
+                stop_timeout=stop_timeout,
+            )
+        )
+    return children
 
 
 @dataclass
@@ -166,7 +195,8 @@ class Children:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(list(child.argv), env=self.env, cwd=self.cwd)  # noqa: S603
+        env = {**self.env, **child.env}
+        child.proc = subprocess.Popen(list(child.argv), env=env, cwd=self.cwd)  # noqa: S603
         child.started_at = self.clock()
         child.restart_at = None
 
@@ -270,9 +300,7 @@ def main() -> int:
                     str(config.DATA_DIR / "gunicorn.ctl"),
                 ],
             ),
-            Child(
-                "worker", [sys.executable, "-m", "viewzenix.worker"], restart=True, stop_timeout=worker_stop
-            ),
+            *worker_children(load_config(env), stop_timeout=worker_stop),
             # Alpaca's trade_updates listener (one process: one stream connection per account).
             Child("streams", [sys.executable, "-m", "viewzenix.streams"], restart=True),
         ],

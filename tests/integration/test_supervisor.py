@@ -12,7 +12,8 @@ import signal
 import sys
 import time
 
-from viewzenix.supervisor import Child, Children
+from config import load_config
+from viewzenix.supervisor import Child, Children, worker_children
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 DIES_AT_ONCE = [sys.executable, "-c", "raise SystemExit(3)"]
@@ -96,3 +97,36 @@ def test_a_web_process_that_exits_ends_the_run():
         assert supervisor.poll() == "web exited with code 3"
     finally:
         supervisor.stop()
+
+
+def test_make_run_starts_one_worker_per_configured_process_each_with_its_own_metrics_port(tmp_path):
+    config = load_config({"WORKER_PROCESSES": "3", "WORKER_METRICS_PORT": "9400"})
+    workers = worker_children(config, stop_timeout=7.0)
+
+    assert [w.name for w in workers] == ["worker-1", "worker-2", "worker-3"]
+    assert all(w.argv[1:] == ["-m", "viewzenix.worker"] and w.restart for w in workers)
+    assert [w.stop_timeout for w in workers] == [7.0] * 3
+    assert [w.env for w in workers] == [{"WORKER_METRICS_PORT": p} for p in ("9400", "9401", "9402")]
+
+    one = worker_children(
+        load_config({"WORKER_PROCESSES": "1", "WORKER_METRICS_PORT": "9400"}), stop_timeout=1
+    )
+    assert [(w.name, w.env) for w in one] == [("worker", {})]  # its port is the environment's
+
+
+def test_a_childs_own_environment_reaches_it_and_only_it(tmp_path):
+    prints = [
+        sys.executable,
+        "-c",
+        "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('VZ_TEST_VALUE', '-'))",
+    ]
+    first = Child("first", [*prints, str(tmp_path / "first")], env={"VZ_TEST_VALUE": "mine"})
+    second = Child("second", [*prints, str(tmp_path / "second")])
+    supervisor, _ = supervise(first, second)
+    try:
+        for child in (first, second):
+            child.proc.wait(timeout=30)
+    finally:
+        supervisor.stop()
+    assert (tmp_path / "first").read_text() == "mine"
+    assert (tmp_path / "second").read_text() == "-"

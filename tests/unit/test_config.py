@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from config import ConfigError, DevelopmentConfig, ProductionConfig, load_config
@@ -48,6 +50,8 @@ def test_production_starts_with_its_secrets():
         ({"IDEMPOTENCY_KEY_TTL_HOURS": "0"}, "IDEMPOTENCY_KEY_TTL_HOURS must be at least 1"),
         ({"IDEMPOTENCY_KEY_TTL_HOURS": "1.5"}, "IDEMPOTENCY_KEY_TTL_HOURS must be a whole number"),
         ({"JOB_QUEUE_RUNNER_SECRET": "x" * 31}, "JOB_QUEUE_RUNNER_SECRET must be at least 32 characters"),
+        ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1, got 0"),
+        ({"WORKER_PROCESSES": "two"}, "WORKER_PROCESSES must be a whole number"),
     ],
 )
 def test_refuses_invalid_values_naming_the_variable(env, message):
@@ -110,3 +114,8 @@ def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_pa
         "POSITION_SIZING_METHOD=percent, got 0"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_worker_processes_default_to_the_cpus_this_process_may_use():
+    assert load_config({}).WORKER_PROCESSES == len(os.sched_getaffinity(0))
+    assert load_config({"WORKER_PROCESSES": "3"}).WORKER_PROCESSES == 3
