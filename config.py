@@ -52,8 +52,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+MAX_DEFAULT_WORKER_PROCESSES = 4  # WORKER_PROCESSES' default at most (connections: see Config)
+
+
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the OS has one, else all), ≥ 1."""
+    """Return how many CPUs this process may run on (its affinity mask where the OS has one, else
+    all of them), at least 1. A cgroup CPU quota is not counted."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
@@ -186,10 +190,14 @@ class Config:
                 f"({self.STALLED_JOB_SECONDS}), got {self.WORKER_SHUTDOWN_TIMEOUT_SECONDS}"
             )
         # `make run` (viewzenix.supervisor) starts this many worker processes, each running
-        # WORKER_CONCURRENCY jobs at once. Default: one per CPU this process may use, as a paper
-        # job is CPU work and one process runs its Python one thread at a time (docs/scaling.md,
-        # ninth pass). A platform running the Procfile scales its `worker` process type instead.
-        self.WORKER_PROCESSES = _int(env, "WORKER_PROCESSES", available_cpus())
+        # WORKER_CONCURRENCY jobs at once. Default: one per CPU this process may use, at most
+        # MAX_DEFAULT_WORKER_PROCESSES: a paper job is CPU work and one process runs its Python on
+        # one core at a time (docs/scaling.md, ninth pass), and each worker process holds 5-9
+        # Postgres connections (the embedded server allows 100). A platform running the Procfile
+        # scales its `worker` process type instead. Checked in every process, like the rest.
+        self.WORKER_PROCESSES = _int(
+            env, "WORKER_PROCESSES", min(available_cpus(), MAX_DEFAULT_WORKER_PROCESSES)
+        )
         if self.WORKER_PROCESSES < 1:
             raise ConfigError(f"WORKER_PROCESSES must be at least 1, got {self.WORKER_PROCESSES}")
         # Succeeded and cancelled jobs (with their events and attempt records) are deleted this

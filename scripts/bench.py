@@ -780,12 +780,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="spread the intake-to-fill alerts over this many webhook configs (users)",
     )
-    processes = load_config({}).WORKER_PROCESSES  # WORKER_PROCESSES' default: one per CPU
+    # As make run starts them: WORKER_PROCESSES from the environment, else one per CPU (at most 4).
+    processes = load_config({"WORKER_PROCESSES": os.environ.get("WORKER_PROCESSES", "")}).WORKER_PROCESSES
     parser.add_argument(
         "--job-workers",
         type=int,
         default=processes,
-        help=f"job worker processes during phase 1 (default {processes}: one per CPU, as make run starts)",
+        help=f"job worker processes during phase 1 (default {processes}, as make run starts them)",
     )
     parser.add_argument("--burst-alerts", type=int, default=5000, help="alerts in the burst (0 = skip it)")
     parser.add_argument("--burst-configs", type=int, default=1000, help="webhook configs sending the burst")
@@ -1031,7 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
     if not goals[2][3]:
         print(
             f"hint: the jobs queued. Jobs of one config serialize on its paper account row "
-            f"(locked by a buy's buying-power check and by each fill, held to the exchange call's "
+            f"(locked by an opening order's buying-power check and by each fill, held to the exchange call's "
             f"commit) and each worker process was busy "
             f"{worker_busy:.0%} of a core; --fill-configs N and --job-workers N show which binds."
         )

@@ -2,10 +2,10 @@
 
 Starts Postgres (embedded under ``DATA_DIR/pg`` unless ``DATABASE_URL`` is set), applies the
 migrations, creates a local user and a demo webhook config (kept across runs), then starts the
-Procfile's ``web`` (gunicorn), ``worker`` (``WORKER_PROCESSES`` of them, default one per CPU) and
-``streams`` processes and prints the dashboard address (with a one-time sign-in code in local
-mode) first, then the webhook URL, a local access token and the API docs address, in one write.
-Ctrl-C (or SIGTERM) stops the children, then Postgres.
+Procfile's ``web`` (gunicorn), ``worker`` (``WORKER_PROCESSES`` of them, default one per CPU, at
+most 4) and ``streams`` processes and prints the dashboard address (with a one-time sign-in code
+in local mode) first, then the webhook URL, a local access token and the API docs address, in
+one write. Ctrl-C (or SIGTERM) stops the children, then Postgres.
 
 One run per data folder: a second ``make run`` in the same checkout finds ``DATA_DIR/run.lock``
 held and stops at once. gunicorn's control socket lives in ``DATA_DIR`` too, not in
@@ -144,9 +144,9 @@ class Child:
 
 
 def worker_children(config: Config, *, stop_timeout: float) -> list[Child]:
-    """The job workers ``make run`` starts: ``WORKER_PROCESSES`` processes (default: one per CPU),
-    each ``python -m viewzenix.worker`` running ``WORKER_CONCURRENCY`` jobs at once, restarted
-    when they die.
+    """Return the job workers ``make run`` starts: ``WORKER_PROCESSES`` processes (default: one
+    per CPU, at most 4), each ``python -m viewzenix.worker`` running ``WORKER_CONCURRENCY`` jobs
+    at once, restarted when they die.
 
     Named ``worker`` when there is one, else ``worker-1`` … ``worker-N`` (the supervisor's
     messages). With ``WORKER_METRICS_PORT`` set, worker *i* serves its metrics on that port + *i*
@@ -225,13 +225,15 @@ class Children:
         return None
 
     def stop(self) -> None:
-        """SIGTERM every running child, wait for each up to its ``stop_timeout``, then SIGKILL it."""
+        """SIGTERM every running child, wait for each up to its ``stop_timeout`` (counted from the
+        SIGTERM: they stop together, so N workers take one timeout, not N), then SIGKILL it."""
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         for child in running:
             child.proc.send_signal(signal.SIGTERM)
+        signaled = time.monotonic()
         for child in running:
             try:
-                child.proc.wait(timeout=child.stop_timeout)
+                child.proc.wait(timeout=max(0.0, signaled + child.stop_timeout - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._say(f"{child.name} did not stop within {child.stop_timeout:g} s; killing it")
                 child.proc.kill()

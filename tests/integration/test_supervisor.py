@@ -99,7 +99,7 @@ def test_a_web_process_that_exits_ends_the_run():
         supervisor.stop()
 
 
-def test_make_run_starts_one_worker_per_configured_process_each_with_its_own_metrics_port(tmp_path):
+def test_make_run_starts_one_worker_per_configured_process_each_with_its_own_metrics_port():
     config = load_config({"WORKER_PROCESSES": "3", "WORKER_METRICS_PORT": "9400"})
     workers = worker_children(config, stop_timeout=7.0)
 
@@ -130,3 +130,28 @@ def test_a_childs_own_environment_reaches_it_and_only_it(tmp_path):
         supervisor.stop()
     assert (tmp_path / "first").read_text() == "mine"
     assert (tmp_path / "second").read_text() == "-"
+
+
+def test_stopping_several_workers_that_hang_takes_one_timeout_not_one_each(tmp_path):
+    # Each ignores SIGTERM (a job that does not end): the supervisor kills it at its timeout,
+    # counted from the one SIGTERM they all got, as make run's workers stop together.
+    code = (
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(sys.argv[1]).touch(); time.sleep(600)"
+    )
+    hung = [
+        Child(f"worker-{n}", [sys.executable, "-c", code, str(tmp_path / str(n))], stop_timeout=1.5)
+        for n in (1, 2, 3)
+    ]
+    supervisor, out = supervise(*hung)
+    poll_until(supervisor, lambda: all((tmp_path / str(n)).exists() for n in (1, 2, 3)), "the handlers")
+
+    started = time.monotonic()
+    supervisor.stop()
+    took = time.monotonic() - started
+
+    assert [child.proc.returncode for child in hung] == [-signal.SIGKILL] * 3
+    assert out.getvalue().splitlines() == [
+        f"worker-{n} did not stop within 1.5 s; killing it" for n in (1, 2, 3)
+    ]
+    assert took < 3.0  # one shared 1.5-s wait; one after another it was 4.5 s

@@ -116,6 +116,10 @@ def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_pa
     assert "Traceback" not in done.stderr
 
 
-def test_worker_processes_default_to_the_cpus_this_process_may_use():
-    assert load_config({}).WORKER_PROCESSES == len(os.sched_getaffinity(0))
+def test_worker_processes_default_to_the_cpus_this_process_may_use_at_most_four(monkeypatch):
+    assert load_config({}).WORKER_PROCESSES == min(len(os.sched_getaffinity(0)), 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert load_config({}).WORKER_PROCESSES == 4  # connections: 5-9 per worker process
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert load_config({}).WORKER_PROCESSES == 1
     assert load_config({"WORKER_PROCESSES": "3"}).WORKER_PROCESSES == 3

@@ -7,8 +7,9 @@ paper broker's own transaction. ``paper.orders.created_at`` is ``clock_timestamp
 placed in one transaction keep their submission order ("oldest first" below).
 
 Locks: ``lock_position`` is the (config, symbol) lock every writer takes first; order rows are
-locked after it, the account row last (``add_cash``, an atomic increment), so fills of one
-config in different symbols run in parallel and only meet on the account row until commit.
+locked after it, the account row last (``account_state_and_exposure`` for a buying-power check,
+``add_cash``, an atomic increment), so calls of one config in different symbols run in parallel
+and only meet on the account row, from its lock until commit.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ where a.config_id = %(config_id)s
 
 
 def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[AccountState, Decimal]:
-    """Lock the account's row, then return ``account_state`` and ``gross_exposure`` (one
-    snapshot, taken once the lock is held; both statements in one round trip).
+    """Lock the account's row, then return its ``AccountState`` and gross exposure.
+
+    The read is one snapshot, taken once the lock is held; both statements go in one round trip.
 
     The lock is held until the caller's transaction ends, so two orders of one account are
     checked against its buying power one after the other, each seeing the fills of the one

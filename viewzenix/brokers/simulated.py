@@ -68,8 +68,9 @@ Concurrency: calls for one account may run in parallel (jobs for different symbo
 config). Every call that changes a symbol's orders first locks that symbol's
 ``paper.positions`` row (created at zero on first use), then order rows, then the account row
 (cash changes are atomic increments, ``cash = cash + delta``). Calls for one symbol therefore
-run one after the other; calls for different symbols only meet on the account row, from their
-first fill to their commit.
+run one after the other; calls for different symbols only meet on the account row: an order that
+opens exposure locks it for its buying-power check (so two such orders are checked in turn, the
+second against the first's fill), a fill when it adds its cash, each until the call commits.
 """
 
 from __future__ import annotations
