@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from builders import NOW, make_config
+from wire import Wire
 
 from viewzenix.brokers import paper_books as books
 from viewzenix.brokers.base import (
@@ -160,6 +161,30 @@ class TestOwnTransactions:
                 (broker.config_id, "test-l1"),
             ).fetchone()
         assert seen == {"status": "accepted"}
+
+    def test_an_opening_market_order_sends_its_commit_with_its_fill(self, db, make_broker, monkeypatch):
+        # Nothing can follow the fill of an order placed in this call without legs, in an account
+        # the call locked for its buying power: the COMMIT goes in the fill's round trip.
+        broker = make_broker()
+        broker.submit_order(order("m0", BUY, "1"))  # the AAPL position row exists now
+        wire = Wire(monkeypatch)
+
+        filled = broker.submit_order(order("m1", BUY, "10"))
+
+        assert [[sql.split()[0] for sql in trip] for trip in wire.trips] == [
+            ["begin", "set", "select"],  # the symbol's position, locked
+            ["insert", "select", "select"],  # the account: opened if new, locked, read
+            ["insert"],  # the order
+            ["with", "commit"],  # its fill (position, cash, fill row, order) and the COMMIT
+        ]
+        assert filled.status is OrderStatus.FILLED
+        with db.transaction() as other:  # committed: another connection sees it at once
+            seen = other.execute(
+                "select o.status, a.cash from paper.orders o join paper.accounts a using (config_id)"
+                " where o.config_id = %s and o.client_order_id = %s",
+                (broker.config_id, "test-m1"),
+            ).fetchone()
+        assert seen == {"status": "filled", "cash": D("98900")}  # 100000 - 11 * 100
 
     def test_a_callers_rollback_does_not_undo_what_the_exchange_did(self, db, make_broker):
         broker = make_broker()

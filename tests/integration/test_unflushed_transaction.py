@@ -14,6 +14,7 @@ import uuid
 
 import psycopg
 import pytest
+from wire import Wire
 
 from viewzenix.db import Database
 from viewzenix.db.pools import SessionTimeouts
@@ -112,57 +113,11 @@ def test_behind_a_transaction_pooler_the_timeouts_are_set_in_the_same_query(data
         db.close()
 
 
-class _Wire:
-    """What a connection sends, as round trips: a pipeline block is one, any other statement one."""
-
-    def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-        self.trips: list[list[str]] = []
-        self._block: list[str] | None = None
-        wire = self
-        execute, exec_command = psycopg.Cursor.execute, psycopg.Connection._exec_command
-        pipeline = psycopg.Connection.pipeline
-
-        def counting(cursor, query, *a, **k):  # type: ignore[no-untyped-def]
-            wire._sent(str(query))
-            return execute(cursor, query, *a, **k)
-
-        def counting_command(conn, command, *a, **k):  # type: ignore[no-untyped-def]
-            wire._sent(command.decode() if isinstance(command, bytes) else str(command))
-            return exec_command(conn, command, *a, **k)
-
-        from contextlib import contextmanager
-
-        @contextmanager
-        def block(conn):  # type: ignore[no-untyped-def]
-            outer = wire._block is None
-            if outer:
-                wire._block = []
-            try:
-                with pipeline(conn) as p:
-                    yield p
-            finally:
-                if outer:
-                    if wire._block:
-                        wire.trips.append(wire._block)
-                    wire._block = None
-
-        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
-        monkeypatch.setattr(psycopg.Connection, "_exec_command", counting_command)
-        monkeypatch.setattr(psycopg.Connection, "pipeline", block)
-
-    def _sent(self, sql: str) -> None:
-        first = sql.split(";")[0].strip().lower()
-        if self._block is not None:
-            self._block.append(first)
-        else:
-            self.trips.append([first])
-
-
 def test_its_begin_goes_with_the_first_statement(db, database_url, table, monkeypatch):
     # BEGIN and SET LOCAL are sent in one pipeline with the first statement: one round trip for
     # the three, then the COMMIT.
     db = Database(database_url, max_size=1).open()
-    wire = _Wire(monkeypatch)
+    wire = Wire(monkeypatch)
     try:
         with db.transaction(without_flush=True) as conn:
             conn.execute(f"insert into {table} values (1)")
@@ -184,7 +139,7 @@ def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(
     from viewzenix.db import ending_transaction
 
     db = Database(database_url, max_size=1).open()
-    wire = _Wire(monkeypatch)
+    wire = Wire(monkeypatch)
     try:
         with db.transaction(without_flush=True) as conn:
             with conn.pipeline():
@@ -207,7 +162,7 @@ def test_its_begin_joins_the_first_pipeline_block_and_its_commit_the_last(
 def test_a_transaction_that_sent_nothing_sends_no_begin_and_no_commit(db, database_url, monkeypatch):
     with db.transaction() as conn:  # the pool's connection opened and checked before counting
         conn.execute("select 1")
-    wire = _Wire(monkeypatch)
+    wire = Wire(monkeypatch)
     with db.transaction(without_flush=True):
         pass
     assert wire.trips == []

@@ -8,7 +8,7 @@ placed in one transaction keep their submission order ("oldest first" below).
 
 Locks: ``lock_position`` is the (config, symbol) lock every writer takes first; order rows are
 locked after it, the account row last (``account_state_and_exposure`` for a buying-power check,
-``add_cash``, an atomic increment), so calls of one config in different symbols run in parallel
+a fill's cash, an atomic increment), so calls of one config in different symbols run in parallel
 and only meet on the account row, from its lock until commit.
 """
 
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import psycopg
 
 from viewzenix.db import Connection
 from viewzenix.domain.engine import OrderRequest
@@ -36,15 +38,19 @@ values (%(config_id)s, %(starting_cash)s, %(starting_cash)s)
 on conflict (config_id) do nothing
 """
 
-ADD_CASH = """
-update paper.accounts set cash = cash + %(delta)s where config_id = %(config_id)s
-returning *
-"""
-
 # A separate statement, before the read: a read in the same statement would see the other
 # rows (positions) as of before the wait for the lock.
 LOCK_ACCOUNT = """
 select 1 from paper.accounts where config_id = %(config_id)s for update
+"""
+
+# A fill's cash: added atomically, or the account opened with it (its first fill, as if
+# ``ensure_account`` had run first): one statement either way, always a row.
+OPEN_OR_ADD_CASH = """
+insert into paper.accounts (config_id, starting_cash, cash)
+values (%(config_id)s, %(starting_cash)s, %(starting_cash)s + %(delta)s)
+on conflict (config_id) do update set cash = paper.accounts.cash + %(delta)s
+returning *
 """
 
 ACCOUNT_STATE = """
@@ -59,10 +65,14 @@ where a.config_id = %(config_id)s
 """
 
 
-def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[AccountState, Decimal]:
+def account_state_and_exposure(
+    conn: Connection, config_id: uuid.UUID, *, open_with: Decimal | None = None
+) -> tuple[AccountState, Decimal]:
     """Lock the account's row, then return its ``AccountState`` and gross exposure.
 
-    The read is one snapshot, taken once the lock is held; both statements go in one round trip.
+    ``open_with``: first open the account with this starting cash unless it exists
+    (``ensure_account``). The read is one snapshot, taken once the lock is held; the statements
+    go in one round trip.
 
     The lock is held until the caller's transaction ends, so two orders of one account are
     checked against its buying power one after the other, each seeing the fills of the one
@@ -71,6 +81,8 @@ def account_state_and_exposure(conn: Connection, config_id: uuid.UUID) -> tuple[
     """
     params = {"config_id": config_id}
     with conn.pipeline():
+        if open_with is not None:
+            ensure_account(conn, config_id, open_with)
         conn.execute(LOCK_ACCOUNT, params)
         cursor = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, params)
     row = cursor.fetchone()
@@ -334,16 +346,6 @@ def _found(row: dict[str, Any] | None, what: str) -> dict[str, Any]:
 def ensure_account(conn: Connection, config_id: uuid.UUID, starting_cash: Decimal) -> None:
     """Open the config's paper account with ``starting_cash`` unless it exists; take no lock."""
     conn.execute(ENSURE_ACCOUNT, {"config_id": config_id, "starting_cash": starting_cash})
-
-
-def add_cash(conn: Connection, config_id: uuid.UUID, delta: Decimal) -> PaperAccount:
-    """Add ``delta`` (negative to pay) to the account's cash atomically; return the account.
-
-    Locks the account row until the transaction ends. Raises LookupError when the account does
-    not exist (``ensure_account``).
-    """
-    row = conn.execute(ADD_CASH, {"config_id": config_id, "delta": delta}).fetchone()
-    return PaperAccount.from_row(_found(row, f"paper account {config_id}"))
 
 
 def account_state(conn: Connection, config_id: uuid.UUID) -> AccountState:
@@ -632,11 +634,11 @@ def set_status(
 
 @dataclass(frozen=True)
 class AppliedFill:
-    """What ``apply_fill`` wrote: the position, the account (None: it has no row yet, so no cash
-    was added), the fill and the order after it."""
+    """What ``send_fill``'s statement wrote: the position, the account (opened by the fill when it
+    had no row), the fill and the order after it."""
 
     position: PaperPosition
-    account: PaperAccount | None
+    account: PaperAccount
     fill: PaperFill
     order: PaperOrder
 
@@ -666,7 +668,7 @@ with saved as (
     where config_id = %(config_id)s and symbol = %(symbol)s
     returning *
 ), paid as (
-    {ADD_CASH.strip()}
+    {OPEN_OR_ADD_CASH.strip()}
 ), inserted as (
     insert into paper.fills (
         trade_id, order_id, config_id, symbol, side, qty, price, commission, filled_at, fee_qty
@@ -686,15 +688,16 @@ with saved as (
 )
 select {_prefixed("saved", PaperPosition)}, {_prefixed("paid", PaperAccount)},
     {_prefixed("inserted", PaperFill)}, {_prefixed("filled", PaperOrder)}
-from saved cross join inserted cross join filled left join paid on true
+from saved cross join paid cross join inserted cross join filled
 """  # noqa: S608 (column names of our own dataclasses; values are bound)
 
 
-def apply_fill(
+def send_fill(
     conn: Connection,
     *,
     position: PaperPosition,
     cash_delta: Decimal,
+    starting_cash: Decimal,
     order: PaperOrder,
     trade_id: str,
     qty: Decimal,
@@ -704,16 +707,19 @@ def apply_fill(
     filled_at: datetime,
     filled_qty: Decimal,
     filled_avg_price: Decimal,
-) -> AppliedFill:
-    """One fill's four writes in one statement (``APPLY_FILL``): the position (its qty, average
-    entry, realised P&L, mark, opened_at), ``add_cash`` (``cash_delta``, account currency), the
-    fill row (``qty`` at ``price``) and the order FILLED with ``filled_qty`` at
-    ``filled_avg_price``. None of them needs another's answer. An account without a row gets no
-    cash (``account`` None): open it and ``add_cash`` again. The position must exist
-    (``lock_position``): LookupError otherwise, raised after the statement, whose other writes
-    did run (data-modifying CTEs always do), so the caller's transaction must roll back."""
+) -> psycopg.Cursor[dict[str, Any]]:
+    """Send one fill's four writes, one statement (``APPLY_FILL``), and return its cursor unread.
+
+    The writes: the position (its qty, average entry, realised P&L, mark, opened_at), the cash
+    (``cash_delta``, account currency, added atomically; an account without a row is opened
+    with ``starting_cash`` + ``cash_delta``), the fill row (``qty`` at ``price``) and the order
+    FILLED with ``filled_qty`` at ``filled_avg_price``; none needs another's answer.
+    ``applied_fill`` reads them: inside a pipeline block (``db.ending_transaction``, which sends
+    the COMMIT with it) only after the block. The position must exist (``lock_position``):
+    ``applied_fill`` raises LookupError otherwise, after the statement's other writes ran
+    (data-modifying CTEs always do), so the caller's transaction must roll back."""
     assert position.config_id == order.config_id and position.symbol == order.symbol
-    row = conn.execute(
+    return conn.execute(
         APPLY_FILL,
         {
             "config_id": order.config_id,
@@ -724,6 +730,7 @@ def apply_fill(
             "last_price": position.last_price,
             "opened_at": position.opened_at,
             "delta": cash_delta,
+            "starting_cash": starting_cash,
             "trade_id": trade_id,
             "order_id": order.id,
             "side": order.side.value,
@@ -736,12 +743,16 @@ def apply_fill(
             "filled_qty": filled_qty,
             "filled_avg_price": filled_avg_price,
         },
-    ).fetchone()
-    row = _found(row, f"paper position {order.symbol} of config {order.config_id}")
-    account = _unprefixed(row, "paid")
+    )
+
+
+def applied_fill(cursor: psycopg.Cursor[dict[str, Any]], order: PaperOrder) -> AppliedFill:
+    """Return what ``send_fill``'s statement wrote. Raises LookupError when the position does not
+    exist (see ``send_fill``)."""
+    row = _found(cursor.fetchone(), f"paper position {order.symbol} of config {order.config_id}")
     return AppliedFill(
         position=PaperPosition.from_row(_unprefixed(row, "saved") or {}),
-        account=None if account is None else PaperAccount.from_row(account),
+        account=PaperAccount.from_row(_unprefixed(row, "paid") or {}),
         fill=PaperFill.from_row(_unprefixed(row, "inserted") or {}),
         order=PaperOrder.from_row(_unprefixed(row, "filled") or {}),
     )

@@ -79,7 +79,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -99,7 +99,7 @@ from viewzenix.brokers.base import (
     OrderNotFound,
 )
 from viewzenix.brokers.paper_books import PaperOrder
-from viewzenix.db import Connection, Database
+from viewzenix.db import Connection, Database, ending_transaction
 from viewzenix.domain.engine import OrderRequest
 from viewzenix.domain.model import (
     AccountState,
@@ -133,9 +133,15 @@ _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 _TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction", default=None)
 
 
+def _new_tx() -> dict[str, Any]:
+    """A transaction's record: positions locked, account ensured, orders placed and their fills,
+    and whether it is a ``submit_order`` call."""
+    return {"positions": {}, "account": False, "placed": set(), "fills": {}, "submitting": False}
+
+
 def _tx() -> dict[str, Any]:
     """This transaction's record (``_TX``); outside ``_transaction`` a fresh one, remembering nothing."""
-    return _TX.get() or {"positions": {}, "account": False, "placed": set(), "fills": {}}
+    return _TX.get() or _new_tx()
 
 
 def fill_commission(settings: TradingSettings, qty: Decimal, px: Decimal) -> Decimal:
@@ -222,6 +228,7 @@ class SimulatedBroker:
         """
         now = self.clock()
         with self._transaction() as conn:
+            _tx()["submitting"] = True  # the order's fill may end the call (``_fill_ends_call``)
             self._lock_position(conn, request.symbol)
             order = self._place(conn, request, now)
             return self._report(conn, order)
@@ -634,8 +641,10 @@ class SimulatedBroker:
         opening = max(abs(position.qty + signed) - abs(position.qty), _ZERO)
         if opening <= 0:
             return OrderStatus.ACCEPTED, None, None
-        self._ensure_account(conn)
-        state, exposure = books.account_state_and_exposure(conn, self.config_id)
+        tx = _tx()
+        open_with = None if tx["account"] else self.settings.starting_cash  # once per call
+        state, exposure = books.account_state_and_exposure(conn, self.config_id, open_with=open_with)
+        tx["account"] = True
         buying_power = state.equity * self.settings.margin_multiplier - exposure
         needed = opening * price
         if needed <= buying_power:
@@ -744,23 +753,26 @@ class SimulatedBroker:
             filled_avg_price = px
         else:
             filled_avg_price = (order.filled_avg_price * order.filled_qty + px * qty) / filled_qty
-        applied = books.apply_fill(  # position, cash, fill and order: one round trip
-            conn,
-            position=replace(position, last_price=market_price),
-            cash_delta=delta,
-            order=order,
-            trade_id=trade_id,
-            qty=qty,
-            price=px,
-            commission=commission,
-            fee_qty=fee_qty,
-            filled_at=at,
-            filled_qty=filled_qty,
-            filled_avg_price=filled_avg_price,
-        )
-        if applied.account is None:  # the account's first fill: opened first (the update found no row)
-            self._ensure_account(conn)
-            books.add_cash(conn, self.config_id, delta)
+        # Position, cash, fill and order: one statement. When nothing can follow it in this call,
+        # the COMMIT goes with it (one round trip less, and the account row is held no longer).
+        last = self._fill_ends_call(order)
+        with ending_transaction(conn) if last else nullcontext():
+            sent = books.send_fill(
+                conn,
+                position=replace(position, last_price=market_price),
+                cash_delta=delta,
+                starting_cash=self.settings.starting_cash,
+                order=order,
+                trade_id=trade_id,
+                qty=qty,
+                price=px,
+                commission=commission,
+                fee_qty=fee_qty,
+                filled_at=at,
+                filled_qty=filled_qty,
+                filled_avg_price=filled_avg_price,
+            )
+        applied = books.applied_fill(sent, order)
         _tx()["positions"][order.symbol] = applied.position
         _tx()["fills"].setdefault(order.id, []).append(applied.fill)
         filled = applied.order
@@ -776,6 +788,14 @@ class SimulatedBroker:
             self._cancel_siblings(conn, filled, at)
         self._activate_legs(conn, filled, market_price, at)
         return filled
+
+    def _fill_ends_call(self, order: PaperOrder) -> bool:
+        """Whether ``order``'s fill is the last statement of this exchange call: ``submit_order``
+        filling the order it placed, with no parent (no siblings to cancel) and no legs yet
+        (placed now). The call's report is then built from what the call wrote, without a
+        statement."""
+        tx = _tx()
+        return tx["submitting"] and order.id in tx["placed"] and order.parent_order_id is None
 
     def _activate_legs(self, conn: Connection, parent: PaperOrder, price: Decimal, at: datetime) -> None:
         """A filled parent: its HELD legs become ACCEPTED and are worked at ``price``."""
@@ -924,7 +944,7 @@ class SimulatedBroker:
         """
         try:
             with self.db.transaction(without_flush=not self.synchronous_commit) as conn:
-                token = _TX.set({"positions": {}, "account": False, "placed": set(), "fills": {}})
+                token = _TX.set(_new_tx())
                 try:
                     yield conn
                 finally:
