@@ -77,7 +77,7 @@ def account_state_and_exposure(
     The lock is held until the caller's transaction ends, so two orders of one account are
     checked against its buying power one after the other, each seeing the fills of the one
     before (Alpaca checks one account's orders in turn). Raises LookupError when the account does
-    not exist (``ensure_account``).
+    not exist (only without ``open_with``).
     """
     params = {"config_id": config_id}
     with conn.pipeline():
@@ -649,14 +649,14 @@ def _prefixed(alias: str, cls: type) -> str:
 
 
 def _unprefixed(row: dict[str, Any], alias: str) -> dict[str, Any] | None:
-    """The columns ``_prefixed`` named, by field name; None when the (left-joined) row is missing."""
+    """The columns ``_prefixed`` named, by field name; None when all of them are null (no row)."""
     start = len(alias) + 1
     values = {key[start:]: value for key, value in row.items() if key.startswith(f"{alias}_")}
     return None if all(v is None for v in values.values()) else values
 
 
 # A fill's four writes in one statement (writable CTEs: one snapshot, each a different row).
-# The account is left-joined: without a row it gets no cash, and the others are written still.
+# An account without a row is opened by the fill (OPEN_OR_ADD_CASH): each CTE returns one row.
 APPLY_FILL = f"""
 with saved as (
     update paper.positions set
@@ -715,9 +715,11 @@ def send_fill(
     with ``starting_cash`` + ``cash_delta``), the fill row (``qty`` at ``price``) and the order
     FILLED with ``filled_qty`` at ``filled_avg_price``; none needs another's answer.
     ``applied_fill`` reads them: inside a pipeline block (``db.ending_transaction``, which sends
-    the COMMIT with it) only after the block. The position must exist (``lock_position``):
-    ``applied_fill`` raises LookupError otherwise, after the statement's other writes ran
-    (data-modifying CTEs always do), so the caller's transaction must roll back."""
+    the COMMIT with it) only after the block. The position must exist: ``applied_fill`` raises
+    LookupError otherwise, after the statement's other writes ran (data-modifying CTEs always
+    do), so the caller's transaction must roll back. Every caller holds the position's lock
+    (``lock_position``, taken first in the call), so the row exists, also on the path where the
+    COMMIT has already gone out with the statement."""
     assert position.config_id == order.config_id and position.symbol == order.symbol
     return conn.execute(
         APPLY_FILL,

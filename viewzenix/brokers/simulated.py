@@ -129,7 +129,8 @@ NO_MARKET_PRICE_MESSAGE = (
 )
 _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 # What one exchange call's transaction has read or done (``_transaction``): the position rows it
-# locked (by symbol), whether the account is ensured, the orders it placed and their fills.
+# locked (by symbol), whether the account is ensured, the orders it placed and their fills, and
+# whether it is a ``submit_order`` call (whose fill may carry the COMMIT: ``_fill_ends_call``).
 _TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction", default=None)
 
 
@@ -166,7 +167,8 @@ class SimulatedBroker:
     Implements ``Broker``, ``PriceDriven`` and ``SessionDriven``; every method runs in its own
     transaction on ``db`` and raises BrokerUnavailable when Postgres cannot be reached or the transaction
     fails operationally (pool timeout, lost connection, deadlock): the call was rolled back,
-    unless the connection broke while committing, so look an order up before submitting again.
+    unless its COMMIT had gone out (the connection broke while committing, or after a submit's
+    fill, which carries the COMMIT), so look an order up before submitting again.
     """
 
     name = BrokerName.SIMULATED
