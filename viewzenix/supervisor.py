@@ -284,9 +284,10 @@ def main() -> int:
         print("Postgres: DATABASE_URL")
     applied = apply_migrations(env["DATABASE_URL"])
     print(f"Migrations: {len(applied)} applied now")
-    demo = _demo_config(load_config(env), env)
+    children_config = load_config(env)  # what the children will read (PORT, DATABASE_URL set above)
+    demo = _demo_config(children_config, env)
 
-    worker_stop = load_config(env).WORKER_SHUTDOWN_TIMEOUT_SECONDS + 5.0
+    worker_stop = children_config.WORKER_SHUTDOWN_TIMEOUT_SECONDS + 5.0
     children = Children(
         [
             Child(
@@ -302,7 +303,7 @@ def main() -> int:
                     str(config.DATA_DIR / "gunicorn.ctl"),
                 ],
             ),
-            *worker_children(load_config(env), stop_timeout=worker_stop),
+            *worker_children(children_config, stop_timeout=worker_stop),
             # Alpaca's trade_updates listener (one process: one stream connection per account).
             Child("streams", [sys.executable, "-m", "viewzenix.streams"], restart=True),
         ],

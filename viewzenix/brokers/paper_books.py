@@ -66,23 +66,19 @@ where a.config_id = %(config_id)s
 
 
 def account_state_and_exposure(
-    conn: Connection, config_id: uuid.UUID, *, open_with: Decimal | None = None
+    conn: Connection, config_id: uuid.UUID, starting_cash: Decimal
 ) -> tuple[AccountState, Decimal]:
-    """Lock the account's row, then return its ``AccountState`` and gross exposure.
+    """Open the account with ``starting_cash`` unless it exists (``ensure_account``), lock its row,
+    then return its ``AccountState`` and gross exposure.
 
-    ``open_with``: first open the account with this starting cash unless it exists
-    (``ensure_account``). The read is one snapshot, taken once the lock is held; the statements
-    go in one round trip.
-
+    The read is one snapshot, taken once the lock is held; the statements go in one round trip.
     The lock is held until the caller's transaction ends, so two orders of one account are
     checked against its buying power one after the other, each seeing the fills of the one
-    before (Alpaca checks one account's orders in turn). Raises LookupError when the account does
-    not exist (only without ``open_with``).
+    before (Alpaca checks one account's orders in turn).
     """
     params = {"config_id": config_id}
     with conn.pipeline():
-        if open_with is not None:
-            ensure_account(conn, config_id, open_with)
+        ensure_account(conn, config_id, starting_cash)
         conn.execute(LOCK_ACCOUNT, params)
         cursor = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, params)
     row = cursor.fetchone()
@@ -648,11 +644,10 @@ def _prefixed(alias: str, cls: type) -> str:
     return ", ".join(f"{alias}.{name} as {alias}_{name}" for name in cls.__dataclass_fields__)
 
 
-def _unprefixed(row: dict[str, Any], alias: str) -> dict[str, Any] | None:
-    """The columns ``_prefixed`` named, by field name; None when all of them are null (no row)."""
+def _unprefixed(row: dict[str, Any], alias: str) -> dict[str, Any]:
+    """The columns ``_prefixed`` named, by field name."""
     start = len(alias) + 1
-    values = {key[start:]: value for key, value in row.items() if key.startswith(f"{alias}_")}
-    return None if all(v is None for v in values.values()) else values
+    return {key[start:]: value for key, value in row.items() if key.startswith(f"{alias}_")}
 
 
 # A fill's four writes in one statement (writable CTEs: one snapshot, each a different row).
@@ -753,10 +748,10 @@ def applied_fill(cursor: psycopg.Cursor[dict[str, Any]], order: PaperOrder) -> A
     exist (see ``send_fill``)."""
     row = _found(cursor.fetchone(), f"paper position {order.symbol} of config {order.config_id}")
     return AppliedFill(
-        position=PaperPosition.from_row(_unprefixed(row, "saved") or {}),
-        account=PaperAccount.from_row(_unprefixed(row, "paid") or {}),
-        fill=PaperFill.from_row(_unprefixed(row, "inserted") or {}),
-        order=PaperOrder.from_row(_unprefixed(row, "filled") or {}),
+        position=PaperPosition.from_row(_unprefixed(row, "saved")),
+        account=PaperAccount.from_row(_unprefixed(row, "paid")),
+        fill=PaperFill.from_row(_unprefixed(row, "inserted")),
+        order=PaperOrder.from_row(_unprefixed(row, "filled")),
     )
 
 

@@ -129,15 +129,13 @@ NO_MARKET_PRICE_MESSAGE = (
 )
 _STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
 # What one exchange call's transaction has read or done (``_transaction``): the position rows it
-# locked (by symbol), whether the account is ensured, the orders it placed and their fills, and
-# whether it is a ``submit_order`` call (whose fill may carry the COMMIT: ``_fill_ends_call``).
+# locked (by symbol), the orders it placed (only ``submit_order`` places one) and their fills.
 _TX: ContextVar[dict[str, Any] | None] = ContextVar("viewzenix_paper_transaction", default=None)
 
 
 def _new_tx() -> dict[str, Any]:
-    """A transaction's record: positions locked, account ensured, orders placed and their fills,
-    and whether it is a ``submit_order`` call."""
-    return {"positions": {}, "account": False, "placed": set(), "fills": {}, "submitting": False}
+    """A transaction's record: positions locked, orders placed and their fills."""
+    return {"positions": {}, "placed": set(), "fills": {}}
 
 
 def _tx() -> dict[str, Any]:
@@ -230,7 +228,6 @@ class SimulatedBroker:
         """
         now = self.clock()
         with self._transaction() as conn:
-            _tx()["submitting"] = True  # the order's fill may end the call (``_fill_ends_call``)
             self._lock_position(conn, request.symbol)
             order = self._place(conn, request, now)
             return self._report(conn, order)
@@ -302,7 +299,7 @@ class SimulatedBroker:
         currency. Raises BrokerUnavailable.
         """
         with self._transaction() as conn:
-            self._ensure_account(conn)
+            books.ensure_account(conn, self.config_id, self.settings.starting_cash)
             return books.account_state(conn, self.config_id)
 
     # --- PriceDriven -------------------------------------------------------------------------
@@ -643,10 +640,7 @@ class SimulatedBroker:
         opening = max(abs(position.qty + signed) - abs(position.qty), _ZERO)
         if opening <= 0:
             return OrderStatus.ACCEPTED, None, None
-        tx = _tx()
-        open_with = None if tx["account"] else self.settings.starting_cash  # once per call
-        state, exposure = books.account_state_and_exposure(conn, self.config_id, open_with=open_with)
-        tx["account"] = True
+        state, exposure = books.account_state_and_exposure(conn, self.config_id, self.settings.starting_cash)
         buying_power = state.equity * self.settings.margin_multiplier - exposure
         needed = opening * price
         if needed <= buying_power:
@@ -793,11 +787,10 @@ class SimulatedBroker:
 
     def _fill_ends_call(self, order: PaperOrder) -> bool:
         """Whether ``order``'s fill is the last statement of this exchange call: ``submit_order``
-        filling the order it placed, with no parent (no siblings to cancel) and no legs yet
-        (placed now). The call's report is then built from what the call wrote, without a
-        statement."""
-        tx = _tx()
-        return tx["submitting"] and order.id in tx["placed"] and order.parent_order_id is None
+        filling the order it placed (only it places one), with no parent (no siblings to cancel)
+        and no legs yet (placed now). The call's report is then built from what the call wrote,
+        without a statement."""
+        return order.id in _tx()["placed"] and order.parent_order_id is None
 
     def _activate_legs(self, conn: Connection, parent: PaperOrder, price: Decimal, at: datetime) -> None:
         """A filled parent: its HELD legs become ACCEPTED and are worked at ``price``."""
@@ -974,13 +967,6 @@ class SimulatedBroker:
         if position is None:
             position = positions[symbol] = books.lock_position(conn, self.config_id, symbol)
         return position
-
-    def _ensure_account(self, conn: Connection) -> None:
-        """``paper_books.ensure_account``, once per transaction."""
-        tx = _tx()
-        if not tx["account"]:
-            books.ensure_account(conn, self.config_id, self.settings.starting_cash)
-            tx["account"] = True
 
     def _log(self, action: str, order: PaperOrder) -> dict[str, Any]:
         return {
