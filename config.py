@@ -56,11 +56,17 @@ MAX_DEFAULT_WORKER_PROCESSES = 4  # WORKER_PROCESSES' default at most (connectio
 
 
 def available_cpus() -> int:
-    """Return how many CPUs this process may run on (its affinity mask where the OS has one, else
-    all of them), at least 1. A cgroup CPU quota is not counted."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    """Return how many CPUs this process may use, at least 1: ``joblib.cpu_count()``.
+
+    The least of the machine's CPUs, this process's affinity mask, a Linux cgroup CPU quota
+    (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, rounded up: what
+    ``docker run --cpus=N`` and Kubernetes CPU limits set, which neither ``os.cpu_count()`` nor the
+    affinity mask shows) and ``LOKY_MAX_CPU_COUNT`` when set (joblib's documented cap). Sizes the
+    default worker processes (``WORKER_PROCESSES``) and gunicorn's workers (``gunicorn.conf.py``).
+    """
+    from joblib import cpu_count  # imported here: only the processes that size a default pay it
+
+    return max(1, cpu_count())
 
 
 def parse_host_ports(raw: str | None) -> frozenset[str]:

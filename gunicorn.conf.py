@@ -1,12 +1,17 @@
 """gunicorn settings for the ``web`` process, from the environment (PORT, WEB_CONCURRENCY)."""
 
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
+# This file's folder (the project's), so config imports however gunicorn was started (--chdir).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from config import available_cpus
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+# gunicorn's advice, 2 x cores + 1, on the CPUs this container may use (a cgroup quota counts).
+workers = int(os.environ.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
 worker_class = "sync"
 # TradingView cancels a request after 3 s; nothing here should take longer than a few.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)

@@ -43,6 +43,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from config import available_cpus  # noqa: E402
+
 DEFAULT_EMAIL = "demo@viewzenix.local"
 
 
@@ -59,7 +61,7 @@ def free_port() -> int:
 
 def gunicorn_workers(env: Mapping[str, str]) -> int:
     """Return the gunicorn worker count ``gunicorn.conf.py`` derives from ``env``."""
-    return int(env.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) * 2 + 1)
+    return int(env.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
 
 
 def _database_url(base_url: str, dbname: str) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from config import ConfigError, DevelopmentConfig, ProductionConfig, load_config
+from config import PROJECT_ROOT, ConfigError, DevelopmentConfig, ProductionConfig, available_cpus, load_config
 
 
 def test_development_runs_without_any_variable():
@@ -92,7 +94,6 @@ def test_signature_verifier_refuses_an_empty_standard_secret_with_a_value_error(
 @pytest.mark.parametrize("module", ["viewzenix.worker", "viewzenix.streams"])
 def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_path):
     import os
-    import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSITION_", "DATABASE_URL"))}
@@ -117,9 +118,45 @@ def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_pa
 
 
 def test_worker_processes_default_to_the_cpus_this_process_may_use_at_most_four(monkeypatch):
+    monkeypatch.delenv("LOKY_MAX_CPU_COUNT", raising=False)
     assert load_config({}).WORKER_PROCESSES == min(len(os.sched_getaffinity(0)), 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     assert load_config({}).WORKER_PROCESSES == 4  # connections: 5-9 per worker process
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert load_config({}).WORKER_PROCESSES == 1
     assert load_config({"WORKER_PROCESSES": "3"}).WORKER_PROCESSES == 3
+
+
+def test_the_cpu_count_is_joblibs_so_a_limit_beyond_the_affinity_mask_counts(monkeypatch):
+    """16 CPUs in the mask, a cap of 2 set outside it (here joblib's LOKY_MAX_CPU_COUNT, which it
+    applies as it applies a cgroup quota: the least of them): 2 worker processes, not 4."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "2")
+    assert available_cpus() == 2
+    assert load_config({}).WORKER_PROCESSES == 2
+
+
+def test_gunicorn_starts_two_workers_per_usable_cpu_plus_one():
+    """gunicorn.conf.py's default, with a cap outside the affinity mask (as a container's quota)."""
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    script = "import runpy; print(runpy.run_path('gunicorn.conf.py')['workers'])"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**env, "LOKY_MAX_CPU_COUNT": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "3"  # 2 x 1 + 1, however many CPUs the machine shows
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**env, "WEB_CONCURRENCY": "7", "LOKY_MAX_CPU_COUNT": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "7"
