@@ -35,6 +35,11 @@ Postgres under .data/bench-execution; a fresh database each run. Four parts, in 
 
 4. **CPU split**: ``5 × --signals`` more jobs in process without the profile's instrumentation:
    wall, this process's CPU and the machine's ``postgres`` processes' CPU per job (/proc).
+5. **This machine's round trip** (``round_trip``): one prepared one-row statement in autocommit
+   on the job's pool, repeated: wall, client CPU and Postgres CPU per round trip, and the three
+   jobs' medians and the in-process job expressed in it. On a VM whose speed drifts, that unit
+   moves with the jobs, so the job counts in round trips compare across machines where the
+   milliseconds do not (docs/scaling.md, "Tenth pass").
 
 Prints the load average before and after: on a shared machine absolute times move with it, the
 same-run ratio much less (docs/scaling.md).
@@ -530,8 +535,10 @@ def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
 
-def cpu_split(bench: Bench, jobs: int) -> None:
+def cpu_split(bench: Bench, jobs: int) -> float:
     """``execute_signal`` in process without instrumentation: wall, Python CPU, Postgres CPU per job.
+
+    Prints the three; returns the wall time in ms per job.
 
     On this VM the three add up (client and server take turns), so a statement saved is CPU saved
     on both sides. Postgres CPU is every ``postgres`` process's on this machine (none: not shown).
@@ -549,6 +556,33 @@ def cpu_split(bench: Bench, jobs: int) -> None:
         pg = (pg_after - pg_before) / jobs * 1000
         line += f", Postgres CPU {pg:.2f} ms (this machine's postgres processes)"
     print(line)
+    return wall
+
+
+# The cheapest statement the job's pool can send: prepared from its fifth use, one row back.
+ROUND_TRIP_SQL = "select 1 as one where %s::int = 1"
+
+
+def round_trip(bench: Bench, count: int) -> dict[str, float]:
+    """One round trip on this machine: ``{"wall", "cpu", "postgres"}`` in ms per statement.
+
+    ``count`` executions of ``ROUND_TRIP_SQL`` on one of the job's pool connections in autocommit
+    (as the job's first read runs), after 100 to warm it up. ``postgres`` is every ``postgres``
+    process's CPU on this machine (nan when there is none: Postgres elsewhere).
+    """
+    with bench.db.statement() as conn:
+        for _ in range(100):
+            conn.execute(ROUND_TRIP_SQL, (1,)).fetchone()
+        pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
+        for _ in range(count):
+            conn.execute(ROUND_TRIP_SQL, (1,)).fetchone()
+        wall = (time.perf_counter() - started) / count * 1000
+        cpu = (time.process_time() - cpu_before) / count * 1000
+        pg_after = postgres_cpu_seconds()
+    postgres = float("nan")
+    if pg_before is not None and pg_after is not None:
+        postgres = (pg_after - pg_before) / count * 1000
+    return {"wall": wall, "cpu": cpu, "postgres": postgres}
 
 
 def main() -> None:
@@ -575,7 +609,20 @@ def main() -> None:
         f"a ratio of 3 leaves {3 * ms['noop'] - ms['floor']:.2f} ms for it"
     )
     in_process(bench, args.signals, args.cprofile)
-    cpu_split(bench, 5 * args.signals)
+    in_process_ms = cpu_split(bench, 5 * args.signals)
+    unit = round_trip(bench, 2000)
+    print(
+        f"one round trip on this machine (a prepared one-row statement, autocommit): "
+        f"{unit['wall'] * 1000:.0f} us wall, {unit['cpu'] * 1000:.0f} us client CPU, "
+        f"{unit['postgres'] * 1000:.0f} us Postgres CPU"
+    )
+    print(
+        "in round trips of that: no-op job {:.1f}, floor job {:.1f}, signal job {:.1f} (a ratio of 3: "
+        "{:.1f}); execute_signal in process {:.1f}".format(
+            *(value / unit["wall"] for value in (ms["noop"], ms["floor"], ms["signal"], 3 * ms["noop"])),
+            in_process_ms / unit["wall"],
+        )
+    )
     bench.db.close()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
