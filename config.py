@@ -56,17 +56,25 @@ MAX_DEFAULT_WORKER_PROCESSES = 4  # WORKER_PROCESSES' default at most (connectio
 
 
 def available_cpus() -> int:
-    """Return how many CPUs this process may use, at least 1: ``joblib.cpu_count()``.
+    """Return how many CPUs this process may use, at least 1: ``loky.cpu_count()``.
 
-    The least of the machine's CPUs, this process's affinity mask, a Linux cgroup CPU quota
-    (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, rounded up: what
-    ``docker run --cpus=N`` and Kubernetes CPU limits set, which neither ``os.cpu_count()`` nor the
-    affinity mask shows) and ``LOKY_MAX_CPU_COUNT`` when set (joblib's documented cap). Sizes the
-    default worker processes (``WORKER_PROCESSES``) and gunicorn's workers (``gunicorn.conf.py``).
+    The least of the machine's CPUs, this process's affinity mask, a Linux cgroup CPU quota and
+    ``LOKY_MAX_CPU_COUNT`` when set (loky's documented cap). The quota is read at the root of the
+    cgroup mount (v2 ``/sys/fs/cgroup/cpu.max``, else v1 ``cpu/cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``) and rounded up: what ``docker run --cpus=N`` and Kubernetes CPU limits
+    set for the container, which neither ``os.cpu_count()`` nor the affinity mask shows; a quota on
+    a parent cgroup (a systemd slice's ``CPUQuota=``) is not seen. Sizes the default worker
+    processes (``WORKER_PROCESSES``) and gunicorn's workers (``gunicorn.conf.py``). Raises
+    ConfigError when ``LOKY_MAX_CPU_COUNT`` is not a whole number.
     """
-    from joblib import cpu_count  # imported here: only the processes that size a default pay it
+    from loky import cpu_count  # imported here (0.1-0.2 s): only a process sizing a default pays
 
-    return max(1, cpu_count())
+    try:
+        return max(1, cpu_count())
+    except ValueError:  # loky reads int(LOKY_MAX_CPU_COUNT)
+        raise ConfigError(
+            f"LOKY_MAX_CPU_COUNT must be a whole number, got {os.environ.get('LOKY_MAX_CPU_COUNT')!r}"
+        ) from None
 
 
 def parse_host_ports(raw: str | None) -> frozenset[str]:
@@ -201,8 +209,11 @@ class Config:
         # one core at a time (docs/scaling.md, ninth pass), and each worker process holds 5-9
         # Postgres connections (the embedded server allows 100). A platform running the Procfile
         # scales its `worker` process type instead. Checked in every process, like the rest.
-        self.WORKER_PROCESSES = _int(
-            env, "WORKER_PROCESSES", min(available_cpus(), MAX_DEFAULT_WORKER_PROCESSES)
+        # The CPUs are counted only for the default (loky's import is not free).
+        self.WORKER_PROCESSES = (
+            _int(env, "WORKER_PROCESSES", 0)
+            if env.get("WORKER_PROCESSES")
+            else min(available_cpus(), MAX_DEFAULT_WORKER_PROCESSES)
         )
         if self.WORKER_PROCESSES < 1:
             raise ConfigError(f"WORKER_PROCESSES must be at least 1, got {self.WORKER_PROCESSES}")

@@ -5,9 +5,12 @@ import shutil
 import sys
 import tempfile
 
-# This file's folder (the project's), so config imports however gunicorn was started (--chdir).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from config import available_cpus
+# This file's folder (the project's), so config imports however gunicorn was started (--chdir);
+# once, though gunicorn reads this file again on every reload (SIGHUP).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from config import available_cpus  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # gunicorn's advice, 2 x cores + 1, on the CPUs this container may use (a cgroup quota counts).

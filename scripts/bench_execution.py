@@ -5,7 +5,7 @@
 
 One config and symbol, the paper broker, market alerts alternating buy / sell-to-flat (every
 signal places one order that fills). Uses DATABASE_URL's server when set, else an embedded
-Postgres under .data/bench-execution; a fresh database each run. Four parts, in one run:
+Postgres under .data/bench-execution; a fresh database each run. Five parts, in one run:
 
 1. **Signal job / no-op job**: one procrastinate worker in this process (concurrency 1, the
    worker's own attempt recorder, as ``python -m viewzenix.worker`` runs) drains, in

@@ -117,46 +117,74 @@ def test_worker_and_streams_exit_at_start_naming_the_bad_variable(module, tmp_pa
     assert "Traceback" not in done.stderr
 
 
-def test_worker_processes_default_to_the_cpus_this_process_may_use_at_most_four(monkeypatch):
+@pytest.fixture()
+def no_cpu_quota(monkeypatch):
+    """This machine's CPU quota, if any, out of the way: loky's reading of the cgroup files (its
+    ``_cpu_count_cgroup``) answers "no quota", so a test's faked CPUs are what counts."""
+    from loky.backend import context
+
+    monkeypatch.setattr(context, "_cpu_count_cgroup", lambda os_cpu_count: os_cpu_count)
     monkeypatch.delenv("LOKY_MAX_CPU_COUNT", raising=False)
-    assert load_config({}).WORKER_PROCESSES == min(len(os.sched_getaffinity(0)), 4)
+    return context
+
+
+def sixteen_cpus(monkeypatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+
+
+def test_worker_processes_default_to_the_cpus_this_process_may_use_at_most_four(monkeypatch, no_cpu_quota):
+    assert load_config({}).WORKER_PROCESSES == min(len(os.sched_getaffinity(0)), 4)
+    sixteen_cpus(monkeypatch)
     assert load_config({}).WORKER_PROCESSES == 4  # connections: 5-9 per worker process
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert load_config({}).WORKER_PROCESSES == 1
     assert load_config({"WORKER_PROCESSES": "3"}).WORKER_PROCESSES == 3
 
 
-def test_the_cpu_count_is_joblibs_so_a_limit_beyond_the_affinity_mask_counts(monkeypatch):
-    """16 CPUs in the mask, a cap of 2 set outside it (here joblib's LOKY_MAX_CPU_COUNT, which it
-    applies as it applies a cgroup quota: the least of them): 2 worker processes, not 4."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
-    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "2")
+def test_a_containers_cpu_quota_sets_the_default_not_the_cpus_it_sees(monkeypatch, no_cpu_quota):
+    """16 CPUs in the affinity mask, a quota of 1.5 CPUs (``docker run --cpus=1.5``): 2 worker
+    processes (loky rounds a quota up). The reading of the quota file itself is loky's, faked here
+    at the function that reads it."""
+    sixteen_cpus(monkeypatch)
+    monkeypatch.setattr(no_cpu_quota, "_cpu_count_cgroup", lambda os_cpu_count: 2)
     assert available_cpus() == 2
     assert load_config({}).WORKER_PROCESSES == 2
 
 
-def test_gunicorn_starts_two_workers_per_usable_cpu_plus_one():
-    """gunicorn.conf.py's default, with a cap outside the affinity mask (as a container's quota)."""
-    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
-    script = "import runpy; print(runpy.run_path('gunicorn.conf.py')['workers'])"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env={**env, "LOKY_MAX_CPU_COUNT": "1"},
-        capture_output=True,
-        text=True,
-        check=True,
+def test_loky_max_cpu_count_caps_the_count_and_must_be_a_number(monkeypatch, no_cpu_quota):
+    sixteen_cpus(monkeypatch)
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "3")
+    assert load_config({}).WORKER_PROCESSES == 3
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "")  # as an empty line of .env leaves it
+    with pytest.raises(ConfigError, match="LOKY_MAX_CPU_COUNT must be a whole number, got ''"):
+        load_config({})
+    # Set explicitly, the worker count needs no CPU count, so nothing reads the bad cap.
+    assert load_config({"WORKER_PROCESSES": "2"}).WORKER_PROCESSES == 2
+
+
+def test_gunicorn_starts_two_workers_per_usable_cpu_plus_one(tmp_path):
+    """gunicorn.conf.py's default on a host of 16 CPUs with 1 usable (loky's cap stands in for a
+    quota), read from another folder as ``gunicorn --config /path/gunicorn.conf.py`` reads it."""
+    script = (
+        "import os, runpy, sys\n"
+        "os.cpu_count = lambda: 16\n"
+        "os.sched_getaffinity = lambda pid: set(range(16))\n"
+        f"print(runpy.run_path({str(PROJECT_ROOT / 'gunicorn.conf.py')!r})['workers'])\n"
     )
-    assert done.stdout.strip() == "3"  # 2 x 1 + 1, however many CPUs the machine shows
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env={**env, "WEB_CONCURRENCY": "7", "LOKY_MAX_CPU_COUNT": "1"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.strip() == "7"
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PYTHONPATH")}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+
+    def workers(**extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert workers(LOKY_MAX_CPU_COUNT="1") == "3"  # 2 x 1 + 1, not 2 x 16 + 1
+    assert workers(LOKY_MAX_CPU_COUNT="1", WEB_CONCURRENCY="7") == "7"
