@@ -347,6 +347,60 @@ class TestBuyingPower:
 
         assert refused.status_code == "insufficient_buying_power"
 
+    # Alpaca ("Placing Orders", Buying Power): "your available buying power is reduced by existing
+    # open buy long and sell short orders. Your sell long and buy to cover orders do not replenish
+    # your available buying power until they are executed."
+
+    def test_an_open_limit_buy_holds_buying_power_until_it_is_canceled(self, make_broker):
+        broker = make_broker(starting_cash="1000")
+        resting = broker.submit_order(request("l", BUY, "5", OrderType.LIMIT, price="110", limit_price="100"))
+        assert resting.status is OrderStatus.ACCEPTED  # 110 does not reach the limit: it rests
+
+        refused = broker.submit_order(
+            request("m", BUY, "6", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+        )
+
+        assert (refused.status, refused.status_code) == (OrderStatus.REJECTED, "insufficient_buying_power")
+        assert "needs 600.00, buying power is 500.00" in refused.status_message  # 1000 − 5 × 100
+        assert "held by open orders 500.00" in refused.status_message
+        broker.cancel_order("t-l")
+        again = request("m2", BUY, "6", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+        assert broker.submit_order(again).status is OrderStatus.ACCEPTED
+
+    def test_a_buy_that_covers_a_short_holds_only_the_part_that_opens(self, make_broker):
+        broker = make_broker(starting_cash="1000")
+        assert broker.submit_order(request("s", SELL, "3", price="100")).status is OrderStatus.FILLED
+        # Short 3: a buy of 8 covers 3 and opens 2 long; only those 2 hold buying power (200).
+        broker.submit_order(request("c", BUY, "8", OrderType.LIMIT, price="110", limit_price="100"))
+
+        refused = broker.submit_order(
+            request("m", BUY, "6", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+        )
+
+        # equity 1000 (cash 1300 − 3 × 100 owed) − exposure 300 − held 200 = 500
+        assert "needs 600.00, buying power is 500.00" in refused.status_message
+        assert "held by open orders 200.00" in refused.status_message
+        assert (
+            broker.submit_order(
+                request("m2", BUY, "5", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+            ).status
+            is OrderStatus.ACCEPTED
+        )
+
+    def test_an_open_sell_that_closes_a_long_holds_nothing(self, make_broker):
+        broker = make_broker(starting_cash="1000")
+        assert broker.submit_order(request("b", BUY, "5", price="100")).status is OrderStatus.FILLED
+        exit_ = request(
+            "x", SELL, "5", OrderType.LIMIT, price="100", limit_price="120", purpose=OrderPurpose.EXIT
+        )
+        assert broker.submit_order(exit_).status is OrderStatus.ACCEPTED  # rests: 100 < 120
+
+        # 1000 − exposure 500: the resting sell neither holds nor frees any of it.
+        buy = request("m", BUY, "5", price="100", symbol="MSFT")
+        assert broker.submit_order(buy).status is OrderStatus.FILLED
+        refused = broker.submit_order(request("m2", BUY, "1", price="100", symbol="MSFT"))
+        assert "buying power is 0.00" in refused.status_message
+
 
 class TestDayOrdersAtTheRealClose:
     # Thanksgiving 2026 (Thursday 26 November): NYSE closed. Friday 27: early close 13:00 New

@@ -67,9 +67,10 @@ where a.config_id = %(config_id)s
 
 def account_state_and_exposure(
     conn: Connection, config_id: uuid.UUID, starting_cash: Decimal
-) -> tuple[AccountState, Decimal]:
+) -> tuple[AccountState, Decimal, Decimal]:
     """Open the account with ``starting_cash`` unless it exists (``ensure_account``), lock its row,
-    then return its ``AccountState`` and gross exposure.
+    then return its ``AccountState``, gross exposure (Σ |qty × mark| of its positions) and what
+    its open orders hold (``ACCOUNT_STATE_AND_EXPOSURE``'s ``reserved``), in the account's currency.
 
     The read is one snapshot, taken once the lock is held; the statements go in one round trip.
     The lock is held until the caller's transaction ends, so two orders of one account are
@@ -83,7 +84,7 @@ def account_state_and_exposure(
         cursor = conn.execute(ACCOUNT_STATE_AND_EXPOSURE, params)
     row = cursor.fetchone()
     row = _found(row, f"paper account {config_id}")
-    return AccountState(cash=row["cash"], equity=row["equity"]), row["exposure"]
+    return AccountState(cash=row["cash"], equity=row["equity"]), row["exposure"], row["reserved"]
 
 
 # --- positions -----------------------------------------------------------------------------
@@ -111,12 +112,31 @@ select coalesce(sum(abs(qty * coalesce(last_price, avg_entry_price))), 0) as exp
 from paper.positions where config_id = %(config_id)s and qty <> 0
 """
 
+# Cash, equity, gross exposure and what open orders hold (``reserved``; Alpaca: "your available
+# buying power is reduced by existing open buy long and sell short orders",
+# docs.alpaca.markets/docs/orders-at-alpaca): the unfilled opening part of each open order (fills
+# take its closing part first) at its limit, else stop, price; else (a trailing stop) the
+# symbol's mark. Legs open nothing (opening_qty 0). The open statuses are paper_orders_open_idx's,
+# so only the account's open orders are read.
 ACCOUNT_STATE_AND_EXPOSURE = """
 select
     a.cash,
     a.cash + coalesce(sum(p.qty * coalesce(p.last_price, p.avg_entry_price)), 0) as equity,
     coalesce(sum(abs(p.qty * coalesce(p.last_price, p.avg_entry_price))) filter (where p.qty <> 0), 0)
-        as exposure
+        as exposure,
+    coalesce((
+        select sum(
+            least(o.opening_qty, o.qty - o.filled_qty)
+            * coalesce(o.limit_price, o.stop_price, (
+                select m.last_price from paper.positions m
+                where m.config_id = o.config_id and m.symbol = o.symbol
+            ), o.reference_price, 0)
+        )
+        from paper.orders o
+        where o.config_id = a.config_id
+            and o.status in ('held', 'accepted', 'partially_filled')
+            and o.opening_qty > 0
+    ), 0) as reserved
 from paper.accounts a
 left join paper.positions p on p.config_id = a.config_id
 where a.config_id = %(config_id)s
@@ -133,12 +153,12 @@ INSERT_ORDER = """
 insert into paper.orders (
     config_id, client_order_id, broker_order_id, parent_order_id, symbol, side, order_type,
     time_in_force, qty, limit_price, stop_price, trail_price, trail_percent, extended_hours,
-    reference_price, status, status_code, status_message, submitted_at, canceled_at
+    reference_price, status, status_code, status_message, submitted_at, canceled_at, opening_qty
 ) values (
     %(config_id)s, %(client_order_id)s, %(broker_order_id)s, %(parent_order_id)s, %(symbol)s,
     %(side)s, %(order_type)s, %(time_in_force)s, %(qty)s, %(limit_price)s, %(stop_price)s,
     %(trail_price)s, %(trail_percent)s, %(extended_hours)s, %(reference_price)s, %(status)s,
-    %(status_code)s, %(status_message)s, %(submitted_at)s, %(canceled_at)s
+    %(status_code)s, %(status_message)s, %(submitted_at)s, %(canceled_at)s, %(opening_qty)s
 )
 on conflict on constraint paper_orders_config_client_order_id_key do nothing
 returning *
@@ -294,6 +314,7 @@ class PaperOrder:
     filled_at: datetime | None
     canceled_at: datetime | None
     created_at: datetime
+    opening_qty: Decimal  # what opened or added to a position when accepted (holds buying power)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> PaperOrder:
@@ -509,11 +530,14 @@ def insert_order(
     status_code: str | None = None,
     status_message: str | None = None,
     canceled_at: datetime | None = None,
+    opening_qty: Decimal = Decimal(0),
 ) -> PaperOrder | None:
     """Insert the order ``request`` describes; return it, or None when its client_order_id exists.
 
     Alpaca: a client_order_id is unique per account forever, even after cancel
-    (constraint ``paper_orders_config_client_order_id_key``).
+    (constraint ``paper_orders_config_client_order_id_key``). ``opening_qty``: the part of
+    ``qty`` that opens or adds to a position (0 ≤ it ≤ qty); while the order is open, its
+    unfilled opening part holds buying power (``account_state_and_exposure``).
     """
     row = conn.execute(
         INSERT_ORDER,
@@ -538,6 +562,7 @@ def insert_order(
             "status_message": status_message,
             "submitted_at": submitted_at,
             "canceled_at": canceled_at,
+            "opening_qty": opening_qty,
         },
     ).fetchone()
     return None if row is None else PaperOrder.from_row(row)

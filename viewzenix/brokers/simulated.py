@@ -510,8 +510,12 @@ class SimulatedBroker:
         if request.order_type is OrderType.MARKET and not _positive(request.reference_price):
             market = self._market_price(conn, request, now)
         status, code, message = self._verdict(request, parent, market, now)
+        opening = _ZERO  # what it opens, while open holding buying power: only an accepted order's
         if status is OrderStatus.ACCEPTED:
-            status, code, message = self._buying_power(conn, request, market, now)
+            opening = self._opening_qty(conn, request)
+            status, code, message = self._buying_power(conn, request, market, opening)
+            if status is not OrderStatus.ACCEPTED:
+                opening = _ZERO
         order = books.insert_order(
             conn,
             request,
@@ -523,6 +527,7 @@ class SimulatedBroker:
             status_message=message,
             submitted_at=now,
             canceled_at=now if status is OrderStatus.CANCELED else None,
+            opening_qty=opening,
         )
         if order is None:  # Alpaca: client_order_id is unique per account forever
             raise DuplicateOrder(client_order_id=request.client_order_id)
@@ -611,20 +616,40 @@ class SimulatedBroker:
             return position.last_price, position.last_price_at or now
         return None
 
+    def _opening_qty(self, conn: Connection, request: OrderRequest) -> Decimal:
+        """The part of ``request``'s quantity that opens or adds to its symbol's position (shares).
+
+        A buy beyond what covers a short, a sell beyond what closes a long (Alpaca's "buy long"
+        and "sell short"); 0 for a leg, which closes. Locks the position (held to the call's end).
+        """
+        if request.parent_client_order_id is not None:
+            return _ZERO
+        position = self._lock_position(conn, request.symbol)
+        signed = request.qty if request.side is OrderSide.BUY else -request.qty
+        return max(abs(position.qty + signed) - abs(position.qty), _ZERO)
+
     def _buying_power(
-        self, conn: Connection, request: OrderRequest, market: tuple[Decimal, datetime] | None, now: datetime
+        self,
+        conn: Connection,
+        request: OrderRequest,
+        market: tuple[Decimal, datetime] | None,
+        opening: Decimal,
     ) -> tuple[OrderStatus, str | None, str | None]:
         """Refuse an order that would open more than the account can carry, as Alpaca does.
 
-        Buying power = equity × margin_multiplier − Σ |qty × mark| of the positions held (1 = a
-        cash account: its cash). Only the part of the order that opens or adds exposure counts,
-        priced at its limit (limit, stop_limit), stop (stop), else the market price; a leg
-        (which closes) and an order without any known price are not checked. Alpaca: orders
-        beyond buying power are rejected "insufficient buying power". The account's row is locked
-        for the check, until this call commits: two orders of one account at once (two jobs,
-        two symbols) are checked in turn, the second against the first's fill.
+        Buying power = equity × margin_multiplier (1 = a cash account: its cash) − Σ |qty × mark|
+        of the positions held − what open orders hold (their unfilled opening part at their
+        limit, else stop, price: ``paper_books.account_state_and_exposure``). Only ``opening``,
+        the part of the order that opens or adds exposure (``_opening_qty``), counts, priced at
+        its limit (limit, stop_limit), stop (stop), else the market price; an order that opens
+        nothing (a leg, a close) and one without any known price are not checked. Alpaca
+        ("Placing Orders", Buying Power): orders beyond buying power are rejected "insufficient
+        buying power", and open buy long and sell short orders reduce it until they fill or end.
+        The account's row is locked for the check, until this call commits: two orders of one
+        account at once (two jobs, two symbols) are checked in turn, the second against the
+        first's fill.
         """
-        if request.parent_client_order_id is not None:
+        if opening <= 0:
             return OrderStatus.ACCEPTED, None, None
         price = request.limit_price or request.stop_price
         if price is None:
@@ -635,20 +660,18 @@ class SimulatedBroker:
             price = self._lock_position(conn, request.symbol).last_price
         if price is None or price <= 0:
             return OrderStatus.ACCEPTED, None, None
-        position = self._lock_position(conn, request.symbol)
-        signed = request.qty if request.side is OrderSide.BUY else -request.qty
-        opening = max(abs(position.qty + signed) - abs(position.qty), _ZERO)
-        if opening <= 0:
-            return OrderStatus.ACCEPTED, None, None
-        state, exposure = books.account_state_and_exposure(conn, self.config_id, self.settings.starting_cash)
-        buying_power = state.equity * self.settings.margin_multiplier - exposure
+        state, exposure, reserved = books.account_state_and_exposure(
+            conn, self.config_id, self.settings.starting_cash
+        )
+        buying_power = state.equity * self.settings.margin_multiplier - exposure - reserved
         needed = opening * price
         if needed <= buying_power:
             return OrderStatus.ACCEPTED, None, None
+        held = f", held by open orders {reserved:.2f}" if reserved > 0 else ""
         message = (
             f"insufficient buying power: {request.side} {opening} {request.symbol} at {price} needs "
             f"{needed:.2f}, buying power is {max(buying_power, _ZERO):.2f} (equity {state.equity:.2f}, "
-            f"margin multiplier {self.settings.margin_multiplier})"
+            f"margin multiplier {self.settings.margin_multiplier}{held})"
         )
         return OrderStatus.REJECTED, "insufficient_buying_power", message
 
