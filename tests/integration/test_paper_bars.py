@@ -367,25 +367,46 @@ class TestBuyingPower:
         again = request("m2", BUY, "6", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
         assert broker.submit_order(again).status is OrderStatus.ACCEPTED
 
-    def test_a_buy_that_covers_a_short_holds_only_the_part_that_opens(self, make_broker):
+    def test_a_buy_that_covers_a_short_holds_the_part_that_opens(self, make_broker):
         broker = make_broker(starting_cash="1000")
         assert broker.submit_order(request("s", SELL, "3", price="100")).status is OrderStatus.FILLED
-        # Short 3: a buy of 8 covers 3 and opens 2 long; only those 2 hold buying power (200).
-        broker.submit_order(request("c", BUY, "8", OrderType.LIMIT, price="110", limit_price="100"))
+        # Short 3: a buy of 8 covers 3 (that frees nothing until it fills) and opens 5 long; only
+        # those 5 hold buying power (500).
+        cover = broker.submit_order(request("c", BUY, "8", OrderType.LIMIT, price="110", limit_price="100"))
+        assert cover.status is OrderStatus.ACCEPTED
 
         refused = broker.submit_order(
-            request("m", BUY, "6", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+            request("m", BUY, "3", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
         )
 
-        # equity 1000 (cash 1300 − 3 × 100 owed) − exposure 300 − held 200 = 500
-        assert "needs 600.00, buying power is 500.00" in refused.status_message
-        assert "held by open orders 200.00" in refused.status_message
+        # equity 1000 (cash 1300 − 3 × 100 owed) − exposure 300 − held 500 = 200
+        assert "needs 300.00, buying power is 200.00" in refused.status_message
+        assert "held by open orders 500.00" in refused.status_message
         assert (
             broker.submit_order(
-                request("m2", BUY, "5", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
+                request("m2", BUY, "2", OrderType.LIMIT, price="110", limit_price="100", symbol="MSFT")
             ).status
             is OrderStatus.ACCEPTED
         )
+
+    def test_an_order_that_turns_a_long_short_needs_buying_power_for_the_short(self, make_broker):
+        broker = make_broker(starting_cash="1000")
+        assert broker.submit_order(request("b", BUY, "5", price="100")).status is OrderStatus.FILLED
+
+        # Long 5: a sell of 16 closes 5 and opens 11 short: 1100 needed, 1000 − 500 held.
+        refused = broker.submit_order(request("s", SELL, "16", price="100"))
+
+        assert (refused.status, refused.status_code) == (OrderStatus.REJECTED, "insufficient_buying_power")
+        assert "sell 11 AAPL at 100 needs 1100.00, buying power is 500.00" in refused.status_message
+        assert broker.submit_order(request("s2", SELL, "10", price="100")).status is OrderStatus.FILLED
+
+    def test_a_quantity_that_is_not_positive_is_rejected_and_recorded(self, make_broker):
+        broker = make_broker(starting_cash="1000")
+
+        refused = broker.submit_order(request("z", BUY, "-1", price="100"))
+
+        assert (refused.status, refused.status_code) == (OrderStatus.REJECTED, "invalid_order")
+        assert broker.get_order_by_client_order_id("t-z") == refused
 
     def test_an_open_sell_that_closes_a_long_holds_nothing(self, make_broker):
         broker = make_broker(starting_cash="1000")

@@ -617,16 +617,19 @@ class SimulatedBroker:
         return None
 
     def _opening_qty(self, conn: Connection, request: OrderRequest) -> Decimal:
-        """The part of ``request``'s quantity that opens or adds to its symbol's position (shares).
+        """The part of ``request``'s quantity that opens a position or adds to one (shares).
 
-        A buy beyond what covers a short, a sell beyond what closes a long (Alpaca's "buy long"
-        and "sell short"); 0 for a leg, which closes. Locks the position (held to the call's end).
+        A buy beyond what covers the short held, a sell beyond what closes the long held
+        (Alpaca's "buy long" and "sell short"; its "buy to cover" and "sell long" free nothing
+        until they fill): short 3, a buy of 8 opens 5. Against the position now, not counting the
+        symbol's other open orders. 0 for a leg, which closes. Locks the position (held to the
+        call's end).
         """
         if request.parent_client_order_id is not None:
             return _ZERO
         position = self._lock_position(conn, request.symbol)
-        signed = request.qty if request.side is OrderSide.BUY else -request.qty
-        return max(abs(position.qty + signed) - abs(position.qty), _ZERO)
+        closable = -position.qty if request.side is OrderSide.BUY else position.qty
+        return max(request.qty - max(closable, _ZERO), _ZERO)
 
     def _buying_power(
         self,

@@ -253,9 +253,10 @@ class TradingSettings:
     # sell's cash is notional x (1 - rate). Default Alpaca's base-tier taker fee, 0.25 % (30-day
     # crypto volume under $100,000: alpaca.markets/support/crypto-maker-taker-gmt-faq).
     crypto_fee_rate: Decimal = Decimal("0.0025")
-    # Paper market data (issue 16): buying power = equity × margin_multiplier − gross exposure
-    # (1 = cash account); a market price older than max_quote_age_seconds is refused; when one
-    # bar crosses both legs of a bracket, "stop_first" (backtesting.py) or "target_first" fills.
+    # Paper market data (issue 16): buying power = equity × margin_multiplier − gross exposure −
+    # what open orders hold (1 = cash account); a market price older than max_quote_age_seconds
+    # is refused; when one bar crosses both legs of a bracket, "stop_first" (backtesting.py) or
+    # "target_first" fills.
     margin_multiplier: Decimal = Decimal("1")
     max_quote_age_seconds: int | None = None
     bracket_conflict: str = "stop_first"
