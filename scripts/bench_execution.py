@@ -37,9 +37,10 @@ Postgres under .data/bench-execution; a fresh database each run. Five parts, in 
    wall, this process's CPU and the machine's ``postgres`` processes' CPU per job (/proc).
 5. **This machine's round trip** (``round_trip``): one prepared one-row statement in autocommit
    on the job's pool, repeated: wall, client CPU and Postgres CPU per round trip, and the three
-   jobs' medians and the in-process job expressed in it. On a VM whose speed drifts, that unit
-   moves with the jobs, so the job counts in round trips compare across machines where the
-   milliseconds do not (docs/scaling.md, "Tenth pass").
+   jobs' medians and the in-process job expressed in it: how many of the cheapest statement a job
+   costs, a figure that moves less between VMs than milliseconds do on a quiet machine; under
+   load the unit (one connection in a tight loop) suffers more than the jobs and the counts drop
+   (docs/scaling.md, "Tenth pass").
 
 Prints the load average before and after: on a shared machine absolute times move with it, the
 same-run ratio much less (docs/scaling.md).
