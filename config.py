@@ -77,6 +77,13 @@ def available_cpus() -> int:
         ) from None
 
 
+def gunicorn_workers(env: Mapping[str, str]) -> int:
+    """gunicorn's worker count for ``env``: ``WEB_CONCURRENCY``, else gunicorn's advice of 2 ×
+    cores + 1 on the CPUs this process may use (``available_cpus``: a container's quota counts).
+    Read by ``gunicorn.conf.py`` and by the benchmarks that start gunicorn."""
+    return int(env.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
+
+
 def parse_host_ports(raw: str | None) -> frozenset[str]:
     """Parse a comma-separated ``host:port`` list (``NOTIFY_ALLOW_PRIVATE_HOSTS``)."""
     return frozenset(part.strip() for part in (raw or "").split(",") if part.strip())

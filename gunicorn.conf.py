@@ -10,11 +10,10 @@ import tempfile
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from config import available_cpus  # noqa: E402
+from config import gunicorn_workers  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# gunicorn's advice, 2 x cores + 1, on the CPUs this container may use (a cgroup quota counts).
-workers = int(os.environ.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
+workers = gunicorn_workers(os.environ)
 worker_class = "sync"
 # TradingView cancels a request after 3 s; nothing here should take longer than a few.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)

@@ -43,7 +43,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from config import available_cpus  # noqa: E402
+from config import gunicorn_workers  # noqa: E402  (gunicorn.conf.py's count, for an env)
 
 DEFAULT_EMAIL = "demo@viewzenix.local"
 
@@ -57,11 +57,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def gunicorn_workers(env: Mapping[str, str]) -> int:
-    """Return the gunicorn worker count ``gunicorn.conf.py`` derives from ``env``."""
-    return int(env.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
 
 
 def _database_url(base_url: str, dbname: str) -> str:

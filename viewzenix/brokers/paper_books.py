@@ -107,11 +107,6 @@ where config_id = %(config_id)s and symbol = %(symbol)s
 returning *
 """
 
-GROSS_EXPOSURE = """
-select coalesce(sum(abs(qty * coalesce(last_price, avg_entry_price))), 0) as exposure
-from paper.positions where config_id = %(config_id)s and qty <> 0
-"""
-
 # Cash, equity, gross exposure and what open orders hold (``reserved``; Alpaca: "your available
 # buying power is reduced by existing open buy long and sell short orders",
 # docs.alpaca.markets/docs/orders-at-alpaca): the unfilled opening part of each open order (fills
@@ -502,11 +497,6 @@ def mark_alone(
         opened = conn.execute(HAS_OPEN_ORDERS, params)
     row, resting = marked.fetchone(), opened.fetchone()["open"]
     return (None if row is None else PaperPosition.from_row(row)), bool(resting)
-
-
-def gross_exposure(conn: Connection, config_id: uuid.UUID) -> Decimal:
-    """Return Σ |qty × mark| of the config's positions (mark = last_price, else avg entry price)."""
-    return conn.execute(GROSS_EXPOSURE, {"config_id": config_id}).fetchone()["exposure"]
 
 
 def open_positions(conn: Connection, config_id: uuid.UUID) -> list[PaperPosition]:

@@ -510,12 +510,10 @@ class SimulatedBroker:
         if request.order_type is OrderType.MARKET and not _positive(request.reference_price):
             market = self._market_price(conn, request, now)
         status, code, message = self._verdict(request, parent, market, now)
-        opening = _ZERO  # what it opens, while open holding buying power: only an accepted order's
+        opening = _ZERO  # what it opens: held against buying power while open (accepted orders)
         if status is OrderStatus.ACCEPTED:
             opening = self._opening_qty(conn, request)
             status, code, message = self._buying_power(conn, request, market, opening)
-            if status is not OrderStatus.ACCEPTED:
-                opening = _ZERO
         order = books.insert_order(
             conn,
             request,
@@ -527,7 +525,7 @@ class SimulatedBroker:
             status_message=message,
             submitted_at=now,
             canceled_at=now if status is OrderStatus.CANCELED else None,
-            opening_qty=opening,
+            opening_qty=opening if status is OrderStatus.ACCEPTED else _ZERO,
         )
         if order is None:  # Alpaca: client_order_id is unique per account forever
             raise DuplicateOrder(client_order_id=request.client_order_id)
