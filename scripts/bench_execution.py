@@ -53,6 +53,7 @@ import asyncio
 import cProfile
 import io
 import itertools
+import math
 import os
 import pstats
 import statistics
@@ -60,6 +61,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -536,6 +538,21 @@ def in_process(bench: Bench, jobs: int, cprofile: int) -> None:
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
 
+def per_item_ms(run: Callable[[], object], count: int) -> dict[str, float]:
+    """Call ``run`` once (``count`` items of work); return ``{"wall", "cpu", "postgres"}`` in ms
+    per item: wall time, this process's CPU, and every ``postgres`` process's CPU on this machine
+    (nan when there is none: Postgres elsewhere)."""
+    pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
+    run()
+    wall = (time.perf_counter() - started) / count * 1000
+    cpu = (time.process_time() - cpu_before) / count * 1000
+    pg_after = postgres_cpu_seconds()
+    postgres = float("nan")
+    if pg_before is not None and pg_after is not None:
+        postgres = (pg_after - pg_before) / count * 1000
+    return {"wall": wall, "cpu": cpu, "postgres": postgres}
+
+
 def cpu_split(bench: Bench, jobs: int) -> float:
     """``execute_signal`` in process without instrumentation: wall, Python CPU, Postgres CPU per job.
 
@@ -546,18 +563,17 @@ def cpu_split(bench: Bench, jobs: int) -> float:
     """
     with bench.db.transaction() as conn:
         signal_ids = [bench.store(conn) for _ in range(jobs)]
-    pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
-    for signal_id in signal_ids:
-        execute_signal(bench.db, signal_id)
-    wall = (time.perf_counter() - started) / jobs * 1000
-    cpu = (time.process_time() - cpu_before) / jobs * 1000
-    pg_after = postgres_cpu_seconds()
-    line = f"in process, no profiler: {jobs} jobs: {wall:.2f} ms per job, Python CPU {cpu:.2f} ms"
-    if pg_before is not None and pg_after is not None:
-        pg = (pg_after - pg_before) / jobs * 1000
-        line += f", Postgres CPU {pg:.2f} ms (this machine's postgres processes)"
+
+    def run() -> None:
+        for signal_id in signal_ids:
+            execute_signal(bench.db, signal_id)
+
+    ms = per_item_ms(run, jobs)
+    line = f"in process, no profiler: {jobs} jobs: {ms['wall']:.2f} ms per job, Python CPU {ms['cpu']:.2f} ms"
+    if not math.isnan(ms["postgres"]):
+        line += f", Postgres CPU {ms['postgres']:.2f} ms (this machine's postgres processes)"
     print(line)
-    return wall
+    return ms["wall"]
 
 
 # The cheapest statement the job's pool can send: prepared from its fifth use, one row back.
@@ -565,25 +581,17 @@ ROUND_TRIP_SQL = "select 1 as one where %s::int = 1"
 
 
 def round_trip(bench: Bench, count: int) -> dict[str, float]:
-    """One round trip on this machine: ``{"wall", "cpu", "postgres"}`` in ms per statement.
-
-    ``count`` executions of ``ROUND_TRIP_SQL`` on one of the job's pool connections in autocommit
-    (as the job's first read runs), after 100 to warm it up. ``postgres`` is every ``postgres``
-    process's CPU on this machine (nan when there is none: Postgres elsewhere).
-    """
+    """One round trip on this machine: ``per_item_ms`` of ``count`` executions of
+    ``ROUND_TRIP_SQL`` on one of the job's pool connections in autocommit (as the job's first read
+    runs), after 100 to warm it up."""
     with bench.db.statement() as conn:
-        for _ in range(100):
-            conn.execute(ROUND_TRIP_SQL, (1,)).fetchone()
-        pg_before, cpu_before, started = postgres_cpu_seconds(), time.process_time(), time.perf_counter()
-        for _ in range(count):
-            conn.execute(ROUND_TRIP_SQL, (1,)).fetchone()
-        wall = (time.perf_counter() - started) / count * 1000
-        cpu = (time.process_time() - cpu_before) / count * 1000
-        pg_after = postgres_cpu_seconds()
-    postgres = float("nan")
-    if pg_before is not None and pg_after is not None:
-        postgres = (pg_after - pg_before) / count * 1000
-    return {"wall": wall, "cpu": cpu, "postgres": postgres}
+
+        def run(times: int) -> None:
+            for _ in range(times):
+                conn.execute(ROUND_TRIP_SQL, (1,)).fetchone()
+
+        run(100)
+        return per_item_ms(lambda: run(count), count)
 
 
 def main() -> None:
